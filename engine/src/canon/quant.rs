@@ -1,0 +1,67 @@
+//! Quantization of activations to 8-bit blocks (spec §1.1), so that dot products with quantized
+//! weights are exact integer sums within a block.
+
+/// Elements per quantization block, for weights and activations alike.
+pub const QK: usize = 32;
+
+/// A batch of activation rows, each quantized in blocks of [`QK`] (spec §1.1).
+#[derive(Debug, Default, Clone)]
+pub struct QActs {
+    /// Number of rows (tokens).
+    pub rows: usize,
+    /// Elements per row; a multiple of [`QK`].
+    pub cols: usize,
+    /// Quantized values, `rows * cols`.
+    pub q: Vec<i8>,
+    /// Block scales `d`, `rows * cols / QK`.
+    pub d: Vec<f32>,
+    /// Integer block sums `sum(q)`.
+    pub qsum: Vec<i32>,
+    /// `d * (sum(q) as f32)`, the term Q4_1's offset multiplies.
+    pub s: Vec<f32>,
+}
+
+impl QActs {
+    /// Blocks per row.
+    pub fn blocks(&self) -> usize {
+        self.cols / QK
+    }
+
+    /// Re-shape for `rows` rows of `cols` elements, reusing the allocations.
+    pub fn resize(&mut self, rows: usize, cols: usize) {
+        assert_eq!(cols % QK, 0, "activation width {cols} is not a multiple of {QK}");
+        self.rows = rows;
+        self.cols = cols;
+        let nb = rows * cols / QK;
+        self.q.resize(rows * cols, 0);
+        self.d.resize(nb, 0.0);
+        self.qsum.resize(nb, 0);
+        self.s.resize(nb, 0.0);
+    }
+}
+
+/// The scalar reference of block quantization (spec §1.1): writes `q` (32 values) and returns
+/// `(d, sum q, d * sum q)`.
+pub fn quantize_block_ref(x: &[f32], q: &mut [i8]) -> (f32, i32, f32) {
+    debug_assert_eq!(x.len(), QK);
+    let mut amax = 0f32;
+    for &v in x {
+        let a = v.abs();
+        if a > amax {
+            amax = a;
+        }
+    }
+    if amax == 0.0 {
+        q.fill(0);
+        return (0.0, 0, 0.0);
+    }
+    let d = amax / 127.0;
+    let inv = 127.0 / amax;
+    let mut sum = 0i32;
+    for (qi, &v) in q.iter_mut().zip(x) {
+        let r = (v * inv).round_ties_even().max(-127.0).min(127.0);
+        *qi = r as i8;
+        sum += r as i32;
+    }
+    (d, sum, d * sum as f32)
+}

@@ -1,0 +1,31 @@
+//! The engine's error type.
+
+use thiserror::Error;
+
+/// Everything that can go wrong in the engine. Input from outside (files, prompts, parameters)
+/// always yields one of these, never a panic.
+#[derive(Debug, Error)]
+pub enum EngineError {
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("malformed GGUF: {0}")]
+    Malformed(String),
+    #[error("unsupported model: {0}")]
+    Unsupported(String),
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+    #[error("chat template: {0}")]
+    Template(String),
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    #[error("numerical failure: {0}")]
+    Numerical(String),
+    #[error("thread pool: {0}")]
+    ThreadPool(#[from] rayon::ThreadPoolBuildError),
+}
+
+pub type Result<T, E = EngineError> = std::result::Result<T, E>;

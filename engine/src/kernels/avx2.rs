@@ -1,0 +1,351 @@
+//! x86-64 AVX2 fast paths. Each function computes exactly what its twin in `scalar.rs` computes:
+//! SIMD lanes run *independent* outputs (eight rows of a row group, eight elements of a vector,
+//! the eight accumulators of the spec's dot product), never a reordered reduction. FMA is not
+//! enabled, so every multiply and add is rounded on its own as in the scalar code.
+//!
+//! All functions are `unsafe` because they require AVX2 and F16C; `Isa::detect` checks both at
+//! run time before any of them is reachable.
+
+use std::arch::x86_64::*;
+
+use crate::canon::math::{EXP_F32_COEFFS, EXP_MAX, EXP_MIN};
+use crate::canon::quant::{QActs, QK};
+use crate::qmatrix::{QMatrix, WeightKind, GROUP};
+
+/// Tokens processed together per pass over a row group's weights.
+const TILE: usize = 4;
+
+/// Sums each of eight i32x8 vectors, returning the eight sums in lane order. Integer adds are
+/// exact, so the order inside is free.
+#[inline(always)]
+unsafe fn hsum8_epi32(p: &[__m256i; 8]) -> __m256i {
+    let a01 = _mm256_hadd_epi32(p[0], p[1]);
+    let a23 = _mm256_hadd_epi32(p[2], p[3]);
+    let a45 = _mm256_hadd_epi32(p[4], p[5]);
+    let a67 = _mm256_hadd_epi32(p[6], p[7]);
+    let b0 = _mm256_hadd_epi32(a01, a23);
+    let b1 = _mm256_hadd_epi32(a45, a67);
+    let lo = _mm256_permute2x128_si256(b0, b1, 0x20);
+    let hi = _mm256_permute2x128_si256(b0, b1, 0x31);
+    _mm256_add_epi32(lo, hi)
+}
+
+/// The spec's tree over eight lanes: `((a0+a1)+(a2+a3))+((a4+a5)+(a6+a7))`.
+#[inline(always)]
+unsafe fn tree8_ps(v: __m256) -> f32 {
+    let mut a = [0f32; 8];
+    _mm256_storeu_ps(a.as_mut_ptr(), v);
+    crate::canon::math::tree8(a)
+}
+
+/// Computes the outputs of row group `g` for activation rows `t0..t1` into `out[t * stride + r]`.
+///
+/// # Safety
+/// Requires AVX2 and F16C; `out` must be valid for every written index.
+#[target_feature(enable = "avx2,f16c")]
+pub unsafe fn matmul_group(
+    w: &QMatrix,
+    g: usize,
+    xq: &QActs,
+    xf: &[f32],
+    t0: usize,
+    t1: usize,
+    out: *mut f32,
+    stride: usize,
+) {
+    let rows_here = (w.rows - g * GROUP).min(GROUP);
+    if w.kind == WeightKind::F32 {
+        for t in t0..t1 {
+            for lane in 0..rows_here {
+                let r = g * GROUP + lane;
+                let v = dot8_f32(&w.f32s[r * w.cols..][..w.cols], &xf[t * w.cols..][..w.cols]);
+                *out.add(t * stride + r) = v;
+            }
+        }
+        return;
+    }
+    let mut t = t0;
+    while t < t1 {
+        let n = (t1 - t).min(TILE);
+        let mut acc = [_mm256_setzero_ps(); TILE];
+        match w.kind {
+            WeightKind::Q4_1 => q4_tile::<true>(w, g, xq, t, n, &mut acc),
+            WeightKind::Q4_0 => q4_tile::<false>(w, g, xq, t, n, &mut acc),
+            _ => q8_tile(w, g, xq, t, n, &mut acc),
+        }
+        for (j, a) in acc.iter().enumerate().take(n) {
+            let mut v = [0f32; GROUP];
+            _mm256_storeu_ps(v.as_mut_ptr(), *a);
+            for (lane, &x) in v.iter().enumerate().take(rows_here) {
+                *out.add((t + j) * stride + g * GROUP + lane) = x;
+            }
+        }
+        t += n;
+    }
+}
+
+/// Q4_0 (`OFFSET = false`) or Q4_1 (`OFFSET = true`) row group against `n` activation rows.
+#[inline(always)]
+unsafe fn q4_tile<const OFFSET: bool>(
+    w: &QMatrix,
+    g: usize,
+    xq: &QActs,
+    t: usize,
+    n: usize,
+    acc: &mut [__m256; TILE],
+) {
+    let nb = w.blocks();
+    let gbb = w.gbb();
+    let qoff = if OFFSET { 32 } else { 16 };
+    let m4 = _mm_set1_epi8(0x0f);
+    let ones = _mm256_set1_epi16(1);
+    let base = w.bytes.as_ptr().add(g * nb * gbb);
+    for b in 0..nb {
+        let p = base.add(b * gbb);
+        let dw = _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i));
+        let mw = if OFFSET {
+            _mm256_cvtph_ps(_mm_loadu_si128(p.add(16) as *const __m128i))
+        } else {
+            _mm256_setzero_ps()
+        };
+        let mut wv = [_mm256_setzero_si256(); GROUP];
+        for (lane, v) in wv.iter_mut().enumerate() {
+            let qs = _mm_loadu_si128(p.add(qoff + lane * 16) as *const __m128i);
+            let lo = _mm_and_si128(qs, m4);
+            let hi = _mm_and_si128(_mm_srli_epi16(qs, 4), m4);
+            *v = _mm256_set_m128i(hi, lo);
+        }
+        for (j, a) in acc.iter_mut().enumerate().take(n) {
+            let xb = (t + j) * nb + b;
+            let xv = _mm256_loadu_si256(xq.q.as_ptr().add(xb * QK) as *const __m256i);
+            let mut prod = [_mm256_setzero_si256(); GROUP];
+            for lane in 0..GROUP {
+                prod[lane] = _mm256_madd_epi16(_mm256_maddubs_epi16(wv[lane], xv), ones);
+            }
+            let mut isum = hsum8_epi32(&prod);
+            let dx = _mm256_set1_ps(*xq.d.get_unchecked(xb));
+            if OFFSET {
+                let tt = _mm256_mul_ps(_mm256_mul_ps(dw, dx), _mm256_cvtepi32_ps(isum));
+                let u = _mm256_mul_ps(mw, _mm256_set1_ps(*xq.s.get_unchecked(xb)));
+                *a = _mm256_add_ps(*a, _mm256_add_ps(tt, u));
+            } else {
+                isum = _mm256_sub_epi32(isum, _mm256_set1_epi32(8 * *xq.qsum.get_unchecked(xb)));
+                let tt = _mm256_mul_ps(_mm256_mul_ps(dw, dx), _mm256_cvtepi32_ps(isum));
+                *a = _mm256_add_ps(*a, tt);
+            }
+        }
+    }
+}
+
+/// Q8_0 row group against `n` activation rows (signed x signed via the sign trick).
+#[inline(always)]
+unsafe fn q8_tile(w: &QMatrix, g: usize, xq: &QActs, t: usize, n: usize, acc: &mut [__m256; TILE]) {
+    let nb = w.blocks();
+    let gbb = w.gbb();
+    let ones = _mm256_set1_epi16(1);
+    let base = w.bytes.as_ptr().add(g * nb * gbb);
+    for b in 0..nb {
+        let p = base.add(b * gbb);
+        let dw = _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i));
+        let mut wv = [_mm256_setzero_si256(); GROUP];
+        let mut wabs = [_mm256_setzero_si256(); GROUP];
+        for lane in 0..GROUP {
+            wv[lane] = _mm256_loadu_si256(p.add(16 + lane * 32) as *const __m256i);
+            wabs[lane] = _mm256_sign_epi8(wv[lane], wv[lane]);
+        }
+        for (j, a) in acc.iter_mut().enumerate().take(n) {
+            let xb = (t + j) * nb + b;
+            let xv = _mm256_loadu_si256(xq.q.as_ptr().add(xb * QK) as *const __m256i);
+            let mut prod = [_mm256_setzero_si256(); GROUP];
+            for lane in 0..GROUP {
+                let xs = _mm256_sign_epi8(xv, wv[lane]);
+                prod[lane] = _mm256_madd_epi16(_mm256_maddubs_epi16(wabs[lane], xs), ones);
+            }
+            let isum = hsum8_epi32(&prod);
+            let dx = _mm256_set1_ps(*xq.d.get_unchecked(xb));
+            let tt = _mm256_mul_ps(_mm256_mul_ps(dw, dx), _mm256_cvtepi32_ps(isum));
+            *a = _mm256_add_ps(*a, tt);
+        }
+    }
+}
+
+/// The spec's f32 dot product: lane `l` of the accumulator is the spec's accumulator `l`.
+#[target_feature(enable = "avx2")]
+pub unsafe fn dot8_f32(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = _mm256_setzero_ps();
+    for i in (0..a.len()).step_by(8) {
+        let va = _mm256_loadu_ps(a.as_ptr().add(i));
+        let vb = _mm256_loadu_ps(b.as_ptr().add(i));
+        acc = _mm256_add_ps(acc, _mm256_mul_ps(va, vb));
+    }
+    tree8_ps(acc)
+}
+
+/// Block quantization of every row of `x` (spec §1.1), as `scalar::quantize_rows`.
+///
+/// # Safety
+/// Requires AVX2.
+#[target_feature(enable = "avx2")]
+pub unsafe fn quantize_rows(x: &[f32], cols: usize, out: &mut QActs) {
+    let rows = x.len() / cols;
+    out.resize(rows, cols);
+    let sign = _mm256_set1_ps(-0.0);
+    let (lo, hi) = (_mm256_set1_ps(-127.0), _mm256_set1_ps(127.0));
+    for (i, xb) in x.chunks_exact(QK).enumerate() {
+        let p = xb.as_ptr();
+        let v = [
+            _mm256_loadu_ps(p),
+            _mm256_loadu_ps(p.add(8)),
+            _mm256_loadu_ps(p.add(16)),
+            _mm256_loadu_ps(p.add(24)),
+        ];
+        // max(|v|, acc) with |v| first: a NaN element yields acc, as the scalar `if a > amax`.
+        let mut m = _mm256_setzero_ps();
+        for vv in v {
+            m = _mm256_max_ps(_mm256_andnot_ps(sign, vv), m);
+        }
+        let mut lanes = [0f32; 8];
+        _mm256_storeu_ps(lanes.as_mut_ptr(), m);
+        let amax = lanes.iter().fold(0f32, |a, &b| if b > a { b } else { a });
+        let q = &mut out.q[i * QK..][..QK];
+        if amax == 0.0 {
+            q.fill(0);
+            out.d[i] = 0.0;
+            out.qsum[i] = 0;
+            out.s[i] = 0.0;
+            continue;
+        }
+        let d = amax / 127.0;
+        let inv = _mm256_set1_ps(127.0 / amax);
+        let mut ints = [_mm256_setzero_si256(); 4];
+        for k in 0..4 {
+            let r = _mm256_round_ps(
+                _mm256_mul_ps(v[k], inv),
+                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC,
+            );
+            // max(r, -127) then min(., 127): NaN becomes -127, as `f32::max` does in the reference.
+            let r = _mm256_min_ps(_mm256_max_ps(r, lo), hi);
+            ints[k] = _mm256_cvtps_epi32(r);
+        }
+        let s01 = _mm256_packs_epi32(ints[0], ints[1]);
+        let s23 = _mm256_packs_epi32(ints[2], ints[3]);
+        let bytes = _mm256_packs_epi16(s01, s23);
+        // packs interleaves 128-bit lanes: restore element order.
+        let bytes = _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        _mm256_storeu_si256(q.as_mut_ptr() as *mut __m256i, bytes);
+        let sum_v = _mm256_add_epi32(_mm256_add_epi32(ints[0], ints[1]), _mm256_add_epi32(ints[2], ints[3]));
+        let mut s = [0i32; 8];
+        _mm256_storeu_si256(s.as_mut_ptr() as *mut __m256i, sum_v);
+        let qsum: i32 = s.iter().sum();
+        out.d[i] = d;
+        out.qsum[i] = qsum;
+        out.s[i] = d * qsum as f32;
+    }
+}
+
+/// Eight lanes of the canonical `exp` (spec §2.1), operation for operation as `math::exp_f32`.
+#[inline(always)]
+unsafe fn exp8(x: __m256) -> __m256 {
+    let x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(EXP_MIN)), _mm256_set1_ps(EXP_MAX));
+    let k = _mm256_round_ps(
+        _mm256_mul_ps(x, _mm256_set1_ps(std::f32::consts::LOG2_E)),
+        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC,
+    );
+    let r = _mm256_sub_ps(x, _mm256_mul_ps(k, _mm256_set1_ps(0.693_145_751_953_125)));
+    let r = _mm256_sub_ps(r, _mm256_mul_ps(k, _mm256_set1_ps(1.428_606_765_330_187e-6)));
+    let mut p = _mm256_set1_ps(EXP_F32_COEFFS[7]);
+    for &c in EXP_F32_COEFFS[..7].iter().rev() {
+        p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(c));
+    }
+    let ki = _mm256_cvtps_epi32(k);
+    let scale = _mm256_slli_epi32(_mm256_add_epi32(ki, _mm256_set1_epi32(127)), 23);
+    _mm256_mul_ps(p, _mm256_castsi256_ps(scale))
+}
+
+/// `h = silu(g) * u`, as `scalar::silu_mul`. Lengths are multiples of 8.
+///
+/// # Safety
+/// Requires AVX2.
+#[target_feature(enable = "avx2")]
+pub unsafe fn silu_mul(g: &[f32], u: &[f32], h: &mut [f32]) {
+    let one = _mm256_set1_ps(1.0);
+    let neg = _mm256_set1_ps(-0.0);
+    for i in (0..g.len()).step_by(8) {
+        let gv = _mm256_loadu_ps(g.as_ptr().add(i));
+        let e = exp8(_mm256_xor_ps(gv, neg));
+        let s = _mm256_div_ps(gv, _mm256_add_ps(one, e));
+        let uv = _mm256_loadu_ps(u.as_ptr().add(i));
+        _mm256_storeu_ps(h.as_mut_ptr().add(i), _mm256_mul_ps(s, uv));
+    }
+}
+
+/// RMSNorm of one row, as `scalar::rmsnorm_row`.
+///
+/// # Safety
+/// Requires AVX2.
+#[target_feature(enable = "avx2")]
+pub unsafe fn rmsnorm_row(x: &[f32], w: &[f32], eps: f32, y: &mut [f32]) {
+    let ss = dot8_f32(x, x);
+    let r = _mm256_set1_ps(1.0 / (ss / x.len() as f32 + eps).sqrt());
+    for i in (0..x.len()).step_by(8) {
+        let xv = _mm256_loadu_ps(x.as_ptr().add(i));
+        let wv = _mm256_loadu_ps(w.as_ptr().add(i));
+        _mm256_storeu_ps(y.as_mut_ptr().add(i), _mm256_mul_ps(_mm256_mul_ps(xv, r), wv));
+    }
+}
+
+/// One attention head for one query, as `scalar::attend`. `q.len()` is a multiple of 8.
+///
+/// # Safety
+/// Requires AVX2.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx2")]
+pub unsafe fn attend(
+    q: &[f32],
+    keys: &[f32],
+    values: &[f32],
+    n: usize,
+    stride: usize,
+    off: usize,
+    scale: f32,
+    scores: &mut [f32],
+    out: &mut [f32],
+) {
+    let hd = q.len();
+    let mut m = f32::NEG_INFINITY;
+    for j in 0..n {
+        let s = dot8_f32(q, &keys[j * stride + off..][..hd]) * scale;
+        scores[j] = s;
+        if s > m {
+            m = s;
+        }
+    }
+    let mv = _mm256_set1_ps(m);
+    let mut j = 0;
+    while j + 8 <= n {
+        let s = _mm256_loadu_ps(scores.as_ptr().add(j));
+        _mm256_storeu_ps(scores.as_mut_ptr().add(j), exp8(_mm256_sub_ps(s, mv)));
+        j += 8;
+    }
+    for s in scores[j..n].iter_mut() {
+        *s = crate::canon::math::exp_f32(*s - m);
+    }
+    let mut sum = 0f32;
+    for &e in &scores[..n] {
+        sum += e;
+    }
+    // Accumulate over keys in order; lanes are independent output elements.
+    let chunks = hd / 8;
+    let mut acc = [_mm256_setzero_ps(); 32];
+    for (j, &e) in scores[..n].iter().enumerate() {
+        let ev = _mm256_set1_ps(e);
+        let v = values.as_ptr().add(j * stride + off);
+        for (c, a) in acc.iter_mut().enumerate().take(chunks) {
+            *a = _mm256_add_ps(*a, _mm256_mul_ps(ev, _mm256_loadu_ps(v.add(c * 8))));
+        }
+    }
+    let sv = _mm256_set1_ps(sum);
+    for (c, a) in acc.iter().enumerate().take(chunks) {
+        _mm256_storeu_ps(out.as_mut_ptr().add(c * 8), _mm256_div_ps(*a, sv));
+    }
+}

@@ -1,0 +1,14 @@
+//! sworn's deterministic inference engine.
+//!
+//! Same weights, prompt, parameters and seed give the same output bits on any machine: scalar or
+//! SIMD, any thread count, any batch, any chunking of the prompt. `docs/canonical-arithmetic.md`
+//! is the contract; [`canon`] and [`kernels::scalar`] are its reference implementation.
+
+pub mod canon;
+pub mod error;
+pub mod gguf;
+pub mod kernels;
+pub mod model;
+pub mod qmatrix;
+
+pub use error::{EngineError, Result};

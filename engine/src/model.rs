@@ -1,0 +1,429 @@
+//! The Llama forward pass (spec §3), over a batch of sequences at arbitrary positions.
+//!
+//! Every token's computation depends only on its own sequence's earlier tokens, never on what
+//! else is in the batch or how a prompt was chunked: matrix products run each (token, row) in the
+//! spec's fixed order, and attention reads one query against its own sequence's cache. That is
+//! what makes a batched server, a chunked prefill and a teacher-forced replay give the same bits.
+
+use std::path::Path;
+
+use crate::canon::quant::{QActs, QK};
+use crate::canon::rope::RopeTable;
+use crate::error::{EngineError, Result};
+use crate::gguf::GgufFile;
+use crate::kernels::Runner;
+use crate::qmatrix::{GgufKind, QMatrix};
+
+/// Hyperparameters of a Llama-architecture model, from the GGUF metadata.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub n_layer: usize,
+    pub d_model: usize,
+    pub n_head: usize,
+    pub n_kv_head: usize,
+    pub head_dim: usize,
+    pub d_ff: usize,
+    pub vocab: usize,
+    /// Training context length from the file.
+    pub context_length: usize,
+    pub rope_base: f32,
+    pub rms_eps: f32,
+}
+
+/// Longest context the engine will build tables for, whatever a file claims.
+pub const MAX_CONTEXT: usize = 1 << 16;
+
+impl Config {
+    fn from_gguf<R: std::io::Read + std::io::Seek>(f: &GgufFile<R>) -> Result<Config> {
+        let arch = f.meta_str("general.architecture")?.unwrap_or("");
+        if arch != "llama" {
+            return Err(EngineError::Unsupported(format!(
+                "architecture {arch:?} (only \"llama\" is supported)"
+            )));
+        }
+        let need = |k: &str| -> Result<usize> {
+            f.meta_usize(&format!("llama.{k}"))?
+                .ok_or_else(|| EngineError::Malformed(format!("missing llama.{k}")))
+        };
+        let d_model = need("embedding_length")?;
+        let n_head = need("attention.head_count")?;
+        let n_kv_head = f.meta_usize("llama.attention.head_count_kv")?.unwrap_or(n_head);
+        if n_head == 0 || n_kv_head == 0 || d_model % n_head != 0 || n_head % n_kv_head != 0 {
+            return Err(EngineError::Malformed(format!(
+                "inconsistent heads: d_model {d_model}, heads {n_head}, kv heads {n_kv_head}"
+            )));
+        }
+        let head_dim = d_model / n_head;
+        if let Some(rd) = f.meta_usize("llama.rope.dimension_count")? {
+            if rd != head_dim {
+                return Err(EngineError::Unsupported(format!(
+                    "partial rotary embeddings (rope dims {rd}, head dim {head_dim})"
+                )));
+            }
+        }
+        let vocab = match f.meta_usize("llama.vocab_size")? {
+            Some(v) => v,
+            None => f.describe("token_embd.weight")?.map(|d| d.dims[0]).unwrap_or(0),
+        };
+        let cfg = Config {
+            n_layer: need("block_count")?,
+            d_model,
+            n_head,
+            n_kv_head,
+            head_dim,
+            d_ff: need("feed_forward_length")?,
+            vocab,
+            context_length: need("context_length")?,
+            rope_base: f.meta_f32("llama.rope.freq_base")?.unwrap_or(10000.0),
+            rms_eps: f.meta_f32("llama.attention.layer_norm_rms_epsilon")?.unwrap_or(1e-5),
+        };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> Result<()> {
+        let bad = |w: String| Err(EngineError::Unsupported(w));
+        if self.d_model % QK != 0 || self.d_ff % QK != 0 || (self.n_head * self.head_dim) % QK != 0 {
+            return bad(format!("dimensions must be multiples of {QK}: {self:?}"));
+        }
+        if self.head_dim % 8 != 0 || self.head_dim > 256 || self.head_dim == 0 {
+            return bad(format!("head dimension {} (need a multiple of 8, at most 256)", self.head_dim));
+        }
+        if self.n_layer == 0 || self.n_layer > 1024 || self.vocab == 0 || self.context_length == 0 {
+            return bad(format!("implausible hyperparameters {self:?}"));
+        }
+        if !(self.rope_base.is_finite() && self.rope_base > 1.0) {
+            return bad(format!("rope base {}", self.rope_base));
+        }
+        if !(self.rms_eps.is_finite() && self.rms_eps >= 0.0) {
+            return bad(format!("rms epsilon {}", self.rms_eps));
+        }
+        Ok(())
+    }
+
+    pub fn kv_dim(&self) -> usize {
+        self.n_kv_head * self.head_dim
+    }
+    pub fn q_dim(&self) -> usize {
+        self.n_head * self.head_dim
+    }
+}
+
+/// One transformer block's weights.
+pub struct Layer {
+    pub attn_norm: Vec<f32>,
+    pub wq: QMatrix,
+    pub wk: QMatrix,
+    pub wv: QMatrix,
+    pub wo: QMatrix,
+    pub ffn_norm: Vec<f32>,
+    pub w_gate: QMatrix,
+    pub w_up: QMatrix,
+    pub w_down: QMatrix,
+}
+
+/// A loaded model: configuration, weights in the engine's layout, and the RoPE table.
+pub struct Model {
+    pub cfg: Config,
+    pub tok_embd: QMatrix,
+    pub layers: Vec<Layer>,
+    pub out_norm: Vec<f32>,
+    /// The output projection, or `None` when tied to `tok_embd`.
+    pub output: Option<QMatrix>,
+    pub rope: RopeTable,
+    /// Positions the RoPE table covers: the longest sequence this model instance accepts.
+    pub max_context: usize,
+}
+
+/// A sequence's state: the tokens it has seen and their keys and values, layer by layer.
+#[derive(Debug, Clone, Default)]
+pub struct Sequence {
+    pub tokens: Vec<u32>,
+    /// Per layer, `len * kv_dim` keys (after RoPE).
+    k: Vec<Vec<f32>>,
+    /// Per layer, `len * kv_dim` values.
+    v: Vec<Vec<f32>>,
+}
+
+impl Sequence {
+    pub fn new(n_layer: usize) -> Sequence {
+        Sequence { tokens: Vec::new(), k: vec![Vec::new(); n_layer], v: vec![Vec::new(); n_layer] }
+    }
+    pub fn len(&self) -> usize {
+        self.tokens.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.tokens.is_empty()
+    }
+    /// Forgets everything after the first `n` tokens.
+    pub fn truncate(&mut self, n: usize, kv_dim: usize) {
+        self.tokens.truncate(n);
+        for l in self.k.iter_mut().chain(self.v.iter_mut()) {
+            l.truncate(n * kv_dim);
+        }
+    }
+}
+
+/// New tokens for one sequence in a batched forward pass.
+pub struct Feed<'a> {
+    pub seq: &'a mut Sequence,
+    pub tokens: &'a [u32],
+}
+
+/// Raw pointer for tasks that write disjoint slices of one buffer.
+#[derive(Clone, Copy)]
+struct SharedMut(*mut f32);
+// SAFETY: every task writes its own disjoint range; the buffer outlives the parallel region.
+unsafe impl Send for SharedMut {}
+unsafe impl Sync for SharedMut {}
+
+impl SharedMut {
+    /// The pointer (a method, so that closures capture the whole `Send` wrapper).
+    fn at(self, i: usize) -> *mut f32 {
+        self.0.wrapping_add(i)
+    }
+}
+
+impl Model {
+    /// Loads a Llama-architecture GGUF file. `max_context` caps the positions served (and the
+    /// RoPE table's size); `None` takes the file's context length, up to [`MAX_CONTEXT`].
+    pub fn load(path: &Path, max_context: Option<usize>) -> Result<Model> {
+        let mut f = GgufFile::open(path)?;
+        Model::from_gguf(&mut f, max_context)
+    }
+
+    /// Loads from an already-opened GGUF.
+    pub fn from_gguf<R: std::io::Read + std::io::Seek>(
+        f: &mut GgufFile<R>,
+        max_context: Option<usize>,
+    ) -> Result<Model> {
+        let cfg = Config::from_gguf(f)?;
+        let (d, q, kv, ff) = (cfg.d_model, cfg.q_dim(), cfg.kv_dim(), cfg.d_ff);
+        let tok_embd = matrix(f, "token_embd.weight", cfg.vocab, d)?;
+        let mut layers = Vec::with_capacity(cfg.n_layer);
+        for i in 0..cfg.n_layer {
+            let n = |s: &str| format!("blk.{i}.{s}.weight");
+            layers.push(Layer {
+                attn_norm: vector(f, &n("attn_norm"), d)?,
+                wq: matrix(f, &n("attn_q"), q, d)?,
+                wk: matrix(f, &n("attn_k"), kv, d)?,
+                wv: matrix(f, &n("attn_v"), kv, d)?,
+                wo: matrix(f, &n("attn_output"), d, q)?,
+                ffn_norm: vector(f, &n("ffn_norm"), d)?,
+                w_gate: matrix(f, &n("ffn_gate"), ff, d)?,
+                w_up: matrix(f, &n("ffn_up"), ff, d)?,
+                w_down: matrix(f, &n("ffn_down"), d, ff)?,
+            });
+        }
+        let out_norm = vector(f, "output_norm.weight", d)?;
+        let output = match f.describe("output.weight")? {
+            Some(_) => Some(matrix(f, "output.weight", cfg.vocab, d)?),
+            None => None,
+        };
+        let max_context = max_context.unwrap_or(cfg.context_length).min(MAX_CONTEXT).max(1);
+        let rope = RopeTable::new(cfg.head_dim, cfg.rope_base, max_context);
+        Ok(Model { cfg, tok_embd, layers, out_norm, output, rope, max_context })
+    }
+
+    /// Bytes of weights held in memory.
+    pub fn weight_bytes(&self) -> usize {
+        let l: usize = self
+            .layers
+            .iter()
+            .map(|l| {
+                [&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down]
+                    .iter()
+                    .map(|m| m.size_bytes())
+                    .sum::<usize>()
+                    + 4 * (l.attn_norm.len() + l.ffn_norm.len())
+            })
+            .sum();
+        l + self.tok_embd.size_bytes() + self.output.as_ref().map_or(0, |m| m.size_bytes())
+    }
+
+    pub fn new_sequence(&self) -> Sequence {
+        Sequence::new(self.cfg.n_layer)
+    }
+
+    /// The output projection (the tied embedding when the file has no `output.weight`).
+    pub fn lm_head(&self) -> &QMatrix {
+        self.output.as_ref().unwrap_or(&self.tok_embd)
+    }
+
+    /// Runs the new tokens of every feed through the model, appending them to their sequences.
+    /// Returns the final-normed hidden state of every new token, feeds in order, `d_model` each.
+    pub fn forward(&self, rt: &Runner, feeds: &mut [Feed<'_>]) -> Result<Vec<f32>> {
+        let cfg = &self.cfg;
+        let (d, hd, kvd, qd) = (cfg.d_model, cfg.head_dim, cfg.kv_dim(), cfg.q_dim());
+        // Where each new token sits: (feed index, position).
+        let mut at: Vec<(usize, usize)> = Vec::new();
+        for (i, f) in feeds.iter().enumerate() {
+            let start = f.seq.len();
+            if start + f.tokens.len() > self.max_context {
+                return Err(EngineError::InvalidRequest(format!(
+                    "sequence of {} tokens exceeds the context of {}",
+                    start + f.tokens.len(),
+                    self.max_context
+                )));
+            }
+            for (j, &tok) in f.tokens.iter().enumerate() {
+                if tok as usize >= cfg.vocab {
+                    return Err(EngineError::InvalidRequest(format!(
+                        "token id {tok} is outside the vocabulary of {}",
+                        cfg.vocab
+                    )));
+                }
+                at.push((i, start + j));
+            }
+        }
+        let nt = at.len();
+        let mut x = vec![0f32; nt * d];
+        let mut k = 0;
+        for f in feeds.iter() {
+            for &tok in f.tokens {
+                self.tok_embd.row_f32(tok as usize, &mut x[k * d..][..d]);
+                k += 1;
+            }
+        }
+        let isa = rt.isa;
+        let mut xn = vec![0f32; nt * d];
+        let mut xq = QActs::default();
+        let (mut qb, mut kb, mut vb, mut ob) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut gb, mut ub, mut db) = (Vec::new(), Vec::new(), Vec::new());
+        let mut att = vec![0f32; nt * qd];
+        let mut h = vec![0f32; nt * cfg.d_ff];
+        let scale = 1.0 / (hd as f32).sqrt();
+        let group = cfg.n_head / cfg.n_kv_head;
+        for (li, layer) in self.layers.iter().enumerate() {
+            // Attention block.
+            isa.rmsnorm(&x, &layer.attn_norm, cfg.rms_eps, &mut xn);
+            isa.quantize_rows(&xn, d, &mut xq);
+            rt.matmul_many(
+                &[&layer.wq, &layer.wk, &layer.wv],
+                &xq,
+                &xn,
+                nt,
+                &mut [&mut qb, &mut kb, &mut vb],
+            );
+            for (t, &(_, pos)) in at.iter().enumerate() {
+                for hh in 0..cfg.n_head {
+                    self.rope.apply(&mut qb[t * qd + hh * hd..][..hd], pos);
+                }
+                for hh in 0..cfg.n_kv_head {
+                    self.rope.apply(&mut kb[t * kvd + hh * hd..][..hd], pos);
+                }
+            }
+            for (t, &(fi, _)) in at.iter().enumerate() {
+                let seq = &mut *feeds[fi].seq;
+                seq.k[li].extend_from_slice(&kb[t * kvd..][..kvd]);
+                seq.v[li].extend_from_slice(&vb[t * kvd..][..kvd]);
+            }
+            let out = SharedMut(att.as_mut_ptr());
+            let (feeds_ref, at_ref, qb_ref) = (&*feeds, &at, &qb);
+            rt.for_each(nt * cfg.n_head, |task| {
+                let (t, hh) = (task / cfg.n_head, task % cfg.n_head);
+                let (fi, pos) = at_ref[t];
+                let seq = &feeds_ref[fi].seq;
+                let n = pos + 1;
+                let mut scores = vec![0f32; n];
+                // SAFETY: task (t, hh) alone writes att[t * qd + hh * hd..][..hd].
+                let o = unsafe { std::slice::from_raw_parts_mut(out.at(t * qd + hh * hd), hd) };
+                isa.attend(
+                    &qb_ref[t * qd + hh * hd..][..hd],
+                    &seq.k[li],
+                    &seq.v[li],
+                    n,
+                    kvd,
+                    (hh / group) * hd,
+                    scale,
+                    &mut scores,
+                    o,
+                );
+            });
+            isa.quantize_rows(&att, qd, &mut xq);
+            rt.matmul_many(&[&layer.wo], &xq, &att, nt, &mut [&mut ob]);
+            for (a, b) in x.iter_mut().zip(&ob) {
+                *a += *b;
+            }
+            // Feed-forward block.
+            isa.rmsnorm(&x, &layer.ffn_norm, cfg.rms_eps, &mut xn);
+            isa.quantize_rows(&xn, d, &mut xq);
+            rt.matmul_many(&[&layer.w_gate, &layer.w_up], &xq, &xn, nt, &mut [&mut gb, &mut ub]);
+            isa.silu_mul(&gb, &ub, &mut h);
+            isa.quantize_rows(&h, cfg.d_ff, &mut xq);
+            rt.matmul_many(&[&layer.w_down], &xq, &h, nt, &mut [&mut db]);
+            for (a, b) in x.iter_mut().zip(&db) {
+                *a += *b;
+            }
+        }
+        for f in feeds.iter_mut() {
+            f.seq.tokens.extend_from_slice(f.tokens);
+        }
+        isa.rmsnorm(&x, &self.out_norm, cfg.rms_eps, &mut xn);
+        Ok(xn)
+    }
+
+    /// Logits for `n` final hidden states (`n * d_model` floats), `n * vocab` out. Fails if any
+    /// logit is not finite: such a step has no defined sample.
+    pub fn logits(&self, rt: &Runner, hidden: &[f32]) -> Result<Vec<f32>> {
+        let d = self.cfg.d_model;
+        let n = hidden.len() / d;
+        let mut xq = QActs::default();
+        rt.isa.quantize_rows(hidden, d, &mut xq);
+        let mut out = Vec::new();
+        rt.matmul_many(&[self.lm_head()], &xq, hidden, n, &mut [&mut out]);
+        if let Some(i) = out.iter().position(|v| !v.is_finite()) {
+            return Err(EngineError::Numerical(format!(
+                "logit {} of row {} is {}",
+                i % self.cfg.vocab,
+                i / self.cfg.vocab,
+                out[i]
+            )));
+        }
+        Ok(out)
+    }
+}
+
+/// Loads a weight matrix, checking its type and shape.
+fn matrix<R: std::io::Read + std::io::Seek>(
+    f: &mut GgufFile<R>,
+    name: &str,
+    rows: usize,
+    cols: usize,
+) -> Result<QMatrix> {
+    let desc = f
+        .describe(name)?
+        .ok_or_else(|| EngineError::Malformed(format!("missing tensor {name}")))?;
+    if desc.dims != [rows, cols] {
+        return Err(EngineError::Malformed(format!(
+            "tensor {name} has shape {:?}, expected [{rows}, {cols}]",
+            desc.dims
+        )));
+    }
+    let raw = f.read_bytes(&desc)?;
+    QMatrix::from_gguf(desc.kind, rows, cols, &raw)
+        .map_err(|e| EngineError::Malformed(format!("tensor {name}: {e}")))
+}
+
+/// Loads a norm weight vector (F32 or F16).
+fn vector<R: std::io::Read + std::io::Seek>(f: &mut GgufFile<R>, name: &str, n: usize) -> Result<Vec<f32>> {
+    let desc = f
+        .describe(name)?
+        .ok_or_else(|| EngineError::Malformed(format!("missing tensor {name}")))?;
+    if desc.dims != [n] {
+        return Err(EngineError::Malformed(format!(
+            "tensor {name} has shape {:?}, expected [{n}]",
+            desc.dims
+        )));
+    }
+    if !matches!(desc.kind, GgufKind::F32 | GgufKind::F16) {
+        return Err(EngineError::Unsupported(format!("norm {name} of type {:?}", desc.kind)));
+    }
+    let raw = f.read_bytes(&desc)?;
+    let m = QMatrix::from_gguf(desc.kind, 1, n, &raw)?;
+    let v = m.f32s;
+    if v.iter().any(|x| !x.is_finite()) {
+        return Err(EngineError::Malformed(format!("tensor {name} has non-finite values")));
+    }
+    Ok(v)
+}

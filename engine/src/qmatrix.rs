@@ -1,0 +1,272 @@
+//! Weight matrices in the engine's own memory layout.
+//!
+//! GGUF stores a quantized matrix row by row. The fast kernels want the same block of eight
+//! consecutive rows side by side (one SIMD lane per row, so that each lane's reduction runs in the
+//! spec's order), so matrices are re-laid out once at load time into *row groups*: for group `g`
+//! and block `b`, the eight rows' scales, then offsets, then quants. The numbers are untouched:
+//! the layout is invisible to the arithmetic, and [`QMatrix::block`] reads any block back in the
+//! GGUF's terms for the scalar reference.
+
+use crate::canon::quant::QK;
+use crate::error::{EngineError, Result};
+use half::f16;
+
+/// Rows per row group.
+pub const GROUP: usize = 8;
+
+/// The element types a weight matrix can have (spec §1.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WeightKind {
+    /// f32 values (GGUF F32, or F16 widened exactly).
+    F32,
+    /// `d * (q - 8)`, q in 0..=15.
+    Q4_0,
+    /// `d * q + m`, q in 0..=15.
+    Q4_1,
+    /// `d * q`, q in -128..=127.
+    Q8_0,
+}
+
+impl WeightKind {
+    /// Bytes per (row group, block) in the grouped layout.
+    const fn group_block_bytes(self) -> usize {
+        match self {
+            WeightKind::F32 => 0,
+            WeightKind::Q4_0 => GROUP * 2 + GROUP * 16,
+            WeightKind::Q4_1 => GROUP * 4 + GROUP * 16,
+            WeightKind::Q8_0 => GROUP * 2 + GROUP * 32,
+        }
+    }
+
+    /// Bytes of one block in the GGUF file.
+    const fn gguf_block_bytes(self) -> usize {
+        match self {
+            WeightKind::F32 => 0,
+            WeightKind::Q4_0 => 18,
+            WeightKind::Q4_1 => 20,
+            WeightKind::Q8_0 => 34,
+        }
+    }
+}
+
+/// One quantized block read back in GGUF terms: `value_i = d * q_i + m` (Q4_1), `d * (q_i - 8)`
+/// (Q4_0, where `m` is 0 and `q` is stored unshifted) or `d * q_i` (Q8_0).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Block {
+    pub d: f32,
+    pub m: f32,
+    pub q: [i32; QK],
+}
+
+/// A `rows x cols` weight matrix; row `r` produces output `r` from an input of `cols` elements.
+#[derive(Debug, Clone)]
+pub struct QMatrix {
+    pub kind: WeightKind,
+    pub rows: usize,
+    pub cols: usize,
+    /// Grouped blocks for quantized kinds (rows padded with zero blocks to a multiple of 8).
+    pub(crate) bytes: Vec<u8>,
+    /// Row-major values for [`WeightKind::F32`].
+    pub(crate) f32s: Vec<f32>,
+}
+
+impl QMatrix {
+    /// Blocks per row.
+    pub fn blocks(&self) -> usize {
+        self.cols / QK
+    }
+
+    /// Row groups (rows rounded up to a multiple of [`GROUP`], divided by it).
+    pub fn groups(&self) -> usize {
+        self.rows.div_ceil(GROUP)
+    }
+
+    /// Bytes per (group, block).
+    pub(crate) fn gbb(&self) -> usize {
+        self.kind.group_block_bytes()
+    }
+
+    /// Memory held by the matrix.
+    pub fn size_bytes(&self) -> usize {
+        self.bytes.len() + self.f32s.len() * 4
+    }
+
+    /// Builds a matrix from a GGUF tensor's raw bytes (`rows` rows of `cols` elements, GGUF
+    /// layout). `kind_name` is only for error messages.
+    pub fn from_gguf(kind: GgufKind, rows: usize, cols: usize, raw: &[u8]) -> Result<Self> {
+        let bad = |why: String| EngineError::Malformed(why);
+        let n = rows
+            .checked_mul(cols)
+            .ok_or_else(|| bad(format!("matrix {rows}x{cols} overflows")))?;
+        match kind {
+            GgufKind::F32 | GgufKind::F16 => {
+                let width = if kind == GgufKind::F32 { 4 } else { 2 };
+                if raw.len() != n * width {
+                    return Err(bad(format!("{kind:?} matrix needs {} bytes, got {}", n * width, raw.len())));
+                }
+                if cols % 8 != 0 {
+                    return Err(bad(format!("matrix width {cols} is not a multiple of 8")));
+                }
+                let f32s = match kind {
+                    GgufKind::F32 => raw
+                        .chunks_exact(4)
+                        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                        .collect(),
+                    _ => raw
+                        .chunks_exact(2)
+                        .map(|c| f16::from_bits(u16::from_le_bytes([c[0], c[1]])).to_f32())
+                        .collect(),
+                };
+                Ok(QMatrix { kind: WeightKind::F32, rows, cols, bytes: Vec::new(), f32s })
+            }
+            GgufKind::Q4_0 | GgufKind::Q4_1 | GgufKind::Q8_0 => {
+                let wk = match kind {
+                    GgufKind::Q4_0 => WeightKind::Q4_0,
+                    GgufKind::Q4_1 => WeightKind::Q4_1,
+                    _ => WeightKind::Q8_0,
+                };
+                if cols % QK != 0 {
+                    return Err(bad(format!("matrix width {cols} is not a multiple of {QK}")));
+                }
+                let nb = cols / QK;
+                let need = rows * nb * wk.gguf_block_bytes();
+                if raw.len() != need {
+                    return Err(bad(format!("{kind:?} matrix needs {need} bytes, got {}", raw.len())));
+                }
+                let groups = rows.div_ceil(GROUP);
+                let gbb = wk.group_block_bytes();
+                let mut bytes = vec![0u8; groups * nb * gbb];
+                let src_bb = wk.gguf_block_bytes();
+                for r in 0..rows {
+                    let (g, lane) = (r / GROUP, r % GROUP);
+                    for b in 0..nb {
+                        let src = &raw[(r * nb + b) * src_bb..][..src_bb];
+                        let dst = &mut bytes[(g * nb + b) * gbb..][..gbb];
+                        dst[lane * 2..lane * 2 + 2].copy_from_slice(&src[0..2]);
+                        match wk {
+                            WeightKind::Q4_0 => {
+                                dst[16 + lane * 16..][..16].copy_from_slice(&src[2..18])
+                            }
+                            WeightKind::Q4_1 => {
+                                dst[16 + lane * 2..][..2].copy_from_slice(&src[2..4]);
+                                dst[32 + lane * 16..][..16].copy_from_slice(&src[4..20]);
+                            }
+                            _ => dst[16 + lane * 32..][..32].copy_from_slice(&src[2..34]),
+                        }
+                    }
+                }
+                let m = QMatrix { kind: wk, rows, cols, bytes, f32s: Vec::new() };
+                m.check_finite_scales()?;
+                Ok(m)
+            }
+        }
+    }
+
+    /// Rejects NaN or infinite block scales: they would poison every output, and a loader is the
+    /// place to say so.
+    fn check_finite_scales(&self) -> Result<()> {
+        let (nb, gbb) = (self.blocks(), self.gbb());
+        let nscales = match self.kind {
+            WeightKind::Q4_1 => 2 * GROUP,
+            _ => GROUP,
+        };
+        for gb in 0..self.groups() * nb {
+            let base = &self.bytes[gb * gbb..];
+            for i in 0..nscales {
+                let h = f16::from_bits(u16::from_le_bytes([base[2 * i], base[2 * i + 1]]));
+                if !h.is_finite() {
+                    return Err(EngineError::Malformed(format!(
+                        "non-finite block scale in row group {} block {}",
+                        gb / nb,
+                        gb % nb
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Block `b` of row `r`, in GGUF terms (the scalar reference's view of the weights).
+    pub fn block(&self, r: usize, b: usize) -> Block {
+        let (nb, gbb) = (self.blocks(), self.gbb());
+        let (g, lane) = (r / GROUP, r % GROUP);
+        let base = &self.bytes[(g * nb + b) * gbb..][..gbb];
+        let h = |o: usize| f16::from_bits(u16::from_le_bytes([base[o], base[o + 1]])).to_f32();
+        let mut q = [0i32; QK];
+        let nibbles = |qs: &[u8], q: &mut [i32; QK]| {
+            for j in 0..16 {
+                q[j] = (qs[j] & 0x0f) as i32;
+                q[j + 16] = (qs[j] >> 4) as i32;
+            }
+        };
+        match self.kind {
+            WeightKind::Q4_0 => {
+                nibbles(&base[16 + lane * 16..][..16], &mut q);
+                Block { d: h(lane * 2), m: 0.0, q }
+            }
+            WeightKind::Q4_1 => {
+                nibbles(&base[32 + lane * 16..][..16], &mut q);
+                Block { d: h(lane * 2), m: h(16 + lane * 2), q }
+            }
+            WeightKind::Q8_0 => {
+                for (j, v) in base[16 + lane * 32..][..32].iter().enumerate() {
+                    q[j] = *v as i8 as i32;
+                }
+                Block { d: h(lane * 2), m: 0.0, q }
+            }
+            WeightKind::F32 => panic!("block() on an f32 matrix"),
+        }
+    }
+
+    /// Row `r` as f32 values (embedding lookup, spec §3.1): `d * q` (rounded once) for Q8_0,
+    /// `d * (q - 8)` for Q4_0, `d * q + m` (product rounded, then sum) for Q4_1.
+    pub fn row_f32(&self, r: usize, out: &mut [f32]) {
+        assert_eq!(out.len(), self.cols);
+        if self.kind == WeightKind::F32 {
+            out.copy_from_slice(&self.f32s[r * self.cols..][..self.cols]);
+            return;
+        }
+        for b in 0..self.blocks() {
+            let blk = self.block(r, b);
+            for j in 0..QK {
+                out[b * QK + j] = match self.kind {
+                    WeightKind::Q4_0 => blk.d * (blk.q[j] - 8) as f32,
+                    WeightKind::Q4_1 => blk.d * blk.q[j] as f32 + blk.m,
+                    _ => blk.d * blk.q[j] as f32,
+                };
+            }
+        }
+    }
+}
+
+/// The GGUF tensor types the engine loads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GgufKind {
+    F32,
+    F16,
+    Q4_0,
+    Q4_1,
+    Q8_0,
+}
+
+impl GgufKind {
+    /// Bytes a tensor of `elems` elements occupies in the file, or `None` if `elems` does not fill
+    /// whole blocks or overflows.
+    pub fn byte_len(self, elems: usize) -> Option<usize> {
+        match self {
+            GgufKind::F32 => elems.checked_mul(4),
+            GgufKind::F16 => elems.checked_mul(2),
+            q => {
+                if elems % QK != 0 {
+                    return None;
+                }
+                let bb = match q {
+                    GgufKind::Q4_0 => 18,
+                    GgufKind::Q4_1 => 20,
+                    _ => 34,
+                };
+                (elems / QK).checked_mul(bb)
+            }
+        }
+    }
+}
