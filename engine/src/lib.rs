@@ -12,3 +12,12 @@ pub mod model;
 pub mod qmatrix;
 
 pub use error::{EngineError, Result};
+pub mod chat;
+pub mod generate;
+pub mod sampling;
+pub mod tokenizer;
+
+pub use chat::{ChatTemplate, Message};
+pub use generate::{hash_logits, Completion, Engine, EngineOptions, FinishReason, Prompt, Request};
+pub use kernels::Isa;
+pub use sampling::SamplingParams;

@@ -40,8 +40,22 @@ impl QActs {
     }
 }
 
+/// Rounds to the nearest f16 (ties to even) and back: activation block scales are kept at f16
+/// precision, as ggml's Q8_0/Q8_1 keep them, so that sworn tracks llama.cpp's numerics closely.
+#[inline]
+pub fn round_f16(x: f32) -> f32 {
+    half::f16::from_f32(x).to_f32()
+}
+
+/// The block scale and its inverse for a block whose largest magnitude is `amax > 0`.
+#[inline]
+pub fn block_scale(amax: f32) -> (f32, f32) {
+    let d = amax / 127.0;
+    (d, 1.0 / d)
+}
+
 /// The scalar reference of block quantization (spec §1.1): writes `q` (32 values) and returns
-/// `(d, sum q, d * sum q)`.
+/// `(d, sum q, s)` with `d` and `s = d * sum q` both rounded to f16 precision.
 pub fn quantize_block_ref(x: &[f32], q: &mut [i8]) -> (f32, i32, f32) {
     debug_assert_eq!(x.len(), QK);
     let mut amax = 0f32;
@@ -55,13 +69,12 @@ pub fn quantize_block_ref(x: &[f32], q: &mut [i8]) -> (f32, i32, f32) {
         q.fill(0);
         return (0.0, 0, 0.0);
     }
-    let d = amax / 127.0;
-    let inv = 127.0 / amax;
+    let (d, id) = block_scale(amax);
     let mut sum = 0i32;
     for (qi, &v) in q.iter_mut().zip(x) {
-        let r = (v * inv).round_ties_even().max(-127.0).min(127.0);
+        let r = (v * id).round_ties_even().max(-127.0).min(127.0);
         *qi = r as i8;
         sum += r as i32;
     }
-    (d, sum, d * sum as f32)
+    (round_f16(d), sum, round_f16(sum as f32 * d))
 }

@@ -215,8 +215,8 @@ pub unsafe fn quantize_rows(x: &[f32], cols: usize, out: &mut QActs) {
             out.s[i] = 0.0;
             continue;
         }
-        let d = amax / 127.0;
-        let inv = _mm256_set1_ps(127.0 / amax);
+        let (d, id) = crate::canon::quant::block_scale(amax);
+        let inv = _mm256_set1_ps(id);
         let mut ints = [_mm256_setzero_si256(); 4];
         for k in 0..4 {
             let r = _mm256_round_ps(
@@ -237,9 +237,9 @@ pub unsafe fn quantize_rows(x: &[f32], cols: usize, out: &mut QActs) {
         let mut s = [0i32; 8];
         _mm256_storeu_si256(s.as_mut_ptr() as *mut __m256i, sum_v);
         let qsum: i32 = s.iter().sum();
-        out.d[i] = d;
+        out.d[i] = crate::canon::quant::round_f16(d);
         out.qsum[i] = qsum;
-        out.s[i] = d * qsum as f32;
+        out.s[i] = crate::canon::quant::round_f16(qsum as f32 * d);
     }
 }
 

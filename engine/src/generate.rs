@@ -1,0 +1,289 @@
+//! The engine as users see it: load a model, turn a request into tokens, generate (alone, or
+//! several requests batched together), and re-run a finished completion teacher-forced.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::chat::{ChatTemplate, Message};
+use crate::error::{EngineError, Result};
+use crate::gguf::GgufFile;
+use crate::kernels::{Isa, Runner};
+use crate::model::{Feed, Model, Sequence};
+use crate::sampling::{sample, SamplingParams};
+use crate::tokenizer::Tokenizer;
+
+/// How to run the kernels.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// Worker threads for the kernels (results do not depend on it).
+    pub threads: usize,
+    /// Force an implementation (the scalar reference, say); `None` picks the fastest.
+    pub isa: Option<Isa>,
+    /// Longest sequence accepted; `None` takes the model's context length.
+    pub max_context: Option<usize>,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions { threads: 1, isa: None, max_context: None }
+    }
+}
+
+/// A prompt: raw text, or chat messages rendered with the model's template.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Prompt {
+    Text(String),
+    Chat(Vec<Message>),
+}
+
+/// One generation request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Request {
+    pub prompt: Prompt,
+    pub params: SamplingParams,
+    pub max_tokens: u32,
+    /// Generation stops when the output text contains one of these; the text ends before it.
+    pub stop: Vec<String>,
+}
+
+/// Why a generation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FinishReason {
+    /// An end-of-sequence token or a stop string.
+    Stop,
+    /// `max_tokens` reached.
+    Length,
+}
+
+/// A finished completion.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Completion {
+    /// The exact ids fed to the model.
+    pub prompt_tokens: Vec<u32>,
+    /// Every sampled id, in order (an end-of-sequence token included).
+    pub tokens: Vec<u32>,
+    /// The output text (special tokens left out, cut before a stop string).
+    pub text: String,
+    pub finish_reason: FinishReason,
+    /// BLAKE3 of each step's logits (little-endian f32 bits), one per sampled token.
+    pub logits_hashes: Vec<[u8; 32]>,
+}
+
+/// BLAKE3 of a logits vector's little-endian f32 bits.
+pub fn hash_logits(logits: &[f32]) -> [u8; 32] {
+    let mut h = blake3::Hasher::new();
+    for v in logits {
+        h.update(&v.to_le_bytes());
+    }
+    *h.finalize().as_bytes()
+}
+
+/// A loaded model with its tokenizer, chat template and kernels.
+pub struct Engine {
+    pub model: Model,
+    pub tokenizer: Tokenizer,
+    pub chat_template: Option<ChatTemplate>,
+    pub runner: Runner,
+}
+
+/// The state of one request while it generates.
+struct Active<'r> {
+    req: &'r Request,
+    seq: Sequence,
+    /// Tokens not yet fed to the model.
+    pending: Vec<u32>,
+    out: Completion,
+    done: bool,
+}
+
+impl Engine {
+    /// Loads model, tokenizer and template from one GGUF file.
+    pub fn load(path: &Path, opts: &EngineOptions) -> Result<Engine> {
+        let mut f = GgufFile::open(path)?;
+        let tokenizer = Tokenizer::from_gguf(&f)?;
+        let model = Model::from_gguf(&mut f, opts.max_context)?;
+        if tokenizer.vocab_size() != model.cfg.vocab {
+            return Err(EngineError::Malformed(format!(
+                "tokenizer has {} tokens, model {}",
+                tokenizer.vocab_size(),
+                model.cfg.vocab
+            )));
+        }
+        let chat_template = match f.meta_str("tokenizer.chat_template")? {
+            Some(src) => {
+                let sp = |id: Option<u32>| id.and_then(|i| tokenizer.piece(i)).unwrap_or("").to_string();
+                Some(ChatTemplate::new(src, &sp(tokenizer.bos), &sp(tokenizer.eos))?)
+            }
+            None => None,
+        };
+        let isa = opts.isa.unwrap_or_else(Isa::detect);
+        let runner = Runner::new(isa, opts.threads)?;
+        tracing::info!(
+            path = %path.display(),
+            layers = model.cfg.n_layer,
+            vocab = model.cfg.vocab,
+            isa = isa.name(),
+            threads = runner.threads(),
+            "model loaded"
+        );
+        Ok(Engine { model, tokenizer, chat_template, runner })
+    }
+
+    /// The exact token ids a prompt is fed as.
+    pub fn prompt_tokens(&self, prompt: &Prompt) -> Result<Vec<u32>> {
+        let ids = match prompt {
+            Prompt::Text(t) => self.tokenizer.encode(t, true)?,
+            Prompt::Chat(msgs) => {
+                let tmpl = self.chat_template.as_ref().ok_or_else(|| {
+                    EngineError::InvalidRequest("this model has no chat template".into())
+                })?;
+                self.tokenizer.encode(&tmpl.render(msgs, true)?, true)?
+            }
+        };
+        if ids.is_empty() {
+            return Err(EngineError::InvalidRequest("the prompt is empty".into()));
+        }
+        Ok(ids)
+    }
+
+    /// Generates one completion.
+    pub fn generate(&self, req: &Request) -> Result<Completion> {
+        Ok(self.generate_batch(std::slice::from_ref(req), None)?.remove(0))
+    }
+
+    /// Generates several completions together: each forward pass carries every unfinished
+    /// request's next tokens. With `prefill_chunk`, prompts are fed at most that many tokens per
+    /// pass (interleaved with other requests' decoding). Results equal solo runs bit for bit.
+    pub fn generate_batch(&self, reqs: &[Request], prefill_chunk: Option<usize>) -> Result<Vec<Completion>> {
+        let mut act = Vec::with_capacity(reqs.len());
+        for req in reqs {
+            req.params.validate()?;
+            let prompt_tokens = self.prompt_tokens(&req.prompt)?;
+            let total = prompt_tokens.len() + req.max_tokens as usize;
+            if total > self.model.max_context {
+                return Err(EngineError::InvalidRequest(format!(
+                    "prompt ({} tokens) plus max_tokens ({}) exceeds the context of {}",
+                    prompt_tokens.len(),
+                    req.max_tokens,
+                    self.model.max_context
+                )));
+            }
+            act.push(Active {
+                req,
+                seq: self.model.new_sequence(),
+                pending: prompt_tokens.clone(),
+                out: Completion {
+                    prompt_tokens,
+                    tokens: Vec::new(),
+                    text: String::new(),
+                    finish_reason: FinishReason::Length,
+                    logits_hashes: Vec::new(),
+                },
+                done: req.max_tokens == 0,
+            });
+        }
+        let chunk = prefill_chunk.unwrap_or(usize::MAX).max(1);
+        while act.iter().any(|a| !a.done) {
+            // Feed each unfinished request its next slice of pending tokens.
+            let mut feeds: Vec<Feed<'_>> = Vec::new();
+            let mut who = Vec::new();
+            let mut fed: Vec<Vec<u32>> = Vec::new();
+            for a in act.iter_mut().filter(|a| !a.done) {
+                let n = a.pending.len().min(chunk);
+                fed.push(a.pending.drain(..n).collect());
+                who.push(a.pending.is_empty());
+            }
+            for (a, toks) in act.iter_mut().filter(|a| !a.done).zip(&fed) {
+                feeds.push(Feed { seq: &mut a.seq, tokens: toks });
+            }
+            let hidden = self.model.forward(&self.runner, &mut feeds)?;
+            drop(feeds);
+            // Rows whose request has consumed all its input get logits and a sample.
+            let d = self.model.cfg.d_model;
+            let mut row = 0;
+            let mut rows = Vec::new();
+            for (k, toks) in fed.iter().enumerate() {
+                row += toks.len();
+                if who[k] {
+                    rows.extend_from_slice(&hidden[(row - 1) * d..row * d]);
+                }
+            }
+            let logits = self.model.logits(&self.runner, &rows)?;
+            let vocab = self.model.cfg.vocab;
+            let mut li = 0;
+            for (k, a) in act.iter_mut().filter(|a| !a.done).enumerate() {
+                if !who[k] {
+                    continue;
+                }
+                let l = &logits[li * vocab..(li + 1) * vocab];
+                li += 1;
+                self.step(a, l)?;
+            }
+        }
+        Ok(act.into_iter().map(|a| a.out).collect())
+    }
+
+    /// Samples one token for `a` from logits `l` and applies the stop rules.
+    fn step(&self, a: &mut Active<'_>, l: &[f32]) -> Result<()> {
+        let step = a.out.tokens.len() as u64;
+        let tok = sample(l, &a.req.params, &a.seq.tokens, step)?;
+        a.out.logits_hashes.push(hash_logits(l));
+        a.out.tokens.push(tok);
+        if self.tokenizer.stop_ids.contains(&tok) {
+            a.out.finish_reason = FinishReason::Stop;
+            a.done = true;
+        } else {
+            a.pending.push(tok);
+        }
+        a.out.text = self.tokenizer.decode(&a.out.tokens, true);
+        if let Some(cut) = first_stop(&a.out.text, &a.req.stop) {
+            a.out.text.truncate(cut);
+            a.out.finish_reason = FinishReason::Stop;
+            a.done = true;
+        }
+        if !a.done && a.out.tokens.len() >= a.req.max_tokens as usize {
+            a.out.finish_reason = FinishReason::Length;
+            a.done = true;
+        }
+        Ok(())
+    }
+
+    /// Logits of every output step of a finished completion, from one batched forward pass over
+    /// prompt + output (teacher forcing). Step `i`'s logits are those that sampled `tokens[i]`.
+    /// `f` receives `(step, logits)` for each step in order.
+    pub fn teacher_forced(
+        &self,
+        prompt_tokens: &[u32],
+        tokens: &[u32],
+        mut f: impl FnMut(usize, &[f32]) -> Result<()>,
+    ) -> Result<()> {
+        if prompt_tokens.is_empty() || tokens.is_empty() {
+            return Ok(());
+        }
+        let mut seq = self.model.new_sequence();
+        let mut all = prompt_tokens.to_vec();
+        all.extend_from_slice(&tokens[..tokens.len() - 1]);
+        let hidden = self.model.forward(&self.runner, &mut [Feed { seq: &mut seq, tokens: &all }])?;
+        let d = self.model.cfg.d_model;
+        let vocab = self.model.cfg.vocab;
+        let first = prompt_tokens.len() - 1;
+        // Logits in chunks, so memory stays small for long outputs.
+        const CHUNK: usize = 16;
+        for c0 in (0..tokens.len()).step_by(CHUNK) {
+            let c1 = (c0 + CHUNK).min(tokens.len());
+            let logits = self.model.logits(&self.runner, &hidden[(first + c0) * d..(first + c1) * d])?;
+            for i in c0..c1 {
+                f(i, &logits[(i - c0) * vocab..(i - c0 + 1) * vocab])?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Byte offset of the earliest stop string in `text`.
+fn first_stop(text: &str, stops: &[String]) -> Option<usize> {
+    stops.iter().filter(|s| !s.is_empty()).filter_map(|s| text.find(s.as_str())).min()
+}

@@ -1,0 +1,228 @@
+//! Token sampling (spec §4): every step's choice is a pure function of that step's logits, the
+//! parameters, the tokens so far and `(seed, step)`; nothing carries state between steps.
+
+use serde::{Deserialize, Serialize};
+
+use crate::canon::math::exp_f32;
+use crate::error::{EngineError, Result};
+
+/// Sampling parameters. Defaults are greedy decoding.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SamplingParams {
+    /// 0 picks the most likely token (greedy); otherwise logits are divided by it.
+    pub temperature: f32,
+    /// Keep the k most likely tokens; 0 keeps all.
+    pub top_k: u32,
+    /// Keep the smallest prefix of the sorted distribution whose mass reaches p; 1 keeps all.
+    pub top_p: f32,
+    /// Drop tokens less likely than `min_p` times the most likely; 0 keeps all.
+    pub min_p: f32,
+    /// Penalty on tokens seen in the last `repeat_last_n` tokens; 1 is none.
+    pub repeat_penalty: f32,
+    /// How many trailing tokens (prompt included) the penalty looks at.
+    pub repeat_last_n: u32,
+    /// Key of the sampling PRNG.
+    pub seed: u64,
+}
+
+impl Default for SamplingParams {
+    fn default() -> Self {
+        SamplingParams {
+            temperature: 0.0,
+            top_k: 0,
+            top_p: 1.0,
+            min_p: 0.0,
+            repeat_penalty: 1.0,
+            repeat_last_n: 64,
+            seed: 0,
+        }
+    }
+}
+
+impl SamplingParams {
+    /// Rejects parameters outside their meaningful ranges, with the reason.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |w: String| Err(EngineError::InvalidRequest(w));
+        if !(self.temperature.is_finite() && (0.0..=100.0).contains(&self.temperature)) {
+            return bad(format!("temperature {} is not in [0, 100]", self.temperature));
+        }
+        if !(self.top_p.is_finite() && self.top_p > 0.0 && self.top_p <= 1.0) {
+            return bad(format!("top_p {} is not in (0, 1]", self.top_p));
+        }
+        if !(self.min_p.is_finite() && (0.0..=1.0).contains(&self.min_p)) {
+            return bad(format!("min_p {} is not in [0, 1]", self.min_p));
+        }
+        if !(self.repeat_penalty.is_finite() && self.repeat_penalty > 0.0 && self.repeat_penalty <= 100.0) {
+            return bad(format!("repeat_penalty {} is not in (0, 100]", self.repeat_penalty));
+        }
+        Ok(())
+    }
+
+    pub fn is_greedy(&self) -> bool {
+        self.temperature == 0.0
+    }
+}
+
+/// Philox4x32-10 (Salmon et al., "Parallel random numbers: as easy as 1, 2, 3", 2011): a
+/// counter-based generator, so draw `step` needs nothing but `(seed, step)`.
+pub fn philox4x32_10(counter: [u32; 4], key: [u32; 2]) -> [u32; 4] {
+    const M0: u64 = 0xD251_1F53;
+    const M1: u64 = 0xCD9E_8D57;
+    const W0: u32 = 0x9E37_79B9;
+    const W1: u32 = 0xBB67_AE85;
+    let (mut c, mut k) = (counter, key);
+    for round in 0..10 {
+        if round > 0 {
+            k[0] = k[0].wrapping_add(W0);
+            k[1] = k[1].wrapping_add(W1);
+        }
+        let p0 = M0 * c[0] as u64;
+        let p1 = M1 * c[2] as u64;
+        c = [
+            (p1 >> 32) as u32 ^ c[1] ^ k[0],
+            p1 as u32,
+            (p0 >> 32) as u32 ^ c[3] ^ k[1],
+            p0 as u32,
+        ];
+    }
+    c
+}
+
+/// The uniform draw in [0, 1) for sampling step `step` under `seed`: the top 24 bits of Philox's
+/// first output word, times 2^-24 (exact in f32).
+pub fn uniform(seed: u64, step: u64) -> f32 {
+    let out = philox4x32_10([step as u32, (step >> 32) as u32, 0, 0], [seed as u32, (seed >> 32) as u32]);
+    (out[0] >> 8) as f32 * (1.0 / 16_777_216.0)
+}
+
+/// Picks the next token from `logits` (spec §4). `history` is every token so far (prompt and
+/// output), for the repetition penalty; `step` is the index of the token being generated.
+pub fn sample(logits: &[f32], params: &SamplingParams, history: &[u32], step: u64) -> Result<u32> {
+    if logits.is_empty() {
+        return Err(EngineError::InvalidRequest("empty logits".into()));
+    }
+    let mut l = logits.to_vec();
+    if params.repeat_penalty != 1.0 {
+        let n = (params.repeat_last_n as usize).min(history.len());
+        let mut seen = vec![false; l.len()];
+        for &t in &history[history.len() - n..] {
+            let t = t as usize;
+            if t < l.len() && !seen[t] {
+                seen[t] = true;
+                l[t] = if l[t] > 0.0 { l[t] / params.repeat_penalty } else { l[t] * params.repeat_penalty };
+            }
+        }
+    }
+    if params.is_greedy() {
+        return Ok(argmax(&l));
+    }
+    for v in l.iter_mut() {
+        *v /= params.temperature;
+    }
+    // Candidates in the total order (logit descending, id ascending).
+    let order = |a: &u32, b: &u32| l[*b as usize].total_cmp(&l[*a as usize]).then(a.cmp(b));
+    let mut cand: Vec<u32> = (0..l.len() as u32).collect();
+    let k = params.top_k as usize;
+    if k > 0 && k < cand.len() {
+        cand.select_nth_unstable_by(k - 1, order);
+        cand.truncate(k);
+    }
+    cand.sort_unstable_by(order);
+    let m = l[cand[0] as usize];
+    let mut p: Vec<f32> = cand.iter().map(|&i| exp_f32(l[i as usize] - m)).collect();
+    // top-p over the (unnormalised) mass, in sorted order.
+    if params.top_p < 1.0 {
+        let total: f32 = p.iter().fold(0.0, |a, &b| a + b);
+        let target = params.top_p * total;
+        let mut acc = 0f32;
+        let mut keep = p.len();
+        for (i, &pi) in p.iter().enumerate() {
+            acc += pi;
+            if acc >= target {
+                keep = i + 1;
+                break;
+            }
+        }
+        p.truncate(keep);
+    }
+    // min-p: the top candidate has weight exp(0) = 1.
+    if params.min_p > 0.0 {
+        let keep = p.iter().take_while(|&&pi| pi >= params.min_p).count().max(1);
+        p.truncate(keep);
+    }
+    let total: f32 = p.iter().fold(0.0, |a, &b| a + b);
+    let target = uniform(params.seed, step) * total;
+    let mut acc = 0f32;
+    for (i, &pi) in p.iter().enumerate() {
+        acc += pi;
+        if acc > target {
+            return Ok(cand[i]);
+        }
+    }
+    Ok(cand[p.len() - 1])
+}
+
+/// Index of the largest value, the lowest index among equals.
+pub fn argmax(v: &[f32]) -> u32 {
+    let mut best = 0;
+    for (i, &x) in v.iter().enumerate() {
+        if x > v[best] {
+            best = i;
+        }
+    }
+    best as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn philox_known_answers() {
+        // Known-answer vectors of Random123 (kat_vectors, philox4x32 10 rounds).
+        assert_eq!(philox4x32_10([0; 4], [0; 2]), [0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8]);
+        assert_eq!(
+            philox4x32_10([u32::MAX; 4], [u32::MAX; 2]),
+            [0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd]
+        );
+        assert_eq!(
+            philox4x32_10([0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344], [0xa4093822, 0x299f31d0]),
+            [0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1]
+        );
+    }
+
+    #[test]
+    fn uniform_is_in_range_and_depends_on_both_inputs() {
+        let a = uniform(1, 0);
+        assert!((0.0..1.0).contains(&a));
+        assert_ne!(a, uniform(2, 0));
+        assert_ne!(a, uniform(1, 1));
+        let mean: f32 = (0..10_000).map(|s| uniform(7, s)).sum::<f32>() / 10_000.0;
+        assert!((mean - 0.5).abs() < 0.02, "mean {mean}");
+    }
+
+    #[test]
+    fn greedy_and_filters() {
+        let logits = [1.0, 3.0, 3.0, -2.0, 0.5];
+        let greedy = SamplingParams::default();
+        assert_eq!(sample(&logits, &greedy, &[], 0).unwrap(), 1, "ties go to the lowest id");
+        let top1 = SamplingParams { temperature: 1.0, top_k: 1, ..Default::default() };
+        for s in 0..20 {
+            assert_eq!(sample(&logits, &SamplingParams { seed: s, ..top1.clone() }, &[], 3).unwrap(), 1);
+        }
+        let pen = SamplingParams { repeat_penalty: 10.0, ..Default::default() };
+        assert_eq!(sample(&logits, &pen, &[1], 0).unwrap(), 2);
+        let hot = SamplingParams { temperature: 1.0, ..Default::default() };
+        let mut counts = [0usize; 5];
+        for step in 0..4000 {
+            counts[sample(&logits, &hot, &[], step).unwrap() as usize] += 1;
+        }
+        assert!(counts[1] > 1300 && counts[2] > 1300 && counts[3] < 50, "{counts:?}");
+        let minp = SamplingParams { temperature: 1.0, min_p: 0.5, ..Default::default() };
+        for step in 0..200 {
+            assert!(matches!(sample(&logits, &minp, &[], step).unwrap(), 1 | 2));
+        }
+        assert!(SamplingParams { top_p: 0.0, ..Default::default() }.validate().is_err());
+        assert!(SamplingParams { temperature: f32::NAN, ..Default::default() }.validate().is_err());
+    }
+}

@@ -1,0 +1,428 @@
+//! Byte-level BPE tokenizer (GGUF `tokenizer.ggml.model = "gpt2"`), built from the GGUF metadata.
+//!
+//! Encoding: special tokens (GGUF types CONTROL and USER_DEFINED) are matched whole, longest
+//! first; the text between them is split by the pre-tokenizer named in `tokenizer.ggml.pre`, each
+//! piece is mapped to GPT-2's byte alphabet, and merged by merge rank (lowest first, leftmost on a
+//! tie). Decoding maps the byte alphabet back to bytes.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::io::{Read, Seek};
+
+use fancy_regex::Regex;
+
+use crate::error::{EngineError, Result};
+use crate::gguf::GgufFile;
+
+/// GGUF token types.
+const TYPE_CONTROL: i64 = 3;
+const TYPE_USER_DEFINED: i64 = 4;
+
+/// GPT-2's split: contractions, letters, numbers, other symbols, whitespace.
+const GPT2_SPLIT: &str =
+    r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+";
+/// Llama 3's split.
+const LLAMA3_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+
+/// How text is cut into pieces before BPE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PreTokenizer {
+    /// GPT-2's regex.
+    Gpt2,
+    /// Every digit on its own, then GPT-2's regex (SmolLM, StarCoder).
+    DigitsThenGpt2,
+    /// Llama 3's regex.
+    Llama3,
+}
+
+/// A byte-level BPE tokenizer.
+pub struct Tokenizer {
+    /// Token strings as the file spells them.
+    pieces: Vec<String>,
+    /// Bytes each token decodes to.
+    bytes: Vec<Vec<u8>>,
+    /// Token string to id (look-ups only).
+    ids: HashMap<String, u32>,
+    /// `(left, right)` to `(rank, merged)`.
+    merges: HashMap<(u32, u32), (u32, u32)>,
+    /// Id of each single byte's token.
+    byte_ids: [Option<u32>; 256],
+    /// Tokens matched whole in the text, longest first.
+    specials: Vec<(String, u32)>,
+    is_special: Vec<bool>,
+    pre: PreTokenizer,
+    regex: Regex,
+    pub bos: Option<u32>,
+    pub eos: Option<u32>,
+    pub add_bos: bool,
+    /// Ids that end a generation (EOS and end-of-turn tokens).
+    pub stop_ids: Vec<u32>,
+}
+
+/// GPT-2's map from bytes to printable characters.
+pub fn byte_to_char() -> [char; 256] {
+    let mut map = ['\0'; 256];
+    let mut n = 0u32;
+    for b in 0..256u32 {
+        let printable = (33..=126).contains(&b) || (161..=172).contains(&b) || (174..=255).contains(&b);
+        map[b as usize] = if printable {
+            char::from_u32(b).unwrap_or('\0')
+        } else {
+            n += 1;
+            char::from_u32(255 + n).unwrap_or('\0')
+        };
+    }
+    map
+}
+
+impl Tokenizer {
+    /// Builds the tokenizer a GGUF file describes.
+    pub fn from_gguf<R: Read + Seek>(f: &GgufFile<R>) -> Result<Tokenizer> {
+        let err = |w: String| EngineError::Tokenizer(w);
+        let model = f.meta_str("tokenizer.ggml.model")?.unwrap_or("");
+        if model != "gpt2" {
+            return Err(EngineError::Unsupported(format!("tokenizer model {model:?} (only gpt2 BPE)")));
+        }
+        let pre = match f.meta_str("tokenizer.ggml.pre")?.unwrap_or("default") {
+            "smollm" | "starcoder" | "refact" | "codeshell" => PreTokenizer::DigitsThenGpt2,
+            "default" | "gpt2" | "gpt-2" => PreTokenizer::Gpt2,
+            "llama3" | "llama-v3" | "llama-bpe" => PreTokenizer::Llama3,
+            other => return Err(EngineError::Unsupported(format!("pre-tokenizer {other:?}"))),
+        };
+        let tokens = f.meta_strings("tokenizer.ggml.tokens")?.ok_or_else(|| err("no tokens".into()))?;
+        let n = tokens.len();
+        if n == 0 || n > u32::MAX as usize / 2 {
+            return Err(err(format!("vocabulary of {n} tokens")));
+        }
+        let types = f.meta_ints("tokenizer.ggml.token_type")?.unwrap_or_else(|| vec![1; n]);
+        if types.len() != n {
+            return Err(err(format!("{} token types for {n} tokens", types.len())));
+        }
+        let merges_raw = f.meta_strings("tokenizer.ggml.merges")?.unwrap_or_default();
+        Tokenizer::build(
+            &tokens,
+            &types,
+            &merges_raw,
+            pre,
+            f.meta_usize("tokenizer.ggml.bos_token_id")?,
+            f.meta_usize("tokenizer.ggml.eos_token_id")?,
+            f.meta_usize("tokenizer.ggml.eot_token_id")?,
+            f.meta_bool("tokenizer.ggml.add_bos_token")?.unwrap_or(false),
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn build(
+        tokens: &[&str],
+        types: &[i64],
+        merges_raw: &[&str],
+        pre: PreTokenizer,
+        bos: Option<usize>,
+        eos: Option<usize>,
+        eot: Option<usize>,
+        add_bos: bool,
+    ) -> Result<Tokenizer> {
+        let n = tokens.len();
+        let b2c = byte_to_char();
+        let mut c2b: HashMap<char, u8> = HashMap::new();
+        for (b, c) in b2c.iter().enumerate() {
+            c2b.insert(*c, b as u8);
+        }
+        let mut ids = HashMap::with_capacity(n);
+        let mut bytes = Vec::with_capacity(n);
+        let mut is_special = vec![false; n];
+        let mut specials = Vec::new();
+        for (i, (&t, &ty)) in tokens.iter().zip(types).enumerate() {
+            // First spelling wins if a (malformed) vocabulary repeats one.
+            ids.entry(t.to_string()).or_insert(i as u32);
+            if ty == TYPE_CONTROL || ty == TYPE_USER_DEFINED {
+                is_special[i] = true;
+                if !t.is_empty() {
+                    specials.push((t.to_string(), i as u32));
+                }
+                bytes.push(t.as_bytes().to_vec());
+            } else {
+                let mut out = Vec::with_capacity(t.len());
+                for ch in t.chars() {
+                    match c2b.get(&ch) {
+                        Some(&b) => out.push(b),
+                        None => out.extend_from_slice(ch.to_string().as_bytes()),
+                    }
+                }
+                bytes.push(out);
+            }
+        }
+        specials.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.1.cmp(&b.1)));
+        let mut byte_ids = [None; 256];
+        for (b, c) in b2c.iter().enumerate() {
+            byte_ids[b] = ids.get(&c.to_string()).copied();
+        }
+        let mut merges = HashMap::with_capacity(merges_raw.len());
+        for (rank, m) in merges_raw.iter().enumerate() {
+            let Some((l, r)) = m.split_once(' ') else {
+                return Err(EngineError::Tokenizer(format!("merge {rank} {m:?} is not two tokens")));
+            };
+            let (Some(&li), Some(&ri), Some(&mi)) = (ids.get(l), ids.get(r), ids.get(&format!("{l}{r}")))
+            else {
+                // A merge whose parts or result are not in the vocabulary can never apply.
+                continue;
+            };
+            merges.entry((li, ri)).or_insert((rank as u32, mi));
+        }
+        let check = |id: Option<usize>, what: &str| -> Result<Option<u32>> {
+            match id {
+                Some(i) if i >= n => Err(EngineError::Tokenizer(format!("{what} id {i} out of range"))),
+                other => Ok(other.map(|i| i as u32)),
+            }
+        };
+        let (bos, eos, eot) = (check(bos, "bos")?, check(eos, "eos")?, check(eot, "eot")?);
+        let mut stop_ids: Vec<u32> = [eos, eot].into_iter().flatten().collect();
+        // Chat models end a turn with these whatever the file names as EOS.
+        for name in ["<|im_end|>", "<|eot_id|>", "<|end_of_text|>", "<|endoftext|>"] {
+            if let Some(&id) = ids.get(name) {
+                if is_special[id as usize] && !stop_ids.contains(&id) {
+                    stop_ids.push(id);
+                }
+            }
+        }
+        let pattern = if pre == PreTokenizer::Llama3 { LLAMA3_SPLIT } else { GPT2_SPLIT };
+        let regex = Regex::new(pattern).map_err(|e| EngineError::Tokenizer(e.to_string()))?;
+        Ok(Tokenizer {
+            pieces: tokens.iter().map(|s| s.to_string()).collect(),
+            bytes,
+            ids,
+            merges,
+            byte_ids,
+            specials,
+            is_special,
+            pre,
+            regex,
+            bos,
+            eos,
+            add_bos,
+            stop_ids,
+        })
+    }
+
+    pub fn vocab_size(&self) -> usize {
+        self.pieces.len()
+    }
+
+    /// The token's spelling in the vocabulary.
+    pub fn piece(&self, id: u32) -> Option<&str> {
+        self.pieces.get(id as usize).map(|s| s.as_str())
+    }
+
+    /// Id of a token by its vocabulary spelling.
+    pub fn id_of(&self, piece: &str) -> Option<u32> {
+        self.ids.get(piece).copied()
+    }
+
+    pub fn is_special(&self, id: u32) -> bool {
+        self.is_special.get(id as usize).copied().unwrap_or(false)
+    }
+
+    /// Encodes `text`. With `parse_special`, special-token spellings in the text become those
+    /// tokens (as chat templates need); without, they are encoded as ordinary text. Adds BOS when
+    /// the model asks for it.
+    pub fn encode(&self, text: &str, parse_special: bool) -> Result<Vec<u32>> {
+        let mut out = Vec::new();
+        if self.add_bos {
+            if let Some(b) = self.bos {
+                out.push(b);
+            }
+        }
+        let mut rest = text;
+        while !rest.is_empty() {
+            let hit = if parse_special { self.find_special(rest) } else { None };
+            let (plain, special) = match hit {
+                Some((at, len, id)) => (&rest[..at], Some((len, id))),
+                None => (rest, None),
+            };
+            self.encode_plain(plain, &mut out)?;
+            match special {
+                Some((len, id)) => {
+                    out.push(id);
+                    rest = &rest[plain.len() + len..];
+                }
+                None => rest = "",
+            }
+        }
+        Ok(out)
+    }
+
+    /// The first special token in `s`, as (byte offset, byte length, id); longest at a position.
+    fn find_special(&self, s: &str) -> Option<(usize, usize, u32)> {
+        let mut best: Option<(usize, usize, u32)> = None;
+        for (sp, id) in &self.specials {
+            if let Some(at) = s.find(sp.as_str()) {
+                let better = match best {
+                    None => true,
+                    Some((b, l, _)) => at < b || (at == b && sp.len() > l),
+                };
+                if better {
+                    best = Some((at, sp.len(), *id));
+                }
+            }
+        }
+        best
+    }
+
+    /// Pre-tokenizes and BPE-encodes text that contains no special tokens.
+    fn encode_plain(&self, text: &str, out: &mut Vec<u32>) -> Result<()> {
+        if text.is_empty() {
+            return Ok(());
+        }
+        let mut segments: Vec<&str> = Vec::new();
+        if self.pre == PreTokenizer::DigitsThenGpt2 {
+            let mut start = 0;
+            for (i, ch) in text.char_indices() {
+                if ch.is_numeric() {
+                    if start < i {
+                        segments.push(&text[start..i]);
+                    }
+                    segments.push(&text[i..i + ch.len_utf8()]);
+                    start = i + ch.len_utf8();
+                }
+            }
+            if start < text.len() {
+                segments.push(&text[start..]);
+            }
+        } else {
+            segments.push(text);
+        }
+        for seg in segments {
+            for m in self.regex.find_iter(seg) {
+                let m = m.map_err(|e| EngineError::Tokenizer(format!("pre-tokenizer: {e}")))?;
+                self.bpe(m.as_str().as_bytes(), out)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Merges one piece's bytes by rank (lowest first, leftmost on ties): O(n log n) whatever
+    /// the piece's length.
+    fn bpe(&self, piece: &[u8], out: &mut Vec<u32>) -> Result<()> {
+        let mut ids = Vec::with_capacity(piece.len());
+        for &b in piece {
+            ids.push(self.byte_ids[b as usize].ok_or_else(|| {
+                EngineError::Tokenizer(format!("byte {b:#04x} has no token in the vocabulary"))
+            })?);
+        }
+        if ids.len() == 1 {
+            out.push(ids[0]);
+            return Ok(());
+        }
+        let n = ids.len();
+        let mut prev: Vec<usize> = (0..n).map(|i| i.wrapping_sub(1)).collect();
+        let mut next: Vec<usize> = (1..=n).collect();
+        let mut alive = vec![true; n];
+        let mut heap = BinaryHeap::new();
+        let push = |heap: &mut BinaryHeap<_>, ids: &[u32], l: usize, r: usize| {
+            if let Some(&(rank, _)) = self.merges.get(&(ids[l], ids[r])) {
+                heap.push(Reverse((rank, l, ids[l], ids[r])));
+            }
+        };
+        for i in 0..n - 1 {
+            push(&mut heap, &ids, i, i + 1);
+        }
+        while let Some(Reverse((_, l, lid, rid))) = heap.pop() {
+            let r = next[l];
+            if !alive[l] || r >= n || ids[l] != lid || ids[r] != rid {
+                continue; // stale entry
+            }
+            ids[l] = self.merges[&(lid, rid)].1;
+            alive[r] = false;
+            next[l] = next[r];
+            if next[r] < n {
+                prev[next[r]] = l;
+            }
+            if prev[l] < n {
+                push(&mut heap, &ids, prev[l], l);
+            }
+            if next[l] < n {
+                push(&mut heap, &ids, l, next[l]);
+            }
+        }
+        let mut i = 0;
+        while i < n {
+            out.push(ids[i]);
+            i = next[i];
+        }
+        Ok(())
+    }
+
+    /// The bytes token `id` stands for (special tokens as their spelling).
+    pub fn token_bytes(&self, id: u32) -> &[u8] {
+        self.bytes.get(id as usize).map(|b| b.as_slice()).unwrap_or(&[])
+    }
+
+    /// Decodes ids to bytes, leaving out special tokens when `skip_special`.
+    pub fn decode_bytes(&self, ids: &[u32], skip_special: bool) -> Vec<u8> {
+        let mut out = Vec::new();
+        for &id in ids {
+            if skip_special && self.is_special(id) {
+                continue;
+            }
+            out.extend_from_slice(self.token_bytes(id));
+        }
+        out
+    }
+
+    /// Decodes ids to text (invalid UTF-8 replaced by U+FFFD).
+    pub fn decode(&self, ids: &[u32], skip_special: bool) -> String {
+        String::from_utf8_lossy(&self.decode_bytes(ids, skip_special)).into_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A toy vocabulary: all 256 byte tokens, then merged ones, then two specials.
+    fn toy() -> Tokenizer {
+        let b2c = byte_to_char();
+        let mut toks: Vec<String> = b2c.iter().map(|c| c.to_string()).collect();
+        let extra = ["he", "ll", "hell", "hello", "Ġw", "Ġwo", "Ġwor", "Ġworld", "<|im_start|>", "<|im_end|>"];
+        toks.extend(extra.iter().map(|s| s.to_string()));
+        let mut types = vec![1i64; toks.len()];
+        let l = types.len();
+        types[l - 2] = 3;
+        types[l - 1] = 3;
+        let merges = ["h e", "l l", "he ll", "hell o", "Ġ w", "Ġw o", "Ġwo r", "Ġwor l"];
+        let toks_ref: Vec<&str> = toks.iter().map(|s| s.as_str()).collect();
+        Tokenizer::build(&toks_ref, &types, &merges, PreTokenizer::DigitsThenGpt2, None, Some(l - 1), None, false)
+            .unwrap()
+    }
+
+    #[test]
+    fn merges_by_rank_and_round_trips() {
+        let t = toy();
+        let ids = t.encode("hello world", true).unwrap();
+        let pieces: Vec<&str> = ids.iter().map(|&i| t.piece(i).unwrap()).collect();
+        // "Ġwor l" is listed, but "Ġworl" is not a token, so that merge never applies.
+        assert_eq!(pieces, ["hello", "Ġwor", "l", "d"]);
+        assert_eq!(t.decode(&ids, false), "hello world");
+    }
+
+    #[test]
+    fn specials_and_digits() {
+        let t = toy();
+        let ids = t.encode("<|im_start|>12<|im_end|>", true).unwrap();
+        let n = t.vocab_size() as u32;
+        assert_eq!(ids, vec![n - 2, b'1' as u32, b'2' as u32, n - 1]);
+        let plain = t.encode("<|im_end|>", false).unwrap();
+        assert!(plain.len() > 1, "special spelling must not be special without parse_special");
+        assert_eq!(t.decode(&ids, true), "12");
+        assert_eq!(t.stop_ids, vec![n - 1]);
+    }
+
+    #[test]
+    fn long_pieces_are_fast_and_exact() {
+        let t = toy();
+        let s = "l".repeat(100_001);
+        let ids = t.encode(&s, false).unwrap();
+        assert_eq!(ids.len(), 50_001);
+        assert_eq!(t.decode(&ids, false), s);
+    }
+}
