@@ -15,6 +15,7 @@ pub use error::{EngineError, Result};
 pub mod chat;
 pub mod generate;
 pub mod sampling;
+pub mod synthetic;
 pub mod tokenizer;
 
 pub use chat::{ChatTemplate, Message};

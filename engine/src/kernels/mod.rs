@@ -189,3 +189,124 @@ impl Runner {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Each fast kernel against the scalar reference, bit for bit, on inputs that make a reordered
+    //! reduction visible (many blocks, mixed magnitudes, zero blocks, extremes).
+    use super::*;
+    use crate::canon::quant::QK;
+    use crate::qmatrix::GgufKind;
+    use half::f16;
+
+    struct Rng(u64);
+    impl Rng {
+        fn f(&mut self) -> f32 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            (self.0 >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+        }
+        fn byte(&mut self) -> u8 {
+            self.f();
+            (self.0 >> 20) as u8
+        }
+        /// Values spanning several orders of magnitude, some exactly zero.
+        fn wild(&mut self) -> f32 {
+            let v = self.f();
+            let e = (self.byte() % 12) as i32 - 6;
+            if self.byte() % 17 == 0 {
+                0.0
+            } else {
+                v * 2f32.powi(e)
+            }
+        }
+    }
+
+    fn random_matrix(rng: &mut Rng, kind: GgufKind, rows: usize, cols: usize) -> QMatrix {
+        let nb = cols / QK;
+        let mut raw = Vec::new();
+        let scale = |rng: &mut Rng| f16::from_f32(rng.f() * 0.05).to_le_bytes();
+        match kind {
+            GgufKind::F32 => (0..rows * cols).for_each(|_| raw.extend(rng.wild().to_le_bytes())),
+            GgufKind::F16 => (0..rows * cols).for_each(|_| raw.extend(f16::from_f32(rng.wild()).to_le_bytes())),
+            _ => {
+                for _ in 0..rows * nb {
+                    raw.extend(scale(rng));
+                    match kind {
+                        GgufKind::Q4_1 => {
+                            raw.extend(scale(rng));
+                            (0..16).for_each(|_| raw.push(rng.byte()));
+                        }
+                        GgufKind::Q4_0 => (0..16).for_each(|_| raw.push(rng.byte())),
+                        _ => (0..32).for_each(|_| raw.push(rng.byte())),
+                    }
+                }
+            }
+        }
+        QMatrix::from_gguf(kind, rows, cols, &raw).unwrap()
+    }
+
+    fn bits(v: &[f32]) -> Vec<u32> {
+        v.iter().map(|x| x.to_bits()).collect()
+    }
+
+    /// Bit-equality, reporting the first difference rather than both vectors.
+    #[track_caller]
+    fn same(a: &[f32], b: &[f32], what: &str) {
+        assert_eq!(a.len(), b.len(), "{what}: lengths");
+        if let Some(i) = (0..a.len()).find(|&i| a[i].to_bits() != b[i].to_bits()) {
+            panic!("{what}: element {i} differs: {:e} ({:#x}) vs {:e} ({:#x})", a[i], a[i].to_bits(), b[i], b[i].to_bits());
+        }
+    }
+
+    #[test]
+    fn fast_paths_match_the_scalar_reference_bit_for_bit() {
+        let fast = Isa::detect();
+        if fast == Isa::Scalar {
+            eprintln!("!!! SKIPPED fast-path comparison: this CPU has no AVX2+F16C, only the scalar path exists !!!");
+            return;
+        }
+        let mut rng = Rng(0x5eed);
+        let (rows, cols, tokens) = (45, 32 * 37, 11);
+        let x: Vec<f32> = (0..tokens * cols).map(|_| rng.wild()).collect();
+        let (mut qs, mut qf) = (QActs::default(), QActs::default());
+        Isa::Scalar.quantize_rows(&x, cols, &mut qs);
+        fast.quantize_rows(&x, cols, &mut qf);
+        assert_eq!(qs.q, qf.q);
+        assert_eq!(bits(&qs.d), bits(&qf.d));
+        assert_eq!(bits(&qs.s), bits(&qf.s));
+        assert_eq!(qs.qsum, qf.qsum);
+        for kind in [GgufKind::Q4_0, GgufKind::Q4_1, GgufKind::Q8_0, GgufKind::F16, GgufKind::F32] {
+            let w = random_matrix(&mut rng, kind, rows, cols);
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            Runner::new(Isa::Scalar, 1).unwrap().matmul_many(&[&w], &qs, &x, tokens, &mut [&mut a]);
+            for threads in [1, 2, 3] {
+                Runner::new(fast, threads).unwrap().matmul_many(&[&w], &qs, &x, tokens, &mut [&mut b]);
+                same(&a, &b, &format!("{kind:?} matmul, {threads} threads"));
+            }
+        }
+        let w: Vec<f32> = (0..cols).map(|_| rng.f() + 1.0).collect();
+        let (mut ya, mut yb) = (vec![0f32; x.len()], vec![0f32; x.len()]);
+        Isa::Scalar.rmsnorm(&x, &w, 1e-5, &mut ya);
+        fast.rmsnorm(&x, &w, 1e-5, &mut yb);
+        same(&ya, &yb, "rmsnorm");
+        let g: Vec<f32> = (0..4096).map(|i| if i < 16 { [0.0, -0.0, 100.0, -100.0, 88.5, -88.5, 1e-30, -1e30, 1e30, 3.0, -3.0, 0.5, -0.5, 1e-7, 20.0, -20.0][i] } else { rng.f() * 30.0 }).collect();
+        let u: Vec<f32> = (0..4096).map(|_| rng.wild()).collect();
+        let (mut ha, mut hb) = (vec![0f32; 4096], vec![0f32; 4096]);
+        Isa::Scalar.silu_mul(&g, &u, &mut ha);
+        fast.silu_mul(&g, &u, &mut hb);
+        same(&ha, &hb, "silu_mul");
+        for (hd, n) in [(64, 1), (64, 37), (16, 9), (128, 100), (256, 8)] {
+            let stride = hd * 3;
+            let q: Vec<f32> = (0..hd).map(|_| rng.f() * 3.0).collect();
+            let k: Vec<f32> = (0..n * stride).map(|_| rng.f() * 3.0).collect();
+            let v: Vec<f32> = (0..n * stride).map(|_| rng.wild()).collect();
+            let (mut oa, mut ob) = (vec![0f32; hd], vec![0f32; hd]);
+            let mut sc = vec![0f32; n];
+            Isa::Scalar.attend(&q, &k, &v, n, stride, hd, 0.125, &mut sc, &mut oa);
+            fast.attend(&q, &k, &v, n, stride, hd, 0.125, &mut sc, &mut ob);
+            same(&oa, &ob, &format!("attention hd {hd} n {n}"));
+        }
+    }
+}

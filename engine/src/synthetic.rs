@@ -1,0 +1,134 @@
+//! Tiny synthetic Llama models written as real GGUF files, for tests, fuzz seeds and benchmarks
+//! that must not depend on a downloaded model. Weights come from a fixed PRNG, so every run writes
+//! the same bytes.
+
+use std::path::Path;
+
+use candle_core::quantized::gguf_file::{self, Value};
+use candle_core::quantized::{GgmlDType, QTensor};
+use candle_core::{Device, Tensor};
+
+use crate::error::{EngineError, Result};
+use crate::tokenizer::byte_to_char;
+
+/// Shape and weight types of a synthetic model.
+#[derive(Debug, Clone)]
+pub struct SyntheticSpec {
+    pub n_layer: usize,
+    pub d_model: usize,
+    pub n_head: usize,
+    pub n_kv_head: usize,
+    pub d_ff: usize,
+    pub context_length: usize,
+    /// Types of the projection matrices, used in turn (covers every kernel).
+    pub kinds: Vec<GgmlDType>,
+    /// Type of the (tied) embedding.
+    pub embd_kind: GgmlDType,
+    pub seed: u64,
+}
+
+impl Default for SyntheticSpec {
+    fn default() -> Self {
+        SyntheticSpec {
+            n_layer: 2,
+            d_model: 64,
+            n_head: 4,
+            n_kv_head: 2,
+            d_ff: 160,
+            context_length: 512,
+            kinds: vec![GgmlDType::Q4_1, GgmlDType::Q4_0, GgmlDType::Q8_0, GgmlDType::F16, GgmlDType::F32],
+            embd_kind: GgmlDType::Q8_0,
+            seed: 1,
+        }
+    }
+}
+
+/// Merges of the synthetic vocabulary, each also a token.
+const MERGES: [(&str, &str); 8] =
+    [("t", "h"), ("th", "e"), ("Ġ", "the"), ("i", "n"), ("e", "r"), ("a", "n"), ("Ġ", "a"), ("o", "n")];
+/// Special tokens after the merged ones.
+const SPECIALS: [&str; 3] = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"];
+const TEMPLATE: &str = "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}";
+
+/// Writes a synthetic model to `path`. Vocabulary: the 256 byte tokens, 8 merges, 3 specials.
+pub fn write_model(path: &Path, spec: &SyntheticSpec) -> Result<()> {
+    let err = |e: candle_core::Error| EngineError::Malformed(format!("synthetic model: {e}"));
+    let mut tokens: Vec<String> = byte_to_char().iter().map(|c| c.to_string()).collect();
+    tokens.extend(MERGES.iter().map(|(a, b)| format!("{a}{b}")));
+    tokens.extend(SPECIALS.iter().map(|s| s.to_string()));
+    let vocab = tokens.len();
+    let mut types = vec![1i32; vocab];
+    for t in types.iter_mut().skip(vocab - SPECIALS.len()) {
+        *t = 3;
+    }
+    let eos = (vocab - 1) as u32;
+    let u32v = |v: usize| Value::U32(v as u32);
+    let meta: Vec<(&str, Value)> = vec![
+        ("general.architecture", Value::String("llama".into())),
+        ("general.name", Value::String("sworn-synthetic".into())),
+        ("llama.block_count", u32v(spec.n_layer)),
+        ("llama.context_length", u32v(spec.context_length)),
+        ("llama.embedding_length", u32v(spec.d_model)),
+        ("llama.feed_forward_length", u32v(spec.d_ff)),
+        ("llama.attention.head_count", u32v(spec.n_head)),
+        ("llama.attention.head_count_kv", u32v(spec.n_kv_head)),
+        ("llama.rope.freq_base", Value::F32(10000.0)),
+        ("llama.rope.dimension_count", u32v(spec.d_model / spec.n_head)),
+        ("llama.attention.layer_norm_rms_epsilon", Value::F32(1e-5)),
+        ("tokenizer.ggml.model", Value::String("gpt2".into())),
+        ("tokenizer.ggml.pre", Value::String("smollm".into())),
+        ("tokenizer.ggml.tokens", Value::Array(tokens.iter().map(|t| Value::String(t.clone())).collect())),
+        ("tokenizer.ggml.token_type", Value::Array(types.iter().map(|&t| Value::I32(t)).collect())),
+        (
+            "tokenizer.ggml.merges",
+            Value::Array(MERGES.iter().map(|(a, b)| Value::String(format!("{a} {b}"))).collect()),
+        ),
+        ("tokenizer.ggml.eos_token_id", Value::U32(eos)),
+        ("tokenizer.ggml.bos_token_id", Value::U32(eos - 1)),
+        ("tokenizer.ggml.add_bos_token", Value::Bool(false)),
+        ("tokenizer.chat_template", Value::String(TEMPLATE.into())),
+    ];
+    let mut rng = spec.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        (rng >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+    };
+    let mut tensor = |rows: usize, cols: usize, scale: f32, offset: f32, kind: GgmlDType| -> Result<QTensor> {
+        let v: Vec<f32> = (0..rows * cols).map(|_| offset + scale * next()).collect();
+        let shape: Vec<usize> = if rows == 1 { vec![cols] } else { vec![rows, cols] };
+        let t = Tensor::from_vec(v, shape, &Device::Cpu).map_err(err)?;
+        QTensor::quantize(&t, kind).map_err(err)
+    };
+    let (d, ff) = (spec.d_model, spec.d_ff);
+    let hd = d / spec.n_head;
+    let kv = spec.n_kv_head * hd;
+    let mut named: Vec<(String, QTensor)> = Vec::new();
+    named.push(("token_embd.weight".into(), tensor(vocab, d, 1.0, 0.0, spec.embd_kind)?));
+    let mut k = 0;
+    let mut kind = || {
+        let t = spec.kinds[k % spec.kinds.len()];
+        k += 1;
+        t
+    };
+    let ws = 1.0 / (d as f32).sqrt();
+    for l in 0..spec.n_layer {
+        let n = |s: &str| format!("blk.{l}.{s}.weight");
+        named.push((n("attn_norm"), tensor(1, d, 0.2, 1.0, GgmlDType::F32)?));
+        named.push((n("attn_q"), tensor(d, d, ws, 0.0, kind())?));
+        named.push((n("attn_k"), tensor(kv, d, ws, 0.0, kind())?));
+        named.push((n("attn_v"), tensor(kv, d, ws, 0.0, kind())?));
+        named.push((n("attn_output"), tensor(d, d, ws, 0.0, kind())?));
+        named.push((n("ffn_norm"), tensor(1, d, 0.2, 1.0, GgmlDType::F32)?));
+        named.push((n("ffn_gate"), tensor(ff, d, ws, 0.0, kind())?));
+        named.push((n("ffn_up"), tensor(ff, d, ws, 0.0, kind())?));
+        named.push((n("ffn_down"), tensor(d, ff, 1.0 / (ff as f32).sqrt(), 0.0, kind())?));
+    }
+    named.push(("output_norm.weight".into(), tensor(1, d, 0.2, 1.0, GgmlDType::F32)?));
+    let mut file = std::fs::File::create(path)
+        .map_err(|source| EngineError::Io { path: path.display().to_string(), source })?;
+    let meta_refs: Vec<(&str, &Value)> = meta.iter().map(|(k, v)| (*k, v)).collect();
+    let tensor_refs: Vec<(&str, &QTensor)> = named.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    gguf_file::write(&mut file, &meta_refs, &tensor_refs).map_err(err)
+}

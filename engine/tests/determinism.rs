@@ -1,0 +1,130 @@
+//! Bit-equality of the full logits vector at every step, whatever the execution: thread count,
+//! scalar reference vs fast path, token-by-token vs one prefill vs arbitrary chunkings, alone vs
+//! batched with other requests, run after run. On tiny synthetic GGUF models written here, and on
+//! the real model.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use sworn_engine::model::Feed;
+use sworn_engine::synthetic::{write_model, SyntheticSpec};
+use sworn_engine::{hash_logits, Engine, EngineOptions, Isa, Message, Prompt, Request, SamplingParams};
+
+fn engine(path: &Path, isa: Isa, threads: usize) -> Engine {
+    Engine::load(path, &EngineOptions { threads, isa: Some(isa), max_context: None }).unwrap()
+}
+
+fn synthetic(name: &str, spec: &SyntheticSpec) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("sworn-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join(name);
+    write_model(&p, spec).unwrap();
+    p
+}
+
+/// BLAKE3 of the logits at every position, feeding `tokens` in the given chunk sizes.
+fn logits_by_chunks(e: &Engine, tokens: &[u32], chunks: &[usize]) -> Vec<[u8; 32]> {
+    assert_eq!(chunks.iter().sum::<usize>(), tokens.len());
+    let mut seq = e.model.new_sequence();
+    let mut out = Vec::new();
+    let mut i = 0;
+    for &c in chunks {
+        let hidden = e.model.forward(&e.runner, &mut [Feed { seq: &mut seq, tokens: &tokens[i..i + c] }]).unwrap();
+        let logits = e.model.logits(&e.runner, &hidden).unwrap();
+        out.extend(logits.chunks_exact(e.model.cfg.vocab).map(hash_logits));
+        i += c;
+    }
+    out
+}
+
+fn tokens_for(e: &Engine, n: usize) -> Vec<u32> {
+    let text = "The quick brown fox jumps over the lazy dog; then the dog, in turn, naps under an oak. ";
+    let mut t = e.tokenizer.encode(&text.repeat(1 + n / 10), false).unwrap();
+    t.truncate(n);
+    assert_eq!(t.len(), n);
+    t
+}
+
+fn requests() -> Vec<Request> {
+    let sampled = |seed, t| SamplingParams { temperature: t, top_k: 40, top_p: 0.95, min_p: 0.02, repeat_penalty: 1.1, repeat_last_n: 32, seed };
+    vec![
+        Request { prompt: Prompt::Text("Once upon a time".into()), params: SamplingParams::default(), max_tokens: 12, stop: vec![] },
+        Request { prompt: Prompt::Chat(vec![Message::new("user", "Name three colours.")]), params: sampled(7, 0.8), max_tokens: 16, stop: vec![] },
+        Request { prompt: Prompt::Text("1, 2, 3, 4,".into()), params: sampled(42, 1.3), max_tokens: 9, stop: vec![] },
+        Request { prompt: Prompt::Text("x".repeat(40)), params: sampled(3, 0.5), max_tokens: 5, stop: vec![] },
+    ]
+}
+
+/// Every invariance on one model. `n` tokens for the chunking checks; `scalar_n` for the (slow)
+/// scalar reference.
+fn check_all(path: &Path, n: usize, scalar_n: usize) {
+    let fast = engine(path, Isa::detect(), 1);
+    let toks = tokens_for(&fast, n);
+    let whole = logits_by_chunks(&fast, &toks, &[n]);
+    assert_eq!(whole, logits_by_chunks(&fast, &toks, &[n]), "two runs in a row differ");
+    assert_eq!(whole, logits_by_chunks(&fast, &toks, &vec![1; n]), "token-by-token differs from one prefill");
+    assert_eq!(whole, logits_by_chunks(&fast, &toks, &[n - 1, 1]), "{}+1 chunking differs", n - 1);
+    let mut odd = Vec::new();
+    let (mut left, mut c) = (n, 1);
+    while left > 0 {
+        let k = c.min(left);
+        odd.push(k);
+        left -= k;
+        c = c * 3 % 37 + 1;
+    }
+    assert_eq!(whole, logits_by_chunks(&fast, &toks, &odd), "chunking {odd:?} differs");
+    for threads in [2, 3] {
+        let e = engine(path, Isa::detect(), threads);
+        assert_eq!(whole, logits_by_chunks(&e, &toks, &[n]), "{threads} threads differ");
+        assert_eq!(whole, logits_by_chunks(&e, &toks, &vec![1; n]), "{threads} threads token-by-token differ");
+    }
+    let scalar = engine(path, Isa::Scalar, 1);
+    assert_eq!(
+        whole[..scalar_n],
+        logits_by_chunks(&scalar, &toks[..scalar_n], &[scalar_n])[..],
+        "scalar reference differs from {}",
+        Isa::detect().name()
+    );
+
+    // Generation: alone vs batched (with and without chunked prefill), any threads, twice.
+    let reqs = requests();
+    let solo: Vec<_> = reqs.iter().map(|r| fast.generate(r).unwrap()).collect();
+    assert_eq!(solo, reqs.iter().map(|r| fast.generate(r).unwrap()).collect::<Vec<_>>(), "generation not repeatable");
+    let e2 = engine(path, Isa::detect(), 2);
+    assert_eq!(solo, e2.generate_batch(&reqs, None).unwrap(), "batched generation differs from solo runs");
+    assert_eq!(solo, e2.generate_batch(&reqs, Some(7)).unwrap(), "chunked batched generation differs");
+    let mut rev = reqs.clone();
+    rev.reverse();
+    let mut got = fast.generate_batch(&rev, Some(3)).unwrap();
+    got.reverse();
+    assert_eq!(solo, got, "batch order changes results");
+    // Teacher-forced replay reproduces every step's logits.
+    for (r, c) in reqs.iter().zip(&solo) {
+        let mut hashes = Vec::new();
+        fast.teacher_forced(&c.prompt_tokens, &c.tokens, |_, l| {
+            hashes.push(hash_logits(l));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(hashes, c.logits_hashes, "teacher-forced replay differs for {:?}", r.prompt);
+    }
+}
+
+#[test]
+fn synthetic_models_are_bit_exact_across_execution_modes() {
+    let p = synthetic("default.gguf", &SyntheticSpec::default());
+    check_all(&p, 64, 64);
+    // Other shapes: no GQA, untied-looking sizes, every projection in one type.
+    for (i, kind) in [candle_core::quantized::GgmlDType::Q4_1, candle_core::quantized::GgmlDType::Q8_0].into_iter().enumerate() {
+        let spec = SyntheticSpec { n_head: 2, n_kv_head: 2, d_model: 96, d_ff: 64, kinds: vec![kind], seed: 9 + i as u64, ..Default::default() };
+        let p = synthetic(&format!("alt{i}.gguf"), &spec);
+        check_all(&p, 40, 40);
+    }
+}
+
+#[test]
+fn real_model_is_bit_exact_across_execution_modes() {
+    let Some(path) = common::real_model("real_model_is_bit_exact_across_execution_modes") else { return };
+    check_all(&path, 128, 6);
+}
