@@ -18,6 +18,30 @@ struct Cli {
 enum Command {
     /// Generate a completion.
     Generate(GenerateArgs),
+    /// Measure prefill and decode throughput (tokens/s), as llama-bench does.
+    Bench(BenchArgs),
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// GGUF model file [default: the cached SmolLM2-135M-Instruct]
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Prompt tokens processed in one prefill.
+    #[arg(long, default_value_t = 128)]
+    prompt_tokens: usize,
+    /// Tokens decoded one at a time after the prefill.
+    #[arg(long, default_value_t = 128)]
+    gen_tokens: usize,
+    /// Kernel threads.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Repetitions; the best is reported.
+    #[arg(long, default_value_t = 3)]
+    reps: usize,
+    /// Kernel implementation.
+    #[arg(long, value_enum, default_value_t = Kernels::Auto)]
+    kernels: Kernels,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -168,6 +192,52 @@ fn generate(a: GenerateArgs) -> Result<()> {
     Ok(())
 }
 
+fn bench(a: BenchArgs) -> Result<()> {
+    use sworn_engine::model::Feed;
+    let model = a.model.unwrap_or_else(default_model);
+    let opts = EngineOptions {
+        threads: a.threads,
+        isa: match a.kernels {
+            Kernels::Auto => None,
+            Kernels::Scalar => Some(Isa::Scalar),
+        },
+        max_context: None,
+    };
+    let e = Engine::load(&model, &opts).with_context(|| format!("loading {}", model.display()))?;
+    let vocab = e.model.cfg.vocab as u32;
+    // A fixed pseudo-random prompt: the content does not change the work done.
+    let prompt: Vec<u32> = (0..a.prompt_tokens as u32).map(|i| (i * 7919 + 13) % vocab).collect();
+    let (mut best_pp, mut best_tg) = (0f64, 0f64);
+    for _ in 0..a.reps.max(1) {
+        let mut seq = e.model.new_sequence();
+        let t = Instant::now();
+        let h = e.model.forward(&e.runner, &mut [Feed { seq: &mut seq, tokens: &prompt }])?;
+        let d = e.model.cfg.d_model;
+        let mut logits = e.model.logits(&e.runner, &h[h.len() - d..])?;
+        best_pp = best_pp.max(a.prompt_tokens as f64 / t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        for _ in 0..a.gen_tokens {
+            let tok = sworn_engine::sampling::argmax(&logits);
+            let h = e.model.forward(&e.runner, &mut [Feed { seq: &mut seq, tokens: &[tok] }])?;
+            logits = e.model.logits(&e.runner, &h)?;
+        }
+        best_tg = best_tg.max(a.gen_tokens as f64 / t.elapsed().as_secs_f64());
+    }
+    println!(
+        "{}",
+        serde_json::json!({
+            "engine": "sworn",
+            "kernels": e.runner.isa.name(),
+            "threads": a.threads,
+            "pp_tokens": a.prompt_tokens,
+            "tg_tokens": a.gen_tokens,
+            "pp_tok_s": best_pp,
+            "tg_tok_s": best_tg,
+        })
+    );
+    Ok(())
+}
+
 fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -178,6 +248,7 @@ fn main() {
     let cli = Cli::parse();
     let res = match cli.cmd {
         Command::Generate(a) => generate(a),
+        Command::Bench(a) => bench(a),
     };
     if let Err(e) = res {
         eprintln!("error: {e:#}");

@@ -102,9 +102,15 @@ struct Active<'r> {
 impl Engine {
     /// Loads model, tokenizer and template from one GGUF file.
     pub fn load(path: &Path, opts: &EngineOptions) -> Result<Engine> {
-        let mut f = GgufFile::open(path)?;
+        let engine = Engine::from_gguf(&mut GgufFile::open(path)?, opts)?;
+        tracing::info!(path = %path.display(), "model loaded");
+        Ok(engine)
+    }
+
+    /// Loads model, tokenizer and template from an opened GGUF (any reader: a file, memory).
+    pub fn from_gguf<R: std::io::Read + std::io::Seek>(f: &mut GgufFile<R>, opts: &EngineOptions) -> Result<Engine> {
         let tokenizer = Tokenizer::from_gguf(&f)?;
-        let model = Model::from_gguf(&mut f, opts.max_context)?;
+        let model = Model::from_gguf(f, opts.max_context)?;
         if tokenizer.vocab_size() != model.cfg.vocab {
             return Err(EngineError::Malformed(format!(
                 "tokenizer has {} tokens, model {}",
@@ -121,13 +127,12 @@ impl Engine {
         };
         let isa = opts.isa.unwrap_or_else(Isa::detect);
         let runner = Runner::new(isa, opts.threads)?;
-        tracing::info!(
-            path = %path.display(),
+        tracing::debug!(
             layers = model.cfg.n_layer,
             vocab = model.cfg.vocab,
             isa = isa.name(),
             threads = runner.threads(),
-            "model loaded"
+            "engine ready"
         );
         Ok(Engine { model, tokenizer, chat_template, runner })
     }

@@ -54,7 +54,11 @@ impl<R: Read + Seek> GgufFile<R> {
         let content = match parsed {
             Ok(Ok(c)) => c,
             Ok(Err(e)) => return Err(EngineError::Malformed(e.to_string())),
-            Err(_) => return Err(EngineError::Malformed("header rejected (reader panicked)".into())),
+            Err(_) => {
+                return Err(EngineError::Malformed(
+                    "unparseable header: a field holds an impossible value (such as general.alignment = 0)".into(),
+                ))
+            }
         };
         if let Some(v) = content.metadata.get("general.alignment") {
             match v.to_u32() {

@@ -6,6 +6,7 @@
 
 pub mod canon;
 pub mod error;
+pub mod fuzzing;
 pub mod gguf;
 pub mod kernels;
 pub mod model;
