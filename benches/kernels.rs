@@ -1,1 +1,131 @@
-fn main() {}
+//! Criterion benchmarks of the canonical kernels at SmolLM2-135M's shapes (synthetic weights, no
+//! download needed), and of whole decode/prefill steps on the real model when it is present.
+//! Run: `cargo bench --bench kernels`. For side-by-side figures with llama.cpp and candle, see
+//! `scripts/bench-compare.py`.
+
+use std::hint::black_box;
+use std::path::PathBuf;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use sworn_engine::canon::quant::QActs;
+use sworn_engine::kernels::{Isa, Runner};
+use sworn_engine::model::Feed;
+use sworn_engine::qmatrix::{GgufKind, QMatrix};
+use sworn_engine::{Engine, EngineOptions};
+
+/// A Q4_1 matrix with pseudo-random blocks.
+fn q4_1(rows: usize, cols: usize) -> QMatrix {
+    let mut s = 7u32;
+    let mut raw = Vec::with_capacity(rows * cols / 32 * 20);
+    for _ in 0..rows * cols / 32 {
+        raw.extend(half::f16::from_f32(0.01).to_le_bytes());
+        raw.extend(half::f16::from_f32(-0.07).to_le_bytes());
+        for _ in 0..16 {
+            s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            raw.push((s >> 24) as u8);
+        }
+    }
+    QMatrix::from_gguf(GgufKind::Q4_1, rows, cols, &raw).unwrap()
+}
+
+fn kernels(c: &mut Criterion) {
+    let isa = Isa::detect();
+    let (rows, cols) = (1536, 576);
+    let w = q4_1(rows, cols);
+    for tokens in [1usize, 128] {
+        let x: Vec<f32> = (0..tokens * cols)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0)
+            .collect();
+        let mut xq = QActs::default();
+        isa.quantize_rows(&x, cols, &mut xq);
+        let mut out = Vec::new();
+        for (name, isa) in [("fast", isa), ("scalar", Isa::Scalar)] {
+            if name == "scalar" && tokens > 1 {
+                continue;
+            }
+            let rt = Runner::new(isa, 1).unwrap();
+            let mut g = c.benchmark_group(format!("q4_1_matmul_{rows}x{cols}"));
+            g.throughput(Throughput::Elements((rows * cols * tokens) as u64));
+            g.bench_function(format!("{name}/{tokens}tok"), |b| {
+                b.iter(|| rt.matmul_many(&[&w], black_box(&xq), &x, tokens, &mut [&mut out]))
+            });
+            g.finish();
+        }
+        c.bench_function(&format!("quantize_rows/{tokens}x{cols}"), |b| {
+            b.iter(|| isa.quantize_rows(black_box(&x), cols, &mut xq))
+        });
+    }
+}
+
+fn model_path() -> Option<PathBuf> {
+    let p = std::env::var_os("SWORN_MODEL").map(PathBuf::from)?;
+    p.exists().then_some(p)
+}
+
+fn model_steps(c: &mut Criterion) {
+    let Some(path) = model_path() else {
+        eprintln!("!!! model benchmarks skipped: set SWORN_MODEL to the GGUF (scripts/fetch-model.sh prints it) !!!");
+        return;
+    };
+    for threads in [1, 2] {
+        let e = Engine::load(
+            &path,
+            &EngineOptions {
+                threads,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let prompt: Vec<u32> = (0..128u32).map(|i| (i * 7919 + 13) % 49152).collect();
+        let mut g = c.benchmark_group(format!("smollm2_{threads}t"));
+        g.sample_size(10);
+        g.throughput(Throughput::Elements(128));
+        g.bench_function("prefill_128", |b| {
+            b.iter(|| {
+                let mut seq = e.model.new_sequence();
+                let h = e
+                    .model
+                    .forward(
+                        &e.runner,
+                        &mut [Feed {
+                            seq: &mut seq,
+                            tokens: &prompt,
+                        }],
+                    )
+                    .unwrap();
+                e.model.logits(&e.runner, &h[h.len() - 576..]).unwrap()
+            })
+        });
+        let mut seq = e.model.new_sequence();
+        e.model
+            .forward(
+                &e.runner,
+                &mut [Feed {
+                    seq: &mut seq,
+                    tokens: &prompt,
+                }],
+            )
+            .unwrap();
+        g.throughput(Throughput::Elements(1));
+        g.bench_function("decode_1_at_128", |b| {
+            b.iter(|| {
+                let h = e
+                    .model
+                    .forward(
+                        &e.runner,
+                        &mut [Feed {
+                            seq: &mut seq,
+                            tokens: &[42],
+                        }],
+                    )
+                    .unwrap();
+                seq.truncate(128, e.model.cfg.kv_dim());
+                e.model.logits(&e.runner, &h).unwrap()
+            })
+        });
+        g.finish();
+    }
+}
+
+criterion_group!(benches, kernels, model_steps);
+criterion_main!(benches);

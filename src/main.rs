@@ -8,7 +8,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use sworn_engine::{Engine, EngineOptions, Isa, Message, Prompt, Request, SamplingParams};
 
 #[derive(Parser)]
-#[command(name = "sworn", version, about = "LLM completions under oath: deterministic inference, bit for bit")]
+#[command(
+    name = "sworn",
+    version,
+    about = "LLM completions under oath: deterministic inference, bit for bit"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Command,
@@ -106,12 +110,16 @@ struct GenerateArgs {
 
 /// Where scripts/fetch-model.sh caches the default model.
 fn default_model() -> PathBuf {
-    let cache = std::env::var_os("SWORN_CACHE_DIR").map(PathBuf::from).unwrap_or_else(|| {
-        std::env::var_os("XDG_CACHE_HOME")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache"))
-            .join("sworn")
-    });
+    let cache = std::env::var_os("SWORN_CACHE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            std::env::var_os("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| {
+                    PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache")
+                })
+                .join("sworn")
+        });
     cache.join("models/SmolLM2-135M-Instruct.Q4_1.gguf")
 }
 
@@ -122,9 +130,14 @@ fn hex(b: &[u8]) -> String {
 fn generate(a: GenerateArgs) -> Result<()> {
     let model = a.model.unwrap_or_else(default_model);
     if !model.exists() {
-        bail!("model {} not found (run scripts/fetch-model.sh, or pass --model PATH)", model.display());
+        bail!(
+            "model {} not found (run scripts/fetch-model.sh, or pass --model PATH)",
+            model.display()
+        );
     }
-    let threads = a.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let threads = a
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let opts = EngineOptions {
         threads,
         isa: match a.kernels {
@@ -134,7 +147,8 @@ fn generate(a: GenerateArgs) -> Result<()> {
         max_context: None,
     };
     let t0 = Instant::now();
-    let engine = Engine::load(&model, &opts).with_context(|| format!("loading {}", model.display()))?;
+    let engine =
+        Engine::load(&model, &opts).with_context(|| format!("loading {}", model.display()))?;
     let load_s = t0.elapsed().as_secs_f64();
     let prompt = if a.chat {
         let mut msgs = Vec::new();
@@ -206,19 +220,33 @@ fn bench(a: BenchArgs) -> Result<()> {
     let e = Engine::load(&model, &opts).with_context(|| format!("loading {}", model.display()))?;
     let vocab = e.model.cfg.vocab as u32;
     // A fixed pseudo-random prompt: the content does not change the work done.
-    let prompt: Vec<u32> = (0..a.prompt_tokens as u32).map(|i| (i * 7919 + 13) % vocab).collect();
+    let prompt: Vec<u32> = (0..a.prompt_tokens as u32)
+        .map(|i| (i * 7919 + 13) % vocab)
+        .collect();
     let (mut best_pp, mut best_tg) = (0f64, 0f64);
     for _ in 0..a.reps.max(1) {
         let mut seq = e.model.new_sequence();
         let t = Instant::now();
-        let h = e.model.forward(&e.runner, &mut [Feed { seq: &mut seq, tokens: &prompt }])?;
+        let h = e.model.forward(
+            &e.runner,
+            &mut [Feed {
+                seq: &mut seq,
+                tokens: &prompt,
+            }],
+        )?;
         let d = e.model.cfg.d_model;
         let mut logits = e.model.logits(&e.runner, &h[h.len() - d..])?;
         best_pp = best_pp.max(a.prompt_tokens as f64 / t.elapsed().as_secs_f64());
         let t = Instant::now();
         for _ in 0..a.gen_tokens {
             let tok = sworn_engine::sampling::argmax(&logits);
-            let h = e.model.forward(&e.runner, &mut [Feed { seq: &mut seq, tokens: &[tok] }])?;
+            let h = e.model.forward(
+                &e.runner,
+                &mut [Feed {
+                    seq: &mut seq,
+                    tokens: &[tok],
+                }],
+            )?;
             logits = e.model.logits(&e.runner, &h)?;
         }
         best_tg = best_tg.max(a.gen_tokens as f64 / t.elapsed().as_secs_f64());
@@ -241,7 +269,8 @@ fn bench(a: BenchArgs) -> Result<()> {
 fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SWORN_LOG").unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_env("SWORN_LOG")
+                .unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();

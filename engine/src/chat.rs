@@ -15,7 +15,10 @@ pub struct Message {
 
 impl Message {
     pub fn new(role: &str, content: &str) -> Message {
-        Message { role: role.into(), content: content.into() }
+        Message {
+            role: role.into(),
+            content: content.into(),
+        }
     }
 }
 
@@ -37,12 +40,20 @@ impl ChatTemplate {
         let mut env = Environment::new();
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         env.set_fuel(Some(TEMPLATE_FUEL));
-        env.add_function("raise_exception", |msg: String| -> Result<String, minijinja::Error> {
-            Err(minijinja::Error::new(ErrorKind::InvalidOperation, msg))
-        });
+        env.add_function(
+            "raise_exception",
+            |msg: String| -> Result<String, minijinja::Error> {
+                Err(minijinja::Error::new(ErrorKind::InvalidOperation, msg))
+            },
+        );
         env.add_template_owned("chat", source.to_string())
             .map_err(|e| EngineError::Template(e.to_string()))?;
-        Ok(ChatTemplate { env, source: source.to_string(), bos: bos.into(), eos: eos.into() })
+        Ok(ChatTemplate {
+            env,
+            source: source.to_string(),
+            bos: bos.into(),
+            eos: eos.into(),
+        })
     }
 
     /// The template text.
@@ -52,7 +63,10 @@ impl ChatTemplate {
 
     /// Renders `messages`, ending with the assistant's turn opened when `add_generation_prompt`.
     pub fn render(&self, messages: &[Message], add_generation_prompt: bool) -> Result<String> {
-        let tmpl = self.env.get_template("chat").map_err(|e| EngineError::Template(e.to_string()))?;
+        let tmpl = self
+            .env
+            .get_template("chat")
+            .map_err(|e| EngineError::Template(e.to_string()))?;
         tmpl.render(minijinja::context! {
             messages => minijinja::value::Value::from(minijinja::value::Serde(messages)),
             add_generation_prompt => add_generation_prompt,
@@ -72,15 +86,30 @@ mod tests {
         let src = "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'].strip() }}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}";
         let t = ChatTemplate::new(src, "", "").unwrap();
         let out = t.render(&[Message::new("user", " hi ")], true).unwrap();
-        assert_eq!(out, "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n");
+        assert_eq!(
+            out,
+            "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
+        );
     }
 
     #[test]
     fn hostile_templates_fail_cleanly() {
         assert!(ChatTemplate::new("{% for x in %}", "", "").is_err());
         let t = ChatTemplate::new("{{ raise_exception('no system role') }}", "", "").unwrap();
-        assert!(t.render(&[], false).unwrap_err().to_string().contains("no system role"));
-        let t = ChatTemplate::new("{% for a in range(100000) %}{% for b in range(100000) %}x{% endfor %}{% endfor %}", "", "").unwrap();
-        assert!(t.render(&[], false).is_err(), "fuel must stop a runaway template");
+        assert!(t
+            .render(&[], false)
+            .unwrap_err()
+            .to_string()
+            .contains("no system role"));
+        let t = ChatTemplate::new(
+            "{% for a in range(100000) %}{% for b in range(100000) %}x{% endfor %}{% endfor %}",
+            "",
+            "",
+        )
+        .unwrap();
+        assert!(
+            t.render(&[], false).is_err(),
+            "fuel must stop a runaway template"
+        );
     }
 }

@@ -11,7 +11,11 @@ use crate::kernels::Isa;
 /// context, so that a fuzzer's many loads stay fast), and renders a chat prompt when the file has
 /// a template.
 pub fn load_from_bytes(data: &[u8]) -> Result<()> {
-    let opts = EngineOptions { threads: 1, isa: Some(Isa::Scalar), max_context: Some(64) };
+    let opts = EngineOptions {
+        threads: 1,
+        isa: Some(Isa::Scalar),
+        max_context: Some(64),
+    };
     let mut f = GgufFile::from_reader(Cursor::new(data))?;
     let engine = Engine::from_gguf(&mut f, &opts)?;
     let msgs = [crate::chat::Message::new("user", "hi 123 <|im_end|>")];

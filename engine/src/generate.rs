@@ -26,7 +26,11 @@ pub struct EngineOptions {
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        EngineOptions { threads: 1, isa: None, max_context: None }
+        EngineOptions {
+            threads: 1,
+            isa: None,
+            max_context: None,
+        }
     }
 }
 
@@ -108,8 +112,11 @@ impl Engine {
     }
 
     /// Loads model, tokenizer and template from an opened GGUF (any reader: a file, memory).
-    pub fn from_gguf<R: std::io::Read + std::io::Seek>(f: &mut GgufFile<R>, opts: &EngineOptions) -> Result<Engine> {
-        let tokenizer = Tokenizer::from_gguf(&f)?;
+    pub fn from_gguf<R: std::io::Read + std::io::Seek>(
+        f: &mut GgufFile<R>,
+        opts: &EngineOptions,
+    ) -> Result<Engine> {
+        let tokenizer = Tokenizer::from_gguf(f)?;
         let model = Model::from_gguf(f, opts.max_context)?;
         if tokenizer.vocab_size() != model.cfg.vocab {
             return Err(EngineError::Malformed(format!(
@@ -120,8 +127,16 @@ impl Engine {
         }
         let chat_template = match f.meta_str("tokenizer.chat_template")? {
             Some(src) => {
-                let sp = |id: Option<u32>| id.and_then(|i| tokenizer.piece(i)).unwrap_or("").to_string();
-                Some(ChatTemplate::new(src, &sp(tokenizer.bos), &sp(tokenizer.eos))?)
+                let sp = |id: Option<u32>| {
+                    id.and_then(|i| tokenizer.piece(i))
+                        .unwrap_or("")
+                        .to_string()
+                };
+                Some(ChatTemplate::new(
+                    src,
+                    &sp(tokenizer.bos),
+                    &sp(tokenizer.eos),
+                )?)
             }
             None => None,
         };
@@ -134,7 +149,12 @@ impl Engine {
             threads = runner.threads(),
             "engine ready"
         );
-        Ok(Engine { model, tokenizer, chat_template, runner })
+        Ok(Engine {
+            model,
+            tokenizer,
+            chat_template,
+            runner,
+        })
     }
 
     /// The exact token ids a prompt is fed as.
@@ -156,13 +176,19 @@ impl Engine {
 
     /// Generates one completion.
     pub fn generate(&self, req: &Request) -> Result<Completion> {
-        Ok(self.generate_batch(std::slice::from_ref(req), None)?.remove(0))
+        Ok(self
+            .generate_batch(std::slice::from_ref(req), None)?
+            .remove(0))
     }
 
     /// Generates several completions together: each forward pass carries every unfinished
     /// request's next tokens. With `prefill_chunk`, prompts are fed at most that many tokens per
     /// pass (interleaved with other requests' decoding). Results equal solo runs bit for bit.
-    pub fn generate_batch(&self, reqs: &[Request], prefill_chunk: Option<usize>) -> Result<Vec<Completion>> {
+    pub fn generate_batch(
+        &self,
+        reqs: &[Request],
+        prefill_chunk: Option<usize>,
+    ) -> Result<Vec<Completion>> {
         let mut act = Vec::with_capacity(reqs.len());
         for req in reqs {
             req.params.validate()?;
@@ -202,7 +228,10 @@ impl Engine {
                 who.push(a.pending.is_empty());
             }
             for (a, toks) in act.iter_mut().filter(|a| !a.done).zip(&fed) {
-                feeds.push(Feed { seq: &mut a.seq, tokens: toks });
+                feeds.push(Feed {
+                    seq: &mut a.seq,
+                    tokens: toks,
+                });
             }
             let hidden = self.model.forward(&self.runner, &mut feeds)?;
             drop(feeds);
@@ -271,7 +300,13 @@ impl Engine {
         let mut seq = self.model.new_sequence();
         let mut all = prompt_tokens.to_vec();
         all.extend_from_slice(&tokens[..tokens.len() - 1]);
-        let hidden = self.model.forward(&self.runner, &mut [Feed { seq: &mut seq, tokens: &all }])?;
+        let hidden = self.model.forward(
+            &self.runner,
+            &mut [Feed {
+                seq: &mut seq,
+                tokens: &all,
+            }],
+        )?;
         let d = self.model.cfg.d_model;
         let vocab = self.model.cfg.vocab;
         let first = prompt_tokens.len() - 1;
@@ -279,7 +314,9 @@ impl Engine {
         const CHUNK: usize = 16;
         for c0 in (0..tokens.len()).step_by(CHUNK) {
             let c1 = (c0 + CHUNK).min(tokens.len());
-            let logits = self.model.logits(&self.runner, &hidden[(first + c0) * d..(first + c1) * d])?;
+            let logits = self
+                .model
+                .logits(&self.runner, &hidden[(first + c0) * d..(first + c1) * d])?;
             for i in c0..c1 {
                 f(i, &logits[(i - c0) * vocab..(i - c0 + 1) * vocab])?;
             }
@@ -290,5 +327,9 @@ impl Engine {
 
 /// Byte offset of the earliest stop string in `text`.
 fn first_stop(text: &str, stops: &[String]) -> Option<usize> {
-    stops.iter().filter(|s| !s.is_empty()).filter_map(|s| text.find(s.as_str())).min()
+    stops
+        .iter()
+        .filter(|s| !s.is_empty())
+        .filter_map(|s| text.find(s.as_str()))
+        .min()
 }

@@ -30,7 +30,10 @@ pub struct TensorDesc {
 impl GgufFile<File> {
     /// Opens and parses `path`'s header and metadata.
     pub fn open(path: &Path) -> Result<Self> {
-        let io = |source| EngineError::Io { path: path.display().to_string(), source };
+        let io = |source| EngineError::Io {
+            path: path.display().to_string(),
+            source,
+        };
         let file = File::open(path).map_err(io)?;
         GgufFile::from_reader(file)
     }
@@ -39,18 +42,22 @@ impl GgufFile<File> {
 impl<R: Read + Seek> GgufFile<R> {
     /// Parses the header and metadata from any seekable reader.
     pub fn from_reader(mut reader: R) -> Result<Self> {
-        let io = |source| EngineError::Io { path: "<gguf>".into(), source };
+        let io = |source| EngineError::Io {
+            path: "<gguf>".into(),
+            source,
+        };
         let file_size = reader.seek(SeekFrom::End(0)).map_err(io)?;
         reader.seek(SeekFrom::Start(0)).map_err(io)?;
         if file_size < 4 {
-            return Err(EngineError::Malformed("file too short for a GGUF header".into()));
+            return Err(EngineError::Malformed(
+                "file too short for a GGUF header".into(),
+            ));
         }
         // candle's reader is bounds-checked, but a hostile header can still reach arithmetic it
         // does not guard (e.g. `general.alignment = 0`). A panic there is turned into an error:
         // malformed input must never take the process down.
-        let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            Content::read(&mut reader)
-        }));
+        let parsed =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Content::read(&mut reader)));
         let content = match parsed {
             Ok(Ok(c)) => c,
             Ok(Err(e)) => return Err(EngineError::Malformed(e.to_string())),
@@ -63,10 +70,18 @@ impl<R: Read + Seek> GgufFile<R> {
         if let Some(v) = content.metadata.get("general.alignment") {
             match v.to_u32() {
                 Ok(a) if a > 0 && a.is_power_of_two() => {}
-                _ => return Err(EngineError::Malformed(format!("bad general.alignment {v:?}"))),
+                _ => {
+                    return Err(EngineError::Malformed(format!(
+                        "bad general.alignment {v:?}"
+                    )))
+                }
             }
         }
-        Ok(GgufFile { reader, content, file_size })
+        Ok(GgufFile {
+            reader,
+            content,
+            file_size,
+        })
     }
 
     /// The raw metadata value under `key`.
@@ -79,13 +94,17 @@ impl<R: Read + Seek> GgufFile<R> {
         match self.meta(key) {
             None => Ok(None),
             Some(Value::String(s)) => Ok(Some(s)),
-            Some(v) => Err(EngineError::Malformed(format!("{key}: expected a string, found {v:?}"))),
+            Some(v) => Err(EngineError::Malformed(format!(
+                "{key}: expected a string, found {v:?}"
+            ))),
         }
     }
 
     /// An unsigned integer metadata value, whatever its stored width.
     pub fn meta_usize(&self, key: &str) -> Result<Option<usize>> {
-        let Some(v) = self.meta(key) else { return Ok(None) };
+        let Some(v) = self.meta(key) else {
+            return Ok(None);
+        };
         let n: Option<u64> = match v {
             Value::U8(x) => Some(*x as u64),
             Value::U16(x) => Some(*x as u64),
@@ -99,7 +118,9 @@ impl<R: Read + Seek> GgufFile<R> {
         };
         n.and_then(|n| usize::try_from(n).ok())
             .map(Some)
-            .ok_or_else(|| EngineError::Malformed(format!("{key}: expected an unsigned integer, found {v:?}")))
+            .ok_or_else(|| {
+                EngineError::Malformed(format!("{key}: expected an unsigned integer, found {v:?}"))
+            })
     }
 
     /// A float metadata value (f32 or f64 stored).
@@ -108,7 +129,9 @@ impl<R: Read + Seek> GgufFile<R> {
             None => Ok(None),
             Some(Value::F32(x)) => Ok(Some(*x)),
             Some(Value::F64(x)) => Ok(Some(*x as f32)),
-            Some(v) => Err(EngineError::Malformed(format!("{key}: expected a float, found {v:?}"))),
+            Some(v) => Err(EngineError::Malformed(format!(
+                "{key}: expected a float, found {v:?}"
+            ))),
         }
     }
 
@@ -117,13 +140,17 @@ impl<R: Read + Seek> GgufFile<R> {
         match self.meta(key) {
             None => Ok(None),
             Some(Value::Bool(b)) => Ok(Some(*b)),
-            Some(v) => Err(EngineError::Malformed(format!("{key}: expected a bool, found {v:?}"))),
+            Some(v) => Err(EngineError::Malformed(format!(
+                "{key}: expected a bool, found {v:?}"
+            ))),
         }
     }
 
     /// An array of strings.
     pub fn meta_strings(&self, key: &str) -> Result<Option<Vec<&str>>> {
-        let Some(v) = self.meta(key) else { return Ok(None) };
+        let Some(v) = self.meta(key) else {
+            return Ok(None);
+        };
         let Value::Array(items) = v else {
             return Err(EngineError::Malformed(format!("{key}: expected an array")));
         };
@@ -131,7 +158,9 @@ impl<R: Read + Seek> GgufFile<R> {
             .iter()
             .map(|i| match i {
                 Value::String(s) => Ok(s.as_str()),
-                other => Err(EngineError::Malformed(format!("{key}: expected strings, found {other:?}"))),
+                other => Err(EngineError::Malformed(format!(
+                    "{key}: expected strings, found {other:?}"
+                ))),
             })
             .collect::<Result<Vec<_>>>()
             .map(Some)
@@ -139,7 +168,9 @@ impl<R: Read + Seek> GgufFile<R> {
 
     /// An array of integers.
     pub fn meta_ints(&self, key: &str) -> Result<Option<Vec<i64>>> {
-        let Some(v) = self.meta(key) else { return Ok(None) };
+        let Some(v) = self.meta(key) else {
+            return Ok(None);
+        };
         let Value::Array(items) = v else {
             return Err(EngineError::Malformed(format!("{key}: expected an array")));
         };
@@ -153,7 +184,9 @@ impl<R: Read + Seek> GgufFile<R> {
                 Value::I16(x) => Ok(*x as i64),
                 Value::U16(x) => Ok(*x as i64),
                 Value::I64(x) => Ok(*x),
-                other => Err(EngineError::Malformed(format!("{key}: expected integers, found {other:?}"))),
+                other => Err(EngineError::Malformed(format!(
+                    "{key}: expected integers, found {other:?}"
+                ))),
             })
             .collect::<Result<Vec<_>>>()
             .map(Some)
@@ -161,7 +194,9 @@ impl<R: Read + Seek> GgufFile<R> {
 
     /// Describes tensor `name`, or `None` if the file has no such tensor.
     pub fn describe(&self, name: &str) -> Result<Option<TensorDesc>> {
-        let Some(info) = self.content.tensor_infos.get(name) else { return Ok(None) };
+        let Some(info) = self.content.tensor_infos.get(name) else {
+            return Ok(None);
+        };
         let kind = match info.ggml_dtype {
             GgmlDType::F32 => GgufKind::F32,
             GgmlDType::F16 => GgufKind::F16,
@@ -169,15 +204,26 @@ impl<R: Read + Seek> GgufFile<R> {
             GgmlDType::Q4_1 => GgufKind::Q4_1,
             GgmlDType::Q8_0 => GgufKind::Q8_0,
             other => {
-                return Err(EngineError::Unsupported(format!("tensor {name} has type {other:?}")))
+                return Err(EngineError::Unsupported(format!(
+                    "tensor {name} has type {other:?}"
+                )))
             }
         };
-        Ok(Some(TensorDesc { name: name.to_string(), kind, dims: info.shape.dims().to_vec() }))
+        Ok(Some(TensorDesc {
+            name: name.to_string(),
+            kind,
+            dims: info.shape.dims().to_vec(),
+        }))
     }
 
     /// Names of all tensors, sorted (never in hash-map order).
     pub fn tensor_names(&self) -> Vec<&str> {
-        let mut v: Vec<&str> = self.content.tensor_infos.keys().map(|s| s.as_str()).collect();
+        let mut v: Vec<&str> = self
+            .content
+            .tensor_infos
+            .keys()
+            .map(|s| s.as_str())
+            .collect();
         v.sort_unstable();
         v
     }
@@ -200,14 +246,19 @@ impl<R: Read + Seek> GgufFile<R> {
             .tensor_data_offset
             .checked_add(info.offset)
             .ok_or_else(|| bad("offset overflows".into()))?;
-        let end = start.checked_add(len as u64).ok_or_else(|| bad("size overflows".into()))?;
+        let end = start
+            .checked_add(len as u64)
+            .ok_or_else(|| bad("size overflows".into()))?;
         if end > self.file_size {
             return Err(bad(format!(
                 "needs bytes {start}..{end} but the file has {} (truncated?)",
                 self.file_size
             )));
         }
-        let io = |source| EngineError::Io { path: desc.name.clone(), source };
+        let io = |source| EngineError::Io {
+            path: desc.name.clone(),
+            source,
+        };
         let mut buf = vec![0u8; len];
         self.reader.seek(SeekFrom::Start(start)).map_err(io)?;
         self.reader.read_exact(&mut buf).map_err(io)?;

@@ -47,7 +47,9 @@ impl Config {
         };
         let d_model = need("embedding_length")?;
         let n_head = need("attention.head_count")?;
-        let n_kv_head = f.meta_usize("llama.attention.head_count_kv")?.unwrap_or(n_head);
+        let n_kv_head = f
+            .meta_usize("llama.attention.head_count_kv")?
+            .unwrap_or(n_head);
         if n_head == 0 || n_kv_head == 0 || d_model % n_head != 0 || n_head % n_kv_head != 0 {
             return Err(EngineError::Malformed(format!(
                 "inconsistent heads: d_model {d_model}, heads {n_head}, kv heads {n_kv_head}"
@@ -63,7 +65,10 @@ impl Config {
         }
         let vocab = match f.meta_usize("llama.vocab_size")? {
             Some(v) => v,
-            None => f.describe("token_embd.weight")?.map(|d| d.dims[0]).unwrap_or(0),
+            None => f
+                .describe("token_embd.weight")?
+                .map(|d| d.dims[0])
+                .unwrap_or(0),
         };
         let cfg = Config {
             n_layer: need("block_count")?,
@@ -75,7 +80,9 @@ impl Config {
             vocab,
             context_length: need("context_length")?,
             rope_base: f.meta_f32("llama.rope.freq_base")?.unwrap_or(10000.0),
-            rms_eps: f.meta_f32("llama.attention.layer_norm_rms_epsilon")?.unwrap_or(1e-5),
+            rms_eps: f
+                .meta_f32("llama.attention.layer_norm_rms_epsilon")?
+                .unwrap_or(1e-5),
         };
         cfg.validate()?;
         Ok(cfg)
@@ -83,11 +90,17 @@ impl Config {
 
     fn validate(&self) -> Result<()> {
         let bad = |w: String| Err(EngineError::Unsupported(w));
-        if self.d_model % QK != 0 || self.d_ff % QK != 0 || (self.n_head * self.head_dim) % QK != 0 {
+        if !self.d_model.is_multiple_of(QK)
+            || !self.d_ff.is_multiple_of(QK)
+            || !(self.n_head * self.head_dim).is_multiple_of(QK)
+        {
             return bad(format!("dimensions must be multiples of {QK}: {self:?}"));
         }
-        if self.head_dim % 8 != 0 || self.head_dim > 256 || self.head_dim == 0 {
-            return bad(format!("head dimension {} (need a multiple of 8, at most 256)", self.head_dim));
+        if !self.head_dim.is_multiple_of(8) || self.head_dim > 256 || self.head_dim == 0 {
+            return bad(format!(
+                "head dimension {} (need a multiple of 8, at most 256)",
+                self.head_dim
+            ));
         }
         if self.n_layer == 0 || self.n_layer > 1024 || self.vocab == 0 || self.context_length == 0 {
             return bad(format!("implausible hyperparameters {self:?}"));
@@ -147,7 +160,11 @@ pub struct Sequence {
 
 impl Sequence {
     pub fn new(n_layer: usize) -> Sequence {
-        Sequence { tokens: Vec::new(), k: vec![Vec::new(); n_layer], v: vec![Vec::new(); n_layer] }
+        Sequence {
+            tokens: Vec::new(),
+            k: vec![Vec::new(); n_layer],
+            v: vec![Vec::new(); n_layer],
+        }
     }
     pub fn len(&self) -> usize {
         self.tokens.len()
@@ -220,9 +237,19 @@ impl Model {
             Some(_) => Some(matrix(f, "output.weight", cfg.vocab, d)?),
             None => None,
         };
-        let max_context = max_context.unwrap_or(cfg.context_length).min(MAX_CONTEXT).max(1);
+        let max_context = max_context
+            .unwrap_or(cfg.context_length)
+            .clamp(1, MAX_CONTEXT);
         let rope = RopeTable::new(cfg.head_dim, cfg.rope_base, max_context);
-        Ok(Model { cfg, tok_embd, layers, out_norm, output, rope, max_context })
+        Ok(Model {
+            cfg,
+            tok_embd,
+            layers,
+            out_norm,
+            output,
+            rope,
+            max_context,
+        })
     }
 
     /// Bytes of weights held in memory.
@@ -348,7 +375,13 @@ impl Model {
             // Feed-forward block.
             isa.rmsnorm(&x, &layer.ffn_norm, cfg.rms_eps, &mut xn);
             isa.quantize_rows(&xn, d, &mut xq);
-            rt.matmul_many(&[&layer.w_gate, &layer.w_up], &xq, &xn, nt, &mut [&mut gb, &mut ub]);
+            rt.matmul_many(
+                &[&layer.w_gate, &layer.w_up],
+                &xq,
+                &xn,
+                nt,
+                &mut [&mut gb, &mut ub],
+            );
             isa.silu_mul(&gb, &ub, &mut h);
             isa.quantize_rows(&h, cfg.d_ff, &mut xq);
             rt.matmul_many(&[&layer.w_down], &xq, &h, nt, &mut [&mut db]);
@@ -406,7 +439,11 @@ fn matrix<R: std::io::Read + std::io::Seek>(
 }
 
 /// Loads a norm weight vector (F32 or F16).
-fn vector<R: std::io::Read + std::io::Seek>(f: &mut GgufFile<R>, name: &str, n: usize) -> Result<Vec<f32>> {
+fn vector<R: std::io::Read + std::io::Seek>(
+    f: &mut GgufFile<R>,
+    name: &str,
+    n: usize,
+) -> Result<Vec<f32>> {
     let desc = f
         .describe(name)?
         .ok_or_else(|| EngineError::Malformed(format!("missing tensor {name}")))?;
@@ -417,13 +454,18 @@ fn vector<R: std::io::Read + std::io::Seek>(f: &mut GgufFile<R>, name: &str, n: 
         )));
     }
     if !matches!(desc.kind, GgufKind::F32 | GgufKind::F16) {
-        return Err(EngineError::Unsupported(format!("norm {name} of type {:?}", desc.kind)));
+        return Err(EngineError::Unsupported(format!(
+            "norm {name} of type {:?}",
+            desc.kind
+        )));
     }
     let raw = f.read_bytes(&desc)?;
     let m = QMatrix::from_gguf(desc.kind, 1, n, &raw)?;
     let v = m.f32s;
     if v.iter().any(|x| !x.is_finite()) {
-        return Err(EngineError::Malformed(format!("tensor {name} has non-finite values")));
+        return Err(EngineError::Malformed(format!(
+            "tensor {name} has non-finite values"
+        )));
     }
     Ok(v)
 }

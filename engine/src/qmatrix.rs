@@ -102,9 +102,13 @@ impl QMatrix {
             GgufKind::F32 | GgufKind::F16 => {
                 let width = if kind == GgufKind::F32 { 4 } else { 2 };
                 if raw.len() != n * width {
-                    return Err(bad(format!("{kind:?} matrix needs {} bytes, got {}", n * width, raw.len())));
+                    return Err(bad(format!(
+                        "{kind:?} matrix needs {} bytes, got {}",
+                        n * width,
+                        raw.len()
+                    )));
                 }
-                if cols % 8 != 0 {
+                if !cols.is_multiple_of(8) {
                     return Err(bad(format!("matrix width {cols} is not a multiple of 8")));
                 }
                 let f32s = match kind {
@@ -117,7 +121,13 @@ impl QMatrix {
                         .map(|c| f16::from_bits(u16::from_le_bytes([c[0], c[1]])).to_f32())
                         .collect(),
                 };
-                Ok(QMatrix { kind: WeightKind::F32, rows, cols, bytes: Vec::new(), f32s })
+                Ok(QMatrix {
+                    kind: WeightKind::F32,
+                    rows,
+                    cols,
+                    bytes: Vec::new(),
+                    f32s,
+                })
             }
             GgufKind::Q4_0 | GgufKind::Q4_1 | GgufKind::Q8_0 => {
                 let wk = match kind {
@@ -125,13 +135,18 @@ impl QMatrix {
                     GgufKind::Q4_1 => WeightKind::Q4_1,
                     _ => WeightKind::Q8_0,
                 };
-                if cols % QK != 0 {
-                    return Err(bad(format!("matrix width {cols} is not a multiple of {QK}")));
+                if !cols.is_multiple_of(QK) {
+                    return Err(bad(format!(
+                        "matrix width {cols} is not a multiple of {QK}"
+                    )));
                 }
                 let nb = cols / QK;
                 let need = rows * nb * wk.gguf_block_bytes();
                 if raw.len() != need {
-                    return Err(bad(format!("{kind:?} matrix needs {need} bytes, got {}", raw.len())));
+                    return Err(bad(format!(
+                        "{kind:?} matrix needs {need} bytes, got {}",
+                        raw.len()
+                    )));
                 }
                 let groups = rows.div_ceil(GROUP);
                 let gbb = wk.group_block_bytes();
@@ -155,7 +170,13 @@ impl QMatrix {
                         }
                     }
                 }
-                let m = QMatrix { kind: wk, rows, cols, bytes, f32s: Vec::new() };
+                let m = QMatrix {
+                    kind: wk,
+                    rows,
+                    cols,
+                    bytes,
+                    f32s: Vec::new(),
+                };
                 m.check_finite_scales()?;
                 Ok(m)
             }
@@ -202,17 +223,29 @@ impl QMatrix {
         match self.kind {
             WeightKind::Q4_0 => {
                 nibbles(&base[16 + lane * 16..][..16], &mut q);
-                Block { d: h(lane * 2), m: 0.0, q }
+                Block {
+                    d: h(lane * 2),
+                    m: 0.0,
+                    q,
+                }
             }
             WeightKind::Q4_1 => {
                 nibbles(&base[32 + lane * 16..][..16], &mut q);
-                Block { d: h(lane * 2), m: h(16 + lane * 2), q }
+                Block {
+                    d: h(lane * 2),
+                    m: h(16 + lane * 2),
+                    q,
+                }
             }
             WeightKind::Q8_0 => {
                 for (j, v) in base[16 + lane * 32..][..32].iter().enumerate() {
                     q[j] = *v as i8 as i32;
                 }
-                Block { d: h(lane * 2), m: 0.0, q }
+                Block {
+                    d: h(lane * 2),
+                    m: 0.0,
+                    q,
+                }
             }
             WeightKind::F32 => panic!("block() on an f32 matrix"),
         }
@@ -257,7 +290,7 @@ impl GgufKind {
             GgufKind::F32 => elems.checked_mul(4),
             GgufKind::F16 => elems.checked_mul(2),
             q => {
-                if elems % QK != 0 {
+                if !elems.is_multiple_of(QK) {
                     return None;
                 }
                 let bb = match q {

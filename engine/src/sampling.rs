@@ -44,7 +44,10 @@ impl SamplingParams {
     pub fn validate(&self) -> Result<()> {
         let bad = |w: String| Err(EngineError::InvalidRequest(w));
         if !(self.temperature.is_finite() && (0.0..=100.0).contains(&self.temperature)) {
-            return bad(format!("temperature {} is not in [0, 100]", self.temperature));
+            return bad(format!(
+                "temperature {} is not in [0, 100]",
+                self.temperature
+            ));
         }
         if !(self.top_p.is_finite() && self.top_p > 0.0 && self.top_p <= 1.0) {
             return bad(format!("top_p {} is not in (0, 1]", self.top_p));
@@ -52,8 +55,14 @@ impl SamplingParams {
         if !(self.min_p.is_finite() && (0.0..=1.0).contains(&self.min_p)) {
             return bad(format!("min_p {} is not in [0, 1]", self.min_p));
         }
-        if !(self.repeat_penalty.is_finite() && self.repeat_penalty > 0.0 && self.repeat_penalty <= 100.0) {
-            return bad(format!("repeat_penalty {} is not in (0, 100]", self.repeat_penalty));
+        if !(self.repeat_penalty.is_finite()
+            && self.repeat_penalty > 0.0
+            && self.repeat_penalty <= 100.0)
+        {
+            return bad(format!(
+                "repeat_penalty {} is not in (0, 100]",
+                self.repeat_penalty
+            ));
         }
         Ok(())
     }
@@ -91,7 +100,10 @@ pub fn philox4x32_10(counter: [u32; 4], key: [u32; 2]) -> [u32; 4] {
 /// The uniform draw in [0, 1) for sampling step `step` under `seed`: the top 24 bits of Philox's
 /// first output word, times 2^-24 (exact in f32).
 pub fn uniform(seed: u64, step: u64) -> f32 {
-    let out = philox4x32_10([step as u32, (step >> 32) as u32, 0, 0], [seed as u32, (seed >> 32) as u32]);
+    let out = philox4x32_10(
+        [step as u32, (step >> 32) as u32, 0, 0],
+        [seed as u32, (seed >> 32) as u32],
+    );
     (out[0] >> 8) as f32 * (1.0 / 16_777_216.0)
 }
 
@@ -109,7 +121,11 @@ pub fn sample(logits: &[f32], params: &SamplingParams, history: &[u32], step: u6
             let t = t as usize;
             if t < l.len() && !seen[t] {
                 seen[t] = true;
-                l[t] = if l[t] > 0.0 { l[t] / params.repeat_penalty } else { l[t] * params.repeat_penalty };
+                l[t] = if l[t] > 0.0 {
+                    l[t] / params.repeat_penalty
+                } else {
+                    l[t] * params.repeat_penalty
+                };
             }
         }
     }
@@ -147,7 +163,11 @@ pub fn sample(logits: &[f32], params: &SamplingParams, history: &[u32], step: u6
     }
     // min-p: the top candidate has weight exp(0) = 1.
     if params.min_p > 0.0 {
-        let keep = p.iter().take_while(|&&pi| pi >= params.min_p).count().max(1);
+        let keep = p
+            .iter()
+            .take_while(|&&pi| pi >= params.min_p)
+            .count()
+            .max(1);
         p.truncate(keep);
     }
     let total: f32 = p.iter().fold(0.0, |a, &b| a + b);
@@ -180,13 +200,19 @@ mod tests {
     #[test]
     fn philox_known_answers() {
         // Known-answer vectors of Random123 (kat_vectors, philox4x32 10 rounds).
-        assert_eq!(philox4x32_10([0; 4], [0; 2]), [0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8]);
+        assert_eq!(
+            philox4x32_10([0; 4], [0; 2]),
+            [0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8]
+        );
         assert_eq!(
             philox4x32_10([u32::MAX; 4], [u32::MAX; 2]),
             [0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd]
         );
         assert_eq!(
-            philox4x32_10([0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344], [0xa4093822, 0x299f31d0]),
+            philox4x32_10(
+                [0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344],
+                [0xa4093822, 0x299f31d0]
+            ),
             [0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1]
         );
     }
@@ -205,24 +231,67 @@ mod tests {
     fn greedy_and_filters() {
         let logits = [1.0, 3.0, 3.0, -2.0, 0.5];
         let greedy = SamplingParams::default();
-        assert_eq!(sample(&logits, &greedy, &[], 0).unwrap(), 1, "ties go to the lowest id");
-        let top1 = SamplingParams { temperature: 1.0, top_k: 1, ..Default::default() };
+        assert_eq!(
+            sample(&logits, &greedy, &[], 0).unwrap(),
+            1,
+            "ties go to the lowest id"
+        );
+        let top1 = SamplingParams {
+            temperature: 1.0,
+            top_k: 1,
+            ..Default::default()
+        };
         for s in 0..20 {
-            assert_eq!(sample(&logits, &SamplingParams { seed: s, ..top1.clone() }, &[], 3).unwrap(), 1);
+            assert_eq!(
+                sample(
+                    &logits,
+                    &SamplingParams {
+                        seed: s,
+                        ..top1.clone()
+                    },
+                    &[],
+                    3
+                )
+                .unwrap(),
+                1
+            );
         }
-        let pen = SamplingParams { repeat_penalty: 10.0, ..Default::default() };
+        let pen = SamplingParams {
+            repeat_penalty: 10.0,
+            ..Default::default()
+        };
         assert_eq!(sample(&logits, &pen, &[1], 0).unwrap(), 2);
-        let hot = SamplingParams { temperature: 1.0, ..Default::default() };
+        let hot = SamplingParams {
+            temperature: 1.0,
+            ..Default::default()
+        };
         let mut counts = [0usize; 5];
         for step in 0..4000 {
             counts[sample(&logits, &hot, &[], step).unwrap() as usize] += 1;
         }
-        assert!(counts[1] > 1300 && counts[2] > 1300 && counts[3] < 50, "{counts:?}");
-        let minp = SamplingParams { temperature: 1.0, min_p: 0.5, ..Default::default() };
+        assert!(
+            counts[1] > 1300 && counts[2] > 1300 && counts[3] < 50,
+            "{counts:?}"
+        );
+        let minp = SamplingParams {
+            temperature: 1.0,
+            min_p: 0.5,
+            ..Default::default()
+        };
         for step in 0..200 {
             assert!(matches!(sample(&logits, &minp, &[], step).unwrap(), 1 | 2));
         }
-        assert!(SamplingParams { top_p: 0.0, ..Default::default() }.validate().is_err());
-        assert!(SamplingParams { temperature: f32::NAN, ..Default::default() }.validate().is_err());
+        assert!(SamplingParams {
+            top_p: 0.0,
+            ..Default::default()
+        }
+        .validate()
+        .is_err());
+        assert!(SamplingParams {
+            temperature: f32::NAN,
+            ..Default::default()
+        }
+        .validate()
+        .is_err());
     }
 }

@@ -36,7 +36,13 @@ impl Default for SyntheticSpec {
             n_kv_head: 2,
             d_ff: 160,
             context_length: 512,
-            kinds: vec![GgmlDType::Q4_1, GgmlDType::Q4_0, GgmlDType::Q8_0, GgmlDType::F16, GgmlDType::F32],
+            kinds: vec![
+                GgmlDType::Q4_1,
+                GgmlDType::Q4_0,
+                GgmlDType::Q8_0,
+                GgmlDType::F16,
+                GgmlDType::F32,
+            ],
             embd_kind: GgmlDType::Q8_0,
             seed: 1,
         }
@@ -44,8 +50,16 @@ impl Default for SyntheticSpec {
 }
 
 /// Merges of the synthetic vocabulary, each also a token.
-const MERGES: [(&str, &str); 8] =
-    [("t", "h"), ("th", "e"), ("Ġ", "the"), ("i", "n"), ("e", "r"), ("a", "n"), ("Ġ", "a"), ("o", "n")];
+const MERGES: [(&str, &str); 8] = [
+    ("t", "h"),
+    ("th", "e"),
+    ("Ġ", "the"),
+    ("i", "n"),
+    ("e", "r"),
+    ("a", "n"),
+    ("Ġ", "a"),
+    ("o", "n"),
+];
 /// Special tokens after the merged ones.
 const SPECIALS: [&str; 3] = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"];
 const TEMPLATE: &str = "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}";
@@ -73,15 +87,29 @@ pub fn write_model(path: &Path, spec: &SyntheticSpec) -> Result<()> {
         ("llama.attention.head_count", u32v(spec.n_head)),
         ("llama.attention.head_count_kv", u32v(spec.n_kv_head)),
         ("llama.rope.freq_base", Value::F32(10000.0)),
-        ("llama.rope.dimension_count", u32v(spec.d_model / spec.n_head)),
+        (
+            "llama.rope.dimension_count",
+            u32v(spec.d_model / spec.n_head),
+        ),
         ("llama.attention.layer_norm_rms_epsilon", Value::F32(1e-5)),
         ("tokenizer.ggml.model", Value::String("gpt2".into())),
         ("tokenizer.ggml.pre", Value::String("smollm".into())),
-        ("tokenizer.ggml.tokens", Value::Array(tokens.iter().map(|t| Value::String(t.clone())).collect())),
-        ("tokenizer.ggml.token_type", Value::Array(types.iter().map(|&t| Value::I32(t)).collect())),
+        (
+            "tokenizer.ggml.tokens",
+            Value::Array(tokens.iter().map(|t| Value::String(t.clone())).collect()),
+        ),
+        (
+            "tokenizer.ggml.token_type",
+            Value::Array(types.iter().map(|&t| Value::I32(t)).collect()),
+        ),
         (
             "tokenizer.ggml.merges",
-            Value::Array(MERGES.iter().map(|(a, b)| Value::String(format!("{a} {b}"))).collect()),
+            Value::Array(
+                MERGES
+                    .iter()
+                    .map(|(a, b)| Value::String(format!("{a} {b}")))
+                    .collect(),
+            ),
         ),
         ("tokenizer.ggml.eos_token_id", Value::U32(eos)),
         ("tokenizer.ggml.bos_token_id", Value::U32(eos - 1)),
@@ -95,17 +123,25 @@ pub fn write_model(path: &Path, spec: &SyntheticSpec) -> Result<()> {
         rng ^= rng << 17;
         (rng >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
     };
-    let mut tensor = |rows: usize, cols: usize, scale: f32, offset: f32, kind: GgmlDType| -> Result<QTensor> {
-        let v: Vec<f32> = (0..rows * cols).map(|_| offset + scale * next()).collect();
-        let shape: Vec<usize> = if rows == 1 { vec![cols] } else { vec![rows, cols] };
-        let t = Tensor::from_vec(v, shape, &Device::Cpu).map_err(err)?;
-        QTensor::quantize(&t, kind).map_err(err)
-    };
+    let mut tensor =
+        |rows: usize, cols: usize, scale: f32, offset: f32, kind: GgmlDType| -> Result<QTensor> {
+            let v: Vec<f32> = (0..rows * cols).map(|_| offset + scale * next()).collect();
+            let shape: Vec<usize> = if rows == 1 {
+                vec![cols]
+            } else {
+                vec![rows, cols]
+            };
+            let t = Tensor::from_vec(v, shape, &Device::Cpu).map_err(err)?;
+            QTensor::quantize(&t, kind).map_err(err)
+        };
     let (d, ff) = (spec.d_model, spec.d_ff);
     let hd = d / spec.n_head;
     let kv = spec.n_kv_head * hd;
     let mut named: Vec<(String, QTensor)> = Vec::new();
-    named.push(("token_embd.weight".into(), tensor(vocab, d, 1.0, 0.0, spec.embd_kind)?));
+    named.push((
+        "token_embd.weight".into(),
+        tensor(vocab, d, 1.0, 0.0, spec.embd_kind)?,
+    ));
     let mut k = 0;
     let mut kind = || {
         let t = spec.kinds[k % spec.kinds.len()];
@@ -123,11 +159,19 @@ pub fn write_model(path: &Path, spec: &SyntheticSpec) -> Result<()> {
         named.push((n("ffn_norm"), tensor(1, d, 0.2, 1.0, GgmlDType::F32)?));
         named.push((n("ffn_gate"), tensor(ff, d, ws, 0.0, kind())?));
         named.push((n("ffn_up"), tensor(ff, d, ws, 0.0, kind())?));
-        named.push((n("ffn_down"), tensor(d, ff, 1.0 / (ff as f32).sqrt(), 0.0, kind())?));
+        named.push((
+            n("ffn_down"),
+            tensor(d, ff, 1.0 / (ff as f32).sqrt(), 0.0, kind())?,
+        ));
     }
-    named.push(("output_norm.weight".into(), tensor(1, d, 0.2, 1.0, GgmlDType::F32)?));
-    let mut file = std::fs::File::create(path)
-        .map_err(|source| EngineError::Io { path: path.display().to_string(), source })?;
+    named.push((
+        "output_norm.weight".into(),
+        tensor(1, d, 0.2, 1.0, GgmlDType::F32)?,
+    ));
+    let mut file = std::fs::File::create(path).map_err(|source| EngineError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
     let meta_refs: Vec<(&str, &Value)> = meta.iter().map(|(k, v)| (*k, v)).collect();
     let tensor_refs: Vec<(&str, &QTensor)> = named.iter().map(|(k, v)| (k.as_str(), v)).collect();
     gguf_file::write(&mut file, &meta_refs, &tensor_refs).map_err(err)

@@ -64,7 +64,8 @@ pub fn byte_to_char() -> [char; 256] {
     let mut map = ['\0'; 256];
     let mut n = 0u32;
     for b in 0..256u32 {
-        let printable = (33..=126).contains(&b) || (161..=172).contains(&b) || (174..=255).contains(&b);
+        let printable =
+            (33..=126).contains(&b) || (161..=172).contains(&b) || (174..=255).contains(&b);
         map[b as usize] = if printable {
             char::from_u32(b).unwrap_or('\0')
         } else {
@@ -81,7 +82,9 @@ impl Tokenizer {
         let err = |w: String| EngineError::Tokenizer(w);
         let model = f.meta_str("tokenizer.ggml.model")?.unwrap_or("");
         if model != "gpt2" {
-            return Err(EngineError::Unsupported(format!("tokenizer model {model:?} (only gpt2 BPE)")));
+            return Err(EngineError::Unsupported(format!(
+                "tokenizer model {model:?} (only gpt2 BPE)"
+            )));
         }
         let pre = match f.meta_str("tokenizer.ggml.pre")?.unwrap_or("default") {
             "smollm" | "starcoder" | "refact" | "codeshell" => PreTokenizer::DigitsThenGpt2,
@@ -89,12 +92,16 @@ impl Tokenizer {
             "llama3" | "llama-v3" | "llama-bpe" => PreTokenizer::Llama3,
             other => return Err(EngineError::Unsupported(format!("pre-tokenizer {other:?}"))),
         };
-        let tokens = f.meta_strings("tokenizer.ggml.tokens")?.ok_or_else(|| err("no tokens".into()))?;
+        let tokens = f
+            .meta_strings("tokenizer.ggml.tokens")?
+            .ok_or_else(|| err("no tokens".into()))?;
         let n = tokens.len();
         if n == 0 || n > u32::MAX as usize / 2 {
             return Err(err(format!("vocabulary of {n} tokens")));
         }
-        let types = f.meta_ints("tokenizer.ggml.token_type")?.unwrap_or_else(|| vec![1; n]);
+        let types = f
+            .meta_ints("tokenizer.ggml.token_type")?
+            .unwrap_or_else(|| vec![1; n]);
         if types.len() != n {
             return Err(err(format!("{} token types for {n} tokens", types.len())));
         }
@@ -107,7 +114,8 @@ impl Tokenizer {
             f.meta_usize("tokenizer.ggml.bos_token_id")?,
             f.meta_usize("tokenizer.ggml.eos_token_id")?,
             f.meta_usize("tokenizer.ggml.eot_token_id")?,
-            f.meta_bool("tokenizer.ggml.add_bos_token")?.unwrap_or(false),
+            f.meta_bool("tokenizer.ggml.add_bos_token")?
+                .unwrap_or(false),
         )
     }
 
@@ -160,9 +168,12 @@ impl Tokenizer {
         let mut merges = HashMap::with_capacity(merges_raw.len());
         for (rank, m) in merges_raw.iter().enumerate() {
             let Some((l, r)) = m.split_once(' ') else {
-                return Err(EngineError::Tokenizer(format!("merge {rank} {m:?} is not two tokens")));
+                return Err(EngineError::Tokenizer(format!(
+                    "merge {rank} {m:?} is not two tokens"
+                )));
             };
-            let (Some(&li), Some(&ri), Some(&mi)) = (ids.get(l), ids.get(r), ids.get(&format!("{l}{r}")))
+            let (Some(&li), Some(&ri), Some(&mi)) =
+                (ids.get(l), ids.get(r), ids.get(&format!("{l}{r}")))
             else {
                 // A merge whose parts or result are not in the vocabulary can never apply.
                 continue;
@@ -171,21 +182,32 @@ impl Tokenizer {
         }
         let check = |id: Option<usize>, what: &str| -> Result<Option<u32>> {
             match id {
-                Some(i) if i >= n => Err(EngineError::Tokenizer(format!("{what} id {i} out of range"))),
+                Some(i) if i >= n => Err(EngineError::Tokenizer(format!(
+                    "{what} id {i} out of range"
+                ))),
                 other => Ok(other.map(|i| i as u32)),
             }
         };
         let (bos, eos, eot) = (check(bos, "bos")?, check(eos, "eos")?, check(eot, "eot")?);
         let mut stop_ids: Vec<u32> = [eos, eot].into_iter().flatten().collect();
         // Chat models end a turn with these whatever the file names as EOS.
-        for name in ["<|im_end|>", "<|eot_id|>", "<|end_of_text|>", "<|endoftext|>"] {
+        for name in [
+            "<|im_end|>",
+            "<|eot_id|>",
+            "<|end_of_text|>",
+            "<|endoftext|>",
+        ] {
             if let Some(&id) = ids.get(name) {
                 if is_special[id as usize] && !stop_ids.contains(&id) {
                     stop_ids.push(id);
                 }
             }
         }
-        let pattern = if pre == PreTokenizer::Llama3 { LLAMA3_SPLIT } else { GPT2_SPLIT };
+        let pattern = if pre == PreTokenizer::Llama3 {
+            LLAMA3_SPLIT
+        } else {
+            GPT2_SPLIT
+        };
         let regex = Regex::new(pattern).map_err(|e| EngineError::Tokenizer(e.to_string()))?;
         Ok(Tokenizer {
             pieces: tokens.iter().map(|s| s.to_string()).collect(),
@@ -234,7 +256,11 @@ impl Tokenizer {
         }
         let mut rest = text;
         while !rest.is_empty() {
-            let hit = if parse_special { self.find_special(rest) } else { None };
+            let hit = if parse_special {
+                self.find_special(rest)
+            } else {
+                None
+            };
             let (plain, special) = match hit {
                 Some((at, len, id)) => (&rest[..at], Some((len, id))),
                 None => (rest, None),
@@ -354,7 +380,10 @@ impl Tokenizer {
 
     /// The bytes token `id` stands for (special tokens as their spelling).
     pub fn token_bytes(&self, id: u32) -> &[u8] {
-        self.bytes.get(id as usize).map(|b| b.as_slice()).unwrap_or(&[])
+        self.bytes
+            .get(id as usize)
+            .map(|b| b.as_slice())
+            .unwrap_or(&[])
     }
 
     /// Decodes ids to bytes, leaving out special tokens when `skip_special`.
@@ -383,16 +412,38 @@ mod tests {
     fn toy() -> Tokenizer {
         let b2c = byte_to_char();
         let mut toks: Vec<String> = b2c.iter().map(|c| c.to_string()).collect();
-        let extra = ["he", "ll", "hell", "hello", "Ġw", "Ġwo", "Ġwor", "Ġworld", "<|im_start|>", "<|im_end|>"];
+        let extra = [
+            "he",
+            "ll",
+            "hell",
+            "hello",
+            "Ġw",
+            "Ġwo",
+            "Ġwor",
+            "Ġworld",
+            "<|im_start|>",
+            "<|im_end|>",
+        ];
         toks.extend(extra.iter().map(|s| s.to_string()));
         let mut types = vec![1i64; toks.len()];
         let l = types.len();
         types[l - 2] = 3;
         types[l - 1] = 3;
-        let merges = ["h e", "l l", "he ll", "hell o", "Ġ w", "Ġw o", "Ġwo r", "Ġwor l"];
+        let merges = [
+            "h e", "l l", "he ll", "hell o", "Ġ w", "Ġw o", "Ġwo r", "Ġwor l",
+        ];
         let toks_ref: Vec<&str> = toks.iter().map(|s| s.as_str()).collect();
-        Tokenizer::build(&toks_ref, &types, &merges, PreTokenizer::DigitsThenGpt2, None, Some(l - 1), None, false)
-            .unwrap()
+        Tokenizer::build(
+            &toks_ref,
+            &types,
+            &merges,
+            PreTokenizer::DigitsThenGpt2,
+            None,
+            Some(l - 1),
+            None,
+            false,
+        )
+        .unwrap()
     }
 
     #[test]
@@ -412,7 +463,10 @@ mod tests {
         let n = t.vocab_size() as u32;
         assert_eq!(ids, vec![n - 2, b'1' as u32, b'2' as u32, n - 1]);
         let plain = t.encode("<|im_end|>", false).unwrap();
-        assert!(plain.len() > 1, "special spelling must not be special without parse_special");
+        assert!(
+            plain.len() > 1,
+            "special spelling must not be special without parse_special"
+        );
         assert_eq!(t.decode(&ids, true), "12");
         assert_eq!(t.stop_ids, vec![n - 1]);
     }

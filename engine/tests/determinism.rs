@@ -9,10 +9,20 @@ use std::path::{Path, PathBuf};
 
 use sworn_engine::model::Feed;
 use sworn_engine::synthetic::{write_model, SyntheticSpec};
-use sworn_engine::{hash_logits, Engine, EngineOptions, Isa, Message, Prompt, Request, SamplingParams};
+use sworn_engine::{
+    hash_logits, Engine, EngineOptions, Isa, Message, Prompt, Request, SamplingParams,
+};
 
 fn engine(path: &Path, isa: Isa, threads: usize) -> Engine {
-    Engine::load(path, &EngineOptions { threads, isa: Some(isa), max_context: None }).unwrap()
+    Engine::load(
+        path,
+        &EngineOptions {
+            threads,
+            isa: Some(isa),
+            max_context: None,
+        },
+    )
+    .unwrap()
 }
 
 fn synthetic(name: &str, spec: &SyntheticSpec) -> PathBuf {
@@ -30,7 +40,16 @@ fn logits_by_chunks(e: &Engine, tokens: &[u32], chunks: &[usize]) -> Vec<[u8; 32
     let mut out = Vec::new();
     let mut i = 0;
     for &c in chunks {
-        let hidden = e.model.forward(&e.runner, &mut [Feed { seq: &mut seq, tokens: &tokens[i..i + c] }]).unwrap();
+        let hidden = e
+            .model
+            .forward(
+                &e.runner,
+                &mut [Feed {
+                    seq: &mut seq,
+                    tokens: &tokens[i..i + c],
+                }],
+            )
+            .unwrap();
         let logits = e.model.logits(&e.runner, &hidden).unwrap();
         out.extend(logits.chunks_exact(e.model.cfg.vocab).map(hash_logits));
         i += c;
@@ -39,7 +58,8 @@ fn logits_by_chunks(e: &Engine, tokens: &[u32], chunks: &[usize]) -> Vec<[u8; 32
 }
 
 fn tokens_for(e: &Engine, n: usize) -> Vec<u32> {
-    let text = "The quick brown fox jumps over the lazy dog; then the dog, in turn, naps under an oak. ";
+    let text =
+        "The quick brown fox jumps over the lazy dog; then the dog, in turn, naps under an oak. ";
     let mut t = e.tokenizer.encode(&text.repeat(1 + n / 10), false).unwrap();
     t.truncate(n);
     assert_eq!(t.len(), n);
@@ -47,12 +67,40 @@ fn tokens_for(e: &Engine, n: usize) -> Vec<u32> {
 }
 
 fn requests() -> Vec<Request> {
-    let sampled = |seed, t| SamplingParams { temperature: t, top_k: 40, top_p: 0.95, min_p: 0.02, repeat_penalty: 1.1, repeat_last_n: 32, seed };
+    let sampled = |seed, t| SamplingParams {
+        temperature: t,
+        top_k: 40,
+        top_p: 0.95,
+        min_p: 0.02,
+        repeat_penalty: 1.1,
+        repeat_last_n: 32,
+        seed,
+    };
     vec![
-        Request { prompt: Prompt::Text("Once upon a time".into()), params: SamplingParams::default(), max_tokens: 12, stop: vec![] },
-        Request { prompt: Prompt::Chat(vec![Message::new("user", "Name three colours.")]), params: sampled(7, 0.8), max_tokens: 16, stop: vec![] },
-        Request { prompt: Prompt::Text("1, 2, 3, 4,".into()), params: sampled(42, 1.3), max_tokens: 9, stop: vec![] },
-        Request { prompt: Prompt::Text("x".repeat(40)), params: sampled(3, 0.5), max_tokens: 5, stop: vec![] },
+        Request {
+            prompt: Prompt::Text("Once upon a time".into()),
+            params: SamplingParams::default(),
+            max_tokens: 12,
+            stop: vec![],
+        },
+        Request {
+            prompt: Prompt::Chat(vec![Message::new("user", "Name three colours.")]),
+            params: sampled(7, 0.8),
+            max_tokens: 16,
+            stop: vec![],
+        },
+        Request {
+            prompt: Prompt::Text("1, 2, 3, 4,".into()),
+            params: sampled(42, 1.3),
+            max_tokens: 9,
+            stop: vec![],
+        },
+        Request {
+            prompt: Prompt::Text("x".repeat(40)),
+            params: sampled(3, 0.5),
+            max_tokens: 5,
+            stop: vec![],
+        },
     ]
 }
 
@@ -62,9 +110,22 @@ fn check_all(path: &Path, n: usize, scalar_n: usize) {
     let fast = engine(path, Isa::detect(), 1);
     let toks = tokens_for(&fast, n);
     let whole = logits_by_chunks(&fast, &toks, &[n]);
-    assert_eq!(whole, logits_by_chunks(&fast, &toks, &[n]), "two runs in a row differ");
-    assert_eq!(whole, logits_by_chunks(&fast, &toks, &vec![1; n]), "token-by-token differs from one prefill");
-    assert_eq!(whole, logits_by_chunks(&fast, &toks, &[n - 1, 1]), "{}+1 chunking differs", n - 1);
+    assert_eq!(
+        whole,
+        logits_by_chunks(&fast, &toks, &[n]),
+        "two runs in a row differ"
+    );
+    assert_eq!(
+        whole,
+        logits_by_chunks(&fast, &toks, &vec![1; n]),
+        "token-by-token differs from one prefill"
+    );
+    assert_eq!(
+        whole,
+        logits_by_chunks(&fast, &toks, &[n - 1, 1]),
+        "{}+1 chunking differs",
+        n - 1
+    );
     let mut odd = Vec::new();
     let (mut left, mut c) = (n, 1);
     while left > 0 {
@@ -73,11 +134,23 @@ fn check_all(path: &Path, n: usize, scalar_n: usize) {
         left -= k;
         c = c * 3 % 37 + 1;
     }
-    assert_eq!(whole, logits_by_chunks(&fast, &toks, &odd), "chunking {odd:?} differs");
+    assert_eq!(
+        whole,
+        logits_by_chunks(&fast, &toks, &odd),
+        "chunking {odd:?} differs"
+    );
     for threads in [2, 3] {
         let e = engine(path, Isa::detect(), threads);
-        assert_eq!(whole, logits_by_chunks(&e, &toks, &[n]), "{threads} threads differ");
-        assert_eq!(whole, logits_by_chunks(&e, &toks, &vec![1; n]), "{threads} threads token-by-token differ");
+        assert_eq!(
+            whole,
+            logits_by_chunks(&e, &toks, &[n]),
+            "{threads} threads differ"
+        );
+        assert_eq!(
+            whole,
+            logits_by_chunks(&e, &toks, &vec![1; n]),
+            "{threads} threads token-by-token differ"
+        );
     }
     let scalar = engine(path, Isa::Scalar, 1);
     assert_eq!(
@@ -90,10 +163,24 @@ fn check_all(path: &Path, n: usize, scalar_n: usize) {
     // Generation: alone vs batched (with and without chunked prefill), any threads, twice.
     let reqs = requests();
     let solo: Vec<_> = reqs.iter().map(|r| fast.generate(r).unwrap()).collect();
-    assert_eq!(solo, reqs.iter().map(|r| fast.generate(r).unwrap()).collect::<Vec<_>>(), "generation not repeatable");
+    assert_eq!(
+        solo,
+        reqs.iter()
+            .map(|r| fast.generate(r).unwrap())
+            .collect::<Vec<_>>(),
+        "generation not repeatable"
+    );
     let e2 = engine(path, Isa::detect(), 2);
-    assert_eq!(solo, e2.generate_batch(&reqs, None).unwrap(), "batched generation differs from solo runs");
-    assert_eq!(solo, e2.generate_batch(&reqs, Some(7)).unwrap(), "chunked batched generation differs");
+    assert_eq!(
+        solo,
+        e2.generate_batch(&reqs, None).unwrap(),
+        "batched generation differs from solo runs"
+    );
+    assert_eq!(
+        solo,
+        e2.generate_batch(&reqs, Some(7)).unwrap(),
+        "chunked batched generation differs"
+    );
     let mut rev = reqs.clone();
     rev.reverse();
     let mut got = fast.generate_batch(&rev, Some(3)).unwrap();
@@ -107,7 +194,11 @@ fn check_all(path: &Path, n: usize, scalar_n: usize) {
             Ok(())
         })
         .unwrap();
-        assert_eq!(hashes, c.logits_hashes, "teacher-forced replay differs for {:?}", r.prompt);
+        assert_eq!(
+            hashes, c.logits_hashes,
+            "teacher-forced replay differs for {:?}",
+            r.prompt
+        );
     }
 }
 
@@ -116,8 +207,22 @@ fn synthetic_models_are_bit_exact_across_execution_modes() {
     let p = synthetic("default.gguf", &SyntheticSpec::default());
     check_all(&p, 64, 64);
     // Other shapes: no GQA, untied-looking sizes, every projection in one type.
-    for (i, kind) in [candle_core::quantized::GgmlDType::Q4_1, candle_core::quantized::GgmlDType::Q8_0].into_iter().enumerate() {
-        let spec = SyntheticSpec { n_head: 2, n_kv_head: 2, d_model: 96, d_ff: 64, kinds: vec![kind], seed: 9 + i as u64, ..Default::default() };
+    for (i, kind) in [
+        candle_core::quantized::GgmlDType::Q4_1,
+        candle_core::quantized::GgmlDType::Q8_0,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let spec = SyntheticSpec {
+            n_head: 2,
+            n_kv_head: 2,
+            d_model: 96,
+            d_ff: 64,
+            kinds: vec![kind],
+            seed: 9 + i as u64,
+            ..Default::default()
+        };
         let p = synthetic(&format!("alt{i}.gguf"), &spec);
         check_all(&p, 40, 40);
     }
@@ -125,6 +230,8 @@ fn synthetic_models_are_bit_exact_across_execution_modes() {
 
 #[test]
 fn real_model_is_bit_exact_across_execution_modes() {
-    let Some(path) = common::real_model("real_model_is_bit_exact_across_execution_modes") else { return };
+    let Some(path) = common::real_model("real_model_is_bit_exact_across_execution_modes") else {
+        return;
+    };
     check_all(&path, 128, 6);
 }

@@ -11,7 +11,8 @@ use sworn_engine::sampling::argmax;
 use sworn_engine::{Engine, EngineOptions, Isa};
 
 /// About 300 tokens of plain English (public-domain style prose written for this test).
-pub const TEXT: &str = "The river town woke slowly that autumn morning. Fishermen pushed their boats \
+pub const TEXT: &str =
+    "The river town woke slowly that autumn morning. Fishermen pushed their boats \
 into the grey water while the baker, an old man with flour on his sleeves, opened the shutters of \
 his shop and set out the first loaves of the day. Children ran along the muddy path to school, \
 their voices carrying over the fields. At the edge of the market, a young woman was arranging \
@@ -28,8 +29,18 @@ mill for the rest of the afternoon, wondering what he hoped to find there.";
 
 #[test]
 fn top1_agreement_with_candle_quantized_llama() {
-    let Some(path) = common::real_model("fidelity_candle") else { return };
-    let engine = Engine::load(&path, &EngineOptions { threads: 2, isa: Some(Isa::Scalar), ..Default::default() }).unwrap();
+    let Some(path) = common::real_model("fidelity_candle") else {
+        return;
+    };
+    let engine = Engine::load(
+        &path,
+        &EngineOptions {
+            threads: 2,
+            isa: Some(Isa::Scalar),
+            ..Default::default()
+        },
+    )
+    .unwrap();
     let ids = engine.tokenizer.encode(TEXT, false).unwrap();
     assert!(ids.len() >= 256, "text is only {} tokens", ids.len());
 
@@ -49,8 +60,17 @@ fn top1_agreement_with_candle_quantized_llama() {
     let (mut agree, mut diff_sum, mut diff_n) = (0usize, 0f64, 0usize);
     let n = ids.len() - 1;
     for pos in 0..n {
-        let x = Tensor::new(&[ids[pos]], &Device::Cpu).unwrap().unsqueeze(0).unwrap();
-        let theirs: Vec<f32> = oracle.forward(&x, pos).unwrap().squeeze(0).unwrap().to_vec1().unwrap();
+        let x = Tensor::new(&[ids[pos]], &Device::Cpu)
+            .unwrap()
+            .unsqueeze(0)
+            .unwrap();
+        let theirs: Vec<f32> = oracle
+            .forward(&x, pos)
+            .unwrap()
+            .squeeze(0)
+            .unwrap()
+            .to_vec1()
+            .unwrap();
         if argmax(&theirs) == argmax(&ours[pos]) {
             agree += 1;
         }

@@ -11,7 +11,15 @@ use sworn_engine::synthetic::{write_model, SyntheticSpec};
 
 fn synthetic_bytes() -> Vec<u8> {
     let p = std::env::temp_dir().join(format!("sworn-malformed-{}.gguf", std::process::id()));
-    write_model(&p, &SyntheticSpec { n_layer: 1, d_ff: 64, ..Default::default() }).unwrap();
+    write_model(
+        &p,
+        &SyntheticSpec {
+            n_layer: 1,
+            d_ff: 64,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     let b = std::fs::read(&p).unwrap();
     let _ = std::fs::remove_file(&p);
     b
@@ -22,7 +30,11 @@ fn load(bytes: &[u8]) -> String {
     match catch_unwind(AssertUnwindSafe(|| load_from_bytes(bytes))) {
         Ok(Ok(())) => "ok".into(),
         Ok(Err(e)) => e.to_string(),
-        Err(_) => panic!("loader panicked on {} bytes starting {:02x?}", bytes.len(), &bytes[..bytes.len().min(16)]),
+        Err(_) => panic!(
+            "loader panicked on {} bytes starting {:02x?}",
+            bytes.len(),
+            &bytes[..bytes.len().min(16)]
+        ),
     }
 }
 
@@ -39,24 +51,46 @@ fn structured_cases_give_clear_errors() {
     assert_eq!(load(&good), "ok");
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         ("empty", vec![], "too short"),
-        ("not gguf", b"GGML\x03\x00\x00\x00garbage".to_vec(), "malformed GGUF"),
+        (
+            "not gguf",
+            b"GGML\x03\x00\x00\x00garbage".to_vec(),
+            "malformed GGUF",
+        ),
         ("truncated header", good[..40].to_vec(), "malformed GGUF"),
-        ("truncated tensors", good[..good.len() - 1000].to_vec(), "truncated"),
-        ("alignment zero", header_only(&[("general.alignment", Value::U32(0))]), "general.alignment"),
-        ("no architecture", header_only(&[("general.name", Value::String("x".into()))]), "tokenizer model"),
+        (
+            "truncated tensors",
+            good[..good.len() - 1000].to_vec(),
+            "truncated",
+        ),
+        (
+            "alignment zero",
+            header_only(&[("general.alignment", Value::U32(0))]),
+            "general.alignment",
+        ),
+        (
+            "no architecture",
+            header_only(&[("general.name", Value::String("x".into()))]),
+            "tokenizer model",
+        ),
         (
             "wrong architecture",
             header_only(&[
                 ("general.architecture", Value::String("mamba".into())),
                 ("tokenizer.ggml.model", Value::String("gpt2".into())),
-                ("tokenizer.ggml.tokens", Value::Array(vec![Value::String("a".into())])),
+                (
+                    "tokenizer.ggml.tokens",
+                    Value::Array(vec![Value::String("a".into())]),
+                ),
             ]),
             "architecture",
         ),
     ];
     for (name, bytes, want) in cases {
         let got = load(&bytes);
-        assert!(got.contains(want), "{name}: error {got:?} does not mention {want:?}");
+        assert!(
+            got.contains(want),
+            "{name}: error {got:?} does not mention {want:?}"
+        );
     }
 }
 
@@ -64,7 +98,8 @@ fn structured_cases_give_clear_errors() {
 fn corpus_replays_without_panics() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/gguf_load");
     let mut n = 0;
-    for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("corpus {}: {e}", dir.display())) {
+    for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("corpus {}: {e}", dir.display()))
+    {
         let path = entry.unwrap().path();
         let bytes = std::fs::read(&path).unwrap();
         let _ = load(&bytes);
@@ -89,7 +124,11 @@ fn mutation_fuzzing_never_panics() {
         // Most damage in the header and tensor table, where the parser lives.
         for _ in 0..1 + rnd() % 4 {
             let hot = (b.len() / 8).max(64).min(b.len());
-            let at = if rnd() % 4 == 0 { rnd() as usize % b.len() } else { rnd() as usize % hot };
+            let at = if rnd() % 4 == 0 {
+                rnd() as usize % b.len()
+            } else {
+                rnd() as usize % hot
+            };
             match rnd() % 4 {
                 0 => b[at] ^= 1 << (rnd() % 8),
                 1 => b[at] = rnd() as u8,
@@ -121,7 +160,15 @@ fn write_seed_corpus() {
     std::fs::create_dir_all(&dir).unwrap();
     let good = synthetic_bytes();
     std::fs::write(dir.join("synthetic-valid.gguf"), &good).unwrap();
-    std::fs::write(dir.join("synthetic-truncated.gguf"), &good[..good.len() / 2]).unwrap();
-    std::fs::write(dir.join("alignment-zero.gguf"), header_only(&[("general.alignment", Value::U32(0))])).unwrap();
+    std::fs::write(
+        dir.join("synthetic-truncated.gguf"),
+        &good[..good.len() / 2],
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("alignment-zero.gguf"),
+        header_only(&[("general.alignment", Value::U32(0))]),
+    )
+    .unwrap();
     std::fs::write(dir.join("header-only.gguf"), &good[..64]).unwrap();
 }

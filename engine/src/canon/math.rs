@@ -6,14 +6,17 @@
 //! exactly as `docs/canonical-arithmetic.md` writes it. The f32 functions are the ones used per
 //! token (softmax, SiLU); the f64 ones only build tables (RoPE) once per model.
 
+// The constants are written as their published (fdlibm) decimal expansions, longer than needed.
+#![allow(clippy::excessive_precision)]
+
 /// Lower clamp of [`exp_f32`]'s argument: keeps `2^k` a normal number.
 pub const EXP_MIN: f32 = -87.0;
 /// Upper clamp of [`exp_f32`]'s argument: keeps the result finite.
 pub const EXP_MAX: f32 = 88.0;
 const LOG2E_F32: f32 = std::f32::consts::LOG2_E;
 /// ln 2 split in two: the high part has few enough bits that `k * LN2_HI_F32` is exact for |k| <= 128.
-const LN2_HI_F32: f32 = 0.693_145_751_953_125;
-const LN2_LO_F32: f32 = 1.428_606_765_330_187e-6;
+pub const LN2_HI_F32: f32 = 0.693_145_751_953_125;
+pub const LN2_LO_F32: f32 = 1.428_606_765_330_187e-6;
 /// Taylor coefficients 1/n!, n = 0..=7, as f32 (Horner from the highest).
 pub const EXP_F32_COEFFS: [f32; 8] = [
     1.0,
@@ -31,6 +34,7 @@ pub const EXP_F32_COEFFS: [f32; 8] = [
 /// NaN is treated as `EXP_MIN` (the behaviour of `f32::max`, and of x86 `maxps` with the constant
 /// second), so that the SIMD path has no special case to match.
 #[inline]
+#[allow(clippy::manual_clamp)] // `clamp` keeps NaN; the spec maps it to EXP_MIN
 pub fn exp_f32(x: f32) -> f32 {
     let x = x.max(EXP_MIN).min(EXP_MAX);
     let k = (x * LOG2E_F32).round_ties_even();
@@ -179,7 +183,7 @@ fn cos_poly(r: f64) -> f64 {
 fn taylor_even_odd(r2: f64, odd: u32) -> f64 {
     let coeff = |j: u32| {
         let c = 1.0 / factorial(2 * j + odd);
-        if j % 2 == 0 {
+        if j.is_multiple_of(2) {
             c
         } else {
             -c
@@ -206,7 +210,10 @@ mod tests {
             worst = worst.max(((got - want) / want).abs());
             x += 0.0137;
         }
-        assert!(worst < 3.0 * f32::EPSILON as f64, "worst relative error {worst}");
+        assert!(
+            worst < 3.0 * f32::EPSILON as f64,
+            "worst relative error {worst}"
+        );
         assert_eq!(exp_f32(0.0), 1.0);
         assert_eq!(exp_f32(f32::NAN), exp_f32(EXP_MIN));
         assert_eq!(exp_f32(-1e30), exp_f32(EXP_MIN));
@@ -215,9 +222,14 @@ mod tests {
 
     #[test]
     fn f64_functions_are_accurate() {
-        for &x in &[1e-300, 1e-5, 0.5, 1.0, 1.5, 2.0, 10.0, 1e5, 123456.789, 1e300] {
+        for &x in &[
+            1e-300, 1e-5, 0.5, 1.0, 1.5, 2.0, 10.0, 1e5, 123456.789, 1e300,
+        ] {
             let (got, want) = (ln_f64(x), x.ln());
-            assert!((got - want).abs() <= 4e-16 * want.abs().max(1.0), "ln {x}: {got} {want}");
+            assert!(
+                (got - want).abs() <= 4e-16 * want.abs().max(1.0),
+                "ln {x}: {got} {want}"
+            );
         }
         for i in -200..200 {
             let x = i as f64 * 0.173;
@@ -236,7 +248,9 @@ mod tests {
     #[test]
     fn dot8_order_is_the_spec_order() {
         // Values chosen so that a different summation order gives a different result.
-        let a: Vec<f32> = (0..16).map(|i| if i % 3 == 0 { 1e8 } else { 1.0 + i as f32 }).collect();
+        let a: Vec<f32> = (0..16)
+            .map(|i| if i % 3 == 0 { 1e8 } else { 1.0 + i as f32 })
+            .collect();
         let b = vec![1.0f32; 16];
         let mut lanes = [0f32; 8];
         for l in 0..8 {

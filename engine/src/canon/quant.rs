@@ -29,7 +29,11 @@ impl QActs {
 
     /// Re-shape for `rows` rows of `cols` elements, reusing the allocations.
     pub fn resize(&mut self, rows: usize, cols: usize) {
-        assert_eq!(cols % QK, 0, "activation width {cols} is not a multiple of {QK}");
+        assert_eq!(
+            cols % QK,
+            0,
+            "activation width {cols} is not a multiple of {QK}"
+        );
         self.rows = rows;
         self.cols = cols;
         let nb = rows * cols / QK;
@@ -56,6 +60,7 @@ pub fn block_scale(amax: f32) -> (f32, f32) {
 
 /// The scalar reference of block quantization (spec §1.1): writes `q` (32 values) and returns
 /// `(d, sum q, s)` with `d` and `s = d * sum q` both rounded to f16 precision.
+#[allow(clippy::manual_clamp)] // `clamp` keeps NaN; the spec maps it to -127
 pub fn quantize_block_ref(x: &[f32], q: &mut [i8]) -> (f32, i32, f32) {
     debug_assert_eq!(x.len(), QK);
     let mut amax = 0f32;

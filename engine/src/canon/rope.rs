@@ -15,8 +15,9 @@ impl RopeTable {
     pub fn new(dim: usize, base: f32, max_pos: usize) -> RopeTable {
         let half = dim / 2;
         let ln_base = ln_f64(base as f64);
-        let inv_freq: Vec<f64> =
-            (0..half).map(|i| exp_f64(-((2 * i) as f64 / dim as f64) * ln_base)).collect();
+        let inv_freq: Vec<f64> = (0..half)
+            .map(|i| exp_f64(-((2 * i) as f64 / dim as f64) * ln_base))
+            .collect();
         let mut cos = Vec::with_capacity(max_pos * half);
         let mut sin = Vec::with_capacity(max_pos * half);
         for p in 0..max_pos {

@@ -8,7 +8,7 @@
 
 use std::arch::x86_64::*;
 
-use crate::canon::math::{EXP_F32_COEFFS, EXP_MAX, EXP_MIN};
+use crate::canon::math::{EXP_F32_COEFFS, EXP_MAX, EXP_MIN, LN2_HI_F32, LN2_LO_F32};
 use crate::canon::quant::{QActs, QK};
 use crate::qmatrix::{QMatrix, WeightKind, GROUP};
 
@@ -42,6 +42,7 @@ unsafe fn tree8_ps(v: __m256) -> f32 {
 ///
 /// # Safety
 /// Requires AVX2 and F16C; `out` must be valid for every written index.
+#[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2,f16c")]
 pub unsafe fn matmul_group(
     w: &QMatrix,
@@ -170,6 +171,9 @@ unsafe fn q8_tile(w: &QMatrix, g: usize, xq: &QActs, t: usize, n: usize, acc: &m
 }
 
 /// The spec's f32 dot product: lane `l` of the accumulator is the spec's accumulator `l`.
+///
+/// # Safety
+/// Requires AVX2; `b` is at least as long as `a`, whose length is a multiple of 8.
 #[target_feature(enable = "avx2")]
 pub unsafe fn dot8_f32(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = _mm256_setzero_ps();
@@ -233,7 +237,10 @@ pub unsafe fn quantize_rows(x: &[f32], cols: usize, out: &mut QActs) {
         // packs interleaves 128-bit lanes: restore element order.
         let bytes = _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
         _mm256_storeu_si256(q.as_mut_ptr() as *mut __m256i, bytes);
-        let sum_v = _mm256_add_epi32(_mm256_add_epi32(ints[0], ints[1]), _mm256_add_epi32(ints[2], ints[3]));
+        let sum_v = _mm256_add_epi32(
+            _mm256_add_epi32(ints[0], ints[1]),
+            _mm256_add_epi32(ints[2], ints[3]),
+        );
         let mut s = [0i32; 8];
         _mm256_storeu_si256(s.as_mut_ptr() as *mut __m256i, sum_v);
         let qsum: i32 = s.iter().sum();
@@ -246,13 +253,16 @@ pub unsafe fn quantize_rows(x: &[f32], cols: usize, out: &mut QActs) {
 /// Eight lanes of the canonical `exp` (spec §2.1), operation for operation as `math::exp_f32`.
 #[inline(always)]
 unsafe fn exp8(x: __m256) -> __m256 {
-    let x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(EXP_MIN)), _mm256_set1_ps(EXP_MAX));
+    let x = _mm256_min_ps(
+        _mm256_max_ps(x, _mm256_set1_ps(EXP_MIN)),
+        _mm256_set1_ps(EXP_MAX),
+    );
     let k = _mm256_round_ps(
         _mm256_mul_ps(x, _mm256_set1_ps(std::f32::consts::LOG2_E)),
         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC,
     );
-    let r = _mm256_sub_ps(x, _mm256_mul_ps(k, _mm256_set1_ps(0.693_145_751_953_125)));
-    let r = _mm256_sub_ps(r, _mm256_mul_ps(k, _mm256_set1_ps(1.428_606_765_330_187e-6)));
+    let r = _mm256_sub_ps(x, _mm256_mul_ps(k, _mm256_set1_ps(LN2_HI_F32)));
+    let r = _mm256_sub_ps(r, _mm256_mul_ps(k, _mm256_set1_ps(LN2_LO_F32)));
     let mut p = _mm256_set1_ps(EXP_F32_COEFFS[7]);
     for &c in EXP_F32_COEFFS[..7].iter().rev() {
         p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(c));
@@ -290,7 +300,10 @@ pub unsafe fn rmsnorm_row(x: &[f32], w: &[f32], eps: f32, y: &mut [f32]) {
     for i in (0..x.len()).step_by(8) {
         let xv = _mm256_loadu_ps(x.as_ptr().add(i));
         let wv = _mm256_loadu_ps(w.as_ptr().add(i));
-        _mm256_storeu_ps(y.as_mut_ptr().add(i), _mm256_mul_ps(_mm256_mul_ps(xv, r), wv));
+        _mm256_storeu_ps(
+            y.as_mut_ptr().add(i),
+            _mm256_mul_ps(_mm256_mul_ps(xv, r), wv),
+        );
     }
 }
 

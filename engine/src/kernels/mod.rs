@@ -1,9 +1,9 @@
 //! Kernel dispatch: the scalar reference or a fast path chosen at run time, and the thread-level
 //! split of matrix products by output rows (never by reduction).
 
-pub mod scalar;
 #[cfg(target_arch = "x86_64")]
 pub mod avx2;
+pub mod scalar;
 
 use crate::canon::quant::QActs;
 use crate::qmatrix::QMatrix;
@@ -89,7 +89,9 @@ impl Isa {
         match self {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: as above; head_dim is a multiple of 8 and at most 256 (checked at load).
-            Isa::Avx2 => unsafe { avx2::attend(q, keys, values, n, stride, off, scale, scores, out) },
+            Isa::Avx2 => unsafe {
+                avx2::attend(q, keys, values, n, stride, off, scale, scores, out)
+            },
             _ => scalar::attend(q, keys, values, n, stride, off, scale, scores, out),
         }
     }
@@ -147,7 +149,12 @@ impl Runner {
     pub fn new(isa: Isa, threads: usize) -> Result<Runner, rayon::ThreadPoolBuildError> {
         let threads = threads.max(1);
         let pool = if threads > 1 {
-            Some(rayon::ThreadPoolBuilder::new().num_threads(threads).thread_name(|i| format!("sworn-kernel-{i}")).build()?)
+            Some(
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .thread_name(|i| format!("sworn-kernel-{i}"))
+                    .build()?,
+            )
         } else {
             None
         };
@@ -169,7 +176,14 @@ impl Runner {
 
     /// `outs[i] = mats[i] * x` for every matrix, in one parallel region (e.g. Q, K and V).
     /// `x` is given as f32 rows (`xf`) and, for quantized matrices, as their quantization `xq`.
-    pub fn matmul_many(&self, mats: &[&QMatrix], xq: &QActs, xf: &[f32], tokens: usize, outs: &mut [&mut Vec<f32>]) {
+    pub fn matmul_many(
+        &self,
+        mats: &[&QMatrix],
+        xq: &QActs,
+        xf: &[f32],
+        tokens: usize,
+        outs: &mut [&mut Vec<f32>],
+    ) {
         let mut tasks: Vec<(usize, usize)> = Vec::new();
         let mut ptrs = Vec::with_capacity(mats.len());
         for (i, (m, o)) in mats.iter().zip(outs.iter_mut()).enumerate() {
@@ -179,7 +193,11 @@ impl Runner {
         }
         let isa = self.isa;
         // Split large token counts too, so that prefill keeps every thread busy.
-        let tchunk = if tokens > 32 && tasks.len() < 4 * self.threads { 32 } else { tokens.max(1) };
+        let tchunk = if tokens > 32 && tasks.len() < 4 * self.threads {
+            32
+        } else {
+            tokens.max(1)
+        };
         let tchunks = tokens.div_ceil(tchunk).max(1);
         self.for_each(tasks.len() * tchunks, |k| {
             let (i, g) = tasks[k / tchunks];
@@ -215,7 +233,7 @@ mod tests {
         fn wild(&mut self) -> f32 {
             let v = self.f();
             let e = (self.byte() % 12) as i32 - 6;
-            if self.byte() % 17 == 0 {
+            if self.byte().is_multiple_of(17) {
                 0.0
             } else {
                 v * 2f32.powi(e)
@@ -229,7 +247,9 @@ mod tests {
         let scale = |rng: &mut Rng| f16::from_f32(rng.f() * 0.05).to_le_bytes();
         match kind {
             GgufKind::F32 => (0..rows * cols).for_each(|_| raw.extend(rng.wild().to_le_bytes())),
-            GgufKind::F16 => (0..rows * cols).for_each(|_| raw.extend(f16::from_f32(rng.wild()).to_le_bytes())),
+            GgufKind::F16 => {
+                (0..rows * cols).for_each(|_| raw.extend(f16::from_f32(rng.wild()).to_le_bytes()))
+            }
             _ => {
                 for _ in 0..rows * nb {
                     raw.extend(scale(rng));
@@ -256,7 +276,13 @@ mod tests {
     fn same(a: &[f32], b: &[f32], what: &str) {
         assert_eq!(a.len(), b.len(), "{what}: lengths");
         if let Some(i) = (0..a.len()).find(|&i| a[i].to_bits() != b[i].to_bits()) {
-            panic!("{what}: element {i} differs: {:e} ({:#x}) vs {:e} ({:#x})", a[i], a[i].to_bits(), b[i], b[i].to_bits());
+            panic!(
+                "{what}: element {i} differs: {:e} ({:#x}) vs {:e} ({:#x})",
+                a[i],
+                a[i].to_bits(),
+                b[i],
+                b[i].to_bits()
+            );
         }
     }
 
@@ -277,12 +303,26 @@ mod tests {
         assert_eq!(bits(&qs.d), bits(&qf.d));
         assert_eq!(bits(&qs.s), bits(&qf.s));
         assert_eq!(qs.qsum, qf.qsum);
-        for kind in [GgufKind::Q4_0, GgufKind::Q4_1, GgufKind::Q8_0, GgufKind::F16, GgufKind::F32] {
+        for kind in [
+            GgufKind::Q4_0,
+            GgufKind::Q4_1,
+            GgufKind::Q8_0,
+            GgufKind::F16,
+            GgufKind::F32,
+        ] {
             let w = random_matrix(&mut rng, kind, rows, cols);
             let (mut a, mut b) = (Vec::new(), Vec::new());
-            Runner::new(Isa::Scalar, 1).unwrap().matmul_many(&[&w], &qs, &x, tokens, &mut [&mut a]);
+            Runner::new(Isa::Scalar, 1)
+                .unwrap()
+                .matmul_many(&[&w], &qs, &x, tokens, &mut [&mut a]);
             for threads in [1, 2, 3] {
-                Runner::new(fast, threads).unwrap().matmul_many(&[&w], &qs, &x, tokens, &mut [&mut b]);
+                Runner::new(fast, threads).unwrap().matmul_many(
+                    &[&w],
+                    &qs,
+                    &x,
+                    tokens,
+                    &mut [&mut b],
+                );
                 same(&a, &b, &format!("{kind:?} matmul, {threads} threads"));
             }
         }
@@ -291,7 +331,18 @@ mod tests {
         Isa::Scalar.rmsnorm(&x, &w, 1e-5, &mut ya);
         fast.rmsnorm(&x, &w, 1e-5, &mut yb);
         same(&ya, &yb, "rmsnorm");
-        let g: Vec<f32> = (0..4096).map(|i| if i < 16 { [0.0, -0.0, 100.0, -100.0, 88.5, -88.5, 1e-30, -1e30, 1e30, 3.0, -3.0, 0.5, -0.5, 1e-7, 20.0, -20.0][i] } else { rng.f() * 30.0 }).collect();
+        let g: Vec<f32> = (0..4096)
+            .map(|i| {
+                if i < 16 {
+                    [
+                        0.0, -0.0, 100.0, -100.0, 88.5, -88.5, 1e-30, -1e30, 1e30, 3.0, -3.0, 0.5,
+                        -0.5, 1e-7, 20.0, -20.0,
+                    ][i]
+                } else {
+                    rng.f() * 30.0
+                }
+            })
+            .collect();
         let u: Vec<f32> = (0..4096).map(|_| rng.wild()).collect();
         let (mut ha, mut hb) = (vec![0f32; 4096], vec![0f32; 4096]);
         Isa::Scalar.silu_mul(&g, &u, &mut ha);

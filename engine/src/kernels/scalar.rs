@@ -18,10 +18,7 @@ pub fn dot_row(w: &QMatrix, r: usize, xq: &QActs, xf: &[f32], t: usize) -> f32 {
         let blk = w.block(r, b);
         let xb = t * nb + b;
         let qx = &xq.q[xb * QK..][..QK];
-        let mut isum = 0i32;
-        for j in 0..QK {
-            isum += blk.q[j] * qx[j] as i32;
-        }
+        let isum: i32 = blk.q.iter().zip(qx).map(|(&w, &x)| w * x as i32).sum();
         let dx = xq.d[xb];
         acc = match w.kind {
             WeightKind::Q4_1 => {

@@ -7,21 +7,34 @@ use std::path::PathBuf;
 /// `scripts/fetch-model.sh` caches it. Missing, it skips loudly, or fails when
 /// `SWORN_REQUIRE_MODEL=1` (as CI sets it, having fetched the model).
 pub fn real_model(test: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("SWORN_MODEL").map(PathBuf::from).unwrap_or_else(|| {
-        let cache = std::env::var_os("SWORN_CACHE_DIR").map(PathBuf::from).unwrap_or_else(|| {
-            std::env::var_os("XDG_CACHE_HOME")
+    let path = std::env::var_os("SWORN_MODEL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let cache = std::env::var_os("SWORN_CACHE_DIR")
                 .map(PathBuf::from)
-                .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache"))
-                .join("sworn")
+                .unwrap_or_else(|| {
+                    std::env::var_os("XDG_CACHE_HOME")
+                        .map(PathBuf::from)
+                        .unwrap_or_else(|| {
+                            PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+                                .join(".cache")
+                        })
+                        .join("sworn")
+                });
+            cache.join("models/SmolLM2-135M-Instruct.Q4_1.gguf")
         });
-        cache.join("models/SmolLM2-135M-Instruct.Q4_1.gguf")
-    });
     if path.exists() {
         return Some(path);
     }
     if std::env::var("SWORN_REQUIRE_MODEL").as_deref() == Ok("1") {
-        panic!("{test}: SWORN_REQUIRE_MODEL=1 but the model is not at {}", path.display());
+        panic!(
+            "{test}: SWORN_REQUIRE_MODEL=1 but the model is not at {}",
+            path.display()
+        );
     }
-    eprintln!("!!! SKIPPED {test}: real model not found at {} (run scripts/fetch-model.sh) !!!", path.display());
+    eprintln!(
+        "!!! SKIPPED {test}: real model not found at {} (run scripts/fetch-model.sh) !!!",
+        path.display()
+    );
     None
 }

@@ -1,0 +1,189 @@
+//! End-to-end tests of the `sworn` binary on the real model: answers, JSON output, determinism
+//! across threads and kernels, peak memory, and clear errors for bad input.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn model() -> Option<PathBuf> {
+    let p = PathBuf::from(std::env::var_os("SWORN_MODEL")?);
+    if p.exists() {
+        return Some(p);
+    }
+    None
+}
+
+fn require_model(test: &str) -> Option<PathBuf> {
+    match model() {
+        Some(p) => Some(p),
+        None if std::env::var("SWORN_REQUIRE_MODEL").as_deref() == Ok("1") => {
+            panic!("{test}: SWORN_REQUIRE_MODEL=1 but SWORN_MODEL is not set to an existing file")
+        }
+        None => {
+            eprintln!("!!! SKIPPED {test}: set SWORN_MODEL (scripts/test.sh does) !!!");
+            None
+        }
+    }
+}
+
+fn sworn(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sworn"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn generate_json(model: &str, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec!["generate", "--model", model, "--json"];
+    args.extend_from_slice(extra);
+    let out = sworn(&args);
+    assert!(
+        out.status.success(),
+        "sworn failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn chat_answer_is_sensible_and_json_is_complete() {
+    let Some(m) = require_model("chat_answer_is_sensible") else {
+        return;
+    };
+    let m = m.to_str().unwrap();
+    let q = [
+        "--chat",
+        "--system",
+        "You are a helpful assistant.",
+        "--prompt",
+        "What is the capital of France?",
+        "--max-tokens",
+        "32",
+    ];
+    let j = generate_json(m, &q);
+    let text = j["text"].as_str().unwrap();
+    assert!(text.contains("Paris"), "answer {text:?}");
+    let n = j["tokens"].as_array().unwrap().len();
+    assert!(n > 0 && n <= 32);
+    assert_eq!(j["logits_blake3"].as_array().unwrap().len(), n);
+    assert_eq!(j["logits_blake3"][0].as_str().unwrap().len(), 64);
+    // Same bits on another thread count and on the scalar reference kernels.
+    let mut q2 = q.to_vec();
+    q2.extend(["--threads", "2"]);
+    let j2 = generate_json(m, &q2);
+    assert_eq!(j["tokens"], j2["tokens"]);
+    assert_eq!(j["logits_blake3"], j2["logits_blake3"]);
+    let q3 = [
+        "--chat",
+        "--system",
+        "You are a helpful assistant.",
+        "--prompt",
+        "What is the capital of France?",
+        "--max-tokens",
+        "2",
+        "--kernels",
+        "scalar",
+    ];
+    let j3 = generate_json(m, &q3);
+    assert_eq!(j3["kernels"], "cpu-scalar");
+    assert_eq!(
+        j3["logits_blake3"].as_array().unwrap()[..],
+        j["logits_blake3"].as_array().unwrap()[..2]
+    );
+}
+
+#[test]
+fn sampled_generation_is_reproducible_and_seed_dependent() {
+    let Some(m) = require_model("sampled_generation") else {
+        return;
+    };
+    let m = m.to_str().unwrap();
+    let args = |seed: &'static str| {
+        [
+            "--prompt",
+            "Once upon a time",
+            "--max-tokens",
+            "24",
+            "--temperature",
+            "0.9",
+            "--top-k",
+            "50",
+            "--top-p",
+            "0.95",
+            "--seed",
+            seed,
+        ]
+    };
+    let a = generate_json(m, &args("1"));
+    assert_eq!(a["tokens"], generate_json(m, &args("1"))["tokens"]);
+    assert_ne!(a["tokens"], generate_json(m, &args("2"))["tokens"]);
+}
+
+#[test]
+fn peak_memory_is_under_one_and_a_half_model_sizes() {
+    let Some(m) = require_model("peak_memory") else {
+        return;
+    };
+    let size = std::fs::metadata(&m).unwrap().len() as f64;
+    let out = sworn(&[
+        "generate",
+        "--model",
+        m.to_str().unwrap(),
+        "--prompt",
+        "The history of",
+        "--max-tokens",
+        "256",
+        "--threads",
+        "2",
+    ]);
+    assert!(out.status.success());
+    // SAFETY: getrusage writes into the struct we pass.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    assert_eq!(
+        unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru) },
+        0
+    );
+    let peak = ru.ru_maxrss as f64 * 1024.0;
+    println!(
+        "peak RSS {:.1} MB = {:.2}x the {:.1} MB model",
+        peak / 1e6,
+        peak / size,
+        size / 1e6
+    );
+    assert!(peak < 1.5 * size, "peak RSS {peak} >= 1.5 x {size}");
+}
+
+#[test]
+fn bad_input_gives_clear_errors() {
+    let out = sworn(&["generate", "--model", "/nonexistent.gguf", "--prompt", "x"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not found"));
+    let bad = std::env::temp_dir().join(format!("sworn-bad-{}.gguf", std::process::id()));
+    std::fs::write(
+        &bad,
+        b"GGUF\x03\x00\x00\x00\xff\xff\xff\xff\xff\xff\xff\xff",
+    )
+    .unwrap();
+    let out = sworn(&[
+        "generate",
+        "--model",
+        bad.to_str().unwrap(),
+        "--prompt",
+        "x",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("malformed GGUF"), "{err}");
+    let _ = std::fs::remove_file(&bad);
+    let Some(m) = model() else { return };
+    let out = sworn(&[
+        "generate",
+        "--model",
+        m.to_str().unwrap(),
+        "--prompt",
+        "x",
+        "--top-p",
+        "0",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("top_p"));
+}
