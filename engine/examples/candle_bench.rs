@@ -10,8 +10,15 @@ use candle_core::{Device, Tensor};
 use candle_transformers::models::quantized_llama::ModelWeights;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let path = std::env::args().nth(1).ok_or("usage: candle_bench MODEL.gguf [PP] [TG] [REPS]")?;
-    let arg = |i: usize, d: usize| std::env::args().nth(i).and_then(|s| s.parse().ok()).unwrap_or(d);
+    let path = std::env::args()
+        .nth(1)
+        .ok_or("usage: candle_bench MODEL.gguf [PP] [TG] [REPS]")?;
+    let arg = |i: usize, d: usize| {
+        std::env::args()
+            .nth(i)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(d)
+    };
     let (pp, tg, reps) = (arg(2, 128), arg(3, 128), arg(4, 3));
     let mut file = std::fs::File::open(&path)?;
     let content = gguf_file::Content::read(&mut file)?;

@@ -24,8 +24,8 @@ pub enum EngineError {
     InvalidRequest(String),
     #[error("numerical failure: {0}")]
     Numerical(String),
-    #[error("thread pool: {0}")]
-    ThreadPool(#[from] rayon::ThreadPoolBuildError),
+    #[error("starting kernel threads: {0}")]
+    ThreadPool(#[from] std::io::Error),
 }
 
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;

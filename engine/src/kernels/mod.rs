@@ -3,11 +3,11 @@
 
 #[cfg(target_arch = "x86_64")]
 pub mod avx2;
+pub mod pool;
 pub mod scalar;
 
 use crate::canon::quant::QActs;
 use crate::qmatrix::QMatrix;
-use rayon::prelude::*;
 
 /// Which implementation of the kernels runs. Every choice computes the same bits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,38 +140,26 @@ unsafe impl Sync for OutPtr {}
 /// Runs kernels on a fixed number of threads.
 pub struct Runner {
     pub isa: Isa,
-    pool: Option<rayon::ThreadPool>,
-    threads: usize,
+    pool: pool::Pool,
 }
 
 impl Runner {
-    /// A runner with `threads` worker threads (1 runs everything on the calling thread).
-    pub fn new(isa: Isa, threads: usize) -> Result<Runner, rayon::ThreadPoolBuildError> {
-        let threads = threads.max(1);
-        let pool = if threads > 1 {
-            Some(
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(threads)
-                    .thread_name(|i| format!("sworn-kernel-{i}"))
-                    .build()?,
-            )
-        } else {
-            None
-        };
-        Ok(Runner { isa, pool, threads })
+    /// A runner with `threads` threads in all (1 runs everything on the calling thread).
+    pub fn new(isa: Isa, threads: usize) -> std::io::Result<Runner> {
+        Ok(Runner {
+            isa,
+            pool: pool::Pool::new(threads.max(1))?,
+        })
     }
 
     pub fn threads(&self) -> usize {
-        self.threads
+        self.pool.threads()
     }
 
     /// Runs `f(i)` for `i in 0..n` across the threads. Results must not depend on which thread
     /// runs which `i`; callers write disjoint outputs.
-    pub fn for_each(&self, n: usize, f: impl Fn(usize) + Sync + Send) {
-        match &self.pool {
-            None => (0..n).for_each(f),
-            Some(pool) => pool.install(|| (0..n).into_par_iter().for_each(f)),
-        }
+    pub fn for_each(&self, n: usize, f: impl Fn(usize) + Sync) {
+        self.pool.run(n, &f);
     }
 
     /// `outs[i] = mats[i] * x` for every matrix, in one parallel region (e.g. Q, K and V).
@@ -193,7 +181,7 @@ impl Runner {
         }
         let isa = self.isa;
         // Split large token counts too, so that prefill keeps every thread busy.
-        let tchunk = if tokens > 32 && tasks.len() < 4 * self.threads {
+        let tchunk = if tokens > 32 && tasks.len() < 4 * self.threads() {
             32
         } else {
             tokens.max(1)
