@@ -37,15 +37,11 @@ fn top1_agreement_with_candle_quantized_llama() {
     let Some(path) = common::real_model("fidelity_candle") else {
         return;
     };
-    let engine = Engine::load(
-        &path,
-        &EngineOptions {
-            threads: 2,
-            isa: Some(Isa::Scalar),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let opts = EngineOptions {
+        threads: 2,
+        ..Default::default()
+    };
+    let engine = Engine::load(&path, &opts).unwrap();
     let ids = engine.tokenizer.encode(TEXT, false).unwrap();
     assert!(ids.len() >= 256, "text is only {} tokens", ids.len());
 
