@@ -141,6 +141,12 @@ impl Engine {
             None => None,
         };
         let isa = opts.isa.unwrap_or_else(Isa::detect);
+        if !isa.is_supported() {
+            return Err(EngineError::Unsupported(format!(
+                "this CPU cannot run the {} kernels",
+                isa.name()
+            )));
+        }
         let runner = Runner::new(isa, opts.threads)?;
         tracing::debug!(
             layers = model.cfg.n_layer,

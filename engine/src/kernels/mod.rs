@@ -31,6 +31,21 @@ impl Isa {
         Isa::Scalar
     }
 
+    /// Whether this CPU can run this implementation.
+    pub fn is_supported(self) -> bool {
+        match self {
+            Isa::Scalar => true,
+            Isa::Avx2 => Isa::detect() == Isa::Avx2,
+        }
+    }
+
+    /// Whether to take the AVX2 path: requested and supported. The public kernel entry points
+    /// below check this and their slice preconditions, and otherwise run the scalar reference
+    /// (which computes the same bits), so no input can make them read out of bounds.
+    fn avx2(self) -> bool {
+        self == Isa::Avx2 && self.is_supported()
+    }
+
     /// A short name for logs and transcripts.
     pub fn name(self) -> &'static str {
         match self {
@@ -43,8 +58,8 @@ impl Isa {
     pub fn quantize_rows(self, x: &[f32], cols: usize, out: &mut QActs) {
         match self {
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: `Avx2` is only constructed by `detect` after checking the CPU.
-            Isa::Avx2 => unsafe { avx2::quantize_rows(x, cols, out) },
+            // SAFETY: CPU support checked; all accesses are bounds-checked slices of 32.
+            Isa::Avx2 if self.avx2() => unsafe { avx2::quantize_rows(x, cols, out) },
             _ => scalar::quantize_rows(x, cols, out),
         }
     }
@@ -52,11 +67,12 @@ impl Isa {
     /// RMSNorm of each `w.len()`-wide row of `x` into `y`.
     pub fn rmsnorm(self, x: &[f32], w: &[f32], eps: f32, y: &mut [f32]) {
         let n = w.len();
+        let fast = self.avx2() && n.is_multiple_of(8);
         for (xr, yr) in x.chunks_exact(n).zip(y.chunks_exact_mut(n)) {
             match self {
                 #[cfg(target_arch = "x86_64")]
-                // SAFETY: as above.
-                Isa::Avx2 => unsafe { avx2::rmsnorm_row(xr, w, eps, yr) },
+                // SAFETY: CPU support checked; rows are `n` long, a multiple of 8.
+                Isa::Avx2 if fast => unsafe { avx2::rmsnorm_row(xr, w, eps, yr) },
                 _ => scalar::rmsnorm_row(xr, w, eps, yr),
             }
         }
@@ -66,8 +82,13 @@ impl Isa {
     pub fn silu_mul(self, g: &[f32], u: &[f32], h: &mut [f32]) {
         match self {
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: as above; lengths are multiples of 8 (checked at model load).
-            Isa::Avx2 => unsafe { avx2::silu_mul(g, u, h) },
+            // SAFETY: CPU support checked; the guard checks every length the loop reads.
+            Isa::Avx2
+                if self.avx2()
+                    && g.len().is_multiple_of(8)
+                    && u.len() >= g.len()
+                    && h.len() >= g.len() =>
+            unsafe { avx2::silu_mul(g, u, h) },
             _ => scalar::silu_mul(g, u, h),
         }
     }
@@ -86,10 +107,18 @@ impl Isa {
         scores: &mut [f32],
         out: &mut [f32],
     ) {
+        let hd = q.len();
+        let fits = |m: &[f32]| n == 0 || m.len() >= (n - 1) * stride + off + hd;
+        let ok = hd.is_multiple_of(8)
+            && hd <= 256
+            && fits(keys)
+            && fits(values)
+            && scores.len() >= n
+            && out.len() >= hd;
         match self {
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: as above; head_dim is a multiple of 8 and at most 256 (checked at load).
-            Isa::Avx2 => unsafe {
+            // SAFETY: CPU support checked; `ok` checks every range the kernel reads or writes.
+            Isa::Avx2 if self.avx2() && ok => unsafe {
                 avx2::attend(q, keys, values, n, stride, off, scale, scores, out)
             },
             _ => scalar::attend(q, keys, values, n, stride, off, scale, scores, out),
@@ -111,8 +140,8 @@ impl Isa {
         let stride = w.rows;
         match self {
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: CPU checked by `detect`; `out` covers `t1 * stride` floats and each
-            // (t, row) of this group is written by this call only.
+            // SAFETY: only a `Runner` calls this, and `Runner::new` checked CPU support; `out`
+            // covers `t1 * stride` floats and each (t, row) of this group is written here only.
             Isa::Avx2 => unsafe { avx2::matmul_group(w, g, xq, xf, t0, t1, out.0, stride) },
             _ => {
                 let r0 = g * crate::qmatrix::GROUP;
