@@ -54,6 +54,8 @@ enum Kernels {
     Auto,
     /// The scalar reference (slow; same bits).
     Scalar,
+    /// The portable row-group kernels (any CPU; same bits).
+    Portable,
 }
 
 #[derive(Args)]
@@ -143,6 +145,7 @@ fn generate(a: GenerateArgs) -> Result<()> {
         isa: match a.kernels {
             Kernels::Auto => None,
             Kernels::Scalar => Some(Isa::Scalar),
+            Kernels::Portable => Some(Isa::Portable),
         },
         max_context: None,
     };
@@ -214,6 +217,7 @@ fn bench(a: BenchArgs) -> Result<()> {
         isa: match a.kernels {
             Kernels::Auto => None,
             Kernels::Scalar => Some(Isa::Scalar),
+            Kernels::Portable => Some(Isa::Portable),
         },
         max_context: None,
     };

@@ -152,6 +152,13 @@ fn check_all(path: &Path, n: usize, scalar_n: usize) {
             "{threads} threads token-by-token differ"
         );
     }
+    let portable = engine(path, Isa::Portable, 2);
+    assert_eq!(
+        whole,
+        logits_by_chunks(&portable, &toks, &[n]),
+        "portable kernels differ from {}",
+        Isa::detect().name()
+    );
     let scalar = engine(path, Isa::Scalar, 1);
     assert_eq!(
         whole[..scalar_n],

@@ -4,6 +4,7 @@
 #[cfg(target_arch = "x86_64")]
 pub mod avx2;
 pub mod pool;
+pub mod portable;
 pub mod scalar;
 
 use crate::canon::quant::QActs;
@@ -14,6 +15,8 @@ use crate::qmatrix::QMatrix;
 pub enum Isa {
     /// The scalar reference: the spec, plainly.
     Scalar,
+    /// The row-group kernels in plain Rust, vectorized by the compiler: any CPU.
+    Portable,
     /// x86-64 AVX2 + F16C.
     Avx2,
 }
@@ -28,13 +31,13 @@ impl Isa {
                 return Isa::Avx2;
             }
         }
-        Isa::Scalar
+        Isa::Portable
     }
 
     /// Whether this CPU can run this implementation.
     pub fn is_supported(self) -> bool {
         match self {
-            Isa::Scalar => true,
+            Isa::Scalar | Isa::Portable => true,
             Isa::Avx2 => Isa::detect() == Isa::Avx2,
         }
     }
@@ -50,6 +53,7 @@ impl Isa {
     pub fn name(self) -> &'static str {
         match self {
             Isa::Scalar => "cpu-scalar",
+            Isa::Portable => "cpu-portable",
             Isa::Avx2 => "cpu-avx2",
         }
     }
@@ -143,6 +147,17 @@ impl Isa {
             // SAFETY: only a `Runner` calls this, and `Runner::new` checked CPU support; `out`
             // covers `t1 * stride` floats and each (t, row) of this group is written here only.
             Isa::Avx2 => unsafe { avx2::matmul_group(w, g, xq, xf, t0, t1, out.0, stride) },
+            Isa::Portable if w.kind != crate::qmatrix::WeightKind::F32 => {
+                let r0 = g * crate::qmatrix::GROUP;
+                let lanes = (w.rows - r0).min(crate::qmatrix::GROUP);
+                for t in t0..t1 {
+                    let v = portable::group_row(w, g, xq, t);
+                    for (l, &x) in v.iter().enumerate().take(lanes) {
+                        // SAFETY: as above.
+                        unsafe { *out.0.add(t * stride + r0 + l) = x };
+                    }
+                }
+            }
             _ => {
                 let r0 = g * crate::qmatrix::GROUP;
                 let r1 = (r0 + crate::qmatrix::GROUP).min(w.rows);
@@ -312,11 +327,19 @@ mod tests {
 
     #[test]
     fn fast_paths_match_the_scalar_reference_bit_for_bit() {
-        let fast = Isa::detect();
-        if fast == Isa::Scalar {
-            eprintln!("!!! SKIPPED fast-path comparison: this CPU has no AVX2+F16C, only the scalar path exists !!!");
-            return;
+        for fast in [Isa::Portable, Isa::Avx2] {
+            if !fast.is_supported() {
+                eprintln!(
+                    "!!! SKIPPED {} comparison: this CPU cannot run it !!!",
+                    fast.name()
+                );
+                continue;
+            }
+            compare_with_reference(fast);
         }
+    }
+
+    fn compare_with_reference(fast: Isa) {
         let mut rng = Rng(0x5eed);
         let (rows, cols, tokens) = (45, 32 * 37, 11);
         let x: Vec<f32> = (0..tokens * cols).map(|_| rng.wild()).collect();
@@ -347,7 +370,11 @@ mod tests {
                     tokens,
                     &mut [&mut b],
                 );
-                same(&a, &b, &format!("{kind:?} matmul, {threads} threads"));
+                same(
+                    &a,
+                    &b,
+                    &format!("{} {kind:?} matmul, {threads} threads", fast.name()),
+                );
             }
         }
         let w: Vec<f32> = (0..cols).map(|_| rng.f() + 1.0).collect();
