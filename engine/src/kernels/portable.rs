@@ -61,7 +61,7 @@ pub fn group_row(w: &QMatrix, g: usize, xq: &QActs, t: usize) -> [f32; GROUP] {
                 let isum = isums_q4(&p[32..], x);
                 let sx = xq.s[xb];
                 for l in 0..GROUP {
-                    acc[l] += ((dw[l] * dx) * isum[l] as f32 + mw[l] * sx);
+                    acc[l] += (dw[l] * dx) * isum[l] as f32 + mw[l] * sx;
                 }
             }
             WeightKind::Q4_0 => {
