@@ -1,4 +1,21 @@
-//! Transcript format, canonical encoding, commitments and signatures.
+//! Signed transcripts of sworn completions: the record of what a completion commits to (model,
+//! tokenizer, request, output, per-step logits trace, engine), its canonical binary encoding and
+//! JSON form, the SHA-256 commitments an EVM contract can recompute, and Ed25519 operator keys.
+//! `docs/transcript.md` is the specification.
 //!
-//! Not implemented yet: this crate is the subject of issue #4. It exists so that the workspace has
-//! its final shape; it exports nothing.
+//! This crate has no dependency on the engine, so a verifier can embed it without the weights.
+
+pub mod codec;
+pub mod error;
+pub mod hexser;
+pub mod keys;
+pub mod merkle;
+pub mod transcript;
+
+pub use codec::Limits;
+pub use error::AttestError;
+pub use keys::{key_id, OperatorKey, PublicKey, PublicKeyDoc};
+pub use transcript::{
+    Commitments, FinishReason, Message, Meta, ModelCommitment, OutputRecord, Prompt, RequestRecord,
+    Sampling, Transcript, FORMAT_VERSION,
+};

@@ -1,0 +1,204 @@
+//! Operator keys: Ed25519, stored as a small JSON file with mode 0600. A key file that others can
+//! read is refused, as ssh refuses one. The key id is SHA-256 of the public key.
+
+use std::path::Path;
+
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::AttestError;
+use crate::hexser;
+use crate::transcript::Transcript;
+
+/// An operator's signing key.
+pub struct OperatorKey {
+    key: SigningKey,
+}
+
+/// An operator's public key, as third parties hold it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PublicKey {
+    key: VerifyingKey,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SecretFile {
+    algorithm: String,
+    #[serde(with = "hexser")]
+    secret_key: [u8; 32],
+    #[serde(with = "hexser")]
+    public_key: [u8; 32],
+    #[serde(with = "hexser")]
+    key_id: [u8; 32],
+}
+
+/// The public key document (`sworn keygen` writes it beside the key).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublicKeyDoc {
+    pub algorithm: String,
+    #[serde(with = "hexser")]
+    pub public_key: [u8; 32],
+    #[serde(with = "hexser")]
+    pub key_id: [u8; 32],
+}
+
+/// SHA-256 of a public key's 32 bytes.
+pub fn key_id(public: &[u8; 32]) -> [u8; 32] {
+    Sha256::digest(public).into()
+}
+
+impl OperatorKey {
+    /// A fresh key from the operating system's randomness.
+    pub fn generate() -> Result<OperatorKey, AttestError> {
+        let mut seed = [0u8; 32];
+        getrandom::fill(&mut seed).map_err(|e| AttestError::Key {
+            path: "<random>".into(),
+            why: e.to_string(),
+        })?;
+        Ok(OperatorKey::from_seed(&seed))
+    }
+
+    /// A key from its 32-byte secret (tests use fixed ones).
+    pub fn from_seed(seed: &[u8; 32]) -> OperatorKey {
+        OperatorKey {
+            key: SigningKey::from_bytes(seed),
+        }
+    }
+
+    pub fn public(&self) -> PublicKey {
+        PublicKey {
+            key: self.key.verifying_key(),
+        }
+    }
+
+    /// Signs `t` in place: sets its operator key id, then the signature over its digest.
+    pub fn sign(&self, t: &mut Transcript) {
+        t.meta.operator_key_id = self.public().id();
+        t.signature = self.key.sign(&t.signing_message()).to_bytes();
+    }
+
+    /// Writes the key to `path` (created new, mode 0600; never overwrites).
+    pub fn save(&self, path: &Path) -> Result<(), AttestError> {
+        let public = self.public();
+        let doc = SecretFile {
+            algorithm: "ed25519".into(),
+            secret_key: self.key.to_bytes(),
+            public_key: public.to_bytes(),
+            key_id: public.id(),
+        };
+        let json = serde_json::to_string_pretty(&doc).expect("key serializes");
+        let io = |source| AttestError::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let mut f = opts.open(path).map_err(io)?;
+        std::io::Write::write_all(&mut f, json.as_bytes()).map_err(io)?;
+        Ok(())
+    }
+
+    /// Reads a key file, refusing one that others can read.
+    pub fn load(path: &Path) -> Result<OperatorKey, AttestError> {
+        let err = |why: String| AttestError::Key {
+            path: path.display().to_string(),
+            why,
+        };
+        let io = |source| AttestError::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        let meta = std::fs::metadata(path).map_err(io)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                return Err(err(format!(
+                    "mode {mode:o} lets others read the secret key; run chmod 600 on it"
+                )));
+            }
+        }
+        if meta.len() > 4096 {
+            return Err(err("too large to be a key file".into()));
+        }
+        let text = std::fs::read_to_string(path).map_err(io)?;
+        let doc: SecretFile = serde_json::from_str(&text).map_err(|e| err(e.to_string()))?;
+        if doc.algorithm != "ed25519" {
+            return Err(err(format!("algorithm {:?}", doc.algorithm)));
+        }
+        let key = OperatorKey::from_seed(&doc.secret_key);
+        if key.public().to_bytes() != doc.public_key || key.public().id() != doc.key_id {
+            return Err(err(
+                "public key or key id does not match the secret key".into()
+            ));
+        }
+        Ok(key)
+    }
+}
+
+impl PublicKey {
+    pub fn from_bytes(b: &[u8; 32]) -> Result<PublicKey, AttestError> {
+        VerifyingKey::from_bytes(b)
+            .map(|key| PublicKey { key })
+            .map_err(|e| AttestError::Key {
+                path: "<public key>".into(),
+                why: e.to_string(),
+            })
+    }
+
+    pub fn to_bytes(&self) -> [u8; 32] {
+        self.key.to_bytes()
+    }
+
+    /// SHA-256 of the public key.
+    pub fn id(&self) -> [u8; 32] {
+        key_id(&self.to_bytes())
+    }
+
+    pub fn to_hex(&self) -> String {
+        hexser::encode(&self.to_bytes())
+    }
+
+    /// Parses 64 hex digits, or the JSON public key document.
+    pub fn parse(s: &str) -> Result<PublicKey, AttestError> {
+        let s = s.trim();
+        let bad = |why: String| AttestError::Key {
+            path: "<public key>".into(),
+            why,
+        };
+        if s.starts_with('{') {
+            let doc: PublicKeyDoc = serde_json::from_str(s).map_err(|e| bad(e.to_string()))?;
+            let k = PublicKey::from_bytes(&doc.public_key)?;
+            if doc.algorithm != "ed25519" || k.id() != doc.key_id {
+                return Err(bad("document's algorithm or key id is wrong".into()));
+            }
+            return Ok(k);
+        }
+        PublicKey::from_bytes(&hexser::decode::<32>(s).map_err(bad)?)
+    }
+
+    pub fn doc(&self) -> PublicKeyDoc {
+        PublicKeyDoc {
+            algorithm: "ed25519".into(),
+            public_key: self.to_bytes(),
+            key_id: self.id(),
+        }
+    }
+
+    /// Checks a transcript's signature (strict Ed25519: no malleable or small-order forms).
+    pub fn verify(&self, t: &Transcript) -> Result<(), AttestError> {
+        let sig = Signature::from_bytes(&t.signature);
+        self.key
+            .verify_strict(&t.signing_message(), &sig)
+            .map_err(|_| AttestError::Signature("does not verify under the operator key".into()))
+    }
+}

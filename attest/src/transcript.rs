@@ -1,0 +1,571 @@
+//! The transcript: what a completion commits to, its canonical encoding, its commitments and the
+//! digest that is signed. `docs/transcript.md` is the specification.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::codec::{Limits, Reader, Writer};
+use crate::error::AttestError;
+use crate::hexser;
+use crate::merkle;
+
+/// Version of the binary format (and of the commitment layout).
+pub const FORMAT_VERSION: u16 = 1;
+/// First bytes of every encoded transcript.
+pub const MAGIC: &[u8; 8] = b"SWORNTX\0";
+
+/// Domain tags: every hash says what it is a hash of.
+pub const TAG_MODEL: &[u8] = b"sworn.model.v1\0";
+pub const TAG_REQUEST: &[u8] = b"sworn.request.v1\0";
+pub const TAG_OUTPUT: &[u8] = b"sworn.output.v1\0";
+pub const TAG_META: &[u8] = b"sworn.meta.v1\0";
+pub const TAG_DIGEST: &[u8] = b"sworn.transcript.v1\0";
+pub const TAG_SIGNATURE: &[u8] = b"sworn.signature.v1\0";
+
+/// The model the completion ran on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelCommitment {
+    /// BLAKE3 of the whole GGUF file.
+    #[serde(with = "hexser")]
+    pub file_blake3: [u8; 32],
+    /// Merkle root (BLAKE3) over the per-tensor hashes, tensors sorted by name.
+    #[serde(with = "hexser")]
+    pub tensors_root: [u8; 32],
+    pub n_tensors: u32,
+    /// BLAKE3 of the tokenizer's canonical description (vocabulary, types, merges, settings).
+    #[serde(with = "hexser")]
+    pub tokenizer_blake3: [u8; 32],
+    /// BLAKE3 of the chat template text (of the empty string if there is none).
+    #[serde(with = "hexser")]
+    pub chat_template_blake3: [u8; 32],
+}
+
+/// A chat message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Message {
+    pub role: String,
+    pub content: String,
+}
+
+/// The prompt as the client gave it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Prompt {
+    Text(String),
+    Chat(Vec<Message>),
+}
+
+/// Sampling parameters, as the engine's spec (§4) uses them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sampling {
+    pub temperature: f32,
+    pub top_k: u32,
+    pub top_p: f32,
+    pub min_p: f32,
+    pub repeat_penalty: f32,
+    pub repeat_last_n: u32,
+    pub seed: u64,
+}
+
+/// What was asked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestRecord {
+    pub prompt: Prompt,
+    /// The exact token ids fed to the model.
+    pub prompt_tokens: Vec<u32>,
+    pub sampling: Sampling,
+    pub max_tokens: u32,
+    pub stop: Vec<String>,
+}
+
+/// Why generation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FinishReason {
+    Stop,
+    Length,
+}
+
+/// What was produced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputRecord {
+    /// Every sampled token id.
+    pub tokens: Vec<u32>,
+    pub text: String,
+    pub finish_reason: FinishReason,
+    /// BLAKE3 of each step's logits (f32 little-endian bits), one per token: the trace.
+    #[serde(with = "hexser::list")]
+    pub step_hashes: Vec<[u8; 32]>,
+}
+
+/// Who ran it, how and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Meta {
+    pub engine: String,
+    pub engine_version: String,
+    /// Version of the canonical arithmetic (`docs/canonical-arithmetic.md`).
+    pub spec_version: String,
+    /// Kernels and threads that ran it: informative only, results do not depend on it.
+    pub backend: String,
+    /// SHA-256 of the operator's Ed25519 public key.
+    #[serde(with = "hexser")]
+    pub operator_key_id: [u8; 32],
+    /// Milliseconds since the Unix epoch.
+    pub timestamp_ms: u64,
+}
+
+/// A signed transcript.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Transcript {
+    pub version: u16,
+    pub model: ModelCommitment,
+    pub request: RequestRecord,
+    pub output: OutputRecord,
+    pub meta: Meta,
+    /// Ed25519 over `TAG_SIGNATURE || digest`.
+    #[serde(with = "hexser")]
+    pub signature: [u8; 64],
+}
+
+fn sha256(parts: &[&[u8]]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p);
+    }
+    h.finalize().into()
+}
+
+impl ModelCommitment {
+    fn encode(&self, w: &mut Writer) {
+        w.fixed(&self.file_blake3)
+            .fixed(&self.tensors_root)
+            .u32(self.n_tensors);
+        w.fixed(&self.tokenizer_blake3)
+            .fixed(&self.chat_template_blake3);
+    }
+    fn decode(r: &mut Reader<'_>) -> Result<Self, AttestError> {
+        Ok(ModelCommitment {
+            file_blake3: r.fixed("model.file_blake3")?,
+            tensors_root: r.fixed("model.tensors_root")?,
+            n_tensors: r.u32("model.n_tensors")?,
+            tokenizer_blake3: r.fixed("model.tokenizer_blake3")?,
+            chat_template_blake3: r.fixed("model.chat_template_blake3")?,
+        })
+    }
+    /// `SHA-256(TAG_MODEL || file_blake3 || tensors_root || n_tensors || tokenizer || template)`.
+    pub fn commitment(&self) -> [u8; 32] {
+        let mut w = Writer::default();
+        self.encode(&mut w);
+        sha256(&[TAG_MODEL, &w.buf])
+    }
+}
+
+impl RequestRecord {
+    fn encode(&self, w: &mut Writer) {
+        match &self.prompt {
+            Prompt::Text(t) => {
+                w.u8(0).str(t);
+            }
+            Prompt::Chat(msgs) => {
+                w.u8(1).u32(msgs.len() as u32);
+                for m in msgs {
+                    w.str(&m.role).str(&m.content);
+                }
+            }
+        }
+        w.u32s(&self.prompt_tokens);
+        let s = &self.sampling;
+        w.f32(s.temperature).u32(s.top_k).f32(s.top_p).f32(s.min_p);
+        w.f32(s.repeat_penalty).u32(s.repeat_last_n).u64(s.seed);
+        w.u32(self.max_tokens).u32(self.stop.len() as u32);
+        for s in &self.stop {
+            w.str(s);
+        }
+    }
+    fn decode(r: &mut Reader<'_>) -> Result<Self, AttestError> {
+        let prompt = match r.u8("request.prompt kind")? {
+            0 => Prompt::Text(r.str("request.prompt")?),
+            1 => {
+                let n = r.len("request.messages", 8)?;
+                let mut msgs = Vec::with_capacity(n);
+                for _ in 0..n {
+                    msgs.push(Message {
+                        role: r.str("message.role")?,
+                        content: r.str("message.content")?,
+                    });
+                }
+                Prompt::Chat(msgs)
+            }
+            k => return Err(AttestError::Malformed(format!("prompt kind {k}"))),
+        };
+        let prompt_tokens = r.u32s("request.prompt_tokens")?;
+        let sampling = Sampling {
+            temperature: r.f32("sampling.temperature")?,
+            top_k: r.u32("sampling.top_k")?,
+            top_p: r.f32("sampling.top_p")?,
+            min_p: r.f32("sampling.min_p")?,
+            repeat_penalty: r.f32("sampling.repeat_penalty")?,
+            repeat_last_n: r.u32("sampling.repeat_last_n")?,
+            seed: r.u64("sampling.seed")?,
+        };
+        let max_tokens = r.u32("request.max_tokens")?;
+        let n = r.len("request.stop", 4)?;
+        let stop = (0..n)
+            .map(|_| r.str("request.stop"))
+            .collect::<Result<_, _>>()?;
+        Ok(RequestRecord {
+            prompt,
+            prompt_tokens,
+            sampling,
+            max_tokens,
+            stop,
+        })
+    }
+    /// `SHA-256(TAG_REQUEST || encoding)`.
+    pub fn commitment(&self) -> [u8; 32] {
+        let mut w = Writer::default();
+        self.encode(&mut w);
+        sha256(&[TAG_REQUEST, &w.buf])
+    }
+}
+
+impl FinishReason {
+    fn code(self) -> u8 {
+        match self {
+            FinishReason::Stop => 0,
+            FinishReason::Length => 1,
+        }
+    }
+}
+
+impl OutputRecord {
+    /// Merkle root (BLAKE3) over the step hashes.
+    pub fn trace_root(&self) -> [u8; 32] {
+        merkle::root(&self.step_hashes)
+    }
+    fn encode(&self, w: &mut Writer) {
+        w.u32s(&self.tokens)
+            .str(&self.text)
+            .u8(self.finish_reason.code());
+        w.u32(self.step_hashes.len() as u32);
+        for h in &self.step_hashes {
+            w.fixed(h);
+        }
+    }
+    fn decode(r: &mut Reader<'_>) -> Result<Self, AttestError> {
+        let tokens = r.u32s("output.tokens")?;
+        let text = r.str("output.text")?;
+        let finish_reason = match r.u8("output.finish_reason")? {
+            0 => FinishReason::Stop,
+            1 => FinishReason::Length,
+            k => return Err(AttestError::Malformed(format!("finish reason {k}"))),
+        };
+        let n = r.len("output.step_hashes", 32)?;
+        let step_hashes = (0..n)
+            .map(|_| r.fixed("output.step_hashes"))
+            .collect::<Result<_, _>>()?;
+        Ok(OutputRecord {
+            tokens,
+            text,
+            finish_reason,
+            step_hashes,
+        })
+    }
+    /// `SHA-256(TAG_OUTPUT || tokens || text || finish_reason || trace_root || n_steps)`: the
+    /// trace enters through its root, so a challenge can open one step without the others.
+    pub fn commitment(&self) -> [u8; 32] {
+        let mut w = Writer::default();
+        w.u32s(&self.tokens)
+            .str(&self.text)
+            .u8(self.finish_reason.code());
+        w.fixed(&self.trace_root())
+            .u32(self.step_hashes.len() as u32);
+        sha256(&[TAG_OUTPUT, &w.buf])
+    }
+}
+
+impl Meta {
+    fn encode(&self, w: &mut Writer) {
+        w.str(&self.engine)
+            .str(&self.engine_version)
+            .str(&self.spec_version)
+            .str(&self.backend);
+        w.fixed(&self.operator_key_id).u64(self.timestamp_ms);
+    }
+    fn decode(r: &mut Reader<'_>) -> Result<Self, AttestError> {
+        Ok(Meta {
+            engine: r.str("meta.engine")?,
+            engine_version: r.str("meta.engine_version")?,
+            spec_version: r.str("meta.spec_version")?,
+            backend: r.str("meta.backend")?,
+            operator_key_id: r.fixed("meta.operator_key_id")?,
+            timestamp_ms: r.u64("meta.timestamp_ms")?,
+        })
+    }
+    /// `SHA-256(TAG_META || encoding)`.
+    pub fn commitment(&self) -> [u8; 32] {
+        let mut w = Writer::default();
+        self.encode(&mut w);
+        sha256(&[TAG_META, &w.buf])
+    }
+}
+
+/// The four commitments a contract needs to recompute a digest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Commitments {
+    pub model: [u8; 32],
+    pub request: [u8; 32],
+    pub output: [u8; 32],
+    pub meta: [u8; 32],
+}
+
+impl Commitments {
+    /// `SHA-256(TAG_DIGEST || model || request || output || meta)`: 20 + 128 bytes, cheap for
+    /// the EVM's SHA-256 precompile.
+    pub fn digest(&self) -> [u8; 32] {
+        sha256(&[
+            TAG_DIGEST,
+            &self.model,
+            &self.request,
+            &self.output,
+            &self.meta,
+        ])
+    }
+}
+
+impl Transcript {
+    pub fn commitments(&self) -> Commitments {
+        Commitments {
+            model: self.model.commitment(),
+            request: self.request.commitment(),
+            output: self.output.commitment(),
+            meta: self.meta.commitment(),
+        }
+    }
+
+    /// What the signature signs.
+    pub fn digest(&self) -> [u8; 32] {
+        self.commitments().digest()
+    }
+
+    /// The message given to Ed25519: `TAG_SIGNATURE || digest`.
+    pub fn signing_message(&self) -> Vec<u8> {
+        let mut m = TAG_SIGNATURE.to_vec();
+        m.extend_from_slice(&self.digest());
+        m
+    }
+
+    /// The canonical binary encoding.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::default();
+        w.fixed(MAGIC).u16(self.version);
+        self.model.encode(&mut w);
+        self.request.encode(&mut w);
+        self.output.encode(&mut w);
+        self.meta.encode(&mut w);
+        w.fixed(&self.signature);
+        w.buf
+    }
+
+    /// Decodes the canonical binary encoding, rejecting anything else.
+    pub fn decode(data: &[u8], limits: Limits) -> Result<Transcript, AttestError> {
+        let mut r = Reader::new(data, limits)?;
+        let magic: [u8; 8] = r.fixed("magic")?;
+        if &magic != MAGIC {
+            return Err(AttestError::Malformed(
+                "not a sworn transcript (bad magic)".into(),
+            ));
+        }
+        let version = r.u16("version")?;
+        if version != FORMAT_VERSION {
+            return Err(AttestError::Version(version));
+        }
+        let t = Transcript {
+            version,
+            model: ModelCommitment::decode(&mut r)?,
+            request: RequestRecord::decode(&mut r)?,
+            output: OutputRecord::decode(&mut r)?,
+            meta: Meta::decode(&mut r)?,
+            signature: r.fixed("signature")?,
+        };
+        r.finish()?;
+        Ok(t)
+    }
+
+    /// The JSON form (HTTP, files): the same fields, hashes in hex, plus the digest for
+    /// convenience (ignored on input except that it must match when present).
+    pub fn to_json(&self) -> serde_json::Value {
+        // Through text, not `to_value`, so that f32 fields print as their shortest f32 form
+        // (0.7, not 0.699999988079071).
+        let text = serde_json::to_string(self).expect("transcripts always serialize");
+        let mut v: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+        v["digest"] = serde_json::Value::String(hexser::encode(&self.digest()));
+        v
+    }
+
+    /// Parses the JSON form. It round-trips to exactly the same canonical bytes.
+    pub fn from_json(s: &str, limits: Limits) -> Result<Transcript, AttestError> {
+        if s.len() > limits.max_bytes {
+            return Err(AttestError::TooLarge {
+                size: s.len(),
+                max: limits.max_bytes,
+            });
+        }
+        let mut v: serde_json::Value =
+            serde_json::from_str(s).map_err(|e| AttestError::Json(e.to_string()))?;
+        let claimed = v.as_object_mut().and_then(|o| o.remove("digest"));
+        let t: Transcript =
+            serde_json::from_value(v).map_err(|e| AttestError::Json(e.to_string()))?;
+        if t.version != FORMAT_VERSION {
+            return Err(AttestError::Version(t.version));
+        }
+        if let Some(d) = claimed {
+            if d.as_str() != Some(hexser::encode(&t.digest()).as_str()) {
+                return Err(AttestError::Inconsistent(
+                    "the \"digest\" field does not match the content".into(),
+                ));
+            }
+        }
+        // Enforce the binary limits on the JSON form too.
+        Transcript::decode(&t.encode(), limits)?;
+        Ok(t)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::OperatorKey;
+
+    pub(crate) fn sample() -> Transcript {
+        let mut t = Transcript {
+            version: FORMAT_VERSION,
+            model: ModelCommitment {
+                file_blake3: [1; 32],
+                tensors_root: [2; 32],
+                n_tensors: 272,
+                tokenizer_blake3: [3; 32],
+                chat_template_blake3: [4; 32],
+            },
+            request: RequestRecord {
+                prompt: Prompt::Chat(vec![Message {
+                    role: "user".into(),
+                    content: "Hi ✓".into(),
+                }]),
+                prompt_tokens: vec![1, 2, 3],
+                sampling: Sampling {
+                    temperature: 0.7,
+                    top_k: 40,
+                    top_p: 0.95,
+                    min_p: 0.05,
+                    repeat_penalty: 1.1,
+                    repeat_last_n: 64,
+                    seed: u64::MAX - 5,
+                },
+                max_tokens: 3,
+                stop: vec!["\n\n".into()],
+            },
+            output: OutputRecord {
+                tokens: vec![9, 8, 7],
+                text: "abc".into(),
+                finish_reason: FinishReason::Length,
+                step_hashes: vec![[5; 32], [6; 32], [7; 32]],
+            },
+            meta: Meta {
+                engine: "sworn".into(),
+                engine_version: "0.1.0".into(),
+                spec_version: "sworn-canon/1".into(),
+                backend: "cpu-avx2 x2".into(),
+                operator_key_id: [0; 32],
+                timestamp_ms: 1_790_000_000_000,
+            },
+            signature: [0; 64],
+        };
+        OperatorKey::from_seed(&[42; 32]).sign(&mut t);
+        t
+    }
+
+    #[test]
+    fn binary_and_json_round_trip_exactly() {
+        let t = sample();
+        let bin = t.encode();
+        let back = Transcript::decode(&bin, Limits::default()).unwrap();
+        assert_eq!(back, t);
+        let json = serde_json::to_string(&t.to_json()).unwrap();
+        let from_json = Transcript::from_json(&json, Limits::default()).unwrap();
+        assert_eq!(from_json.encode(), bin);
+        assert!(json.contains("\"temperature\":0.7,"), "{json}");
+        // Field order in the JSON does not matter.
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let obj = v.as_object().unwrap();
+        let fields: Vec<String> = obj
+            .iter()
+            .rev()
+            .map(|(k, v)| format!("{k:?}:{v}"))
+            .collect();
+        let reordered = format!("{{{}}}", fields.join(","));
+        assert_ne!(reordered, json);
+        assert_eq!(
+            Transcript::from_json(&reordered, Limits::default())
+                .unwrap()
+                .encode(),
+            bin
+        );
+    }
+
+    #[test]
+    fn decoder_rejects_malformed_input() {
+        let bin = sample().encode();
+        for cut in [0, 5, 8, 10, bin.len() / 2, bin.len() - 1] {
+            assert!(
+                Transcript::decode(&bin[..cut], Limits::default()).is_err(),
+                "cut at {cut}"
+            );
+        }
+        let mut extra = bin.clone();
+        extra.push(0);
+        assert!(Transcript::decode(&extra, Limits::default())
+            .unwrap_err()
+            .to_string()
+            .contains("trailing"));
+        let small = Limits {
+            max_bytes: 100,
+            ..Limits::default()
+        };
+        assert!(matches!(
+            Transcript::decode(&bin, small),
+            Err(AttestError::TooLarge { .. })
+        ));
+        let mut v = bin.clone();
+        v[9] = 2;
+        assert!(matches!(
+            Transcript::decode(&v, Limits::default()),
+            Err(AttestError::Version(2))
+        ));
+        let json = serde_json::to_string(&sample().to_json()).unwrap();
+        let bad = json.replace(
+            "\"finish_reason\":\"length\"",
+            "\"finish_reason\":\"length\",\"x\":1",
+        );
+        assert!(Transcript::from_json(&bad, Limits::default()).is_err());
+    }
+
+    #[test]
+    fn digest_is_recomputable_from_four_commitments() {
+        let t = sample();
+        let c = t.commitments();
+        let mut pre = TAG_DIGEST.to_vec();
+        for part in [c.model, c.request, c.output, c.meta] {
+            pre.extend_from_slice(&part);
+        }
+        assert_eq!(pre.len(), TAG_DIGEST.len() + 128);
+        assert_eq!(t.digest(), <[u8; 32]>::from(Sha256::digest(&pre)));
+    }
+}
