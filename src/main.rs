@@ -1,10 +1,13 @@
 //! `sworn`: deterministic LLM completions.
 
-use std::path::PathBuf;
+mod attestation;
+
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use sworn_attest::{OperatorKey, PublicKey, Transcript};
 use sworn_engine::{Engine, EngineOptions, Isa, Message, Prompt, Request, SamplingParams};
 
 #[derive(Parser)]
@@ -24,6 +27,48 @@ enum Command {
     Generate(GenerateArgs),
     /// Measure prefill and decode throughput (tokens/s), as llama-bench does.
     Bench(BenchArgs),
+    /// Create an operator signing key (Ed25519, file mode 0600).
+    Keygen(KeygenArgs),
+    /// Verify a transcript offline: signature, trusted key, consistency. Exit 0 valid, 1 invalid.
+    Verify(VerifyArgs),
+    /// Re-run a transcript on a local model and compare bit for bit. Exit 0 match, 1 mismatch.
+    Replay(ReplayArgs),
+}
+
+#[derive(Args)]
+struct KeygenArgs {
+    /// Where to write the key [default: DATA_DIR/operator.key]; the public key goes beside it
+    /// as KEY.pub.json.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct VerifyArgs {
+    /// The transcript (JSON or binary).
+    file: PathBuf,
+    /// A trusted operator public key: 64 hex digits, or a file holding them or the public key
+    /// JSON document. Repeatable. [default: this machine's operator key]
+    #[arg(long)]
+    key: Vec<String>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct ReplayArgs {
+    /// The transcript (JSON or binary).
+    file: PathBuf,
+    /// The model to replay on [default: the cached SmolLM2-135M-Instruct].
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Kernel threads [default: all cores].
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -108,6 +153,12 @@ struct GenerateArgs {
     /// Print JSON: text, token ids and a BLAKE3 of every step's logits.
     #[arg(long)]
     json: bool,
+    /// Write the signed transcript here (JSON; binary if the name ends in .bin).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Operator key to sign with [default: DATA_DIR/operator.key, created if missing].
+    #[arg(long)]
+    key: Option<PathBuf>,
 }
 
 /// Where scripts/fetch-model.sh caches the default model.
@@ -125,11 +176,182 @@ fn default_model() -> PathBuf {
     cache.join("models/SmolLM2-135M-Instruct.Q4_1.gguf")
 }
 
+/// sworn's data directory: `$SWORN_DATA_DIR`, else `$XDG_DATA_HOME/sworn`, else
+/// `~/.local/share/sworn`.
+fn data_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("SWORN_DATA_DIR") {
+        return PathBuf::from(d);
+    }
+    std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".local/share")
+        })
+        .join("sworn")
+}
+
+fn default_key_path() -> PathBuf {
+    data_dir().join("operator.key")
+}
+
+/// Writes a new key and its public document; returns the key.
+fn write_new_key(path: &Path) -> Result<OperatorKey> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let key = OperatorKey::generate()?;
+    key.save(path)?;
+    let pub_path = public_doc_path(path);
+    std::fs::write(
+        &pub_path,
+        serde_json::to_string_pretty(&key.public().doc())? + "\n",
+    )
+    .with_context(|| format!("writing {}", pub_path.display()))?;
+    Ok(key)
+}
+
+fn public_doc_path(key: &Path) -> PathBuf {
+    let mut s = key.as_os_str().to_owned();
+    s.push(".pub.json");
+    PathBuf::from(s)
+}
+
+fn keygen(a: KeygenArgs) -> Result<i32> {
+    let path = a.out.unwrap_or_else(default_key_path);
+    if path.exists() {
+        bail!(
+            "{} already exists; refusing to overwrite a key",
+            path.display()
+        );
+    }
+    let key = write_new_key(&path)?;
+    println!("key:        {}", path.display());
+    println!("public key: {}", key.public().to_hex());
+    println!("key id:     {}", hex(&key.public().id()));
+    println!("public doc: {}", public_doc_path(&path).display());
+    Ok(0)
+}
+
+/// Loads the signing key, creating the default one on first use.
+fn signing_key(path: Option<PathBuf>) -> Result<OperatorKey> {
+    match path {
+        Some(p) => Ok(OperatorKey::load(&p)?),
+        None => {
+            let p = default_key_path();
+            if p.exists() {
+                Ok(OperatorKey::load(&p)?)
+            } else {
+                eprintln!("creating operator key {}", p.display());
+                write_new_key(&p)
+            }
+        }
+    }
+}
+
+/// Parses a `--key` value: hex, or a file with hex or the public key document.
+fn parse_key(s: &str) -> Result<PublicKey> {
+    if let Ok(k) = PublicKey::parse(s) {
+        return Ok(k);
+    }
+    let text = std::fs::read_to_string(s)
+        .with_context(|| format!("--key {s}: neither a public key nor a readable file"))?;
+    Ok(PublicKey::parse(&text)?)
+}
+
+fn read_transcript(path: &Path) -> Result<Vec<u8>> {
+    let meta = std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
+    let limit = sworn_attest::Limits::default().max_bytes as u64;
+    if meta.len() > limit {
+        bail!(
+            "{} is {} bytes, over the {limit}-byte transcript limit",
+            path.display(),
+            meta.len()
+        );
+    }
+    std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+}
+
+fn verify(a: VerifyArgs) -> Result<i32> {
+    let bytes = read_transcript(&a.file)?;
+    let keys: Vec<PublicKey> = if a.key.is_empty() {
+        let p = default_key_path();
+        let k = OperatorKey::load(&p).with_context(|| {
+            format!(
+                "no --key given and no local operator key at {}",
+                p.display()
+            )
+        })?;
+        vec![k.public()]
+    } else {
+        a.key.iter().map(|k| parse_key(k)).collect::<Result<_>>()?
+    };
+    let res = sworn_verifier::verify_bytes(&bytes, &keys);
+    if a.json {
+        let v = match &res {
+            Ok(v) => {
+                serde_json::json!({"valid": true, "digest": hex(&v.digest), "key_id": hex(&v.key.id()),
+                "tokens": v.transcript.output.tokens.len(), "text": v.transcript.output.text})
+            }
+            Err(e) => serde_json::json!({"valid": false, "reason": e.to_string()}),
+        };
+        println!("{v}");
+    } else {
+        match &res {
+            Ok(v) => println!(
+                "valid: signed by {} (key id {}), digest {}, {} output tokens",
+                v.key.to_hex(),
+                hex(&v.key.id()),
+                hex(&v.digest),
+                v.transcript.output.tokens.len()
+            ),
+            Err(e) => println!("INVALID: {e}"),
+        }
+    }
+    Ok(if res.is_ok() { 0 } else { 1 })
+}
+
+fn replay(a: ReplayArgs) -> Result<i32> {
+    let bytes = read_transcript(&a.file)?;
+    let t: Transcript = match sworn_verifier::parse(&bytes, sworn_attest::Limits::default()) {
+        Ok(t) => t,
+        Err(e) => {
+            println!("INVALID: {e}");
+            return Ok(1);
+        }
+    };
+    let model = a.model.unwrap_or_else(default_model);
+    let threads = a
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let opts = EngineOptions {
+        threads,
+        ..Default::default()
+    };
+    let r = sworn_verifier::replay::replay(&t, &model, &opts)
+        .with_context(|| format!("replaying on {}", model.display()))?;
+    if a.json {
+        println!(
+            "{}",
+            serde_json::json!({"match": r.ok(), "reason": r.reason(), "model_mismatches": r.model_mismatches,
+                "prompt_tokens_match": r.prompt_tokens_match, "steps": r.steps, "seconds": r.seconds,
+                "first_divergence": r.divergence.as_ref().map(|d| format!("{d:?}"))})
+        );
+    } else if r.ok() {
+        println!(
+            "match: {} steps replayed bit for bit in {:.2}s",
+            r.steps, r.seconds
+        );
+    } else {
+        println!("MISMATCH: {}", r.reason());
+    }
+    Ok(if r.ok() { 0 } else { 1 })
+}
+
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-fn generate(a: GenerateArgs) -> Result<()> {
+fn generate(a: GenerateArgs) -> Result<i32> {
     let model = a.model.unwrap_or_else(default_model);
     if !model.exists() {
         bail!(
@@ -177,9 +399,31 @@ fn generate(a: GenerateArgs) -> Result<()> {
         max_tokens: a.max_tokens,
         stop: a.stop,
     };
+    // Load the key and hash the model before generating, so that a bad key fails fast.
+    let signer = match &a.out {
+        Some(_) => Some((
+            signing_key(a.key.clone())?,
+            sworn_engine::commit::manifest(&model)?,
+        )),
+        None => None,
+    };
     let t1 = Instant::now();
     let c = engine.generate(&req)?;
     let gen_s = t1.elapsed().as_secs_f64();
+    if let (Some(out), Some((key, manifest))) = (&a.out, &signer) {
+        let t = attestation::sign_completion(&engine, manifest, &req, &c, key);
+        let bytes = if out.extension().is_some_and(|e| e == "bin") {
+            t.encode()
+        } else {
+            (serde_json::to_string_pretty(&t.to_json())? + "\n").into_bytes()
+        };
+        std::fs::write(out, bytes).with_context(|| format!("writing {}", out.display()))?;
+        eprintln!(
+            "signed transcript {} (digest {})",
+            out.display(),
+            hex(&t.digest())
+        );
+    }
     if a.json {
         let out = serde_json::json!({
             "model": model.display().to_string(),
@@ -206,10 +450,10 @@ fn generate(a: GenerateArgs) -> Result<()> {
             threads
         );
     }
-    Ok(())
+    Ok(0)
 }
 
-fn bench(a: BenchArgs) -> Result<()> {
+fn bench(a: BenchArgs) -> Result<i32> {
     use sworn_engine::model::Feed;
     let model = a.model.unwrap_or_else(default_model);
     let opts = EngineOptions {
@@ -267,7 +511,7 @@ fn bench(a: BenchArgs) -> Result<()> {
             "tg_tok_s": best_tg,
         })
     );
-    Ok(())
+    Ok(0)
 }
 
 fn main() {
@@ -282,9 +526,15 @@ fn main() {
     let res = match cli.cmd {
         Command::Generate(a) => generate(a),
         Command::Bench(a) => bench(a),
+        Command::Keygen(a) => keygen(a),
+        Command::Verify(a) => verify(a),
+        Command::Replay(a) => replay(a),
     };
-    if let Err(e) = res {
-        eprintln!("error: {e:#}");
-        std::process::exit(2);
+    match res {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::exit(2);
+        }
     }
 }

@@ -272,23 +272,38 @@ impl Engine {
         let tok = sample(l, &a.req.params, &a.seq.tokens, step)?;
         a.out.logits_hashes.push(hash_logits(l));
         a.out.tokens.push(tok);
-        if self.tokenizer.stop_ids.contains(&tok) {
-            a.out.finish_reason = FinishReason::Stop;
-            a.done = true;
-        } else {
-            a.pending.push(tok);
-        }
-        a.out.text = self.tokenizer.decode(&a.out.tokens, true);
-        if let Some(cut) = first_stop(&a.out.text, &a.req.stop) {
-            a.out.text.truncate(cut);
-            a.out.finish_reason = FinishReason::Stop;
-            a.done = true;
-        }
-        if !a.done && a.out.tokens.len() >= a.req.max_tokens as usize {
-            a.out.finish_reason = FinishReason::Length;
-            a.done = true;
+        let (text, finish) = self.finish_after(&a.out.tokens, a.req);
+        a.out.text = text;
+        match finish {
+            Some(f) => {
+                a.out.finish_reason = f;
+                a.done = true;
+            }
+            None => a.pending.push(tok),
         }
         Ok(())
+    }
+
+    /// The stop rules (spec §4): the output text after `tokens` (special tokens left out, cut
+    /// before the earliest stop string), and why generation ends after the last of them, if it
+    /// does: a stop token or stop string (`Stop`), else `max_tokens` reached (`Length`).
+    pub fn finish_after(&self, tokens: &[u32], req: &Request) -> (String, Option<FinishReason>) {
+        let mut text = self.tokenizer.decode(tokens, true);
+        let mut finish = None;
+        if tokens
+            .last()
+            .is_some_and(|t| self.tokenizer.stop_ids.contains(t))
+        {
+            finish = Some(FinishReason::Stop);
+        }
+        if let Some(cut) = first_stop(&text, &req.stop) {
+            text.truncate(cut);
+            finish = Some(FinishReason::Stop);
+        }
+        if finish.is_none() && tokens.len() >= req.max_tokens as usize {
+            finish = Some(FinishReason::Length);
+        }
+        (text, finish)
     }
 
     /// Logits of every output step of a finished completion, from one batched forward pass over

@@ -228,6 +228,62 @@ impl<R: Read + Seek> GgufFile<R> {
         v
     }
 
+    /// BLAKE3 of a tensor's identity and contents (spec: docs/transcript.md §2):
+    /// `TAG || u32 len || name || u32 ggml type || u32 ndims || u64 dims (ggml order) || data`,
+    /// integers big-endian. The data is streamed, never held whole.
+    pub fn tensor_hash(&mut self, name: &str) -> Result<[u8; 32]> {
+        let bad = |why: String| EngineError::Malformed(format!("tensor {name}: {why}"));
+        let info = self
+            .content
+            .tensor_infos
+            .get(name)
+            .ok_or_else(|| bad("not in the file".into()))?;
+        let dims: Vec<usize> = info.shape.dims().iter().rev().copied().collect();
+        let elems = dims
+            .iter()
+            .try_fold(1usize, |a, &d| a.checked_mul(d))
+            .ok_or_else(|| bad("element count overflows".into()))?;
+        let (bs, ts) = (info.ggml_dtype.block_size(), info.ggml_dtype.type_size());
+        if !elems.is_multiple_of(bs) {
+            return Err(bad(format!("{elems} elements do not fill whole blocks")));
+        }
+        let len = (elems / bs) as u64 * ts as u64;
+        let start = self
+            .content
+            .tensor_data_offset
+            .checked_add(info.offset)
+            .ok_or_else(|| bad("offset overflows".into()))?;
+        if start
+            .checked_add(len)
+            .is_none_or(|end| end > self.file_size)
+        {
+            return Err(bad("data runs past the end of the file (truncated?)".into()));
+        }
+        let mut h = blake3::Hasher::new();
+        h.update(b"sworn.tensor.v1\0");
+        h.update(&(name.len() as u32).to_be_bytes());
+        h.update(name.as_bytes());
+        h.update(&ggml_type_code(info.ggml_dtype).to_be_bytes());
+        h.update(&(dims.len() as u32).to_be_bytes());
+        for d in &dims {
+            h.update(&(*d as u64).to_be_bytes());
+        }
+        let io = |source| EngineError::Io {
+            path: name.to_string(),
+            source,
+        };
+        self.reader.seek(SeekFrom::Start(start)).map_err(io)?;
+        let mut left = len;
+        let mut buf = vec![0u8; 1 << 20];
+        while left > 0 {
+            let n = left.min(buf.len() as u64) as usize;
+            self.reader.read_exact(&mut buf[..n]).map_err(io)?;
+            h.update(&buf[..n]);
+            left -= n as u64;
+        }
+        Ok(*h.finalize().as_bytes())
+    }
+
     /// Reads tensor `desc`'s bytes after checking that they lie inside the file.
     pub fn read_bytes(&mut self, desc: &TensorDesc) -> Result<Vec<u8>> {
         let bad = |why: String| EngineError::Malformed(format!("tensor {}: {why}", desc.name));
@@ -263,5 +319,26 @@ impl<R: Read + Seek> GgufFile<R> {
         self.reader.seek(SeekFrom::Start(start)).map_err(io)?;
         self.reader.read_exact(&mut buf).map_err(io)?;
         Ok(buf)
+    }
+}
+
+/// ggml's numeric code of a tensor type (as stored in the file).
+pub fn ggml_type_code(t: GgmlDType) -> u32 {
+    match t {
+        GgmlDType::F32 => 0,
+        GgmlDType::F16 => 1,
+        GgmlDType::Q4_0 => 2,
+        GgmlDType::Q4_1 => 3,
+        GgmlDType::Q5_0 => 6,
+        GgmlDType::Q5_1 => 7,
+        GgmlDType::Q8_0 => 8,
+        GgmlDType::Q8_1 => 9,
+        GgmlDType::Q2K => 10,
+        GgmlDType::Q3K => 11,
+        GgmlDType::Q4K => 12,
+        GgmlDType::Q5K => 13,
+        GgmlDType::Q6K => 14,
+        GgmlDType::Q8K => 15,
+        GgmlDType::BF16 => 30,
     }
 }

@@ -14,6 +14,7 @@ pub mod qmatrix;
 
 pub use error::{EngineError, Result};
 pub mod chat;
+pub mod commit;
 pub mod generate;
 pub mod sampling;
 pub mod synthetic;

@@ -1,4 +1,107 @@
-//! Offline verification and replay of sworn transcripts.
+//! Check sworn transcripts.
 //!
-//! Not implemented yet: this crate is the subject of issue #4. It exists so that the workspace has
-//! its final shape; it exports nothing.
+//! [`verify`] needs nothing but the transcript and the operator keys you trust: it checks the
+//! encoding, the signature, and that the transcript is consistent with itself. With the `replay`
+//! feature, [`replay::replay`] re-runs the completion on your own copy of the model and says
+//! whether the output is what the model gives, and if not, where it first differs.
+//!
+//! ```no_run
+//! let bytes = std::fs::read("completion.sworn.json").unwrap();
+//! let key = sworn_verifier::PublicKey::parse("…64 hex digits…").unwrap();
+//! match sworn_verifier::verify_bytes(&bytes, &[key]) {
+//!     Ok(v) => println!("valid: {} tokens signed by {}", v.transcript.output.tokens.len(), v.key.to_hex()),
+//!     Err(e) => println!("invalid: {e}"),
+//! }
+//! ```
+
+#[cfg(feature = "replay")]
+pub mod replay;
+
+use sworn_attest::{hexser, FinishReason};
+pub use sworn_attest::{AttestError, Limits, PublicKey, Transcript};
+
+/// A transcript that passed [`verify`], with the key that signed it.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    pub transcript: Transcript,
+    pub key: PublicKey,
+    pub digest: [u8; 32],
+}
+
+/// Parses a transcript in either form: the canonical binary encoding, or its JSON form.
+pub fn parse(bytes: &[u8], limits: Limits) -> Result<Transcript, AttestError> {
+    if bytes.starts_with(b"SWORNTX\0") {
+        return Transcript::decode(bytes, limits);
+    }
+    let text = std::str::from_utf8(bytes)
+        .map_err(|_| AttestError::Malformed("neither the binary encoding nor UTF-8 JSON".into()))?;
+    Transcript::from_json(text, limits)
+}
+
+/// Parses and verifies (see [`verify`]).
+pub fn verify_bytes(bytes: &[u8], trusted: &[PublicKey]) -> Result<Verified, AttestError> {
+    verify(parse(bytes, Limits::default())?, trusted)
+}
+
+/// Verifies a transcript offline: it is signed by one of the `trusted` operator keys, and it is
+/// internally consistent. Says nothing about whether the output is right: that is [`replay`]'s
+/// job.
+pub fn verify(t: Transcript, trusted: &[PublicKey]) -> Result<Verified, AttestError> {
+    let key = *trusted
+        .iter()
+        .find(|k| k.id() == t.meta.operator_key_id)
+        .ok_or_else(|| AttestError::UntrustedKey(hexser::encode(&t.meta.operator_key_id)))?;
+    key.verify(&t)?;
+    check_consistency(&t)?;
+    let digest = t.digest();
+    Ok(Verified {
+        transcript: t,
+        key,
+        digest,
+    })
+}
+
+/// What a transcript must satisfy whatever the model.
+fn check_consistency(t: &Transcript) -> Result<(), AttestError> {
+    let bad = |w: String| Err(AttestError::Inconsistent(w));
+    let (req, out) = (&t.request, &t.output);
+    if req.prompt_tokens.is_empty() {
+        return bad("no prompt tokens".into());
+    }
+    if out.step_hashes.len() != out.tokens.len() {
+        return bad(format!(
+            "{} step hashes for {} tokens",
+            out.step_hashes.len(),
+            out.tokens.len()
+        ));
+    }
+    if out.tokens.len() > req.max_tokens as usize {
+        return bad(format!(
+            "{} tokens exceed max_tokens {}",
+            out.tokens.len(),
+            req.max_tokens
+        ));
+    }
+    if out.finish_reason == FinishReason::Length && out.tokens.len() != req.max_tokens as usize {
+        return bad(format!(
+            "finish reason \"length\" with {} of {} tokens (truncated output?)",
+            out.tokens.len(),
+            req.max_tokens
+        ));
+    }
+    if out.tokens.is_empty() && req.max_tokens > 0 {
+        return bad("no output tokens".into());
+    }
+    let s = &req.sampling;
+    for (name, v) in [
+        ("temperature", s.temperature),
+        ("top_p", s.top_p),
+        ("min_p", s.min_p),
+        ("repeat_penalty", s.repeat_penalty),
+    ] {
+        if !v.is_finite() {
+            return bad(format!("sampling parameter {name} is {v}"));
+        }
+    }
+    Ok(())
+}

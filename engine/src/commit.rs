@@ -1,0 +1,106 @@
+//! Commitments to a model file, as transcripts record them (docs/transcript.md §2): the file's
+//! BLAKE3, a Merkle root over per-tensor hashes (so a verifier holding the per-tensor list can
+//! name a swapped tensor), the tokenizer's canonical description and the chat template.
+
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+
+use sworn_attest::codec::Writer;
+use sworn_attest::{merkle, ModelCommitment};
+
+use crate::error::{EngineError, Result};
+use crate::gguf::GgufFile;
+
+/// Everything a transcript commits to about a model, with the per-tensor hashes behind the root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelManifest {
+    pub commitment: ModelCommitment,
+    /// `(name, hash)` for every tensor, sorted by name: the Merkle tree's leaves, in order.
+    pub tensors: Vec<(String, [u8; 32])>,
+}
+
+/// BLAKE3 of a whole reader's bytes, streamed.
+pub fn blake3_reader<R: Read + Seek>(r: &mut R) -> std::io::Result<[u8; 32]> {
+    r.seek(SeekFrom::Start(0))?;
+    let mut h = blake3::Hasher::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = r.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(*h.finalize().as_bytes())
+}
+
+/// Computes the manifest of the model file at `path`.
+pub fn manifest(path: &Path) -> Result<ModelManifest> {
+    let io = |source| EngineError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let file_blake3 = blake3_reader(&mut file).map_err(io)?;
+    let mut f = GgufFile::from_reader(file)?;
+    manifest_of(&mut f, file_blake3)
+}
+
+/// The manifest of an opened GGUF whose whole-file BLAKE3 is `file_blake3`.
+pub fn manifest_of<R: Read + Seek>(
+    f: &mut GgufFile<R>,
+    file_blake3: [u8; 32],
+) -> Result<ModelManifest> {
+    let names: Vec<String> = f.tensor_names().into_iter().map(str::to_string).collect();
+    let mut tensors = Vec::with_capacity(names.len());
+    for n in names {
+        let h = f.tensor_hash(&n)?;
+        tensors.push((n, h));
+    }
+    let leaves: Vec<[u8; 32]> = tensors.iter().map(|(_, h)| *h).collect();
+    let template = f.meta_str("tokenizer.chat_template")?.unwrap_or("");
+    Ok(ModelManifest {
+        commitment: ModelCommitment {
+            file_blake3,
+            tensors_root: merkle::root(&leaves),
+            n_tensors: tensors.len() as u32,
+            tokenizer_blake3: tokenizer_hash(f)?,
+            chat_template_blake3: *blake3::hash(template.as_bytes()).as_bytes(),
+        },
+        tensors,
+    })
+}
+
+/// BLAKE3 of the tokenizer's canonical description: `TAG || model || pre || tokens || types ||
+/// merges || bos || eos || eot || add_bos`, in the attest crate's canonical encoding (absent ids
+/// as 0xffffffff).
+pub fn tokenizer_hash<R: Read + Seek>(f: &GgufFile<R>) -> Result<[u8; 32]> {
+    let mut w = Writer::default();
+    w.fixed(b"sworn.tokenizer.v1\0");
+    w.str(f.meta_str("tokenizer.ggml.model")?.unwrap_or(""));
+    w.str(f.meta_str("tokenizer.ggml.pre")?.unwrap_or(""));
+    for key in ["tokenizer.ggml.tokens", "tokenizer.ggml.merges"] {
+        let list = f.meta_strings(key)?.unwrap_or_default();
+        w.u32(list.len() as u32);
+        for s in list {
+            w.str(s);
+        }
+        if key == "tokenizer.ggml.tokens" {
+            let types = f
+                .meta_ints("tokenizer.ggml.token_type")?
+                .unwrap_or_default();
+            w.u32(types.len() as u32);
+            for t in types {
+                w.u64(t as u64);
+            }
+        }
+    }
+    for key in ["bos_token_id", "eos_token_id", "eot_token_id"] {
+        let id = f.meta_usize(&format!("tokenizer.ggml.{key}"))?;
+        w.u32(id.map_or(u32::MAX, |i| i.min(u32::MAX as usize) as u32));
+    }
+    w.u8(f
+        .meta_bool("tokenizer.ggml.add_bos_token")?
+        .unwrap_or(false) as u8);
+    Ok(*blake3::hash(&w.buf).as_bytes())
+}

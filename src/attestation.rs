@@ -1,0 +1,73 @@
+//! Turning an engine completion into a signed transcript.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use sworn_attest::{
+    FinishReason, Message, Meta, OperatorKey, OutputRecord, Prompt, RequestRecord, Sampling,
+    Transcript, FORMAT_VERSION,
+};
+use sworn_engine::commit::ModelManifest;
+use sworn_engine::{Completion, Engine, Request};
+
+/// Builds and signs the transcript of `c`, the completion of `req` by `engine` on the model
+/// described by `manifest`.
+pub fn sign_completion(
+    engine: &Engine,
+    manifest: &ModelManifest,
+    req: &Request,
+    c: &Completion,
+    key: &OperatorKey,
+) -> Transcript {
+    let p = &req.params;
+    let mut t = Transcript {
+        version: FORMAT_VERSION,
+        model: manifest.commitment.clone(),
+        request: RequestRecord {
+            prompt: match &req.prompt {
+                sworn_engine::Prompt::Text(s) => Prompt::Text(s.clone()),
+                sworn_engine::Prompt::Chat(m) => Prompt::Chat(
+                    m.iter()
+                        .map(|m| Message {
+                            role: m.role.clone(),
+                            content: m.content.clone(),
+                        })
+                        .collect(),
+                ),
+            },
+            prompt_tokens: c.prompt_tokens.clone(),
+            sampling: Sampling {
+                temperature: p.temperature,
+                top_k: p.top_k,
+                top_p: p.top_p,
+                min_p: p.min_p,
+                repeat_penalty: p.repeat_penalty,
+                repeat_last_n: p.repeat_last_n,
+                seed: p.seed,
+            },
+            max_tokens: req.max_tokens,
+            stop: req.stop.clone(),
+        },
+        output: OutputRecord {
+            tokens: c.tokens.clone(),
+            text: c.text.clone(),
+            finish_reason: match c.finish_reason {
+                sworn_engine::FinishReason::Stop => FinishReason::Stop,
+                sworn_engine::FinishReason::Length => FinishReason::Length,
+            },
+            step_hashes: c.logits_hashes.clone(),
+        },
+        meta: Meta {
+            engine: "sworn".into(),
+            engine_version: env!("CARGO_PKG_VERSION").into(),
+            spec_version: sworn_engine::canon::SPEC_VERSION.into(),
+            backend: format!("{} x{}", engine.runner.isa.name(), engine.runner.threads()),
+            operator_key_id: [0; 32],
+            timestamp_ms: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64),
+        },
+        signature: [0; 64],
+    };
+    key.sign(&mut t);
+    t
+}

@@ -1,0 +1,248 @@
+//! Replay: re-run a transcript's completion on a local copy of the model and compare, bit for bit.
+//!
+//! The replay is teacher-forced: one batched forward pass over prompt + claimed output gives every
+//! step's logits (the engine is batch- and chunking-invariant, so they equal the logits of the
+//! original token-by-token run), then each step's token is re-derived from its logits, the
+//! sampling parameters and the seed. A dishonest or broken run shows up as the first step whose
+//! logits hash or token differs, or as a stop rule the claimed output breaks.
+
+use std::path::Path;
+use std::time::Instant;
+
+use sworn_attest::{FinishReason, Prompt, Transcript};
+use sworn_engine::commit::{manifest, ModelManifest};
+use sworn_engine::sampling::{sample, SamplingParams};
+use sworn_engine::{hash_logits, Engine, EngineError, EngineOptions, Message, Request};
+
+/// Where a replay first disagrees with the transcript.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Divergence {
+    /// Step `step`'s logits hash differs from the claimed trace.
+    Logits { step: usize },
+    /// The token sampled at `step` from the replayed logits differs from the claimed one.
+    Token {
+        step: usize,
+        claimed: u32,
+        replayed: u32,
+    },
+    /// Generation would have ended after `step`, but the transcript has more tokens.
+    ExtraTokens { step: usize },
+    /// The transcript ends although generation would have gone on (truncated output).
+    Truncated { tokens: usize },
+    /// The output text is not the decoding of the output tokens under the stop rules.
+    Text,
+    /// The finish reason is not the one the stop rules give.
+    FinishReason {
+        claimed: FinishReason,
+        replayed: FinishReason,
+    },
+}
+
+/// The outcome of a replay.
+#[derive(Debug, Clone)]
+pub struct ReplayReport {
+    /// Model commitments that differ from the local model: any of "file", "tensors", "tokenizer",
+    /// "chat_template".
+    pub model_mismatches: Vec<&'static str>,
+    /// Whether the prompt, tokenized by the local engine, gives the claimed prompt token ids.
+    pub prompt_tokens_match: bool,
+    /// The first disagreement in the output, if any.
+    pub divergence: Option<Divergence>,
+    /// Steps replayed.
+    pub steps: usize,
+    /// Seconds the teacher-forced pass and re-sampling took.
+    pub seconds: f64,
+    /// The local model's manifest (per-tensor hashes), for naming swapped tensors.
+    pub manifest: ModelManifest,
+}
+
+impl ReplayReport {
+    /// True when the transcript is exactly what the local model gives.
+    pub fn ok(&self) -> bool {
+        self.model_mismatches.is_empty() && self.prompt_tokens_match && self.divergence.is_none()
+    }
+
+    /// One line saying why not, naming what disagrees first: weights, then tokenizer, then
+    /// request, then the output step.
+    pub fn reason(&self) -> String {
+        let mut why = Vec::new();
+        if self
+            .model_mismatches
+            .iter()
+            .any(|m| *m == "file" || *m == "tensors")
+        {
+            why.push("the weights differ from the committed model".to_string());
+        }
+        if self
+            .model_mismatches
+            .iter()
+            .any(|m| *m == "tokenizer" || *m == "chat_template")
+        {
+            why.push("the tokenizer or chat template differs from the committed one".to_string());
+        }
+        if !self.prompt_tokens_match {
+            why.push("the prompt does not tokenize to the committed prompt tokens".to_string());
+        }
+        if let Some(d) = &self.divergence {
+            why.push(match d {
+                Divergence::Logits { step } => {
+                    format!("step {step}: logits differ from the committed trace")
+                }
+                Divergence::Token {
+                    step,
+                    claimed,
+                    replayed,
+                } => {
+                    format!("step {step}: claimed token {claimed}, but sampling gives {replayed}")
+                }
+                Divergence::ExtraTokens { step } => {
+                    format!("generation ends after step {step}, but the output has more tokens")
+                }
+                Divergence::Truncated { tokens } => {
+                    format!("output truncated: generation would go on after {tokens} tokens")
+                }
+                Divergence::Text => {
+                    "the output text is not the decoding of the output tokens".into()
+                }
+                Divergence::FinishReason { claimed, replayed } => {
+                    format!("finish reason {claimed:?} claimed, {replayed:?} replayed")
+                }
+            });
+        }
+        if why.is_empty() {
+            "replay matches bit for bit".into()
+        } else {
+            why.join("; ")
+        }
+    }
+}
+
+/// Converts a transcript's request to the engine's.
+pub fn engine_request(t: &Transcript) -> Request {
+    let r = &t.request;
+    let s = &r.sampling;
+    Request {
+        prompt: match &r.prompt {
+            Prompt::Text(x) => sworn_engine::Prompt::Text(x.clone()),
+            Prompt::Chat(m) => sworn_engine::Prompt::Chat(
+                m.iter()
+                    .map(|m| Message::new(&m.role, &m.content))
+                    .collect(),
+            ),
+        },
+        params: SamplingParams {
+            temperature: s.temperature,
+            top_k: s.top_k,
+            top_p: s.top_p,
+            min_p: s.min_p,
+            repeat_penalty: s.repeat_penalty,
+            repeat_last_n: s.repeat_last_n,
+            seed: s.seed,
+        },
+        max_tokens: r.max_tokens,
+        stop: r.stop.clone(),
+    }
+}
+
+/// Replays `t` on the model at `model` (loaded with `opts`).
+pub fn replay(
+    t: &Transcript,
+    model: &Path,
+    opts: &EngineOptions,
+) -> Result<ReplayReport, EngineError> {
+    let m = manifest(model)?;
+    let engine = Engine::load(model, opts)?;
+    replay_with(t, &engine, m)
+}
+
+/// Replays `t` on an already loaded engine whose model has manifest `m`.
+pub fn replay_with(
+    t: &Transcript,
+    engine: &Engine,
+    m: ModelManifest,
+) -> Result<ReplayReport, EngineError> {
+    let (c, mine) = (&t.model, &m.commitment);
+    let mut model_mismatches = Vec::new();
+    if c.file_blake3 != mine.file_blake3 {
+        model_mismatches.push("file");
+    }
+    if c.tensors_root != mine.tensors_root || c.n_tensors != mine.n_tensors {
+        model_mismatches.push("tensors");
+    }
+    if c.tokenizer_blake3 != mine.tokenizer_blake3 {
+        model_mismatches.push("tokenizer");
+    }
+    if c.chat_template_blake3 != mine.chat_template_blake3 {
+        model_mismatches.push("chat_template");
+    }
+    let req = engine_request(t);
+    req.params.validate()?;
+    let prompt = &t.request.prompt_tokens;
+    let prompt_tokens_match = engine
+        .prompt_tokens(&req.prompt)
+        .map(|p| &p == prompt)
+        .unwrap_or(false);
+    let out = &t.output;
+    let start = Instant::now();
+    let mut divergence = None;
+    let mut history = prompt.clone();
+    engine.teacher_forced(prompt, &out.tokens, |i, logits| {
+        if divergence.is_some() {
+            return Ok(());
+        }
+        if hash_logits(logits) != out.step_hashes[i] {
+            divergence = Some(Divergence::Logits { step: i });
+            return Ok(());
+        }
+        let tok = sample(logits, &req.params, &history, i as u64)?;
+        if tok != out.tokens[i] {
+            divergence = Some(Divergence::Token {
+                step: i,
+                claimed: out.tokens[i],
+                replayed: tok,
+            });
+            return Ok(());
+        }
+        history.push(tok);
+        if i + 1 < out.tokens.len() && engine.finish_after(&out.tokens[..=i], &req).1.is_some() {
+            divergence = Some(Divergence::ExtraTokens { step: i });
+        }
+        Ok(())
+    })?;
+    if divergence.is_none() {
+        let (text, finish) = engine.finish_after(&out.tokens, &req);
+        divergence = match finish {
+            None => Some(Divergence::Truncated {
+                tokens: out.tokens.len(),
+            }),
+            Some(f) if f != claimed_finish(out.finish_reason) => Some(Divergence::FinishReason {
+                claimed: out.finish_reason,
+                replayed: attest_finish(f),
+            }),
+            Some(_) if text != out.text => Some(Divergence::Text),
+            Some(_) => None,
+        };
+    }
+    Ok(ReplayReport {
+        model_mismatches,
+        prompt_tokens_match,
+        divergence,
+        steps: out.tokens.len(),
+        seconds: start.elapsed().as_secs_f64(),
+        manifest: m,
+    })
+}
+
+fn claimed_finish(f: FinishReason) -> sworn_engine::FinishReason {
+    match f {
+        FinishReason::Stop => sworn_engine::FinishReason::Stop,
+        FinishReason::Length => sworn_engine::FinishReason::Length,
+    }
+}
+
+fn attest_finish(f: sworn_engine::FinishReason) -> FinishReason {
+    match f {
+        sworn_engine::FinishReason::Stop => FinishReason::Stop,
+        sworn_engine::FinishReason::Length => FinishReason::Length,
+    }
+}
