@@ -1,6 +1,6 @@
 //! `sworn`: deterministic LLM completions.
 
-mod attestation;
+use sworn::attestation;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;

@@ -228,18 +228,17 @@ impl<R: Read + Seek> GgufFile<R> {
         v
     }
 
-    /// BLAKE3 of a tensor's identity and contents (spec: docs/transcript.md §2):
-    /// `TAG || u32 len || name || u32 ggml type || u32 ndims || u64 dims (ggml order) || data`,
-    /// integers big-endian. The data is streamed, never held whole.
-    pub fn tensor_hash(&mut self, name: &str) -> Result<[u8; 32]> {
+    /// Where tensor `name`'s data lies in the file, checked to be inside it.
+    pub fn tensor_data_range(&self, name: &str) -> Result<std::ops::Range<u64>> {
         let bad = |why: String| EngineError::Malformed(format!("tensor {name}: {why}"));
         let info = self
             .content
             .tensor_infos
             .get(name)
             .ok_or_else(|| bad("not in the file".into()))?;
-        let dims: Vec<usize> = info.shape.dims().iter().rev().copied().collect();
-        let elems = dims
+        let elems = info
+            .shape
+            .dims()
             .iter()
             .try_fold(1usize, |a, &d| a.checked_mul(d))
             .ok_or_else(|| bad("element count overflows".into()))?;
@@ -253,27 +252,37 @@ impl<R: Read + Seek> GgufFile<R> {
             .tensor_data_offset
             .checked_add(info.offset)
             .ok_or_else(|| bad("offset overflows".into()))?;
-        if start
-            .checked_add(len)
-            .is_none_or(|end| end > self.file_size)
-        {
-            return Err(bad("data runs past the end of the file (truncated?)".into()));
+        match start.checked_add(len) {
+            Some(end) if end <= self.file_size => Ok(start..end),
+            _ => Err(bad(format!(
+                "needs {len} bytes at offset {start} but the file has {} (truncated?)",
+                self.file_size
+            ))),
         }
+    }
+
+    /// BLAKE3 of a tensor's identity and contents (docs/transcript.md §2):
+    /// `TAG || u32 len || name || u32 ggml type || u32 ndims || u64 dims (ggml order) || data`,
+    /// integers big-endian. The data is streamed, never held whole.
+    pub fn tensor_hash(&mut self, name: &str) -> Result<[u8; 32]> {
+        let range = self.tensor_data_range(name)?;
+        let info = &self.content.tensor_infos[name];
         let mut h = blake3::Hasher::new();
         h.update(b"sworn.tensor.v1\0");
         h.update(&(name.len() as u32).to_be_bytes());
         h.update(name.as_bytes());
         h.update(&ggml_type_code(info.ggml_dtype).to_be_bytes());
+        let dims = info.shape.dims();
         h.update(&(dims.len() as u32).to_be_bytes());
-        for d in &dims {
+        for d in dims.iter().rev() {
             h.update(&(*d as u64).to_be_bytes());
         }
         let io = |source| EngineError::Io {
             path: name.to_string(),
             source,
         };
-        self.reader.seek(SeekFrom::Start(start)).map_err(io)?;
-        let mut left = len;
+        self.reader.seek(SeekFrom::Start(range.start)).map_err(io)?;
+        let mut left = range.end - range.start;
         let mut buf = vec![0u8; 1 << 20];
         while left > 0 {
             let n = left.min(buf.len() as u64) as usize;
@@ -286,37 +295,13 @@ impl<R: Read + Seek> GgufFile<R> {
 
     /// Reads tensor `desc`'s bytes after checking that they lie inside the file.
     pub fn read_bytes(&mut self, desc: &TensorDesc) -> Result<Vec<u8>> {
-        let bad = |why: String| EngineError::Malformed(format!("tensor {}: {why}", desc.name));
-        let info = &self.content.tensor_infos[&desc.name];
-        let elems = desc
-            .dims
-            .iter()
-            .try_fold(1usize, |a, &d| a.checked_mul(d))
-            .ok_or_else(|| bad("element count overflows".into()))?;
-        let len = desc
-            .kind
-            .byte_len(elems)
-            .ok_or_else(|| bad(format!("{elems} elements do not fill whole blocks")))?;
-        let start = self
-            .content
-            .tensor_data_offset
-            .checked_add(info.offset)
-            .ok_or_else(|| bad("offset overflows".into()))?;
-        let end = start
-            .checked_add(len as u64)
-            .ok_or_else(|| bad("size overflows".into()))?;
-        if end > self.file_size {
-            return Err(bad(format!(
-                "needs bytes {start}..{end} but the file has {} (truncated?)",
-                self.file_size
-            )));
-        }
+        let range = self.tensor_data_range(&desc.name)?;
         let io = |source| EngineError::Io {
             path: desc.name.clone(),
             source,
         };
-        let mut buf = vec![0u8; len];
-        self.reader.seek(SeekFrom::Start(start)).map_err(io)?;
+        let mut buf = vec![0u8; (range.end - range.start) as usize];
+        self.reader.seek(SeekFrom::Start(range.start)).map_err(io)?;
         self.reader.read_exact(&mut buf).map_err(io)?;
         Ok(buf)
     }

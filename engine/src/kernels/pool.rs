@@ -9,7 +9,7 @@
 use std::cell::UnsafeCell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
@@ -40,6 +40,8 @@ unsafe impl Send for Shared {}
 pub struct Pool {
     shared: Arc<Shared>,
     workers: Vec<JoinHandle<()>>,
+    /// One section at a time: callers on several threads (a shared engine) take turns.
+    turn: Mutex<()>,
 }
 
 impl Pool {
@@ -64,7 +66,11 @@ impl Pool {
                     .spawn(move || worker(&s))?,
             );
         }
-        Ok(Pool { shared, workers })
+        Ok(Pool {
+            shared,
+            workers,
+            turn: Mutex::new(()),
+        })
     }
 
     /// Threads in all, the caller included.
@@ -78,6 +84,8 @@ impl Pool {
             (0..n).for_each(f);
             return;
         }
+        // A panic in an earlier section poisons nothing we rely on: the state is reset below.
+        let _turn = self.turn.lock().unwrap_or_else(|p| p.into_inner());
         let s = &*self.shared;
         // SAFETY: no worker reads `job` now (the previous section ended with `active == 0`), and
         // it is only read until this call returns, while `f` is alive. The lifetime is erased
@@ -187,6 +195,27 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn concurrent_callers_take_turns() {
+        let pool = Pool::new(2).unwrap();
+        std::thread::scope(|sc| {
+            for _ in 0..4 {
+                sc.spawn(|| {
+                    for n in [3, 50, 200] {
+                        for _ in 0..100 {
+                            let hits: Vec<AtomicUsize> =
+                                (0..n).map(|_| AtomicUsize::new(0)).collect();
+                            pool.run(n, &|i| {
+                                hits[i].fetch_add(1, Ordering::Relaxed);
+                            });
+                            assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == 1));
+                        }
+                    }
+                });
+            }
+        });
     }
 
     #[test]

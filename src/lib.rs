@@ -1,0 +1,4 @@
+//! The `sworn` package: the CLI (`src/main.rs`) and, for it and for integration tests, the glue
+//! between the engine and signed transcripts.
+
+pub mod attestation;
