@@ -356,7 +356,7 @@ fn replay_names_changed_weights() {
     let t = sign(engine, m, &req, &key);
     // One byte changed inside one tensor's data (blk.7.ffn_up: a Q4_1 block's quants).
     let mut bytes = std::fs::read(&path).unwrap();
-    let mut f = sworn_engine::gguf::GgufFile::from_reader(std::io::Cursor::new(&bytes)).unwrap();
+    let f = sworn_engine::gguf::GgufFile::from_reader(std::io::Cursor::new(&bytes)).unwrap();
     let target = "blk.7.ffn_up.weight";
     let at = f.tensor_data_range(target).unwrap().start as usize + 1000;
     drop(f);
