@@ -187,3 +187,165 @@ fn bad_input_gives_clear_errors() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("top_p"));
 }
+
+fn sworn_in(data_dir: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sworn"))
+        .env("SWORN_DATA_DIR", data_dir)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn keygen_writes_private_keys_and_refuses_readable_ones() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("sworn-keys-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = dir.join("k.key");
+    let out = sworn_in(&dir, &["keygen", "--out", key.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert!(dir.join("k.key.pub.json").exists());
+    let again = sworn_in(&dir, &["keygen", "--out", key.to_str().unwrap()]);
+    assert_eq!(again.status.code(), Some(2), "must not overwrite a key");
+    // A key others can read is refused (here: the default key that `verify` trusts).
+    std::fs::rename(&key, dir.join("operator.key")).unwrap();
+    std::fs::set_permissions(
+        dir.join("operator.key"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let vector = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/vectors/greedy-text.json"
+    );
+    let out = sworn_in(&dir, &["verify", vector]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("chmod 600"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn generate_out_verify_and_replay_exit_codes() {
+    let Some(m) = require_model("generate_out_verify_and_replay_exit_codes") else {
+        return;
+    };
+    let m = m.to_str().unwrap();
+    let dir = std::env::temp_dir().join(format!("sworn-cli-tx-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let tx = dir.join("t.json");
+    let tx_s = tx.to_str().unwrap();
+    let out = sworn_in(
+        &dir,
+        &[
+            "generate",
+            "--model",
+            m,
+            "--prompt",
+            "Hello",
+            "--max-tokens",
+            "12",
+            "--temperature",
+            "0.7",
+            "--seed",
+            "5",
+            "--out",
+            tx_s,
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The operator key was created on first use, private.
+    assert!(dir.join("operator.key").exists());
+    let v = sworn_in(&dir, &["verify", tx_s]);
+    assert_eq!(
+        v.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&v.stdout)
+    );
+    assert!(String::from_utf8_lossy(&v.stdout).starts_with("valid"));
+    let pubdoc = dir.join("operator.key.pub.json");
+    let v = sworn_in(
+        &dir,
+        &["verify", tx_s, "--key", pubdoc.to_str().unwrap(), "--json"],
+    );
+    let j: serde_json::Value = serde_json::from_slice(&v.stdout).unwrap();
+    assert_eq!(j["valid"], true);
+    let r = sworn_in(&dir, &["replay", tx_s, "--model", m]);
+    assert_eq!(
+        r.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&r.stdout)
+    );
+    // Binary form too.
+    let bin = dir.join("t.bin");
+    let out = sworn_in(
+        &dir,
+        &[
+            "generate",
+            "--model",
+            m,
+            "--prompt",
+            "Hello",
+            "--max-tokens",
+            "4",
+            "--out",
+            bin.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success());
+    assert_eq!(
+        sworn_in(&dir, &["verify", bin.to_str().unwrap()])
+            .status
+            .code(),
+        Some(0)
+    );
+    // Tampered: invalid, exit 1, with the reason.
+    let text = std::fs::read_to_string(&tx).unwrap();
+    let j: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let mut j2 = j.clone();
+    j2["request"]["sampling"]["seed"] = serde_json::json!(6);
+    j2.as_object_mut().unwrap().remove("digest");
+    let bad = dir.join("bad.json");
+    std::fs::write(&bad, serde_json::to_string(&j2).unwrap()).unwrap();
+    let v = sworn_in(&dir, &["verify", bad.to_str().unwrap()]);
+    assert_eq!(v.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&v.stdout).contains("bad signature"),
+        "{}",
+        String::from_utf8_lossy(&v.stdout)
+    );
+    // Garbage and missing files.
+    std::fs::write(&bad, b"{not json").unwrap();
+    assert_eq!(
+        sworn_in(&dir, &["verify", bad.to_str().unwrap()])
+            .status
+            .code(),
+        Some(1)
+    );
+    assert_eq!(
+        sworn_in(&dir, &["verify", "/nonexistent.json"])
+            .status
+            .code(),
+        Some(2)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

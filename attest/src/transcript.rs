@@ -215,6 +215,16 @@ impl RequestRecord {
             repeat_last_n: r.u32("sampling.repeat_last_n")?,
             seed: r.u64("sampling.seed")?,
         };
+        for (name, v) in [
+            ("temperature", sampling.temperature),
+            ("top_p", sampling.top_p),
+            ("min_p", sampling.min_p),
+            ("repeat_penalty", sampling.repeat_penalty),
+        ] {
+            if !v.is_finite() {
+                return Err(AttestError::Malformed(format!("sampling.{name} is {v}")));
+            }
+        }
         let max_tokens = r.u32("request.max_tokens")?;
         let n = r.len("request.stop", 4)?;
         let stop = (0..n)
