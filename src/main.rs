@@ -33,6 +33,19 @@ enum Command {
     Verify(VerifyArgs),
     /// Re-run a transcript on a local model and compare bit for bit. Exit 0 match, 1 mismatch.
     Replay(ReplayArgs),
+    /// Print a model's commitments and per-tensor hashes (publish them: with the list, a
+    /// verifier can name a swapped tensor).
+    Manifest(ManifestArgs),
+}
+
+#[derive(Args)]
+struct ManifestArgs {
+    /// GGUF model file [default: the cached SmolLM2-135M-Instruct].
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Print JSON, with every tensor's hash.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -91,6 +104,10 @@ struct BenchArgs {
     /// Kernel implementation.
     #[arg(long, value_enum, default_value_t = Kernels::Auto)]
     kernels: Kernels,
+    /// Instead: time a signed completion of --gen-tokens tokens, its offline verification and
+    /// its replay, and report replay time as a fraction of generation time.
+    #[arg(long)]
+    attest: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -347,6 +364,44 @@ fn replay(a: ReplayArgs) -> Result<i32> {
     Ok(if r.ok() { 0 } else { 1 })
 }
 
+fn manifest(a: ManifestArgs) -> Result<i32> {
+    let model = a.model.unwrap_or_else(default_model);
+    let t = Instant::now();
+    let m = sworn_engine::commit::manifest(&model)
+        .with_context(|| format!("hashing {}", model.display()))?;
+    let secs = t.elapsed().as_secs_f64();
+    let c = &m.commitment;
+    if a.json {
+        let tensors: Vec<_> = m
+            .tensors
+            .iter()
+            .map(|(n, h)| serde_json::json!({"name": n, "blake3": hex(h)}))
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "file_blake3": hex(&c.file_blake3), "tensors_root": hex(&c.tensors_root),
+                "n_tensors": c.n_tensors, "tokenizer_blake3": hex(&c.tokenizer_blake3),
+                "chat_template_blake3": hex(&c.chat_template_blake3),
+                "model_commitment": hex(&c.commitment()), "tensors": tensors, "seconds": secs,
+            }))?
+        );
+    } else {
+        println!("model            {}", model.display());
+        println!("file BLAKE3      {}", hex(&c.file_blake3));
+        println!(
+            "tensors root     {} ({} tensors)",
+            hex(&c.tensors_root),
+            c.n_tensors
+        );
+        println!("tokenizer        {}", hex(&c.tokenizer_blake3));
+        println!("chat template    {}", hex(&c.chat_template_blake3));
+        println!("commitment       {}", hex(&c.commitment()));
+        eprintln!("[hashed in {secs:.3}s]");
+    }
+    Ok(0)
+}
+
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
@@ -455,7 +510,7 @@ fn generate(a: GenerateArgs) -> Result<i32> {
 
 fn bench(a: BenchArgs) -> Result<i32> {
     use sworn_engine::model::Feed;
-    let model = a.model.unwrap_or_else(default_model);
+    let model = a.model.clone().unwrap_or_else(default_model);
     let opts = EngineOptions {
         threads: a.threads,
         isa: match a.kernels {
@@ -466,6 +521,9 @@ fn bench(a: BenchArgs) -> Result<i32> {
         max_context: None,
     };
     let e = Engine::load(&model, &opts).with_context(|| format!("loading {}", model.display()))?;
+    if a.attest {
+        return bench_attest(&e, &model, &a);
+    }
     let vocab = e.model.cfg.vocab as u32;
     // A fixed pseudo-random prompt: the content does not change the work done.
     let prompt: Vec<u32> = (0..a.prompt_tokens as u32)
@@ -514,6 +572,50 @@ fn bench(a: BenchArgs) -> Result<i32> {
     Ok(0)
 }
 
+/// Generation, signing, verification and replay of one completion, timed.
+fn bench_attest(e: &Engine, model: &Path, a: &BenchArgs) -> Result<i32> {
+    let t = Instant::now();
+    let m = sworn_engine::commit::manifest(model)?;
+    let commit_s = t.elapsed().as_secs_f64();
+    let key = OperatorKey::from_seed(&[1; 32]);
+    let req = Request {
+        prompt: Prompt::Text("The history of the Roman Empire".into()),
+        params: SamplingParams::default(),
+        max_tokens: a.gen_tokens as u32,
+        stop: vec![],
+    };
+    let (mut gen_s, mut replay_s, mut sign_s, mut verify_s) =
+        (f64::MAX, f64::MAX, f64::MAX, f64::MAX);
+    let mut steps = 0;
+    for _ in 0..a.reps.max(1) {
+        let t = Instant::now();
+        let c = e.generate(&req)?;
+        gen_s = gen_s.min(t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        let tx = attestation::sign_completion(e, &m, &req, &c, &key);
+        sign_s = sign_s.min(t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        sworn_verifier::verify(tx.clone(), &[key.public()])?;
+        verify_s = verify_s.min(t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        let r = sworn_verifier::replay::replay_with(&tx, e, m.clone())?;
+        replay_s = replay_s.min(t.elapsed().as_secs_f64());
+        if !r.ok() {
+            bail!("replay failed: {}", r.reason());
+        }
+        steps = c.tokens.len();
+    }
+    println!(
+        "{}",
+        serde_json::json!({
+            "threads": a.threads, "kernels": e.runner.isa.name(), "tokens": steps,
+            "model_commitment_s": commit_s, "generate_s": gen_s, "sign_s": sign_s, "verify_s": verify_s,
+            "replay_s": replay_s, "replay_over_generate": replay_s / gen_s,
+        })
+    );
+    Ok(0)
+}
+
 fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -529,6 +631,7 @@ fn main() {
         Command::Keygen(a) => keygen(a),
         Command::Verify(a) => verify(a),
         Command::Replay(a) => replay(a),
+        Command::Manifest(a) => manifest(a),
     };
     match res {
         Ok(code) => std::process::exit(code),
