@@ -78,11 +78,18 @@ pub struct Completion {
 
 /// BLAKE3 of a logits vector's little-endian f32 bits.
 pub fn hash_logits(logits: &[f32]) -> [u8; 32] {
-    let mut h = blake3::Hasher::new();
-    for v in logits {
-        h.update(&v.to_le_bytes());
+    #[cfg(target_endian = "little")]
+    {
+        // SAFETY: f32 has no padding and any bytes are valid u8; the length is exact.
+        let bytes =
+            unsafe { std::slice::from_raw_parts(logits.as_ptr() as *const u8, logits.len() * 4) };
+        *blake3::hash(bytes).as_bytes()
     }
-    *h.finalize().as_bytes()
+    #[cfg(not(target_endian = "little"))]
+    {
+        let bytes: Vec<u8> = logits.iter().flat_map(|v| v.to_le_bytes()).collect();
+        *blake3::hash(&bytes).as_bytes()
+    }
 }
 
 /// A loaded model with its tokenizer, chat template and kernels.
