@@ -180,17 +180,7 @@ struct GenerateArgs {
 
 /// Where scripts/fetch-model.sh caches the default model.
 fn default_model() -> PathBuf {
-    let cache = std::env::var_os("SWORN_CACHE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            std::env::var_os("XDG_CACHE_HOME")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| {
-                    PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache")
-                })
-                .join("sworn")
-        });
-    cache.join("models/SmolLM2-135M-Instruct.Q4_1.gguf")
+    sworn_engine::default_model_path()
 }
 
 /// sworn's data directory: `$SWORN_DATA_DIR`, else `$XDG_DATA_HOME/sworn`, else

@@ -1,29 +1,11 @@
 //! End-to-end tests of the `sworn` binary on the real model: answers, JSON output, determinism
 //! across threads and kernels, peak memory, and clear errors for bad input.
 
-use std::path::PathBuf;
+mod common;
+
+use common::{model, require_model};
+
 use std::process::{Command, Output};
-
-fn model() -> Option<PathBuf> {
-    let p = PathBuf::from(std::env::var_os("SWORN_MODEL")?);
-    if p.exists() {
-        return Some(p);
-    }
-    None
-}
-
-fn require_model(test: &str) -> Option<PathBuf> {
-    match model() {
-        Some(p) => Some(p),
-        None if std::env::var("SWORN_REQUIRE_MODEL").as_deref() == Ok("1") => {
-            panic!("{test}: SWORN_REQUIRE_MODEL=1 but SWORN_MODEL is not set to an existing file")
-        }
-        None => {
-            eprintln!("!!! SKIPPED {test}: set SWORN_MODEL (scripts/test.sh does) !!!");
-            None
-        }
-    }
-}
 
 fn sworn(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_sworn"))

@@ -2,6 +2,10 @@
 //! bit for bit, a tamper suite (every bit of a signed transcript), and replays that catch wrong
 //! weights, another seed, truncated or extended outputs and swapped keys, each with its reason.
 
+mod common;
+
+use common::{model, require_model};
+
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -15,24 +19,6 @@ use sworn_verifier::{verify, verify_bytes, AttestError};
 /// The golden vectors' signing key. Its secret is public (it is right here): it proves nothing
 /// about who ran anything, only that the vectors were not changed since they were signed.
 const VECTOR_KEY_SEED: [u8; 32] = [7; 32];
-
-fn model() -> Option<PathBuf> {
-    let p = PathBuf::from(std::env::var_os("SWORN_MODEL")?);
-    p.exists().then_some(p)
-}
-
-fn require_model(test: &str) -> Option<PathBuf> {
-    match model() {
-        Some(p) => Some(p),
-        None if std::env::var("SWORN_REQUIRE_MODEL").as_deref() == Ok("1") => {
-            panic!("{test}: SWORN_REQUIRE_MODEL=1 but SWORN_MODEL is not set to an existing file")
-        }
-        None => {
-            eprintln!("!!! SKIPPED {test}: set SWORN_MODEL (scripts/test.sh does) !!!");
-            None
-        }
-    }
-}
 
 /// The engine and manifest, loaded once for all tests of this file.
 fn setup(path: &Path) -> &'static (Engine, ModelManifest) {

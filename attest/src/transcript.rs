@@ -70,6 +70,23 @@ pub struct Sampling {
     pub seed: u64,
 }
 
+impl Sampling {
+    /// Every float parameter is finite (NaN and infinities have no defined sampling).
+    pub fn check_finite(&self) -> Result<(), String> {
+        for (name, v) in [
+            ("temperature", self.temperature),
+            ("top_p", self.top_p),
+            ("min_p", self.min_p),
+            ("repeat_penalty", self.repeat_penalty),
+        ] {
+            if !v.is_finite() {
+                return Err(format!("sampling.{name} is {v}"));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// What was asked.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -215,16 +232,7 @@ impl RequestRecord {
             repeat_last_n: r.u32("sampling.repeat_last_n")?,
             seed: r.u64("sampling.seed")?,
         };
-        for (name, v) in [
-            ("temperature", sampling.temperature),
-            ("top_p", sampling.top_p),
-            ("min_p", sampling.min_p),
-            ("repeat_penalty", sampling.repeat_penalty),
-        ] {
-            if !v.is_finite() {
-                return Err(AttestError::Malformed(format!("sampling.{name} is {v}")));
-            }
-        }
+        sampling.check_finite().map_err(AttestError::Malformed)?;
         let max_tokens = r.u32("request.max_tokens")?;
         let n = r.len("request.stop", 4)?;
         let stop = (0..n)

@@ -24,3 +24,21 @@ pub use chat::{ChatTemplate, Message};
 pub use generate::{hash_logits, Completion, Engine, EngineOptions, FinishReason, Prompt, Request};
 pub use kernels::Isa;
 pub use sampling::SamplingParams;
+
+/// Where `scripts/fetch-model.sh` caches the default model (SmolLM2-135M-Instruct, Q4_1):
+/// `$SWORN_CACHE_DIR/models/…`, else `$XDG_CACHE_HOME/sworn/models/…`, else
+/// `~/.cache/sworn/models/…`.
+pub fn default_model_path() -> std::path::PathBuf {
+    use std::path::PathBuf;
+    let cache = std::env::var_os("SWORN_CACHE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            std::env::var_os("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| {
+                    PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache")
+                })
+                .join("sworn")
+        });
+    cache.join("models/SmolLM2-135M-Instruct.Q4_1.gguf")
+}

@@ -92,16 +92,7 @@ fn check_consistency(t: &Transcript) -> Result<(), AttestError> {
     if out.tokens.is_empty() && req.max_tokens > 0 {
         return bad("no output tokens".into());
     }
-    let s = &req.sampling;
-    for (name, v) in [
-        ("temperature", s.temperature),
-        ("top_p", s.top_p),
-        ("min_p", s.min_p),
-        ("repeat_penalty", s.repeat_penalty),
-    ] {
-        if !v.is_finite() {
-            return bad(format!("sampling parameter {name} is {v}"));
-        }
-    }
-    Ok(())
+    req.sampling
+        .check_finite()
+        .map_err(AttestError::Inconsistent)
 }

@@ -9,20 +9,7 @@ use std::path::PathBuf;
 pub fn real_model(test: &str) -> Option<PathBuf> {
     let path = std::env::var_os("SWORN_MODEL")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let cache = std::env::var_os("SWORN_CACHE_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| {
-                    std::env::var_os("XDG_CACHE_HOME")
-                        .map(PathBuf::from)
-                        .unwrap_or_else(|| {
-                            PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-                                .join(".cache")
-                        })
-                        .join("sworn")
-                });
-            cache.join("models/SmolLM2-135M-Instruct.Q4_1.gguf")
-        });
+        .unwrap_or_else(sworn_engine::default_model_path);
     if path.exists() {
         return Some(path);
     }

@@ -1,0 +1,24 @@
+//! Helpers shared by the root package's integration tests.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+/// The real model from `$SWORN_MODEL` (scripts/test.sh sets it), if it exists.
+pub fn model() -> Option<PathBuf> {
+    let p = PathBuf::from(std::env::var_os("SWORN_MODEL")?);
+    p.exists().then_some(p)
+}
+
+/// The real model, or a loud skip; a failure when `SWORN_REQUIRE_MODEL=1` (as in CI).
+pub fn require_model(test: &str) -> Option<PathBuf> {
+    match model() {
+        Some(p) => Some(p),
+        None if std::env::var("SWORN_REQUIRE_MODEL").as_deref() == Ok("1") => {
+            panic!("{test}: SWORN_REQUIRE_MODEL=1 but SWORN_MODEL is not set to an existing file")
+        }
+        None => {
+            eprintln!("!!! SKIPPED {test}: set SWORN_MODEL (scripts/test.sh does) !!!");
+            None
+        }
+    }
+}
