@@ -5,12 +5,13 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::batcher::{Batcher, Event};
 use crate::chat::{ChatTemplate, Message};
 use crate::error::{EngineError, Result};
 use crate::gguf::GgufFile;
 use crate::kernels::{Isa, Runner};
-use crate::model::{Feed, Model, Sequence};
-use crate::sampling::{sample, SamplingParams};
+use crate::model::{Feed, Model};
+use crate::sampling::SamplingParams;
 use crate::tokenizer::Tokenizer;
 
 /// How to run the kernels.
@@ -98,16 +99,6 @@ pub struct Engine {
     pub tokenizer: Tokenizer,
     pub chat_template: Option<ChatTemplate>,
     pub runner: Runner,
-}
-
-/// The state of one request while it generates.
-struct Active<'r> {
-    req: &'r Request,
-    seq: Sequence,
-    /// Tokens not yet fed to the model.
-    pending: Vec<u32>,
-    out: Completion,
-    done: bool,
 }
 
 impl Engine {
@@ -202,93 +193,23 @@ impl Engine {
         reqs: &[Request],
         prefill_chunk: Option<usize>,
     ) -> Result<Vec<Completion>> {
-        let mut act = Vec::with_capacity(reqs.len());
-        for req in reqs {
-            req.params.validate()?;
-            let prompt_tokens = self.prompt_tokens(&req.prompt)?;
-            let total = prompt_tokens.len() + req.max_tokens as usize;
-            if total > self.model.max_context {
-                return Err(EngineError::InvalidRequest(format!(
-                    "prompt ({} tokens) plus max_tokens ({}) exceeds the context of {}",
-                    prompt_tokens.len(),
-                    req.max_tokens,
-                    self.model.max_context
-                )));
-            }
-            act.push(Active {
-                req,
-                seq: self.model.new_sequence(),
-                pending: prompt_tokens.clone(),
-                out: Completion {
-                    prompt_tokens,
-                    tokens: Vec::new(),
-                    text: String::new(),
-                    finish_reason: FinishReason::Length,
-                    logits_hashes: Vec::new(),
-                },
-                done: req.max_tokens == 0,
-            });
-        }
-        let chunk = prefill_chunk.unwrap_or(usize::MAX).max(1);
-        while act.iter().any(|a| !a.done) {
-            // Feed each unfinished request its next slice of pending tokens.
-            let mut feeds: Vec<Feed<'_>> = Vec::new();
-            let mut who = Vec::new();
-            let mut fed: Vec<Vec<u32>> = Vec::new();
-            for a in act.iter_mut().filter(|a| !a.done) {
-                let n = a.pending.len().min(chunk);
-                fed.push(a.pending.drain(..n).collect());
-                who.push(a.pending.is_empty());
-            }
-            for (a, toks) in act.iter_mut().filter(|a| !a.done).zip(&fed) {
-                feeds.push(Feed {
-                    seq: &mut a.seq,
-                    tokens: toks,
-                });
-            }
-            let hidden = self.model.forward(&self.runner, &mut feeds)?;
-            drop(feeds);
-            // Rows whose request has consumed all its input get logits and a sample.
-            let d = self.model.cfg.d_model;
-            let mut row = 0;
-            let mut rows = Vec::new();
-            for (k, toks) in fed.iter().enumerate() {
-                row += toks.len();
-                if who[k] {
-                    rows.extend_from_slice(&hidden[(row - 1) * d..row * d]);
+        let mut b = Batcher::new(self, prefill_chunk);
+        let ids = reqs
+            .iter()
+            .map(|r| b.submit(r.clone()))
+            .collect::<Result<Vec<_>>>()?;
+        let mut done: Vec<Option<Completion>> = vec![None; reqs.len()];
+        while !b.is_idle() {
+            for ev in b.step()? {
+                if let Event::Finished { id, completion } = ev {
+                    done[(id - ids[0]) as usize] = Some(completion);
                 }
             }
-            let logits = self.model.logits(&self.runner, &rows)?;
-            let vocab = self.model.cfg.vocab;
-            let mut li = 0;
-            for (k, a) in act.iter_mut().filter(|a| !a.done).enumerate() {
-                if !who[k] {
-                    continue;
-                }
-                let l = &logits[li * vocab..(li + 1) * vocab];
-                li += 1;
-                self.step(a, l)?;
-            }
         }
-        Ok(act.into_iter().map(|a| a.out).collect())
-    }
-
-    /// Samples one token for `a` from logits `l` and applies the stop rules.
-    fn step(&self, a: &mut Active<'_>, l: &[f32]) -> Result<()> {
-        let step = a.out.tokens.len() as u64;
-        let tok = sample(l, &a.req.params, &a.seq.tokens, step)?;
-        a.out.logits_hashes.push(hash_logits(l));
-        a.out.tokens.push(tok);
-        let (text, finish) = self.finish_after(&a.out.tokens, a.req);
-        a.out.text = text;
-        match finish {
-            Some(f) => {
-                a.out.finish_reason = f;
-                a.done = true;
-            }
-            None => a.pending.push(tok),
-        }
-        Ok(())
+        Ok(done
+            .into_iter()
+            .map(|c| c.expect("every request finishes"))
+            .collect())
     }
 
     /// The stop rules (spec §4): the output text after `tokens` (special tokens left out, cut

@@ -7,10 +7,13 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
+use std::collections::HashMap;
+
+use sworn_engine::batcher::{Batcher, Event};
 use sworn_engine::model::Feed;
 use sworn_engine::synthetic::{write_model, SyntheticSpec};
 use sworn_engine::{
-    hash_logits, Engine, EngineOptions, Isa, Message, Prompt, Request, SamplingParams,
+    hash_logits, Completion, Engine, EngineOptions, Isa, Message, Prompt, Request, SamplingParams,
 };
 
 fn engine(path: &Path, isa: Isa, threads: usize) -> Engine {
@@ -93,7 +96,7 @@ fn requests() -> Vec<Request> {
             prompt: Prompt::Text("1, 2, 3, 4,".into()),
             params: sampled(42, 1.3),
             max_tokens: 9,
-            stop: vec![],
+            stop: vec![", 9".into(), "\n\n".into()],
         },
         Request {
             prompt: Prompt::Text("x".repeat(40)),
@@ -193,6 +196,41 @@ fn check_all(path: &Path, n: usize, scalar_n: usize) {
     let mut got = fast.generate_batch(&rev, Some(3)).unwrap();
     got.reverse();
     assert_eq!(solo, got, "batch order changes results");
+    // Continuous batching: requests arriving at different steps, one cancelled midway; streamed
+    // text adds up to the final text.
+    let mut b = Batcher::new(&e2, Some(5));
+    let mut ids = vec![b.submit(reqs[0].clone()).unwrap()];
+    let doomed = b.submit(reqs[1].clone()).unwrap();
+    let mut streamed: HashMap<u64, String> = HashMap::new();
+    let mut finished: HashMap<u64, Completion> = HashMap::new();
+    let mut step = 0;
+    while !b.is_idle() || ids.len() < reqs.len() {
+        if step == 2 {
+            assert!(b.cancel(doomed));
+            ids.push(b.submit(reqs[1].clone()).unwrap());
+        }
+        if step == 3 {
+            ids.push(b.submit(reqs[2].clone()).unwrap());
+            ids.push(b.submit(reqs[3].clone()).unwrap());
+        }
+        for ev in b.step().unwrap() {
+            match ev {
+                Event::Token { id, text, .. } => streamed.entry(id).or_default().push_str(&text),
+                Event::Finished { id, completion } => {
+                    finished.insert(id, completion);
+                }
+            }
+        }
+        step += 1;
+    }
+    assert!(!finished.contains_key(&doomed));
+    for (i, id) in ids.iter().enumerate() {
+        assert_eq!(
+            finished[id], solo[i],
+            "continuous batching differs for request {i}"
+        );
+        assert_eq!(streamed[id], solo[i].text, "streamed text of request {i}");
+    }
     // Teacher-forced replay reproduces every step's logits.
     for (r, c) in reqs.iter().zip(&solo) {
         let mut hashes = Vec::new();

@@ -1,0 +1,239 @@
+//! Continuous batching: requests join and leave between forward passes. Each pass feeds every
+//! unfinished request its next tokens (a prompt chunk, or the last sampled token), samples the
+//! requests whose input is consumed, and reports what happened as events. Because the engine is
+//! batch- and chunking-invariant, every request's output is bit-identical to a solo run, whatever
+//! else is in the batch and whenever it arrived.
+
+use crate::error::{EngineError, Result};
+use crate::generate::{hash_logits, Completion, Engine, FinishReason, Request};
+use crate::model::{Feed, Sequence};
+use crate::sampling::sample;
+
+/// What a step produced for one request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// Request `id` sampled its `index`-th token. `text` is the output text that can be shown
+    /// now: what the stop rules can no longer take back (text that might still turn into a
+    /// stop string, or an incomplete UTF-8 sequence, is held back until it is decided).
+    Token {
+        id: u64,
+        index: usize,
+        token: u32,
+        text: String,
+    },
+    /// Request `id` is complete.
+    Finished { id: u64, completion: Completion },
+}
+
+struct Slot {
+    id: u64,
+    req: Request,
+    seq: Sequence,
+    /// Tokens not yet fed to the model.
+    pending: Vec<u32>,
+    out: Completion,
+    /// Bytes of output text already reported in `Event::Token`s.
+    shown: usize,
+}
+
+/// A set of requests generating together on one engine.
+pub struct Batcher<'e> {
+    engine: &'e Engine,
+    slots: Vec<Slot>,
+    chunk: usize,
+    next_id: u64,
+}
+
+impl<'e> Batcher<'e> {
+    /// A batcher feeding prompts at most `prefill_chunk` tokens per pass (all at once if `None`).
+    pub fn new(engine: &'e Engine, prefill_chunk: Option<usize>) -> Batcher<'e> {
+        Batcher {
+            engine,
+            slots: Vec::new(),
+            chunk: prefill_chunk.unwrap_or(usize::MAX).max(1),
+            next_id: 0,
+        }
+    }
+
+    /// Validates and tokenizes a request and adds it; it starts at the next step. Ids increase
+    /// by one per accepted request.
+    pub fn submit(&mut self, req: Request) -> Result<u64> {
+        let e = self.engine;
+        req.params.validate()?;
+        let prompt_tokens = e.prompt_tokens(&req.prompt)?;
+        let total = prompt_tokens.len() + req.max_tokens as usize;
+        if total > e.model.max_context {
+            return Err(EngineError::InvalidRequest(format!(
+                "prompt ({} tokens) plus max_tokens ({}) exceeds the context of {}",
+                prompt_tokens.len(),
+                req.max_tokens,
+                e.model.max_context
+            )));
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        self.slots.push(Slot {
+            id,
+            seq: e.model.new_sequence(),
+            pending: prompt_tokens.clone(),
+            out: Completion {
+                prompt_tokens,
+                tokens: Vec::new(),
+                text: String::new(),
+                finish_reason: FinishReason::Length,
+                logits_hashes: Vec::new(),
+            },
+            req,
+            shown: 0,
+        });
+        Ok(id)
+    }
+
+    /// Drops request `id` (a client went away); its work stops at once.
+    pub fn cancel(&mut self, id: u64) -> bool {
+        let before = self.slots.len();
+        self.slots.retain(|s| s.id != id);
+        self.slots.len() != before
+    }
+
+    /// Requests still generating.
+    pub fn active(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub fn is_idle(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// One forward pass over every request; returns its events, finished requests last.
+    pub fn step(&mut self) -> Result<Vec<Event>> {
+        let e = self.engine;
+        let mut events = Vec::new();
+        // Requests asking for no tokens finish without a pass.
+        let (zero, mut slots): (Vec<Slot>, Vec<Slot>) = std::mem::take(&mut self.slots)
+            .into_iter()
+            .partition(|s| s.req.max_tokens == 0);
+        events.extend(zero.into_iter().map(|s| Event::Finished {
+            id: s.id,
+            completion: s.out,
+        }));
+        if slots.is_empty() {
+            return Ok(events);
+        }
+        let chunk = self.chunk;
+        let fed: Vec<Vec<u32>> = slots
+            .iter_mut()
+            .map(|s| {
+                let n = s.pending.len().min(chunk);
+                s.pending.drain(..n).collect()
+            })
+            .collect();
+        let sampling: Vec<bool> = slots.iter().map(|s| s.pending.is_empty()).collect();
+        let mut feeds: Vec<Feed<'_>> = slots
+            .iter_mut()
+            .zip(&fed)
+            .map(|(s, t)| Feed {
+                seq: &mut s.seq,
+                tokens: t,
+            })
+            .collect();
+        let hidden = match e.model.forward(&e.runner, &mut feeds) {
+            Ok(h) => h,
+            Err(err) => {
+                self.slots = slots;
+                return Err(err);
+            }
+        };
+        drop(feeds);
+        // The last row of each request whose input is consumed gets logits and a sample.
+        let d = e.model.cfg.d_model;
+        let (mut row, mut rows) = (0, Vec::new());
+        for (toks, &s) in fed.iter().zip(&sampling) {
+            row += toks.len();
+            if s {
+                rows.extend_from_slice(&hidden[(row - 1) * d..row * d]);
+            }
+        }
+        let logits = e.model.logits(&e.runner, &rows)?;
+        let vocab = e.model.cfg.vocab;
+        let mut li = 0;
+        let mut finished = Vec::new();
+        for (mut slot, s) in slots.into_iter().zip(sampling) {
+            if !s {
+                self.slots.push(slot);
+                continue;
+            }
+            let l = &logits[li * vocab..(li + 1) * vocab];
+            li += 1;
+            let index = slot.out.tokens.len();
+            let tok = sample(l, &slot.req.params, &slot.seq.tokens, index as u64)?;
+            slot.out.logits_hashes.push(hash_logits(l));
+            slot.out.tokens.push(tok);
+            let (text, finish) = e.finish_after(&slot.out.tokens, &slot.req);
+            slot.out.text = text;
+            let show = match finish {
+                Some(_) => slot.out.text.len(),
+                None => settled_len(&slot.out.text, &slot.req.stop),
+            };
+            let shown = slot.shown.min(show);
+            events.push(Event::Token {
+                id: slot.id,
+                index,
+                token: tok,
+                text: slot.out.text[shown..show].to_string(),
+            });
+            slot.shown = show.max(slot.shown);
+            match finish {
+                Some(f) => {
+                    slot.out.finish_reason = f;
+                    finished.push(Event::Finished {
+                        id: slot.id,
+                        completion: slot.out,
+                    });
+                }
+                None => {
+                    slot.pending.push(tok);
+                    self.slots.push(slot);
+                }
+            }
+        }
+        events.extend(finished);
+        Ok(events)
+    }
+}
+
+/// How much of an unfinished output text is settled: everything except a trailing U+FFFD (an
+/// incomplete UTF-8 sequence, decoded lossily until its last byte arrives) and a trailing part
+/// that is the start of a stop string.
+fn settled_len(text: &str, stops: &[String]) -> usize {
+    let mut end = text.len();
+    while text[..end].ends_with('\u{fffd}') {
+        end -= '\u{fffd}'.len_utf8();
+    }
+    let t = &text[..end];
+    let mut keep = end;
+    for s in stops.iter().filter(|s| !s.is_empty()) {
+        // The longest proper prefix of `s` that ends `t`.
+        for (i, _) in s.char_indices().skip(1) {
+            if t.ends_with(&s[..i]) {
+                keep = keep.min(end - i);
+            }
+        }
+    }
+    keep
+}
+
+#[cfg(test)]
+mod tests {
+    use super::settled_len;
+
+    #[test]
+    fn holds_back_partial_stops_and_utf8() {
+        let stops = vec!["\n\nUser:".to_string()];
+        assert_eq!(settled_len("Hello\n", &stops), 5);
+        assert_eq!(settled_len("Hello\n\nUs", &stops), 5);
+        assert_eq!(settled_len("Hello world", &stops), 11);
+        assert_eq!(settled_len("caf\u{fffd}", &[]), 3);
+        assert_eq!(settled_len("", &stops), 0);
+    }
+}
