@@ -2,3 +2,4 @@
 //! between the engine and signed transcripts.
 
 pub mod attestation;
+pub mod server;

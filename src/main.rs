@@ -25,6 +25,8 @@ struct Cli {
 enum Command {
     /// Generate a completion.
     Generate(GenerateArgs),
+    /// Serve an OpenAI-compatible HTTP API in which every completion is attested.
+    Serve(ServeArgs),
     /// Measure prefill and decode throughput (tokens/s), as llama-bench does.
     Bench(BenchArgs),
     /// Create an operator signing key (Ed25519, file mode 0600).
@@ -46,6 +48,40 @@ struct ManifestArgs {
     /// Print JSON, with every tensor's hash.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// GGUF model file [default: the cached SmolLM2-135M-Instruct].
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Operator signing key [default: DATA_DIR/operator.key, created on first start].
+    #[arg(long)]
+    key: Option<PathBuf>,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: std::net::SocketAddr,
+    /// Where the transcript store lives [default: DATA_DIR].
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Kernel threads [default: all cores].
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Requests queued or running at once; beyond it clients get 429.
+    #[arg(long, default_value_t = 64)]
+    max_queue: usize,
+    /// Longest prompt accepted, in tokens.
+    #[arg(long, default_value_t = 4096)]
+    max_prompt_tokens: usize,
+    /// Largest max_tokens accepted.
+    #[arg(long, default_value_t = 2048)]
+    max_output_tokens: u32,
+    /// Seconds a request may take.
+    #[arg(long, default_value_t = 300)]
+    request_timeout: u64,
+    /// Prompt tokens fed per forward pass per request (prefill interleaved with decoding).
+    #[arg(long, default_value_t = 64)]
+    prefill_chunk: usize,
 }
 
 #[derive(Args)]
@@ -606,6 +642,31 @@ fn bench_attest(e: &Engine, model: &Path, a: &BenchArgs) -> Result<i32> {
     Ok(0)
 }
 
+fn serve(a: ServeArgs) -> Result<i32> {
+    let model = a.model.unwrap_or_else(default_model);
+    if !model.exists() {
+        bail!("model {} not found (run scripts/fetch-model.sh, or pass --model PATH)", model.display());
+    }
+    let cfg = sworn::server::Config {
+        key: signing_key(a.key)?,
+        model,
+        listen: a.listen,
+        data_dir: a.data_dir.unwrap_or_else(data_dir),
+        threads: a.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        limits: sworn::server::Limits {
+            max_prompt_tokens: a.max_prompt_tokens,
+            max_output_tokens: a.max_output_tokens,
+            max_queue: a.max_queue.max(1),
+            max_body_bytes: 1 << 20,
+            request_timeout: std::time::Duration::from_secs(a.request_timeout.max(1)),
+        },
+        prefill_chunk: a.prefill_chunk.max(1),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    rt.block_on(sworn::server::serve(cfg))?;
+    Ok(0)
+}
+
 fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -617,6 +678,7 @@ fn main() {
     let cli = Cli::parse();
     let res = match cli.cmd {
         Command::Generate(a) => generate(a),
+        Command::Serve(a) => serve(a),
         Command::Bench(a) => bench(a),
         Command::Keygen(a) => keygen(a),
         Command::Verify(a) => verify(a),

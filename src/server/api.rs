@@ -1,0 +1,371 @@
+//! The OpenAI-compatible HTTP API. Requests and responses follow OpenAI's shapes, so existing
+//! clients work unchanged; each response adds the signed transcript under `sworn_attestation`
+//! (which those clients ignore) and its id in the `x-sworn-transcript-id` header.
+
+use std::convert::Infallible;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sworn_engine::{Message, Prompt, Request, SamplingParams};
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
+use tokio_stream::wrappers::UnboundedReceiverStream;
+use tokio_stream::StreamExt;
+
+use super::scheduler::{now_ms, Job, Update};
+use super::AppState;
+
+/// Header carrying the transcript id of a completion.
+pub const TRANSCRIPT_HEADER: &str = "x-sworn-transcript-id";
+
+/// An OpenAI-shaped error response.
+pub struct ApiError {
+    status: StatusCode,
+    kind: &'static str,
+    code: Option<&'static str>,
+    message: String,
+    retry_after: Option<u64>,
+}
+
+impl ApiError {
+    fn bad(message: impl Into<String>) -> ApiError {
+        ApiError { status: StatusCode::BAD_REQUEST, kind: "invalid_request_error", code: None, message: message.into(), retry_after: None }
+    }
+    fn new(status: StatusCode, kind: &'static str, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError { status, kind, code: Some(code), message: message.into(), retry_after: None }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": {"message": self.message, "type": self.kind, "param": null, "code": self.code}});
+        let mut r = (self.status, Json(body)).into_response();
+        if let Some(s) = self.retry_after {
+            r.headers_mut().insert("retry-after", HeaderValue::from(s));
+        }
+        r
+    }
+}
+
+/// `stop`: a string or a list of strings.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Stop {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// Fields shared by both endpoints (OpenAI's, plus sworn's `top_k`, `min_p`, `repeat_penalty`,
+/// `repeat_last_n`). Unknown fields are ignored, as OpenAI clients send many.
+#[derive(Deserialize)]
+struct Common {
+    model: Option<String>,
+    max_tokens: Option<u32>,
+    max_completion_tokens: Option<u32>,
+    temperature: Option<f32>,
+    top_p: Option<f32>,
+    top_k: Option<u32>,
+    min_p: Option<f32>,
+    repeat_penalty: Option<f32>,
+    repeat_last_n: Option<u32>,
+    seed: Option<u64>,
+    stop: Option<Stop>,
+    stream: Option<bool>,
+    n: Option<u32>,
+}
+
+#[derive(Deserialize)]
+struct CompletionBody {
+    prompt: Value,
+    #[serde(flatten)]
+    common: Common,
+}
+
+#[derive(Deserialize)]
+struct ChatMessage {
+    role: String,
+    content: String,
+}
+
+#[derive(Deserialize)]
+struct ChatBody {
+    messages: Vec<ChatMessage>,
+    #[serde(flatten)]
+    common: Common,
+}
+
+/// Parses a JSON body, mapping every failure to a clear 4xx.
+fn parse_body<T: for<'de> Deserialize<'de>>(body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
+    let body = body.map_err(|e| ApiError {
+        status: e.status(),
+        kind: "invalid_request_error",
+        code: Some("body_rejected"),
+        message: format!("request body: {}", e.body_text()),
+        retry_after: None,
+    })?;
+    let text = std::str::from_utf8(&body).map_err(|e| ApiError::bad(format!("request body is not UTF-8: {e}")))?;
+    serde_json::from_str(text).map_err(|e| ApiError::bad(format!("invalid request: {e}")))
+}
+
+/// Builds the engine request and checks it against the server's limits.
+fn build(state: &AppState, prompt: Prompt, c: &Common, chat: bool) -> Result<(Request, usize), ApiError> {
+    if let Some(m) = &c.model {
+        if *m != state.model_id {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "invalid_request_error",
+                "model_not_found",
+                format!("model {m:?} is not served here (this server serves {:?})", state.model_id),
+            ));
+        }
+    }
+    if c.n.is_some_and(|n| n != 1) {
+        return Err(ApiError::bad("only n = 1 is supported"));
+    }
+    let default_max = if chat { 256 } else { 16 };
+    let max_tokens = c.max_completion_tokens.or(c.max_tokens).unwrap_or(default_max);
+    if max_tokens == 0 || max_tokens > state.limits.max_output_tokens {
+        return Err(ApiError::bad(format!(
+            "max_tokens must be between 1 and {}",
+            state.limits.max_output_tokens
+        )));
+    }
+    let seed = match c.seed {
+        Some(s) => s,
+        None => {
+            let mut b = [0u8; 8];
+            getrandom::fill(&mut b).map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "rng", e.to_string()))?;
+            u64::from_le_bytes(b)
+        }
+    };
+    let d = SamplingParams::default();
+    let params = SamplingParams {
+        temperature: c.temperature.unwrap_or(1.0),
+        top_k: c.top_k.unwrap_or(0),
+        top_p: c.top_p.unwrap_or(1.0),
+        min_p: c.min_p.unwrap_or(0.0),
+        repeat_penalty: c.repeat_penalty.unwrap_or(d.repeat_penalty),
+        repeat_last_n: c.repeat_last_n.unwrap_or(d.repeat_last_n),
+        seed,
+    };
+    params.validate().map_err(|e| ApiError::bad(e.to_string()))?;
+    let stop = match &c.stop {
+        None => Vec::new(),
+        Some(Stop::One(s)) => vec![s.clone()],
+        Some(Stop::Many(v)) => v.clone(),
+    };
+    if stop.len() > 4 || stop.iter().any(|s| s.is_empty() || s.len() > 256) {
+        return Err(ApiError::bad("stop takes at most 4 non-empty strings of at most 256 bytes"));
+    }
+    let req = Request { prompt, params, max_tokens, stop };
+    let tokens = state.shared.engine.prompt_tokens(&req.prompt).map_err(|e| ApiError::bad(e.to_string()))?;
+    if tokens.len() > state.limits.max_prompt_tokens {
+        return Err(ApiError::bad(format!(
+            "the prompt is {} tokens; this server accepts at most {}",
+            tokens.len(),
+            state.limits.max_prompt_tokens
+        )));
+    }
+    let ctx = state.shared.engine.model.max_context;
+    if tokens.len() + max_tokens as usize > ctx {
+        return Err(ApiError::bad(format!(
+            "prompt ({} tokens) plus max_tokens ({max_tokens}) exceeds the context of {ctx}",
+            tokens.len()
+        )));
+    }
+    Ok((req, tokens.len()))
+}
+
+/// Hands a request to the scheduler, or refuses it when the queue is full.
+fn enqueue(state: &AppState, req: Request, id: String) -> Result<UnboundedReceiver<Update>, ApiError> {
+    let shared = &state.shared;
+    let n = shared.in_flight.fetch_add(1, Ordering::Relaxed);
+    if n >= state.limits.max_queue {
+        shared.in_flight.fetch_sub(1, Ordering::Relaxed);
+        shared.metrics.rejected.inc();
+        let mut e = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limit_error",
+            "queue_full",
+            format!("{n} requests are already queued or running; retry later"),
+        );
+        e.retry_after = Some(1);
+        return Err(e);
+    }
+    let (tx, rx) = unbounded_channel();
+    let job = Job { id, req, updates: tx, enqueued: Instant::now() };
+    if state.jobs.send(job).is_err() {
+        shared.in_flight.fetch_sub(1, Ordering::Relaxed);
+        return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "server_error", "shutting_down", "the server is shutting down"));
+    }
+    Ok(rx)
+}
+
+pub async fn completions(State(state): State<Arc<AppState>>, body: Result<Bytes, BytesRejection>) -> Response {
+    state.shared.metrics.requests.inc();
+    let res = async {
+        let b: CompletionBody = parse_body(body)?;
+        let prompt = match &b.prompt {
+            Value::String(s) => s.clone(),
+            Value::Array(v) if v.len() == 1 && v[0].is_string() => v[0].as_str().unwrap_or_default().to_string(),
+            _ => return Err(ApiError::bad("prompt must be a string")),
+        };
+        let (req, n_prompt) = build(&state, Prompt::Text(prompt), &b.common, false)?;
+        respond(&state, req, n_prompt, b.common.stream.unwrap_or(false), false).await
+    };
+    res.await.unwrap_or_else(|e| {
+        state.shared.metrics.rejected.inc();
+        e.into_response()
+    })
+}
+
+pub async fn chat_completions(State(state): State<Arc<AppState>>, body: Result<Bytes, BytesRejection>) -> Response {
+    state.shared.metrics.requests.inc();
+    let res = async {
+        let b: ChatBody = parse_body(body)?;
+        if b.messages.is_empty() {
+            return Err(ApiError::bad("messages must not be empty"));
+        }
+        let msgs = b.messages.iter().map(|m| Message::new(&m.role, &m.content)).collect();
+        let (req, n_prompt) = build(&state, Prompt::Chat(msgs), &b.common, true)?;
+        respond(&state, req, n_prompt, b.common.stream.unwrap_or(false), true).await
+    };
+    res.await.unwrap_or_else(|e| {
+        state.shared.metrics.rejected.inc();
+        e.into_response()
+    })
+}
+
+/// A fresh request id (also the transcript's id in the store).
+fn request_id(chat: bool) -> String {
+    let mut b = [0u8; 12];
+    let _ = getrandom::fill(&mut b);
+    format!("{}-{}", if chat { "chatcmpl" } else { "cmpl" }, sworn_attest::hexser::encode(&b))
+}
+
+fn finish_reason(t: &sworn_attest::Transcript) -> &'static str {
+    match t.output.finish_reason {
+        sworn_attest::FinishReason::Stop => "stop",
+        sworn_attest::FinishReason::Length => "length",
+    }
+}
+
+async fn respond(state: &Arc<AppState>, req: Request, n_prompt: usize, stream: bool, chat: bool) -> Result<Response, ApiError> {
+    let id = request_id(chat);
+    let mut rx = enqueue(state, req, id.clone())?;
+    let created = now_ms() / 1000;
+    let model = state.model_id.clone();
+    let mut headers = HeaderMap::new();
+    headers.insert(TRANSCRIPT_HEADER, HeaderValue::from_str(&id).expect("hex id"));
+    if !stream {
+        let deadline = state.limits.request_timeout;
+        let mut text = String::new();
+        let done = tokio::time::timeout(deadline, async {
+            while let Some(u) = rx.recv().await {
+                match u {
+                    Update::Text(t) => text.push_str(&t),
+                    Update::Done(t) => return Ok(t),
+                    Update::Failed(e) => return Err(ApiError::bad(e)),
+                }
+            }
+            Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "scheduler_gone", "the scheduler stopped"))
+        })
+        .await
+        .map_err(|_| ApiError::new(StatusCode::GATEWAY_TIMEOUT, "server_error", "timeout", format!("no result within {deadline:?}")))??;
+        let t = done;
+        let n_out = t.output.tokens.len();
+        let choice = if chat {
+            json!({"index": 0, "message": {"role": "assistant", "content": t.output.text}, "logprobs": null, "finish_reason": finish_reason(&t)})
+        } else {
+            json!({"index": 0, "text": t.output.text, "logprobs": null, "finish_reason": finish_reason(&t)})
+        };
+        let body = json!({
+            "id": id, "object": if chat { "chat.completion" } else { "text_completion" },
+            "created": created, "model": model, "choices": [choice],
+            "usage": {"prompt_tokens": n_prompt, "completion_tokens": n_out, "total_tokens": n_prompt + n_out},
+            "sworn_attestation": t.to_json(),
+        });
+        return Ok((headers, Json(body)).into_response());
+    }
+    let object = if chat { "chat.completion.chunk" } else { "text_completion" };
+    let idle = state.limits.request_timeout;
+    let mut first = chat;
+    let events = UnboundedReceiverStream::new(rx).timeout(idle).map(move |u| -> Result<SseEvent, Infallible> {
+        let chunk = |delta: Value| {
+            let choice = if chat {
+                json!({"index": 0, "delta": delta, "logprobs": null, "finish_reason": null})
+            } else {
+                json!({"index": 0, "text": delta["content"], "logprobs": null, "finish_reason": null})
+            };
+            SseEvent::default().data(json!({"id": id, "object": object, "created": created, "model": model, "choices": [choice]}).to_string())
+        };
+        Ok(match u {
+            Ok(Update::Text(t)) => {
+                let delta = if first { json!({"role": "assistant", "content": t}) } else { json!({"content": t}) };
+                first = false;
+                chunk(delta)
+            }
+            Ok(Update::Done(t)) => {
+                let n_out = t.output.tokens.len();
+                let usage = json!({"prompt_tokens": n_prompt, "completion_tokens": n_out, "total_tokens": n_prompt + n_out});
+                let v = json!({"id": id, "object": object, "created": created, "model": model,
+                    "choices": [if chat { json!({"index": 0, "delta": {}, "logprobs": null, "finish_reason": finish_reason(&t)}) }
+                                else { json!({"index": 0, "text": "", "logprobs": null, "finish_reason": finish_reason(&t)}) }],
+                    "usage": usage, "sworn_attestation": t.to_json()});
+                SseEvent::default().data(v.to_string())
+            }
+            Ok(Update::Failed(e)) => SseEvent::default().event("error").data(json!({"error": {"message": e, "type": "server_error"}}).to_string()),
+            Err(_) => SseEvent::default().event("error").data(json!({"error": {"message": "timed out", "type": "server_error"}}).to_string()),
+        })
+    });
+    let done = tokio_stream::once(Ok(SseEvent::default().data("[DONE]")));
+    let sse = Sse::new(events.chain(done)).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)));
+    Ok((headers, sse).into_response())
+}
+
+pub async fn attestation(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
+    if id.len() > 128 || !id.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-') {
+        return ApiError::bad("malformed transcript id").into_response();
+    }
+    match state.shared.store.get(&id) {
+        Ok(Some(t)) => Json(t.to_json()).into_response(),
+        Ok(None) => ApiError::new(StatusCode::NOT_FOUND, "invalid_request_error", "not_found", format!("no transcript {id}")).into_response(),
+        Err(e) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "store", e.to_string()).into_response(),
+    }
+}
+
+pub async fn models(State(state): State<Arc<AppState>>) -> Json<Value> {
+    Json(json!({"object": "list", "data": [{"id": state.model_id, "object": "model", "created": 0, "owned_by": "sworn"}]}))
+}
+
+pub async fn operator(State(state): State<Arc<AppState>>) -> Json<Value> {
+    let s = &state.shared;
+    let c = &s.manifest.commitment;
+    let hex = sworn_attest::hexser::encode;
+    Json(json!({
+        "public_key": s.key.public().to_hex(), "key_id": hex(&s.key.public().id()),
+        "model": {"id": state.model_id, "file_blake3": hex(&c.file_blake3), "tensors_root": hex(&c.tensors_root),
+            "n_tensors": c.n_tensors, "tokenizer_blake3": hex(&c.tokenizer_blake3),
+            "chat_template_blake3": hex(&c.chat_template_blake3), "commitment": hex(&c.commitment())},
+        "spec_version": sworn_engine::canon::SPEC_VERSION, "format_version": sworn_attest::FORMAT_VERSION,
+        "engine_version": env!("CARGO_PKG_VERSION"),
+    }))
+}
+
+pub async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    let s = &state.shared;
+    ([("content-type", "text/plain; version=0.0.4")], s.metrics.render(s.in_flight.load(Ordering::Relaxed)))
+}

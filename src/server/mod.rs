@@ -1,0 +1,142 @@
+//! `sworn serve`: an OpenAI-compatible HTTP server in which every completion is attested.
+//!
+//! Layout: `api` (HTTP handlers and OpenAI shapes), `scheduler` (one thread running the engine's
+//! continuous batch), `store` (durable SQLite store of transcripts), `metrics` (Prometheus).
+//! Shutdown on SIGTERM or Ctrl-C: stop accepting, let in-flight requests finish, stop the
+//! scheduler, checkpoint the store.
+
+pub mod api;
+pub mod metrics;
+pub mod scheduler;
+pub mod store;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicUsize;
+use std::sync::mpsc::{self, Sender};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+use sworn_attest::OperatorKey;
+use sworn_engine::{Engine, EngineOptions};
+
+use scheduler::{Job, Shared};
+
+/// Limits on what clients may ask.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_prompt_tokens: usize,
+    pub max_output_tokens: u32,
+    /// Requests queued or running at once; more get 429 with Retry-After.
+    pub max_queue: usize,
+    pub max_body_bytes: usize,
+    pub request_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_prompt_tokens: 4096,
+            max_output_tokens: 2048,
+            max_queue: 64,
+            max_body_bytes: 1 << 20,
+            request_timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Everything `sworn serve` needs.
+pub struct Config {
+    pub model: PathBuf,
+    pub key: OperatorKey,
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub threads: usize,
+    pub limits: Limits,
+    /// Prompt tokens per forward pass for each request (interleaving prefill with decoding).
+    pub prefill_chunk: usize,
+}
+
+/// State the handlers share.
+pub struct AppState {
+    pub shared: Arc<Shared>,
+    pub jobs: Sender<Job>,
+    pub model_id: String,
+    pub limits: Limits,
+}
+
+/// The name clients use for the model: the file name without `.gguf`, lowercased.
+fn model_id(path: &std::path::Path) -> String {
+    path.file_stem().map(|s| s.to_string_lossy().to_lowercase()).unwrap_or_else(|| "model".into())
+}
+
+/// Builds the router (exposed for tests that bind their own listener).
+pub fn router(state: Arc<AppState>) -> Router {
+    let max_body = state.limits.max_body_bytes;
+    Router::new()
+        .route("/v1/completions", post(api::completions))
+        .route("/v1/chat/completions", post(api::chat_completions))
+        .route("/v1/models", get(api::models))
+        .route("/v1/attestations/{id}", get(api::attestation))
+        .route("/v1/operator", get(api::operator))
+        .route("/healthz", get(api::healthz))
+        .route("/metrics", get(api::metrics))
+        .layer(DefaultBodyLimit::max(max_body))
+        .with_state(state)
+}
+
+/// Runs the server until SIGTERM or Ctrl-C.
+pub async fn serve(cfg: Config) -> Result<()> {
+    std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("creating {}", cfg.data_dir.display()))?;
+    let store = store::Store::open(&cfg.data_dir.join("sworn.db"))?;
+    let manifest = sworn_engine::commit::manifest(&cfg.model)?;
+    let opts = EngineOptions { threads: cfg.threads, ..Default::default() };
+    let engine = Arc::new(Engine::load(&cfg.model, &opts).with_context(|| format!("loading {}", cfg.model.display()))?);
+    let shared = Arc::new(Shared {
+        engine,
+        manifest,
+        key: cfg.key,
+        store,
+        metrics: Default::default(),
+        in_flight: AtomicUsize::new(0),
+        prefill_chunk: cfg.prefill_chunk,
+    });
+    let (jobs, rx) = mpsc::channel();
+    let sched = {
+        let s = shared.clone();
+        std::thread::Builder::new().name("sworn-scheduler".into()).spawn(move || scheduler::run(s, rx))?
+    };
+    let state = Arc::new(AppState { shared: shared.clone(), jobs, model_id: model_id(&cfg.model), limits: cfg.limits });
+    let listener = tokio::net::TcpListener::bind(cfg.listen).await.with_context(|| format!("binding {}", cfg.listen))?;
+    tracing::info!(addr = %listener.local_addr()?, model = %state.model_id, "serving");
+    eprintln!("sworn: serving {} on http://{}", state.model_id, listener.local_addr()?);
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown_signal()).await?;
+    // The router (and with it the job sender) is gone: the scheduler finishes what it has.
+    tokio::task::spawn_blocking(move || sched.join()).await?.map_err(|_| anyhow::anyhow!("the scheduler panicked"))?;
+    shared.store.checkpoint()?;
+    eprintln!("sworn: stopped cleanly");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    eprintln!("sworn: shutting down (finishing in-flight requests)");
+}

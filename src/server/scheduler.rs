@@ -1,0 +1,164 @@
+//! The scheduler: one thread owns the engine's batch and runs it, so that concurrent requests
+//! share forward passes (continuous batching: prefill chunks and decode steps of different
+//! requests in the same pass). The engine is batch-invariant, so each output is bit-identical to
+//! the same request run alone. Finished completions are signed and stored before their reply is
+//! sent.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use sworn_attest::{OperatorKey, Transcript};
+use sworn_engine::batcher::{Batcher, Event};
+use sworn_engine::commit::ModelManifest;
+use sworn_engine::{Engine, Request};
+use tokio::sync::mpsc::UnboundedSender;
+
+use super::metrics::Metrics;
+use super::store::Store;
+use crate::attestation::sign_completion;
+
+/// What a client hears about its request.
+#[derive(Debug)]
+pub enum Update {
+    /// New settled output text (for streaming).
+    Text(String),
+    /// Done: the signed transcript, already stored.
+    Done(Box<Transcript>),
+    /// The request failed.
+    Failed(String),
+}
+
+/// A request handed to the scheduler.
+pub struct Job {
+    /// The request's id, under which its transcript is stored.
+    pub id: String,
+    pub req: Request,
+    pub updates: UnboundedSender<Update>,
+    pub enqueued: Instant,
+}
+
+/// What the scheduler shares with the HTTP side.
+pub struct Shared {
+    pub engine: Arc<Engine>,
+    pub manifest: ModelManifest,
+    pub key: OperatorKey,
+    pub store: Store,
+    pub metrics: Metrics,
+    /// Requests accepted and not yet finished (queued or generating).
+    pub in_flight: AtomicUsize,
+    /// Tokens a prompt may be fed per pass, so a long prompt does not stall others' decoding.
+    pub prefill_chunk: usize,
+}
+
+/// A request the batch is working on.
+struct Live {
+    id: u64,
+    name: String,
+    req: Request,
+    updates: UnboundedSender<Update>,
+    enqueued: Instant,
+}
+
+/// Runs until `jobs` is closed and every accepted request has finished.
+pub fn run(shared: Arc<Shared>, jobs: Receiver<Job>) {
+    let mut batch = Batcher::new(&shared.engine, Some(shared.prefill_chunk));
+    let mut live: Vec<Live> = Vec::new();
+    let mut open = true;
+    while open || !batch.is_idle() {
+        // Admit new work: wait for it when idle, otherwise take what is there.
+        loop {
+            let next = if batch.is_idle() && open {
+                match jobs.recv_timeout(Duration::from_millis(200)) {
+                    Ok(j) => Some(j),
+                    Err(RecvTimeoutError::Timeout) => None,
+                    Err(RecvTimeoutError::Disconnected) => {
+                        open = false;
+                        None
+                    }
+                }
+            } else {
+                jobs.try_recv().ok()
+            };
+            let Some(job) = next else { break };
+            shared.metrics.queue_wait.observe(job.enqueued.elapsed().as_secs_f64());
+            match batch.submit(job.req.clone()) {
+                Ok(id) => live.push(Live { id, name: job.id, req: job.req, updates: job.updates, enqueued: job.enqueued }),
+                Err(e) => {
+                    shared.in_flight.fetch_sub(1, Ordering::Relaxed);
+                    let _ = job.updates.send(Update::Failed(e.to_string()));
+                }
+            }
+        }
+        // Clients that went away cancel their work.
+        live.retain(|l| {
+            if l.updates.is_closed() {
+                batch.cancel(l.id);
+                shared.in_flight.fetch_sub(1, Ordering::Relaxed);
+                shared.metrics.cancelled.inc();
+                false
+            } else {
+                true
+            }
+        });
+        if batch.is_idle() {
+            continue;
+        }
+        shared.metrics.batch_size.observe(batch.active() as f64);
+        let events = match batch.step() {
+            Ok(ev) => ev,
+            Err(e) => {
+                // A failed pass fails the requests in it; the server keeps serving.
+                tracing::error!(error = %e, "forward pass failed");
+                for l in live.drain(..) {
+                    batch.cancel(l.id);
+                    shared.in_flight.fetch_sub(1, Ordering::Relaxed);
+                    let _ = l.updates.send(Update::Failed(e.to_string()));
+                }
+                continue;
+            }
+        };
+        for ev in events {
+            match ev {
+                Event::Token { id, text, .. } => {
+                    shared.metrics.tokens_out.inc();
+                    if let Some(l) = live.iter().find(|l| l.id == id) {
+                        if !text.is_empty() {
+                            let _ = l.updates.send(Update::Text(text));
+                        }
+                    }
+                }
+                Event::Finished { id, completion } => {
+                    if let Some(pos) = live.iter().position(|l| l.id == id) {
+                        finish(&shared, live.swap_remove(pos), completion);
+                    }
+                }
+            }
+        }
+    }
+    tracing::info!("scheduler stopped");
+}
+
+/// Signs and durably stores a finished completion, then replies.
+fn finish(shared: &Shared, l: Live, c: sworn_engine::Completion) {
+    shared.in_flight.fetch_sub(1, Ordering::Relaxed);
+    let t = sign_completion(&shared.engine, &shared.manifest, &l.req, &c, &shared.key);
+    match shared.store.put(&l.name, &t, now_ms()) {
+        Ok(()) => {
+            shared.metrics.completed.inc();
+            shared.metrics.prompt_tokens.add(c.prompt_tokens.len() as u64);
+            shared.metrics.latency.observe(l.enqueued.elapsed().as_secs_f64());
+            let _ = l.updates.send(Update::Done(Box::new(t)));
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "storing a transcript failed");
+            let _ = l.updates.send(Update::Failed(format!("the attestation could not be stored: {e}")));
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}

@@ -1,0 +1,148 @@
+//! Durable store of signed transcripts: SQLite in WAL mode with `synchronous = FULL`, so a
+//! transcript is on disk when `put` returns — before the response that carries it completes.
+//!
+//! Why SQLite rather than redb: one file that any `sqlite3` shell can inspect, a schema that
+//! evolves by SQL migrations (the anchoring issue will add columns), and a crash story
+//! (WAL + fsync on commit) proven for decades. The schema version lives in `PRAGMA user_version`;
+//! `MIGRATIONS[i]` moves a database from version `i` to `i + 1`.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use rusqlite::{params, Connection, OptionalExtension};
+use sworn_attest::{Limits, Transcript};
+
+/// Schema migrations, in order. Never edit one that has shipped; append a new one.
+pub const MIGRATIONS: &[&str] = &[
+    // v1: transcripts by request id (and digest), in the canonical binary encoding.
+    "CREATE TABLE transcripts (
+        id          TEXT PRIMARY KEY,          -- the request id (x-sworn-transcript-id)
+        digest      TEXT NOT NULL,             -- lowercase hex of the transcript digest
+        created_ms  INTEGER NOT NULL,
+        encoded     BLOB NOT NULL              -- canonical binary transcript
+    );
+    CREATE INDEX transcripts_digest ON transcripts (digest);
+    CREATE INDEX transcripts_created ON transcripts (created_ms);",
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("transcript store: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("transcript store {path}: schema version {found} is newer than this sworn ({known})")]
+    TooNew { path: String, found: i64, known: usize },
+    #[error("transcript store: stored transcript {0} does not decode: {1}")]
+    Corrupt(String, String),
+}
+
+/// The transcript store.
+pub struct Store {
+    conn: Mutex<Connection>,
+}
+
+impl Store {
+    /// Opens (creating if needed) and migrates the database at `path`.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        migrate(&conn, path)?;
+        Ok(Store { conn: Mutex::new(conn) })
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Stores a transcript durably under `id`; on disk when this returns.
+    pub fn put(&self, id: &str, t: &Transcript, created_ms: u64) -> Result<(), StoreError> {
+        let digest = sworn_attest::hexser::encode(&t.digest());
+        self.conn().execute(
+            "INSERT INTO transcripts (id, digest, created_ms, encoded) VALUES (?1, ?2, ?3, ?4)",
+            params![id, digest, created_ms as i64, t.encode()],
+        )?;
+        Ok(())
+    }
+
+    /// The transcript stored under this request id, or with this digest (hex).
+    pub fn get(&self, id: &str) -> Result<Option<Transcript>, StoreError> {
+        let row: Option<Vec<u8>> = self
+            .conn()
+            .query_row(
+                "SELECT encoded FROM transcripts WHERE id = ?1 OR digest = ?1 LIMIT 1",
+                params![id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        row.map(|b| Transcript::decode(&b, Limits::default()).map_err(|e| StoreError::Corrupt(id.into(), e.to_string())))
+            .transpose()
+    }
+
+    /// Number of stored transcripts.
+    pub fn count(&self) -> Result<u64, StoreError> {
+        Ok(self.conn().query_row("SELECT COUNT(*) FROM transcripts", [], |r| r.get::<_, i64>(0))? as u64)
+    }
+
+    /// Flushes the WAL into the main database file (on shutdown).
+    pub fn checkpoint(&self) -> Result<(), StoreError> {
+        self.conn().execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")?;
+        Ok(())
+    }
+}
+
+/// Applies the migrations a database lacks, each in its own transaction.
+pub fn migrate(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if version as usize > MIGRATIONS.len() {
+        return Err(StoreError::TooNew { path: path.display().to_string(), found: version, known: MIGRATIONS.len() });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let tx = conn.unchecked_transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+        tracing::info!(version = i + 1, "transcript store migrated");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmp(name: &str) -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!("sworn-store-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d.join("sworn.db")
+    }
+
+    #[test]
+    fn migrates_fresh_and_refuses_newer_schemas() {
+        let p = tmp("migrate");
+        let s = Store::open(&p).unwrap();
+        assert_eq!(s.count().unwrap(), 0);
+        let v: i64 = s.conn().pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        assert_eq!(v as usize, MIGRATIONS.len());
+        drop(s);
+        // Reopening applies nothing twice.
+        Store::open(&p).unwrap();
+        let c = Connection::open(&p).unwrap();
+        c.pragma_update(None, "user_version", 99).unwrap();
+        drop(c);
+        assert!(matches!(Store::open(&p), Err(StoreError::TooNew { found: 99, .. })));
+    }
+
+    #[test]
+    fn a_version_zero_database_with_data_elsewhere_is_migrated_in_place() {
+        let p = tmp("v0");
+        let c = Connection::open(&p).unwrap();
+        c.execute_batch("CREATE TABLE unrelated (x INTEGER); INSERT INTO unrelated VALUES (7);").unwrap();
+        drop(c);
+        let s = Store::open(&p).unwrap();
+        let x: i64 = s.conn().query_row("SELECT x FROM unrelated", [], |r| r.get(0)).unwrap();
+        assert_eq!(x, 7);
+        assert_eq!(s.count().unwrap(), 0);
+    }
+}
