@@ -645,14 +645,19 @@ fn bench_attest(e: &Engine, model: &Path, a: &BenchArgs) -> Result<i32> {
 fn serve(a: ServeArgs) -> Result<i32> {
     let model = a.model.unwrap_or_else(default_model);
     if !model.exists() {
-        bail!("model {} not found (run scripts/fetch-model.sh, or pass --model PATH)", model.display());
+        bail!(
+            "model {} not found (run scripts/fetch-model.sh, or pass --model PATH)",
+            model.display()
+        );
     }
     let cfg = sworn::server::Config {
         key: signing_key(a.key)?,
         model,
         listen: a.listen,
         data_dir: a.data_dir.unwrap_or_else(data_dir),
-        threads: a.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        threads: a
+            .threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
         limits: sworn::server::Limits {
             max_prompt_tokens: a.max_prompt_tokens,
             max_output_tokens: a.max_output_tokens,
@@ -662,7 +667,10 @@ fn serve(a: ServeArgs) -> Result<i32> {
         },
         prefill_chunk: a.prefill_chunk.max(1),
     };
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     rt.block_on(sworn::server::serve(cfg))?;
     Ok(0)
 }

@@ -38,10 +38,27 @@ pub struct ApiError {
 
 impl ApiError {
     fn bad(message: impl Into<String>) -> ApiError {
-        ApiError { status: StatusCode::BAD_REQUEST, kind: "invalid_request_error", code: None, message: message.into(), retry_after: None }
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            kind: "invalid_request_error",
+            code: None,
+            message: message.into(),
+            retry_after: None,
+        }
     }
-    fn new(status: StatusCode, kind: &'static str, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError { status, kind, code: Some(code), message: message.into(), retry_after: None }
+    fn new(
+        status: StatusCode,
+        kind: &'static str,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> ApiError {
+        ApiError {
+            status,
+            kind,
+            code: Some(code),
+            message: message.into(),
+            retry_after: None,
+        }
     }
 }
 
@@ -104,7 +121,9 @@ struct ChatBody {
 }
 
 /// Parses a JSON body, mapping every failure to a clear 4xx.
-fn parse_body<T: for<'de> Deserialize<'de>>(body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
+fn parse_body<T: for<'de> Deserialize<'de>>(
+    body: Result<Bytes, BytesRejection>,
+) -> Result<T, ApiError> {
     let body = body.map_err(|e| ApiError {
         status: e.status(),
         kind: "invalid_request_error",
@@ -112,19 +131,28 @@ fn parse_body<T: for<'de> Deserialize<'de>>(body: Result<Bytes, BytesRejection>)
         message: format!("request body: {}", e.body_text()),
         retry_after: None,
     })?;
-    let text = std::str::from_utf8(&body).map_err(|e| ApiError::bad(format!("request body is not UTF-8: {e}")))?;
+    let text = std::str::from_utf8(&body)
+        .map_err(|e| ApiError::bad(format!("request body is not UTF-8: {e}")))?;
     serde_json::from_str(text).map_err(|e| ApiError::bad(format!("invalid request: {e}")))
 }
 
 /// Builds the engine request and checks it against the server's limits.
-fn build(state: &AppState, prompt: Prompt, c: &Common, chat: bool) -> Result<(Request, usize), ApiError> {
+fn build(
+    state: &AppState,
+    prompt: Prompt,
+    c: &Common,
+    chat: bool,
+) -> Result<(Request, usize), ApiError> {
     if let Some(m) = &c.model {
         if *m != state.model_id {
             return Err(ApiError::new(
                 StatusCode::NOT_FOUND,
                 "invalid_request_error",
                 "model_not_found",
-                format!("model {m:?} is not served here (this server serves {:?})", state.model_id),
+                format!(
+                    "model {m:?} is not served here (this server serves {:?})",
+                    state.model_id
+                ),
             ));
         }
     }
@@ -132,7 +160,10 @@ fn build(state: &AppState, prompt: Prompt, c: &Common, chat: bool) -> Result<(Re
         return Err(ApiError::bad("only n = 1 is supported"));
     }
     let default_max = if chat { 256 } else { 16 };
-    let max_tokens = c.max_completion_tokens.or(c.max_tokens).unwrap_or(default_max);
+    let max_tokens = c
+        .max_completion_tokens
+        .or(c.max_tokens)
+        .unwrap_or(default_max);
     if max_tokens == 0 || max_tokens > state.limits.max_output_tokens {
         return Err(ApiError::bad(format!(
             "max_tokens must be between 1 and {}",
@@ -143,7 +174,14 @@ fn build(state: &AppState, prompt: Prompt, c: &Common, chat: bool) -> Result<(Re
         Some(s) => s,
         None => {
             let mut b = [0u8; 8];
-            getrandom::fill(&mut b).map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "rng", e.to_string()))?;
+            getrandom::fill(&mut b).map_err(|e| {
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "server_error",
+                    "rng",
+                    e.to_string(),
+                )
+            })?;
             u64::from_le_bytes(b)
         }
     };
@@ -157,17 +195,30 @@ fn build(state: &AppState, prompt: Prompt, c: &Common, chat: bool) -> Result<(Re
         repeat_last_n: c.repeat_last_n.unwrap_or(d.repeat_last_n),
         seed,
     };
-    params.validate().map_err(|e| ApiError::bad(e.to_string()))?;
+    params
+        .validate()
+        .map_err(|e| ApiError::bad(e.to_string()))?;
     let stop = match &c.stop {
         None => Vec::new(),
         Some(Stop::One(s)) => vec![s.clone()],
         Some(Stop::Many(v)) => v.clone(),
     };
     if stop.len() > 4 || stop.iter().any(|s| s.is_empty() || s.len() > 256) {
-        return Err(ApiError::bad("stop takes at most 4 non-empty strings of at most 256 bytes"));
+        return Err(ApiError::bad(
+            "stop takes at most 4 non-empty strings of at most 256 bytes",
+        ));
     }
-    let req = Request { prompt, params, max_tokens, stop };
-    let tokens = state.shared.engine.prompt_tokens(&req.prompt).map_err(|e| ApiError::bad(e.to_string()))?;
+    let req = Request {
+        prompt,
+        params,
+        max_tokens,
+        stop,
+    };
+    let tokens = state
+        .shared
+        .engine
+        .prompt_tokens(&req.prompt)
+        .map_err(|e| ApiError::bad(e.to_string()))?;
     if tokens.len() > state.limits.max_prompt_tokens {
         return Err(ApiError::bad(format!(
             "the prompt is {} tokens; this server accepts at most {}",
@@ -186,7 +237,11 @@ fn build(state: &AppState, prompt: Prompt, c: &Common, chat: bool) -> Result<(Re
 }
 
 /// Hands a request to the scheduler, or refuses it when the queue is full.
-fn enqueue(state: &AppState, req: Request, id: String) -> Result<UnboundedReceiver<Update>, ApiError> {
+fn enqueue(
+    state: &AppState,
+    req: Request,
+    id: String,
+) -> Result<UnboundedReceiver<Update>, ApiError> {
     let shared = &state.shared;
     let n = shared.in_flight.fetch_add(1, Ordering::Relaxed);
     if n >= state.limits.max_queue {
@@ -202,25 +257,47 @@ fn enqueue(state: &AppState, req: Request, id: String) -> Result<UnboundedReceiv
         return Err(e);
     }
     let (tx, rx) = unbounded_channel();
-    let job = Job { id, req, updates: tx, enqueued: Instant::now() };
+    let job = Job {
+        id,
+        req,
+        updates: tx,
+        enqueued: Instant::now(),
+    };
     if state.jobs.send(job).is_err() {
         shared.in_flight.fetch_sub(1, Ordering::Relaxed);
-        return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "server_error", "shutting_down", "the server is shutting down"));
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_error",
+            "shutting_down",
+            "the server is shutting down",
+        ));
     }
     Ok(rx)
 }
 
-pub async fn completions(State(state): State<Arc<AppState>>, body: Result<Bytes, BytesRejection>) -> Response {
+pub async fn completions(
+    State(state): State<Arc<AppState>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     state.shared.metrics.requests.inc();
     let res = async {
         let b: CompletionBody = parse_body(body)?;
         let prompt = match &b.prompt {
             Value::String(s) => s.clone(),
-            Value::Array(v) if v.len() == 1 && v[0].is_string() => v[0].as_str().unwrap_or_default().to_string(),
+            Value::Array(v) if v.len() == 1 && v[0].is_string() => {
+                v[0].as_str().unwrap_or_default().to_string()
+            }
             _ => return Err(ApiError::bad("prompt must be a string")),
         };
         let (req, n_prompt) = build(&state, Prompt::Text(prompt), &b.common, false)?;
-        respond(&state, req, n_prompt, b.common.stream.unwrap_or(false), false).await
+        respond(
+            &state,
+            req,
+            n_prompt,
+            b.common.stream.unwrap_or(false),
+            false,
+        )
+        .await
     };
     res.await.unwrap_or_else(|e| {
         state.shared.metrics.rejected.inc();
@@ -228,16 +305,30 @@ pub async fn completions(State(state): State<Arc<AppState>>, body: Result<Bytes,
     })
 }
 
-pub async fn chat_completions(State(state): State<Arc<AppState>>, body: Result<Bytes, BytesRejection>) -> Response {
+pub async fn chat_completions(
+    State(state): State<Arc<AppState>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     state.shared.metrics.requests.inc();
     let res = async {
         let b: ChatBody = parse_body(body)?;
         if b.messages.is_empty() {
             return Err(ApiError::bad("messages must not be empty"));
         }
-        let msgs = b.messages.iter().map(|m| Message::new(&m.role, &m.content)).collect();
+        let msgs = b
+            .messages
+            .iter()
+            .map(|m| Message::new(&m.role, &m.content))
+            .collect();
         let (req, n_prompt) = build(&state, Prompt::Chat(msgs), &b.common, true)?;
-        respond(&state, req, n_prompt, b.common.stream.unwrap_or(false), true).await
+        respond(
+            &state,
+            req,
+            n_prompt,
+            b.common.stream.unwrap_or(false),
+            true,
+        )
+        .await
     };
     res.await.unwrap_or_else(|e| {
         state.shared.metrics.rejected.inc();
@@ -249,7 +340,11 @@ pub async fn chat_completions(State(state): State<Arc<AppState>>, body: Result<B
 fn request_id(chat: bool) -> String {
     let mut b = [0u8; 12];
     let _ = getrandom::fill(&mut b);
-    format!("{}-{}", if chat { "chatcmpl" } else { "cmpl" }, sworn_attest::hexser::encode(&b))
+    format!(
+        "{}-{}",
+        if chat { "chatcmpl" } else { "cmpl" },
+        sworn_attest::hexser::encode(&b)
+    )
 }
 
 fn finish_reason(t: &sworn_attest::Transcript) -> &'static str {
@@ -259,13 +354,22 @@ fn finish_reason(t: &sworn_attest::Transcript) -> &'static str {
     }
 }
 
-async fn respond(state: &Arc<AppState>, req: Request, n_prompt: usize, stream: bool, chat: bool) -> Result<Response, ApiError> {
+async fn respond(
+    state: &Arc<AppState>,
+    req: Request,
+    n_prompt: usize,
+    stream: bool,
+    chat: bool,
+) -> Result<Response, ApiError> {
     let id = request_id(chat);
     let mut rx = enqueue(state, req, id.clone())?;
     let created = now_ms() / 1000;
     let model = state.model_id.clone();
     let mut headers = HeaderMap::new();
-    headers.insert(TRANSCRIPT_HEADER, HeaderValue::from_str(&id).expect("hex id"));
+    headers.insert(
+        TRANSCRIPT_HEADER,
+        HeaderValue::from_str(&id).expect("hex id"),
+    );
     if !stream {
         let deadline = state.limits.request_timeout;
         let mut text = String::new();
@@ -277,10 +381,22 @@ async fn respond(state: &Arc<AppState>, req: Request, n_prompt: usize, stream: b
                     Update::Failed(e) => return Err(ApiError::bad(e)),
                 }
             }
-            Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "scheduler_gone", "the scheduler stopped"))
+            Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "scheduler_gone",
+                "the scheduler stopped",
+            ))
         })
         .await
-        .map_err(|_| ApiError::new(StatusCode::GATEWAY_TIMEOUT, "server_error", "timeout", format!("no result within {deadline:?}")))??;
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "server_error",
+                "timeout",
+                format!("no result within {deadline:?}"),
+            )
+        })??;
         let t = done;
         let n_out = t.output.tokens.len();
         let choice = if chat {
@@ -296,7 +412,11 @@ async fn respond(state: &Arc<AppState>, req: Request, n_prompt: usize, stream: b
         });
         return Ok((headers, Json(body)).into_response());
     }
-    let object = if chat { "chat.completion.chunk" } else { "text_completion" };
+    let object = if chat {
+        "chat.completion.chunk"
+    } else {
+        "text_completion"
+    };
     let idle = state.limits.request_timeout;
     let mut first = chat;
     let events = UnboundedReceiverStream::new(rx).timeout(idle).map(move |u| -> Result<SseEvent, Infallible> {
@@ -328,7 +448,8 @@ async fn respond(state: &Arc<AppState>, req: Request, n_prompt: usize, stream: b
         })
     });
     let done = tokio_stream::once(Ok(SseEvent::default().data("[DONE]")));
-    let sse = Sse::new(events.chain(done)).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)));
+    let sse =
+        Sse::new(events.chain(done)).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)));
     Ok((headers, sse).into_response())
 }
 
@@ -338,13 +459,27 @@ pub async fn attestation(State(state): State<Arc<AppState>>, Path(id): Path<Stri
     }
     match state.shared.store.get(&id) {
         Ok(Some(t)) => Json(t.to_json()).into_response(),
-        Ok(None) => ApiError::new(StatusCode::NOT_FOUND, "invalid_request_error", "not_found", format!("no transcript {id}")).into_response(),
-        Err(e) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "store", e.to_string()).into_response(),
+        Ok(None) => ApiError::new(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            "not_found",
+            format!("no transcript {id}"),
+        )
+        .into_response(),
+        Err(e) => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "store",
+            e.to_string(),
+        )
+        .into_response(),
     }
 }
 
 pub async fn models(State(state): State<Arc<AppState>>) -> Json<Value> {
-    Json(json!({"object": "list", "data": [{"id": state.model_id, "object": "model", "created": 0, "owned_by": "sworn"}]}))
+    Json(
+        json!({"object": "list", "data": [{"id": state.model_id, "object": "model", "created": 0, "owned_by": "sworn"}]}),
+    )
 }
 
 pub async fn operator(State(state): State<Arc<AppState>>) -> Json<Value> {
@@ -367,5 +502,8 @@ pub async fn healthz() -> &'static str {
 
 pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     let s = &state.shared;
-    ([("content-type", "text/plain; version=0.0.4")], s.metrics.render(s.in_flight.load(Ordering::Relaxed)))
+    (
+        [("content-type", "text/plain; version=0.0.4")],
+        s.metrics.render(s.in_flight.load(Ordering::Relaxed)),
+    )
 }

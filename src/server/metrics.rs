@@ -44,18 +44,27 @@ impl Histogram {
                 c.fetch_add(1, Ordering::Relaxed);
             }
         }
-        self.sum_micro.fetch_add((v.max(0.0) * 1e6) as u64, Ordering::Relaxed);
+        self.sum_micro
+            .fetch_add((v.max(0.0) * 1e6) as u64, Ordering::Relaxed);
         self.count.fetch_add(1, Ordering::Relaxed);
     }
 
     fn render(&self, out: &mut String, name: &str, help: &str) {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
         for (b, c) in self.bounds.iter().zip(&self.counts) {
-            let _ = writeln!(out, "{name}_bucket{{le=\"{b}\"}} {}", c.load(Ordering::Relaxed));
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{le=\"{b}\"}} {}",
+                c.load(Ordering::Relaxed)
+            );
         }
         let n = self.count.load(Ordering::Relaxed);
         let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {n}");
-        let _ = writeln!(out, "{name}_sum {}", self.sum_micro.load(Ordering::Relaxed) as f64 / 1e6);
+        let _ = writeln!(
+            out,
+            "{name}_sum {}",
+            self.sum_micro.load(Ordering::Relaxed) as f64 / 1e6
+        );
         let _ = writeln!(out, "{name}_count {n}");
     }
 }
@@ -97,22 +106,59 @@ impl Metrics {
     pub fn render(&self, queue_depth: usize) -> String {
         let mut o = String::new();
         for (name, help, c) in [
-            ("sworn_requests_total", "Completion requests received.", &self.requests),
-            ("sworn_requests_rejected_total", "Requests refused (bad input, queue full).", &self.rejected),
-            ("sworn_completions_total", "Completions finished, signed and stored.", &self.completed),
-            ("sworn_requests_cancelled_total", "Requests whose client went away.", &self.cancelled),
-            ("sworn_prompt_tokens_total", "Prompt tokens of finished completions.", &self.prompt_tokens),
-            ("sworn_generated_tokens_total", "Tokens sampled.", &self.tokens_out),
+            (
+                "sworn_requests_total",
+                "Completion requests received.",
+                &self.requests,
+            ),
+            (
+                "sworn_requests_rejected_total",
+                "Requests refused (bad input, queue full).",
+                &self.rejected,
+            ),
+            (
+                "sworn_completions_total",
+                "Completions finished, signed and stored.",
+                &self.completed,
+            ),
+            (
+                "sworn_requests_cancelled_total",
+                "Requests whose client went away.",
+                &self.cancelled,
+            ),
+            (
+                "sworn_prompt_tokens_total",
+                "Prompt tokens of finished completions.",
+                &self.prompt_tokens,
+            ),
+            (
+                "sworn_generated_tokens_total",
+                "Tokens sampled.",
+                &self.tokens_out,
+            ),
         ] {
-            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", c.get());
+            let _ = writeln!(
+                o,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                c.get()
+            );
         }
         let _ = writeln!(
             o,
             "# HELP sworn_queue_depth Requests accepted and not finished.\n# TYPE sworn_queue_depth gauge\nsworn_queue_depth {queue_depth}"
         );
-        self.latency.render(&mut o, "sworn_request_seconds", "Time from acceptance to the signed result.");
-        self.queue_wait.render(&mut o, "sworn_queue_wait_seconds", "Time a request waited to join the batch.");
-        self.batch_size.render(&mut o, "sworn_batch_size", "Requests in each forward pass.");
+        self.latency.render(
+            &mut o,
+            "sworn_request_seconds",
+            "Time from acceptance to the signed result.",
+        );
+        self.queue_wait.render(
+            &mut o,
+            "sworn_queue_wait_seconds",
+            "Time a request waited to join the batch.",
+        );
+        self.batch_size
+            .render(&mut o, "sworn_batch_size", "Requests in each forward pass.");
         o
     }
 }

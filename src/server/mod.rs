@@ -71,7 +71,9 @@ pub struct AppState {
 
 /// The name clients use for the model: the file name without `.gguf`, lowercased.
 fn model_id(path: &std::path::Path) -> String {
-    path.file_stem().map(|s| s.to_string_lossy().to_lowercase()).unwrap_or_else(|| "model".into())
+    path.file_stem()
+        .map(|s| s.to_string_lossy().to_lowercase())
+        .unwrap_or_else(|| "model".into())
 }
 
 /// Builds the router (exposed for tests that bind their own listener).
@@ -91,11 +93,18 @@ pub fn router(state: Arc<AppState>) -> Router {
 
 /// Runs the server until SIGTERM or Ctrl-C.
 pub async fn serve(cfg: Config) -> Result<()> {
-    std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("creating {}", cfg.data_dir.display()))?;
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("creating {}", cfg.data_dir.display()))?;
     let store = store::Store::open(&cfg.data_dir.join("sworn.db"))?;
     let manifest = sworn_engine::commit::manifest(&cfg.model)?;
-    let opts = EngineOptions { threads: cfg.threads, ..Default::default() };
-    let engine = Arc::new(Engine::load(&cfg.model, &opts).with_context(|| format!("loading {}", cfg.model.display()))?);
+    let opts = EngineOptions {
+        threads: cfg.threads,
+        ..Default::default()
+    };
+    let engine = Arc::new(
+        Engine::load(&cfg.model, &opts)
+            .with_context(|| format!("loading {}", cfg.model.display()))?,
+    );
     let shared = Arc::new(Shared {
         engine,
         manifest,
@@ -108,15 +117,32 @@ pub async fn serve(cfg: Config) -> Result<()> {
     let (jobs, rx) = mpsc::channel();
     let sched = {
         let s = shared.clone();
-        std::thread::Builder::new().name("sworn-scheduler".into()).spawn(move || scheduler::run(s, rx))?
+        std::thread::Builder::new()
+            .name("sworn-scheduler".into())
+            .spawn(move || scheduler::run(s, rx))?
     };
-    let state = Arc::new(AppState { shared: shared.clone(), jobs, model_id: model_id(&cfg.model), limits: cfg.limits });
-    let listener = tokio::net::TcpListener::bind(cfg.listen).await.with_context(|| format!("binding {}", cfg.listen))?;
+    let state = Arc::new(AppState {
+        shared: shared.clone(),
+        jobs,
+        model_id: model_id(&cfg.model),
+        limits: cfg.limits,
+    });
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("binding {}", cfg.listen))?;
     tracing::info!(addr = %listener.local_addr()?, model = %state.model_id, "serving");
-    eprintln!("sworn: serving {} on http://{}", state.model_id, listener.local_addr()?);
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown_signal()).await?;
+    eprintln!(
+        "sworn: serving {} on http://{}",
+        state.model_id,
+        listener.local_addr()?
+    );
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
     // The router (and with it the job sender) is gone: the scheduler finishes what it has.
-    tokio::task::spawn_blocking(move || sched.join()).await?.map_err(|_| anyhow::anyhow!("the scheduler panicked"))?;
+    tokio::task::spawn_blocking(move || sched.join())
+        .await?
+        .map_err(|_| anyhow::anyhow!("the scheduler panicked"))?;
     shared.store.checkpoint()?;
     eprintln!("sworn: stopped cleanly");
     Ok(())

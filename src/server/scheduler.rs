@@ -82,9 +82,18 @@ pub fn run(shared: Arc<Shared>, jobs: Receiver<Job>) {
                 jobs.try_recv().ok()
             };
             let Some(job) = next else { break };
-            shared.metrics.queue_wait.observe(job.enqueued.elapsed().as_secs_f64());
+            shared
+                .metrics
+                .queue_wait
+                .observe(job.enqueued.elapsed().as_secs_f64());
             match batch.submit(job.req.clone()) {
-                Ok(id) => live.push(Live { id, name: job.id, req: job.req, updates: job.updates, enqueued: job.enqueued }),
+                Ok(id) => live.push(Live {
+                    id,
+                    name: job.id,
+                    req: job.req,
+                    updates: job.updates,
+                    enqueued: job.enqueued,
+                }),
                 Err(e) => {
                     shared.in_flight.fetch_sub(1, Ordering::Relaxed);
                     let _ = job.updates.send(Update::Failed(e.to_string()));
@@ -147,18 +156,28 @@ fn finish(shared: &Shared, l: Live, c: sworn_engine::Completion) {
     match shared.store.put(&l.name, &t, now_ms()) {
         Ok(()) => {
             shared.metrics.completed.inc();
-            shared.metrics.prompt_tokens.add(c.prompt_tokens.len() as u64);
-            shared.metrics.latency.observe(l.enqueued.elapsed().as_secs_f64());
+            shared
+                .metrics
+                .prompt_tokens
+                .add(c.prompt_tokens.len() as u64);
+            shared
+                .metrics
+                .latency
+                .observe(l.enqueued.elapsed().as_secs_f64());
             let _ = l.updates.send(Update::Done(Box::new(t)));
         }
         Err(e) => {
             tracing::error!(error = %e, "storing a transcript failed");
-            let _ = l.updates.send(Update::Failed(format!("the attestation could not be stored: {e}")));
+            let _ = l.updates.send(Update::Failed(format!(
+                "the attestation could not be stored: {e}"
+            )));
         }
     }
 }
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }

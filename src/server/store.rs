@@ -30,7 +30,11 @@ pub enum StoreError {
     #[error("transcript store: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error("transcript store {path}: schema version {found} is newer than this sworn ({known})")]
-    TooNew { path: String, found: i64, known: usize },
+    TooNew {
+        path: String,
+        found: i64,
+        known: usize,
+    },
     #[error("transcript store: stored transcript {0} does not decode: {1}")]
     Corrupt(String, String),
 }
@@ -48,7 +52,9 @@ impl Store {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         migrate(&conn, path)?;
-        Ok(Store { conn: Mutex::new(conn) })
+        Ok(Store {
+            conn: Mutex::new(conn),
+        })
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -75,18 +81,26 @@ impl Store {
                 |r| r.get(0),
             )
             .optional()?;
-        row.map(|b| Transcript::decode(&b, Limits::default()).map_err(|e| StoreError::Corrupt(id.into(), e.to_string())))
-            .transpose()
+        row.map(|b| {
+            Transcript::decode(&b, Limits::default())
+                .map_err(|e| StoreError::Corrupt(id.into(), e.to_string()))
+        })
+        .transpose()
     }
 
     /// Number of stored transcripts.
     pub fn count(&self) -> Result<u64, StoreError> {
-        Ok(self.conn().query_row("SELECT COUNT(*) FROM transcripts", [], |r| r.get::<_, i64>(0))? as u64)
+        Ok(self
+            .conn()
+            .query_row("SELECT COUNT(*) FROM transcripts", [], |r| {
+                r.get::<_, i64>(0)
+            })? as u64)
     }
 
     /// Flushes the WAL into the main database file (on shutdown).
     pub fn checkpoint(&self) -> Result<(), StoreError> {
-        self.conn().execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")?;
+        self.conn()
+            .execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")?;
         Ok(())
     }
 }
@@ -95,7 +109,11 @@ impl Store {
 pub fn migrate(conn: &Connection, path: &Path) -> Result<(), StoreError> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if version as usize > MIGRATIONS.len() {
-        return Err(StoreError::TooNew { path: path.display().to_string(), found: version, known: MIGRATIONS.len() });
+        return Err(StoreError::TooNew {
+            path: path.display().to_string(),
+            found: version,
+            known: MIGRATIONS.len(),
+        });
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
         let tx = conn.unchecked_transaction()?;
@@ -123,7 +141,10 @@ mod tests {
         let p = tmp("migrate");
         let s = Store::open(&p).unwrap();
         assert_eq!(s.count().unwrap(), 0);
-        let v: i64 = s.conn().pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        let v: i64 = s
+            .conn()
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
         assert_eq!(v as usize, MIGRATIONS.len());
         drop(s);
         // Reopening applies nothing twice.
@@ -131,17 +152,24 @@ mod tests {
         let c = Connection::open(&p).unwrap();
         c.pragma_update(None, "user_version", 99).unwrap();
         drop(c);
-        assert!(matches!(Store::open(&p), Err(StoreError::TooNew { found: 99, .. })));
+        assert!(matches!(
+            Store::open(&p),
+            Err(StoreError::TooNew { found: 99, .. })
+        ));
     }
 
     #[test]
     fn a_version_zero_database_with_data_elsewhere_is_migrated_in_place() {
         let p = tmp("v0");
         let c = Connection::open(&p).unwrap();
-        c.execute_batch("CREATE TABLE unrelated (x INTEGER); INSERT INTO unrelated VALUES (7);").unwrap();
+        c.execute_batch("CREATE TABLE unrelated (x INTEGER); INSERT INTO unrelated VALUES (7);")
+            .unwrap();
         drop(c);
         let s = Store::open(&p).unwrap();
-        let x: i64 = s.conn().query_row("SELECT x FROM unrelated", [], |r| r.get(0)).unwrap();
+        let x: i64 = s
+            .conn()
+            .query_row("SELECT x FROM unrelated", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(x, 7);
         assert_eq!(s.count().unwrap(), 0);
     }

@@ -1,0 +1,441 @@
+//! `sworn serve` over real HTTP on loopback: OpenAI-shaped completions and chat, plain and
+//! streaming, whose attestations verify and replay; concurrent clients bit-identical to solo
+//! runs; bad input refused with clear 4xx while the server keeps serving; a full queue answered
+//! with 429; transcripts that survive SIGKILL; a clean SIGTERM.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::require_model;
+use serde_json::{json, Value};
+use sworn_attest::Transcript;
+use sworn_engine::{Engine, EngineOptions};
+use sworn_verifier::replay::{engine_request, replay_with};
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn data_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("sworn-server-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Starts `sworn serve` on a free loopback port and waits until it answers.
+fn start(model: &Path, dir: &Path, extra: &[&str]) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sworn"))
+        .args([
+            "serve",
+            "--model",
+            model.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--threads",
+            "2",
+        ])
+        .args(["--data-dir", dir.to_str().unwrap()])
+        .args(extra)
+        .env("SWORN_DATA_DIR", dir)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let base = loop {
+        assert!(Instant::now() < deadline, "server did not start");
+        let line = lines.next().expect("server exited").unwrap();
+        if let Some(at) = line.find("http://") {
+            break line[at..].trim().to_string();
+        }
+    };
+    // Keep draining stderr so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Server { child, base }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+/// POSTs raw bytes; returns (status, headers' transcript id, body).
+fn post(base: &str, path: &str, body: &[u8]) -> (u16, Option<String>, String) {
+    let mut r = agent()
+        .post(format!("{base}{path}"))
+        .header("content-type", "application/json")
+        .send(body)
+        .unwrap();
+    let id = r
+        .headers()
+        .get("x-sworn-transcript-id")
+        .map(|v| v.to_str().unwrap().to_string());
+    let status = r.status().as_u16();
+    let mut s = String::new();
+    r.body_mut().as_reader().read_to_string(&mut s).unwrap();
+    (status, id, s)
+}
+
+fn get(base: &str, path: &str) -> (u16, String) {
+    let mut r = agent().get(format!("{base}{path}")).call().unwrap();
+    (r.status().as_u16(), r.body_mut().read_to_string().unwrap())
+}
+
+fn attestation(v: &Value) -> Transcript {
+    Transcript::from_json(&v["sworn_attestation"].to_string(), Default::default()).unwrap()
+}
+
+fn operator_key(base: &str) -> sworn_attest::PublicKey {
+    let (_, body) = get(base, "/v1/operator");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    sworn_attest::PublicKey::parse(v["public_key"].as_str().unwrap()).unwrap()
+}
+
+/// Reads an SSE response: the text deltas joined, and the final chunk.
+fn stream(base: &str, path: &str, body: &Value) -> (String, Value) {
+    let r = agent()
+        .post(format!("{base}{path}"))
+        .header("content-type", "application/json")
+        .send(body.to_string())
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let mut text = String::new();
+    let mut last = Value::Null;
+    let mut done = false;
+    for line in BufReader::new(r.into_body().into_reader()).lines() {
+        let line = line.unwrap();
+        let Some(data) = line.strip_prefix("data: ") else {
+            continue;
+        };
+        if data == "[DONE]" {
+            done = true;
+            break;
+        }
+        let v: Value = serde_json::from_str(data).unwrap();
+        let c = &v["choices"][0];
+        text.push_str(
+            c["text"]
+                .as_str()
+                .or(c["delta"]["content"].as_str())
+                .unwrap_or(""),
+        );
+        last = v;
+    }
+    assert!(done, "stream ended without [DONE]");
+    (text, last)
+}
+
+#[test]
+fn serves_attested_completions_that_verify_and_replay() {
+    let Some(model) = require_model("serves_attested_completions_that_verify_and_replay") else {
+        return;
+    };
+    let dir = data_dir("main");
+    let srv = start(&model, &dir, &[]);
+    let key = operator_key(&srv.base);
+    let engine = Engine::load(
+        &model,
+        &EngineOptions {
+            threads: 2,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let manifest = sworn_engine::commit::manifest(&model).unwrap();
+    let (status, models) = get(&srv.base, "/v1/models");
+    assert_eq!(status, 200);
+    let model_id = serde_json::from_str::<Value>(&models).unwrap()["data"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let chat = json!({"model": model_id, "messages": [{"role": "system", "content": "You are a helpful assistant."},
+        {"role": "user", "content": "What is the capital of France?"}], "temperature": 0, "max_tokens": 32});
+    let (status, id, body) = post(
+        &srv.base,
+        "/v1/chat/completions",
+        chat.to_string().as_bytes(),
+    );
+    assert_eq!(status, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["object"], "chat.completion");
+    let answer = v["choices"][0]["message"]["content"].as_str().unwrap();
+    assert!(answer.contains("Paris"), "{answer}");
+    let t = attestation(&v);
+    assert_eq!(t.output.text, answer);
+    sworn_verifier::verify(t.clone(), &[key]).unwrap();
+    assert!(replay_with(&t, &engine, manifest.clone()).unwrap().ok());
+    // The header names the transcript, which the store serves again.
+    let (status, again) = get(&srv.base, &format!("/v1/attestations/{}", id.unwrap()));
+    assert_eq!(status, 200);
+    assert_eq!(
+        Transcript::from_json(&again, Default::default()).unwrap(),
+        t
+    );
+
+    // Completion, sampled, streaming: the streamed text is the attested text.
+    let body = json!({"prompt": "Once upon a time", "max_tokens": 24, "temperature": 0.9, "seed": 11, "stream": true, "stop": ["\n\n"]});
+    let (text, last) = stream(&srv.base, "/v1/completions", &body);
+    let t = attestation(&last);
+    assert_eq!(text, t.output.text);
+    assert!(last["choices"][0]["finish_reason"].is_string());
+    sworn_verifier::verify(t.clone(), &[key]).unwrap();
+    assert!(replay_with(&t, &engine, manifest.clone()).unwrap().ok());
+    // Chat, streaming.
+    let (text, last) = stream(
+        &srv.base,
+        "/v1/chat/completions",
+        &json!({"messages": [{"role": "user", "content": "Say hi."}], "stream": true, "seed": 5, "max_tokens": 16}),
+    );
+    assert_eq!(text, attestation(&last).output.text);
+
+    // 16 concurrent clients, different prompts and seeds: each output equals a solo run.
+    let handles: Vec<_> = (0..16)
+        .map(|i| {
+            let base = srv.base.clone();
+            std::thread::spawn(move || {
+                let body = json!({"prompt": format!("Item {i}: the best thing about the number {i} is"),
+                    "max_tokens": 8 + i % 5, "temperature": 0.8, "top_k": 40, "seed": 100 + i});
+                let (status, _, body) = post(&base, "/v1/completions", body.to_string().as_bytes());
+                assert_eq!(status, 200, "{body}");
+                attestation(&serde_json::from_str(&body).unwrap())
+            })
+        })
+        .collect();
+    for h in handles {
+        let t = h.join().unwrap();
+        let solo = engine.generate(&engine_request(&t)).unwrap();
+        assert_eq!(solo.tokens, t.output.tokens);
+        assert_eq!(solo.logits_hashes, t.output.step_hashes);
+        assert_eq!(solo.text, t.output.text);
+    }
+    let (_, metrics) = get(&srv.base, "/metrics");
+    assert!(metrics.contains("sworn_completions_total 19"), "{metrics}");
+    assert!(metrics.contains("sworn_batch_size_bucket"));
+}
+
+#[test]
+fn bad_input_gets_clear_4xx_and_the_server_keeps_serving() {
+    let Some(model) = require_model("bad_input_gets_clear_4xx") else {
+        return;
+    };
+    let dir = data_dir("bad");
+    let srv = start(
+        &model,
+        &dir,
+        &["--max-prompt-tokens", "200", "--max-output-tokens", "64"],
+    );
+    let huge = json!({"prompt": "word ".repeat(2000), "max_tokens": 4}).to_string();
+    let big_body = format!("{{\"prompt\": \"{}\"}}", "x".repeat(2 << 20));
+    let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
+        (
+            "/v1/completions",
+            b"{not json".to_vec(),
+            400,
+            "invalid request",
+        ),
+        (
+            "/v1/completions",
+            br#"{"prompt": 42}"#.to_vec(),
+            400,
+            "prompt must be a string",
+        ),
+        (
+            "/v1/completions",
+            br#"{"prompt": "x", "max_tokens": "ten"}"#.to_vec(),
+            400,
+            "invalid request",
+        ),
+        (
+            "/v1/completions",
+            br#"{"prompt": "x", "model": "gpt-9"}"#.to_vec(),
+            404,
+            "not served here",
+        ),
+        ("/v1/completions", huge.into_bytes(), 400, "at most 200"),
+        (
+            "/v1/completions",
+            br#"{"prompt": "x", "max_tokens": 100000}"#.to_vec(),
+            400,
+            "max_tokens",
+        ),
+        (
+            "/v1/completions",
+            br#"{"prompt": "x", "max_tokens": -3}"#.to_vec(),
+            400,
+            "invalid request",
+        ),
+        (
+            "/v1/completions",
+            br#"{"prompt": "x", "temperature": -1}"#.to_vec(),
+            400,
+            "temperature",
+        ),
+        (
+            "/v1/completions",
+            br#"{"prompt": "x", "top_p": 7}"#.to_vec(),
+            400,
+            "top_p",
+        ),
+        (
+            "/v1/completions",
+            br#"{"prompt": "x", "n": 3}"#.to_vec(),
+            400,
+            "n = 1",
+        ),
+        (
+            "/v1/completions",
+            b"{\"prompt\": \"\xff\xfe\"}".to_vec(),
+            400,
+            "UTF-8",
+        ),
+        ("/v1/completions", big_body.into_bytes(), 413, "body"),
+        (
+            "/v1/chat/completions",
+            br#"{"messages": []}"#.to_vec(),
+            400,
+            "messages",
+        ),
+        (
+            "/v1/chat/completions",
+            br#"{"messages": [{"role": "user"}]}"#.to_vec(),
+            400,
+            "invalid request",
+        ),
+    ];
+    for (path, body, want, says) in cases {
+        let (status, _, text) = post(&srv.base, path, &body);
+        assert_eq!(
+            status,
+            want,
+            "{path} {}: {text}",
+            String::from_utf8_lossy(&body[..body.len().min(60)])
+        );
+        let v: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"));
+        let msg = v["error"]["message"].as_str().unwrap();
+        assert!(msg.contains(says), "{msg:?} does not say {says:?}");
+    }
+    assert_eq!(get(&srv.base, "/v1/attestations/nope").0, 404);
+    assert_eq!(get(&srv.base, "/v1/attestations/..%2F..%2Fetc").0, 400);
+    assert_eq!(get(&srv.base, "/healthz").0, 200);
+    let (status, _, _) = post(
+        &srv.base,
+        "/v1/completions",
+        br#"{"prompt": "Still alive?", "max_tokens": 3}"#,
+    );
+    assert_eq!(status, 200);
+}
+
+#[test]
+fn a_full_queue_answers_429_with_retry_after() {
+    let Some(model) = require_model("a_full_queue_answers_429") else {
+        return;
+    };
+    let dir = data_dir("queue");
+    let srv = start(&model, &dir, &["--max-queue", "2"]);
+    let handles: Vec<_> = (0..8)
+        .map(|i| {
+            let base = srv.base.clone();
+            std::thread::spawn(move || {
+                let mut r = agent()
+                    .post(format!("{base}/v1/completions"))
+                    .header("content-type", "application/json")
+                    .send(
+                        json!({"prompt": "Count slowly", "max_tokens": 48, "seed": i}).to_string(),
+                    )
+                    .unwrap();
+                let retry = r
+                    .headers()
+                    .get("retry-after")
+                    .map(|v| v.to_str().unwrap().to_string());
+                let _ = r.body_mut().read_to_string();
+                (r.status().as_u16(), retry)
+            })
+        })
+        .collect();
+    let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    assert!(results.iter().any(|(s, _)| *s == 200), "{results:?}");
+    let refused: Vec<_> = results.iter().filter(|(s, _)| *s == 429).collect();
+    assert!(!refused.is_empty(), "{results:?}");
+    assert!(refused.iter().all(|(_, r)| r.as_deref() == Some("1")));
+}
+
+#[test]
+fn attestations_survive_sigkill_and_sigterm_is_clean() {
+    let Some(model) = require_model("attestations_survive_sigkill") else {
+        return;
+    };
+    let dir = data_dir("crash");
+    let srv = start(&model, &dir, &[]);
+    // Load: clients run while the server is killed; every id a client received must persist.
+    let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(String, Transcript)>::new()));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let handles: Vec<_> = (0..4)
+        .map(|c| {
+            let (base, received, stop) = (srv.base.clone(), received.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut i = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) && i < 200 {
+                    let body = json!({"prompt": format!("Client {c} request {i}"), "max_tokens": 6, "seed": i});
+                    let Ok(mut r) = agent().post(format!("{base}/v1/completions")).header("content-type", "application/json").send(body.to_string()) else { break };
+                    let Ok(text) = r.body_mut().read_to_string() else { break };
+                    if r.status().as_u16() == 200 {
+                        let v: Value = serde_json::from_str(&text).unwrap();
+                        received.lock().unwrap().push((v["id"].as_str().unwrap().to_string(), attestation(&v)));
+                    }
+                    i += 1;
+                }
+            })
+        })
+        .collect();
+    while received.lock().unwrap().len() < 6 {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(srv); // SIGKILL
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for h in handles {
+        h.join().unwrap();
+    }
+    let got = received.lock().unwrap().clone();
+    let srv = start(&model, &dir, &[]);
+    for (id, t) in &got {
+        let (status, body) = get(&srv.base, &format!("/v1/attestations/{id}"));
+        assert_eq!(status, 200, "{id} lost after SIGKILL");
+        assert_eq!(
+            &Transcript::from_json(&body, Default::default()).unwrap(),
+            t
+        );
+    }
+    // SIGTERM while a request runs: it completes, then the server exits 0.
+    let base = srv.base.clone();
+    let inflight = std::thread::spawn(move || {
+        post(
+            &base,
+            "/v1/completions",
+            br#"{"prompt": "A long answer:", "max_tokens": 120}"#,
+        )
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let mut srv = srv;
+    // SAFETY: sending a signal to our own child process.
+    unsafe { libc::kill(srv.child.id() as i32, libc::SIGTERM) };
+    let (status, _, body) = inflight.join().unwrap();
+    assert_eq!(status, 200, "{body}");
+    let code = srv.child.wait().unwrap();
+    assert!(code.success(), "exit {code:?}");
+}
