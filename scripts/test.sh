@@ -1,8 +1,16 @@
 #!/usr/bin/env bash
-# sworn's test command: fetches the default model (cached, SHA-256 checked), then runs every test
-# of the workspace with the model required, so that no real-model test can silently skip.
+# sworn's test command: fetches the default model (cached, SHA-256 checked) and the pinned
+# official OpenAI Python client (in a cached virtualenv), then runs every test of the workspace
+# with both required, so that no real-model or client test can silently skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+cache="${SWORN_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/sworn}"
 model="$(scripts/fetch-model.sh)"
-export SWORN_MODEL="$model" SWORN_REQUIRE_MODEL=1
+OPENAI_VERSION="3.51.0"
+venv="$cache/pyenv"
+if ! "$venv/bin/python" -c "import openai, sys; sys.exit(openai.__version__ != '$OPENAI_VERSION')" 2>/dev/null; then
+    python3 -m venv "$venv"
+    "$venv/bin/python" -m pip install --quiet "openai==$OPENAI_VERSION"
+fi
+export SWORN_MODEL="$model" SWORN_REQUIRE_MODEL=1 SWORN_PYTHON="$venv/bin/python"
 cargo test --workspace --locked "$@"

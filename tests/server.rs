@@ -439,3 +439,72 @@ fn attestations_survive_sigkill_and_sigterm_is_clean() {
     let code = srv.child.wait().unwrap();
     assert!(code.success(), "exit {code:?}");
 }
+
+/// The interpreter with the pinned `openai` package (scripts/test.sh sets `SWORN_PYTHON`).
+fn python_with_openai() -> Option<String> {
+    let py = std::env::var("SWORN_PYTHON").unwrap_or_else(|_| "python3".into());
+    let ok = Command::new(&py)
+        .args(["-c", "import openai"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if ok {
+        return Some(py);
+    }
+    if std::env::var("SWORN_REQUIRE_MODEL").as_deref() == Ok("1") {
+        panic!("the openai Python client is not importable by {py} (scripts/test.sh installs it)");
+    }
+    eprintln!("!!! SKIPPED official_openai_client_works: `import openai` fails for {py} !!!");
+    None
+}
+
+#[test]
+fn official_openai_client_works_and_its_attestations_check_out() {
+    let Some(model) = require_model("official_openai_client_works") else {
+        return;
+    };
+    let Some(py) = python_with_openai() else {
+        return;
+    };
+    let dir = data_dir("openai");
+    let srv = start(&model, &dir, &[]);
+    let key = operator_key(&srv.base);
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/openai_client.py");
+    let out = Command::new(py).args([script, &srv.base]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let engine = Engine::load(
+        &model,
+        &EngineOptions {
+            threads: 2,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let manifest = sworn_engine::commit::manifest(&model).unwrap();
+    let results: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(results.len(), 4);
+    for r in &results {
+        let t = Transcript::from_json(&r["attestation"].to_string(), Default::default()).unwrap();
+        assert_eq!(r["text"].as_str().unwrap(), t.output.text, "{}", r["kind"]);
+        sworn_verifier::verify(t.clone(), &[key]).unwrap();
+        let rep = replay_with(&t, &engine, manifest.clone()).unwrap();
+        assert!(rep.ok(), "{}: {}", r["kind"], rep.reason());
+        if let Some(id) = r["header"].as_str() {
+            let (status, body) = get(&srv.base, &format!("/v1/attestations/{id}"));
+            assert_eq!(status, 200);
+            assert_eq!(Transcript::from_json(&body, Default::default()).unwrap(), t);
+        }
+    }
+    assert!(
+        results[0]["text"].as_str().unwrap().contains("Rome"),
+        "{}",
+        results[0]["text"]
+    );
+}
