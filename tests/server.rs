@@ -342,6 +342,39 @@ fn bad_input_gets_clear_4xx_and_the_server_keeps_serving() {
 }
 
 #[test]
+fn a_client_that_disconnects_cancels_its_work() {
+    let Some(model) = require_model("a_client_that_disconnects_cancels_its_work") else {
+        return;
+    };
+    let dir = data_dir("cancel");
+    let srv = start(&model, &dir, &[]);
+    // Start a long stream, read one chunk, hang up.
+    let r = agent()
+        .post(format!("{}/v1/completions", srv.base))
+        .header("content-type", "application/json")
+        .send(
+            json!({"prompt": "Tell me everything about", "max_tokens": 2000, "stream": true})
+                .to_string(),
+        )
+        .unwrap();
+    let mut lines = BufReader::new(r.into_body().into_reader()).lines();
+    assert!(lines.next().unwrap().unwrap().starts_with("data: "));
+    drop(lines);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, m) = get(&srv.base, "/metrics");
+        if m.contains("sworn_requests_cancelled_total 1") && m.contains("sworn_queue_depth 0") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the request was not cancelled:\n{m}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
 fn a_full_queue_answers_429_with_retry_after() {
     let Some(model) = require_model("a_full_queue_answers_429") else {
         return;
