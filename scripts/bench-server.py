@@ -22,11 +22,13 @@ import time
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Prompts whose greedy continuations run the full max_tokens on SmolLM2 (no early end-of-text),
+# so that every request does the same work and tokens/s compares like with like.
 PROMPTS = [
-    "Write a short story about a lighthouse keeper.",
-    "Explain how bread is made, step by step.",
-    "Describe the city of Paris to a child.",
-    "List some facts about the planet Mars.",
+    "1, 2, 3, 4, 5, 6,",
+    "The following is a long list of animals: cat, dog,",
+    "Chapter 1. It was a dark and stormy night",
+    "Lorem ipsum dolor sit amet,",
 ]
 
 
