@@ -246,7 +246,6 @@ fn enqueue(
     let n = shared.in_flight.fetch_add(1, Ordering::Relaxed);
     if n >= state.limits.max_queue {
         shared.in_flight.fetch_sub(1, Ordering::Relaxed);
-        shared.metrics.rejected.inc();
         let mut e = ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "rate_limit_error",
@@ -279,7 +278,6 @@ pub async fn completions(
     State(state): State<Arc<AppState>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    state.shared.metrics.requests.inc();
     let res = async {
         let b: CompletionBody = parse_body(body)?;
         let prompt = match &b.prompt {
@@ -299,17 +297,13 @@ pub async fn completions(
         )
         .await
     };
-    res.await.unwrap_or_else(|e| {
-        state.shared.metrics.rejected.inc();
-        e.into_response()
-    })
+    counted(&state, res.await)
 }
 
 pub async fn chat_completions(
     State(state): State<Arc<AppState>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    state.shared.metrics.requests.inc();
     let res = async {
         let b: ChatBody = parse_body(body)?;
         if b.messages.is_empty() {
@@ -330,7 +324,13 @@ pub async fn chat_completions(
         )
         .await
     };
-    res.await.unwrap_or_else(|e| {
+    counted(&state, res.await)
+}
+
+/// Counts a completion request (and its refusal) and renders the result.
+fn counted(state: &AppState, res: Result<Response, ApiError>) -> Response {
+    state.shared.metrics.requests.inc();
+    res.unwrap_or_else(|e| {
         state.shared.metrics.rejected.inc();
         e.into_response()
     })
