@@ -67,17 +67,17 @@ pub unsafe fn matmul_group(
     }
     let mut t = t0;
     while t < t1 {
-        let n = (t1 - t).min(TILE);
-        let mut acc = [_mm256_setzero_ps(); TILE];
-        match w.kind {
-            WeightKind::Q4_1 => q4_tile::<true>(w, g, xq, t, n, &mut acc),
-            WeightKind::Q4_0 => q4_tile::<false>(w, g, xq, t, n, &mut acc),
-            _ => q8_tile(w, g, xq, t, n, &mut acc),
+        // Full tiles run an instantiation with a constant token count, so the accumulators stay
+        // in registers; the remainder goes one token at a time.
+        let n = if t1 - t >= TILE { TILE } else { 1 };
+        let mut v = [[0f32; GROUP]; TILE];
+        if n == TILE {
+            tile::<TILE>(w, g, xq, t, &mut v);
+        } else {
+            tile::<1>(w, g, xq, t, (&mut v[..1]).try_into().expect("one row"));
         }
-        for (j, a) in acc.iter().enumerate().take(n) {
-            let mut v = [0f32; GROUP];
-            _mm256_storeu_ps(v.as_mut_ptr(), *a);
-            for (lane, &x) in v.iter().enumerate().take(rows_here) {
+        for (j, row) in v.iter().enumerate().take(n) {
+            for (lane, &x) in row.iter().enumerate().take(rows_here) {
                 *out.add((t + j) * stride + g * GROUP + lane) = x;
             }
         }
@@ -85,15 +85,34 @@ pub unsafe fn matmul_group(
     }
 }
 
-/// Q4_0 (`OFFSET = false`) or Q4_1 (`OFFSET = true`) row group against `n` activation rows.
+/// `N` activation rows against row group `g`, results into `out[j][lane]`.
 #[inline(always)]
-unsafe fn q4_tile<const OFFSET: bool>(
+unsafe fn tile<const N: usize>(
     w: &QMatrix,
     g: usize,
     xq: &QActs,
     t: usize,
-    n: usize,
-    acc: &mut [__m256; TILE],
+    out: &mut [[f32; GROUP]; N],
+) {
+    let mut acc = [_mm256_setzero_ps(); N];
+    match w.kind {
+        WeightKind::Q4_1 => q4_tile::<true, N>(w, g, xq, t, &mut acc),
+        WeightKind::Q4_0 => q4_tile::<false, N>(w, g, xq, t, &mut acc),
+        _ => q8_tile::<N>(w, g, xq, t, &mut acc),
+    }
+    for (o, a) in out.iter_mut().zip(&acc) {
+        _mm256_storeu_ps(o.as_mut_ptr(), *a);
+    }
+}
+
+/// Q4_0 (`OFFSET = false`) or Q4_1 (`OFFSET = true`) row group against `n` activation rows.
+#[inline(always)]
+unsafe fn q4_tile<const OFFSET: bool, const N: usize>(
+    w: &QMatrix,
+    g: usize,
+    xq: &QActs,
+    t: usize,
+    acc: &mut [__m256; N],
 ) {
     let nb = w.blocks();
     let gbb = w.gbb();
@@ -116,7 +135,7 @@ unsafe fn q4_tile<const OFFSET: bool>(
             let hi = _mm_and_si128(_mm_srli_epi16(qs, 4), m4);
             *v = _mm256_set_m128i(hi, lo);
         }
-        for (j, a) in acc.iter_mut().enumerate().take(n) {
+        for (j, a) in acc.iter_mut().enumerate() {
             let xb = (t + j) * nb + b;
             let xv = _mm256_loadu_si256(xq.q.as_ptr().add(xb * QK) as *const __m256i);
             let mut prod = [_mm256_setzero_si256(); GROUP];
@@ -140,7 +159,13 @@ unsafe fn q4_tile<const OFFSET: bool>(
 
 /// Q8_0 row group against `n` activation rows (signed x signed via the sign trick).
 #[inline(always)]
-unsafe fn q8_tile(w: &QMatrix, g: usize, xq: &QActs, t: usize, n: usize, acc: &mut [__m256; TILE]) {
+unsafe fn q8_tile<const N: usize>(
+    w: &QMatrix,
+    g: usize,
+    xq: &QActs,
+    t: usize,
+    acc: &mut [__m256; N],
+) {
     let nb = w.blocks();
     let gbb = w.gbb();
     let ones = _mm256_set1_epi16(1);
@@ -154,7 +179,7 @@ unsafe fn q8_tile(w: &QMatrix, g: usize, xq: &QActs, t: usize, n: usize, acc: &m
             wv[lane] = _mm256_loadu_si256(p.add(16 + lane * 32) as *const __m256i);
             wabs[lane] = _mm256_sign_epi8(wv[lane], wv[lane]);
         }
-        for (j, a) in acc.iter_mut().enumerate().take(n) {
+        for (j, a) in acc.iter_mut().enumerate() {
             let xb = (t + j) * nb + b;
             let xv = _mm256_loadu_si256(xq.q.as_ptr().add(xb * QK) as *const __m256i);
             let mut prod = [_mm256_setzero_si256(); GROUP];
