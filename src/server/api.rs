@@ -378,7 +378,15 @@ async fn respond(
                 match u {
                     Update::Text(t) => text.push_str(&t),
                     Update::Done(t) => return Ok(t),
-                    Update::Failed(e) => return Err(ApiError::bad(e)),
+                    Update::Rejected(e) => return Err(ApiError::bad(e)),
+                    Update::Failed(e) => {
+                        return Err(ApiError::new(
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            "server_error",
+                            "generation_failed",
+                            e,
+                        ))
+                    }
                 }
             }
             Err(ApiError::new(
@@ -443,7 +451,7 @@ async fn respond(
                     "usage": usage, "sworn_attestation": t.to_json()});
                 SseEvent::default().data(v.to_string())
             }
-            Ok(Update::Failed(e)) => SseEvent::default().event("error").data(json!({"error": {"message": e, "type": "server_error"}}).to_string()),
+            Ok(Update::Failed(e) | Update::Rejected(e)) => SseEvent::default().event("error").data(json!({"error": {"message": e, "type": "server_error"}}).to_string()),
             Err(_) => SseEvent::default().event("error").data(json!({"error": {"message": "timed out", "type": "server_error"}}).to_string()),
         })
     });

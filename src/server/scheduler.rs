@@ -26,7 +26,9 @@ pub enum Update {
     Text(String),
     /// Done: the signed transcript, already stored.
     Done(Box<Transcript>),
-    /// The request failed.
+    /// The request was refused as invalid (a client error).
+    Rejected(String),
+    /// The server failed to complete it (a server error).
     Failed(String),
 }
 
@@ -96,7 +98,7 @@ pub fn run(shared: Arc<Shared>, jobs: Receiver<Job>) {
                 }),
                 Err(e) => {
                     shared.in_flight.fetch_sub(1, Ordering::Relaxed);
-                    let _ = job.updates.send(Update::Failed(e.to_string()));
+                    let _ = job.updates.send(Update::Rejected(e.to_string()));
                 }
             }
         }
