@@ -58,9 +58,18 @@ impl<'e> Batcher<'e> {
     /// Validates and tokenizes a request and adds it; it starts at the next step. Ids increase
     /// by one per accepted request.
     pub fn submit(&mut self, req: Request) -> Result<u64> {
+        let prompt_tokens = self.engine.prompt_tokens(&req.prompt)?;
+        self.submit_tokenized(req, prompt_tokens)
+    }
+
+    /// As [`Batcher::submit`], for a caller that already tokenized the prompt (with
+    /// `Engine::prompt_tokens`: the tokens must be exactly those).
+    pub fn submit_tokenized(&mut self, req: Request, prompt_tokens: Vec<u32>) -> Result<u64> {
         let e = self.engine;
         req.params.validate()?;
-        let prompt_tokens = e.prompt_tokens(&req.prompt)?;
+        if prompt_tokens.is_empty() {
+            return Err(EngineError::InvalidRequest("the prompt is empty".into()));
+        }
         let total = prompt_tokens.len() + req.max_tokens as usize;
         if total > e.model.max_context {
             return Err(EngineError::InvalidRequest(format!(

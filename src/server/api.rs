@@ -142,7 +142,7 @@ fn build(
     prompt: Prompt,
     c: &Common,
     chat: bool,
-) -> Result<(Request, usize), ApiError> {
+) -> Result<(Request, Vec<u32>), ApiError> {
     if let Some(m) = &c.model {
         if *m != state.model_id {
             return Err(ApiError::new(
@@ -233,13 +233,14 @@ fn build(
             tokens.len()
         )));
     }
-    Ok((req, tokens.len()))
+    Ok((req, tokens))
 }
 
 /// Hands a request to the scheduler, or refuses it when the queue is full.
 fn enqueue(
     state: &AppState,
     req: Request,
+    prompt_tokens: Vec<u32>,
     id: String,
 ) -> Result<UnboundedReceiver<Update>, ApiError> {
     let shared = &state.shared;
@@ -259,6 +260,7 @@ fn enqueue(
     let job = Job {
         id,
         req,
+        prompt_tokens,
         updates: tx,
         enqueued: Instant::now(),
     };
@@ -287,15 +289,8 @@ pub async fn completions(
             }
             _ => return Err(ApiError::bad("prompt must be a string")),
         };
-        let (req, n_prompt) = build(&state, Prompt::Text(prompt), &b.common, false)?;
-        respond(
-            &state,
-            req,
-            n_prompt,
-            b.common.stream.unwrap_or(false),
-            false,
-        )
-        .await
+        let (req, tokens) = build(&state, Prompt::Text(prompt), &b.common, false)?;
+        respond(&state, req, tokens, b.common.stream.unwrap_or(false), false).await
     };
     counted(&state, res.await)
 }
@@ -314,15 +309,8 @@ pub async fn chat_completions(
             .iter()
             .map(|m| Message::new(&m.role, &m.content))
             .collect();
-        let (req, n_prompt) = build(&state, Prompt::Chat(msgs), &b.common, true)?;
-        respond(
-            &state,
-            req,
-            n_prompt,
-            b.common.stream.unwrap_or(false),
-            true,
-        )
-        .await
+        let (req, tokens) = build(&state, Prompt::Chat(msgs), &b.common, true)?;
+        respond(&state, req, tokens, b.common.stream.unwrap_or(false), true).await
     };
     counted(&state, res.await)
 }
@@ -357,12 +345,13 @@ fn finish_reason(t: &sworn_attest::Transcript) -> &'static str {
 async fn respond(
     state: &Arc<AppState>,
     req: Request,
-    n_prompt: usize,
+    prompt_tokens: Vec<u32>,
     stream: bool,
     chat: bool,
 ) -> Result<Response, ApiError> {
     let id = request_id(chat);
-    let mut rx = enqueue(state, req, id.clone())?;
+    let n_prompt = prompt_tokens.len();
+    let mut rx = enqueue(state, req, prompt_tokens, id.clone())?;
     let created = now_ms() / 1000;
     let model = state.model_id.clone();
     let mut headers = HeaderMap::new();

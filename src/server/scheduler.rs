@@ -37,6 +37,8 @@ pub struct Job {
     /// The request's id, under which its transcript is stored.
     pub id: String,
     pub req: Request,
+    /// The prompt's tokens, as the HTTP side computed them to check limits.
+    pub prompt_tokens: Vec<u32>,
     pub updates: UnboundedSender<Update>,
     pub enqueued: Instant,
 }
@@ -88,7 +90,7 @@ pub fn run(shared: Arc<Shared>, jobs: Receiver<Job>) {
                 .metrics
                 .queue_wait
                 .observe(job.enqueued.elapsed().as_secs_f64());
-            match batch.submit(job.req.clone()) {
+            match batch.submit_tokenized(job.req.clone(), job.prompt_tokens) {
                 Ok(id) => live.push(Live {
                     id,
                     name: job.id,
