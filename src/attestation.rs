@@ -3,8 +3,8 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use sworn_attest::{
-    FinishReason, Message, Meta, OperatorKey, OutputRecord, Prompt, RequestRecord, Sampling,
-    Transcript, FORMAT_VERSION,
+    Message, Meta, OperatorKey, OutputRecord, Prompt, RequestRecord, Sampling, Transcript,
+    FORMAT_VERSION,
 };
 use sworn_engine::commit::ModelManifest;
 use sworn_engine::{Completion, Engine, Request};
@@ -50,10 +50,7 @@ pub fn sign_completion(
         output: OutputRecord {
             tokens: c.tokens.clone(),
             text: c.text.clone(),
-            finish_reason: match c.finish_reason {
-                sworn_engine::FinishReason::Stop => FinishReason::Stop,
-                sworn_engine::FinishReason::Length => FinishReason::Length,
-            },
+            finish_reason: c.finish_reason,
             step_hashes: c.logits_hashes.clone(),
         },
         meta: Meta {

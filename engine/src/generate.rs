@@ -53,15 +53,9 @@ pub struct Request {
     pub stop: Vec<String>,
 }
 
-/// Why a generation ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FinishReason {
-    /// An end-of-sequence token or a stop string.
-    Stop,
-    /// `max_tokens` reached.
-    Length,
-}
+/// Why a generation ended: the transcript format's own type, so completions and transcripts
+/// agree by construction.
+pub use sworn_attest::FinishReason;
 
 /// A finished completion.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -215,9 +215,9 @@ pub fn replay_with(
             None => Some(Divergence::Truncated {
                 tokens: out.tokens.len(),
             }),
-            Some(f) if f != claimed_finish(out.finish_reason) => Some(Divergence::FinishReason {
+            Some(f) if f != out.finish_reason => Some(Divergence::FinishReason {
                 claimed: out.finish_reason,
-                replayed: attest_finish(f),
+                replayed: f,
             }),
             Some(_) if text != out.text => Some(Divergence::Text),
             Some(_) => None,
@@ -231,18 +231,4 @@ pub fn replay_with(
         seconds: start.elapsed().as_secs_f64(),
         manifest: m,
     })
-}
-
-fn claimed_finish(f: FinishReason) -> sworn_engine::FinishReason {
-    match f {
-        FinishReason::Stop => sworn_engine::FinishReason::Stop,
-        FinishReason::Length => sworn_engine::FinishReason::Length,
-    }
-}
-
-fn attest_finish(f: sworn_engine::FinishReason) -> FinishReason {
-    match f {
-        sworn_engine::FinishReason::Stop => FinishReason::Stop,
-        sworn_engine::FinishReason::Length => FinishReason::Length,
-    }
 }
