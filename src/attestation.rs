@@ -2,10 +2,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use sworn_attest::{
-    Message, Meta, OperatorKey, OutputRecord, Prompt, RequestRecord, Sampling, Transcript,
-    FORMAT_VERSION,
-};
+use sworn_attest::{Meta, OperatorKey, OutputRecord, RequestRecord, Transcript, FORMAT_VERSION};
 use sworn_engine::commit::ModelManifest;
 use sworn_engine::{Completion, Engine, Request};
 
@@ -18,32 +15,13 @@ pub fn sign_completion(
     c: &Completion,
     key: &OperatorKey,
 ) -> Transcript {
-    let p = &req.params;
     let mut t = Transcript {
         version: FORMAT_VERSION,
         model: manifest.commitment.clone(),
         request: RequestRecord {
-            prompt: match &req.prompt {
-                sworn_engine::Prompt::Text(s) => Prompt::Text(s.clone()),
-                sworn_engine::Prompt::Chat(m) => Prompt::Chat(
-                    m.iter()
-                        .map(|m| Message {
-                            role: m.role.clone(),
-                            content: m.content.clone(),
-                        })
-                        .collect(),
-                ),
-            },
+            prompt: req.prompt.clone(),
             prompt_tokens: c.prompt_tokens.clone(),
-            sampling: Sampling {
-                temperature: p.temperature,
-                top_k: p.top_k,
-                top_p: p.top_p,
-                min_p: p.min_p,
-                repeat_penalty: p.repeat_penalty,
-                repeat_last_n: p.repeat_last_n,
-                seed: p.seed,
-            },
+            sampling: req.params.clone(),
             max_tokens: req.max_tokens,
             stop: req.stop.clone(),
         },

@@ -49,6 +49,15 @@ pub struct Message {
     pub content: String,
 }
 
+impl Message {
+    pub fn new(role: &str, content: &str) -> Message {
+        Message {
+            role: role.into(),
+            content: content.into(),
+        }
+    }
+}
+
 /// The prompt as the client gave it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
@@ -70,7 +79,53 @@ pub struct Sampling {
     pub seed: u64,
 }
 
+impl Default for Sampling {
+    /// Greedy decoding.
+    fn default() -> Self {
+        Sampling {
+            temperature: 0.0,
+            top_k: 0,
+            top_p: 1.0,
+            min_p: 0.0,
+            repeat_penalty: 1.0,
+            repeat_last_n: 64,
+            seed: 0,
+        }
+    }
+}
+
 impl Sampling {
+    /// Rejects parameters outside their meaningful ranges, with the reason.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(self.temperature.is_finite() && (0.0..=100.0).contains(&self.temperature)) {
+            return Err(format!(
+                "temperature {} is not in [0, 100]",
+                self.temperature
+            ));
+        }
+        if !(self.top_p.is_finite() && self.top_p > 0.0 && self.top_p <= 1.0) {
+            return Err(format!("top_p {} is not in (0, 1]", self.top_p));
+        }
+        if !(self.min_p.is_finite() && (0.0..=1.0).contains(&self.min_p)) {
+            return Err(format!("min_p {} is not in [0, 1]", self.min_p));
+        }
+        if !(self.repeat_penalty.is_finite()
+            && self.repeat_penalty > 0.0
+            && self.repeat_penalty <= 100.0)
+        {
+            return Err(format!(
+                "repeat_penalty {} is not in (0, 100]",
+                self.repeat_penalty
+            ));
+        }
+        Ok(())
+    }
+
+    /// Greedy decoding (temperature 0).
+    pub fn is_greedy(&self) -> bool {
+        self.temperature == 0.0
+    }
+
     /// Every float parameter is finite (NaN and infinities have no defined sampling).
     pub fn check_finite(&self) -> Result<(), String> {
         for (name, v) in [

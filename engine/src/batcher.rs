@@ -66,7 +66,7 @@ impl<'e> Batcher<'e> {
     /// `Engine::prompt_tokens`: the tokens must be exactly those).
     pub fn submit_tokenized(&mut self, req: Request, prompt_tokens: Vec<u32>) -> Result<u64> {
         let e = self.engine;
-        req.params.validate()?;
+        req.params.validate().map_err(EngineError::InvalidRequest)?;
         if prompt_tokens.is_empty() {
             return Err(EngineError::InvalidRequest("the prompt is empty".into()));
         }

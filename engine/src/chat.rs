@@ -2,25 +2,11 @@
 //! Python-compatible string methods, as `transformers` renders it.
 
 use minijinja::{Environment, ErrorKind};
-use serde::{Deserialize, Serialize};
 
 use crate::error::{EngineError, Result};
 
-/// One chat message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Message {
-    pub role: String,
-    pub content: String,
-}
-
-impl Message {
-    pub fn new(role: &str, content: &str) -> Message {
-        Message {
-            role: role.into(),
-            content: content.into(),
-        }
-    }
-}
+/// One chat message (the transcript format's own type).
+pub use sworn_attest::Message;
 
 /// Instructions a template may run before it is stopped: a hostile template in a model file must
 /// not hang the server.

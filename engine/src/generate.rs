@@ -6,7 +6,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::batcher::{Batcher, Event};
-use crate::chat::{ChatTemplate, Message};
+use crate::chat::ChatTemplate;
 use crate::error::{EngineError, Result};
 use crate::gguf::GgufFile;
 use crate::kernels::{Isa, Runner};
@@ -35,13 +35,9 @@ impl Default for EngineOptions {
     }
 }
 
-/// A prompt: raw text, or chat messages rendered with the model's template.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Prompt {
-    Text(String),
-    Chat(Vec<Message>),
-}
+/// A prompt: raw text, or chat messages rendered with the model's template (the transcript
+/// format's own type).
+pub use sworn_attest::Prompt;
 
 /// One generation request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

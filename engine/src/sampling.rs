@@ -1,76 +1,13 @@
 //! Token sampling (spec §4): every step's choice is a pure function of that step's logits, the
 //! parameters, the tokens so far and `(seed, step)`; nothing carries state between steps.
 
-use serde::{Deserialize, Serialize};
-
 use crate::canon::math::exp_f32;
 use crate::error::{EngineError, Result};
 
-/// Sampling parameters. Defaults are greedy decoding.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SamplingParams {
-    /// 0 picks the most likely token (greedy); otherwise logits are divided by it.
-    pub temperature: f32,
-    /// Keep the k most likely tokens; 0 keeps all.
-    pub top_k: u32,
-    /// Keep the smallest prefix of the sorted distribution whose mass reaches p; 1 keeps all.
-    pub top_p: f32,
-    /// Drop tokens less likely than `min_p` times the most likely; 0 keeps all.
-    pub min_p: f32,
-    /// Penalty on tokens seen in the last `repeat_last_n` tokens; 1 is none.
-    pub repeat_penalty: f32,
-    /// How many trailing tokens (prompt included) the penalty looks at.
-    pub repeat_last_n: u32,
-    /// Key of the sampling PRNG.
-    pub seed: u64,
-}
-
-impl Default for SamplingParams {
-    fn default() -> Self {
-        SamplingParams {
-            temperature: 0.0,
-            top_k: 0,
-            top_p: 1.0,
-            min_p: 0.0,
-            repeat_penalty: 1.0,
-            repeat_last_n: 64,
-            seed: 0,
-        }
-    }
-}
-
-impl SamplingParams {
-    /// Rejects parameters outside their meaningful ranges, with the reason.
-    pub fn validate(&self) -> Result<()> {
-        let bad = |w: String| Err(EngineError::InvalidRequest(w));
-        if !(self.temperature.is_finite() && (0.0..=100.0).contains(&self.temperature)) {
-            return bad(format!(
-                "temperature {} is not in [0, 100]",
-                self.temperature
-            ));
-        }
-        if !(self.top_p.is_finite() && self.top_p > 0.0 && self.top_p <= 1.0) {
-            return bad(format!("top_p {} is not in (0, 1]", self.top_p));
-        }
-        if !(self.min_p.is_finite() && (0.0..=1.0).contains(&self.min_p)) {
-            return bad(format!("min_p {} is not in [0, 1]", self.min_p));
-        }
-        if !(self.repeat_penalty.is_finite()
-            && self.repeat_penalty > 0.0
-            && self.repeat_penalty <= 100.0)
-        {
-            return bad(format!(
-                "repeat_penalty {} is not in (0, 100]",
-                self.repeat_penalty
-            ));
-        }
-        Ok(())
-    }
-
-    pub fn is_greedy(&self) -> bool {
-        self.temperature == 0.0
-    }
-}
+/// Sampling parameters (spec §4): the transcript format's own type, so what a transcript records
+/// is exactly what the sampler used. Defaults are greedy decoding; `validate` gives the reason a
+/// parameter is out of range.
+pub use sworn_attest::Sampling as SamplingParams;
 
 /// Philox4x32-10 (Salmon et al., "Parallel random numbers: as easy as 1, 2, 3", 2011): a
 /// counter-based generator, so draw `step` needs nothing but `(seed, step)`.

@@ -9,10 +9,10 @@
 use std::path::Path;
 use std::time::Instant;
 
-use sworn_attest::{FinishReason, Prompt, Transcript};
+use sworn_attest::{FinishReason, Transcript};
 use sworn_engine::commit::{manifest, ModelManifest};
-use sworn_engine::sampling::{sample, SamplingParams};
-use sworn_engine::{hash_logits, Engine, EngineError, EngineOptions, Message, Request};
+use sworn_engine::sampling::sample;
+use sworn_engine::{hash_logits, Engine, EngineError, EngineOptions, Request};
 
 /// Where a replay first disagrees with the transcript.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,25 +120,9 @@ impl ReplayReport {
 /// Converts a transcript's request to the engine's.
 pub fn engine_request(t: &Transcript) -> Request {
     let r = &t.request;
-    let s = &r.sampling;
     Request {
-        prompt: match &r.prompt {
-            Prompt::Text(x) => sworn_engine::Prompt::Text(x.clone()),
-            Prompt::Chat(m) => sworn_engine::Prompt::Chat(
-                m.iter()
-                    .map(|m| Message::new(&m.role, &m.content))
-                    .collect(),
-            ),
-        },
-        params: SamplingParams {
-            temperature: s.temperature,
-            top_k: s.top_k,
-            top_p: s.top_p,
-            min_p: s.min_p,
-            repeat_penalty: s.repeat_penalty,
-            repeat_last_n: s.repeat_last_n,
-            seed: s.seed,
-        },
+        prompt: r.prompt.clone(),
+        params: r.sampling.clone(),
         max_tokens: r.max_tokens,
         stop: r.stop.clone(),
     }
@@ -176,7 +160,7 @@ pub fn replay_with(
         model_mismatches.push("chat_template");
     }
     let req = engine_request(t);
-    req.params.validate()?;
+    req.params.validate().map_err(EngineError::InvalidRequest)?;
     let prompt = &t.request.prompt_tokens;
     let prompt_tokens_match = engine
         .prompt_tokens(&req.prompt)
