@@ -214,11 +214,6 @@ struct GenerateArgs {
     key: Option<PathBuf>,
 }
 
-/// Where scripts/fetch-model.sh caches the default model.
-fn default_model() -> PathBuf {
-    sworn_engine::default_model_path()
-}
-
 /// sworn's data directory: `$SWORN_DATA_DIR`, else `$XDG_DATA_HOME/sworn`, else
 /// `~/.local/share/sworn`.
 fn data_dir() -> PathBuf {
@@ -362,7 +357,7 @@ fn replay(a: ReplayArgs) -> Result<i32> {
             return Ok(1);
         }
     };
-    let model = a.model.unwrap_or_else(default_model);
+    let model = a.model.unwrap_or_else(sworn_engine::default_model_path);
     let threads = a
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
@@ -391,7 +386,7 @@ fn replay(a: ReplayArgs) -> Result<i32> {
 }
 
 fn manifest(a: ManifestArgs) -> Result<i32> {
-    let model = a.model.unwrap_or_else(default_model);
+    let model = a.model.unwrap_or_else(sworn_engine::default_model_path);
     let t = Instant::now();
     let m = sworn_engine::commit::manifest(&model)
         .with_context(|| format!("hashing {}", model.display()))?;
@@ -433,7 +428,7 @@ fn hex(b: &[u8]) -> String {
 }
 
 fn generate(a: GenerateArgs) -> Result<i32> {
-    let model = a.model.unwrap_or_else(default_model);
+    let model = a.model.unwrap_or_else(sworn_engine::default_model_path);
     if !model.exists() {
         bail!(
             "model {} not found (run scripts/fetch-model.sh, or pass --model PATH)",
@@ -536,7 +531,10 @@ fn generate(a: GenerateArgs) -> Result<i32> {
 
 fn bench(a: BenchArgs) -> Result<i32> {
     use sworn_engine::model::Feed;
-    let model = a.model.clone().unwrap_or_else(default_model);
+    let model = a
+        .model
+        .clone()
+        .unwrap_or_else(sworn_engine::default_model_path);
     let opts = EngineOptions {
         threads: a.threads,
         isa: match a.kernels {
@@ -643,7 +641,7 @@ fn bench_attest(e: &Engine, model: &Path, a: &BenchArgs) -> Result<i32> {
 }
 
 fn serve(a: ServeArgs) -> Result<i32> {
-    let model = a.model.unwrap_or_else(default_model);
+    let model = a.model.unwrap_or_else(sworn_engine::default_model_path);
     if !model.exists() {
         bail!(
             "model {} not found (run scripts/fetch-model.sh, or pass --model PATH)",

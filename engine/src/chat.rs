@@ -15,7 +15,6 @@ const TEMPLATE_FUEL: u64 = 50_000_000;
 /// A compiled chat template.
 pub struct ChatTemplate {
     env: Environment<'static>,
-    source: String,
     bos: String,
     eos: String,
 }
@@ -36,15 +35,9 @@ impl ChatTemplate {
             .map_err(|e| EngineError::Template(e.to_string()))?;
         Ok(ChatTemplate {
             env,
-            source: source.to_string(),
             bos: bos.into(),
             eos: eos.into(),
         })
-    }
-
-    /// The template text.
-    pub fn source(&self) -> &str {
-        &self.source
     }
 
     /// Renders `messages`, ending with the assistant's turn opened when `add_generation_prompt`.

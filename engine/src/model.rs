@@ -252,22 +252,6 @@ impl Model {
         })
     }
 
-    /// Bytes of weights held in memory.
-    pub fn weight_bytes(&self) -> usize {
-        let l: usize = self
-            .layers
-            .iter()
-            .map(|l| {
-                [&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down]
-                    .iter()
-                    .map(|m| m.size_bytes())
-                    .sum::<usize>()
-                    + 4 * (l.attn_norm.len() + l.ffn_norm.len())
-            })
-            .sum();
-        l + self.tok_embd.size_bytes() + self.output.as_ref().map_or(0, |m| m.size_bytes())
-    }
-
     pub fn new_sequence(&self) -> Sequence {
         Sequence::new(self.cfg.n_layer)
     }

@@ -86,11 +86,6 @@ impl QMatrix {
         self.kind.group_block_bytes()
     }
 
-    /// Memory held by the matrix.
-    pub fn size_bytes(&self) -> usize {
-        self.bytes.len() + self.f32s.len() * 4
-    }
-
     /// Builds a matrix from a GGUF tensor's raw bytes (`rows` rows of `cols` elements, GGUF
     /// layout). `kind_name` is only for error messages.
     pub fn from_gguf(kind: GgufKind, rows: usize, cols: usize, raw: &[u8]) -> Result<Self> {

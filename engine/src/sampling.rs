@@ -50,6 +50,9 @@ pub fn sample(logits: &[f32], params: &SamplingParams, history: &[u32], step: u6
     if logits.is_empty() {
         return Err(EngineError::InvalidRequest("empty logits".into()));
     }
+    if params.is_greedy() && params.repeat_penalty == 1.0 {
+        return Ok(argmax(logits)); // nothing to modify: no copy on the common greedy path
+    }
     let mut l = logits.to_vec();
     if params.repeat_penalty != 1.0 {
         let n = (params.repeat_last_n as usize).min(history.len());

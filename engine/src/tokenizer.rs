@@ -41,8 +41,6 @@ pub struct Tokenizer {
     pieces: Vec<String>,
     /// Bytes each token decodes to.
     bytes: Vec<Vec<u8>>,
-    /// Token string to id (look-ups only).
-    ids: HashMap<String, u32>,
     /// `(left, right)` to `(rank, merged)`.
     merges: HashMap<(u32, u32), (u32, u32)>,
     /// Id of each single byte's token.
@@ -212,7 +210,6 @@ impl Tokenizer {
         Ok(Tokenizer {
             pieces: tokens.iter().map(|s| s.to_string()).collect(),
             bytes,
-            ids,
             merges,
             byte_ids,
             specials,
@@ -233,11 +230,6 @@ impl Tokenizer {
     /// The token's spelling in the vocabulary.
     pub fn piece(&self, id: u32) -> Option<&str> {
         self.pieces.get(id as usize).map(|s| s.as_str())
-    }
-
-    /// Id of a token by its vocabulary spelling.
-    pub fn id_of(&self, piece: &str) -> Option<u32> {
-        self.ids.get(piece).copied()
     }
 
     pub fn is_special(&self, id: u32) -> bool {

@@ -396,11 +396,12 @@ async fn respond(
         })??;
         let t = done;
         let n_out = t.output.tokens.len();
-        let choice = if chat {
-            json!({"index": 0, "message": {"role": "assistant", "content": t.output.text}, "logprobs": null, "finish_reason": finish_reason(&t)})
-        } else {
-            json!({"index": 0, "text": t.output.text, "logprobs": null, "finish_reason": finish_reason(&t)})
-        };
+        let message = json!({"role": "assistant", "content": t.output.text});
+        let choice = choice(
+            chat.then_some(("message", message)),
+            &t.output.text,
+            json!(finish_reason(&t)),
+        );
         let body = json!({
             "id": id, "object": if chat { "chat.completion" } else { "text_completion" },
             "created": created, "model": model, "choices": [choice],
@@ -418,11 +419,8 @@ async fn respond(
     let mut first = chat;
     let events = UnboundedReceiverStream::new(rx).timeout(idle).map(move |u| -> Result<SseEvent, Infallible> {
         let chunk = |delta: Value| {
-            let choice = if chat {
-                json!({"index": 0, "delta": delta, "logprobs": null, "finish_reason": null})
-            } else {
-                json!({"index": 0, "text": delta["content"], "logprobs": null, "finish_reason": null})
-            };
+            let text = delta["content"].as_str().unwrap_or_default().to_string();
+            let choice = choice(chat.then_some(("delta", delta)), &text, Value::Null);
             SseEvent::default().data(json!({"id": id, "object": object, "created": created, "model": model, "choices": [choice]}).to_string())
         };
         Ok(match u {
@@ -434,20 +432,37 @@ async fn respond(
             Ok(Update::Done(t)) => {
                 let n_out = t.output.tokens.len();
                 let usage = json!({"prompt_tokens": n_prompt, "completion_tokens": n_out, "total_tokens": n_prompt + n_out});
+                let last = choice(chat.then_some(("delta", json!({}))), "", json!(finish_reason(&t)));
                 let v = json!({"id": id, "object": object, "created": created, "model": model,
-                    "choices": [if chat { json!({"index": 0, "delta": {}, "logprobs": null, "finish_reason": finish_reason(&t)}) }
-                                else { json!({"index": 0, "text": "", "logprobs": null, "finish_reason": finish_reason(&t)}) }],
-                    "usage": usage, "sworn_attestation": t.to_json()});
+                    "choices": [last], "usage": usage, "sworn_attestation": t.to_json()});
                 SseEvent::default().data(v.to_string())
             }
-            Ok(Update::Failed(e) | Update::Rejected(e)) => SseEvent::default().event("error").data(json!({"error": {"message": e, "type": "server_error"}}).to_string()),
-            Err(_) => SseEvent::default().event("error").data(json!({"error": {"message": "timed out", "type": "server_error"}}).to_string()),
+            Ok(Update::Failed(e) | Update::Rejected(e)) => error_event(&e),
+            Err(_) => error_event("timed out"),
         })
     });
     let done = tokio_stream::once(Ok(SseEvent::default().data("[DONE]")));
     let sse =
         Sse::new(events.chain(done)).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)));
     Ok((headers, sse).into_response())
+}
+
+/// One OpenAI choice. Chat puts its content under `chat.0` ("message" or "delta"); completions
+/// put `text` under "text".
+fn choice(chat: Option<(&str, Value)>, text: &str, finish_reason: Value) -> Value {
+    let mut c = json!({"index": 0, "logprobs": null, "finish_reason": finish_reason});
+    match chat {
+        Some((key, content)) => c[key] = content,
+        None => c["text"] = json!(text),
+    }
+    c
+}
+
+/// An SSE `error` event.
+fn error_event(message: &str) -> SseEvent {
+    SseEvent::default()
+        .event("error")
+        .data(json!({"error": {"message": message, "type": "server_error"}}).to_string())
 }
 
 pub async fn attestation(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
