@@ -10,25 +10,10 @@ use std::arch::x86_64::*;
 
 use crate::canon::math::{EXP_F32_COEFFS, EXP_MAX, EXP_MIN, LN2_HI_F32, LN2_LO_F32};
 use crate::canon::quant::{QActs, QK};
-use crate::qmatrix::{QMatrix, WeightKind, GROUP};
+use crate::qmatrix::{QMatrix, WeightKind, CHUNK, GROUP};
 
 /// Tokens processed together per pass over a row group's weights.
 const TILE: usize = 4;
-
-/// Sums each of eight i32x8 vectors, returning the eight sums in lane order. Integer adds are
-/// exact, so the order inside is free.
-#[inline(always)]
-unsafe fn hsum8_epi32(p: &[__m256i; 8]) -> __m256i {
-    let a01 = _mm256_hadd_epi32(p[0], p[1]);
-    let a23 = _mm256_hadd_epi32(p[2], p[3]);
-    let a45 = _mm256_hadd_epi32(p[4], p[5]);
-    let a67 = _mm256_hadd_epi32(p[6], p[7]);
-    let b0 = _mm256_hadd_epi32(a01, a23);
-    let b1 = _mm256_hadd_epi32(a45, a67);
-    let lo = _mm256_permute2x128_si256(b0, b1, 0x20);
-    let hi = _mm256_permute2x128_si256(b0, b1, 0x31);
-    _mm256_add_epi32(lo, hi)
-}
 
 /// The spec's tree over eight lanes: `((a0+a1)+(a2+a3))+((a4+a5)+(a6+a7))`.
 #[inline(always)]
@@ -105,7 +90,14 @@ unsafe fn tile<const N: usize>(
     }
 }
 
-/// Q4_0 (`OFFSET = false`) or Q4_1 (`OFFSET = true`) row group against `n` activation rows.
+/// Q4_0 (`OFFSET = false`) or Q4_1 (`OFFSET = true`) row group against `N` activation rows.
+///
+/// Each 32-byte chunk of the interleaved quants holds four bytes of each row; its low nibbles are
+/// elements `4c..4c+4` and its high nibbles elements `16+4c..16+4c+4` of every row. `pmaddubsw`
+/// against the matching four activation bytes, broadcast, leaves each row's partial sums in that
+/// row's lane. The eight products of a block are added in 16 bits: each is at most
+/// `2 * 15 * 128 = 3840` in magnitude, so the sum of eight fits (30720 < 32768), and integer
+/// sums are exact whatever their order.
 #[inline(always)]
 unsafe fn q4_tile<const OFFSET: bool, const N: usize>(
     w: &QMatrix,
@@ -117,32 +109,34 @@ unsafe fn q4_tile<const OFFSET: bool, const N: usize>(
     let nb = w.blocks();
     let gbb = w.gbb();
     let qoff = if OFFSET { 32 } else { 16 };
-    let m4 = _mm_set1_epi8(0x0f);
+    let m4 = _mm256_set1_epi8(0x0f);
     let ones = _mm256_set1_epi16(1);
     let base = w.bytes.as_ptr().add(g * nb * gbb);
+    let xbase = xq.q.as_ptr();
     for b in 0..nb {
         let p = base.add(b * gbb);
+        let mut s16 = [_mm256_setzero_si256(); N];
+        for c in 0..4 {
+            let v = _mm256_loadu_si256(p.add(qoff + c * CHUNK) as *const __m256i);
+            let lo = _mm256_and_si256(v, m4);
+            let hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+            for (j, s) in s16.iter_mut().enumerate() {
+                let x = xbase.add(((t + j) * nb + b) * QK) as *const i32;
+                let xl = _mm256_set1_epi32(x.add(c).read_unaligned());
+                let xh = _mm256_set1_epi32(x.add(c + 4).read_unaligned());
+                *s = _mm256_add_epi16(*s, _mm256_maddubs_epi16(lo, xl));
+                *s = _mm256_add_epi16(*s, _mm256_maddubs_epi16(hi, xh));
+            }
+        }
         let dw = _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i));
         let mw = if OFFSET {
             _mm256_cvtph_ps(_mm_loadu_si128(p.add(16) as *const __m128i))
         } else {
             _mm256_setzero_ps()
         };
-        let mut wv = [_mm256_setzero_si256(); GROUP];
-        for (lane, v) in wv.iter_mut().enumerate() {
-            let qs = _mm_loadu_si128(p.add(qoff + lane * 16) as *const __m128i);
-            let lo = _mm_and_si128(qs, m4);
-            let hi = _mm_and_si128(_mm_srli_epi16(qs, 4), m4);
-            *v = _mm256_set_m128i(hi, lo);
-        }
         for (j, a) in acc.iter_mut().enumerate() {
             let xb = (t + j) * nb + b;
-            let xv = _mm256_loadu_si256(xq.q.as_ptr().add(xb * QK) as *const __m256i);
-            let mut prod = [_mm256_setzero_si256(); GROUP];
-            for lane in 0..GROUP {
-                prod[lane] = _mm256_madd_epi16(_mm256_maddubs_epi16(wv[lane], xv), ones);
-            }
-            let mut isum = hsum8_epi32(&prod);
+            let mut isum = _mm256_madd_epi16(s16[j], ones);
             let dx = _mm256_set1_ps(*xq.d.get_unchecked(xb));
             if OFFSET {
                 let tt = _mm256_mul_ps(_mm256_mul_ps(dw, dx), _mm256_cvtepi32_ps(isum));
@@ -157,7 +151,9 @@ unsafe fn q4_tile<const OFFSET: bool, const N: usize>(
     }
 }
 
-/// Q8_0 row group against `n` activation rows (signed x signed via the sign trick).
+/// Q8_0 row group against `N` activation rows (signed x signed via the sign trick: `|w|` times
+/// `x` with `w`'s sign; activations are in -127..=127, so nothing saturates). Each product pair
+/// can reach 32512, so products are widened to 32 bits before they are added.
 #[inline(always)]
 unsafe fn q8_tile<const N: usize>(
     w: &QMatrix,
@@ -170,29 +166,55 @@ unsafe fn q8_tile<const N: usize>(
     let gbb = w.gbb();
     let ones = _mm256_set1_epi16(1);
     let base = w.bytes.as_ptr().add(g * nb * gbb);
+    let xbase = xq.q.as_ptr();
     for b in 0..nb {
         let p = base.add(b * gbb);
-        let dw = _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i));
-        let mut wv = [_mm256_setzero_si256(); GROUP];
-        let mut wabs = [_mm256_setzero_si256(); GROUP];
-        for lane in 0..GROUP {
-            wv[lane] = _mm256_loadu_si256(p.add(16 + lane * 32) as *const __m256i);
-            wabs[lane] = _mm256_sign_epi8(wv[lane], wv[lane]);
+        let mut s32 = [_mm256_setzero_si256(); N];
+        for c in 0..8 {
+            let v = _mm256_loadu_si256(p.add(16 + c * CHUNK) as *const __m256i);
+            let a = _mm256_sign_epi8(v, v);
+            for (j, s) in s32.iter_mut().enumerate() {
+                let x = xbase.add(((t + j) * nb + b) * QK) as *const i32;
+                let xs = _mm256_sign_epi8(_mm256_set1_epi32(x.add(c).read_unaligned()), v);
+                *s = _mm256_add_epi32(*s, _mm256_madd_epi16(_mm256_maddubs_epi16(a, xs), ones));
+            }
         }
+        let dw = _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i));
         for (j, a) in acc.iter_mut().enumerate() {
             let xb = (t + j) * nb + b;
-            let xv = _mm256_loadu_si256(xq.q.as_ptr().add(xb * QK) as *const __m256i);
-            let mut prod = [_mm256_setzero_si256(); GROUP];
-            for lane in 0..GROUP {
-                let xs = _mm256_sign_epi8(xv, wv[lane]);
-                prod[lane] = _mm256_madd_epi16(_mm256_maddubs_epi16(wabs[lane], xs), ones);
-            }
-            let isum = hsum8_epi32(&prod);
             let dx = _mm256_set1_ps(*xq.d.get_unchecked(xb));
-            let tt = _mm256_mul_ps(_mm256_mul_ps(dw, dx), _mm256_cvtepi32_ps(isum));
+            let tt = _mm256_mul_ps(_mm256_mul_ps(dw, dx), _mm256_cvtepi32_ps(s32[j]));
             *a = _mm256_add_ps(*a, tt);
         }
     }
+}
+
+/// Eight of the spec's f32 dot products at once: `a` against the eight vectors at `b + j * stride`
+/// (`len` a multiple of 8). Vector `j`'s eight lane accumulators are those of [`dot8_f32`]; the
+/// final tree runs for all eight together: two rounds of `hadd` give each vector's
+/// `(a0+a1)+(a2+a3)` and `(a4+a5)+(a6+a7)` in the low and high halves, and one add joins them,
+/// which is the spec's `tree8` (IEEE addition is commutative, so `hadd`'s operand order is moot).
+#[inline(always)]
+unsafe fn dot8_f32_x8(a: *const f32, b: *const f32, stride: usize, len: usize) -> __m256 {
+    let mut acc = [_mm256_setzero_ps(); 8];
+    for i in (0..len).step_by(8) {
+        let va = _mm256_loadu_ps(a.add(i));
+        for (j, c) in acc.iter_mut().enumerate() {
+            *c = _mm256_add_ps(
+                *c,
+                _mm256_mul_ps(va, _mm256_loadu_ps(b.add(j * stride + i))),
+            );
+        }
+    }
+    let h01 = _mm256_hadd_ps(acc[0], acc[1]);
+    let h23 = _mm256_hadd_ps(acc[2], acc[3]);
+    let h45 = _mm256_hadd_ps(acc[4], acc[5]);
+    let h67 = _mm256_hadd_ps(acc[6], acc[7]);
+    let q0 = _mm256_hadd_ps(h01, h23);
+    let q1 = _mm256_hadd_ps(h45, h67);
+    let lo = _mm256_permute2f128_ps(q0, q1, 0x20);
+    let hi = _mm256_permute2f128_ps(q0, q1, 0x31);
+    _mm256_add_ps(lo, hi)
 }
 
 /// The spec's f32 dot product: lane `l` of the accumulator is the spec's accumulator `l`.
@@ -350,10 +372,22 @@ pub unsafe fn attend(
     out: &mut [f32],
 ) {
     let hd = q.len();
+    let (qp, kp) = (q.as_ptr(), keys.as_ptr().add(off));
+    let mut j = 0;
+    // Eight keys at a time: eight independent accumulator chains instead of one, reduced together.
+    while j + 8 <= n {
+        let d = dot8_f32_x8(qp, kp.add(j * stride), stride, hd);
+        _mm256_storeu_ps(
+            scores.as_mut_ptr().add(j),
+            _mm256_mul_ps(d, _mm256_set1_ps(scale)),
+        );
+        j += 8;
+    }
+    for (jj, s) in scores.iter_mut().enumerate().take(n).skip(j) {
+        *s = dot8_f32(q, &keys[jj * stride + off..][..hd]) * scale;
+    }
     let mut m = f32::NEG_INFINITY;
-    for j in 0..n {
-        let s = dot8_f32(q, &keys[j * stride + off..][..hd]) * scale;
-        scores[j] = s;
+    for &s in &scores[..n] {
         if s > m {
             m = s;
         }

@@ -4,19 +4,22 @@
 //! spec's order over blocks.
 
 use crate::canon::quant::{QActs, QK};
-use crate::qmatrix::{QMatrix, WeightKind, GROUP};
+use crate::qmatrix::{QMatrix, WeightKind, CHUNK, GROUP};
 
-/// Integer dot products of one activation block with the eight rows' blocks.
+/// Integer dot products of one activation block with the eight rows' blocks, from the
+/// interleaved quants (chunk `c`, lane `l`: bytes `4c..4c+4` of row `l`; see `qmatrix`).
 #[inline(always)]
 fn isums_q4(qs: &[u8], x: &[i8]) -> [i32; GROUP] {
     let mut out = [0i32; GROUP];
-    for (lane, o) in out.iter_mut().enumerate() {
-        let q = &qs[lane * 16..lane * 16 + 16];
-        let mut s = 0i32;
-        for j in 0..16 {
-            s += (q[j] & 0x0f) as i32 * x[j] as i32 + (q[j] >> 4) as i32 * x[j + 16] as i32;
+    for c in 0..4 {
+        let chunk = &qs[c * CHUNK..][..CHUNK];
+        for (lane, o) in out.iter_mut().enumerate() {
+            for i in 0..4 {
+                let q = chunk[lane * 4 + i];
+                *o += (q & 0x0f) as i32 * x[4 * c + i] as i32
+                    + (q >> 4) as i32 * x[16 + 4 * c + i] as i32;
+            }
         }
-        *o = s;
     }
     out
 }
@@ -24,13 +27,13 @@ fn isums_q4(qs: &[u8], x: &[i8]) -> [i32; GROUP] {
 #[inline(always)]
 fn isums_q8(qs: &[u8], x: &[i8]) -> [i32; GROUP] {
     let mut out = [0i32; GROUP];
-    for (lane, o) in out.iter_mut().enumerate() {
-        let q = &qs[lane * 32..lane * 32 + 32];
-        *o = q
-            .iter()
-            .zip(x)
-            .map(|(&w, &v)| w as i8 as i32 * v as i32)
-            .sum();
+    for c in 0..8 {
+        let chunk = &qs[c * CHUNK..][..CHUNK];
+        for (lane, o) in out.iter_mut().enumerate() {
+            for i in 0..4 {
+                *o += chunk[lane * 4 + i] as i8 as i32 * x[4 * c + i] as i32;
+            }
+        }
     }
     out
 }
