@@ -123,6 +123,34 @@ fn model_steps(c: &mut Criterion) {
                 e.model.logits(&e.runner, &h).unwrap()
             })
         });
+        // The server's steady state under load: sixteen sequences decoding together, one token
+        // each, every one needing its logits.
+        let mut seqs: Vec<_> = (0..16).map(|_| e.model.new_sequence()).collect();
+        for s in seqs.iter_mut() {
+            let mut one = [Feed {
+                seq: s,
+                tokens: &prompt[..64],
+            }];
+            e.model.forward(&e.runner, &mut one).unwrap();
+        }
+        g.throughput(Throughput::Elements(16));
+        g.bench_function("decode_16_at_64", |b| {
+            b.iter(|| {
+                let mut feeds: Vec<Feed> = seqs
+                    .iter_mut()
+                    .map(|s| Feed {
+                        seq: s,
+                        tokens: &[42],
+                    })
+                    .collect();
+                let h = e.model.forward(&e.runner, &mut feeds).unwrap();
+                drop(feeds);
+                for s in seqs.iter_mut() {
+                    s.truncate(64, e.model.cfg.kv_dim());
+                }
+                e.model.logits(&e.runner, &h).unwrap()
+            })
+        });
         g.finish();
     }
 }

@@ -406,18 +406,44 @@ pub unsafe fn attend(
     for &e in &scores[..n] {
         sum += e;
     }
-    // Accumulate over keys in order; lanes are independent output elements.
+    // Accumulate over keys in order; lanes are independent output elements. Up to eight vectors
+    // of the output at a time, so that their accumulators stay in registers across the keys.
+    let (vp, op) = (values.as_ptr().add(off), out.as_mut_ptr());
+    let e = &scores[..n];
+    let mut c = 0;
     let chunks = hd / 8;
-    let mut acc = [_mm256_setzero_ps(); 32];
-    for (j, &e) in scores[..n].iter().enumerate() {
-        let ev = _mm256_set1_ps(e);
-        let v = values.as_ptr().add(j * stride + off);
-        for (c, a) in acc.iter_mut().enumerate().take(chunks) {
-            *a = _mm256_add_ps(*a, _mm256_mul_ps(ev, _mm256_loadu_ps(v.add(c * 8))));
+    while c < chunks {
+        let (v, o) = (vp.add(c * 8), op.add(c * 8));
+        c += match chunks - c {
+            8.. => weighted_sum::<8>(e, v, stride, sum, o),
+            4..=7 => weighted_sum::<4>(e, v, stride, sum, o),
+            2..=3 => weighted_sum::<2>(e, v, stride, sum, o),
+            _ => weighted_sum::<1>(e, v, stride, sum, o),
+        };
+    }
+}
+
+/// `out[0..8W] = (sum_j e[j] * v[j * stride + ..]) / sum`, the sum over `j` in order from zero
+/// (spec §3.5); returns `W`.
+#[inline(always)]
+unsafe fn weighted_sum<const W: usize>(
+    e: &[f32],
+    v: *const f32,
+    stride: usize,
+    sum: f32,
+    out: *mut f32,
+) -> usize {
+    let mut acc = [_mm256_setzero_ps(); W];
+    for (j, &ej) in e.iter().enumerate() {
+        let ev = _mm256_set1_ps(ej);
+        let row = v.add(j * stride);
+        for (c, a) in acc.iter_mut().enumerate() {
+            *a = _mm256_add_ps(*a, _mm256_mul_ps(ev, _mm256_loadu_ps(row.add(c * 8))));
         }
     }
     let sv = _mm256_set1_ps(sum);
-    for (c, a) in acc.iter().enumerate().take(chunks) {
-        _mm256_storeu_ps(out.as_mut_ptr().add(c * 8), _mm256_div_ps(*a, sv));
+    for (c, a) in acc.iter().enumerate() {
+        _mm256_storeu_ps(out.add(c * 8), _mm256_div_ps(*a, sv));
     }
+    W
 }

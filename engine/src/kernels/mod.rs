@@ -399,7 +399,16 @@ mod tests {
         Isa::Scalar.silu_mul(&g, &u, &mut ha);
         fast.silu_mul(&g, &u, &mut hb);
         same(&ha, &hb, "silu_mul");
-        for (hd, n) in [(64, 1), (64, 37), (16, 9), (128, 100), (256, 8)] {
+        for (hd, n) in [
+            (64, 1),
+            (64, 37),
+            (16, 9),
+            (128, 100),
+            (256, 8),
+            (8, 5),
+            (24, 9),
+            (56, 20),
+        ] {
             let stride = hd * 3;
             let q: Vec<f32> = (0..hd).map(|_| rng.f() * 3.0).collect();
             let k: Vec<f32> = (0..n * stride).map(|_| rng.f() * 3.0).collect();
