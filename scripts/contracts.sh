@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Builds and tests the Solidity contracts offline: installs the pinned toolchain from npm (solc-js
+# and Foundry's forge/anvil/cast, contracts/package-lock.json), rebuilds the contract, checks the
+# committed artifact (ABI + bytecode) against the build, and runs `forge test` with a gas report.
+#   scripts/contracts.sh          check and test (what CI runs)
+#   scripts/contracts.sh --write  rewrite contracts/artifacts/SwornRegistry.json
+set -euo pipefail
+cd "$(dirname "$0")/../contracts"
+if [ ! -x node_modules/@foundry-rs/forge-linux-amd64/bin/forge ] || [ ! -d node_modules/solc ]; then
+  npm ci --no-audit --no-fund
+fi
+export PATH="$PWD/node_modules/@foundry-rs/forge-linux-amd64/bin:$PWD/node_modules/@foundry-rs/anvil-linux-amd64/bin:$PWD/node_modules/@foundry-rs/cast-linux-amd64/bin:$PATH"
+forge --version | head -1
+forge build --force
+if [ "${1:-}" = "--write" ]; then
+  node tools/artifacts.js
+else
+  node tools/artifacts.js --check
+fi
+forge fmt --check
+forge test --gas-report
