@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use sworn_engine::canon::quant::QActs;
 use sworn_engine::kernels::{Isa, Runner};
-use sworn_engine::model::Feed;
+use sworn_engine::model::{Feed, Sequence};
 use sworn_engine::qmatrix::{GgufKind, QMatrix};
 use sworn_engine::{Engine, EngineOptions};
 
@@ -62,6 +62,13 @@ fn model_path() -> Option<PathBuf> {
     p.exists().then_some(p)
 }
 
+/// Feeds `tokens` to `seq` alone; returns their hidden states.
+fn feed(e: &Engine, seq: &mut Sequence, tokens: &[u32]) -> Vec<f32> {
+    e.model
+        .forward(&e.runner, &mut [Feed { seq, tokens }])
+        .unwrap()
+}
+
 fn model_steps(c: &mut Criterion) {
     let Some(path) = model_path() else {
         eprintln!("!!! model benchmarks skipped: set SWORN_MODEL to the GGUF (scripts/fetch-model.sh prints it) !!!");
@@ -82,43 +89,17 @@ fn model_steps(c: &mut Criterion) {
         g.throughput(Throughput::Elements(128));
         g.bench_function("prefill_128", |b| {
             b.iter(|| {
-                let mut seq = e.model.new_sequence();
-                let h = e
-                    .model
-                    .forward(
-                        &e.runner,
-                        &mut [Feed {
-                            seq: &mut seq,
-                            tokens: &prompt,
-                        }],
-                    )
-                    .unwrap();
-                e.model.logits(&e.runner, &h[h.len() - 576..]).unwrap()
+                let h = feed(&e, &mut e.model.new_sequence(), &prompt);
+                let d = e.model.cfg.d_model;
+                e.model.logits(&e.runner, &h[h.len() - d..]).unwrap()
             })
         });
         let mut seq = e.model.new_sequence();
-        e.model
-            .forward(
-                &e.runner,
-                &mut [Feed {
-                    seq: &mut seq,
-                    tokens: &prompt,
-                }],
-            )
-            .unwrap();
+        feed(&e, &mut seq, &prompt);
         g.throughput(Throughput::Elements(1));
         g.bench_function("decode_1_at_128", |b| {
             b.iter(|| {
-                let h = e
-                    .model
-                    .forward(
-                        &e.runner,
-                        &mut [Feed {
-                            seq: &mut seq,
-                            tokens: &[42],
-                        }],
-                    )
-                    .unwrap();
+                let h = feed(&e, &mut seq, &[42]);
                 seq.truncate(128, e.model.cfg.kv_dim());
                 e.model.logits(&e.runner, &h).unwrap()
             })
@@ -127,11 +108,7 @@ fn model_steps(c: &mut Criterion) {
         // each, every one needing its logits.
         let mut seqs: Vec<_> = (0..16).map(|_| e.model.new_sequence()).collect();
         for s in seqs.iter_mut() {
-            let mut one = [Feed {
-                seq: s,
-                tokens: &prompt[..64],
-            }];
-            e.model.forward(&e.runner, &mut one).unwrap();
+            feed(&e, s, &prompt[..64]);
         }
         g.throughput(Throughput::Elements(16));
         g.bench_function("decode_16_at_64", |b| {

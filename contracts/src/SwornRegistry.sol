@@ -331,12 +331,9 @@ contract SwornRegistry {
     }
 
     /// @notice Whether `claim` is anchored in `operator`'s log.
-    function isAnchored(address operator, Claim calldata claim) public view returns (bool) {
+    function isAnchored(address operator, Claim calldata claim) external view returns (bool) {
         bytes32 stored = _batches[operator][claim.batch];
-        if (stored == bytes32(0)) return false;
-        bytes32 d = transcriptDigest(claim.model, claim.request, claim.output, claim.meta);
-        (bool ok, bytes32 root) = SwornMerkle.rootFromInclusion(d, claim.index, claim.batchSize, claim.proof);
-        return ok && batchWord(root, claim.batchSize, claim.anchoredAt) == stored;
+        return stored != bytes32(0) && _proves(claim, stored);
     }
 
     // ---------------------------------------------------------------------------------------
@@ -486,9 +483,17 @@ contract SwornRegistry {
 
     /// Checks that `c` is included in its batch of `operator`'s log; returns the batch's time.
     function _provenAnchorTime(address operator, Claim calldata c) private view returns (uint64) {
-        if (_batches[operator][c.batch] == bytes32(0)) revert UnknownBatch(c.batch);
-        if (!isAnchored(operator, c)) revert NotIncluded();
+        bytes32 stored = _batches[operator][c.batch];
+        if (stored == bytes32(0)) revert UnknownBatch(c.batch);
+        if (!_proves(c, stored)) revert NotIncluded();
         return c.anchoredAt;
+    }
+
+    /// Whether `c`'s digest, proof, batch size and time give the batch word `stored`.
+    function _proves(Claim calldata c, bytes32 stored) private pure returns (bool) {
+        bytes32 d = transcriptDigest(c.model, c.request, c.output, c.meta);
+        (bool ok, bytes32 root) = SwornMerkle.rootFromInclusion(d, c.index, c.batchSize, c.proof);
+        return ok && batchWord(root, c.batchSize, c.anchoredAt) == stored;
     }
 
     /// Takes `operator`'s whole bond and credits it, plus `extra`, to `beneficiary`.

@@ -207,21 +207,33 @@ impl Engine {
     /// does: a stop token or stop string (`Stop`), else `max_tokens` reached (`Length`).
     pub fn finish_after(&self, tokens: &[u32], req: &Request) -> (String, Option<FinishReason>) {
         let mut text = self.tokenizer.decode(tokens, true);
-        let mut finish = None;
-        if tokens
+        let cut = first_stop(&text, &req.stop);
+        if let Some(c) = cut {
+            text.truncate(c);
+        }
+        (text, self.finish(tokens, req, cut.is_some()))
+    }
+
+    /// The finish reason of [`Engine::finish_after`] alone. The output is only decoded when the
+    /// request has stop strings: a replay asks this after every step.
+    pub fn finish_reason(&self, tokens: &[u32], req: &Request) -> Option<FinishReason> {
+        let stop_string = req.stop.iter().any(|s| !s.is_empty())
+            && first_stop(&self.tokenizer.decode(tokens, true), &req.stop).is_some();
+        self.finish(tokens, req, stop_string)
+    }
+
+    /// `Stop` after a stop token or a stop string, else `Length` at `max_tokens`.
+    fn finish(&self, tokens: &[u32], req: &Request, stop_string: bool) -> Option<FinishReason> {
+        let stop_token = tokens
             .last()
-            .is_some_and(|t| self.tokenizer.stop_ids.contains(t))
-        {
-            finish = Some(FinishReason::Stop);
+            .is_some_and(|t| self.tokenizer.stop_ids.contains(t));
+        if stop_token || stop_string {
+            Some(FinishReason::Stop)
+        } else if tokens.len() >= req.max_tokens as usize {
+            Some(FinishReason::Length)
+        } else {
+            None
         }
-        if let Some(cut) = first_stop(&text, &req.stop) {
-            text.truncate(cut);
-            finish = Some(FinishReason::Stop);
-        }
-        if finish.is_none() && tokens.len() >= req.max_tokens as usize {
-            finish = Some(FinishReason::Length);
-        }
-        (text, finish)
     }
 
     /// Logits of every output step of a finished completion, from one batched forward pass over

@@ -188,7 +188,7 @@ pub fn replay_with(
             return Ok(());
         }
         history.push(tok);
-        if i + 1 < out.tokens.len() && engine.finish_after(&out.tokens[..=i], &req).1.is_some() {
+        if i + 1 < out.tokens.len() && engine.finish_reason(&out.tokens[..=i], &req).is_some() {
             divergence = Some(Divergence::ExtraTokens { step: i });
         }
         Ok(())

@@ -357,7 +357,8 @@ pub unsafe fn rmsnorm_row(x: &[f32], w: &[f32], eps: f32, y: &mut [f32]) {
 /// One attention head for one query, as `scalar::attend`. `q.len()` is a multiple of 8.
 ///
 /// # Safety
-/// Requires AVX2.
+/// Requires AVX2; `keys` and `values` hold `n` rows of `stride` floats with the head at `off`
+/// (`(n - 1) * stride + off + q.len()` floats), `scores` at least `n`, `out` at least `q.len()`.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2")]
 pub unsafe fn attend(

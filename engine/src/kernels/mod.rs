@@ -114,7 +114,6 @@ impl Isa {
         let hd = q.len();
         let fits = |m: &[f32]| n == 0 || m.len() >= (n - 1) * stride + off + hd;
         let ok = hd.is_multiple_of(8)
-            && hd <= 256
             && fits(keys)
             && fits(values)
             && scores.len() >= n
@@ -408,6 +407,7 @@ mod tests {
             (8, 5),
             (24, 9),
             (56, 20),
+            (264, 3),
         ] {
             let stride = hd * 3;
             let q: Vec<f32> = (0..hd).map(|_| rng.f() * 3.0).collect();
