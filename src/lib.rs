@@ -2,4 +2,5 @@
 //! between the engine and signed transcripts.
 
 pub mod attestation;
+pub mod chain;
 pub mod server;

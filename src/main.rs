@@ -1,6 +1,7 @@
 //! `sworn`: deterministic LLM completions.
 
 use sworn::attestation;
+use sworn::chain;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -31,13 +32,24 @@ enum Command {
     Bench(BenchArgs),
     /// Create an operator signing key (Ed25519, file mode 0600).
     Keygen(KeygenArgs),
-    /// Verify a transcript offline: signature, trusted key, consistency. Exit 0 valid, 1 invalid.
+    /// Verify a transcript: offline (signature, trusted key, consistency), or with --rpc also on
+    /// chain (anchored by a registered, unslashed operator). Exit 0 valid, 1 invalid.
     Verify(VerifyArgs),
     /// Re-run a transcript on a local model and compare bit for bit. Exit 0 match, 1 mismatch.
     Replay(ReplayArgs),
     /// Print a model's commitments and per-tensor hashes (publish them: with the list, a
     /// verifier can name a swapped tensor).
     Manifest(ManifestArgs),
+    /// Anchor the server's not-yet-anchored transcripts on chain (one transaction per batch).
+    Anchor(chain::commands::AnchorArgs),
+    /// Print a transcript with its inclusion proof (a bundle `sworn verify --rpc` checks).
+    Proof(chain::commands::ProofArgs),
+    /// Challenge an operator on chain: equivocation, wrong-result disputes and their verdicts.
+    #[command(subcommand)]
+    Challenge(chain::commands::ChallengeCommand),
+    /// Deploy the registry, register as an operator, manage the bond, withdraw.
+    #[command(subcommand)]
+    Registry(chain::commands::RegistryCommand),
 }
 
 #[derive(Args)]
@@ -94,8 +106,19 @@ struct KeygenArgs {
 
 #[derive(Args)]
 struct VerifyArgs {
-    /// The transcript (JSON or binary).
+    /// The transcript (JSON or binary), or a bundle from `sworn proof`.
     file: PathBuf,
+    /// Also check on chain, through this JSON-RPC endpoint: the transcript is anchored by an
+    /// operator registered with --registry, under the key the registry holds for it, and that
+    /// operator was never slashed.
+    #[arg(long, requires = "registry")]
+    rpc: Option<String>,
+    /// The SwornRegistry contract (with --rpc).
+    #[arg(long, requires = "rpc")]
+    registry: Option<String>,
+    /// The inclusion proof, when FILE is a bare transcript.
+    #[arg(long, requires = "rpc")]
+    proof: Option<PathBuf>,
     /// A trusted operator public key: 64 hex digits, or a file holding them or the public key
     /// JSON document. Repeatable. [default: this machine's operator key]
     #[arg(long)]
@@ -228,6 +251,13 @@ fn data_dir() -> PathBuf {
         .join("sworn")
 }
 
+fn chain_paths() -> chain::commands::Paths {
+    chain::commands::Paths {
+        data_dir: data_dir(),
+        default_key: default_key_path(),
+    }
+}
+
 fn default_key_path() -> PathBuf {
     data_dir().join("operator.key")
 }
@@ -311,7 +341,22 @@ fn read_transcript(path: &Path) -> Result<Vec<u8>> {
 
 fn verify(a: VerifyArgs) -> Result<i32> {
     let bytes = read_transcript(&a.file)?;
-    let keys: Vec<PublicKey> = if a.key.is_empty() {
+    let proof = a.proof.as_deref().map(read_transcript).transpose()?;
+    let (t, anchor) = match chain::onchain::load_bundle(&bytes, proof.as_deref()) {
+        Ok(x) => x,
+        Err(e) => {
+            print_invalid(a.json, &format!("{e:#}"));
+            return Ok(1);
+        }
+    };
+    // With --rpc the registry is the trust root for the operator's key; --key, if given, must
+    // hold too.
+    let onchain = a.rpc.is_some();
+    let keys: Vec<PublicKey> = if !a.key.is_empty() {
+        a.key.iter().map(|k| parse_key(k)).collect::<Result<_>>()?
+    } else if onchain {
+        Vec::new()
+    } else {
         let p = default_key_path();
         let k = OperatorKey::load(&p).with_context(|| {
             format!(
@@ -320,32 +365,59 @@ fn verify(a: VerifyArgs) -> Result<i32> {
             )
         })?;
         vec![k.public()]
-    } else {
-        a.key.iter().map(|k| parse_key(k)).collect::<Result<_>>()?
     };
-    let res = sworn_verifier::verify_bytes(&bytes, &keys);
-    if a.json {
-        let v = match &res {
-            Ok(v) => {
-                serde_json::json!({"valid": true, "digest": hex(&v.digest), "key_id": hex(&v.key.id()),
-                "tokens": v.transcript.output.tokens.len(), "text": v.transcript.output.text})
+    if !keys.is_empty() {
+        match sworn_verifier::verify(t.clone(), &keys) {
+            Ok(v) if !onchain => {
+                if a.json {
+                    println!(
+                        "{}",
+                        serde_json::json!({"valid": true, "digest": hex(&v.digest), "key_id": hex(&v.key.id()),
+                        "tokens": v.transcript.output.tokens.len(), "text": v.transcript.output.text})
+                    );
+                } else {
+                    println!(
+                        "valid: signed by {} (key id {}), digest {}, {} output tokens",
+                        v.key.to_hex(),
+                        hex(&v.key.id()),
+                        hex(&v.digest),
+                        v.transcript.output.tokens.len()
+                    );
+                }
+                return Ok(0);
             }
-            Err(e) => serde_json::json!({"valid": false, "reason": e.to_string()}),
-        };
-        println!("{v}");
-    } else {
-        match &res {
-            Ok(v) => println!(
-                "valid: signed by {} (key id {}), digest {}, {} output tokens",
-                v.key.to_hex(),
-                hex(&v.key.id()),
-                hex(&v.digest),
-                v.transcript.output.tokens.len()
-            ),
-            Err(e) => println!("INVALID: {e}"),
+            Ok(_) => {}
+            Err(e) => {
+                print_invalid(a.json, &e.to_string());
+                return Ok(1);
+            }
         }
     }
-    Ok(if res.is_ok() { 0 } else { 1 })
+    let (Some(rpc), Some(registry)) = (a.rpc, a.registry) else {
+        unreachable!("--rpc and --registry come together, and without them we returned above")
+    };
+    let Some(anchor) = anchor else {
+        print_invalid(
+            a.json,
+            "no inclusion proof: give the bundle from `sworn proof`, or --proof",
+        );
+        return Ok(1);
+    };
+    let chain_args = chain::commands::ChainArgs {
+        rpc,
+        registry,
+        wallet: None,
+    };
+    let valid = chain::commands::verify_onchain(&chain_args, t, anchor, a.json)?;
+    Ok(if valid { 0 } else { 1 })
+}
+
+fn print_invalid(json: bool, reason: &str) {
+    if json {
+        println!("{}", serde_json::json!({"valid": false, "reason": reason}));
+    } else {
+        println!("INVALID: {reason}");
+    }
 }
 
 fn replay(a: ReplayArgs) -> Result<i32> {
@@ -690,6 +762,10 @@ fn main() {
         Command::Verify(a) => verify(a),
         Command::Replay(a) => replay(a),
         Command::Manifest(a) => manifest(a),
+        Command::Anchor(a) => chain::commands::anchor(a, &chain_paths()),
+        Command::Proof(a) => chain::commands::proof(a, &chain_paths()),
+        Command::Challenge(c) => chain::commands::challenge(c),
+        Command::Registry(c) => chain::commands::registry(c, &chain_paths()),
     };
     match res {
         Ok(code) => std::process::exit(code),

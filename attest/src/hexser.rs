@@ -40,7 +40,7 @@ pub fn deserialize<'de, D: Deserializer<'de>, const N: usize>(d: D) -> Result<[u
     decode(&s).map_err(serde::de::Error::custom)
 }
 
-/// The same for a list of 32-byte values.
+/// The same for a list of 32-byte values (unbounded: callers that take hostile input bound it).
 pub mod list {
     use serde::ser::SerializeSeq;
     use serde::{Deserialize, Deserializer, Serializer};

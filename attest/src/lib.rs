@@ -5,6 +5,7 @@
 //!
 //! This crate has no dependency on the engine, so a verifier can embed it without the weights.
 
+pub mod anchor;
 pub mod codec;
 pub mod error;
 pub mod hexser;

@@ -513,7 +513,7 @@ impl Transcript {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::keys::OperatorKey;
 

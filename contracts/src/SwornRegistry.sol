@@ -267,9 +267,9 @@ contract SwornRegistry {
     function requestExit() external {
         Operator storage op = _active(msg.sender);
         if (op.exitAt != 0) revert Exiting();
-        uint64 at = uint64(block.timestamp) + unbondingDelay;
-        op.exitAt = at;
-        emit ExitRequested(msg.sender, at);
+        uint64 exitAt = uint64(block.timestamp) + unbondingDelay;
+        op.exitAt = exitAt;
+        emit ExitRequested(msg.sender, exitAt);
     }
 
     /// @notice Completes the caller's exit: credits the bond for `withdraw`.
@@ -374,9 +374,9 @@ contract SwornRegistry {
         if (msg.value != disputeBond) revert WrongBond(msg.value, disputeBond);
         Operator storage op = _active(operator);
         if (claimedOutput == claim.output) revert SameOutput();
-        uint64 at = _provenAnchorTime(operator, claim);
-        if (block.timestamp >= uint256(at) + challengeWindow) {
-            revert BatchFinal(claim.batch, uint256(at) + challengeWindow);
+        uint64 anchoredAt = _provenAnchorTime(operator, claim);
+        if (block.timestamp >= uint256(anchoredAt) + challengeWindow) {
+            revert BatchFinal(claim.batch, uint256(anchoredAt) + challengeWindow);
         }
         id = disputeCount++;
         uint64 deadline = uint64(block.timestamp) + verdictWindow;

@@ -5,6 +5,7 @@
 //! Shutdown on SIGTERM or Ctrl-C: stop accepting, let in-flight requests finish, stop the
 //! scheduler, checkpoint the store.
 
+pub mod anchor_log;
 pub mod api;
 pub mod metrics;
 pub mod scheduler;

@@ -23,6 +23,34 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX transcripts_digest ON transcripts (digest);
     CREATE INDEX transcripts_created ON transcripts (created_ms);",
+    // v2: the anchoring log (`docs/anchoring.md`). A batch is planned (state 'pending', leaves
+    // fixed) before its transaction is sent, and marked 'anchored' with the on-chain batch
+    // number and time from the `Anchored` event; a pending batch found at start-up is resolved
+    // against the chain before anything new is planned.
+    "CREATE TABLE anchor_batches (
+        id          INTEGER PRIMARY KEY,       -- local id
+        chain_id    INTEGER NOT NULL,
+        registry    TEXT NOT NULL,             -- 0x and 40 lowercase hex digits
+        operator    TEXT NOT NULL,             -- the operator's Ethereum address, same form
+        state       TEXT NOT NULL CHECK (state IN ('pending', 'anchored')),
+        root        TEXT NOT NULL,             -- lowercase hex of the batch's Merkle root
+        size        INTEGER NOT NULL,
+        from_block  INTEGER NOT NULL,          -- chain head when planned: logs are searched from it
+        tx_hash     TEXT,                      -- once sent
+        batch       INTEGER,                   -- on-chain batch number, once anchored
+        anchored_at INTEGER,                   -- block timestamp, once anchored
+        created_ms  INTEGER NOT NULL
+    );
+    CREATE UNIQUE INDEX anchor_batches_onchain
+        ON anchor_batches (chain_id, registry, operator, batch) WHERE batch IS NOT NULL;
+    CREATE TABLE anchor_leaves (
+        batch_id      INTEGER NOT NULL REFERENCES anchor_batches (id) ON DELETE CASCADE,
+        idx           INTEGER NOT NULL,
+        transcript_id TEXT NOT NULL REFERENCES transcripts (id),
+        digest        TEXT NOT NULL,
+        PRIMARY KEY (batch_id, idx)
+    );
+    CREATE INDEX anchor_leaves_transcript ON anchor_leaves (transcript_id);",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -51,13 +79,14 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
         migrate(&conn, path)?;
         Ok(Store {
             conn: Mutex::new(conn),
         })
     }
 
-    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+    pub(super) fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 

@@ -9,7 +9,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use sworn_attest::{FinishReason, Transcript};
+use sworn_attest::{FinishReason, OutputRecord, Transcript};
 use sworn_engine::commit::{manifest, ModelManifest};
 use sworn_engine::sampling::sample;
 use sworn_engine::{hash_logits, Engine, EngineError, EngineOptions, Request};
@@ -214,5 +214,31 @@ pub fn replay_with(
         steps: out.tokens.len(),
         seconds: start.elapsed().as_secs_f64(),
         manifest: m,
+    })
+}
+
+/// The output the committed model really gives for `t`'s request: a fresh generation (not
+/// teacher-forced), with the same sampling parameters and seed. A wrong-result verdict signs this
+/// output's commitment (`docs/anchoring.md` section 5): it equals the transcript's own output
+/// commitment exactly when the transcript is honest. Refused when the local model is not the
+/// committed one, since then the answer would be about another model.
+pub fn regenerate(
+    t: &Transcript,
+    engine: &Engine,
+    m: &ModelManifest,
+) -> Result<OutputRecord, EngineError> {
+    if t.model.commitment() != m.commitment.commitment() {
+        return Err(EngineError::InvalidRequest(
+            "the local model is not the one the transcript commits to".into(),
+        ));
+    }
+    let req = engine_request(t);
+    req.params.validate().map_err(EngineError::InvalidRequest)?;
+    let c = engine.generate(&req)?;
+    Ok(OutputRecord {
+        tokens: c.tokens,
+        text: c.text,
+        finish_reason: c.finish_reason,
+        step_hashes: c.logits_hashes,
     })
 }

@@ -1,0 +1,338 @@
+//! A connection to a chain and one `SwornRegistry` on it: provider, optional signing wallet,
+//! transaction sending that names the contract's custom error when a call reverts, and the
+//! small pure helpers (batch word, claims, amounts) that must agree with the contract.
+
+use std::time::Duration;
+
+use alloy::contract::{CallBuilder, CallDecoder};
+use alloy::network::EthereumWallet;
+use alloy::primitives::{keccak256, Address, FixedBytes, U256};
+use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::rpc::types::TransactionReceipt;
+use alloy::signers::local::PrivateKeySigner;
+use sworn_attest::anchor::AnchorProof;
+
+use super::bindings::SwornRegistry::{self, SwornRegistryErrors, SwornRegistryInstance};
+
+/// How long to wait for a sent transaction to be mined.
+pub const RECEIPT_TIMEOUT: Duration = Duration::from_secs(180);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChainError {
+    #[error("RPC URL {0:?} is not a valid http(s) URL")]
+    BadUrl(String),
+    #[error("RPC {url}: {source}")]
+    Rpc {
+        url: String,
+        #[source]
+        source: Box<alloy::transports::TransportError>,
+    },
+    #[error("no contract at {address} on chain {chain_id}: wrong --registry or --rpc?")]
+    NoContract { address: Address, chain_id: u64 },
+    #[error("{what}: the registry refused it: {reason}")]
+    Reverted { what: String, reason: String },
+    #[error("{what}: {source}")]
+    Call {
+        what: String,
+        #[source]
+        source: Box<alloy::contract::Error>,
+    },
+    #[error("{what}: waiting for the receipt of {tx}: {reason}")]
+    Receipt {
+        what: String,
+        tx: String,
+        reason: String,
+    },
+    #[error("{what}: transaction {tx} reverted")]
+    TxReverted { what: String, tx: String },
+    #[error("{0} needs a wallet: give --wallet FILE or set $SWORN_WALLET_KEY")]
+    NoWallet(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// A chain and the registry on it.
+pub struct Chain {
+    pub url: String,
+    pub provider: DynProvider,
+    pub registry: SwornRegistryInstance<DynProvider>,
+    pub chain_id: u64,
+    /// The wallet's address, when one was given.
+    pub sender: Option<Address>,
+}
+
+impl Chain {
+    /// Connects to `url`, with `wallet` signing transactions if given. With `registry`, checks
+    /// that a contract is deployed there.
+    pub async fn connect(
+        url: &str,
+        registry: Option<Address>,
+        wallet: Option<PrivateKeySigner>,
+    ) -> Result<Chain, ChainError> {
+        let parsed: alloy::transports::http::reqwest::Url =
+            url.parse().map_err(|_| ChainError::BadUrl(url.into()))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(ChainError::BadUrl(url.into()));
+        }
+        let sender = wallet.as_ref().map(|w| w.address());
+        let provider = match wallet {
+            Some(w) => ProviderBuilder::new()
+                .wallet(EthereumWallet::from(w))
+                .connect_http(parsed)
+                .erased(),
+            None => ProviderBuilder::new().connect_http(parsed).erased(),
+        };
+        let rpc = |source| ChainError::Rpc {
+            url: url.into(),
+            source: Box::new(source),
+        };
+        let chain_id = provider.get_chain_id().await.map_err(rpc)?;
+        let address = registry.unwrap_or(Address::ZERO);
+        if registry.is_some() {
+            let code = provider.get_code_at(address).await.map_err(rpc)?;
+            if code.is_empty() {
+                return Err(ChainError::NoContract { address, chain_id });
+            }
+        }
+        Ok(Chain {
+            url: url.into(),
+            registry: SwornRegistry::new(address, provider.clone()),
+            provider,
+            chain_id,
+            sender,
+        })
+    }
+
+    /// An RPC failure talking to this chain.
+    pub fn rpc_error(&self, source: alloy::transports::TransportError) -> ChainError {
+        ChainError::Rpc {
+            url: self.url.clone(),
+            source: Box::new(source),
+        }
+    }
+
+    /// The wallet's address, or an error naming `what` needed it.
+    pub fn sender(&self, what: &str) -> Result<Address, ChainError> {
+        self.sender.ok_or_else(|| ChainError::NoWallet(what.into()))
+    }
+
+    /// The registry's address in the form proofs carry it (`0x`, lowercase).
+    pub fn registry_hex(&self) -> String {
+        lower_hex(self.registry.address())
+    }
+
+    /// The latest block's timestamp (the chain's "now", which deadlines are measured in).
+    pub async fn now(&self) -> Result<u64, ChainError> {
+        let b = self
+            .provider
+            .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
+            .await
+            .map_err(|source| self.rpc_error(source))?
+            .ok_or_else(|| ChainError::Other("the node has no latest block".into()))?;
+        Ok(b.header.timestamp)
+    }
+
+    /// Sends `call` as a transaction and waits for its receipt. A call the registry refuses
+    /// (seen when the node estimates its gas) is reported by the contract's error name and
+    /// arguments, e.g. `BatchFinal { batch: 0, finalAt: ... }`.
+    pub async fn send<D: CallDecoder>(
+        &self,
+        what: &str,
+        call: CallBuilder<&DynProvider, D>,
+    ) -> Result<TransactionReceipt, ChainError> {
+        let pending = call.send().await.map_err(|e| decode_error(what, e))?;
+        let tx = format!("{:#x}", pending.tx_hash());
+        self.wait(what, pending, tx).await
+    }
+
+    /// Waits for a pending transaction's receipt and checks it succeeded.
+    pub async fn wait(
+        &self,
+        what: &str,
+        pending: alloy::providers::PendingTransactionBuilder<alloy::network::Ethereum>,
+        tx: String,
+    ) -> Result<TransactionReceipt, ChainError> {
+        let receipt = pending
+            .with_timeout(Some(RECEIPT_TIMEOUT))
+            .get_receipt()
+            .await
+            .map_err(|e| ChainError::Receipt {
+                what: what.into(),
+                tx: tx.clone(),
+                reason: e.to_string(),
+            })?;
+        if !receipt.status() {
+            return Err(ChainError::TxReverted {
+                what: what.into(),
+                tx,
+            });
+        }
+        Ok(receipt)
+    }
+}
+
+/// Turns a failed contract call into an error that names the registry's custom error.
+pub fn decode_error(what: &str, e: alloy::contract::Error) -> ChainError {
+    if let Some(err) = e.as_decoded_interface_error::<SwornRegistryErrors>() {
+        return ChainError::Reverted {
+            what: what.into(),
+            reason: describe(&err),
+        };
+    }
+    if e.as_revert_data().is_some() {
+        return ChainError::Reverted {
+            what: what.into(),
+            reason: e.to_string(),
+        };
+    }
+    ChainError::Call {
+        what: what.into(),
+        source: Box::new(e),
+    }
+}
+
+/// `Name { field: value, ... }` of a registry error.
+fn describe(e: &SwornRegistryErrors) -> String {
+    let s = format!("{e:?}");
+    // The Debug form is `Variant(Variant { .. })`: keep the inner part.
+    match s.find('(') {
+        Some(i) if s.ends_with(')') => s[i + 1..s.len() - 1].to_string(),
+        _ => s,
+    }
+}
+
+/// `0x` and 40 lowercase hex digits.
+pub fn lower_hex(a: &Address) -> String {
+    format!("{a:#x}")
+}
+
+/// Parses an address (`0x` and 40 hex digits, any case).
+pub fn parse_address(s: &str) -> Result<Address, ChainError> {
+    let t = s.trim();
+    if t.len() != 42 || !t.starts_with("0x") {
+        return Err(ChainError::Other(format!(
+            "{s:?} is not an address (0x and 40 hex digits)"
+        )));
+    }
+    t.parse()
+        .map_err(|_| ChainError::Other(format!("{s:?} is not an address")))
+}
+
+/// The word the registry stores per batch: `keccak256(root || uint64 size || uint64 anchoredAt)`
+/// (`SwornRegistry.batchWord`).
+pub fn batch_word(root: &[u8; 32], size: u64, anchored_at: u64) -> [u8; 32] {
+    let mut b = [0u8; 48];
+    b[..32].copy_from_slice(root);
+    b[32..40].copy_from_slice(&size.to_be_bytes());
+    b[40..].copy_from_slice(&anchored_at.to_be_bytes());
+    keccak256(b).0
+}
+
+/// The registry's `Claim` for an anchored transcript.
+pub fn claim(p: &AnchorProof) -> SwornRegistry::Claim {
+    let c = &p.commitments;
+    SwornRegistry::Claim {
+        model: FixedBytes(c.model),
+        request: FixedBytes(c.request),
+        output: FixedBytes(c.output),
+        meta: FixedBytes(c.meta),
+        batch: p.batch,
+        index: p.index,
+        batchSize: p.batch_size,
+        anchoredAt: p.anchored_at,
+        proof: p.proof.iter().map(|h| FixedBytes(*h)).collect(),
+    }
+}
+
+/// Parses an amount of ether: a number of wei (`1000`), or a decimal with a unit (`1.5ether`,
+/// `20gwei`, `3wei`; white space allowed before the unit).
+pub fn parse_amount(s: &str) -> Result<U256, ChainError> {
+    let t = s.trim().to_ascii_lowercase();
+    let bad = || {
+        ChainError::Other(format!(
+            "{s:?} is not an amount (e.g. 1000, 20gwei, 1.5ether)"
+        ))
+    };
+    let split = t.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(t.len());
+    let (num, unit) = (t[..split].trim(), t[split..].trim());
+    let (unit, decimals) = match unit {
+        "" | "wei" => ("wei", 0),
+        "gwei" => ("gwei", 9),
+        "eth" | "ether" => ("ether", 18),
+        _ => return Err(bad()),
+    };
+    // Digits with at most `decimals` of them after one point: nothing is silently rounded.
+    let (int, frac) = num.split_once('.').unwrap_or((num, ""));
+    let digits = |x: &str| x.bytes().all(|b| b.is_ascii_digit());
+    if int.is_empty() || !digits(int) || !digits(frac) || frac.len() > decimals {
+        return Err(bad());
+    }
+    if num.contains('.') && frac.is_empty() {
+        return Err(bad());
+    }
+    let v = alloy::primitives::utils::parse_units(num, unit).map_err(|_| bad())?;
+    Ok(v.get_absolute())
+}
+
+/// Formats wei as ether for people (`1.5 ETH`).
+pub fn format_eth(wei: U256) -> String {
+    format!("{} ETH", alloy::primitives::utils::format_ether(wei))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amounts_parse_with_units_and_refuse_garbage() {
+        assert_eq!(parse_amount("1000").unwrap(), U256::from(1000u64));
+        assert_eq!(parse_amount("3wei").unwrap(), U256::from(3u64));
+        assert_eq!(
+            parse_amount("20 gwei").unwrap(),
+            U256::from(20_000_000_000u64)
+        );
+        assert_eq!(
+            parse_amount("1.5ether").unwrap(),
+            U256::from(1_500_000_000_000_000_000u64)
+        );
+        assert_eq!(
+            parse_amount("2ETH").unwrap(),
+            parse_amount("2ether").unwrap()
+        );
+        for bad in [
+            "",
+            "ether",
+            "-1",
+            "1.5",
+            "1btc",
+            "1e18",
+            "0x10",
+            "1.gwei",
+            ".5ether",
+            "1.0000000001gwei",
+        ] {
+            assert!(parse_amount(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn batch_word_is_packed_big_endian() {
+        let root = [7u8; 32];
+        let mut packed = root.to_vec();
+        packed.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 5]);
+        packed.extend_from_slice(&1_700_000_000u64.to_be_bytes());
+        assert_eq!(batch_word(&root, 5, 1_700_000_000), keccak256(&packed).0);
+    }
+
+    #[test]
+    fn addresses_parse_strictly() {
+        let a = "0xF39Fd6e51aad88F6F4ce6aB8827279cffFb92266";
+        assert_eq!(
+            lower_hex(&parse_address(a).unwrap()),
+            a.to_ascii_lowercase()
+        );
+        assert!(parse_address(&a[2..]).is_err());
+        assert!(parse_address(&a[..41]).is_err());
+        assert!(parse_address("0xzz9fd6e51aad88f6f4ce6ab8827279cfffb92266").is_err());
+    }
+}

@@ -1,0 +1,245 @@
+//! Proofs out of the store (`sworn proof`), and checking a transcript against the chain
+//! (`sworn verify --rpc`): anchored by a registered operator, under the key the registry holds
+//! for it, in a batch whose stored word the proof reproduces.
+
+use alloy::primitives::{Address, FixedBytes};
+use sworn_attest::anchor::{self, AnchorProof, AnchoredTranscript};
+use sworn_attest::{PublicKey, Transcript};
+
+use super::client::{batch_word, claim, decode_error, parse_address, Chain, ChainError};
+use crate::server::anchor_log::RegistryRef;
+use crate::server::store::Store;
+
+/// Why a proof cannot be had from the store.
+#[derive(Debug, thiserror::Error)]
+pub enum ProofError {
+    #[error("no transcript {0} in the store")]
+    Unknown(String),
+    #[error("transcript {0} is not anchored yet (run `sworn anchor`)")]
+    NotAnchored(String),
+    #[error(
+        "transcript {id} is anchored with several registries ({list}): say which with --registry"
+    )]
+    Ambiguous { id: String, list: String },
+    #[error("transcript {0} is not anchored with that registry")]
+    NotWithThatRegistry(String),
+    #[error("the stored batch does not reproduce its root: the store is corrupt ({0})")]
+    Corrupt(String),
+    #[error(transparent)]
+    Store(#[from] crate::server::store::StoreError),
+}
+
+/// The anchored transcript `id` (request id or digest) with its inclusion proof, rebuilt from
+/// the store's record of its batch. `registry` picks one when it is anchored with several.
+pub fn proof_from_store(
+    store: &Store,
+    id: &str,
+    registry: Option<&RegistryRef>,
+) -> Result<AnchoredTranscript, ProofError> {
+    let t = store
+        .get(id)?
+        .ok_or_else(|| ProofError::Unknown(id.into()))?;
+    let mut found = store.anchored_batches_of(id)?;
+    if found.is_empty() {
+        return Err(ProofError::NotAnchored(id.into()));
+    }
+    if let Some(r) = registry {
+        found.retain(|(reg, _, _)| reg == r);
+        if found.is_empty() {
+            return Err(ProofError::NotWithThatRegistry(id.into()));
+        }
+    }
+    if found.len() > 1 {
+        let list = found
+            .iter()
+            .map(|(r, _, _)| format!("{} on chain {}", r.registry, r.chain_id))
+            .collect::<Vec<_>>()
+            .join(", ");
+        return Err(ProofError::Ambiguous {
+            id: id.into(),
+            list,
+        });
+    }
+    let (reg, batch, index) = found.remove(0);
+    let digests: Vec<[u8; 32]> = batch.leaves.iter().map(|(_, d)| *d).collect();
+    let corrupt = |why: &str| ProofError::Corrupt(format!("batch {:?}: {why}", batch.batch));
+    if anchor::root(&digests) != Some(batch.root) {
+        return Err(corrupt("root"));
+    }
+    let proof =
+        anchor::inclusion_proof(&digests, index as usize).ok_or_else(|| corrupt("index"))?;
+    let p = AnchorProof {
+        chain_id: reg.chain_id,
+        registry: reg.registry,
+        operator: batch.operator.clone(),
+        batch: batch.batch.ok_or_else(|| corrupt("no batch number"))?,
+        index,
+        batch_size: batch.size,
+        anchored_at: batch.anchored_at.ok_or_else(|| corrupt("no time"))?,
+        root: batch.root,
+        commitments: t.commitments().into(),
+        proof,
+    };
+    if !p.verifies() {
+        return Err(corrupt("the transcript's digest is not the stored leaf"));
+    }
+    AnchoredTranscript::new(t, p).map_err(|e| ProofError::Corrupt(e.to_string()))
+}
+
+/// What the chain says about an anchored transcript.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct OnchainReport {
+    /// Everything holds: registered operator, its key signed it, the anchored batch proves it,
+    /// and the operator was never slashed.
+    pub valid: bool,
+    /// Why not, when not valid.
+    pub reason: Option<String>,
+    pub operator: String,
+    pub batch: u64,
+    pub index: u64,
+    /// The operator record: active (not exited, not slashed), slashed.
+    pub operator_active: bool,
+    pub operator_slashed: bool,
+    /// When the batch leaves the challenge window, and whether it has (chain time).
+    pub final_at: u64,
+    pub is_final: bool,
+}
+
+/// Checks `b` against `chain`'s registry. Errors are for failures to ask (RPC, a proof for
+/// another chain); a transcript that fails a check gets `valid: false` and a reason.
+pub async fn check(chain: &Chain, b: &AnchoredTranscript) -> Result<OnchainReport, ChainError> {
+    let p = &b.anchor;
+    if p.chain_id != chain.chain_id || !p.registry.eq_ignore_ascii_case(&chain.registry_hex()) {
+        return Err(ChainError::Other(format!(
+            "the proof is for registry {} on chain {}, not {} on chain {}",
+            p.registry,
+            p.chain_id,
+            chain.registry_hex(),
+            chain.chain_id
+        )));
+    }
+    let operator: Address = parse_address(&p.operator)?;
+    let info = chain
+        .registry
+        .operatorInfo(operator)
+        .call()
+        .await
+        .map_err(|e| decode_error("reading the operator record", e))?;
+    let window = chain
+        .registry
+        .challengeWindow()
+        .call()
+        .await
+        .map_err(|e| decode_error("reading the challenge window", e))?;
+    let now = chain.now().await?;
+    let final_at = p.anchored_at.saturating_add(window);
+    let mut report = OnchainReport {
+        valid: false,
+        reason: None,
+        operator: p.operator.clone(),
+        batch: p.batch,
+        index: p.index,
+        operator_active: info.active,
+        operator_slashed: info.slashed,
+        final_at,
+        is_final: now >= final_at,
+    };
+    let fail = |mut r: OnchainReport, why: String| {
+        r.reason = Some(why);
+        Ok(r)
+    };
+    if info.ed25519Key == FixedBytes::ZERO {
+        return fail(
+            report,
+            format!("{} is not a registered operator", p.operator),
+        );
+    }
+    // The registry is the trust root for the key: the transcript must be signed by the key it
+    // holds for this operator.
+    let key = match PublicKey::from_bytes(&info.ed25519Key.0) {
+        Ok(k) => k,
+        Err(e) => return fail(report, format!("the registered key is not usable: {e}")),
+    };
+    if let Err(e) = sworn_verifier::verify(b.transcript.clone(), &[key]) {
+        return fail(
+            report,
+            format!("not signed by the operator's registered key: {e}"),
+        );
+    }
+    if !p.verifies() {
+        return fail(report, "the inclusion proof does not give its root".into());
+    }
+    let stored = chain
+        .registry
+        .batchCommitment(operator, p.batch)
+        .call()
+        .await
+        .map_err(|e| decode_error("reading the batch", e))?;
+    if stored == FixedBytes::ZERO {
+        return fail(
+            report,
+            format!("operator has no batch {} on chain", p.batch),
+        );
+    }
+    if stored.0 != batch_word(&p.root, p.batch_size, p.anchored_at) {
+        return fail(
+            report,
+            format!(
+                "batch {} on chain holds another root, size or time than the proof says",
+                p.batch
+            ),
+        );
+    }
+    // The contract's own check must agree with ours; a disagreement is a bug on one side.
+    let onchain = chain
+        .registry
+        .isAnchored(operator, claim(p))
+        .call()
+        .await
+        .map_err(|e| decode_error("asking the registry", e))?;
+    if !onchain {
+        return Err(ChainError::Other(
+            "the registry's isAnchored disagrees with this client's proof check (a bug)".into(),
+        ));
+    }
+    if info.slashed {
+        return fail(
+            report,
+            format!(
+                "operator {} was slashed: its transcripts are not to be trusted",
+                p.operator
+            ),
+        );
+    }
+    report.valid = true;
+    Ok(report)
+}
+
+/// Reads a transcript file that may be a bundle, with its proof from `proof` when it is not.
+pub fn load_bundle(
+    bytes: &[u8],
+    proof: Option<&[u8]>,
+) -> anyhow::Result<(Transcript, Option<AnchorProof>)> {
+    let limits = sworn_attest::Limits::default();
+    if let Ok(text) = std::str::from_utf8(bytes) {
+        if let Some(b) = AnchoredTranscript::parse(text, limits)? {
+            if proof.is_some() {
+                anyhow::bail!("the file is a bundle with its own proof; do not give --proof");
+            }
+            return Ok((b.transcript, Some(b.anchor)));
+        }
+    }
+    let t = sworn_verifier::parse(bytes, limits)?;
+    let p = match proof {
+        None => None,
+        Some(pb) => {
+            let text = std::str::from_utf8(pb)?;
+            Some(match AnchoredTranscript::parse(text, limits)? {
+                Some(b) => b.anchor,
+                None => serde_json::from_str::<AnchorProof>(text)
+                    .map_err(|e| anyhow::anyhow!("the proof file: {e}"))?,
+            })
+        }
+    };
+    Ok((t, p))
+}
