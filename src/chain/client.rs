@@ -276,7 +276,13 @@ pub fn parse_amount(s: &str) -> Result<U256, ChainError> {
 
 /// Formats wei as ether for people (`1.5 ETH`).
 pub fn format_eth(wei: U256) -> String {
-    format!("{} ETH", alloy::primitives::utils::format_ether(wei))
+    let s = alloy::primitives::utils::format_ether(wei);
+    let s = if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        &s
+    };
+    format!("{s} ETH")
 }
 
 #[cfg(test)]
@@ -313,6 +319,14 @@ mod tests {
         ] {
             assert!(parse_amount(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn ether_is_shown_without_trailing_zeros() {
+        assert_eq!(format_eth(parse_amount("2ether").unwrap()), "2 ETH");
+        assert_eq!(format_eth(parse_amount("0.1ether").unwrap()), "0.1 ETH");
+        assert_eq!(format_eth(U256::from(1u64)), "0.000000000000000001 ETH");
+        assert_eq!(format_eth(U256::ZERO), "0 ETH");
     }
 
     #[test]

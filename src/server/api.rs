@@ -488,6 +488,51 @@ pub async fn attestation(State(state): State<Arc<AppState>>, Path(id): Path<Stri
     }
 }
 
+/// `GET /v1/attestations/{id}/proof`: the transcript with its inclusion proof in the operator's
+/// on-chain log (the bundle `sworn verify --rpc` checks), once `sworn anchor` has anchored it.
+pub async fn attestation_proof(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Response {
+    use crate::chain::onchain::{proof_from_store, ProofError};
+    if id.len() > 128 || !id.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-') {
+        return ApiError::bad("malformed transcript id").into_response();
+    }
+    let res =
+        tokio::task::spawn_blocking(move || proof_from_store(&state.shared.store, &id, None)).await;
+    match res {
+        Ok(Ok(b)) => Json(b.to_json()).into_response(),
+        Ok(Err(e @ (ProofError::Unknown(_) | ProofError::NotAnchored(_)))) => ApiError::new(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            "not_found",
+            e.to_string(),
+        )
+        .into_response(),
+        Ok(Err(e @ ProofError::Ambiguous { .. })) => ApiError::new(
+            StatusCode::CONFLICT,
+            "invalid_request_error",
+            "ambiguous",
+            e.to_string(),
+        )
+        .into_response(),
+        Ok(Err(e)) => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "store",
+            e.to_string(),
+        )
+        .into_response(),
+        Err(e) => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "internal",
+            e.to_string(),
+        )
+        .into_response(),
+    }
+}
+
 pub async fn models(State(state): State<Arc<AppState>>) -> Json<Value> {
     Json(
         json!({"object": "list", "data": [{"id": state.model_id, "object": "model", "created": 0, "owned_by": "sworn"}]}),

@@ -85,6 +85,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/chat/completions", post(api::chat_completions))
         .route("/v1/models", get(api::models))
         .route("/v1/attestations/{id}", get(api::attestation))
+        .route("/v1/attestations/{id}/proof", get(api::attestation_proof))
         .route("/v1/operator", get(api::operator))
         .route("/healthz", get(api::healthz))
         .route("/metrics", get(api::metrics))
