@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# sworn's test command: fetches the default model (cached, SHA-256 checked) and the pinned
-# official OpenAI Python client (in a cached virtualenv), then runs every test of the workspace
-# with both required, so that no real-model or client test can silently skip.
+# sworn's test command: fetches the default model (cached, SHA-256 checked), the pinned official
+# OpenAI Python client (in a cached virtualenv) and the pinned anvil node (npm, contracts/), then
+# runs every test of the workspace with all three required, so that no real-model, client or
+# chain test can silently skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cache="${SWORN_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/sworn}"
@@ -12,5 +13,10 @@ if ! "$venv/bin/python" -c "import openai, sys; sys.exit(openai.__version__ != '
     python3 -m venv "$venv"
     "$venv/bin/python" -m pip install --quiet "openai==$OPENAI_VERSION"
 fi
+anvil="$PWD/contracts/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil"
+if [ ! -x "$anvil" ]; then
+    (cd contracts && npm ci --no-audit --no-fund)
+fi
 export SWORN_MODEL="$model" SWORN_REQUIRE_MODEL=1 SWORN_PYTHON="$venv/bin/python"
+export SWORN_ANVIL="$anvil" SWORN_REQUIRE_ANVIL=1
 cargo test --workspace --locked "$@"

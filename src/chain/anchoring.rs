@@ -1,6 +1,6 @@
 //! `sworn anchor`: appends the store's not-yet-anchored transcripts to the operator's on-chain
 //! log, a batch at a time, and resolves a batch a crashed run left pending
-//! (`docs/anchoring.md` section 6).
+//! (`docs/anchoring.md` section 9.2).
 
 use alloy::primitives::{Address, FixedBytes};
 use alloy::providers::Provider;

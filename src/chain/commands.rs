@@ -1,6 +1,6 @@
 //! The on-chain CLI commands: `sworn anchor`, `sworn proof`, `sworn challenge ...`,
 //! `sworn registry ...`, and the chain half of `sworn verify --rpc`. `docs/anchoring.md`
-//! section 7 walks through them.
+//! section 9.5 walks through them.
 
 use std::path::{Path, PathBuf};
 

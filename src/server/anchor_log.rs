@@ -6,7 +6,7 @@
 //! transaction, so two `sworn anchor` runs never take the same transcripts), then its
 //! transaction is sent and its hash recorded, then it is marked 'anchored' from the receipt. A
 //! pending batch left by a crash is resolved against the chain by the caller before anything new
-//! is planned (`docs/anchoring.md` section 6).
+//! is planned (`docs/anchoring.md` section 9.2).
 
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 use sworn_attest::hexser;
