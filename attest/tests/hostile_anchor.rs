@@ -83,7 +83,8 @@ fn corpus_replays_without_panics() {
         std::fs::write(dir.join("raw-proof.bin"), raw).unwrap();
     }
     let mut n = 0;
-    for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("corpus {}: {e}", dir.display())) {
+    for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("corpus {}: {e}", dir.display()))
+    {
         check(&std::fs::read(entry.unwrap().path()).unwrap());
         n += 1;
     }
