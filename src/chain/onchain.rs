@@ -43,6 +43,14 @@ pub fn proof_from_store(
     if found.is_empty() {
         return Err(ProofError::NotAnchored(id.into()));
     }
+    // A crash can leave a transcript in two batches of one registry (docs/anchoring.md §9.2):
+    // either proves it; the first is kept.
+    let mut seen = Vec::new();
+    found.retain(|(reg, _, _)| {
+        let first = !seen.contains(reg);
+        seen.push(reg.clone());
+        first
+    });
     if let Some(r) = registry {
         found.retain(|(reg, _, _)| reg == r);
         if found.is_empty() {
@@ -242,4 +250,83 @@ pub fn load_bundle(
         }
     };
     Ok((t, p))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sworn_attest::hexser;
+
+    fn golden() -> Transcript {
+        let p = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/vectors/greedy-text.json"
+        );
+        Transcript::from_json(
+            &std::fs::read_to_string(p).unwrap(),
+            sworn_attest::Limits::default(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn proofs_come_from_the_first_anchored_batch_of_the_right_registry() {
+        let d = std::env::temp_dir().join(format!("sworn-onchain-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        let db = d.join("sworn.db");
+        let s = Store::open(&db).unwrap();
+        let t = golden();
+        let reg = RegistryRef {
+            chain_id: 31337,
+            registry: format!("0x{}", "aa".repeat(20)),
+        };
+        s.put("t1", &t, 0).unwrap();
+        assert!(matches!(
+            proof_from_store(&s, "nope", None),
+            Err(ProofError::Unknown(_))
+        ));
+        assert!(matches!(
+            proof_from_store(&s, "t1", None),
+            Err(ProofError::NotAnchored(_))
+        ));
+        let op = format!("0x{}", "cd".repeat(20));
+        let a = s
+            .plan_batch(&reg, &op, 10, 0, 0, |l| anchor::root(l).unwrap())
+            .unwrap()
+            .unwrap();
+        // Planned is not anchored.
+        assert!(matches!(
+            proof_from_store(&s, "t1", None),
+            Err(ProofError::NotAnchored(_))
+        ));
+        s.mark_anchored(a.id, 0, 100).unwrap();
+        // The same transcript in a second anchored batch of the same registry, as a crash between
+        // sending and recording can leave it.
+        let raw = rusqlite::Connection::open(&db).unwrap();
+        raw.execute(
+            "INSERT INTO anchor_batches (chain_id, registry, operator, state, root, size, from_block,
+                 batch, anchored_at, created_ms) VALUES (?1, ?2, ?3, 'anchored', ?4, 1, 0, 1, 200, 0)",
+            rusqlite::params![31337, reg.registry, op, hexser::encode(&a.root)],
+        )
+        .unwrap();
+        raw.execute(
+            "INSERT INTO anchor_leaves VALUES (?1, 0, 't1', ?2)",
+            rusqlite::params![raw.last_insert_rowid(), hexser::encode(&t.digest())],
+        )
+        .unwrap();
+        let b = proof_from_store(&s, "t1", None).unwrap();
+        assert_eq!((b.anchor.batch, b.anchor.anchored_at), (0, 100));
+        assert!(b.anchor.verifies());
+        assert_eq!(b.anchor.operator, op);
+        let elsewhere = RegistryRef {
+            chain_id: 1,
+            registry: reg.registry.clone(),
+        };
+        assert!(matches!(
+            proof_from_store(&s, "t1", Some(&elsewhere)),
+            Err(ProofError::NotWithThatRegistry(_))
+        ));
+        assert!(proof_from_store(&s, "t1", Some(&reg)).is_ok());
+    }
 }
