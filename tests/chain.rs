@@ -213,8 +213,58 @@ fn forge_output(t: &Transcript, key: &OperatorKey) -> Transcript {
 }
 
 fn json_of(s: &str) -> Value {
-    serde_json::from_str(s.lines().last().unwrap_or_default())
-        .unwrap_or_else(|e| panic!("{e}: {s}"))
+    serde_json::from_str(s).unwrap_or_else(|e| panic!("{e}: {s}"))
+}
+
+/// A deployed registry and how to reach it.
+struct Reg {
+    url: String,
+    registry: String,
+}
+
+impl Reg {
+    /// Runs sworn in `data_dir` with `args` and this chain, signing with `wallet`; asserts the
+    /// exit code and returns the output.
+    fn run(&self, code: i32, data_dir: &Path, args: &[&str], wallet: &str) -> String {
+        let mut a = args.to_vec();
+        a.extend([
+            "--rpc",
+            &self.url,
+            "--registry",
+            &self.registry,
+            "--wallet",
+            wallet,
+        ]);
+        expect(code, data_dir, &a)
+    }
+
+    /// `sworn verify FILE --rpc --registry` (no wallet).
+    fn verify(&self, code: i32, file: &str) -> String {
+        let a = [
+            "verify",
+            file,
+            "--rpc",
+            &self.url,
+            "--registry",
+            &self.registry,
+        ];
+        expect(code, Path::new("/nonexistent"), &a)
+    }
+
+    /// The registry's record of `operator`.
+    fn info(&self, operator: &str, wallet: &str) -> Value {
+        let out = self.run(
+            0,
+            Path::new("/nonexistent"),
+            &["registry", "info", "--operator", operator],
+            wallet,
+        );
+        json_of(&out)["operator"].clone()
+    }
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
 }
 
 #[test]
@@ -225,11 +275,11 @@ fn anchor_prove_verify_slash_and_dispute_on_a_real_chain() {
     let Some(anvil) = anvil_bin() else {
         return;
     };
-    let model_s = model.to_str().unwrap();
+    let model = p(&model).to_string();
     let (_anvil, url, keys) = start_anvil(&anvil);
     let work = dir("work");
     let wallet = |i: usize, name: &str| write_wallet(&work, name, &keys[i]);
-    let (deployer, op_a, op_b, challenger) = (
+    let (deployer, op_a, op_b, chal) = (
         wallet(0, "deployer"),
         wallet(1, "op-a"),
         wallet(2, "op-b"),
@@ -243,6 +293,7 @@ fn anchor_prove_verify_slash_and_dispute_on_a_real_chain() {
     );
 
     // Deploy: three verifiers, two must agree; one-hour windows.
+    let vaddrs: Vec<String> = (4..7).map(|i| address_of(&keys[i])).collect();
     let mut args = vec![
         "registry",
         "deploy",
@@ -259,7 +310,6 @@ fn anchor_prove_verify_slash_and_dispute_on_a_real_chain() {
         "--unbonding-delay",
         "7200",
     ];
-    let vaddrs: Vec<String> = (4..7).map(|i| address_of(&keys[i])).collect();
     for v in &vaddrs {
         args.extend(["--verifier", v]);
     }
@@ -268,43 +318,30 @@ fn anchor_prove_verify_slash_and_dispute_on_a_real_chain() {
         registry.starts_with("0x") && registry.len() == 42,
         "{registry}"
     );
-    let chain = |w: &str| -> Vec<String> {
-        ["--rpc", &url, "--registry", &registry, "--wallet", w]
-            .iter()
-            .map(|s| s.to_string())
-            .collect()
-    };
-    let run = |code: i32, d: &Path, head: &[&str], w: &str, tail: &[&str]| -> String {
-        let c = chain(w);
-        let mut a: Vec<&str> = head.to_vec();
-        a.extend(c.iter().map(String::as_str));
-        a.extend(tail);
-        expect(code, d, &a)
+    let reg = Reg {
+        url: url.clone(),
+        registry,
     };
 
     // Operator A: key, registration with a 2 ETH bond, a server with three completions.
     let dir_a = dir("op-a");
     let key_a = dir_a.join("operator.key");
-    expect(0, &dir_a, &["keygen", "--out", key_a.to_str().unwrap()]);
-    let out = run(
-        0,
-        &dir_a,
-        &["registry", "register"],
-        &op_a,
-        &["--bond", "2ether", "--key", key_a.to_str().unwrap()],
-    );
+    expect(0, &dir_a, &["keygen", "--out", p(&key_a)]);
+    let register_a = [
+        "registry",
+        "register",
+        "--bond",
+        "2ether",
+        "--key",
+        p(&key_a),
+    ];
+    let out = reg.run(0, &dir_a, &register_a, &op_a);
     assert!(out.contains("registered operator"), "{out}");
     // A second registration of the same address is refused with the contract's error.
-    let out = run(
-        2,
-        &dir_a,
-        &["registry", "register"],
-        &op_a,
-        &["--bond", "2ether", "--key", key_a.to_str().unwrap()],
-    );
+    let out = reg.run(2, &dir_a, &register_a, &op_a);
     assert!(out.contains("AlreadyRegistered"), "{out}");
 
-    let srv = serve(&model, &dir_a);
+    let srv = serve(Path::new(&model), &dir_a);
     let ids: Vec<String> = [
         "The capital of France is",
         "One, two, three,",
@@ -312,224 +349,135 @@ fn anchor_prove_verify_slash_and_dispute_on_a_real_chain() {
     ]
     .iter()
     .enumerate()
-    .map(|(i, p)| complete(&srv.base, p, i as u64))
+    .map(|(i, prompt)| complete(&srv.base, prompt, i as u64))
     .collect();
+    let proof_url = |id: &str| format!("{}/v1/attestations/{id}/proof", srv.base);
 
     // Nothing is provable before anchoring.
     let out = expect(2, &dir_a, &["proof", &ids[0]]);
     assert!(out.contains("not anchored yet"), "{out}");
-    let (status, body, _) = http(
-        "GET",
-        &format!("{}/v1/attestations/{}/proof", srv.base, ids[0]),
-        None,
-    );
+    let (status, body, _) = http("GET", &proof_url(&ids[0]), None);
     assert_eq!(status, 404, "{body}");
 
     // Anchor: one batch of three; a second run finds nothing new.
-    let out = run(0, &dir_a, &["anchor"], &op_a, &["--json"]);
-    let v = json_of(&out);
+    let v = json_of(&reg.run(0, &dir_a, &["anchor", "--json"], &op_a));
     assert_eq!(v["anchored"].as_array().unwrap().len(), 1, "{v}");
-    assert_eq!(v["anchored"][0]["size"], 3);
-    assert_eq!(v["anchored"][0]["batch"], 0);
+    assert_eq!(
+        (&v["anchored"][0]["size"], &v["anchored"][0]["batch"]),
+        (&json!(3), &json!(0))
+    );
     assert_eq!(v["unanchored"], 0);
-    let out = run(0, &dir_a, &["anchor"], &op_a, &[]);
+    let out = reg.run(0, &dir_a, &["anchor"], &op_a);
     assert!(out.contains("nothing to anchor"), "{out}");
 
     // Proofs: the CLI's bundle and the server's are the same document.
     let b1 = work.join("a-0.json");
-    expect(
-        0,
-        &dir_a,
-        &["proof", &ids[0], "--out", b1.to_str().unwrap()],
-    );
-    let cli_bundle: Value = serde_json::from_str(&std::fs::read_to_string(&b1).unwrap()).unwrap();
-    let (status, body, _) = http(
-        "GET",
-        &format!("{}/v1/attestations/{}/proof", srv.base, ids[0]),
-        None,
-    );
+    expect(0, &dir_a, &["proof", &ids[0], "--out", p(&b1)]);
+    let bundle: Value = serde_json::from_str(&std::fs::read_to_string(&b1).unwrap()).unwrap();
+    let (status, body, _) = http("GET", &proof_url(&ids[0]), None);
     assert_eq!(status, 200, "{body}");
-    assert_eq!(serde_json::from_str::<Value>(&body).unwrap(), cli_bundle);
-    assert_eq!(cli_bundle["anchor"]["operator"], addr_a.as_str());
-    assert_eq!(cli_bundle["anchor"]["batch_size"], 3);
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap(), bundle);
+    assert_eq!(bundle["anchor"]["operator"], addr_a.as_str());
+    assert_eq!(bundle["anchor"]["batch_size"], 3);
 
     // Verify against the chain: valid, not final yet. Tampered or misdirected proofs are not.
-    let b1s = b1.to_str().unwrap();
-    let out = expect(
-        0,
-        &dir_a,
-        &["verify", b1s, "--rpc", &url, "--registry", &registry],
-    );
+    let out = reg.verify(0, p(&b1));
     assert!(
-        out.contains("valid: anchored by registered operator") && out.contains("not final yet"),
+        out.contains("valid: anchored by registered operator"),
         "{out}"
     );
-    let mut tampered = cli_bundle.clone();
-    tampered["anchor"]["index"] = json!(1);
+    assert!(out.contains("not final yet"), "{out}");
     let tp = work.join("tampered.json");
-    std::fs::write(&tp, tampered.to_string()).unwrap();
-    let out = expect(
-        1,
-        &dir_a,
-        &[
-            "verify",
-            tp.to_str().unwrap(),
-            "--rpc",
-            &url,
-            "--registry",
-            &registry,
-        ],
-    );
+    let write_variant = |field: &str, value: Value| {
+        let mut t = bundle.clone();
+        t["anchor"][field] = value;
+        std::fs::write(&tp, t.to_string()).unwrap();
+    };
+    write_variant("index", json!(1));
+    let out = reg.verify(1, p(&tp));
     assert!(out.contains("INVALID: the inclusion proof"), "{out}");
-    let mut elsewhere = cli_bundle.clone();
-    elsewhere["anchor"]["operator"] = json!(addr_b);
-    std::fs::write(&tp, elsewhere.to_string()).unwrap();
-    let out = expect(
-        1,
-        &dir_a,
-        &[
-            "verify",
-            tp.to_str().unwrap(),
-            "--rpc",
-            &url,
-            "--registry",
-            &registry,
-        ],
-    );
+    write_variant("operator", json!(addr_b));
+    let out = reg.verify(1, p(&tp));
     assert!(out.contains("not a registered operator"), "{out}");
-    // A bare transcript has no proof to check.
+    write_variant("anchored_at", json!(12345));
+    let out = reg.verify(1, p(&tp));
+    assert!(out.contains("another root, size or time"), "{out}");
+    // A bare transcript has no proof to check, unless it is given separately.
     let bare = work.join("bare.json");
-    std::fs::write(&bare, cli_bundle["transcript"].to_string()).unwrap();
-    let out = expect(
-        1,
-        &dir_a,
-        &[
-            "verify",
-            bare.to_str().unwrap(),
-            "--rpc",
-            &url,
-            "--registry",
-            &registry,
-        ],
-    );
+    std::fs::write(&bare, bundle["transcript"].to_string()).unwrap();
+    let out = reg.verify(1, p(&bare));
     assert!(out.contains("no inclusion proof"), "{out}");
-    // ... unless it is given separately.
-    expect(
-        0,
-        &dir_a,
-        &[
-            "verify",
-            bare.to_str().unwrap(),
-            "--rpc",
-            &url,
-            "--registry",
-            &registry,
-            "--proof",
-            b1s,
-        ],
-    );
+    let a = [
+        "verify",
+        p(&bare),
+        "--rpc",
+        &url,
+        "--registry",
+        &reg.registry,
+        "--proof",
+        p(&b1),
+    ];
+    expect(0, &dir_a, &a);
     drop(srv);
 
     // Equivocation: A anchors a second, different output for the first request.
     let store_a = Store::open(&dir_a.join("sworn.db")).unwrap();
     let t0 = store_a.get(&ids[0]).unwrap().unwrap();
-    let key_a_op = OperatorKey::load(&key_a).unwrap();
-    let forged = forge_output(&t0, &key_a_op);
+    let forged = forge_output(&t0, &OperatorKey::load(&key_a).unwrap());
     store_a.put("forged-a", &forged, 0).unwrap();
     drop(store_a);
-    let out = run(0, &dir_a, &["anchor"], &op_a, &["--json"]);
-    assert_eq!(json_of(&out)["anchored"][0]["batch"], 1, "{out}");
+    let v = json_of(&reg.run(0, &dir_a, &["anchor", "--json"], &op_a));
+    assert_eq!(v["anchored"][0]["batch"], 1, "{v}");
     let b2 = work.join("a-forged.json");
-    expect(
-        0,
-        &dir_a,
-        &["proof", "forged-a", "--out", b2.to_str().unwrap()],
-    );
-    let b2s = b2.to_str().unwrap();
+    expect(0, &dir_a, &["proof", "forged-a", "--out", p(&b2)]);
+    let (b1s, b2s) = (p(&b1), p(&b2));
     // Two proofs of the same transcript are no equivocation (refused before sending).
-    let out = run(
-        2,
-        &work,
-        &["challenge", "equivocation", b1s, b1s],
-        &challenger,
-        &[],
-    );
+    let out = reg.run(2, &work, &["challenge", "equivocation", b1s, b1s], &chal);
     assert!(out.contains("same output"), "{out}");
-    let out = run(
-        0,
-        &work,
-        &["challenge", "equivocation", b1s, b2s],
-        &challenger,
-        &[],
-    );
+    let out = reg.run(0, &work, &["challenge", "equivocation", b1s, b2s], &chal);
     assert!(
         out.contains("slashed operator") && out.contains("2 ETH"),
         "{out}"
     );
     // Not twice.
-    let out = run(
-        2,
-        &work,
-        &["challenge", "equivocation", b1s, b2s],
-        &challenger,
-        &[],
-    );
+    let out = reg.run(2, &work, &["challenge", "equivocation", b1s, b2s], &chal);
     assert!(out.contains("Slashed"), "{out}");
-    let info = json_of(
-        &run(
-            0,
-            &work,
-            &["registry", "info"],
-            &challenger,
-            &["--operator", &addr_a],
-        )
-        .replace('\n', ""),
+    let a = reg.info(&addr_a, &chal);
+    assert_eq!((&a["slashed"], &a["bond_wei"]), (&json!(true), &json!("0")));
+    assert_eq!(
+        reg.info(&addr_c, &chal)["credits_wei"],
+        "2000000000000000000"
     );
-    assert_eq!(info["operator"]["slashed"], true);
-    assert_eq!(info["operator"]["bond_wei"], "0");
-    let info_c = json_of(&run(0, &work, &["registry", "info"], &challenger, &[]).replace('\n', ""));
-    assert_eq!(info_c["operator"]["credits_wei"], "2000000000000000000");
-    let out = run(0, &work, &["registry", "withdraw"], &challenger, &[]);
+    let out = reg.run(0, &work, &["registry", "withdraw"], &chal);
     assert!(out.contains("withdrew 2 ETH"), "{out}");
+    assert_eq!(reg.info(&addr_c, &chal)["credits_wei"], "0");
     // A slashed operator's transcripts no longer verify, and it cannot anchor.
-    let out = expect(
-        1,
-        &dir_a,
-        &["verify", b1s, "--rpc", &url, "--registry", &registry],
-    );
+    let out = reg.verify(1, b1s);
     assert!(out.contains("was slashed"), "{out}");
-    let out = run(2, &dir_a, &["anchor"], &op_a, &[]);
+    let out = reg.run(2, &dir_a, &["anchor"], &op_a);
     assert!(out.contains("slashed"), "{out}");
 
     // Operator B: an honest transcript, anchored.
     let dir_b = dir("op-b");
     let key_b = dir_b.join("operator.key");
-    expect(0, &dir_b, &["keygen", "--out", key_b.to_str().unwrap()]);
-    run(
+    expect(0, &dir_b, &["keygen", "--out", p(&key_b)]);
+    reg.run(
         0,
         &dir_b,
-        &["registry", "register"],
+        &["registry", "register", "--bond", "1ether"],
         &op_b,
-        &["--bond", "1ether", "--key", key_b.to_str().unwrap()],
     );
     let honest_file = work.join("b-honest.json");
-    expect(
-        0,
-        &dir_b,
-        &[
-            "generate",
-            "--model",
-            model_s,
-            "--prompt",
-            "Hello",
-            "--max-tokens",
-            "6",
-            "--key",
-            key_b.to_str().unwrap(),
-            "--out",
-            honest_file.to_str().unwrap(),
-        ],
-    );
+    let gen = [
+        "generate",
+        "--model",
+        &model,
+        "--prompt",
+        "Hello",
+        "--max-tokens",
+        "6",
+    ];
+    expect(0, &dir_b, &[&gen[..], &["--out", p(&honest_file)]].concat());
     let honest = Transcript::from_json(
         &std::fs::read_to_string(&honest_file).unwrap(),
         Default::default(),
@@ -537,262 +485,137 @@ fn anchor_prove_verify_slash_and_dispute_on_a_real_chain() {
     .unwrap();
     let store_b = Store::open(&dir_b.join("sworn.db")).unwrap();
     store_b.put("b-honest", &honest, 0).unwrap();
-    run(
-        0,
-        &dir_b,
-        &["anchor"],
-        &op_b,
-        &["--key", key_b.to_str().unwrap()],
-    );
+    reg.run(0, &dir_b, &["anchor"], &op_b);
     let bh = work.join("b-honest.bundle.json");
-    expect(
-        0,
-        &dir_b,
-        &["proof", "b-honest", "--out", bh.to_str().unwrap()],
-    );
-    let bhs = bh.to_str().unwrap();
+    expect(0, &dir_b, &["proof", "b-honest", "--out", p(&bh)]);
+    let bhs = p(&bh);
 
-    // Disputing an honest transcript: the replay says there is nothing to dispute...
-    let out = run(
+    // Disputing an honest transcript: the challenger's own replay says there is nothing to
+    // dispute, and a challenger who insists loses the bond to the operator.
+    let out = reg.run(
         1,
         &work,
-        &["challenge", "dispute", bhs],
-        &challenger,
-        &["--model", model_s],
+        &["challenge", "dispute", bhs, "--model", &model],
+        &chal,
     );
     assert!(out.contains("nothing to dispute"), "{out}");
-    // ... and a challenger who insists loses the bond to the operator.
     let wrong_claim = "ab".repeat(32);
-    let out = run(
-        0,
-        &work,
-        &["challenge", "dispute", bhs],
-        &challenger,
-        &["--claimed-output", &wrong_claim],
-    );
+    let insist = [
+        "challenge",
+        "dispute",
+        bhs,
+        "--claimed-output",
+        &wrong_claim,
+    ];
+    let out = reg.run(0, &work, &insist, &chal);
     assert!(out.contains("opened dispute 0"), "{out}");
-    let verdict = |d: &str, v: usize, bundle: &str| -> PathBuf {
+    let verdict = |d: &str, v: usize, bundle: &str| -> String {
         let f = work.join(format!("verdict-{d}-{v}.json"));
-        run(
-            0,
-            &work,
-            &["challenge", "verdict", bundle],
-            &verifiers[v],
-            &[
-                "--dispute",
-                d,
-                "--model",
-                model_s,
-                "--out",
-                f.to_str().unwrap(),
-            ],
-        );
-        f
+        let a = [
+            "challenge",
+            "verdict",
+            bundle,
+            "--dispute",
+            d,
+            "--model",
+            &model,
+            "--out",
+            p(&f),
+        ];
+        reg.run(0, &work, &a, &verifiers[v]);
+        p(&f).to_string()
     };
     let v0 = verdict("0", 0, bhs);
     // Someone outside the committee cannot sign one.
-    let out = run(
-        2,
-        &work,
-        &["challenge", "verdict", bhs],
-        &challenger,
-        &["--dispute", "0", "--model", model_s],
-    );
+    let a = [
+        "challenge",
+        "verdict",
+        bhs,
+        "--dispute",
+        "0",
+        "--model",
+        &model,
+    ];
+    let out = reg.run(2, &work, &a, &chal);
     assert!(
         out.contains("not in the registry's verifier committee"),
         "{out}"
     );
-    // One verdict is not enough.
-    let out = run(
-        2,
-        &work,
-        &["challenge", "resolve", v0.to_str().unwrap()],
-        &challenger,
-        &["--dispute", "0"],
-    );
-    assert!(out.contains("NotEnoughSignatures"), "{out}");
-    // The same verdict twice is still one signer.
-    let out = run(
-        2,
-        &work,
-        &[
-            "challenge",
-            "resolve",
-            v0.to_str().unwrap(),
-            v0.to_str().unwrap(),
-        ],
-        &challenger,
-        &["--dispute", "0"],
-    );
-    assert!(out.contains("NotEnoughSignatures"), "{out}");
+    // One verdict is not enough, nor the same one twice.
+    for files in [vec![v0.as_str()], vec![v0.as_str(), v0.as_str()]] {
+        let a = [&["challenge", "resolve", "--dispute", "0"][..], &files].concat();
+        let out = reg.run(2, &work, &a, &chal);
+        assert!(out.contains("NotEnoughSignatures"), "{out}");
+    }
     let v1 = verdict("0", 1, bhs);
-    let out = run(
+    let out = reg.run(
         0,
         &work,
-        &[
-            "challenge",
-            "resolve",
-            v0.to_str().unwrap(),
-            v1.to_str().unwrap(),
-        ],
-        &challenger,
-        &["--dispute", "0"],
+        &["challenge", "resolve", "--dispute", "0", &v0, &v1],
+        &chal,
     );
     assert!(out.contains("the operator won"), "{out}");
-    let info = json_of(
-        &run(
-            0,
-            &work,
-            &["registry", "info"],
-            &challenger,
-            &["--operator", &addr_b],
-        )
-        .replace('\n', ""),
+    let b = reg.info(&addr_b, &chal);
+    assert_eq!(
+        (&b["credits_wei"], &b["active"]),
+        (&json!("100000000000000000"), &json!(true))
     );
-    assert_eq!(info["operator"]["credits_wei"], "100000000000000000");
-    assert_eq!(info["operator"]["active"], true);
-    // A resolved dispute cannot be resolved or expired again.
-    let out = run(
-        2,
-        &work,
-        &["challenge", "expire"],
-        &challenger,
-        &["--dispute", "0"],
-    );
+    // A resolved dispute cannot be expired.
+    let out = reg.run(2, &work, &["challenge", "expire", "--dispute", "0"], &chal);
     assert!(out.contains("NotOpen"), "{out}");
 
-    // A dispute nobody rules on expires after its deadline; by then the batch is final.
-    let out = run(
-        0,
-        &work,
-        &["challenge", "dispute", bhs],
-        &challenger,
-        &["--claimed-output", &wrong_claim],
-    );
+    // A dispute nobody rules on expires only after its deadline; by then the batch is final.
+    let out = reg.run(0, &work, &insist, &chal);
     assert!(out.contains("opened dispute 1"), "{out}");
-    let out = run(
-        2,
-        &work,
-        &["challenge", "expire"],
-        &challenger,
-        &["--dispute", "1"],
-    );
+    let out = reg.run(2, &work, &["challenge", "expire", "--dispute", "1"], &chal);
     assert!(out.contains("NotPastDeadline"), "{out}");
     time_travel(&url, 3700);
-    let out = run(
-        0,
-        &work,
-        &["challenge", "expire"],
-        &challenger,
-        &["--dispute", "1"],
-    );
+    let out = reg.run(0, &work, &["challenge", "expire", "--dispute", "1"], &chal);
     assert!(out.contains("expired"), "{out}");
-    let out = run(
-        2,
-        &work,
-        &["challenge", "dispute", bhs],
-        &challenger,
-        &["--claimed-output", &wrong_claim],
-    );
+    let out = reg.run(2, &work, &insist, &chal);
     assert!(out.contains("BatchFinal"), "{out}");
-    let out = expect(
-        0,
-        &dir_b,
-        &["verify", bhs, "--rpc", &url, "--registry", &registry],
-    );
+    let out = reg.verify(0, bhs);
     assert!(out.contains("final: the challenge window closed"), "{out}");
 
-    // A wrong result, anchored: the challenger's replay finds it, the committee agrees, and the
-    // operator is slashed.
-    let wrong = forge_output(
-        &Transcript::from_json(
-            &std::fs::read_to_string(&honest_file).unwrap(),
-            Default::default(),
-        )
-        .unwrap(),
-        &OperatorKey::load(&key_b).unwrap(),
-    );
+    // A wrong result, anchored: it verifies offline and on chain (signed and anchored), and only
+    // a replay shows it is wrong. The challenger's replay finds it, the committee agrees, and
+    // the operator is slashed.
+    let wrong = forge_output(&honest, &OperatorKey::load(&key_b).unwrap());
     store_b.put("b-wrong", &wrong, 0).unwrap();
-    run(
-        0,
-        &dir_b,
-        &["anchor"],
-        &op_b,
-        &["--key", key_b.to_str().unwrap()],
-    );
+    reg.run(0, &dir_b, &["anchor"], &op_b);
     let bw = work.join("b-wrong.bundle.json");
-    expect(
-        0,
-        &dir_b,
-        &["proof", "b-wrong", "--out", bw.to_str().unwrap()],
-    );
-    let bws = bw.to_str().unwrap();
-    // It verifies offline and on chain (signed and anchored): only a replay shows it is wrong.
-    expect(
-        0,
-        &dir_b,
-        &["verify", bws, "--rpc", &url, "--registry", &registry],
-    );
-    let out = run(
+    expect(0, &dir_b, &["proof", "b-wrong", "--out", p(&bw)]);
+    let bws = p(&bw);
+    reg.verify(0, bws);
+    let out = reg.run(
         0,
         &work,
-        &["challenge", "dispute", bws],
-        &challenger,
-        &["--model", model_s],
+        &["challenge", "dispute", bws, "--model", &model],
+        &chal,
     );
     assert!(out.contains("opened dispute 2"), "{out}");
-    let show = json_of(&run(
-        0,
-        &work,
-        &["challenge", "show"],
-        &challenger,
-        &["--dispute", "2"],
-    ));
-    assert_eq!(show["state"], "open");
-    assert_eq!(show["operator"], addr_b.as_str());
-    let w0 = verdict("2", 0, bws);
-    let w2 = verdict("2", 2, bws);
-    // The verdicts sign the honest output, which is the honest transcript's.
-    let w0v: Value = serde_json::from_str(&std::fs::read_to_string(&w0).unwrap()).unwrap();
+    let show = json_of(&reg.run(0, &work, &["challenge", "show", "--dispute", "2"], &chal));
     assert_eq!(
-        w0v["replayed_output"],
-        sworn_attest::hexser::encode(&honest.output.commitment()).as_str()
+        (&show["state"], &show["operator"]),
+        (&json!("open"), &json!(addr_b))
     );
-    let out = run(
+    let (w0, w2) = (verdict("2", 0, bws), verdict("2", 2, bws));
+    // The verdicts sign the honest output's commitment.
+    let w0v = json_of(&std::fs::read_to_string(&w0).unwrap());
+    let honest_output = sworn_attest::hexser::encode(&honest.output.commitment());
+    assert_eq!(w0v["replayed_output"], honest_output.as_str());
+    // Given in any order: resolve sorts the signers as the contract wants.
+    let out = reg.run(
         0,
         &work,
-        &[
-            "challenge",
-            "resolve",
-            w2.to_str().unwrap(),
-            w0.to_str().unwrap(),
-        ],
-        &challenger,
-        &["--dispute", "2"],
+        &["challenge", "resolve", "--dispute", "2", &w2, &w0],
+        &chal,
     );
     assert!(out.contains("the challenger won"), "{out}");
-    let info = json_of(
-        &run(
-            0,
-            &work,
-            &["registry", "info"],
-            &challenger,
-            &["--operator", &addr_b],
-        )
-        .replace('\n', ""),
+    assert_eq!(reg.info(&addr_b, &chal)["slashed"], true);
+    // The challenger: B's 1 ETH bond plus the dispute bond back, plus the expired dispute's bond.
+    assert_eq!(
+        reg.info(&addr_c, &chal)["credits_wei"],
+        "1200000000000000000"
     );
-    assert_eq!(info["operator"]["slashed"], true);
-    let info_c = json_of(
-        &run(
-            0,
-            &work,
-            &["registry", "info"],
-            &challenger,
-            &["--operator", &addr_c],
-        )
-        .replace('\n', ""),
-    );
-    // Bond 1 ETH + the dispute bond back; the expired dispute's bond was credited back before.
-    assert_eq!(info_c["operator"]["credits_wei"], "1200000000000000000");
-    let _ = addr_c;
 }

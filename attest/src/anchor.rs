@@ -289,6 +289,24 @@ mod tests {
             .collect()
     }
 
+    /// A proof document for `c` as leaf `index` of an `n`-leaf batch of test leaves.
+    fn proof_at(c: Commitments, n: usize, index: usize) -> AnchorProof {
+        let mut l = leaves(n);
+        l[index] = c.digest();
+        AnchorProof {
+            chain_id: 31337,
+            registry: format!("0x{}", "ab".repeat(20)),
+            operator: format!("0x{}", "cd".repeat(20)),
+            batch: 7,
+            index: index as u64,
+            batch_size: n as u64,
+            anchored_at: 1_700_000_000,
+            root: root(&l).unwrap(),
+            commitments: c.into(),
+            proof: inclusion_proof(&l, index).unwrap(),
+        }
+    }
+
     /// Plain recursive RFC 9162 reference for the proof: the path computed from first
     /// principles (the audit path definition with explicit subtree ranges).
     fn reference_path(leaves: &[[u8; 32]], m: usize) -> Vec<[u8; 32]> {
@@ -375,27 +393,13 @@ mod tests {
 
     #[test]
     fn proof_document_round_trips_and_refuses_garbage() {
-        let l = leaves(5);
         let c = Commitments {
             model: [1; 32],
             request: [2; 32],
             output: [3; 32],
             meta: [4; 32],
         };
-        let mut l2 = l.clone();
-        l2[3] = c.digest();
-        let doc = AnchorProof {
-            chain_id: 31337,
-            registry: format!("0x{}", "ab".repeat(20)),
-            operator: format!("0x{}", "cd".repeat(20)),
-            batch: 7,
-            index: 3,
-            batch_size: 5,
-            anchored_at: 1_700_000_000,
-            root: root(&l2).unwrap(),
-            commitments: c.into(),
-            proof: inclusion_proof(&l2, 3).unwrap(),
-        };
+        let doc = proof_at(c, 5, 3);
         assert!(doc.verifies());
         let json = serde_json::to_string(&doc).unwrap();
         let back: AnchorProof = serde_json::from_str(&json).unwrap();
@@ -418,21 +422,7 @@ mod tests {
     #[test]
     fn bundles_pair_a_transcript_with_its_own_proof_only() {
         let t = crate::transcript::tests::sample();
-        let c = t.commitments();
-        let mut l = leaves(3);
-        l[1] = c.digest();
-        let proof = AnchorProof {
-            chain_id: 1,
-            registry: format!("0x{}", "ab".repeat(20)),
-            operator: format!("0x{}", "cd".repeat(20)),
-            batch: 0,
-            index: 1,
-            batch_size: 3,
-            anchored_at: 5,
-            root: root(&l).unwrap(),
-            commitments: c.into(),
-            proof: inclusion_proof(&l, 1).unwrap(),
-        };
+        let proof = proof_at(t.commitments(), 3, 1);
         let b = AnchoredTranscript::new(t.clone(), proof.clone()).unwrap();
         let text = b.to_json().to_string();
         let back = AnchoredTranscript::parse(&text, Limits::default())

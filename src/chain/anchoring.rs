@@ -125,9 +125,8 @@ pub async fn anchor_store(
             // Not mined in time: left pending, resolved by the next run.
             Err(e) => return Err(e.into()),
         };
-        let ev = receipt
-            .decoded_log::<SwornRegistry::Anchored>()
-            .ok_or_else(|| ChainError::Other(format!("{what}: no Anchored event in receipt")))?;
+        let ev =
+            super::client::event::<SwornRegistry::Anchored>(&receipt, chain.registry.address())?;
         store.mark_anchored(p.id, ev.batch, ev.anchoredAt)?;
         tracing::info!(batch = ev.batch, size = p.size, "anchored");
         run.anchored.push(store.batch_row(p.id)?);

@@ -171,6 +171,26 @@ impl Chain {
     }
 }
 
+/// The event `E` that the contract at `from` emitted in a transaction (the first one). Logs of
+/// other contracts are ignored: a payee's `receive` could emit look-alikes.
+pub fn event<E: alloy::sol_types::SolEvent>(
+    r: &TransactionReceipt,
+    from: &Address,
+) -> Result<E, ChainError> {
+    let found = r
+        .logs()
+        .iter()
+        .filter(|l| l.address() == *from)
+        .find_map(|l| l.log_decode::<E>().ok());
+    found.map(|l| l.inner.data).ok_or_else(|| {
+        ChainError::Other(format!(
+            "no {} event in the receipt of {:#x}",
+            E::SIGNATURE,
+            r.transaction_hash
+        ))
+    })
+}
+
 /// Turns a failed contract call into an error that names the registry's custom error.
 pub fn decode_error(what: &str, e: alloy::contract::Error) -> ChainError {
     if let Some(err) = e.as_decoded_interface_error::<SwornRegistryErrors>() {

@@ -13,7 +13,7 @@ use sworn_attest::{hexser, PublicKey, Transcript};
 use super::anchoring::anchor_store;
 use super::bindings::SwornRegistry;
 use super::client::{
-    claim, decode_error, format_eth, lower_hex, parse_address, parse_amount, Chain,
+    claim, decode_error, event, format_eth, lower_hex, parse_address, parse_amount, Chain,
 };
 use super::onchain::{check, load_bundle, proof_from_store};
 use super::verdict::SignedVerdict;
@@ -116,9 +116,16 @@ pub struct DisputeArgs {
     pub chain: ChainArgs,
     /// The anchored transcript (a bundle from `sworn proof`).
     pub bundle: PathBuf,
-    /// The output commitment you say is right (64 hex digits); without it, --model is replayed.
+    /// The output commitment you say is right (64 hex digits); without it, the model is replayed.
     #[arg(long)]
     pub claimed_output: Option<String>,
+    #[command(flatten)]
+    pub replay: ReplayModel,
+}
+
+/// The model a dispute or verdict replays on.
+#[derive(Args)]
+pub struct ReplayModel {
     /// The model to replay on [default: the cached SmolLM2-135M-Instruct].
     #[arg(long)]
     pub model: Option<PathBuf>,
@@ -136,12 +143,8 @@ pub struct VerdictArgs {
     pub dispute: u64,
     /// The disputed transcript (a bundle, or the transcript file).
     pub bundle: PathBuf,
-    /// The model to replay on [default: the cached SmolLM2-135M-Instruct].
-    #[arg(long)]
-    pub model: Option<PathBuf>,
-    /// Kernel threads [default: all cores].
-    #[arg(long)]
-    pub threads: Option<usize>,
+    #[command(flatten)]
+    pub replay: ReplayModel,
     /// Write the signed verdict here instead of standard output.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -498,9 +501,7 @@ async fn equivocation(a: EquivocationArgs) -> Result<i32> {
                 .challengeEquivocation(operator, claim(&p), claim(&q)),
         )
         .await?;
-    let ev = receipt
-        .decoded_log::<SwornRegistry::OperatorSlashed>()
-        .context("no OperatorSlashed event in the receipt")?;
+    let ev = event::<SwornRegistry::OperatorSlashed>(&receipt, chain.registry.address())?;
     println!(
         "slashed operator {}: {} credited to {} (collect it with `sworn registry withdraw`)",
         lower_hex(&ev.operator),
@@ -513,16 +514,14 @@ async fn equivocation(a: EquivocationArgs) -> Result<i32> {
 /// Loads the engine, replays `t` and regenerates its completion: whether the anchored output is
 /// the one the model gives for the request (what a dispute is decided on), and that output's
 /// commitment.
-fn honest_output(
-    t: &Transcript,
-    model: Option<&Path>,
-    threads: Option<usize>,
-) -> Result<(bool, [u8; 32])> {
-    let model = model
-        .map(Path::to_path_buf)
+fn honest_output(t: &Transcript, r: &ReplayModel) -> Result<(bool, [u8; 32])> {
+    let model = r
+        .model
+        .clone()
         .unwrap_or_else(sworn_engine::default_model_path);
-    let threads =
-        threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let threads = r
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let opts = sworn_engine::EngineOptions {
         threads,
         ..Default::default()
@@ -558,7 +557,7 @@ async fn dispute(a: DisputeArgs) -> Result<i32> {
         Some(h) => hexser::decode::<32>(h.trim_start_matches("0x"))
             .map_err(|e| anyhow::anyhow!("--claimed-output: {e}"))?,
         None => {
-            let (ok, honest) = honest_output(&b.transcript, a.model.as_deref(), a.threads)?;
+            let (ok, honest) = honest_output(&b.transcript, &a.replay)?;
             if ok {
                 println!("the model gives exactly the anchored output: nothing to dispute");
                 return Ok(1);
@@ -584,9 +583,7 @@ async fn dispute(a: DisputeArgs) -> Result<i32> {
                 .value(bond),
         )
         .await?;
-    let ev = receipt
-        .decoded_log::<SwornRegistry::DisputeOpened>()
-        .context("no DisputeOpened event in the receipt")?;
+    let ev = event::<SwornRegistry::DisputeOpened>(&receipt, chain.registry.address())?;
     println!(
         "opened dispute {} against {} (bond {}): claimed output {}, verdicts due by {}",
         ev.dispute,
@@ -632,7 +629,7 @@ async fn verdict(a: VerdictArgs) -> Result<i32> {
             lower_hex(&me)
         );
     }
-    let (ok, honest) = honest_output(&t, a.model.as_deref(), a.threads)?;
+    let (ok, honest) = honest_output(&t, &a.replay)?;
     let w = wallet::load(a.chain.wallet.as_deref())?;
     let v = SignedVerdict::sign(
         &w,
@@ -717,9 +714,7 @@ async fn resolve(a: ResolveArgs) -> Result<i32> {
             ),
         )
         .await?;
-    let ev = receipt
-        .decoded_log::<SwornRegistry::DisputeResolved>()
-        .context("no DisputeResolved event in the receipt")?;
+    let ev = event::<SwornRegistry::DisputeResolved>(&receipt, chain.registry.address())?;
     let who = if ev.state == 2 {
         "the challenger won: the operator is slashed"
     } else {
@@ -810,9 +805,7 @@ pub fn registry(cmd: RegistryCommand, paths: &Paths) -> Result<i32> {
                 let r = chain
                     .send("requesting exit", chain.registry.requestExit())
                     .await?;
-                let ev = r
-                    .decoded_log::<SwornRegistry::ExitRequested>()
-                    .context("no ExitRequested event")?;
+                let ev = event::<SwornRegistry::ExitRequested>(&r, chain.registry.address())?;
                 println!(
                     "exit requested: the bond can be withdrawn from {}",
                     ev.exitAt
@@ -830,9 +823,7 @@ pub fn registry(cmd: RegistryCommand, paths: &Paths) -> Result<i32> {
             RegistryCommand::Withdraw(a) => {
                 let chain = a.chain.connect(true).await?;
                 let r = chain.send("withdrawing", chain.registry.withdraw()).await?;
-                let ev = r
-                    .decoded_log::<SwornRegistry::Withdrawn>()
-                    .context("no Withdrawn event")?;
+                let ev = event::<SwornRegistry::Withdrawn>(&r, chain.registry.address())?;
                 println!("withdrew {}", format_eth(ev.amount));
                 Ok(0)
             }
