@@ -120,6 +120,32 @@ struct ChatBody {
     common: Common,
 }
 
+/// Answers 413 at once to a request whose `Content-Length` is over the body limit, before any of
+/// the body is read: the client gets the error instead of a connection closed mid-upload. (A body
+/// without a declared length is cut off by `DefaultBodyLimit` as it streams in.)
+pub async fn reject_declared_oversize(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+    max: usize,
+) -> Response {
+    let declared = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match declared {
+        Some(n) if n > max as u64 => ApiError {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            kind: "invalid_request_error",
+            code: Some("body_rejected"),
+            message: format!("request body: {n} bytes declared, the limit is {max}"),
+            retry_after: None,
+        }
+        .into_response(),
+        _ => next.run(req).await,
+    }
+}
+
 /// Parses a JSON body, mapping every failure to a clear 4xx.
 fn parse_body<T: for<'de> Deserialize<'de>>(
     body: Result<Bytes, BytesRejection>,
