@@ -369,6 +369,12 @@ fn anchor_prove_verify_slash_and_dispute_on_a_real_chain() {
     assert_eq!(v["unanchored"], 0);
     let out = reg.run(0, &dir_a, &["anchor"], &op_a);
     assert!(out.contains("nothing to anchor"), "{out}");
+    // One anchoring run per store at a time.
+    let lock = std::fs::File::create(dir_a.join("anchor.lock")).unwrap();
+    lock.lock().unwrap();
+    let out = reg.run(2, &dir_a, &["anchor"], &op_a);
+    assert!(out.contains("another `sworn anchor` is running"), "{out}");
+    drop(lock);
 
     // Proofs: the CLI's bundle and the server's are the same document.
     let b1 = work.join("a-0.json");

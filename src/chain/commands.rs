@@ -350,6 +350,23 @@ pub fn anchor(a: AnchorArgs, paths: &Paths) -> Result<i32> {
     let data_dir = a.data_dir.clone().unwrap_or_else(|| paths.data_dir.clone());
     let store = open_store(&data_dir)?;
     let key = public_key(a.key.as_deref().unwrap_or(&paths.default_key))?;
+    // One anchoring run per store at a time: a second run would take the first one's batch in
+    // flight for a crashed run's leftover and release it.
+    let lock_path = data_dir.join("anchor.lock");
+    let lock = std::fs::File::create(&lock_path)
+        .with_context(|| format!("creating {}", lock_path.display()))?;
+    match lock.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            bail!(
+                "another `sworn anchor` is running on {}",
+                data_dir.display()
+            )
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(e).with_context(|| format!("locking {}", lock_path.display()))
+        }
+    }
     runtime()?.block_on(async {
         let chain = a.chain.connect(true).await?;
         let run = anchor_store(&chain, &store, &key, a.max_batch).await?;

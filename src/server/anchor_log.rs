@@ -3,7 +3,8 @@
 //! (and `GET /v1/attestations/{id}/proof`) can rebuild its inclusion proof.
 //!
 //! Crash safety: a batch is *planned* first (a 'pending' row and its leaves, in one immediate
-//! transaction, so two `sworn anchor` runs never take the same transcripts), then its
+//! transaction, so that nothing else writing the store sees half a batch; `sworn anchor` also
+//! holds a lock file, so one run at a time plans and resolves batches), then its
 //! transaction is sent and its hash recorded, then it is marked 'anchored' from the receipt. A
 //! pending batch left by a crash is resolved against the chain by the caller before anything new
 //! is planned (`docs/anchoring.md` section 9.2).
