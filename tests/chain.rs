@@ -212,8 +212,13 @@ fn forge_output(t: &Transcript, key: &OperatorKey) -> Transcript {
     f
 }
 
+/// The first JSON document in `s` (sworn's stdout; log lines on stderr may follow).
 fn json_of(s: &str) -> Value {
-    serde_json::from_str(s).unwrap_or_else(|e| panic!("{e}: {s}"))
+    serde_json::Deserializer::from_str(s)
+        .into_iter::<Value>()
+        .next()
+        .and_then(Result::ok)
+        .unwrap_or_else(|| panic!("no JSON in: {s}"))
 }
 
 /// A deployed registry and how to reach it.
@@ -263,6 +268,42 @@ impl Reg {
     }
 }
 
+/// Deploys a registry with accounts 4, 5 and 6 as the committee (two must agree) and one-hour
+/// windows.
+fn deploy(url: &str, keys: &[String], deployer_wallet: &str) -> Reg {
+    let vaddrs: Vec<String> = (4..7).map(|i| address_of(&keys[i])).collect();
+    let mut args = vec![
+        "registry",
+        "deploy",
+        "--rpc",
+        url,
+        "--wallet",
+        deployer_wallet,
+        "--threshold",
+        "2",
+        "--challenge-window",
+        "3600",
+        "--verdict-window",
+        "3600",
+        "--unbonding-delay",
+        "7200",
+    ];
+    for v in &vaddrs {
+        args.extend(["--verifier", v]);
+    }
+    let registry = expect(0, Path::new("/nonexistent"), &args)
+        .trim()
+        .to_string();
+    assert!(
+        registry.starts_with("0x") && registry.len() == 42,
+        "{registry}"
+    );
+    Reg {
+        url: url.to_string(),
+        registry,
+    }
+}
+
 fn p(path: &Path) -> &str {
     path.to_str().unwrap()
 }
@@ -292,36 +333,7 @@ fn anchor_prove_verify_slash_and_dispute_on_a_real_chain() {
         address_of(&keys[3]),
     );
 
-    // Deploy: three verifiers, two must agree; one-hour windows.
-    let vaddrs: Vec<String> = (4..7).map(|i| address_of(&keys[i])).collect();
-    let mut args = vec![
-        "registry",
-        "deploy",
-        "--rpc",
-        &url,
-        "--wallet",
-        &deployer,
-        "--threshold",
-        "2",
-        "--challenge-window",
-        "3600",
-        "--verdict-window",
-        "3600",
-        "--unbonding-delay",
-        "7200",
-    ];
-    for v in &vaddrs {
-        args.extend(["--verifier", v]);
-    }
-    let registry = expect(0, &work, &args).trim().to_string();
-    assert!(
-        registry.starts_with("0x") && registry.len() == 42,
-        "{registry}"
-    );
-    let reg = Reg {
-        url: url.clone(),
-        registry,
-    };
+    let reg = deploy(&url, &keys, &deployer);
 
     // Operator A: key, registration with a 2 ETH bond, a server with three completions.
     let dir_a = dir("op-a");
@@ -624,4 +636,113 @@ fn anchor_prove_verify_slash_and_dispute_on_a_real_chain() {
         reg.info(&addr_c, &chal)["credits_wei"],
         "1200000000000000000"
     );
+}
+
+/// `sworn anchor` after a crash: a batch whose transaction was mined but never recorded is found
+/// from the chain's `Anchored` events, a batch that was planned but never sent is released and
+/// anchored afresh, and every transcript ends up provable.
+#[test]
+fn a_crashed_anchoring_run_is_recovered_from_the_chain() {
+    use alloy::sol_types::SolCall;
+    use sworn::server::anchor_log::RegistryRef;
+    use sworn_attest::anchor;
+
+    let Some(anvil) = anvil_bin() else {
+        return;
+    };
+    let (_anvil, url, keys) = start_anvil(&anvil);
+    let work = dir("recover");
+    let reg = deploy(&url, &keys, &write_wallet(&work, "deployer", &keys[0]));
+    let op_wallet = write_wallet(&work, "op", &keys[1]);
+    let op = address_of(&keys[1]);
+    // The golden vectors' key (its secret is public: tests/transcripts.rs), so that the vectors
+    // are this operator's transcripts.
+    OperatorKey::from_seed(&[7; 32])
+        .save(&work.join("operator.key"))
+        .unwrap();
+    reg.run(
+        0,
+        &work,
+        &["registry", "register", "--bond", "1ether"],
+        &op_wallet,
+    );
+    let store = Store::open(&work.join("sworn.db")).unwrap();
+    let names = ["greedy-chat", "greedy-text", "sampled-chat", "sampled-text"];
+    for name in names {
+        let path =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("tests/vectors/{name}.json"));
+        let t = Transcript::from_json(&std::fs::read_to_string(path).unwrap(), Default::default())
+            .unwrap();
+        store.put(name, &t, 0).unwrap();
+    }
+    let chain_id = u64::from_str_radix(
+        rpc(&url, "eth_chainId", json!([]))
+            .as_str()
+            .unwrap()
+            .trim_start_matches("0x"),
+        16,
+    )
+    .unwrap();
+    let head = u64::from_str_radix(
+        rpc(&url, "eth_blockNumber", json!([]))
+            .as_str()
+            .unwrap()
+            .trim_start_matches("0x"),
+        16,
+    )
+    .unwrap();
+    let r = RegistryRef {
+        chain_id,
+        registry: reg.registry.clone(),
+    };
+    let root = |l: &[[u8; 32]]| anchor::root(l).unwrap();
+
+    // Crash after sending: a batch of two planned, its transaction mined, never recorded.
+    let sent = store
+        .plan_batch(&r, &op, 2, head, 0, root)
+        .unwrap()
+        .unwrap();
+    let data = sworn::chain::SwornRegistry::anchorCall {
+        root: alloy::primitives::FixedBytes(sent.root),
+        size: 2,
+    }
+    .abi_encode();
+    let data = format!("0x{}", sworn_attest::hexser::encode(&data));
+    rpc(
+        &url,
+        "eth_sendTransaction",
+        json!([{"from": op, "to": reg.registry, "data": data}]),
+    );
+    // Crash before sending: the next two planned, never sent.
+    store
+        .plan_batch(&r, &op, 2, head, 0, root)
+        .unwrap()
+        .unwrap();
+    drop(store);
+
+    let v = json_of(&reg.run(0, &work, &["anchor", "--json"], &op_wallet));
+    assert_eq!(v["released"], 1, "{v}");
+    let batches = v["anchored"].as_array().unwrap();
+    assert_eq!(batches.len(), 2, "{v}");
+    assert_eq!(
+        (&batches[0]["batch"], &batches[0]["size"]),
+        (&json!(0), &json!(2)),
+        "recovered"
+    );
+    assert_eq!(
+        batches[0]["root"],
+        sworn_attest::hexser::encode(&sent.root).as_str()
+    );
+    assert_eq!(
+        (&batches[1]["batch"], &batches[1]["size"]),
+        (&json!(1), &json!(2)),
+        "re-planned"
+    );
+    assert_eq!(v["unanchored"], 0);
+    for name in names {
+        let b = work.join(format!("{name}.bundle.json"));
+        expect(0, &work, &["proof", name, "--out", p(&b)]);
+        let out = reg.verify(0, p(&b));
+        assert!(out.contains("valid: anchored"), "{name}: {out}");
+    }
 }
