@@ -94,6 +94,20 @@ struct ServeArgs {
     /// Prompt tokens fed per forward pass per request (prefill interleaved with decoding).
     #[arg(long, default_value_t = 64)]
     prefill_chunk: usize,
+    /// Anchor new transcripts on chain every this many seconds (as `sworn anchor` does; needs
+    /// --rpc, --registry and a wallet).
+    #[arg(long, requires_all = ["rpc", "registry"])]
+    anchor_every: Option<u64>,
+    /// With --anchor-every: the chain's JSON-RPC endpoint.
+    #[arg(long, requires = "anchor_every")]
+    rpc: Option<String>,
+    /// With --anchor-every: the SwornRegistry contract.
+    #[arg(long, requires = "anchor_every")]
+    registry: Option<String>,
+    /// With --anchor-every: file holding the operator's Ethereum key (mode 0600)
+    /// [default: $SWORN_WALLET_KEY].
+    #[arg(long, requires = "anchor_every")]
+    wallet: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -736,6 +750,18 @@ fn serve(a: ServeArgs) -> Result<i32> {
             request_timeout: std::time::Duration::from_secs(a.request_timeout.max(1)),
         },
         prefill_chunk: a.prefill_chunk.max(1),
+        anchor: match (a.anchor_every, a.rpc, a.registry) {
+            (Some(every), Some(rpc), Some(registry)) => Some(sworn::server::AutoAnchor {
+                chain: chain::commands::ChainArgs {
+                    rpc,
+                    registry,
+                    wallet: a.wallet,
+                },
+                every: std::time::Duration::from_secs(every.max(1)),
+                max_batch: 100_000,
+            }),
+            _ => None,
+        },
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

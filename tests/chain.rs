@@ -151,9 +151,10 @@ struct Server {
     base: String,
 }
 
-fn serve(model: &Path, data_dir: &Path) -> Server {
+fn serve(model: &Path, data_dir: &Path, extra: &[&str]) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_sworn"))
         .args(["serve", "--model", model.to_str().unwrap()])
+        .args(extra)
         .args(["--listen", "127.0.0.1:0", "--threads", "2"])
         .args(["--data-dir", data_dir.to_str().unwrap()])
         .args(["--key", data_dir.join("operator.key").to_str().unwrap()])
@@ -353,7 +354,7 @@ fn anchor_prove_verify_slash_and_dispute_on_a_real_chain() {
     let out = reg.run(2, &dir_a, &register_a, &op_a);
     assert!(out.contains("AlreadyRegistered"), "{out}");
 
-    let srv = serve(Path::new(&model), &dir_a);
+    let srv = serve(Path::new(&model), &dir_a, &[]);
     let ids: Vec<String> = [
         "The capital of France is",
         "One, two, three,",
@@ -385,7 +386,7 @@ fn anchor_prove_verify_slash_and_dispute_on_a_real_chain() {
     let lock = std::fs::File::create(dir_a.join("anchor.lock")).unwrap();
     lock.lock().unwrap();
     let out = reg.run(2, &dir_a, &["anchor"], &op_a);
-    assert!(out.contains("another `sworn anchor` is running"), "{out}");
+    assert!(out.contains("another `sworn anchor`"), "{out}");
     drop(lock);
 
     // Proofs: the CLI's bundle and the server's are the same document.
@@ -744,5 +745,80 @@ fn a_crashed_anchoring_run_is_recovered_from_the_chain() {
         expect(0, &work, &["proof", name, "--out", p(&b)]);
         let out = reg.verify(0, p(&b));
         assert!(out.contains("valid: anchored"), "{name}: {out}");
+    }
+}
+
+/// `sworn serve --anchor-every`: the server anchors its own transcripts, refuses to start for a
+/// wallet that is not a registered operator with its key, and keeps manual runs out meanwhile.
+#[test]
+fn the_server_anchors_its_transcripts_itself() {
+    let Some(model) = require_model("chain end-to-end (server anchoring)") else {
+        return;
+    };
+    let Some(anvil) = anvil_bin() else {
+        return;
+    };
+    let (_anvil, url, keys) = start_anvil(&anvil);
+    let work = dir("auto");
+    let reg = deploy(&url, &keys, &write_wallet(&work, "deployer", &keys[0]));
+    let op_wallet = write_wallet(&work, "op", &keys[1]);
+    let key = work.join("operator.key");
+    expect(0, &work, &["keygen", "--out", p(&key)]);
+    let auto = [
+        "--anchor-every",
+        "1",
+        "--rpc",
+        &url,
+        "--registry",
+        &reg.registry,
+        "--wallet",
+        &op_wallet,
+    ];
+    // Not registered yet: the server does not start.
+    let o = Command::new(env!("CARGO_BIN_EXE_sworn"))
+        .args(["serve", "--model", p(&model), "--listen", "127.0.0.1:0"])
+        .args(["--data-dir", p(&work), "--key", p(&key)])
+        .args(auto)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("is not an active operator"),
+        "{}",
+        text(&o)
+    );
+
+    reg.run(
+        0,
+        &work,
+        &["registry", "register", "--bond", "1ether"],
+        &op_wallet,
+    );
+    let srv = serve(&model, &work, &auto);
+    let ids: Vec<String> = (0..2)
+        .map(|i| complete(&srv.base, "Tell me a fact:", i))
+        .collect();
+    // While the server anchors, a manual run is refused.
+    let out = reg.run(2, &work, &["anchor"], &op_wallet);
+    assert!(out.contains("is running"), "{out}");
+    for id in &ids {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let bundle = loop {
+            let (status, body, _) = http(
+                "GET",
+                &format!("{}/v1/attestations/{id}/proof", srv.base),
+                None,
+            );
+            if status == 200 {
+                break body;
+            }
+            assert_eq!(status, 404, "{body}");
+            assert!(Instant::now() < deadline, "{id} not anchored within 60 s");
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        let f = work.join(format!("{id}.bundle.json"));
+        std::fs::write(&f, bundle).unwrap();
+        let out = reg.verify(0, p(&f));
+        assert!(out.contains("valid: anchored"), "{out}");
     }
 }

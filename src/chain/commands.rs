@@ -37,7 +37,8 @@ pub struct ChainArgs {
 }
 
 impl ChainArgs {
-    async fn connect(&self, with_wallet: bool) -> Result<Chain> {
+    /// Connects; loads the wallet when `with_wallet` or when one was named.
+    pub async fn connect(&self, with_wallet: bool) -> Result<Chain> {
         let registry = parse_address(&self.registry)?;
         let w = if with_wallet || self.wallet.is_some() {
             Some(wallet::load(self.wallet.as_deref())?)
@@ -350,23 +351,7 @@ pub fn anchor(a: AnchorArgs, paths: &Paths) -> Result<i32> {
     let data_dir = a.data_dir.clone().unwrap_or_else(|| paths.data_dir.clone());
     let store = open_store(&data_dir)?;
     let key = public_key(a.key.as_deref().unwrap_or(&paths.default_key))?;
-    // One anchoring run per store at a time: a second run would take the first one's batch in
-    // flight for a crashed run's leftover and release it.
-    let lock_path = data_dir.join("anchor.lock");
-    let lock = std::fs::File::create(&lock_path)
-        .with_context(|| format!("creating {}", lock_path.display()))?;
-    match lock.try_lock() {
-        Ok(()) => {}
-        Err(std::fs::TryLockError::WouldBlock) => {
-            bail!(
-                "another `sworn anchor` is running on {}",
-                data_dir.display()
-            )
-        }
-        Err(std::fs::TryLockError::Error(e)) => {
-            return Err(e).with_context(|| format!("locking {}", lock_path.display()))
-        }
-    }
+    let _lock = super::anchoring::lock_anchoring(&data_dir)?;
     runtime()?.block_on(async {
         let chain = a.chain.connect(true).await?;
         let run = anchor_store(&chain, &store, &key, a.max_batch).await?;

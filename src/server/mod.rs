@@ -60,6 +60,15 @@ pub struct Config {
     pub limits: Limits,
     /// Prompt tokens per forward pass for each request (interleaving prefill with decoding).
     pub prefill_chunk: usize,
+    /// Anchor the store's new transcripts on chain periodically (`--anchor-every`).
+    pub anchor: Option<AutoAnchor>,
+}
+
+/// Periodic anchoring by the server itself: what `sworn anchor` does, every `every`.
+pub struct AutoAnchor {
+    pub chain: crate::chain::commands::ChainArgs,
+    pub every: std::time::Duration,
+    pub max_batch: usize,
 }
 
 /// State the handlers share.
@@ -134,6 +143,11 @@ pub async fn serve(cfg: Config) -> Result<()> {
         model_id: model_id(&cfg.model),
         limits: cfg.limits,
     });
+    // Checked before serving: a misconfigured chain stops the start, not the first anchoring.
+    let anchoring = match cfg.anchor {
+        Some(a) => Some(start_anchoring(a, &cfg.data_dir, shared.clone()).await?),
+        None => None,
+    };
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .with_context(|| format!("binding {}", cfg.listen))?;
@@ -146,6 +160,9 @@ pub async fn serve(cfg: Config) -> Result<()> {
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown_signal())
         .await?;
+    if let Some(task) = anchoring {
+        task.abort();
+    }
     // The router (and with it the job sender) is gone: the scheduler finishes what it has.
     tokio::task::spawn_blocking(move || sched.join())
         .await?
@@ -153,6 +170,37 @@ pub async fn serve(cfg: Config) -> Result<()> {
     shared.store.checkpoint()?;
     eprintln!("sworn: stopped cleanly");
     Ok(())
+}
+
+/// Connects, checks that the wallet is an active operator registered with this server's key,
+/// takes the anchoring lock for the server's lifetime (so a manual `sworn anchor` cannot race it),
+/// and spawns the periodic anchoring task. Failures of one round are logged and retried next
+/// round; what was planned stays recorded (`docs/anchoring.md` section 9.2).
+async fn start_anchoring(
+    a: AutoAnchor,
+    data_dir: &std::path::Path,
+    shared: Arc<Shared>,
+) -> Result<tokio::task::JoinHandle<()>> {
+    use crate::chain::anchoring::{anchor_store, check_operator, lock_anchoring};
+    let lock = lock_anchoring(data_dir)?;
+    let chain = a.chain.connect(true).await?;
+    let key = shared.key.public();
+    check_operator(&chain, chain.sender("anchoring")?, &key).await?;
+    tracing::info!(every_s = a.every.as_secs(), registry = %chain.registry_hex(), "anchoring");
+    Ok(tokio::spawn(async move {
+        let _lock = lock;
+        loop {
+            tokio::time::sleep(a.every).await;
+            match anchor_store(&chain, &shared.store, &key, a.max_batch).await {
+                Ok(run) => {
+                    for b in &run.anchored {
+                        tracing::info!(batch = ?b.batch, size = b.size, "anchored");
+                    }
+                }
+                Err(e) => tracing::warn!("anchoring failed (retried next round): {e:#}"),
+            }
+        }
+    }))
 }
 
 async fn shutdown_signal() {
