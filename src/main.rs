@@ -408,7 +408,7 @@ fn verify(a: VerifyArgs) -> Result<i32> {
         }
     }
     let (Some(rpc), Some(registry)) = (a.rpc, a.registry) else {
-        unreachable!("--rpc and --registry come together, and without them we returned above")
+        bail!("--rpc and --registry go together")
     };
     let Some(anchor) = anchor else {
         print_invalid(
