@@ -602,12 +602,7 @@ async fn verdict(a: VerdictArgs) -> Result<i32> {
     let (t, _) = load_bundle(&bytes, None)?;
     let chain = a.chain.connect(true).await?;
     let me = chain.sender("signing a verdict")?;
-    let d = chain
-        .registry
-        .disputeInfo(U256::from(a.dispute))
-        .call()
-        .await
-        .map_err(|e| decode_error("reading the dispute", e))?;
+    let d = dispute_info(&chain, a.dispute).await?;
     if d.state != 1 {
         bail!("dispute {} is not open (state {})", a.dispute, d.state);
     }
@@ -741,14 +736,18 @@ async fn expire(a: DisputeIdArgs) -> Result<i32> {
     Ok(0)
 }
 
-async fn show(a: DisputeIdArgs) -> Result<i32> {
-    let chain = a.chain.connect(false).await?;
-    let d = chain
+async fn dispute_info(chain: &Chain, id: u64) -> Result<SwornRegistry::Dispute> {
+    Ok(chain
         .registry
-        .disputeInfo(U256::from(a.dispute))
+        .disputeInfo(U256::from(id))
         .call()
         .await
-        .map_err(|e| decode_error("reading the dispute", e))?;
+        .map_err(|e| decode_error("reading the dispute", e))?)
+}
+
+async fn show(a: DisputeIdArgs) -> Result<i32> {
+    let chain = a.chain.connect(false).await?;
+    let d = dispute_info(&chain, a.dispute).await?;
     let state = ["none", "open", "challenger-won", "operator-won", "expired"]
         .get(d.state as usize)
         .copied()
