@@ -746,6 +746,68 @@ fn a_crashed_anchoring_run_is_recovered_from_the_chain() {
         let out = reg.verify(0, p(&b));
         assert!(out.contains("valid: anchored"), "{name}: {out}");
     }
+
+    // Crash while the transaction waits in the mempool: the next run waits for it to be mined
+    // and then records the batch.
+    let store = Store::open(&work.join("sworn.db")).unwrap();
+    for name in &names[..2] {
+        let t = store.get(name).unwrap().unwrap();
+        store.put(&format!("{name}-again"), &t, 0).unwrap();
+    }
+    rpc(&url, "evm_setAutomine", json!([false]));
+    let head = u64::from_str_radix(
+        rpc(&url, "eth_blockNumber", json!([]))
+            .as_str()
+            .unwrap()
+            .trim_start_matches("0x"),
+        16,
+    )
+    .unwrap();
+    let waiting = store
+        .plan_batch(&r, &op, 2, head, 0, root)
+        .unwrap()
+        .unwrap();
+    let data = sworn::chain::SwornRegistry::anchorCall {
+        root: alloy::primitives::FixedBytes(waiting.root),
+        size: 2,
+    }
+    .abi_encode();
+    let data = format!("0x{}", sworn_attest::hexser::encode(&data));
+    let tx = rpc(
+        &url,
+        "eth_sendTransaction",
+        json!([{"from": op, "to": reg.registry, "data": data}]),
+    );
+    store
+        .set_batch_tx(waiting.id, tx.as_str().unwrap())
+        .unwrap();
+    drop(store);
+    let child = Command::new(env!("CARGO_BIN_EXE_sworn"))
+        .env("SWORN_DATA_DIR", &work)
+        .args([
+            "anchor",
+            "--json",
+            "--rpc",
+            &url,
+            "--registry",
+            &reg.registry,
+        ])
+        .args(["--wallet", &op_wallet])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    rpc(&url, "evm_mine", json!([]));
+    rpc(&url, "evm_setAutomine", json!([true]));
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let v = json_of(&String::from_utf8_lossy(&o.stdout));
+    assert_eq!(v["released"], 0, "{v}");
+    assert_eq!(v["anchored"][0]["batch"], 2, "{v}");
+    assert_eq!(v["anchored"][0]["tx"], tx, "{v}");
+    assert_eq!(v["unanchored"], 0, "{v}");
+    expect(0, &work, &["proof", "greedy-chat-again"]);
 }
 
 /// `sworn serve --anchor-every`: the server anchors its own transcripts, refuses to start for a
