@@ -1,0 +1,238 @@
+//! `sworn registry ...`: deployment, registration, bonds, withdrawals, and the registry's state.
+
+use std::path::PathBuf;
+
+use alloy::primitives::{Address, FixedBytes, U256};
+use anyhow::Result;
+use clap::{Args, Subcommand};
+use sworn_attest::hexser;
+
+use super::{public_key, runtime, ChainArgs, Paths};
+use crate::chain::bindings::SwornRegistry;
+use crate::chain::client::{
+    decode_error, event, format_eth, lower_hex, parse_address, parse_amount, Chain,
+};
+use crate::chain::wallet;
+
+#[derive(Subcommand)]
+pub enum RegistryCommand {
+    /// Deploy a SwornRegistry (from the committed artifact); prints its address.
+    Deploy(DeployArgs),
+    /// Register the wallet as an operator with its Ed25519 transcript key and a bond.
+    Register(RegisterArgs),
+    /// Show the registry's parameters and an operator's record.
+    Info(InfoArgs),
+    /// Add to the wallet's bond.
+    AddBond(AmountArgs),
+    /// Start leaving: no more anchoring; the bond is released after the unbonding delay.
+    Exit(WalletArgs),
+    /// Finish leaving: credit the bond for `withdraw`.
+    WithdrawBond(WalletArgs),
+    /// Send the wallet everything credited to it (bonds, rewards).
+    Withdraw(WalletArgs),
+}
+
+#[derive(Args)]
+pub struct DeployArgs {
+    /// JSON-RPC endpoint.
+    #[arg(long, env = "SWORN_RPC_URL")]
+    pub rpc: String,
+    /// File holding the deployer's private key [default: $SWORN_WALLET_KEY].
+    #[arg(long)]
+    pub wallet: Option<PathBuf>,
+    /// A committee verifier's address (repeat for each).
+    #[arg(long = "verifier", required = true)]
+    pub verifiers: Vec<String>,
+    /// Matching verdicts needed (more than half of the verifiers).
+    #[arg(long)]
+    pub threshold: u64,
+    /// Smallest operator bond.
+    #[arg(long, default_value = "1ether")]
+    pub min_bond: String,
+    /// Exact bond of a wrong-result dispute.
+    #[arg(long, default_value = "0.1ether")]
+    pub dispute_bond: String,
+    /// Seconds a batch can be challenged after anchoring.
+    #[arg(long, default_value_t = 86_400)]
+    pub challenge_window: u64,
+    /// Seconds the committee has for a verdict.
+    #[arg(long, default_value_t = 86_400)]
+    pub verdict_window: u64,
+    /// Seconds from an exit request to the bond's release (at least the two windows).
+    #[arg(long, default_value_t = 3 * 86_400)]
+    pub unbonding_delay: u64,
+}
+
+#[derive(Args)]
+pub struct RegisterArgs {
+    #[command(flatten)]
+    pub chain: ChainArgs,
+    /// The bond, e.g. 1.5ether.
+    #[arg(long)]
+    pub bond: String,
+    /// The operator's Ed25519 key, whose public half is registered [default: DATA_DIR/operator.key].
+    #[arg(long)]
+    pub key: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct InfoArgs {
+    #[command(flatten)]
+    pub chain: ChainArgs,
+    /// The operator to show [default: the wallet's address].
+    #[arg(long)]
+    pub operator: Option<String>,
+}
+
+#[derive(Args)]
+pub struct AmountArgs {
+    #[command(flatten)]
+    pub chain: ChainArgs,
+    /// How much, e.g. 0.5ether.
+    pub amount: String,
+}
+
+#[derive(Args)]
+pub struct WalletArgs {
+    #[command(flatten)]
+    pub chain: ChainArgs,
+}
+
+/// `sworn registry ...`.
+pub fn registry(cmd: RegistryCommand, paths: &Paths) -> Result<i32> {
+    let rt = runtime()?;
+    rt.block_on(async {
+        match cmd {
+            RegistryCommand::Deploy(a) => deploy(a).await,
+            RegistryCommand::Register(a) => {
+                let key = public_key(a.key.as_deref().unwrap_or(&paths.default_key))?;
+                let bond = parse_amount(&a.bond)?;
+                let chain = a.chain.connect(true).await?;
+                chain
+                    .send(
+                        "registering",
+                        chain
+                            .registry
+                            .register(FixedBytes(key.to_bytes()))
+                            .value(bond),
+                    )
+                    .await?;
+                println!(
+                    "registered operator {} with Ed25519 key {} and a bond of {}",
+                    lower_hex(&chain.sender("registering")?),
+                    key.to_hex(),
+                    format_eth(bond)
+                );
+                Ok(0)
+            }
+            RegistryCommand::Info(a) => info(a).await,
+            RegistryCommand::AddBond(a) => {
+                let amount = parse_amount(&a.amount)?;
+                let chain = a.chain.connect(true).await?;
+                chain
+                    .send("adding bond", chain.registry.addBond().value(amount))
+                    .await?;
+                println!("added {} to the bond", format_eth(amount));
+                Ok(0)
+            }
+            RegistryCommand::Exit(a) => {
+                let chain = a.chain.connect(true).await?;
+                let r = chain
+                    .send("requesting exit", chain.registry.requestExit())
+                    .await?;
+                let ev = event::<SwornRegistry::ExitRequested>(&r, chain.registry.address())?;
+                println!(
+                    "exit requested: the bond can be withdrawn from {}",
+                    ev.exitAt
+                );
+                Ok(0)
+            }
+            RegistryCommand::WithdrawBond(a) => {
+                let chain = a.chain.connect(true).await?;
+                chain
+                    .send("withdrawing the bond", chain.registry.withdrawBond())
+                    .await?;
+                println!("bond credited: collect it with `sworn registry withdraw`");
+                Ok(0)
+            }
+            RegistryCommand::Withdraw(a) => {
+                let chain = a.chain.connect(true).await?;
+                let r = chain.send("withdrawing", chain.registry.withdraw()).await?;
+                let ev = event::<SwornRegistry::Withdrawn>(&r, chain.registry.address())?;
+                println!("withdrew {}", format_eth(ev.amount));
+                Ok(0)
+            }
+        }
+    })
+}
+
+async fn deploy(a: DeployArgs) -> Result<i32> {
+    let w = wallet::load(a.wallet.as_deref())?;
+    let chain = Chain::connect(&a.rpc, None, Some(w)).await?;
+    let verifiers = a
+        .verifiers
+        .iter()
+        .map(|v| parse_address(v))
+        .collect::<Result<Vec<Address>, _>>()?;
+    let min_bond = parse_amount(&a.min_bond)?;
+    let dispute_bond = parse_amount(&a.dispute_bond)?;
+    let builder = SwornRegistry::deploy_builder(
+        chain.provider.clone(),
+        min_bond,
+        dispute_bond,
+        a.challenge_window,
+        a.verdict_window,
+        a.unbonding_delay,
+        verifiers,
+        U256::from(a.threshold),
+    );
+    let address = builder
+        .deploy()
+        .await
+        .map_err(|e| decode_error("deploying the registry", e))?;
+    println!("{}", lower_hex(&address));
+    Ok(0)
+}
+
+async fn info(a: InfoArgs) -> Result<i32> {
+    let chain = a.chain.connect(false).await?;
+    let operator = match &a.operator {
+        Some(o) => parse_address(o)?,
+        None => chain.sender("showing the wallet's record (or give --operator)")?,
+    };
+    let r = &chain.registry;
+    let err = |what: &'static str| move |e| decode_error(what, e);
+    let op = r
+        .operatorInfo(operator)
+        .call()
+        .await
+        .map_err(err("operatorInfo"))?;
+    let credits = r.credits(operator).call().await.map_err(err("credits"))?;
+    let v = serde_json::json!({
+        "chain_id": chain.chain_id,
+        "registry": chain.registry_hex(),
+        "min_bond_wei": r.minBond().call().await.map_err(err("minBond"))?.to_string(),
+        "dispute_bond_wei": r.disputeBond().call().await.map_err(err("disputeBond"))?.to_string(),
+        "challenge_window": r.challengeWindow().call().await.map_err(err("challengeWindow"))?,
+        "verdict_window": r.verdictWindow().call().await.map_err(err("verdictWindow"))?,
+        "unbonding_delay": r.unbondingDelay().call().await.map_err(err("unbondingDelay"))?,
+        "threshold": r.threshold().call().await.map_err(err("threshold"))?.to_string(),
+        "verifiers": r.verifierCount().call().await.map_err(err("verifierCount"))?.to_string(),
+        "disputes": r.disputeCount().call().await.map_err(err("disputeCount"))?.to_string(),
+        "operator": {
+            "address": lower_hex(&operator),
+            "bond_wei": op.bond.to_string(),
+            "active": op.active,
+            "slashed": op.slashed,
+            "exit_at": op.exitAt,
+            "open_disputes": op.openDisputes,
+            "ed25519_key": hexser::encode(&op.ed25519Key.0),
+            "batches": op.batches,
+            "log_size": op.logSize,
+            "last_anchor_at": op.lastAnchorAt,
+            "credits_wei": credits.to_string(),
+        },
+    });
+    println!("{}", serde_json::to_string_pretty(&v)?);
+    Ok(0)
+}
