@@ -37,12 +37,17 @@ pub fn sign_completion(
             spec_version: sworn_engine::canon::SPEC_VERSION.into(),
             backend: format!("{} x{}", engine.runner.isa.name(), engine.runner.threads()),
             operator_key_id: [0; 32],
-            timestamp_ms: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64),
+            timestamp_ms: now_ms(),
         },
         signature: [0; 64],
     };
     key.sign(&mut t);
     t
+}
+
+/// Milliseconds since the Unix epoch (0 if the clock is before it).
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }

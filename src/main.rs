@@ -341,16 +341,7 @@ fn parse_key(s: &str) -> Result<PublicKey> {
 }
 
 fn read_transcript(path: &Path) -> Result<Vec<u8>> {
-    let meta = std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
-    let limit = sworn_attest::Limits::default().max_bytes as u64;
-    if meta.len() > limit {
-        bail!(
-            "{} is {} bytes, over the {limit}-byte transcript limit",
-            path.display(),
-            meta.len()
-        );
-    }
-    std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+    chain::commands::read_file_limited(path, sworn_attest::Limits::default().max_bytes as u64)
 }
 
 fn verify(a: VerifyArgs) -> Result<i32> {

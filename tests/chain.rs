@@ -91,6 +91,29 @@ fn rpc(url: &str, method: &str, params: Value) -> Value {
     v["result"].clone()
 }
 
+/// A quantity the node answers in hex (`eth_chainId`, `eth_blockNumber`).
+fn rpc_u64(url: &str, method: &str) -> u64 {
+    let v = rpc(url, method, json!([]));
+    u64::from_str_radix(v.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
+}
+
+/// Sends `anchor(root, size)` from `from` (an account anvil holds unlocked), around sworn: what a
+/// run that crashed after sending leaves on chain. Returns the transaction hash.
+fn send_anchor(url: &str, from: &str, registry: &str, root: &[u8; 32], size: u64) -> Value {
+    use alloy::sol_types::SolCall;
+    let data = sworn::chain::SwornRegistry::anchorCall {
+        root: alloy::primitives::FixedBytes(*root),
+        size,
+    }
+    .abi_encode();
+    let data = format!("0x{}", sworn_attest::hexser::encode(&data));
+    rpc(
+        url,
+        "eth_sendTransaction",
+        json!([{"from": from, "to": registry, "data": data}]),
+    )
+}
+
 /// Moves the chain's clock forward and mines a block.
 fn time_travel(url: &str, secs: u64) {
     rpc(url, "evm_increaseTime", json!([secs]));
@@ -644,7 +667,6 @@ fn anchor_prove_verify_slash_and_dispute_on_a_real_chain() {
 /// anchored afresh, and every transcript ends up provable.
 #[test]
 fn a_crashed_anchoring_run_is_recovered_from_the_chain() {
-    use alloy::sol_types::SolCall;
     use sworn::server::anchor_log::RegistryRef;
     use sworn_attest::anchor;
 
@@ -676,22 +698,8 @@ fn a_crashed_anchoring_run_is_recovered_from_the_chain() {
             .unwrap();
         store.put(name, &t, 0).unwrap();
     }
-    let chain_id = u64::from_str_radix(
-        rpc(&url, "eth_chainId", json!([]))
-            .as_str()
-            .unwrap()
-            .trim_start_matches("0x"),
-        16,
-    )
-    .unwrap();
-    let head = u64::from_str_radix(
-        rpc(&url, "eth_blockNumber", json!([]))
-            .as_str()
-            .unwrap()
-            .trim_start_matches("0x"),
-        16,
-    )
-    .unwrap();
+    let chain_id = rpc_u64(&url, "eth_chainId");
+    let head = rpc_u64(&url, "eth_blockNumber");
     let r = RegistryRef {
         chain_id,
         registry: reg.registry.clone(),
@@ -703,17 +711,7 @@ fn a_crashed_anchoring_run_is_recovered_from_the_chain() {
         .plan_batch(&r, &op, 2, head, 0, root)
         .unwrap()
         .unwrap();
-    let data = sworn::chain::SwornRegistry::anchorCall {
-        root: alloy::primitives::FixedBytes(sent.root),
-        size: 2,
-    }
-    .abi_encode();
-    let data = format!("0x{}", sworn_attest::hexser::encode(&data));
-    rpc(
-        &url,
-        "eth_sendTransaction",
-        json!([{"from": op, "to": reg.registry, "data": data}]),
-    );
+    send_anchor(&url, &op, &reg.registry, &sent.root, 2);
     // Crash before sending: the next two planned, never sent.
     store
         .plan_batch(&r, &op, 2, head, 0, root)
@@ -755,29 +753,12 @@ fn a_crashed_anchoring_run_is_recovered_from_the_chain() {
         store.put(&format!("{name}-again"), &t, 0).unwrap();
     }
     rpc(&url, "evm_setAutomine", json!([false]));
-    let head = u64::from_str_radix(
-        rpc(&url, "eth_blockNumber", json!([]))
-            .as_str()
-            .unwrap()
-            .trim_start_matches("0x"),
-        16,
-    )
-    .unwrap();
+    let head = rpc_u64(&url, "eth_blockNumber");
     let waiting = store
         .plan_batch(&r, &op, 2, head, 0, root)
         .unwrap()
         .unwrap();
-    let data = sworn::chain::SwornRegistry::anchorCall {
-        root: alloy::primitives::FixedBytes(waiting.root),
-        size: 2,
-    }
-    .abi_encode();
-    let data = format!("0x{}", sworn_attest::hexser::encode(&data));
-    let tx = rpc(
-        &url,
-        "eth_sendTransaction",
-        json!([{"from": op, "to": reg.registry, "data": data}]),
-    );
+    let tx = send_anchor(&url, &op, &reg.registry, &waiting.root, 2);
     store
         .set_batch_tx(waiting.id, tx.as_str().unwrap())
         .unwrap();

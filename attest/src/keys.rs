@@ -50,6 +50,24 @@ pub fn key_id(public: &[u8; 32]) -> [u8; 32] {
     Sha256::digest(public).into()
 }
 
+/// Refuses a secret-key file that other users can read (any group or other permission bit):
+/// the check every secret key file sworn reads goes through.
+pub fn check_private(meta: &std::fs::Metadata) -> Result<(), String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(format!(
+                "mode {mode:o} lets others read the secret key; run chmod 600 on it"
+            ));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = meta;
+    Ok(())
+}
+
 impl OperatorKey {
     /// A fresh key from the operating system's randomness.
     pub fn generate() -> Result<OperatorKey, AttestError> {
@@ -117,16 +135,7 @@ impl OperatorKey {
             source,
         };
         let meta = std::fs::metadata(path).map_err(io)?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = meta.permissions().mode() & 0o777;
-            if mode & 0o077 != 0 {
-                return Err(err(format!(
-                    "mode {mode:o} lets others read the secret key; run chmod 600 on it"
-                )));
-            }
-        }
+        check_private(&meta).map_err(err)?;
         if meta.len() > 4096 {
             return Err(err("too large to be a key file".into()));
         }

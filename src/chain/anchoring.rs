@@ -109,15 +109,12 @@ pub async fn anchor_store(
             .get_block_number()
             .await
             .map_err(|source| chain.rpc_error(source))?;
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
         let Some(p) = store.plan_batch(
             &reg,
             &lower_hex(&operator),
             max_batch.max(1),
             from_block,
-            now_ms,
+            crate::attestation::now_ms(),
             |l| anchor::root(l).expect("a planned batch is never empty"),
         )?
         else {

@@ -57,8 +57,8 @@ pub struct Chain {
     pub provider: DynProvider,
     pub registry: SwornRegistryInstance<DynProvider>,
     pub chain_id: u64,
-    /// The wallet's address, when one was given.
-    pub sender: Option<Address>,
+    /// The wallet that signs transactions, when one was given.
+    pub signer: Option<PrivateKeySigner>,
 }
 
 impl Chain {
@@ -74,10 +74,9 @@ impl Chain {
         if !matches!(parsed.scheme(), "http" | "https") {
             return Err(ChainError::BadUrl(url.into()));
         }
-        let sender = wallet.as_ref().map(|w| w.address());
-        let provider = match wallet {
+        let provider = match &wallet {
             Some(w) => ProviderBuilder::new()
-                .wallet(EthereumWallet::from(w))
+                .wallet(EthereumWallet::from(w.clone()))
                 .connect_http(parsed)
                 .erased(),
             None => ProviderBuilder::new().connect_http(parsed).erased(),
@@ -99,7 +98,7 @@ impl Chain {
             registry: SwornRegistry::new(address, provider.clone()),
             provider,
             chain_id,
-            sender,
+            signer: wallet,
         })
     }
 
@@ -113,7 +112,33 @@ impl Chain {
 
     /// The wallet's address, or an error naming `what` needed it.
     pub fn sender(&self, what: &str) -> Result<Address, ChainError> {
-        self.sender.ok_or_else(|| ChainError::NoWallet(what.into()))
+        Ok(self.signer(what)?.address())
+    }
+
+    /// The wallet, or an error naming `what` needed it.
+    pub fn signer(&self, what: &str) -> Result<&PrivateKeySigner, ChainError> {
+        self.signer
+            .as_ref()
+            .ok_or_else(|| ChainError::NoWallet(what.into()))
+    }
+
+    /// Whether `chain_id` and `registry` (any case) name this chain's registry.
+    pub fn is_registry(&self, chain_id: u64, registry: &str) -> bool {
+        chain_id == self.chain_id && registry.eq_ignore_ascii_case(&self.registry_hex())
+    }
+
+    /// Refuses a proof made for another chain or registry.
+    pub fn check_proof_registry(&self, p: &AnchorProof) -> Result<(), ChainError> {
+        if self.is_registry(p.chain_id, &p.registry) {
+            return Ok(());
+        }
+        Err(ChainError::Other(format!(
+            "the proof is for registry {} on chain {}, not {} on chain {}",
+            p.registry,
+            p.chain_id,
+            self.registry_hex(),
+            self.chain_id
+        )))
     }
 
     /// The registry's address in the form proofs carry it (`0x`, lowercase).

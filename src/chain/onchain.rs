@@ -117,15 +117,7 @@ pub struct OnchainReport {
 /// another chain); a transcript that fails a check gets `valid: false` and a reason.
 pub async fn check(chain: &Chain, b: &AnchoredTranscript) -> Result<OnchainReport, ChainError> {
     let p = &b.anchor;
-    if p.chain_id != chain.chain_id || !p.registry.eq_ignore_ascii_case(&chain.registry_hex()) {
-        return Err(ChainError::Other(format!(
-            "the proof is for registry {} on chain {}, not {} on chain {}",
-            p.registry,
-            p.chain_id,
-            chain.registry_hex(),
-            chain.chain_id
-        )));
-    }
+    chain.check_proof_registry(p)?;
     let operator: Address = parse_address(&p.operator)?;
     let info = chain
         .registry
@@ -238,18 +230,22 @@ pub fn load_bundle(
         }
     }
     let t = sworn_verifier::parse(bytes, limits)?;
-    let p = match proof {
-        None => None,
-        Some(pb) => {
-            let text = std::str::from_utf8(pb)?;
-            Some(match AnchoredTranscript::parse(text, limits)? {
-                Some(b) => b.anchor,
-                None => serde_json::from_str::<AnchorProof>(text)
-                    .map_err(|e| anyhow::anyhow!("the proof file: {e}"))?,
-            })
-        }
-    };
+    let p = proof
+        .map(|pb| parse_proof(std::str::from_utf8(pb)?))
+        .transpose()
+        .map_err(|e| e.context("the proof file"))?;
     Ok((t, p))
+}
+
+/// A proof document, or the proof inside a bundle.
+pub fn parse_proof(text: &str) -> anyhow::Result<AnchorProof> {
+    Ok(
+        match AnchoredTranscript::parse(text, sworn_attest::Limits::default())? {
+            Some(b) => b.anchor,
+            None => serde_json::from_str::<AnchorProof>(text)
+                .map_err(|e| anyhow::anyhow!("not a bundle or proof: {e}"))?,
+        },
+    )
 }
 
 #[cfg(test)]

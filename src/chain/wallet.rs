@@ -29,19 +29,14 @@ pub fn parse_key(text: &str) -> Result<PrivateKeySigner> {
 pub fn load(path: Option<&Path>) -> Result<PrivateKeySigner> {
     match path {
         Some(p) => {
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::PermissionsExt;
-                let meta =
-                    std::fs::metadata(p).with_context(|| format!("wallet key {}", p.display()))?;
-                if meta.permissions().mode() & 0o077 != 0 {
-                    bail!(
-                        "wallet key {} is readable by other users (mode {:o}); chmod 600 it",
-                        p.display(),
-                        meta.permissions().mode() & 0o777
-                    );
-                }
-            }
+            let meta =
+                std::fs::metadata(p).with_context(|| format!("wallet key {}", p.display()))?;
+            sworn_attest::keys::check_private(&meta).map_err(|why| {
+                anyhow::anyhow!(
+                    "wallet key {} is readable by other users: {why}",
+                    p.display()
+                )
+            })?;
             let text = std::fs::read_to_string(p)
                 .with_context(|| format!("reading wallet key {}", p.display()))?;
             parse_key(&text).with_context(|| format!("wallet key {}", p.display()))

@@ -14,6 +14,12 @@ use sworn_attest::hexser;
 
 use super::store::{Store, StoreError};
 
+/// SQL condition: transcript `t` is in no batch (planned or anchored) of the registry given as
+/// parameters `?1` (chain id) and `?2` (address).
+const NOT_IN_REGISTRY: &str = "NOT EXISTS (
+    SELECT 1 FROM anchor_leaves l JOIN anchor_batches b ON b.id = l.batch_id
+    WHERE l.transcript_id = t.id AND b.chain_id = ?1 AND b.registry = ?2)";
+
 /// A registry on a chain: the log is kept per registry, since the same transcripts can be
 /// anchored with more than one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,13 +75,10 @@ impl Store {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let rows: Vec<(String, String)> = {
-            let mut q = tx.prepare(
-                "SELECT t.id, t.digest FROM transcripts t
-                 WHERE NOT EXISTS (
-                     SELECT 1 FROM anchor_leaves l JOIN anchor_batches b ON b.id = l.batch_id
-                     WHERE l.transcript_id = t.id AND b.chain_id = ?1 AND b.registry = ?2)
-                 ORDER BY t.rowid LIMIT ?3",
-            )?;
+            let mut q = tx.prepare(&format!(
+                "SELECT t.id, t.digest FROM transcripts t WHERE {NOT_IN_REGISTRY}
+                 ORDER BY t.rowid LIMIT ?3"
+            ))?;
             let it = q.query_map(
                 params![reg.chain_id as i64, reg.registry, max as i64],
                 |r| Ok((r.get(0)?, r.get(1)?)),
@@ -116,8 +119,18 @@ impl Store {
             }
         }
         tx.commit()?;
-        drop(conn);
-        self.batch_row(id).map(Some)
+        Ok(Some(BatchRow {
+            id,
+            operator: operator.to_string(),
+            pending: true,
+            root,
+            size: leaves.len() as u64,
+            from_block,
+            tx_hash: None,
+            batch: None,
+            anchored_at: None,
+            leaves,
+        }))
     }
 
     /// Records the hash of the transaction that anchors planned batch `id`.
@@ -185,9 +198,7 @@ impl Store {
     /// Transcripts not yet in any batch (planned or anchored) of `reg`.
     pub fn unanchored_count(&self, reg: &RegistryRef) -> Result<u64, StoreError> {
         Ok(self.conn().query_row(
-            "SELECT COUNT(*) FROM transcripts t WHERE NOT EXISTS (
-                 SELECT 1 FROM anchor_leaves l JOIN anchor_batches b ON b.id = l.batch_id
-                 WHERE l.transcript_id = t.id AND b.chain_id = ?1 AND b.registry = ?2)",
+            &format!("SELECT COUNT(*) FROM transcripts t WHERE {NOT_IN_REGISTRY}"),
             params![reg.chain_id as i64, reg.registry],
             |r| r.get::<_, i64>(0),
         )? as u64)

@@ -21,8 +21,9 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 use tokio_stream::wrappers::UnboundedReceiverStream;
 use tokio_stream::StreamExt;
 
-use super::scheduler::{now_ms, Job, Update};
+use super::scheduler::{Job, Update};
 use super::AppState;
+use crate::attestation::now_ms;
 
 /// Header carrying the transcript id of a completion.
 pub const TRANSCRIPT_HEADER: &str = "x-sworn-transcript-id";

@@ -7,7 +7,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use sworn_attest::{OperatorKey, Transcript};
 use sworn_engine::batcher::{Batcher, Event};
@@ -17,7 +17,7 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use super::metrics::Metrics;
 use super::store::Store;
-use crate::attestation::sign_completion;
+use crate::attestation::{now_ms, sign_completion};
 
 /// What a client hears about its request.
 #[derive(Debug)]
@@ -177,11 +177,4 @@ fn finish(shared: &Shared, l: Live, c: sworn_engine::Completion) {
             )));
         }
     }
-}
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }

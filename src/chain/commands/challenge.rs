@@ -7,16 +7,13 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use sworn_attest::{hexser, Transcript};
 
-use super::{
-    check_same_registry, read_bundle, read_limited, read_proof, runtime, write_or_print, ChainArgs,
-};
+use super::{read_bundle, read_limited, read_proof, runtime, write_or_print, ChainArgs};
 use crate::chain::bindings::SwornRegistry;
 use crate::chain::client::{
     claim, decode_error, event, format_eth, lower_hex, parse_address, Chain,
 };
 use crate::chain::onchain::load_bundle;
 use crate::chain::verdict::SignedVerdict;
-use crate::chain::wallet;
 
 #[derive(Subcommand)]
 pub enum ChallengeCommand {
@@ -143,8 +140,8 @@ async fn equivocation(a: EquivocationArgs) -> Result<i32> {
         }
     }
     let chain = a.chain.connect(true).await?;
-    check_same_registry(&chain, &p)?;
-    check_same_registry(&chain, &q)?;
+    chain.check_proof_registry(&p)?;
+    chain.check_proof_registry(&q)?;
     let operator = parse_address(&p.operator)?;
     let receipt = chain
         .send(
@@ -219,7 +216,7 @@ async fn dispute(a: DisputeArgs) -> Result<i32> {
         }
     };
     let chain = a.chain.connect(true).await?;
-    check_same_registry(&chain, &b.anchor)?;
+    chain.check_proof_registry(&b.anchor)?;
     let operator = parse_address(&b.anchor.operator)?;
     let bond = chain
         .registry
@@ -278,9 +275,8 @@ async fn verdict(a: VerdictArgs) -> Result<i32> {
         );
     }
     let (ok, honest) = honest_output(&t, &a.replay)?;
-    let w = wallet::load(a.chain.wallet.as_deref())?;
     let v = SignedVerdict::sign(
-        &w,
+        chain.signer("signing a verdict")?,
         chain.chain_id,
         *chain.registry.address(),
         a.dispute,
@@ -343,9 +339,7 @@ async fn resolve(a: ResolveArgs) -> Result<i32> {
     verdicts.sort_by_key(|(who, _)| *who);
     verdicts.dedup_by_key(|(who, _)| *who);
     let chain = a.chain.connect(true).await?;
-    if first.chain_id != chain.chain_id
-        || !first.registry.eq_ignore_ascii_case(&chain.registry_hex())
-    {
+    if !chain.is_registry(first.chain_id, &first.registry) {
         bail!("the verdicts are for another chain or registry");
     }
     let sigs: Vec<Bytes> = verdicts

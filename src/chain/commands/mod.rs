@@ -17,7 +17,7 @@ use sworn_attest::{hexser, PublicKey, Transcript};
 
 use super::anchoring::anchor_store;
 use super::client::{lower_hex, parse_address, Chain};
-use super::onchain::{check, load_bundle, proof_from_store};
+use super::onchain::{check, load_bundle, parse_proof, proof_from_store};
 use super::wallet;
 use crate::server::anchor_log::RegistryRef;
 use crate::server::store::Store;
@@ -126,8 +126,8 @@ fn write_or_print(out: Option<&Path>, text: &str) -> Result<()> {
     }
 }
 
-fn read_limited(p: &Path) -> Result<Vec<u8>> {
-    let limit = sworn_attest::Limits::default().max_bytes as u64 + 64 * 1024;
+/// Reads a file the user names, refusing one over `limit` bytes before reading it.
+pub fn read_file_limited(p: &Path, limit: u64) -> Result<Vec<u8>> {
     let len = std::fs::metadata(p)
         .with_context(|| format!("reading {}", p.display()))?
         .len();
@@ -140,16 +140,19 @@ fn read_limited(p: &Path) -> Result<Vec<u8>> {
     std::fs::read(p).with_context(|| format!("reading {}", p.display()))
 }
 
+/// Reads a transcript, bundle, proof or verdict file: the transcript limit plus room for a proof.
+fn read_limited(p: &Path) -> Result<Vec<u8>> {
+    read_file_limited(
+        p,
+        sworn_attest::Limits::default().max_bytes as u64 + 64 * 1024,
+    )
+}
+
 /// Reads a file holding a bundle or a bare proof.
 fn read_proof(p: &Path) -> Result<AnchorProof> {
     let bytes = read_limited(p)?;
     let text = std::str::from_utf8(&bytes).with_context(|| format!("{}", p.display()))?;
-    if let Some(b) = AnchoredTranscript::parse(text, sworn_attest::Limits::default())
-        .with_context(|| format!("{}", p.display()))?
-    {
-        return Ok(b.anchor);
-    }
-    serde_json::from_str(text).with_context(|| format!("{}: not a bundle or proof", p.display()))
+    parse_proof(text).with_context(|| format!("{}", p.display()))
 }
 
 fn read_bundle(p: &Path) -> Result<AnchoredTranscript> {
@@ -161,19 +164,6 @@ fn read_bundle(p: &Path) -> Result<AnchoredTranscript> {
             p.display()
         ),
     }
-}
-
-fn check_same_registry(chain: &Chain, p: &AnchorProof) -> Result<()> {
-    if p.chain_id != chain.chain_id || !p.registry.eq_ignore_ascii_case(&chain.registry_hex()) {
-        bail!(
-            "the proof is for registry {} on chain {}, not {} on chain {}",
-            p.registry,
-            p.chain_id,
-            chain.registry_hex(),
-            chain.chain_id
-        );
-    }
-    Ok(())
 }
 
 /// `sworn anchor`.
