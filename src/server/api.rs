@@ -135,13 +135,12 @@ pub async fn reject_declared_oversize(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     match declared {
-        Some(n) if n > max as u64 => ApiError {
-            status: StatusCode::PAYLOAD_TOO_LARGE,
-            kind: "invalid_request_error",
-            code: Some("body_rejected"),
-            message: format!("request body: {n} bytes declared, the limit is {max}"),
-            retry_after: None,
-        }
+        Some(n) if n > max as u64 => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_request_error",
+            "body_rejected",
+            format!("request body: {n} bytes declared, the limit is {max}"),
+        )
         .into_response(),
         _ => next.run(req).await,
     }
