@@ -11,7 +11,7 @@ use crate::canon::quant::{QActs, QK};
 use crate::canon::rope::RopeTable;
 use crate::error::{EngineError, Result};
 use crate::gguf::GgufFile;
-use crate::kernels::Runner;
+use crate::kernels::{Query, Runner};
 use crate::qmatrix::{GgufKind, QMatrix};
 
 /// Hyperparameters of a Llama-architecture model, from the GGUF metadata.
@@ -32,6 +32,9 @@ pub struct Config {
 
 /// Longest context the engine will build tables for, whatever a file claims.
 pub const MAX_CONTEXT: usize = 1 << 16;
+
+/// Queries per attention task at most (a tile's tokens times the query heads of a KV head).
+const ATTENTION_TILE_QUERIES: usize = 24;
 
 impl Config {
     fn from_gguf<R: std::io::Read + std::io::Seek>(f: &GgufFile<R>) -> Result<Config> {
@@ -305,6 +308,17 @@ impl Model {
         let mut h = vec![0f32; nt * cfg.d_ff];
         let scale = 1.0 / (hd as f32).sqrt();
         let group = cfg.n_head / cfg.n_kv_head;
+        // Attention tiles: runs of consecutive tokens of one sequence, whose queries of one KV
+        // head are computed together (they share its keys and values).
+        let tile_tokens = (ATTENTION_TILE_QUERIES / group).clamp(1, 8);
+        let mut tiles: Vec<(usize, usize)> = Vec::new();
+        let mut t0 = 0;
+        for t in 1..=nt {
+            if t == nt || at[t].0 != at[t0].0 || t - t0 == tile_tokens {
+                tiles.push((t0, t));
+                t0 = t;
+            }
+        }
         for (li, layer) in self.layers.iter().enumerate() {
             // Attention block.
             isa.rmsnorm(&x, &layer.attn_norm, cfg.rms_eps, &mut xn);
@@ -330,26 +344,23 @@ impl Model {
                 seq.v[li].extend_from_slice(&vb[t * kvd..][..kvd]);
             }
             let out = SharedMut(att.as_mut_ptr());
-            let (feeds_ref, at_ref, qb_ref) = (&*feeds, &at, &qb);
-            rt.for_each(nt * cfg.n_head, |task| {
-                let (t, hh) = (task / cfg.n_head, task % cfg.n_head);
-                let (fi, pos) = at_ref[t];
-                let seq = &feeds_ref[fi].seq;
-                let n = pos + 1;
-                let mut scores = vec![0f32; n];
-                // SAFETY: task (t, hh) alone writes att[t * qd + hh * hd..][..hd].
-                let o = unsafe { std::slice::from_raw_parts_mut(out.at(t * qd + hh * hd), hd) };
-                isa.attend(
-                    &qb_ref[t * qd + hh * hd..][..hd],
-                    &seq.k[li],
-                    &seq.v[li],
-                    n,
-                    kvd,
-                    (hh / group) * hd,
-                    scale,
-                    &mut scores,
-                    o,
-                );
+            let (feeds_ref, at_ref, qb_ref, tiles_ref) = (&*feeds, &at, &qb, &tiles);
+            rt.for_each(tiles.len() * cfg.n_kv_head, |task| {
+                let ((t0, t1), g) = (tiles_ref[task / cfg.n_kv_head], task % cfg.n_kv_head);
+                let seq = &feeds_ref[at_ref[t0].0].seq;
+                let mut queries = Vec::with_capacity((t1 - t0) * group);
+                for (t, &(_, pos)) in at_ref.iter().enumerate().take(t1).skip(t0) {
+                    for hh in g * group..(g + 1) * group {
+                        let o = t * qd + hh * hd;
+                        queries.push(Query {
+                            q: &qb_ref[o..][..hd],
+                            n: pos + 1,
+                            // SAFETY: only this task's query (t, hh) writes att[o..o + hd].
+                            out: unsafe { std::slice::from_raw_parts_mut(out.at(o), hd) },
+                        });
+                    }
+                }
+                isa.attend_many(&mut queries, &seq.k[li], &seq.v[li], kvd, g * hd, scale);
             });
             isa.quantize_rows(&att, qd, &mut xq);
             rt.matmul_many(&[&layer.wo], &xq, &att, nt, &mut [&mut ob]);

@@ -535,6 +535,146 @@ pub unsafe fn attend(
     }
 }
 
+/// Keys (and values) per block of [`attend_many`]: 32 rows of a 64-wide head are 8 KiB each, so
+/// a block of both stays in L1 while every query of the tile uses it.
+const KEY_BLOCK: usize = 32;
+
+/// Several queries of one KV head at once, each exactly as [`attend`] computes it alone.
+///
+/// One query at a time reads all its keys and values from L2, and at prefill lengths that
+/// bandwidth, not arithmetic, bounded attention. Here the keys and values go by in blocks of
+/// [`KEY_BLOCK`] rows, each block used by every query of the tile while it is in L1. Per query
+/// nothing changes: each score is the same dot product (spec §1.3), the maximum and the sum are
+/// the same left folds over `j = 0, 1, ...`, and each output element adds `e_j * v_j` in order of
+/// `j` (its running value waits in `acc` between blocks, stored exactly).
+///
+/// # Safety
+/// Requires AVX2. Each `queries[i]` is `hd` floats (`hd` a multiple of 8) attending to keys
+/// `0..ns[i]` (`ns[i] >= 1`); `keys` and `values` hold `max(ns)` rows of `stride` floats with the
+/// head at `off`; `outs[i]` has room for `hd` floats and no two overlap; `scores` holds at least
+/// `queries.len() * max(ns)` floats and `acc` at least `queries.len() * hd`.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx2")]
+pub unsafe fn attend_many(
+    queries: &[*const f32],
+    ns: &[usize],
+    outs: &[*mut f32],
+    hd: usize,
+    keys: &[f32],
+    values: &[f32],
+    stride: usize,
+    off: usize,
+    scale: f32,
+    scores: &mut [f32],
+    acc: &mut [f32],
+) {
+    let nmax = ns.iter().copied().max().unwrap_or(0);
+    let (kp, vp) = (keys.as_ptr().add(off), values.as_ptr().add(off));
+    let sc = _mm256_set1_ps(scale);
+    // Scores, key block by key block. Each key's score is the same bits whether it is computed
+    // in a group of eight or alone (see `dot8_f32_x8`).
+    for kb in (0..nmax).step_by(KEY_BLOCK) {
+        for (i, (&q, &n)) in queries.iter().zip(ns).enumerate() {
+            let end = n.min(kb + KEY_BLOCK);
+            let srow = scores.as_mut_ptr().add(i * nmax);
+            let mut j = kb;
+            while j + 8 <= end {
+                let d = dot8_f32_x8(q, kp.add(j * stride), stride, hd);
+                _mm256_storeu_ps(srow.add(j), _mm256_mul_ps(d, sc));
+                j += 8;
+            }
+            while j < end {
+                let k = std::slice::from_raw_parts(kp.add(j * stride), hd);
+                *srow.add(j) = dot8_f32(std::slice::from_raw_parts(q, hd), k) * scale;
+                j += 1;
+            }
+        }
+    }
+    // Softmax weights of each query: the maximum, exp, and the sum, each in order of j.
+    let mut sums = [0f32; MAX_TILE];
+    for (i, &n) in ns.iter().enumerate() {
+        let row = &mut scores[i * nmax..][..n];
+        let mut m = f32::NEG_INFINITY;
+        for &s in row.iter() {
+            if s > m {
+                m = s;
+            }
+        }
+        let mv = _mm256_set1_ps(m);
+        let mut j = 0;
+        while j + 8 <= n {
+            let p = row.as_mut_ptr().add(j);
+            _mm256_storeu_ps(p, exp8(_mm256_sub_ps(_mm256_loadu_ps(p), mv)));
+            j += 8;
+        }
+        for s in row[j..].iter_mut() {
+            *s = crate::canon::math::exp_f32(*s - m);
+        }
+        let mut sum = 0f32;
+        for &e in row.iter() {
+            sum += e;
+        }
+        sums[i] = sum;
+    }
+    // Weighted sums of the values, value block by value block.
+    acc[..queries.len() * hd].fill(0.0);
+    for kb in (0..nmax).step_by(KEY_BLOCK) {
+        for (i, &n) in ns.iter().enumerate() {
+            if kb >= n {
+                continue;
+            }
+            let e = &scores[i * nmax + kb..i * nmax + n.min(kb + KEY_BLOCK)];
+            let (v, a) = (vp.add(kb * stride), acc.as_mut_ptr().add(i * hd));
+            let mut c = 0;
+            let chunks = hd / 8;
+            while c < chunks {
+                let (v, a) = (v.add(c * 8), a.add(c * 8));
+                c += match chunks - c {
+                    8.. => accumulate::<8>(e, v, stride, a),
+                    4..=7 => accumulate::<4>(e, v, stride, a),
+                    2..=3 => accumulate::<2>(e, v, stride, a),
+                    _ => accumulate::<1>(e, v, stride, a),
+                };
+            }
+        }
+    }
+    for (i, &o) in outs.iter().enumerate() {
+        let sv = _mm256_set1_ps(sums[i]);
+        for c in (0..hd).step_by(8) {
+            let a = _mm256_loadu_ps(acc.as_ptr().add(i * hd + c));
+            _mm256_storeu_ps(o.add(c), _mm256_div_ps(a, sv));
+        }
+    }
+}
+
+/// Most queries one [`attend_many`] call takes.
+pub const MAX_TILE: usize = 64;
+
+/// `acc[0..8W] += sum_j e[j] * v[j * stride + ..]`, over `j` in order; returns `W`.
+#[inline(always)]
+unsafe fn accumulate<const W: usize>(
+    e: &[f32],
+    v: *const f32,
+    stride: usize,
+    acc: *mut f32,
+) -> usize {
+    let mut a = [_mm256_setzero_ps(); W];
+    for (c, x) in a.iter_mut().enumerate() {
+        *x = _mm256_loadu_ps(acc.add(c * 8));
+    }
+    for (j, &ej) in e.iter().enumerate() {
+        let ev = _mm256_set1_ps(ej);
+        let row = v.add(j * stride);
+        for (c, x) in a.iter_mut().enumerate() {
+            *x = _mm256_add_ps(*x, _mm256_mul_ps(ev, _mm256_loadu_ps(row.add(c * 8))));
+        }
+    }
+    for (c, x) in a.iter().enumerate() {
+        _mm256_storeu_ps(acc.add(c * 8), *x);
+    }
+    W
+}
+
 /// `out[0..8W] = (sum_j e[j] * v[j * stride + ..]) / sum`, the sum over `j` in order from zero
 /// (spec §3.5); returns `W`.
 #[inline(always)]

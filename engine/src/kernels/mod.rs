@@ -128,6 +128,76 @@ impl Isa {
         }
     }
 
+    /// Several attention queries against one head's keys and values (same `keys`, `values`,
+    /// `stride`, `off` and `scale` as [`Isa::attend`]); each output is bit for bit what
+    /// [`Isa::attend`] gives for that query alone. Prefill and replay use it: the AVX2 kernel
+    /// reads each block of keys and values once for the whole group.
+    #[allow(clippy::too_many_arguments)]
+    pub fn attend_many(
+        self,
+        queries: &mut [Query],
+        keys: &[f32],
+        values: &[f32],
+        stride: usize,
+        off: usize,
+        scale: f32,
+    ) {
+        let Some(hd) = queries.first().map(|q| q.q.len()) else {
+            return;
+        };
+        let nmax = queries.iter().map(|q| q.n).max().unwrap_or(0);
+        let fits = |m: &[f32]| m.len() >= (nmax - 1) * stride + off + hd;
+        let ok = nmax >= 1
+            && hd.is_multiple_of(8)
+            && queries.len() <= avx2_max_tile()
+            && queries
+                .iter()
+                .all(|q| q.q.len() == hd && q.out.len() >= hd && q.n >= 1)
+            && fits(keys)
+            && fits(values);
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: CPU support checked; `ok` checks every range the kernel reads, the outputs
+            // are distinct `&mut` slices of at least `hd`, and the scratch is sized as required.
+            Isa::Avx2 if self.avx2() && ok => unsafe {
+                let ptrs: Vec<*const f32> = queries.iter().map(|q| q.q.as_ptr()).collect();
+                let ns: Vec<usize> = queries.iter().map(|q| q.n).collect();
+                let outs: Vec<*mut f32> = queries.iter_mut().map(|q| q.out.as_mut_ptr()).collect();
+                let mut scores = vec![0f32; queries.len() * nmax];
+                let mut acc = vec![0f32; queries.len() * hd];
+                avx2::attend_many(
+                    &ptrs,
+                    &ns,
+                    &outs,
+                    hd,
+                    keys,
+                    values,
+                    stride,
+                    off,
+                    scale,
+                    &mut scores,
+                    &mut acc,
+                )
+            },
+            _ => {
+                let mut scores = vec![0f32; nmax];
+                for q in queries.iter_mut() {
+                    self.attend(
+                        q.q,
+                        keys,
+                        values,
+                        q.n,
+                        stride,
+                        off,
+                        scale,
+                        &mut scores,
+                        q.out,
+                    );
+                }
+            }
+        }
+    }
+
     /// Outputs of row group `g` of `w` for activation rows `t0..t1`.
     #[allow(clippy::too_many_arguments)]
     fn matmul_group(
@@ -169,6 +239,25 @@ impl Isa {
                 }
             }
         }
+    }
+}
+
+/// One query of [`Isa::attend_many`]: `q` attends to keys `0..n`, its head output goes to `out`.
+pub struct Query<'a> {
+    pub q: &'a [f32],
+    pub n: usize,
+    pub out: &'a mut [f32],
+}
+
+/// Most queries in one [`Isa::attend_many`] call on the AVX2 path.
+fn avx2_max_tile() -> usize {
+    #[cfg(target_arch = "x86_64")]
+    {
+        avx2::MAX_TILE
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        usize::MAX
     }
 }
 
@@ -441,6 +530,42 @@ mod tests {
             Isa::Scalar.attend(&q, &k, &v, n, stride, hd, 0.125, &mut sc, &mut oa);
             fast.attend(&q, &k, &v, n, stride, hd, 0.125, &mut sc, &mut ob);
             same(&oa, &ob, &format!("attention hd {hd} n {n}"));
+        }
+        // Groups of queries with different key counts (as a prefill tile: consecutive positions,
+        // and ragged ones crossing key blocks), each against the scalar reference alone.
+        for (hd, ns) in [
+            (64, vec![1, 2, 3, 4, 5, 6, 7, 8, 9]),
+            (64, vec![30, 31, 32, 33, 40, 64, 65, 100]),
+            (8, vec![70, 3]),
+            (264, vec![9, 1, 33]),
+            (72, (50..74).collect()),
+        ] {
+            let stride = hd * 2;
+            let nmax = *ns.iter().max().unwrap();
+            let k: Vec<f32> = (0..nmax * stride).map(|_| rng.f() * 3.0).collect();
+            let v: Vec<f32> = (0..nmax * stride).map(|_| rng.wild()).collect();
+            let qs: Vec<Vec<f32>> = ns
+                .iter()
+                .map(|_| (0..hd).map(|_| rng.f() * 3.0).collect())
+                .collect();
+            let mut outs = vec![vec![0f32; hd]; ns.len()];
+            let mut queries: Vec<Query> = qs
+                .iter()
+                .zip(&ns)
+                .zip(outs.iter_mut())
+                .map(|((q, &n), out)| Query { q, n, out })
+                .collect();
+            fast.attend_many(&mut queries, &k, &v, stride, hd, 0.125);
+            for ((q, &n), got) in qs.iter().zip(&ns).zip(&outs) {
+                let mut want = vec![0f32; hd];
+                let mut sc = vec![0f32; n];
+                Isa::Scalar.attend(q, &k, &v, n, stride, hd, 0.125, &mut sc, &mut want);
+                same(
+                    &want,
+                    got,
+                    &format!("grouped attention hd {hd} n {n} of {ns:?}"),
+                );
+            }
         }
     }
 }
