@@ -321,8 +321,8 @@ impl Model {
         }
         for (li, layer) in self.layers.iter().enumerate() {
             // Attention block.
-            isa.rmsnorm(&x, &layer.attn_norm, cfg.rms_eps, &mut xn);
-            isa.quantize_rows(&xn, d, &mut xq);
+            rt.rmsnorm(&x, &layer.attn_norm, cfg.rms_eps, &mut xn);
+            rt.quantize_rows(&xn, d, &mut xq);
             rt.matmul_many(
                 &[&layer.wq, &layer.wk, &layer.wv],
                 &xq,
@@ -330,14 +330,20 @@ impl Model {
                 nt,
                 &mut [&mut qb, &mut kb, &mut vb],
             );
-            for (t, &(_, pos)) in at.iter().enumerate() {
-                for hh in 0..cfg.n_head {
-                    self.rope.apply(&mut qb[t * qd + hh * hd..][..hd], pos);
+            let per = rt.rows_per_part(nt);
+            let parts: Vec<_> = (qb.chunks_mut(per * qd).zip(kb.chunks_mut(per * kvd)))
+                .zip(at.chunks(per))
+                .collect();
+            rt.each_part(parts, |((qp, kp), atp)| {
+                for (t, &(_, pos)) in atp.iter().enumerate() {
+                    for hh in 0..cfg.n_head {
+                        self.rope.apply(&mut qp[t * qd + hh * hd..][..hd], pos);
+                    }
+                    for hh in 0..cfg.n_kv_head {
+                        self.rope.apply(&mut kp[t * kvd + hh * hd..][..hd], pos);
+                    }
                 }
-                for hh in 0..cfg.n_kv_head {
-                    self.rope.apply(&mut kb[t * kvd + hh * hd..][..hd], pos);
-                }
-            }
+            });
             for (t, &(fi, _)) in at.iter().enumerate() {
                 let seq = &mut *feeds[fi].seq;
                 seq.k[li].extend_from_slice(&kb[t * kvd..][..kvd]);
@@ -362,14 +368,14 @@ impl Model {
                 }
                 isa.attend_many(&mut queries, &seq.k[li], &seq.v[li], kvd, g * hd, scale);
             });
-            isa.quantize_rows(&att, qd, &mut xq);
+            rt.quantize_rows(&att, qd, &mut xq);
             rt.matmul_many(&[&layer.wo], &xq, &att, nt, &mut [&mut ob]);
             for (a, b) in x.iter_mut().zip(&ob) {
                 *a += *b;
             }
             // Feed-forward block.
-            isa.rmsnorm(&x, &layer.ffn_norm, cfg.rms_eps, &mut xn);
-            isa.quantize_rows(&xn, d, &mut xq);
+            rt.rmsnorm(&x, &layer.ffn_norm, cfg.rms_eps, &mut xn);
+            rt.quantize_rows(&xn, d, &mut xq);
             rt.matmul_many(
                 &[&layer.w_gate, &layer.w_up],
                 &xq,
@@ -377,8 +383,8 @@ impl Model {
                 nt,
                 &mut [&mut gb, &mut ub],
             );
-            isa.silu_mul(&gb, &ub, &mut h);
-            isa.quantize_rows(&h, cfg.d_ff, &mut xq);
+            rt.silu_mul(&gb, &ub, cfg.d_ff, &mut h);
+            rt.quantize_rows(&h, cfg.d_ff, &mut xq);
             rt.matmul_many(&[&layer.w_down], &xq, &h, nt, &mut [&mut db]);
             for (a, b) in x.iter_mut().zip(&db) {
                 *a += *b;
@@ -387,7 +393,7 @@ impl Model {
         for f in feeds.iter_mut() {
             f.seq.tokens.extend_from_slice(f.tokens);
         }
-        isa.rmsnorm(&x, &self.out_norm, cfg.rms_eps, &mut xn);
+        rt.rmsnorm(&x, &self.out_norm, cfg.rms_eps, &mut xn);
         Ok(xn)
     }
 
@@ -397,7 +403,7 @@ impl Model {
         let d = self.cfg.d_model;
         let n = hidden.len() / d;
         let mut xq = QActs::default();
-        rt.isa.quantize_rows(hidden, d, &mut xq);
+        rt.quantize_rows(hidden, d, &mut xq);
         let mut out = Vec::new();
         rt.matmul_many(&[self.lm_head()], &xq, hidden, n, &mut [&mut out]);
         if let Some(i) = out.iter().position(|v| !v.is_finite()) {

@@ -42,6 +42,38 @@ impl QActs {
         self.qsum.resize(nb, 0);
         self.s.resize(nb, 0.0);
     }
+
+    /// The whole batch as a view for a quantizer to write.
+    pub fn blocks_mut(&mut self) -> QBlocksMut<'_> {
+        QBlocksMut {
+            q: &mut self.q,
+            d: &mut self.d,
+            qsum: &mut self.qsum,
+            s: &mut self.s,
+        }
+    }
+
+    /// Disjoint views of `rows_per` rows each (the last may be shorter), for quantizing parts of
+    /// the batch on different threads.
+    pub fn row_parts(&mut self, rows_per: usize) -> Vec<QBlocksMut<'_>> {
+        let (qn, bn) = (rows_per * self.cols, rows_per * self.blocks());
+        self.q
+            .chunks_mut(qn)
+            .zip(self.d.chunks_mut(bn))
+            .zip(self.qsum.chunks_mut(bn))
+            .zip(self.s.chunks_mut(bn))
+            .map(|(((q, d), qsum), s)| QBlocksMut { q, d, qsum, s })
+            .collect()
+    }
+}
+
+/// Consecutive blocks of a [`QActs`], as a quantizer writes them: block `i`'s values are
+/// `q[32i..32i + 32]`, its scale `d[i]`, its integer sum `qsum[i]` and `s[i]`.
+pub struct QBlocksMut<'a> {
+    pub q: &'a mut [i8],
+    pub d: &'a mut [f32],
+    pub qsum: &'a mut [i32],
+    pub s: &'a mut [f32],
 }
 
 /// Rounds to the nearest f16 (ties to even) and back: activation block scales are kept at f16

@@ -9,7 +9,7 @@
 use std::arch::x86_64::*;
 
 use crate::canon::math::{EXP_F32_COEFFS, EXP_MAX, EXP_MIN, LN2_HI_F32, LN2_LO_F32};
-use crate::canon::quant::{QActs, QK};
+use crate::canon::quant::{QActs, QBlocksMut, QK};
 use crate::qmatrix::{QMatrix, WeightKind, CHUNK, GROUP};
 
 /// Tokens processed together per pass over a row group's weights.
@@ -343,14 +343,12 @@ pub unsafe fn dot8_f32(a: &[f32], b: &[f32]) -> f32 {
     tree8_ps(acc)
 }
 
-/// Block quantization of every row of `x` (spec §1.1), as `scalar::quantize_rows`.
+/// Block quantization of `x` (spec §1.1), as `scalar::quantize_blocks`.
 ///
 /// # Safety
 /// Requires AVX2.
 #[target_feature(enable = "avx2")]
-pub unsafe fn quantize_rows(x: &[f32], cols: usize, out: &mut QActs) {
-    let rows = x.len() / cols;
-    out.resize(rows, cols);
+pub unsafe fn quantize_blocks(x: &[f32], out: QBlocksMut) {
     let sign = _mm256_set1_ps(-0.0);
     let (lo, hi) = (_mm256_set1_ps(-127.0), _mm256_set1_ps(127.0));
     for (i, xb) in x.chunks_exact(QK).enumerate() {

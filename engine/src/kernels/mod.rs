@@ -7,8 +7,9 @@ pub mod pool;
 pub mod portable;
 pub mod scalar;
 
-use crate::canon::quant::QActs;
+use crate::canon::quant::{QActs, QBlocksMut};
 use crate::qmatrix::QMatrix;
+use std::sync::Mutex;
 
 /// Which implementation of the kernels runs. Every choice computes the same bits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,11 +61,17 @@ impl Isa {
 
     /// Quantizes every row of `x` (`cols` wide) into `out`.
     pub fn quantize_rows(self, x: &[f32], cols: usize, out: &mut QActs) {
+        out.resize(x.len() / cols, cols);
+        self.quantize_blocks(x, out.blocks_mut());
+    }
+
+    /// Quantizes `x` block by block into `out`, which has room for every block.
+    fn quantize_blocks(self, x: &[f32], out: QBlocksMut) {
         match self {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: CPU support checked; all accesses are bounds-checked slices of 32.
-            Isa::Avx2 if self.avx2() => unsafe { avx2::quantize_rows(x, cols, out) },
-            _ => scalar::quantize_rows(x, cols, out),
+            Isa::Avx2 if self.avx2() => unsafe { avx2::quantize_blocks(x, out) },
+            _ => scalar::quantize_blocks(x, out),
         }
     }
 
@@ -269,6 +276,9 @@ struct OutPtr(*mut f32);
 unsafe impl Send for OutPtr {}
 unsafe impl Sync for OutPtr {}
 
+/// Fewest rows in one part of split row-wise work (see [`Runner::rows_per_part`]).
+const MIN_PART_ROWS: usize = 8;
+
 /// Activation rows per task of a long matrix product (see [`Runner::matmul_many`]).
 const TOKEN_CHUNK: usize = 32;
 
@@ -295,6 +305,59 @@ impl Runner {
     /// runs which `i`; callers write disjoint outputs.
     pub fn for_each(&self, n: usize, f: impl Fn(usize) + Sync) {
         self.pool.run(n, &f);
+    }
+
+    /// Runs `f` once on each part, the parts spread over the threads.
+    pub fn each_part<T: Send>(&self, parts: Vec<T>, f: impl Fn(T) + Sync) {
+        let slots: Vec<Mutex<Option<T>>> = parts.into_iter().map(|p| Mutex::new(Some(p))).collect();
+        self.for_each(slots.len(), |i| {
+            let part = slots[i].lock().unwrap_or_else(|e| e.into_inner()).take();
+            if let Some(p) = part {
+                f(p);
+            }
+        });
+    }
+
+    /// Rows per part when `rows` rows of row-wise work (normalization, quantization, ...) are
+    /// split over the threads; all of them when they are too few to be worth it (decoding).
+    pub fn rows_per_part(&self, rows: usize) -> usize {
+        if rows < 2 * MIN_PART_ROWS || self.threads() == 1 {
+            rows.max(1)
+        } else {
+            rows.div_ceil(4 * self.threads()).max(MIN_PART_ROWS)
+        }
+    }
+
+    /// [`Isa::quantize_rows`], rows split over the threads. Each block is quantized on its own,
+    /// so the split changes nothing.
+    pub fn quantize_rows(&self, x: &[f32], cols: usize, out: &mut QActs) {
+        let rows = x.len() / cols;
+        out.resize(rows, cols);
+        let per = self.rows_per_part(rows);
+        let parts: Vec<_> = x.chunks(per * cols).zip(out.row_parts(per)).collect();
+        let isa = self.isa;
+        self.each_part(parts, |(x, o)| isa.quantize_blocks(x, o));
+    }
+
+    /// [`Isa::rmsnorm`], rows split over the threads.
+    pub fn rmsnorm(&self, x: &[f32], w: &[f32], eps: f32, y: &mut [f32]) {
+        let n = w.len();
+        let per = self.rows_per_part(x.len() / n.max(1)) * n;
+        let parts: Vec<_> = x.chunks(per).zip(y.chunks_mut(per)).collect();
+        let isa = self.isa;
+        self.each_part(parts, |(x, y)| isa.rmsnorm(x, w, eps, y));
+    }
+
+    /// [`Isa::silu_mul`] over rows of `cols` elements, rows split over the threads.
+    pub fn silu_mul(&self, g: &[f32], u: &[f32], cols: usize, h: &mut [f32]) {
+        let per = self.rows_per_part(g.len() / cols.max(1)) * cols;
+        let parts: Vec<_> = g
+            .chunks(per)
+            .zip(u.chunks(per))
+            .zip(h.chunks_mut(per))
+            .collect();
+        let isa = self.isa;
+        self.each_part(parts, |((g, u), h)| isa.silu_mul(g, u, h));
     }
 
     /// `outs[i] = mats[i] * x` for every matrix, in one parallel region (e.g. Q, K and V).
@@ -442,6 +505,42 @@ mod tests {
             compare_products(fast, tokens);
         }
         compare_elementwise(fast);
+        compare_split_rows(fast);
+    }
+
+    /// The runner's row-split quantization, RMSNorm and SiLU against the scalar reference on
+    /// one thread, with enough rows to be split.
+    fn compare_split_rows(fast: Isa) {
+        let mut rng = Rng(0xa11);
+        let (cols, rows) = (32 * 5, 61);
+        let x: Vec<f32> = (0..rows * cols).map(|_| rng.wild()).collect();
+        let u: Vec<f32> = (0..rows * cols).map(|_| rng.wild()).collect();
+        let w: Vec<f32> = (0..cols).map(|_| rng.f() + 1.0).collect();
+        let reference = Runner::new(Isa::Scalar, 1).unwrap();
+        let (mut qa, mut ya, mut ha) = (QActs::default(), vec![0f32; x.len()], vec![0f32; x.len()]);
+        reference.quantize_rows(&x, cols, &mut qa);
+        reference.rmsnorm(&x, &w, 1e-5, &mut ya);
+        reference.silu_mul(&x, &u, cols, &mut ha);
+        for threads in [2, 3] {
+            let rt = Runner::new(fast, threads).unwrap();
+            assert!(rt.rows_per_part(rows) < rows, "the rows are split");
+            let (mut qb, mut yb, mut hb) =
+                (QActs::default(), vec![0f32; x.len()], vec![0f32; x.len()]);
+            rt.quantize_rows(&x, cols, &mut qb);
+            assert_eq!(
+                qa.q,
+                qb.q,
+                "{} quantized values, {threads} threads",
+                fast.name()
+            );
+            same(&qa.d, &qb.d, "split quantization scales");
+            same(&qa.s, &qb.s, "split quantization sums");
+            assert_eq!(qa.qsum, qb.qsum);
+            rt.rmsnorm(&x, &w, 1e-5, &mut yb);
+            same(&ya, &yb, &format!("split rmsnorm, {threads} threads"));
+            rt.silu_mul(&x, &u, cols, &mut hb);
+            same(&ha, &hb, &format!("split silu_mul, {threads} threads"));
+        }
     }
 
     fn compare_products(fast: Isa, tokens: usize) {

@@ -2,7 +2,7 @@
 //! for bit-equality against these.
 
 use crate::canon::math::{dot8_f32, exp_f32, silu_f32, sumsq8_f32};
-use crate::canon::quant::{quantize_block_ref, QActs, QK};
+use crate::canon::quant::{quantize_block_ref, QActs, QBlocksMut, QK};
 use crate::qmatrix::{QMatrix, WeightKind};
 
 /// Output `r` for activation row `t` (spec §1.2): blocks combined in order, each block's integer
@@ -33,10 +33,8 @@ pub fn dot_row(w: &QMatrix, r: usize, xq: &QActs, xf: &[f32], t: usize) -> f32 {
     acc
 }
 
-/// Quantizes `rows` rows of `x` (spec §1.1).
-pub fn quantize_rows(x: &[f32], cols: usize, out: &mut QActs) {
-    let rows = x.len() / cols;
-    out.resize(rows, cols);
+/// Quantizes `x` block by block into `out` (spec §1.1); `out` has room for every block.
+pub fn quantize_blocks(x: &[f32], out: QBlocksMut) {
     for (i, xb) in x.chunks_exact(QK).enumerate() {
         let (d, qsum, s) = quantize_block_ref(xb, &mut out.q[i * QK..][..QK]);
         out.d[i] = d;
