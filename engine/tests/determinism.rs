@@ -244,6 +244,16 @@ fn check_all(path: &Path, n: usize, scalar_n: usize) {
             "teacher-forced replay differs for {:?}",
             r.prompt
         );
+        // The variant that hashes on the kernel threads hands over the same logits and hashes.
+        let mut steps = 0;
+        fast.teacher_forced_hashed(&c.prompt_tokens, &c.tokens, |i, l, h| {
+            assert_eq!(*h, hash_logits(l), "step {i}: the hash is of these logits");
+            assert_eq!(*h, c.logits_hashes[i], "step {i}: hashed teacher forcing");
+            steps += 1;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(steps, c.tokens.len());
     }
 }
 

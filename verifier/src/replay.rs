@@ -12,7 +12,7 @@ use std::time::Instant;
 use sworn_attest::{FinishReason, OutputRecord, Transcript};
 use sworn_engine::commit::{manifest, ModelManifest};
 use sworn_engine::sampling::sample;
-use sworn_engine::{hash_logits, Engine, EngineError, EngineOptions, Request};
+use sworn_engine::{Engine, EngineError, EngineOptions, Request};
 
 /// Where a replay first disagrees with the transcript.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -170,11 +170,11 @@ pub fn replay_with(
     let start = Instant::now();
     let mut divergence = None;
     let mut history = prompt.clone();
-    engine.teacher_forced(prompt, &out.tokens, |i, logits| {
+    engine.teacher_forced_hashed(prompt, &out.tokens, |i, logits, hash| {
         if divergence.is_some() {
             return Ok(());
         }
-        if hash_logits(logits) != out.step_hashes[i] {
+        if *hash != out.step_hashes[i] {
             divergence = Some(Divergence::Logits { step: i });
             return Ok(());
         }
