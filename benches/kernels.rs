@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use sworn_engine::canon::quant::QActs;
-use sworn_engine::kernels::{Isa, Runner};
+use sworn_engine::kernels::{Isa, Query, Runner};
 use sworn_engine::model::{Feed, Sequence};
 use sworn_engine::qmatrix::{GgufKind, QMatrix};
 use sworn_engine::{Engine, EngineOptions};
@@ -55,6 +55,53 @@ fn kernels(c: &mut Criterion) {
             b.iter(|| isa.quantize_rows(black_box(&x), cols, &mut xq))
         });
     }
+}
+
+/// Causal attention of a 256-token prefill for one KV head shared by three query heads
+/// (SmolLM2's shape: head size 64, 3 KV heads): one query at a time, and in the tiles of eight
+/// tokens that the forward pass uses (the same bits; the tiles read each block of keys once).
+fn attention(c: &mut Criterion) {
+    let isa = Isa::detect();
+    let (hd, kvd, nt, group) = (64usize, 192usize, 256usize, 3usize);
+    let k: Vec<f32> = (0..nt * kvd)
+        .map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0)
+        .collect();
+    let v: Vec<f32> = (0..nt * kvd)
+        .map(|i| ((i * 31 % 97) as f32 - 50.0) / 50.0)
+        .collect();
+    let q: Vec<f32> = (0..hd).map(|i| i as f32 / 64.0).collect();
+    let mut g = c.benchmark_group("attention_256tok_1kvhead");
+    g.throughput(Throughput::Elements((group * nt * (nt + 1) / 2) as u64));
+    g.bench_function("one_query_at_a_time", |b| {
+        let (mut scores, mut out) = (vec![0f32; nt], vec![0f32; hd]);
+        b.iter(|| {
+            for t in 0..nt {
+                for _ in 0..group {
+                    isa.attend(&q, &k, &v, t + 1, kvd, 0, 0.125, &mut scores, &mut out);
+                }
+            }
+            black_box(&out);
+        })
+    });
+    g.bench_function("tiles_of_8_tokens", |b| {
+        let mut outs = vec![vec![0f32; hd]; 8 * group];
+        b.iter(|| {
+            for t0 in (0..nt).step_by(8) {
+                let mut qs: Vec<Query> = outs
+                    .iter_mut()
+                    .enumerate()
+                    .map(|(i, out)| Query {
+                        q: &q,
+                        n: t0 + i / group + 1,
+                        out,
+                    })
+                    .collect();
+                isa.attend_many(&mut qs, &k, &v, kvd, 0, 0.125);
+            }
+            black_box(&outs);
+        })
+    });
+    g.finish();
 }
 
 fn model_path() -> Option<PathBuf> {
@@ -132,5 +179,5 @@ fn model_steps(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, kernels, model_steps);
+criterion_group!(benches, kernels, attention, model_steps);
 criterion_main!(benches);
