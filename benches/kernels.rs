@@ -15,17 +15,52 @@ use sworn_engine::{Engine, EngineOptions};
 
 /// A Q4_1 matrix with pseudo-random blocks.
 fn q4_1(rows: usize, cols: usize) -> QMatrix {
+    random_matrix(GgufKind::Q4_1, rows, cols)
+}
+
+/// A Q4_1 or Q8_0 matrix with pseudo-random blocks.
+fn random_matrix(kind: GgufKind, rows: usize, cols: usize) -> QMatrix {
+    let quant_bytes = if kind == GgufKind::Q8_0 { 32 } else { 16 };
     let mut s = 7u32;
-    let mut raw = Vec::with_capacity(rows * cols / 32 * 20);
+    let mut raw = Vec::with_capacity(rows * cols / 32 * (quant_bytes + 4));
     for _ in 0..rows * cols / 32 {
         raw.extend(half::f16::from_f32(0.01).to_le_bytes());
-        raw.extend(half::f16::from_f32(-0.07).to_le_bytes());
-        for _ in 0..16 {
+        if kind == GgufKind::Q4_1 {
+            raw.extend(half::f16::from_f32(-0.07).to_le_bytes());
+        }
+        for _ in 0..quant_bytes {
             s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
             raw.push((s >> 24) as u8);
         }
     }
-    QMatrix::from_gguf(GgufKind::Q4_1, rows, cols, &raw).unwrap()
+    QMatrix::from_gguf(kind, rows, cols, &raw).unwrap()
+}
+
+/// The products of a replay at SmolLM2-135M's shapes on two threads: the layers' Q4_1 matrices
+/// over 256 positions, and the tied Q8_0 output head over a chunk of 16 steps' logits (as
+/// `Engine::teacher_forced` computes them). Throughput is in multiply-adds.
+fn replay_products(c: &mut Criterion) {
+    let isa = Isa::detect();
+    let rt = Runner::new(isa, 2).unwrap();
+    let mut g = c.benchmark_group("replay_products_2t");
+    for (kind, rows, cols, tokens) in [
+        (GgufKind::Q4_1, 1536, 576, 256),
+        (GgufKind::Q4_1, 576, 1536, 256),
+        (GgufKind::Q8_0, 49152, 576, 16),
+    ] {
+        let w = random_matrix(kind, rows, cols);
+        let x: Vec<f32> = (0..tokens * cols)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0)
+            .collect();
+        let mut xq = QActs::default();
+        isa.quantize_rows(&x, cols, &mut xq);
+        let mut out = Vec::new();
+        g.throughput(Throughput::Elements((rows * cols * tokens) as u64));
+        g.bench_function(format!("{kind:?}_{rows}x{cols}/{tokens}tok"), |b| {
+            b.iter(|| rt.matmul_many(&[&w], black_box(&xq), &x, tokens, &mut [&mut out]))
+        });
+    }
+    g.finish();
 }
 
 fn kernels(c: &mut Criterion) {
@@ -179,5 +214,5 @@ fn model_steps(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, kernels, attention, model_steps);
+criterion_group!(benches, kernels, replay_products, attention, model_steps);
 criterion_main!(benches);
