@@ -42,7 +42,8 @@ pub fn manifest(path: &Path) -> Result<ModelManifest> {
     };
     let mut file = std::fs::File::open(path).map_err(io)?;
     let file_blake3 = blake3_reader(&mut file).map_err(io)?;
-    let mut f = GgufFile::from_reader(file)?;
+    // Buffered for the metadata's many small reads (see `GgufFile::open`).
+    let mut f = GgufFile::from_reader(std::io::BufReader::with_capacity(1 << 16, file))?;
     manifest_of(&mut f, file_blake3)
 }
 
