@@ -99,6 +99,24 @@ impl Engine {
         Ok(engine)
     }
 
+    /// Loads the model at `path` and computes its manifest (the commitments a transcript makes to
+    /// it), the two at once on two threads: each reads the whole file, and verifiers and servers
+    /// need both before their first request.
+    pub fn load_with_manifest(
+        path: &Path,
+        opts: &EngineOptions,
+    ) -> Result<(Engine, crate::commit::ModelManifest)> {
+        std::thread::scope(|s| {
+            let hashing = s.spawn(|| crate::commit::manifest(path));
+            let engine = Engine::load(path, opts);
+            // The hashing's error first, as when the two ran one after the other.
+            let manifest = hashing
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p))?;
+            Ok((engine?, manifest))
+        })
+    }
+
     /// Loads model, tokenizer and template from an opened GGUF (any reader: a file, memory).
     pub fn from_gguf<R: std::io::Read + std::io::Seek>(
         f: &mut GgufFile<R>,

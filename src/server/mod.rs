@@ -112,15 +112,13 @@ pub async fn serve(cfg: Config) -> Result<()> {
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("creating {}", cfg.data_dir.display()))?;
     let store = store::Store::open(&cfg.data_dir.join("sworn.db"))?;
-    let manifest = sworn_engine::commit::manifest(&cfg.model)?;
     let opts = EngineOptions {
         threads: cfg.threads,
         ..Default::default()
     };
-    let engine = Arc::new(
-        Engine::load(&cfg.model, &opts)
-            .with_context(|| format!("loading {}", cfg.model.display()))?,
-    );
+    let (engine, manifest) = Engine::load_with_manifest(&cfg.model, &opts)
+        .with_context(|| format!("loading {}", cfg.model.display()))?;
+    let engine = Arc::new(engine);
     let shared = Arc::new(Shared {
         engine,
         manifest,

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use sworn_attest::{FinishReason, OutputRecord, Transcript};
-use sworn_engine::commit::{manifest, ModelManifest};
+use sworn_engine::commit::ModelManifest;
 use sworn_engine::sampling::sample;
 use sworn_engine::{Engine, EngineError, EngineOptions, Request};
 
@@ -134,8 +134,7 @@ pub fn replay(
     model: &Path,
     opts: &EngineOptions,
 ) -> Result<ReplayReport, EngineError> {
-    let m = manifest(model)?;
-    let engine = Engine::load(model, opts)?;
+    let (engine, m) = Engine::load_with_manifest(model, opts)?;
     replay_with(t, &engine, m)
 }
 

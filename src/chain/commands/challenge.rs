@@ -176,10 +176,8 @@ fn honest_output(t: &Transcript, r: &ReplayModel) -> Result<(bool, [u8; 32])> {
         threads,
         ..Default::default()
     };
-    let m = sworn_engine::commit::manifest(&model)
-        .with_context(|| format!("hashing {}", model.display()))?;
-    let engine = sworn_engine::Engine::load(&model, &opts)
-        .with_context(|| format!("loading {}", model.display()))?;
+    let (engine, m) = sworn_engine::Engine::load_with_manifest(&model, &opts)
+        .with_context(|| format!("loading and hashing {}", model.display()))?;
     let report = sworn_verifier::replay::replay_with(t, &engine, m.clone())?;
     if !report.model_mismatches.is_empty() {
         bail!(
