@@ -105,7 +105,12 @@ impl Config {
                 self.head_dim
             ));
         }
-        if self.n_layer == 0 || self.n_layer > 1024 || self.vocab == 0 || self.context_length == 0 {
+        if self.n_layer == 0
+            || self.n_layer > 1024
+            || self.vocab == 0
+            || self.d_ff == 0
+            || self.context_length == 0
+        {
             return bad(format!("implausible hyperparameters {self:?}"));
         }
         if !(self.rope_base.is_finite() && self.rope_base > 1.0) {

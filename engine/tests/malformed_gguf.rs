@@ -10,12 +10,20 @@ use sworn_engine::fuzzing::load_from_bytes;
 use sworn_engine::synthetic::{write_model, SyntheticSpec};
 
 fn synthetic_bytes() -> Vec<u8> {
-    let p = std::env::temp_dir().join(format!("sworn-malformed-{}.gguf", std::process::id()));
+    synthetic_bytes_with(64)
+}
+
+/// A one-layer synthetic model with feed-forward width `d_ff`.
+fn synthetic_bytes_with(d_ff: usize) -> Vec<u8> {
+    let p = std::env::temp_dir().join(format!(
+        "sworn-malformed-{}-{d_ff}.gguf",
+        std::process::id()
+    ));
     write_model(
         &p,
         &SyntheticSpec {
             n_layer: 1,
-            d_ff: 64,
+            d_ff,
             ..Default::default()
         },
     )
@@ -83,6 +91,11 @@ fn structured_cases_give_clear_errors() {
                 ),
             ]),
             "architecture",
+        ),
+        (
+            "no feed-forward width",
+            synthetic_bytes_with(0),
+            "implausible hyperparameters",
         ),
     ];
     for (name, bytes, want) in cases {

@@ -341,8 +341,8 @@ impl Runner {
 
     /// [`Isa::rmsnorm`], rows split over the threads.
     pub fn rmsnorm(&self, x: &[f32], w: &[f32], eps: f32, y: &mut [f32]) {
-        let n = w.len();
-        let per = self.rows_per_part(x.len() / n.max(1)) * n;
+        let n = w.len().max(1);
+        let per = self.rows_per_part(x.len() / n) * n;
         let parts: Vec<_> = x.chunks(per).zip(y.chunks_mut(per)).collect();
         let isa = self.isa;
         self.each_part(parts, |(x, y)| isa.rmsnorm(x, w, eps, y));
@@ -350,7 +350,8 @@ impl Runner {
 
     /// [`Isa::silu_mul`] over rows of `cols` elements, rows split over the threads.
     pub fn silu_mul(&self, g: &[f32], u: &[f32], cols: usize, h: &mut [f32]) {
-        let per = self.rows_per_part(g.len() / cols.max(1)) * cols;
+        let cols = cols.max(1);
+        let per = self.rows_per_part(g.len() / cols) * cols;
         let parts: Vec<_> = g
             .chunks(per)
             .zip(u.chunks(per))
