@@ -33,7 +33,8 @@ pub struct Config {
 /// Longest context the engine will build tables for, whatever a file claims.
 pub const MAX_CONTEXT: usize = 1 << 16;
 
-/// Queries per attention task at most (a tile's tokens times the query heads of a KV head).
+/// Queries per attention task aimed at: a tile's tokens (1 to 8) times the query heads that
+/// share a KV head.
 const ATTENTION_TILE_QUERIES: usize = 24;
 
 impl Config {
