@@ -13,11 +13,6 @@ use sworn_engine::model::{Feed, Sequence};
 use sworn_engine::qmatrix::{GgufKind, QMatrix};
 use sworn_engine::{Engine, EngineOptions};
 
-/// A Q4_1 matrix with pseudo-random blocks.
-fn q4_1(rows: usize, cols: usize) -> QMatrix {
-    random_matrix(GgufKind::Q4_1, rows, cols)
-}
-
 /// A Q4_1 or Q8_0 matrix with pseudo-random blocks.
 fn random_matrix(kind: GgufKind, rows: usize, cols: usize) -> QMatrix {
     let quant_bytes = if kind == GgufKind::Q8_0 { 32 } else { 16 };
@@ -36,6 +31,16 @@ fn random_matrix(kind: GgufKind, rows: usize, cols: usize) -> QMatrix {
     QMatrix::from_gguf(kind, rows, cols, &raw).unwrap()
 }
 
+/// `tokens` activation rows of `cols` values in [-1, 1), and their quantization.
+fn activations(isa: Isa, tokens: usize, cols: usize) -> (Vec<f32>, QActs) {
+    let x: Vec<f32> = (0..tokens * cols)
+        .map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0)
+        .collect();
+    let mut xq = QActs::default();
+    isa.quantize_rows(&x, cols, &mut xq);
+    (x, xq)
+}
+
 /// The products of a replay at SmolLM2-135M's shapes on two threads: the layers' Q4_1 matrices
 /// over 256 positions, and the tied Q8_0 output head over a chunk of 16 steps' logits (as
 /// `Engine::teacher_forced` computes them). Throughput is in multiply-adds.
@@ -49,11 +54,7 @@ fn replay_products(c: &mut Criterion) {
         (GgufKind::Q8_0, 49152, 576, 16),
     ] {
         let w = random_matrix(kind, rows, cols);
-        let x: Vec<f32> = (0..tokens * cols)
-            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0)
-            .collect();
-        let mut xq = QActs::default();
-        isa.quantize_rows(&x, cols, &mut xq);
+        let (x, xq) = activations(isa, tokens, cols);
         let mut out = Vec::new();
         g.throughput(Throughput::Elements((rows * cols * tokens) as u64));
         g.bench_function(format!("{kind:?}_{rows}x{cols}/{tokens}tok"), |b| {
@@ -66,13 +67,9 @@ fn replay_products(c: &mut Criterion) {
 fn kernels(c: &mut Criterion) {
     let isa = Isa::detect();
     let (rows, cols) = (1536, 576);
-    let w = q4_1(rows, cols);
+    let w = random_matrix(GgufKind::Q4_1, rows, cols);
     for tokens in [1usize, 128] {
-        let x: Vec<f32> = (0..tokens * cols)
-            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0)
-            .collect();
-        let mut xq = QActs::default();
-        isa.quantize_rows(&x, cols, &mut xq);
+        let (x, mut xq) = activations(isa, tokens, cols);
         let mut out = Vec::new();
         for (name, isa) in [("fast", isa), ("scalar", Isa::Scalar)] {
             if name == "scalar" && tokens > 1 {

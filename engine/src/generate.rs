@@ -284,18 +284,11 @@ impl Engine {
         let vocab = self.model.cfg.vocab;
         self.teacher_forced_chunks(prompt_tokens, tokens, |c0, logits| {
             let steps: Vec<&[f32]> = logits.chunks_exact(vocab).collect();
-            let hashes: Vec<std::sync::Mutex<[u8; 32]>> =
-                steps.iter().map(|_| Default::default()).collect();
-            self.runner.for_each(steps.len(), |j| {
-                let h = hash_logits(steps[j]);
-                *hashes[j].lock().unwrap_or_else(|e| e.into_inner()) = h;
-            });
-            for (j, (l, h)) in steps.iter().zip(hashes).enumerate() {
-                f(
-                    c0 + j,
-                    l,
-                    &h.into_inner().unwrap_or_else(|e| e.into_inner()),
-                )?;
+            let mut hashes = vec![[0u8; 32]; steps.len()];
+            let parts = steps.iter().zip(hashes.iter_mut()).collect();
+            self.runner.each_part(parts, |(l, h)| *h = hash_logits(l));
+            for (j, (l, h)) in steps.iter().zip(&hashes).enumerate() {
+                f(c0 + j, l, h)?;
             }
             Ok(())
         })

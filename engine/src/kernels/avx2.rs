@@ -136,7 +136,6 @@ unsafe fn q4_tile<const OFFSET: bool, const N: usize>(
     let gbb = w.gbb();
     let qoff = if OFFSET { 32 } else { 16 };
     let m4 = _mm256_set1_epi8(0x0f);
-    let ones = _mm256_set1_epi16(1);
     let base = w.bytes.as_ptr().add(g * nb * gbb);
     let xbase = xq.q.as_ptr();
     for b in 0..nb {
@@ -161,18 +160,7 @@ unsafe fn q4_tile<const OFFSET: bool, const N: usize>(
             _mm256_setzero_ps()
         };
         for (j, a) in acc.iter_mut().enumerate() {
-            let xb = (t + j) * nb + b;
-            let mut isum = _mm256_madd_epi16(s16[j], ones);
-            let dx = _mm256_set1_ps(*xq.d.get_unchecked(xb));
-            if OFFSET {
-                let tt = _mm256_mul_ps(_mm256_mul_ps(dw, dx), _mm256_cvtepi32_ps(isum));
-                let u = _mm256_mul_ps(mw, _mm256_set1_ps(*xq.s.get_unchecked(xb)));
-                *a = _mm256_add_ps(*a, _mm256_add_ps(tt, u));
-            } else {
-                isum = _mm256_sub_epi32(isum, _mm256_set1_epi32(8 * *xq.qsum.get_unchecked(xb)));
-                let tt = _mm256_mul_ps(_mm256_mul_ps(dw, dx), _mm256_cvtepi32_ps(isum));
-                *a = _mm256_add_ps(*a, tt);
-            }
+            q4_block_end::<OFFSET>(s16[j], dw, mw, xq, (t + j) * nb + b, a);
         }
     }
 }
@@ -248,8 +236,22 @@ unsafe fn q4_block_token<const OFFSET: bool>(
         )
     };
     let s = _mm256_add_epi16(_mm256_add_epi16(m(0), m(1)), _mm256_add_epi16(m(2), m(3)));
-    let ones = _mm256_set1_epi16(1);
-    let mut isum = _mm256_madd_epi16(s, ones);
+    q4_block_end::<OFFSET>(s, dw, mw, xq, xb, a);
+}
+
+/// The end of a Q4 block for one activation block `xb` (spec §1.2): the row group's 16-bit
+/// partial sums `s16` (two per row) become each row's integer sum, scaled and added to its
+/// accumulator in the spec's order.
+#[inline(always)]
+unsafe fn q4_block_end<const OFFSET: bool>(
+    s16: __m256i,
+    dw: __m256,
+    mw: __m256,
+    xq: &QActs,
+    xb: usize,
+    a: &mut __m256,
+) {
+    let mut isum = _mm256_madd_epi16(s16, _mm256_set1_epi16(1));
     let dx = _mm256_set1_ps(*xq.d.get_unchecked(xb));
     if OFFSET {
         let tt = _mm256_mul_ps(_mm256_mul_ps(dw, dx), _mm256_cvtepi32_ps(isum));
@@ -463,7 +465,8 @@ pub unsafe fn rmsnorm_row(x: &[f32], w: &[f32], eps: f32, y: &mut [f32]) {
     }
 }
 
-/// One attention head for one query, as `scalar::attend`. `q.len()` is a multiple of 8.
+/// One attention head for one query, as `scalar::attend`: [`attend_many`] with one query.
+/// `q.len()` is a multiple of 8.
 ///
 /// # Safety
 /// Requires AVX2; `keys` and `values` hold `n` rows of `stride` floats with the head at `off`
@@ -482,62 +485,27 @@ pub unsafe fn attend(
     out: &mut [f32],
 ) {
     let hd = q.len();
-    let (qp, kp) = (q.as_ptr(), keys.as_ptr().add(off));
-    let mut j = 0;
-    // Eight keys at a time: eight independent accumulator chains instead of one, reduced together.
-    while j + 8 <= n {
-        let d = dot8_f32_x8(qp, kp.add(j * stride), stride, hd);
-        _mm256_storeu_ps(
-            scores.as_mut_ptr().add(j),
-            _mm256_mul_ps(d, _mm256_set1_ps(scale)),
-        );
-        j += 8;
-    }
-    for (jj, s) in scores.iter_mut().enumerate().take(n).skip(j) {
-        *s = dot8_f32(q, &keys[jj * stride + off..][..hd]) * scale;
-    }
-    let mut m = f32::NEG_INFINITY;
-    for &s in &scores[..n] {
-        if s > m {
-            m = s;
-        }
-    }
-    let mv = _mm256_set1_ps(m);
-    let mut j = 0;
-    while j + 8 <= n {
-        let s = _mm256_loadu_ps(scores.as_ptr().add(j));
-        _mm256_storeu_ps(scores.as_mut_ptr().add(j), exp8(_mm256_sub_ps(s, mv)));
-        j += 8;
-    }
-    for s in scores[j..n].iter_mut() {
-        *s = crate::canon::math::exp_f32(*s - m);
-    }
-    let mut sum = 0f32;
-    for &e in &scores[..n] {
-        sum += e;
-    }
-    // Accumulate over keys in order; lanes are independent output elements. Up to eight vectors
-    // of the output at a time, so that their accumulators stay in registers across the keys.
-    let (vp, op) = (values.as_ptr().add(off), out.as_mut_ptr());
-    let e = &scores[..n];
-    let mut c = 0;
-    let chunks = hd / 8;
-    while c < chunks {
-        let (v, o) = (vp.add(c * 8), op.add(c * 8));
-        c += match chunks - c {
-            8.. => weighted_sum::<8>(e, v, stride, sum, o),
-            4..=7 => weighted_sum::<4>(e, v, stride, sum, o),
-            2..=3 => weighted_sum::<2>(e, v, stride, sum, o),
-            _ => weighted_sum::<1>(e, v, stride, sum, o),
-        };
-    }
+    let mut acc = vec![0f32; hd];
+    attend_many(
+        &[q.as_ptr()],
+        &[n],
+        &[out.as_mut_ptr()],
+        hd,
+        keys,
+        values,
+        stride,
+        off,
+        scale,
+        scores,
+        &mut acc,
+    );
 }
 
 /// Keys (and values) per block of [`attend_many`]: 32 rows of a 64-wide head are 8 KiB each, so
 /// a block of both stays in L1 while every query of the tile uses it.
 const KEY_BLOCK: usize = 32;
 
-/// Several queries of one KV head at once, each exactly as [`attend`] computes it alone.
+/// Several queries of one KV head at once, each exactly as `scalar::attend` computes it alone.
 ///
 /// One query at a time reads all its keys and values from L2, and at prefill lengths that
 /// bandwidth, not arithmetic, bounded attention. Here the keys and values go by in blocks of
@@ -547,10 +515,11 @@ const KEY_BLOCK: usize = 32;
 /// `j` (its running value waits in `acc` between blocks, stored exactly).
 ///
 /// # Safety
-/// Requires AVX2. At most [`MAX_TILE`] queries; each `queries[i]` is `hd` floats (`hd` a multiple of 8) attending to keys
-/// `0..ns[i]` (`ns[i] >= 1`); `keys` and `values` hold `max(ns)` rows of `stride` floats with the
-/// head at `off`; `outs[i]` has room for `hd` floats and no two overlap; `scores` holds at least
-/// `queries.len() * max(ns)` floats and `acc` at least `queries.len() * hd`.
+/// Requires AVX2. At most [`MAX_TILE`] queries; each `queries[i]` is `hd` floats (`hd` a multiple
+/// of 8) attending to keys `0..ns[i]` (with none, its output is 0/0, NaN, as in the reference);
+/// `keys` and `values` hold `max(ns)` rows of `stride` floats with the head at `off`; `outs[i]`
+/// has room for `hd` floats and no two overlap; `scores` holds at least `queries.len() * max(ns)`
+/// floats and `acc` at least `queries.len() * hd`.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2")]
 pub unsafe fn attend_many(
@@ -567,7 +536,11 @@ pub unsafe fn attend_many(
     acc: &mut [f32],
 ) {
     let nmax = ns.iter().copied().max().unwrap_or(0);
-    let (kp, vp) = (keys.as_ptr().add(off), values.as_ptr().add(off));
+    // Wrapping: with no keys at all (`max(ns) == 0`) the offset may lie past the slices.
+    let (kp, vp) = (
+        keys.as_ptr().wrapping_add(off),
+        values.as_ptr().wrapping_add(off),
+    );
     let sc = _mm256_set1_ps(scale);
     // Scores, key block by key block. Each key's score is the same bits whether it is computed
     // in a group of eight or alone (see `dot8_f32_x8`).
@@ -669,31 +642,6 @@ unsafe fn accumulate<const W: usize>(
     }
     for (c, x) in a.iter().enumerate() {
         _mm256_storeu_ps(acc.add(c * 8), *x);
-    }
-    W
-}
-
-/// `out[0..8W] = (sum_j e[j] * v[j * stride + ..]) / sum`, the sum over `j` in order from zero
-/// (spec §3.5); returns `W`.
-#[inline(always)]
-unsafe fn weighted_sum<const W: usize>(
-    e: &[f32],
-    v: *const f32,
-    stride: usize,
-    sum: f32,
-    out: *mut f32,
-) -> usize {
-    let mut acc = [_mm256_setzero_ps(); W];
-    for (j, &ej) in e.iter().enumerate() {
-        let ev = _mm256_set1_ps(ej);
-        let row = v.add(j * stride);
-        for (c, a) in acc.iter_mut().enumerate() {
-            *a = _mm256_add_ps(*a, _mm256_mul_ps(ev, _mm256_loadu_ps(row.add(c * 8))));
-        }
-    }
-    let sv = _mm256_set1_ps(sum);
-    for (c, a) in acc.iter().enumerate() {
-        _mm256_storeu_ps(out.add(c * 8), _mm256_div_ps(*a, sv));
     }
     W
 }
