@@ -37,6 +37,23 @@ contract SwornRegistry {
         /// When the operator (last) registered. Also keeps the word holding the log counters
         /// non-zero, so that even the first anchor pays for an update, not a fresh word.
         uint64 registeredAt;
+        /// The first batch of the current registration. Batches before it belong to an earlier
+        /// registration (another bond, maybe another engine): claims from them cannot be used
+        /// against this one.
+        uint64 epochStart;
+        /// The block of the current registration, whose `OperatorRegistered` event carries the
+        /// key-possession proof (`docs/anchoring.md` section 1.1).
+        uint64 registeredBlock;
+        /// After a slash: what is left of the reward pool (one reporter's share of the bond), held
+        /// for the disputes that were open then and a deferred reporter; burned once they closed.
+        uint128 slashPool;
+        /// After a slash: one claimant's unit of the pool (the share over the claimants).
+        uint128 slashShare;
+        /// After an equivocation slash while disputes were open: the reporter, paid only if none
+        /// of those disputes is won by its challenger (they came first).
+        address pendingReporter;
+        /// After a slash: a dispute that was open then has been won by its challenger.
+        bool slashDisputeWon;
     }
 
     /// @notice An anchored transcript, named by its four commitments (`docs/transcript.md` section 4)
@@ -109,19 +126,28 @@ contract SwornRegistry {
     error NothingToWithdraw();
     error TransferFailed();
     error Reentrancy();
+    error BadKeyProof();
+    error KeyTaken(address owner);
+    error OtherRegistration(uint64 batch, uint64 epochStart);
+    error NotCommitted();
+    error AlreadyCommitted();
+    error AlreadyDisputed(uint256 dispute);
+    error ClaimSettled();
 
     // ---------------------------------------------------------------------------------------
     // Events
     // ---------------------------------------------------------------------------------------
 
-    event OperatorRegistered(address indexed operator, bytes32 ed25519Key, uint256 bond);
+    event OperatorRegistered(address indexed operator, bytes32 ed25519Key, uint256 bond, bytes keyProof);
     event BondAdded(address indexed operator, uint256 amount, uint256 bond);
     event ExitRequested(address indexed operator, uint256 exitAt);
     event OperatorExited(address indexed operator, uint256 bond);
     event Anchored(
         address indexed operator, uint64 indexed batch, bytes32 root, uint64 start, uint64 size, uint64 anchoredAt
     );
-    event OperatorSlashed(address indexed operator, address indexed beneficiary, uint256 amount, bytes32 reason);
+    event OperatorSlashed(address indexed operator, address indexed reporter, uint256 amount, bytes32 reason);
+    event EquivocationCommitted(bytes32 indexed commitment, address indexed reporter);
+    event Burned(uint256 amount);
     event DisputeOpened(
         uint256 indexed dispute,
         address indexed operator,
@@ -141,7 +167,7 @@ contract SwornRegistry {
     // ---------------------------------------------------------------------------------------
 
     /// @notice Domain tag of the transcript digest (`docs/transcript.md` section 4), 20 bytes.
-    bytes20 public constant DIGEST_TAG = "sworn.transcript.v1\x00";
+    bytes20 public constant DIGEST_TAG = "sworn.transcript.v2\x00";
     /// @notice EIP-712 type of a verifier's verdict: the output commitment that the verifier's
     /// replay of the dispute's transcript gives.
     bytes32 public constant VERDICT_TYPEHASH =
@@ -150,6 +176,8 @@ contract SwornRegistry {
         keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)");
     /// @dev secp256k1n / 2: signatures with a larger `s` are malleable copies and are refused.
     uint256 private constant HALF_N = 0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0;
+    /// @dev `_claimDispute` value of a claim the committee ruled honest: it cannot be disputed again.
+    uint256 private constant SETTLED = type(uint256).max;
     /// Reason tags of `OperatorSlashed`.
     bytes32 public constant REASON_EQUIVOCATION = "equivocation";
     bytes32 public constant REASON_WRONG_RESULT = "wrong-result";
@@ -158,6 +186,13 @@ contract SwornRegistry {
     uint256 public immutable minBond;
     /// @notice Exact bond a challenger posts with a wrong-result dispute.
     uint256 public immutable disputeBond;
+    /// @notice The part of `disputeBond` that the challenger never gets back: it pays the verifiers
+    /// who rule (split among the verdict's signers), and is burned if nobody rules.
+    uint256 public immutable disputeFee;
+    /// @notice The share of a slashed bond (in basis points, at most half) paid out as rewards,
+    /// to the reporter and the disputes open at the slash together; the rest is burned, so that
+    /// slashing oneself through other addresses always loses the rest of the bond.
+    uint256 public immutable reporterShareBps;
     /// @notice Seconds after anchoring during which a batch can be disputed; then it is final.
     uint64 public immutable challengeWindow;
     /// @notice Seconds the verifiers have to deliver a verdict on a dispute.
@@ -187,6 +222,16 @@ contract SwornRegistry {
     uint256 public disputeCount;
     /// @notice Wei each account can `withdraw`.
     mapping(address => uint256) public credits;
+    /// @notice The operator that registered each Ed25519 key: one key, one operator, for good.
+    mapping(bytes32 => address) public keyOwner;
+    /// @notice Block at which each equivocation report was committed (`commitEquivocation`).
+    mapping(bytes32 => uint256) public reportCommittedAt;
+    /// @notice Wei taken out of circulation for good (slashed bonds beyond the rewards, fees of
+    /// disputes nobody ruled on). It stays in this contract; no function can move it.
+    uint256 public burned;
+    /// `claimKey(operator, digest)` => open dispute id + 1, `SETTLED`, or 0 (never disputed or
+    /// the last dispute expired or was lost by the operator).
+    mapping(bytes32 => uint256) private _claimDispute;
     bool private transient locked;
 
     modifier nonReentrant() {
@@ -199,6 +244,9 @@ contract SwornRegistry {
     /// @notice Deploys a registry with its economic parameters and verifier committee.
     /// @param minBond_ smallest operator bond, in wei (non-zero)
     /// @param disputeBond_ the bond a wrong-result challenger posts, in wei (non-zero)
+    /// @param disputeFee_ the part of it that pays the verifiers (or is burned), non-zero and at
+    ///        most `disputeBond_`
+    /// @param reporterShareBps_ a reporter's share of a slashed bond, 1 to 5000 basis points
     /// @param challengeWindow_ seconds a batch stays open to disputes
     /// @param verdictWindow_ seconds verifiers have to rule on a dispute
     /// @param unbondingDelay_ seconds from an exit request to the bond's release; at least
@@ -208,6 +256,8 @@ contract SwornRegistry {
     constructor(
         uint256 minBond_,
         uint256 disputeBond_,
+        uint256 disputeFee_,
+        uint256 reporterShareBps_,
         uint64 challengeWindow_,
         uint64 verdictWindow_,
         uint64 unbondingDelay_,
@@ -215,9 +265,11 @@ contract SwornRegistry {
         uint256 threshold_
     ) {
         if (
-            minBond_ == 0 || disputeBond_ == 0 || disputeBond_ > type(uint96).max || challengeWindow_ == 0
-                || verdictWindow_ == 0 || uint256(unbondingDelay_) < uint256(challengeWindow_) + verdictWindow_
-                || threshold_ == 0 || threshold_ > verifiers_.length || 2 * threshold_ <= verifiers_.length
+            minBond_ == 0 || disputeBond_ == 0 || disputeBond_ > type(uint96).max || disputeFee_ == 0
+                || disputeFee_ > disputeBond_ || reporterShareBps_ == 0 || reporterShareBps_ > 5000
+                || challengeWindow_ == 0 || verdictWindow_ == 0
+                || uint256(unbondingDelay_) < uint256(challengeWindow_) + verdictWindow_ || threshold_ == 0
+                || threshold_ > verifiers_.length || 2 * threshold_ <= verifiers_.length
         ) revert BadConfig();
         for (uint256 i = 0; i < verifiers_.length; i++) {
             address v = verifiers_[i];
@@ -227,6 +279,8 @@ contract SwornRegistry {
         }
         minBond = minBond_;
         disputeBond = disputeBond_;
+        disputeFee = disputeFee_;
+        reporterShareBps = reporterShareBps_;
         challengeWindow = challengeWindow_;
         verdictWindow = verdictWindow_;
         unbondingDelay = unbondingDelay_;
@@ -239,19 +293,32 @@ contract SwornRegistry {
     // Operators
     // ---------------------------------------------------------------------------------------
 
-    /// @notice Registers the caller as an operator with `msg.value` as bond.
-    /// @param ed25519Key the Ed25519 public key that signs the caller's transcripts
-    function register(bytes32 ed25519Key) external payable {
+    /// @notice Registers the caller as an operator with `msg.value` as bond. An address that
+    /// exited and withdrew its bond may register again: that starts a new registration, whose
+    /// log begins at its next batch (`epochStart`).
+    /// @param ed25519Key the Ed25519 public key that signs the caller's transcripts; it can
+    ///        belong to one operator address only, for good
+    /// @param keyProof the key's Ed25519 signature over the binding message of
+    ///        `docs/anchoring.md` section 1.1 (chain id, this registry, the caller). The EVM has
+    ///        no Ed25519 precompile, so it is kept in the event and checked by clients
+    ///        (`sworn verify --rpc` refuses an operator whose proof does not verify).
+    function register(bytes32 ed25519Key, bytes calldata keyProof) external payable {
         Operator storage op = _operators[msg.sender];
         if (op.active || op.slashed || op.bond != 0) revert AlreadyRegistered();
         if (ed25519Key == bytes32(0)) revert BadKey();
+        if (keyProof.length != 64) revert BadKeyProof();
+        address owner = keyOwner[ed25519Key];
+        if (owner != address(0) && owner != msg.sender) revert KeyTaken(owner);
         if (msg.value < minBond) revert BondTooSmall(msg.value, minBond);
+        keyOwner[ed25519Key] = msg.sender;
         op.bond = uint128(msg.value);
         op.exitAt = 0;
         op.active = true;
         op.ed25519Key = ed25519Key;
         op.registeredAt = uint64(block.timestamp);
-        emit OperatorRegistered(msg.sender, ed25519Key, msg.value);
+        op.epochStart = op.batches;
+        op.registeredBlock = uint64(block.number);
+        emit OperatorRegistered(msg.sender, ed25519Key, msg.value, keyProof);
     }
 
     /// @notice Adds `msg.value` to the caller's bond.
@@ -337,33 +404,74 @@ contract SwornRegistry {
     }
 
     // ---------------------------------------------------------------------------------------
-    // Equivocation: trustless
+    // Equivocation: trustless, reported by commit and reveal
     // ---------------------------------------------------------------------------------------
 
-    /// @notice Slashes `operator` for two anchored transcripts with the same model and request
-    /// commitments (so the same deterministic input) and different outputs. The whole bond is
-    /// credited to the caller. The later of the two batches must still be in its challenge window.
-    function challengeEquivocation(address operator, Claim calldata a, Claim calldata b) external nonReentrant {
+    /// @notice The commitment a reporter posts before revealing an equivocation report:
+    /// `keccak256(abi.encode(reporter, operator, digest(a), digest(b), salt))`. It names the
+    /// reporter, so copying it is useless, and hides the report until the reveal.
+    function equivocationCommitment(address reporter, address operator, bytes32 digestA, bytes32 digestB, bytes32 salt)
+        public
+        pure
+        returns (bytes32)
+    {
+        return keccak256(abi.encode(reporter, operator, digestA, digestB, salt));
+    }
+
+    /// @notice Step 1 of an equivocation report: records `commitment` (see
+    /// `equivocationCommitment`) at this block. The reveal must come in a later block.
+    function commitEquivocation(bytes32 commitment) external {
+        if (reportCommittedAt[commitment] != 0) revert AlreadyCommitted();
+        reportCommittedAt[commitment] = block.number;
+        emit EquivocationCommitted(commitment, msg.sender);
+    }
+
+    /// @notice Step 2: slashes `operator` for two anchored transcripts of its current
+    /// registration with the same model and request commitments (so the same deterministic
+    /// input) and different outputs. The caller must have committed to exactly this report
+    /// (with `salt`) in an earlier block, so a copy of this call pays its copier nothing. The
+    /// caller gets a reward of `reporterShareBps` of the bond (divided with the disputes then open,
+    /// and paid only if none of them is won: they came first; see `_slash`); the rest is burned.
+    /// The later of the two batches must still be in its challenge window.
+    function challengeEquivocation(address operator, Claim calldata a, Claim calldata b, bytes32 salt)
+        external
+        nonReentrant
+    {
         Operator storage op = _operators[operator];
         if (op.slashed) revert Slashed(operator);
         if (op.bond == 0) revert NotActive(operator);
         if (a.model != b.model || a.request != b.request || a.output == b.output) revert NotEquivocation();
-        uint64 aAt = _provenAnchorTime(operator, a);
-        uint64 bAt = _provenAnchorTime(operator, b);
+        bytes32 c = equivocationCommitment(
+            msg.sender,
+            operator,
+            transcriptDigest(a.model, a.request, a.output, a.meta),
+            transcriptDigest(b.model, b.request, b.output, b.meta),
+            salt
+        );
+        uint256 committedAt = reportCommittedAt[c];
+        if (committedAt == 0 || committedAt >= block.number) revert NotCommitted();
+        uint64 aAt = _provenAnchorTime(operator, op, a);
+        uint64 bAt = _provenAnchorTime(operator, op, b);
         uint64 later = aAt > bAt ? aAt : bAt;
         if (block.timestamp >= uint256(later) + challengeWindow) {
             revert BatchFinal(a.batch > b.batch ? a.batch : b.batch, uint256(later) + challengeWindow);
         }
-        _slash(operator, msg.sender, 0, REASON_EQUIVOCATION);
+        _slash(operator, op, msg.sender, REASON_EQUIVOCATION);
     }
 
     // ---------------------------------------------------------------------------------------
     // Wrong results: M-of-N verifier committee
     // ---------------------------------------------------------------------------------------
 
+    /// @notice The key of a disputed claim: one open dispute per (operator, transcript digest).
+    function claimKey(address operator, bytes32 digest) public pure returns (bytes32) {
+        return keccak256(abi.encode(operator, digest));
+    }
+
     /// @notice Disputes an anchored transcript's output, posting exactly `disputeBond`. The batch
-    /// must not be final. Verifiers replay the transcript and sign what output commitment the
-    /// replay gives; see `resolveDispute`.
+    /// must belong to the current registration and not be final; the transcript must have no
+    /// open dispute and must not have been ruled honest before. Verifiers replay the transcript
+    /// and sign what output commitment the replay gives; see `resolveDispute`.
     /// @param claimedOutput the output commitment the challenger says is right
     /// @return id the dispute's id
     function openDispute(address operator, Claim calldata claim, bytes32 claimedOutput)
@@ -374,13 +482,18 @@ contract SwornRegistry {
         if (msg.value != disputeBond) revert WrongBond(msg.value, disputeBond);
         Operator storage op = _active(operator);
         if (claimedOutput == claim.output) revert SameOutput();
-        uint64 anchoredAt = _provenAnchorTime(operator, claim);
+        uint64 anchoredAt = _provenAnchorTime(operator, op, claim);
         if (block.timestamp >= uint256(anchoredAt) + challengeWindow) {
             revert BatchFinal(claim.batch, uint256(anchoredAt) + challengeWindow);
         }
-        id = disputeCount++;
-        uint64 deadline = uint64(block.timestamp) + verdictWindow;
         bytes32 d = transcriptDigest(claim.model, claim.request, claim.output, claim.meta);
+        bytes32 key = claimKey(operator, d);
+        uint256 prior = _claimDispute[key];
+        if (prior == SETTLED) revert ClaimSettled();
+        if (prior != 0) revert AlreadyDisputed(prior - 1);
+        id = disputeCount++;
+        _claimDispute[key] = id + 1;
+        uint64 deadline = uint64(block.timestamp) + verdictWindow;
         _disputes[id] = Dispute({
             challenger: msg.sender,
             bond: uint96(msg.value),
@@ -394,11 +507,13 @@ contract SwornRegistry {
         emit DisputeOpened(id, operator, msg.sender, d, claim.output, claimedOutput, deadline);
     }
 
-    /// @notice Resolves dispute `id` with `threshold` verifier signatures (65-byte `r || s || v`,
-    /// signers in strictly ascending address order) over the EIP-712 verdict
-    /// `Verdict(id, digest, replayedOutput)`, before the dispute's deadline. If the replay gives
-    /// the anchored output the operator wins the challenger's bond; otherwise the operator is
-    /// slashed and the challenger gets their bond back plus the operator's bond.
+    /// @notice Resolves dispute `id` with `threshold` or more verifier signatures (65-byte
+    /// `r || s || v`, signers in strictly ascending address order) over the EIP-712 verdict
+    /// `Verdict(id, digest, replayedOutput)`, before the dispute's deadline. `disputeFee` of the
+    /// challenger's bond is split among the signers either way. If the replay gives the anchored
+    /// output, the operator gets the rest of the challenger's bond and the transcript cannot be
+    /// disputed again; otherwise the challenger gets the rest back plus its reward unit of the
+    /// operator's slashed bond (`_slash`), and the operator is slashed if it was not already.
     function resolveDispute(uint256 id, bytes32 replayedOutput, bytes[] calldata signatures) external nonReentrant {
         Dispute storage d = _disputes[id];
         if (d.state != DisputeState.Open) revert NotOpen(id);
@@ -406,39 +521,68 @@ contract SwornRegistry {
         if (signatures.length < threshold) revert NotEnoughSignatures(signatures.length, threshold);
         bytes32 h = verdictHash(id, d.digest, replayedOutput);
         address last = address(0);
+        uint256 feeEach = disputeFee / signatures.length;
         for (uint256 i = 0; i < signatures.length; i++) {
             address s = _recover(h, signatures[i]);
             if (!isVerifier[s]) revert NotVerifier(s);
             if (s <= last) revert SignersNotAscending();
             last = s;
+            _credit(s, feeEach);
         }
-        _operators[d.operator].openDisputes -= 1;
+        _burn(disputeFee - feeEach * signatures.length);
+        address operator = d.operator;
+        Operator storage op = _operators[operator];
+        op.openDisputes -= 1;
+        uint256 rest = d.bond - disputeFee;
+        bytes32 key = claimKey(operator, d.digest);
         if (replayedOutput == d.output) {
             d.state = DisputeState.OperatorWon;
+            _claimDispute[key] = SETTLED;
             emit DisputeResolved(id, DisputeState.OperatorWon, replayedOutput);
-            _credit(d.operator, d.bond);
+            _credit(operator, rest);
         } else {
             d.state = DisputeState.ChallengerWon;
+            delete _claimDispute[key];
             emit DisputeResolved(id, DisputeState.ChallengerWon, replayedOutput);
-            _slash(d.operator, d.challenger, d.bond, REASON_WRONG_RESULT);
+            address challenger = d.challenger;
+            _credit(challenger, rest);
+            if (!op.slashed) {
+                _slash(operator, op, challenger, REASON_WRONG_RESULT);
+            } else {
+                // Slashed since this dispute was opened: it is paid from what the slash kept.
+                op.slashDisputeWon = true;
+                _payFromPool(op, challenger);
+            }
         }
+        _settleAfterSlash(op);
     }
 
-    /// @notice Closes dispute `id` after its deadline passed without a verdict: the challenger's
-    /// bond is returned and nobody is slashed.
+    /// @notice Closes dispute `id` after its deadline passed without a verdict: nobody is
+    /// slashed, and the challenger gets its bond back less `disputeFee`, which is burned (so
+    /// disputes nobody can win are not free to open).
     function expireDispute(uint256 id) external {
         Dispute storage d = _disputes[id];
         if (d.state != DisputeState.Open) revert NotOpen(id);
         if (block.timestamp <= d.deadline) revert NotPastDeadline(d.deadline);
         d.state = DisputeState.Expired;
-        _operators[d.operator].openDisputes -= 1;
+        Operator storage op = _operators[d.operator];
+        op.openDisputes -= 1;
+        delete _claimDispute[claimKey(d.operator, d.digest)];
         emit DisputeExpired(id);
-        _credit(d.challenger, d.bond);
+        _burn(disputeFee);
+        _credit(d.challenger, d.bond - disputeFee);
+        _settleAfterSlash(op);
     }
 
     /// @notice Dispute `id`.
     function disputeInfo(uint256 id) external view returns (Dispute memory) {
         return _disputes[id];
+    }
+
+    /// @notice The open dispute of a transcript (`id + 1`), `type(uint256).max` if the committee
+    /// ruled it honest, or 0.
+    function claimDispute(address operator, bytes32 digest) external view returns (uint256) {
+        return _claimDispute[claimKey(operator, digest)];
     }
 
     /// @notice The EIP-712 digest a verifier signs for dispute `id`.
@@ -481,8 +625,10 @@ contract SwornRegistry {
         if (!op.active) revert NotActive(operator);
     }
 
-    /// Checks that `c` is included in its batch of `operator`'s log; returns the batch's time.
-    function _provenAnchorTime(address operator, Claim calldata c) private view returns (uint64) {
+    /// Checks that `c` is included in its batch of `operator`'s log, a batch of the current
+    /// registration; returns the batch's time.
+    function _provenAnchorTime(address operator, Operator storage op, Claim calldata c) private view returns (uint64) {
+        if (c.batch < op.epochStart) revert OtherRegistration(c.batch, op.epochStart);
         bytes32 stored = _batches[operator][c.batch];
         if (stored == bytes32(0)) revert UnknownBatch(c.batch);
         if (!_proves(c, stored)) revert NotIncluded();
@@ -496,15 +642,57 @@ contract SwornRegistry {
         return ok && batchWord(root, c.batchSize, c.anchoredAt) == stored;
     }
 
-    /// Takes `operator`'s whole bond and credits it, plus `extra`, to `beneficiary`.
-    function _slash(address operator, address beneficiary, uint256 extra, bytes32 reason) private {
-        Operator storage op = _operators[operator];
+    /// Slashes `operator`: of its whole bond, one reporter's share (`reporterShareBps`) is kept
+    /// as the reward pool and the rest is burned at once. The pool is split in equal units among
+    /// the slash's reporter and the disputes open at this moment (open disputes come first). A
+    /// won dispute is paid its unit at once; an equivocation reporter is paid its unit only once
+    /// every dispute open now has closed without a challenger win (`_settleAfterSlash`), so an
+    /// operator about to lose a dispute gains nothing by reporting itself. Whatever the pool still
+    /// holds when no dispute is open any more is burned. Whoever calls, the operator and all its
+    /// addresses together get back at most one share.
+    function _slash(address operator, Operator storage op, address reporter, bytes32 reason) private {
         uint256 amount = op.bond;
+        uint256 claimants = uint256(op.openDisputes) + 1;
+        uint256 unit = amount * reporterShareBps / 10_000 / claimants;
         op.bond = 0;
         op.active = false;
         op.slashed = true;
-        emit OperatorSlashed(operator, beneficiary, amount, reason);
-        _credit(beneficiary, amount + extra);
+        op.slashShare = uint128(unit);
+        op.slashPool = uint128(unit * claimants);
+        emit OperatorSlashed(operator, reporter, amount, reason);
+        _burn(amount - unit * claimants);
+        if (reason == REASON_WRONG_RESULT || claimants == 1) {
+            _payFromPool(op, reporter);
+        } else {
+            op.pendingReporter = reporter;
+        }
+    }
+
+    /// Pays one share (or what is left of the pool, if less) to `to`.
+    function _payFromPool(Operator storage op, address to) private {
+        uint128 pay = op.slashShare < op.slashPool ? op.slashShare : op.slashPool;
+        op.slashPool -= pay;
+        _credit(to, pay);
+    }
+
+    /// Once a slashed operator has no open dispute left: pays a deferred reporter unless one of
+    /// those disputes was won, and burns the rest of the pool.
+    function _settleAfterSlash(Operator storage op) private {
+        if (!op.slashed || op.openDisputes != 0) return;
+        address reporter = op.pendingReporter;
+        if (reporter != address(0)) {
+            op.pendingReporter = address(0);
+            if (!op.slashDisputeWon) _payFromPool(op, reporter);
+        }
+        uint256 rest = op.slashPool;
+        op.slashPool = 0;
+        _burn(rest);
+    }
+
+    function _burn(uint256 amount) private {
+        if (amount == 0) return;
+        burned += amount;
+        emit Burned(amount);
     }
 
     function _credit(address account, uint256 amount) private {

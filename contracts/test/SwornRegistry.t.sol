@@ -28,7 +28,7 @@ contract Reentrant {
     }
 
     function register(bytes32 key) external payable {
-        reg.register{value: msg.value}(key);
+        reg.register{value: msg.value}(key, new bytes(64));
     }
 
     function anchor(bytes32 root, uint64 size) external {
@@ -68,23 +68,35 @@ contract SwornRegistryTest is TestBase {
     address other = address(0x07E4);
     address challenger = address(0xC4A1);
     bytes32 constant KEY = bytes32(uint256(0xED25519));
+    bytes32 constant KEY2 = bytes32(uint256(0xED25519 + 2));
+    bytes32 constant KEY3 = bytes32(uint256(0xED25519 + 3));
+    /// The key-possession proof: 64 bytes, checked off-chain only (`docs/anchoring.md` 1.1).
+    bytes constant POP =
+        hex"00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+    uint256 constant FEE = 0.01 ether;
+    uint256 constant SHARE_BPS = 1000;
     uint64 constant WINDOW = 1 days;
     uint64 constant VERDICT = 1 days;
     uint64 constant UNBONDING = 3 days;
 
     function setUp() public {
-        address[] memory vs = new address[](3);
-        vs[0] = vm.addr(V1);
-        vs[1] = vm.addr(V2);
-        vs[2] = vm.addr(V3);
-        reg = new SwornRegistry(1 ether, 0.1 ether, WINDOW, VERDICT, UNBONDING, vs, 2);
         harness = new MerkleHarness();
         vm.warp(1_000_000);
         vm.deal(op, 10 ether);
         vm.deal(other, 10 ether);
         vm.deal(challenger, 10 ether);
+        deploy(WINDOW, UNBONDING);
+    }
+
+    /// A fresh registry with challenge window `window`, `op` registered with a 2 ether bond.
+    function deploy(uint64 window, uint64 unbonding) internal {
+        address[] memory vs = new address[](3);
+        vs[0] = vm.addr(V1);
+        vs[1] = vm.addr(V2);
+        vs[2] = vm.addr(V3);
+        reg = new SwornRegistry(1 ether, 0.1 ether, FEE, SHARE_BPS, window, VERDICT, unbonding, vs, 2);
         vm.prank(op);
-        reg.register{value: 2 ether}(KEY);
+        reg.register{value: 2 ether}(KEY, POP);
     }
 
     // -------------------------------------------------------------------------------------
@@ -173,8 +185,10 @@ contract SwornRegistryTest is TestBase {
     }
 
     /// Anchors a batch and opens a dispute on its leaf 1; returns the dispute id and the claim.
+    uint256 salts = 100;
+
     function openOne() internal returns (uint256 id, SwornRegistry.Claim memory c) {
-        T[] memory ts = batchOf(3, 1);
+        T[] memory ts = batchOf(3, salts++);
         (uint64 b, bytes32[] memory leaves) = anchorAll(op, ts);
         c = claim(op, ts[1], b, leaves, 1);
         vm.prank(challenger);
@@ -191,14 +205,14 @@ contract SwornRegistryTest is TestBase {
         vs[1] = vm.addr(V2);
         vs[2] = vm.addr(V3);
         vm.expectRevert(SwornRegistry.BadConfig.selector);
-        new SwornRegistry(1 ether, 0.1 ether, WINDOW, VERDICT, WINDOW, vs, 2); // unbonding too short
+        new SwornRegistry(1 ether, 0.1 ether, FEE, SHARE_BPS, WINDOW, VERDICT, WINDOW, vs, 2); // unbonding too short
         vm.expectRevert(SwornRegistry.BadConfig.selector);
-        new SwornRegistry(1 ether, 0.1 ether, WINDOW, VERDICT, UNBONDING, vs, 1); // not a majority
+        new SwornRegistry(1 ether, 0.1 ether, FEE, SHARE_BPS, WINDOW, VERDICT, UNBONDING, vs, 1); // not a majority
         vm.expectRevert(SwornRegistry.BadConfig.selector);
-        new SwornRegistry(1 ether, 0.1 ether, WINDOW, VERDICT, UNBONDING, vs, 4); // more than N
+        new SwornRegistry(1 ether, 0.1 ether, FEE, SHARE_BPS, WINDOW, VERDICT, UNBONDING, vs, 4); // more than N
         vs[2] = vs[1];
         vm.expectRevert(SwornRegistry.BadConfig.selector);
-        new SwornRegistry(1 ether, 0.1 ether, WINDOW, VERDICT, UNBONDING, vs, 2); // duplicate
+        new SwornRegistry(1 ether, 0.1 ether, FEE, SHARE_BPS, WINDOW, VERDICT, UNBONDING, vs, 2); // duplicate
     }
 
     function test_register() public {
@@ -206,15 +220,20 @@ contract SwornRegistryTest is TestBase {
         assertTrue(o.active, "active");
         assertEq(o.bond, 2 ether, "bond");
         assertEq(o.ed25519Key, KEY, "key");
+        assertEq(o.registeredBlock, block.number, "registration block");
+        assertEq(reg.keyOwner(KEY), op, "key owner");
         vm.prank(op);
         vm.expectRevert(SwornRegistry.AlreadyRegistered.selector);
-        reg.register{value: 1 ether}(KEY);
+        reg.register{value: 1 ether}(KEY, POP);
         vm.prank(other);
         vm.expectRevert(abi.encodeWithSelector(SwornRegistry.BondTooSmall.selector, 0.5 ether, 1 ether));
-        reg.register{value: 0.5 ether}(KEY);
+        reg.register{value: 0.5 ether}(KEY2, POP);
         vm.prank(other);
         vm.expectRevert(SwornRegistry.BadKey.selector);
-        reg.register{value: 1 ether}(bytes32(0));
+        reg.register{value: 1 ether}(bytes32(0), POP);
+        vm.prank(other);
+        vm.expectRevert(SwornRegistry.BadKeyProof.selector);
+        reg.register{value: 1 ether}(KEY2, new bytes(63));
         vm.prank(op);
         reg.addBond{value: 1 ether}();
         assertEq(reg.operatorInfo(op).bond, 3 ether, "bond added");
@@ -274,7 +293,7 @@ contract SwornRegistryTest is TestBase {
 
     function test_inclusion_against_the_right_operator_only() public {
         vm.prank(other);
-        reg.register{value: 1 ether}(KEY);
+        reg.register{value: 1 ether}(KEY2, POP);
         T[] memory ts = batchOf(6, 3);
         (uint64 b, bytes32[] memory leaves) = anchorAll(other, ts);
         SwornRegistry.Claim memory c = claim(other, ts[4], b, leaves, 4);
@@ -310,35 +329,58 @@ contract SwornRegistryTest is TestBase {
         b = claim(op, second[2], b1, l1, 2);
     }
 
-    function test_equivocation_slashes_and_pays_the_challenger() public {
+    bytes32 constant SALT = keccak256("salt");
+
+    function dg(SwornRegistry.Claim memory c) internal view returns (bytes32) {
+        return reg.transcriptDigest(c.model, c.request, c.output, c.meta);
+    }
+
+    /// Step 1 of `who`'s report of (a, b) against `op`, then the next block.
+    function commitReport(address who, SwornRegistry.Claim memory a, SwornRegistry.Claim memory b) internal {
+        bytes32 c = reg.equivocationCommitment(who, op, dg(a), dg(b), SALT);
+        vm.prank(who);
+        reg.commitEquivocation(c);
+        vm.roll(block.number + 1);
+    }
+
+    /// Both steps of `who`'s report.
+    function report(address who, SwornRegistry.Claim memory a, SwornRegistry.Claim memory b) internal {
+        commitReport(who, a, b);
+        vm.prank(who);
+        reg.challengeEquivocation(op, a, b, SALT);
+    }
+
+    function test_equivocation_slashes_and_pays_the_reporter_its_share() public {
         (SwornRegistry.Claim memory a, SwornRegistry.Claim memory b) = equivocation();
         uint256 before = challenger.balance;
-        vm.prank(challenger);
-        reg.challengeEquivocation(op, a, b);
+        report(challenger, a, b);
         SwornRegistry.Operator memory o = reg.operatorInfo(op);
         assertTrue(o.slashed && !o.active && o.bond == 0, "slashed");
-        assertEq(reg.credits(challenger), 2 ether, "credited");
+        assertEq(reg.credits(challenger), 0.2 ether, "10% of the 2 ether bond");
+        assertEq(reg.burned(), 1.8 ether, "the rest burned");
         vm.prank(challenger);
         reg.withdraw();
-        assertEq(challenger.balance, before + 2 ether, "paid");
+        assertEq(challenger.balance, before + 0.2 ether, "paid");
         // Double slashing.
+        commitReport(other, a, b);
         vm.prank(other);
         vm.expectRevert(abi.encodeWithSelector(SwornRegistry.Slashed.selector, op));
-        reg.challengeEquivocation(op, a, b);
+        reg.challengeEquivocation(op, a, b, SALT);
         // A slashed address cannot come back.
         vm.prank(op);
         vm.expectRevert(SwornRegistry.AlreadyRegistered.selector);
-        reg.register{value: 1 ether}(KEY);
+        reg.register{value: 1 ether}(KEY, POP);
+        assertEq(address(reg).balance, 1.8 ether, "only the burned part stays in the contract");
     }
 
     function test_equivocation_needs_same_input_and_different_outputs() public {
         (SwornRegistry.Claim memory a, SwornRegistry.Claim memory b) = equivocation();
         vm.expectRevert(SwornRegistry.NotEquivocation.selector);
-        reg.challengeEquivocation(op, a, a);
+        reg.challengeEquivocation(op, a, a, SALT);
         SwornRegistry.Claim memory c = copy(b);
         c.request = keccak256("another request");
         vm.expectRevert(SwornRegistry.NotEquivocation.selector);
-        reg.challengeEquivocation(op, a, c);
+        reg.challengeEquivocation(op, a, c, SALT);
     }
 
     function test_equivocation_needs_both_anchored_by_that_operator() public {
@@ -346,34 +388,197 @@ contract SwornRegistryTest is TestBase {
         // Forged second transcript: same input, made-up output, never anchored.
         SwornRegistry.Claim memory f = copy(a);
         f.output = keccak256("forged");
+        commitReport(challenger, a, f);
+        vm.prank(challenger);
         vm.expectRevert(SwornRegistry.NotIncluded.selector);
-        reg.challengeEquivocation(op, a, f);
+        reg.challengeEquivocation(op, a, f, SALT);
         // Another operator's batch, proven with a proof from that batch.
         vm.prank(other);
-        reg.register{value: 1 ether}(KEY);
+        reg.register{value: 1 ether}(KEY2, POP);
         T[] memory ts = batchOf(2, 7);
         ts[0].model = a.model;
         ts[0].request = a.request;
         (uint64 ob, bytes32[] memory ol) = anchorAll(other, ts);
         SwornRegistry.Claim memory x = claim(other, ts[0], ob, ol, 0);
+        commitReport(challenger, a, x);
+        vm.prank(challenger);
         vm.expectRevert(SwornRegistry.NotIncluded.selector);
-        reg.challengeEquivocation(op, a, x); // batch 0 of op holds other digests
-        x.batch = 9;
+        reg.challengeEquivocation(op, a, x, SALT); // batch 0 of op holds other digests
+        x.batch = 9; // the commitment names digests, not batches: it still stands
+        vm.prank(challenger);
         vm.expectRevert(abi.encodeWithSelector(SwornRegistry.UnknownBatch.selector, uint64(9)));
-        reg.challengeEquivocation(op, a, x);
+        reg.challengeEquivocation(op, a, x, SALT);
         assertTrue(b.batch == 1, "b is in op's second batch");
     }
 
     function test_equivocation_after_the_window_is_refused() public {
         (SwornRegistry.Claim memory a, SwornRegistry.Claim memory b) = equivocation();
+        commitReport(challenger, a, b);
         uint256 finalAt = anchoredAt[op][1] + WINDOW;
         vm.warp(finalAt - 1);
         uint256 snap = block.timestamp;
         vm.warp(finalAt);
+        vm.prank(challenger);
         vm.expectRevert(abi.encodeWithSelector(SwornRegistry.BatchFinal.selector, uint64(1), finalAt));
-        reg.challengeEquivocation(op, a, b);
+        reg.challengeEquivocation(op, a, b, SALT);
         vm.warp(snap);
-        reg.challengeEquivocation(op, a, b);
+        vm.prank(challenger);
+        reg.challengeEquivocation(op, a, b, SALT);
+    }
+
+    /// A bot that copies a reporter's reveal (or its commitment) earns nothing: the commitment
+    /// names the reporter, and a reveal needs a commitment from an earlier block.
+    function test_a_copied_equivocation_report_earns_the_copier_nothing() public {
+        (SwornRegistry.Claim memory a, SwornRegistry.Claim memory b) = equivocation();
+        bytes32 c = reg.equivocationCommitment(challenger, op, dg(a), dg(b), SALT);
+        // The copier front-runs the commitment itself: it is bound to the challenger's address.
+        vm.prank(other);
+        reg.commitEquivocation(c);
+        vm.prank(challenger);
+        vm.expectRevert(SwornRegistry.AlreadyCommitted.selector);
+        reg.commitEquivocation(c);
+        vm.roll(block.number + 1);
+        // The copier copies the reveal: no commitment of its own.
+        vm.prank(other);
+        vm.expectRevert(SwornRegistry.NotCommitted.selector);
+        reg.challengeEquivocation(op, a, b, SALT);
+        // Nor can it commit and reveal in one block, after seeing the reveal.
+        vm.prank(other);
+        reg.commitEquivocation(reg.equivocationCommitment(other, op, dg(a), dg(b), SALT));
+        vm.prank(other);
+        vm.expectRevert(SwornRegistry.NotCommitted.selector);
+        reg.challengeEquivocation(op, a, b, SALT);
+        // The reporter's reveal pays the reporter.
+        vm.prank(challenger);
+        reg.challengeEquivocation(op, a, b, SALT);
+        assertEq(reg.credits(challenger), 0.2 ether, "reporter paid");
+        assertEq(reg.credits(other), 0, "copier paid nothing");
+    }
+
+    /// An operator that slashes itself through a second address keeps at most the reporter's
+    /// share: worse than an honest exit, which returns the whole bond.
+    function test_self_slash_through_a_second_address_loses_the_bond() public {
+        address sybil = address(0x5B11);
+        // Honest exit returns the bond.
+        vm.prank(other);
+        reg.register{value: 2 ether}(KEY2, POP);
+        vm.prank(other);
+        reg.requestExit();
+        vm.warp(block.timestamp + UNBONDING);
+        vm.prank(other);
+        reg.withdrawBond();
+        uint256 honestExit = reg.credits(other);
+        assertEq(honestExit, 2 ether, "honest exit");
+        // Self-slash: op anchors two outputs for one request and reports itself.
+        (SwornRegistry.Claim memory a, SwornRegistry.Claim memory b) = equivocation();
+        report(sybil, a, b);
+        uint256 selfSlash = reg.credits(op) + reg.credits(sybil);
+        assertEq(selfSlash, 0.2 ether, "the sybil's share only");
+        assertTrue(selfSlash + 1.5 ether < honestExit, "self-slashing loses most of the bond");
+    }
+
+    /// With a wrong-result dispute pending, an operator cannot escape by reporting its own
+    /// equivocation first: the dispute is paid, the self-reporter nothing.
+    function test_a_pending_dispute_is_paid_before_a_self_report() public {
+        address sybil = address(0x5B11);
+        (uint256 id,) = openOne();
+        (SwornRegistry.Claim memory a, SwornRegistry.Claim memory b) = equivocation();
+        report(sybil, a, b);
+        SwornRegistry.Operator memory o = reg.operatorInfo(op);
+        assertTrue(o.slashed, "slashed");
+        assertEq(reg.credits(sybil), 0, "the reporter waits for the open dispute");
+        assertEq(reg.burned(), 1.8 ether, "all but the 10% reward pool burned at once");
+        // Withdrawal is impossible, and the dispute can still be resolved and is paid.
+        vm.prank(op);
+        vm.expectRevert(abi.encodeWithSelector(SwornRegistry.NotActive.selector, op));
+        reg.withdrawBond();
+        bytes32 h = reg.verdictHash(id, reg.disputeInfo(id).digest, RIGHT);
+        reg.resolveDispute(id, RIGHT, sigs(V1, V2, h));
+        assertEq(reg.credits(challenger), 0.09 ether + 0.1 ether, "bond less fee, plus its unit");
+        assertEq(reg.credits(sybil), 0, "the self-report gets nothing once the dispute is won");
+        assertEq(reg.credits(op), 0, "operator gets nothing");
+        assertEq(reg.burned(), 1.9 ether, "the reporter's unit burned");
+        assertEq(reg.operatorInfo(op).slashPool, 0, "pool empty");
+    }
+
+    /// An honest report made while a dispute is open is paid once the dispute closes without a
+    /// challenger win.
+    function test_a_report_is_paid_once_open_disputes_close_unwon() public {
+        (uint256 id, SwornRegistry.Claim memory c) = openOne();
+        (SwornRegistry.Claim memory a, SwornRegistry.Claim memory b) = equivocation();
+        address reporter = address(0x4E90);
+        report(reporter, a, b);
+        assertEq(reg.credits(reporter), 0, "deferred");
+        bytes32 h = reg.verdictHash(id, reg.disputeInfo(id).digest, c.output);
+        reg.resolveDispute(id, c.output, sigs(V1, V2, h));
+        assertEq(reg.credits(reporter), 0.1 ether, "its unit: the share over two claimants");
+        assertEq(reg.credits(op), 0.09 ether, "the operator was right on that transcript");
+        assertEq(reg.burned(), 1.9 ether, "rest burned");
+    }
+
+    /// Several won disputes share one reward pool: whoever wins, the bond pays out at most
+    /// `reporterShareBps` in all.
+    function test_won_disputes_share_one_reward() public {
+        (uint256 id1,) = openOne();
+        (uint256 id2,) = openOne();
+        bytes32 h1 = reg.verdictHash(id1, reg.disputeInfo(id1).digest, RIGHT);
+        bytes32 h2 = reg.verdictHash(id2, reg.disputeInfo(id2).digest, RIGHT);
+        reg.resolveDispute(id1, RIGHT, sigs(V1, V2, h1));
+        assertEq(reg.credits(challenger), 0.09 ether + 0.1 ether, "first: unit of two claimants");
+        reg.resolveDispute(id2, RIGHT, sigs(V1, V2, h2));
+        assertEq(reg.credits(challenger), 2 * (0.09 ether + 0.1 ether), "second: the other unit");
+        assertEq(reg.burned(), 1.8 ether, "90% of the bond burned");
+    }
+
+    // -------------------------------------------------------------------------------------
+    // Registrations and keys
+    // -------------------------------------------------------------------------------------
+
+    /// Exit, withdraw, register again: the old log's batches cannot be set against the new ones.
+    function test_a_new_registration_is_not_slashable_for_the_old_log() public {
+        T[] memory first = batchOf(2, 8);
+        (uint64 b0, bytes32[] memory l0) = anchorAll(op, first);
+        SwornRegistry.Claim memory old = claim(op, first[0], b0, l0, 0);
+        vm.prank(op);
+        reg.requestExit();
+        vm.warp(block.timestamp + UNBONDING);
+        vm.prank(op);
+        reg.withdrawBond();
+        vm.prank(op);
+        reg.register{value: 1 ether}(KEY, POP); // the same key, the same address
+        assertEq(reg.operatorInfo(op).epochStart, 1, "the new registration starts at batch 1");
+        T[] memory second = batchOf(2, 9);
+        second[1].model = first[0].model;
+        second[1].request = first[0].request; // an upgraded engine answers the old request anew
+        (uint64 b1, bytes32[] memory l1) = anchorAll(op, second);
+        SwornRegistry.Claim memory fresh = claim(op, second[1], b1, l1, 1);
+        commitReport(challenger, old, fresh);
+        vm.prank(challenger);
+        vm.expectRevert(abi.encodeWithSelector(SwornRegistry.OtherRegistration.selector, uint64(0), uint64(1)));
+        reg.challengeEquivocation(op, old, fresh, SALT);
+        vm.prank(challenger);
+        vm.expectRevert(abi.encodeWithSelector(SwornRegistry.OtherRegistration.selector, uint64(0), uint64(1)));
+        reg.openDispute{value: 0.1 ether}(op, old, keccak256("x"));
+        assertTrue(reg.isAnchored(op, old), "the old batch stays provable");
+        assertTrue(!reg.operatorInfo(op).slashed, "not slashed");
+    }
+
+    function test_one_key_one_operator() public {
+        vm.prank(other);
+        vm.expectRevert(abi.encodeWithSelector(SwornRegistry.KeyTaken.selector, op));
+        reg.register{value: 1 ether}(KEY, POP);
+        // Still taken after op has left.
+        vm.prank(op);
+        reg.requestExit();
+        vm.warp(block.timestamp + UNBONDING);
+        vm.prank(op);
+        reg.withdrawBond();
+        vm.prank(other);
+        vm.expectRevert(abi.encodeWithSelector(SwornRegistry.KeyTaken.selector, op));
+        reg.register{value: 1 ether}(KEY, POP);
+        vm.prank(other);
+        reg.register{value: 1 ether}(KEY2, POP);
+        assertEq(reg.keyOwner(KEY2), other, "other's own key");
     }
 
     // -------------------------------------------------------------------------------------
@@ -388,7 +593,10 @@ contract SwornRegistryTest is TestBase {
         reg.resolveDispute(id, replayed, sigs(V1, V3, reg.verdictHash(id, d.digest, replayed)));
         d = reg.disputeInfo(id);
         assertTrue(d.state == SwornRegistry.DisputeState.ChallengerWon, "won");
-        assertEq(reg.credits(challenger), 2.1 ether, "bond back plus the operator's bond");
+        assertEq(reg.credits(challenger), 0.09 ether + 0.2 ether, "bond less fee, plus 10% of the bond");
+        assertEq(reg.credits(vm.addr(V1)) + reg.credits(vm.addr(V3)), FEE, "the fee pays the signers");
+        assertEq(reg.credits(vm.addr(V1)), FEE / 2, "split evenly");
+        assertEq(reg.burned(), 1.8 ether, "the rest of the bond burned");
         assertTrue(reg.operatorInfo(op).slashed, "slashed");
         assertEq(reg.operatorInfo(op).openDisputes, 0, "closed");
         // Resolving twice.
@@ -403,7 +611,8 @@ contract SwornRegistryTest is TestBase {
         SwornRegistry.Dispute memory d = reg.disputeInfo(id);
         reg.resolveDispute(id, c.output, sigs(V2, V3, reg.verdictHash(id, d.digest, c.output)));
         assertTrue(reg.disputeInfo(id).state == SwornRegistry.DisputeState.OperatorWon, "operator won");
-        assertEq(reg.credits(op), 0.1 ether, "operator gets the challenger's bond");
+        assertEq(reg.credits(op), 0.09 ether, "operator gets the challenger's bond less the fee");
+        assertEq(reg.credits(vm.addr(V2)) + reg.credits(vm.addr(V3)), FEE, "the fee pays the signers");
         assertTrue(!reg.operatorInfo(op).slashed, "not slashed");
         assertEq(reg.operatorInfo(op).bond, 2 ether, "bond intact");
     }
@@ -528,7 +737,8 @@ contract SwornRegistryTest is TestBase {
         vm.expectRevert(abi.encodeWithSelector(SwornRegistry.PastDeadline.selector, d.deadline));
         reg.resolveDispute(id, replayed, s);
         reg.expireDispute(id);
-        assertEq(reg.credits(challenger), 0.1 ether, "bond returned");
+        assertEq(reg.credits(challenger), 0.09 ether, "bond returned less the fee");
+        assertEq(reg.burned(), FEE, "the fee of a dispute nobody ruled on is burned");
         assertTrue(!reg.operatorInfo(op).slashed, "nobody slashed");
         vm.expectRevert(abi.encodeWithSelector(SwornRegistry.NotOpen.selector, id));
         reg.expireDispute(id);
@@ -542,6 +752,55 @@ contract SwornRegistryTest is TestBase {
         bytes32 replayed = keccak256("the right output");
         vm.warp(d.deadline);
         reg.resolveDispute(id, replayed, sigs(V1, V2, reg.verdictHash(id, d.digest, replayed)));
+    }
+
+    /// At most one open dispute per transcript; a transcript ruled honest is never disputed again.
+    function test_one_open_dispute_per_claim() public {
+        deploy(3 days, 4 days); // long enough to dispute again after an expiry
+        (uint256 id, SwornRegistry.Claim memory c) = openOne();
+        vm.prank(other);
+        vm.expectRevert(abi.encodeWithSelector(SwornRegistry.AlreadyDisputed.selector, id));
+        reg.openDispute{value: 0.1 ether}(op, c, keccak256("another claimed output"));
+        assertEq(reg.claimDispute(op, dg(c)), id + 1, "open");
+        // After expiry it may be disputed again (nobody ruled), for another fee.
+        vm.warp(reg.disputeInfo(id).deadline + 1);
+        reg.expireDispute(id);
+        assertEq(reg.claimDispute(op, dg(c)), 0, "closed");
+        vm.prank(other);
+        uint256 id2 = reg.openDispute{value: 0.1 ether}(op, c, keccak256("x"));
+        // Ruled honest: settled for good.
+        bytes32 h = reg.verdictHash(id2, reg.disputeInfo(id2).digest, c.output);
+        reg.resolveDispute(id2, c.output, sigs(V1, V2, h));
+        vm.prank(other);
+        vm.expectRevert(SwornRegistry.ClaimSettled.selector);
+        reg.openDispute{value: 0.1 ether}(op, c, keccak256("x"));
+        // Griefing cost: the first griefer lost the fee, the second the whole bond less the fee
+        // paid to the verifiers; the operator was compensated with the rest.
+        assertEq(reg.credits(other), 0, "the second griefer gets nothing back");
+        assertEq(reg.credits(op), 0.09 ether, "the operator is compensated");
+        assertEq(reg.burned(), FEE, "the first griefer's fee");
+    }
+
+    /// Every signer of a verdict is paid an equal part of the fee; a remainder is burned.
+    function test_the_fee_is_split_among_all_signers() public {
+        (uint256 id, SwornRegistry.Claim memory c) = openOne();
+        bytes32 h = reg.verdictHash(id, reg.disputeInfo(id).digest, c.output);
+        uint256[3] memory keys = [V1, V2, V3];
+        // Sort the three keys by address.
+        for (uint256 i = 0; i < 3; i++) {
+            for (uint256 j = i + 1; j < 3; j++) {
+                if (vm.addr(keys[j]) < vm.addr(keys[i])) (keys[i], keys[j]) = (keys[j], keys[i]);
+            }
+        }
+        bytes[] memory all = new bytes[](3);
+        for (uint256 i = 0; i < 3; i++) {
+            all[i] = sig(keys[i], h);
+        }
+        reg.resolveDispute(id, c.output, all);
+        for (uint256 i = 0; i < 3; i++) {
+            assertEq(reg.credits(vm.addr(keys[i])), FEE / 3, "a third each");
+        }
+        assertEq(reg.burned(), FEE - 3 * (FEE / 3), "the remainder");
     }
 
     // -------------------------------------------------------------------------------------
@@ -580,7 +839,7 @@ contract SwornRegistryTest is TestBase {
         (SwornRegistry.Claim memory a, SwornRegistry.Claim memory b) = equivocation();
         vm.prank(op);
         reg.requestExit();
-        reg.challengeEquivocation(op, a, b);
+        report(challenger, a, b);
         vm.warp(block.timestamp + UNBONDING);
         vm.prank(op);
         vm.expectRevert(abi.encodeWithSelector(SwornRegistry.NotActive.selector, op));
@@ -594,7 +853,7 @@ contract SwornRegistryTest is TestBase {
     function test_withdraw_is_not_reentrant() public {
         Reentrant r = new Reentrant(reg);
         vm.deal(address(r), 5 ether);
-        r.register{value: 1 ether}(KEY);
+        r.register{value: 1 ether}(KEY3);
         r.requestExit();
         vm.warp(block.timestamp + UNBONDING);
         r.withdrawBond();
