@@ -23,6 +23,7 @@ fn transcript(key: &OperatorKey) -> Transcript {
             chat_template_blake3: [4; 32],
         },
         request: RequestRecord {
+            spec_version: "sworn-canon/1".into(),
             prompt: Prompt::Chat(vec![Message {
                 role: "user".into(),
                 content: "Tell me a long story.".into(),
@@ -51,10 +52,10 @@ fn transcript(key: &OperatorKey) -> Transcript {
         meta: Meta {
             engine: "sworn".into(),
             engine_version: "0.1.0".into(),
-            spec_version: "sworn-canon/1".into(),
             backend: "cpu-avx2 x2".into(),
             operator_key_id: [0; 32],
             timestamp_ms: 0,
+            operator: None,
         },
         signature: [0; 64],
     };

@@ -554,17 +554,18 @@ fn generate(a: GenerateArgs) -> Result<i32> {
     };
     // Load the key and hash the model before generating, so that a bad key fails fast.
     let signer = match &a.out {
-        Some(_) => Some((
-            signing_key(a.key.clone())?,
-            sworn_engine::commit::manifest(&model)?,
-        )),
+        Some(_) => {
+            let key = signing_key(a.key.clone())?;
+            let binding = attestation::load_binding(&data_dir(), &key.public())?;
+            Some((key, binding, sworn_engine::commit::manifest(&model)?))
+        }
         None => None,
     };
     let t1 = Instant::now();
     let c = engine.generate(&req)?;
     let gen_s = t1.elapsed().as_secs_f64();
-    if let (Some(out), Some((key, manifest))) = (&a.out, &signer) {
-        let t = attestation::sign_completion(&engine, manifest, &req, &c, key);
+    if let (Some(out), Some((key, binding, manifest))) = (&a.out, &signer) {
+        let t = attestation::sign_completion(&engine, manifest, &req, &c, key, binding.as_ref());
         let bytes = if out.extension().is_some_and(|e| e == "bin") {
             t.encode()
         } else {
@@ -693,7 +694,7 @@ fn bench_attest(e: &Engine, model: &Path, a: &BenchArgs) -> Result<i32> {
         let c = e.generate(&req)?;
         gen_s = gen_s.min(t.elapsed().as_secs_f64());
         let t = Instant::now();
-        let tx = attestation::sign_completion(e, &m, &req, &c, &key);
+        let tx = attestation::sign_completion(e, &m, &req, &c, &key, None);
         sign_s = sign_s.min(t.elapsed().as_secs_f64());
         let t = Instant::now();
         sworn_verifier::verify(tx.clone(), &[key.public()])?;
@@ -725,11 +726,14 @@ fn serve(a: ServeArgs) -> Result<i32> {
             model.display()
         );
     }
+    let key = signing_key(a.key)?;
+    let data_dir = a.data_dir.unwrap_or_else(data_dir);
     let cfg = sworn::server::Config {
-        key: signing_key(a.key)?,
+        binding: attestation::load_binding(&data_dir, &key.public())?,
+        key,
         model,
         listen: a.listen,
-        data_dir: a.data_dir.unwrap_or_else(data_dir),
+        data_dir,
         threads: a
             .threads
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),

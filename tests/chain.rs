@@ -114,6 +114,76 @@ fn send_anchor(url: &str, from: &str, registry: &str, root: &[u8; 32], size: u64
     )
 }
 
+/// Registers `from` with `key` and `proof` by a raw transaction (the CLI always sends a valid
+/// proof: this is what a squatter who does not hold the key can send).
+fn send_register(url: &str, from: &str, registry: &str, key: [u8; 32], proof: [u8; 64]) {
+    use alloy::sol_types::SolCall;
+    let data = sworn::chain::SwornRegistry::registerCall {
+        ed25519Key: alloy::primitives::FixedBytes(key),
+        keyProof: proof.to_vec().into(),
+    }
+    .abi_encode();
+    let data = format!("0x{}", sworn_attest::hexser::encode(&data));
+    let tx = rpc(
+        url,
+        "eth_sendTransaction",
+        json!([{"from": from, "to": registry, "data": data, "value": "0xde0b6b3a7640000"}]),
+    );
+    let receipt = receipt_of(url, &tx);
+    assert_eq!(receipt["status"], "0x1", "raw registration: {receipt}");
+}
+
+/// The receipt of `tx`, once mined (anvil mines each transaction, but may answer first).
+fn receipt_of(url: &str, tx: &Value) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = rpc(url, "eth_getTransactionReceipt", json!([tx]));
+        if !r.is_null() {
+            return r;
+        }
+        assert!(Instant::now() < deadline, "{tx} not mined");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Anchors `t` alone as the next batch of `from` (batch number `batch`) by a raw transaction,
+/// and returns its bundle as a file in `dir`.
+fn raw_bundle(url: &str, from: &str, reg: &str, t: &Transcript, batch: u64, dir: &Path) -> String {
+    use sworn_attest::anchor::{self, AnchorProof, AnchoredTranscript};
+    let root = anchor::root(&[t.digest()]).unwrap();
+    let tx = send_anchor(url, from, reg, &root, 1);
+    let receipt = receipt_of(url, &tx);
+    assert_eq!(receipt["status"], "0x1", "raw anchor: {receipt}");
+    let block = rpc(
+        url,
+        "eth_getBlockByNumber",
+        json!([receipt["blockNumber"], false]),
+    );
+    let ts = block["timestamp"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("0x");
+    let p = AnchorProof {
+        chain_id: rpc_u64(url, "eth_chainId"),
+        registry: reg.to_lowercase(),
+        operator: from.to_lowercase(),
+        batch,
+        index: 0,
+        batch_size: 1,
+        anchored_at: u64::from_str_radix(ts, 16).unwrap(),
+        root,
+        commitments: t.commitments().into(),
+        proof: vec![],
+    };
+    let b = AnchoredTranscript::new(t.clone(), p).unwrap();
+    let f = dir.join(format!(
+        "raw-{}.json",
+        sworn_attest::hexser::encode(&t.digest())
+    ));
+    std::fs::write(&f, b.to_json().to_string()).unwrap();
+    f.to_str().unwrap().to_string()
+}
+
 /// Moves the chain's clock forward and mines a block.
 fn time_travel(url: &str, secs: u64) {
     rpc(url, "evm_increaseTime", json!([secs]));
@@ -234,6 +304,16 @@ fn forge_output(t: &Transcript, key: &OperatorKey) -> Transcript {
     f.output.text.push('!');
     key.sign(&mut f);
     f
+}
+
+/// The transcript inside a bundle document.
+fn bundle_transcript(bundle: &Value) -> Transcript {
+    Transcript::from_json(&bundle["transcript"].to_string(), Default::default()).unwrap()
+}
+
+/// The 20 bytes of a `0x` address.
+fn address_bytes(a: &str) -> [u8; 20] {
+    sworn_attest::hexser::decode(a.trim_start_matches("0x")).unwrap()
 }
 
 /// The first JSON document in `s` (sworn's stdout; log lines on stderr may follow).
@@ -462,6 +542,55 @@ fn anchor_prove_verify_slash_and_dispute_on_a_real_chain() {
     expect(0, &dir_a, &a);
     drop(srv);
 
+    // One key, one operator: another address cannot register A's key, so no sybil with a
+    // smaller bond can anchor A's transcripts under it.
+    let out = reg.run(
+        2,
+        &work,
+        &[
+            "registry",
+            "register",
+            "--bond",
+            "1ether",
+            "--key",
+            p(&key_a),
+        ],
+        &op_b,
+    );
+    assert!(out.contains("KeyTaken"), "{out}");
+    // A squatter registers a key it does not hold (its proof cannot be valid), and anchors
+    // transcripts signed with that key. Whoever they name, `verify --rpc` refuses them.
+    let squatter = address_of(&keys[7]);
+    let victim = OperatorKey::from_seed(&[0x51; 32]);
+    send_register(
+        &url,
+        &squatter,
+        &reg.registry,
+        victim.public().to_bytes(),
+        [0xee; 64],
+    );
+    let mut named_a = bundle_transcript(&bundle);
+    victim.sign(&mut named_a); // the victim's transcript, naming operator A
+    let f = raw_bundle(&url, &squatter, &reg.registry, &named_a, 0, &work);
+    let out = reg.verify(1, &f);
+    assert!(
+        out.contains(&format!("names operator {addr_a}")) && out.contains(&squatter),
+        "{out}"
+    );
+    let mut named_squatter = named_a.clone();
+    named_squatter.meta.operator.as_mut().unwrap().address = address_bytes(&squatter);
+    victim.sign(&mut named_squatter);
+    let f = raw_bundle(&url, &squatter, &reg.registry, &named_squatter, 1, &work);
+    let out = reg.verify(1, &f);
+    assert!(out.contains("never proved that it holds"), "{out}");
+    // A transcript that names no operator is refused too.
+    let mut unnamed = named_a.clone();
+    unnamed.meta.operator = None;
+    victim.sign(&mut unnamed);
+    let f = raw_bundle(&url, &squatter, &reg.registry, &unnamed, 2, &work);
+    let out = reg.verify(1, &f);
+    assert!(out.contains("names no operator"), "{out}");
+
     // Equivocation: A anchors a second, different output for the first request.
     let store_a = Store::open(&dir_a.join("sworn.db")).unwrap();
     let t0 = store_a.get(&ids[0]).unwrap().unwrap();
@@ -476,9 +605,10 @@ fn anchor_prove_verify_slash_and_dispute_on_a_real_chain() {
     // Two proofs of the same transcript are no equivocation (refused before sending).
     let out = reg.run(2, &work, &["challenge", "equivocation", b1s, b1s], &chal);
     assert!(out.contains("same output"), "{out}");
+    // Committed, then revealed in a later block; the reporter gets its 10% share of the bond.
     let out = reg.run(0, &work, &["challenge", "equivocation", b1s, b2s], &chal);
     assert!(
-        out.contains("slashed operator") && out.contains("2 ETH"),
+        out.contains("slashed operator") && out.contains("(bond 2 ETH): 0.2 ETH credited"),
         "{out}"
     );
     // Not twice.
@@ -488,10 +618,10 @@ fn anchor_prove_verify_slash_and_dispute_on_a_real_chain() {
     assert_eq!((&a["slashed"], &a["bond_wei"]), (&json!(true), &json!("0")));
     assert_eq!(
         reg.info(&addr_c, &chal)["credits_wei"],
-        "2000000000000000000"
+        "200000000000000000"
     );
     let out = reg.run(0, &work, &["registry", "withdraw"], &chal);
-    assert!(out.contains("withdrew 2 ETH"), "{out}");
+    assert!(out.contains("withdrew 0.2 ETH"), "{out}");
     assert_eq!(reg.info(&addr_c, &chal)["credits_wei"], "0");
     // A slashed operator's transcripts no longer verify, and it cannot anchor.
     let out = reg.verify(1, b1s);
@@ -527,10 +657,22 @@ fn anchor_prove_verify_slash_and_dispute_on_a_real_chain() {
     .unwrap();
     let store_b = Store::open(&dir_b.join("sworn.db")).unwrap();
     store_b.put("b-honest", &honest, 0).unwrap();
+    // A second honest transcript (another seed), anchored in the same batch.
+    let honest2_file = work.join("b-honest2.json");
+    let gen2 = [&gen[..], &["--out", p(&honest2_file), "--seed", "5"]].concat();
+    expect(0, &dir_b, &gen2);
+    let honest2 = Transcript::from_json(
+        &std::fs::read_to_string(&honest2_file).unwrap(),
+        Default::default(),
+    )
+    .unwrap();
+    store_b.put("b-honest2", &honest2, 0).unwrap();
     reg.run(0, &dir_b, &["anchor"], &op_b);
     let bh = work.join("b-honest.bundle.json");
     expect(0, &dir_b, &["proof", "b-honest", "--out", p(&bh)]);
     let bhs = p(&bh);
+    let bh2 = work.join("b-honest2.bundle.json");
+    expect(0, &dir_b, &["proof", "b-honest2", "--out", p(&bh2)]);
 
     // Disputing an honest transcript: the challenger's own replay says there is nothing to
     // dispute, and a challenger who insists loses the bond to the operator.
@@ -598,23 +740,37 @@ fn anchor_prove_verify_slash_and_dispute_on_a_real_chain() {
     );
     assert!(out.contains("the operator won"), "{out}");
     let b = reg.info(&addr_b, &chal);
+    // The operator is compensated with the dispute bond less the fee, which paid the verifiers.
     assert_eq!(
         (&b["credits_wei"], &b["active"]),
-        (&json!("100000000000000000"), &json!(true))
+        (&json!("90000000000000000"), &json!(true))
     );
-    // A resolved dispute cannot be expired.
+    // A resolved dispute cannot be expired, and a transcript ruled honest cannot be disputed
+    // again.
     let out = reg.run(2, &work, &["challenge", "expire", "--dispute", "0"], &chal);
     assert!(out.contains("NotOpen"), "{out}");
+    let out = reg.run(2, &work, &insist, &chal);
+    assert!(out.contains("ClaimSettled"), "{out}");
 
     // A dispute nobody rules on expires only after its deadline; by then the batch is final.
-    let out = reg.run(0, &work, &insist, &chal);
+    let insist2 = [
+        "challenge",
+        "dispute",
+        p(&bh2),
+        "--claimed-output",
+        &wrong_claim,
+    ];
+    let out = reg.run(0, &work, &insist2, &chal);
     assert!(out.contains("opened dispute 1"), "{out}");
+    // One open dispute per transcript.
+    let out = reg.run(2, &work, &insist2, &chal);
+    assert!(out.contains("AlreadyDisputed"), "{out}");
     let out = reg.run(2, &work, &["challenge", "expire", "--dispute", "1"], &chal);
     assert!(out.contains("NotPastDeadline"), "{out}");
     time_travel(&url, 3700);
     let out = reg.run(0, &work, &["challenge", "expire", "--dispute", "1"], &chal);
     assert!(out.contains("expired"), "{out}");
-    let out = reg.run(2, &work, &insist, &chal);
+    let out = reg.run(2, &work, &insist2, &chal);
     assert!(out.contains("BatchFinal"), "{out}");
     let out = reg.verify(0, bhs);
     assert!(out.contains("final: the challenge window closed"), "{out}");
@@ -655,10 +811,11 @@ fn anchor_prove_verify_slash_and_dispute_on_a_real_chain() {
     );
     assert!(out.contains("the challenger won"), "{out}");
     assert_eq!(reg.info(&addr_b, &chal)["slashed"], true);
-    // The challenger: B's 1 ETH bond plus the dispute bond back, plus the expired dispute's bond.
+    // The challenger: 10% of B's 1 ETH bond and its dispute bond back less the fee, plus the
+    // expired dispute's bond less the fee.
     assert_eq!(
         reg.info(&addr_c, &chal)["credits_wei"],
-        "1200000000000000000"
+        "280000000000000000"
     );
 }
 
@@ -678,11 +835,16 @@ fn a_crashed_anchoring_run_is_recovered_from_the_chain() {
     let reg = deploy(&url, &keys, &write_wallet(&work, "deployer", &keys[0]));
     let op_wallet = write_wallet(&work, "op", &keys[1]);
     let op = address_of(&keys[1]);
-    // The golden vectors' key (its secret is public: tests/transcripts.rs), so that the vectors
-    // are this operator's transcripts.
-    OperatorKey::from_seed(&[7; 32])
-        .save(&work.join("operator.key"))
-        .unwrap();
+    // The golden vectors' key (its secret is public: tests/transcripts.rs), so that the vectors,
+    // re-signed naming this operator, are this operator's transcripts.
+    let key = OperatorKey::from_seed(&[7; 32]);
+    key.save(&work.join("operator.key")).unwrap();
+    let chain_id = rpc_u64(&url, "eth_chainId");
+    let binding = sworn_attest::OperatorBinding {
+        chain_id,
+        registry: address_bytes(&reg.registry),
+        address: address_bytes(&op),
+    };
     reg.run(
         0,
         &work,
@@ -694,11 +856,13 @@ fn a_crashed_anchoring_run_is_recovered_from_the_chain() {
     for name in names {
         let path =
             PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("tests/vectors/{name}.json"));
-        let t = Transcript::from_json(&std::fs::read_to_string(path).unwrap(), Default::default())
-            .unwrap();
+        let mut t =
+            Transcript::from_json(&std::fs::read_to_string(path).unwrap(), Default::default())
+                .unwrap();
+        t.meta.operator = Some(binding);
+        key.sign(&mut t);
         store.put(name, &t, 0).unwrap();
     }
-    let chain_id = rpc_u64(&url, "eth_chainId");
     let head = rpc_u64(&url, "eth_blockNumber");
     let r = RegistryRef {
         chain_id,

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use sworn::attestation::sign_completion;
-use sworn_attest::{hexser, FinishReason, Limits, OperatorKey, Transcript};
+use sworn_attest::{hexser, FinishReason, Limits, OperatorBinding, OperatorKey, Transcript};
 use sworn_engine::commit::{manifest, ModelManifest};
 use sworn_engine::{Engine, EngineOptions, Message, Prompt, Request, SamplingParams};
 use sworn_verifier::replay::{replay_with, Divergence};
@@ -98,7 +98,17 @@ fn vector_requests() -> Vec<(&'static str, Request)> {
 
 fn sign(engine: &Engine, m: &ModelManifest, req: &Request, key: &OperatorKey) -> Transcript {
     let c = engine.generate(req).unwrap();
-    sign_completion(engine, m, req, &c, key)
+    sign_completion(engine, m, req, &c, key, None)
+}
+
+/// The chat vectors name an on-chain operator (a made-up registration), so that both forms of
+/// `meta.operator` have golden vectors.
+fn vector_binding(name: &str) -> Option<OperatorBinding> {
+    name.ends_with("-chat").then_some(OperatorBinding {
+        chain_id: 31337,
+        registry: [0x5e; 20],
+        address: [0x09; 20],
+    })
 }
 
 /// Regenerates tests/vectors (run with SWORN_WRITE_VECTORS=1, on purpose, when the spec version
@@ -113,7 +123,8 @@ fn write_golden_vectors() {
     let key = OperatorKey::from_seed(&VECTOR_KEY_SEED);
     std::fs::create_dir_all(vectors_dir()).unwrap();
     for (name, req) in vector_requests() {
-        let t = sign(engine, m, &req, &key);
+        let c = engine.generate(&req).unwrap();
+        let t = sign_completion(engine, m, &req, &c, &key, vector_binding(name).as_ref());
         let json = serde_json::to_string_pretty(&t.to_json()).unwrap() + "\n";
         std::fs::write(vectors_dir().join(format!("{name}.json")), json).unwrap();
     }
@@ -133,9 +144,14 @@ fn golden_vectors_verify_and_replay_bit_for_bit() {
         let bytes = std::fs::read(vectors_dir().join(format!("{name}.json"))).unwrap();
         let v = verify_bytes(&bytes, &[key]).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(
-            v.transcript.meta.spec_version,
+            v.transcript.request.spec_version,
             sworn_engine::canon::SPEC_VERSION,
             "{name}: spec version"
+        );
+        assert_eq!(
+            v.transcript.meta.operator,
+            vector_binding(name),
+            "{name}: operator binding"
         );
         assert_eq!(
             sworn_verifier::replay::engine_request(&v.transcript),

@@ -60,3 +60,20 @@ pub mod list {
             .collect()
     }
 }
+
+/// An Ethereum address as `0x` and 40 hex digits (written lowercase).
+pub mod address {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[u8; 20], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("0x{}", super::encode(v)))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 20], D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        let digits = s
+            .strip_prefix("0x")
+            .ok_or_else(|| serde::de::Error::custom("an address starts with 0x"))?;
+        super::decode(digits).map_err(serde::de::Error::custom)
+    }
+}

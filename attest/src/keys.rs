@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::AttestError;
 use crate::hexser;
-use crate::transcript::Transcript;
+use crate::transcript::{OperatorBinding, Transcript};
 
 /// An operator's signing key.
 pub struct OperatorKey {
@@ -43,6 +43,21 @@ pub struct PublicKeyDoc {
     pub public_key: [u8; 32],
     #[serde(with = "hexser")]
     pub key_id: [u8; 32],
+}
+
+/// Domain tag of the key-possession proof given at registration.
+pub const TAG_KEY_BINDING: &[u8] = b"sworn.operator-key.v1\0";
+
+/// What an operator's Ed25519 key signs to prove, at registration, that the registering address
+/// holds it: `TAG_KEY_BINDING || u64 chain_id || registry (20 bytes) || operator (20 bytes)`
+/// (`docs/anchoring.md` §1.1). Bound to one chain, one registry and one address, so the proof
+/// cannot be reused by anyone else.
+pub fn key_binding_message(binding: &OperatorBinding) -> Vec<u8> {
+    let mut m = TAG_KEY_BINDING.to_vec();
+    m.extend_from_slice(&binding.chain_id.to_be_bytes());
+    m.extend_from_slice(&binding.registry);
+    m.extend_from_slice(&binding.address);
+    m
 }
 
 /// SHA-256 of a public key's 32 bytes.
@@ -96,6 +111,11 @@ impl OperatorKey {
     pub fn sign(&self, t: &mut Transcript) {
         t.meta.operator_key_id = self.public().id();
         t.signature = self.key.sign(&t.signing_message()).to_bytes();
+    }
+
+    /// The key-possession proof for registering as `binding.address` (see [`key_binding_message`]).
+    pub fn sign_binding(&self, binding: &OperatorBinding) -> [u8; 64] {
+        self.key.sign(&key_binding_message(binding)).to_bytes()
     }
 
     /// Writes the key to `path` (created new, mode 0600; never overwrites).
@@ -203,11 +223,30 @@ impl PublicKey {
         }
     }
 
-    /// Checks a transcript's signature (strict Ed25519: no malleable or small-order forms).
+    /// Checks a transcript's signature (strict Ed25519, `docs/transcript.md` §4).
     pub fn verify(&self, t: &Transcript) -> Result<(), AttestError> {
-        let sig = Signature::from_bytes(&t.signature);
-        self.key
-            .verify_strict(&t.signing_message(), &sig)
+        self.verify_message(&t.signing_message(), &t.signature)
             .map_err(|_| AttestError::Signature("does not verify under the operator key".into()))
+    }
+
+    /// Checks a key-possession proof for `binding` (see [`key_binding_message`]).
+    pub fn verify_binding(
+        &self,
+        binding: &OperatorBinding,
+        proof: &[u8; 64],
+    ) -> Result<(), AttestError> {
+        self.verify_message(&key_binding_message(binding), proof)
+            .map_err(|_| {
+                AttestError::Signature(
+                    "the key-possession proof does not verify for this chain, registry and operator"
+                        .into(),
+                )
+            })
+    }
+
+    /// Strict Ed25519: RFC 8032 with a canonical `S`, and neither the key nor `R` of small order.
+    fn verify_message(&self, message: &[u8], signature: &[u8; 64]) -> Result<(), ()> {
+        let sig = Signature::from_bytes(signature);
+        self.key.verify_strict(message, &sig).map_err(|_| ())
     }
 }

@@ -15,8 +15,8 @@ pub mod transcript;
 
 pub use codec::Limits;
 pub use error::AttestError;
-pub use keys::{key_id, OperatorKey, PublicKey, PublicKeyDoc};
+pub use keys::{key_binding_message, key_id, OperatorKey, PublicKey, PublicKeyDoc};
 pub use transcript::{
-    Commitments, FinishReason, Message, Meta, ModelCommitment, OutputRecord, Prompt, RequestRecord,
-    Sampling, Transcript, FORMAT_VERSION,
+    Commitments, FinishReason, Message, Meta, ModelCommitment, OperatorBinding, OutputRecord,
+    Prompt, RequestRecord, Sampling, Transcript, FORMAT_VERSION, MIN_TEMPERATURE,
 };

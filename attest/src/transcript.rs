@@ -9,17 +9,18 @@ use crate::error::AttestError;
 use crate::hexser;
 use crate::merkle;
 
-/// Version of the binary format (and of the commitment layout).
-pub const FORMAT_VERSION: u16 = 1;
+/// Version of the binary format (and of the commitment layout). Version 2 put the arithmetic's
+/// `spec_version` into the request commitment and added the operator binding to the meta.
+pub const FORMAT_VERSION: u16 = 2;
 /// First bytes of every encoded transcript.
 pub const MAGIC: &[u8; 8] = b"SWORNTX\0";
 
 /// Domain tags: every hash says what it is a hash of.
 pub const TAG_MODEL: &[u8] = b"sworn.model.v1\0";
-pub const TAG_REQUEST: &[u8] = b"sworn.request.v1\0";
+pub const TAG_REQUEST: &[u8] = b"sworn.request.v2\0";
 pub const TAG_OUTPUT: &[u8] = b"sworn.output.v1\0";
-pub const TAG_META: &[u8] = b"sworn.meta.v1\0";
-pub const TAG_DIGEST: &[u8] = b"sworn.transcript.v1\0";
+pub const TAG_META: &[u8] = b"sworn.meta.v2\0";
+pub const TAG_DIGEST: &[u8] = b"sworn.transcript.v2\0";
 pub const TAG_SIGNATURE: &[u8] = b"sworn.signature.v1\0";
 
 /// The model the completion ran on.
@@ -62,9 +63,20 @@ impl Message {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Prompt {
+    /// Plain text: special-token spellings in it are ordinary text.
     Text(String),
+    /// Chat messages, rendered by the model's chat template: only the template's own markup
+    /// yields control tokens; the messages' text is ordinary text.
     Chat(Vec<Message>),
+    /// Text whose special-token spellings become control tokens: an explicit opt-in
+    /// (`sworn generate --raw-special`, `"sworn_raw_prompt": true` on `/v1/completions`).
+    RawText(String),
 }
+
+/// The smallest positive temperature (2^-14): below it, dividing logits by the temperature
+/// overflows for ordinary logits and sampling would be meaningless, so a temperature is either 0
+/// (greedy) or at least this (`docs/canonical-arithmetic.md` §4).
+pub const MIN_TEMPERATURE: f32 = 1.0 / 16384.0;
 
 /// Sampling parameters, as the engine's spec (§4) uses them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -100,6 +112,13 @@ impl Sampling {
         if !(self.temperature.is_finite() && (0.0..=100.0).contains(&self.temperature)) {
             return Err(format!(
                 "temperature {} is not in [0, 100]",
+                self.temperature
+            ));
+        }
+        if self.temperature > 0.0 && self.temperature < MIN_TEMPERATURE {
+            return Err(format!(
+                "temperature {:e} is below the smallest positive temperature 2^-14 \
+                 ({MIN_TEMPERATURE:e}); use 0 for greedy decoding",
                 self.temperature
             ));
         }
@@ -142,10 +161,15 @@ impl Sampling {
     }
 }
 
-/// What was asked.
+/// What was asked, and everything besides the model that decides the output bits: two
+/// transcripts with equal model and request commitments must have equal outputs (an operator
+/// that gives two is slashed for equivocation), so the canonical arithmetic's version is part
+/// of the request (an honest upgrade changes it, and so is never equivocation).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RequestRecord {
+    /// Version of the canonical arithmetic (`docs/canonical-arithmetic.md`), e.g. `sworn-canon/1`.
+    pub spec_version: String,
     pub prompt: Prompt,
     /// The exact token ids fed to the model.
     pub prompt_tokens: Vec<u32>,
@@ -181,8 +205,6 @@ pub struct OutputRecord {
 pub struct Meta {
     pub engine: String,
     pub engine_version: String,
-    /// Version of the canonical arithmetic (`docs/canonical-arithmetic.md`).
-    pub spec_version: String,
     /// Kernels and threads that ran it: informative only, results do not depend on it.
     pub backend: String,
     /// SHA-256 of the operator's Ed25519 public key.
@@ -190,6 +212,31 @@ pub struct Meta {
     pub operator_key_id: [u8; 32],
     /// Milliseconds since the Unix epoch.
     pub timestamp_ms: u64,
+    /// The on-chain operator that answers for this transcript, when the operator is registered:
+    /// signed with the rest, so no other address can anchor it and pass `verify --rpc`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator: Option<OperatorBinding>,
+}
+
+/// Which registry, on which chain, and which operator address there (`docs/anchoring.md` §1.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OperatorBinding {
+    pub chain_id: u64,
+    /// The `SwornRegistry` contract's address.
+    #[serde(with = "hexser::address")]
+    pub registry: [u8; 20],
+    /// The operator's Ethereum address.
+    #[serde(with = "hexser::address")]
+    pub address: [u8; 20],
+}
+
+impl OperatorBinding {
+    fn encode(&self, w: &mut Writer) {
+        w.u64(self.chain_id)
+            .fixed(&self.registry)
+            .fixed(&self.address);
+    }
 }
 
 /// A signed transcript.
@@ -241,6 +288,7 @@ impl ModelCommitment {
 
 impl RequestRecord {
     fn encode(&self, w: &mut Writer) {
+        w.str(&self.spec_version);
         match &self.prompt {
             Prompt::Text(t) => {
                 w.u8(0).str(t);
@@ -250,6 +298,9 @@ impl RequestRecord {
                 for m in msgs {
                     w.str(&m.role).str(&m.content);
                 }
+            }
+            Prompt::RawText(t) => {
+                w.u8(2).str(t);
             }
         }
         w.u32s(&self.prompt_tokens);
@@ -262,6 +313,7 @@ impl RequestRecord {
         }
     }
     fn decode(r: &mut Reader<'_>) -> Result<Self, AttestError> {
+        let spec_version = r.str("request.spec_version")?;
         let prompt = match r.u8("request.prompt kind")? {
             0 => Prompt::Text(r.str("request.prompt")?),
             1 => {
@@ -275,6 +327,7 @@ impl RequestRecord {
                 }
                 Prompt::Chat(msgs)
             }
+            2 => Prompt::RawText(r.str("request.prompt")?),
             k => return Err(AttestError::Malformed(format!("prompt kind {k}"))),
         };
         let prompt_tokens = r.u32s("request.prompt_tokens")?;
@@ -294,6 +347,7 @@ impl RequestRecord {
             .map(|_| r.str("request.stop"))
             .collect::<Result<_, _>>()?;
         Ok(RequestRecord {
+            spec_version,
             prompt,
             prompt_tokens,
             sampling,
@@ -368,18 +422,34 @@ impl Meta {
     fn encode(&self, w: &mut Writer) {
         w.str(&self.engine)
             .str(&self.engine_version)
-            .str(&self.spec_version)
             .str(&self.backend);
         w.fixed(&self.operator_key_id).u64(self.timestamp_ms);
+        match &self.operator {
+            None => {
+                w.u8(0);
+            }
+            Some(b) => {
+                w.u8(1);
+                b.encode(w);
+            }
+        }
     }
     fn decode(r: &mut Reader<'_>) -> Result<Self, AttestError> {
         Ok(Meta {
             engine: r.str("meta.engine")?,
             engine_version: r.str("meta.engine_version")?,
-            spec_version: r.str("meta.spec_version")?,
             backend: r.str("meta.backend")?,
             operator_key_id: r.fixed("meta.operator_key_id")?,
             timestamp_ms: r.u64("meta.timestamp_ms")?,
+            operator: match r.u8("meta.operator kind")? {
+                0 => None,
+                1 => Some(OperatorBinding {
+                    chain_id: r.u64("meta.operator.chain_id")?,
+                    registry: r.fixed("meta.operator.registry")?,
+                    address: r.fixed("meta.operator.address")?,
+                }),
+                k => return Err(AttestError::Malformed(format!("operator kind {k}"))),
+            },
         })
     }
     /// `SHA-256(TAG_META || encoding)`.
@@ -528,6 +598,7 @@ pub(crate) mod tests {
                 chat_template_blake3: [4; 32],
             },
             request: RequestRecord {
+                spec_version: "sworn-canon/1".into(),
                 prompt: Prompt::Chat(vec![Message {
                     role: "user".into(),
                     content: "Hi ✓".into(),
@@ -554,10 +625,10 @@ pub(crate) mod tests {
             meta: Meta {
                 engine: "sworn".into(),
                 engine_version: "0.1.0".into(),
-                spec_version: "sworn-canon/1".into(),
                 backend: "cpu-avx2 x2".into(),
                 operator_key_id: [0; 32],
                 timestamp_ms: 1_790_000_000_000,
+                operator: None,
             },
             signature: [0; 64],
         };
@@ -617,10 +688,15 @@ pub(crate) mod tests {
             Err(AttestError::TooLarge { .. })
         ));
         let mut v = bin.clone();
-        v[9] = 2;
+        v[9] = 3;
         assert!(matches!(
             Transcript::decode(&v, Limits::default()),
-            Err(AttestError::Version(2))
+            Err(AttestError::Version(3))
+        ));
+        v[9] = 1; // format 1 (before the spec version moved into the request) is refused
+        assert!(matches!(
+            Transcript::decode(&v, Limits::default()),
+            Err(AttestError::Version(1))
         ));
         let json = serde_json::to_string(&sample().to_json()).unwrap();
         let bad = json.replace(

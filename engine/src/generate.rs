@@ -6,7 +6,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::batcher::{Batcher, Event};
-use crate::chat::ChatTemplate;
+use crate::chat::{ChatTemplate, Message};
 use crate::error::{EngineError, Result};
 use crate::gguf::GgufFile;
 use crate::kernels::{Isa, Runner};
@@ -172,12 +172,19 @@ impl Engine {
     /// The exact token ids a prompt is fed as.
     pub fn prompt_tokens(&self, prompt: &Prompt) -> Result<Vec<u32>> {
         let ids = match prompt {
-            Prompt::Text(t) => self.tokenizer.encode(t, true)?,
+            Prompt::Text(t) => self.tokenizer.encode(t, false)?,
+            Prompt::RawText(t) => self.tokenizer.encode(t, true)?,
             Prompt::Chat(msgs) => {
                 let tmpl = self.chat_template.as_ref().ok_or_else(|| {
                     EngineError::InvalidRequest("this model has no chat template".into())
                 })?;
-                self.tokenizer.encode(&tmpl.render(msgs, true)?, true)?
+                // The messages' text is protected: only the template's markup is control tokens.
+                let tok = &self.tokenizer;
+                let protected: Vec<Message> = msgs
+                    .iter()
+                    .map(|m| Message::new(&tok.protect(&m.role), &tok.protect(&m.content)))
+                    .collect();
+                tok.encode_rendered(&tmpl.render(&protected, true)?)?
             }
         };
         if ids.is_empty() {

@@ -50,6 +50,12 @@ pub fn sample(logits: &[f32], params: &SamplingParams, history: &[u32], step: u6
     if logits.is_empty() {
         return Err(EngineError::InvalidRequest("empty logits".into()));
     }
+    if params.temperature > 0.0 && params.temperature < sworn_attest::MIN_TEMPERATURE {
+        return Err(EngineError::InvalidRequest(format!(
+            "temperature {:e} is below 2^-14: use 0 for greedy decoding",
+            params.temperature
+        )));
+    }
     if params.is_greedy() && params.repeat_penalty == 1.0 {
         return Ok(argmax(logits)); // nothing to modify: no copy on the common greedy path
     }
@@ -233,5 +239,39 @@ mod tests {
         }
         .validate()
         .is_err());
+    }
+
+    /// Spec §4: a temperature is 0 or at least 2^-14. Tiny positive temperatures used to overflow
+    /// `logit / T` to infinity and draw seed-dependent tokens; they are refused everywhere the
+    /// parameters are validated (CLI, server, engine, verifier), and by `sample` itself.
+    #[test]
+    fn tiny_positive_temperatures_are_refused() {
+        let logits = [1.0f32, 3.0, 2.0, 3.0];
+        for t in [1e-38f32, 1e-37, 1e-10, f32::from_bits(1), 6.1e-5] {
+            let p = SamplingParams {
+                temperature: t,
+                ..Default::default()
+            };
+            let e = p.validate().unwrap_err();
+            assert!(e.contains("use 0 for greedy"), "{t:e}: {e}");
+            assert!(sample(&logits, &p, &[], 0).is_err(), "{t:e}");
+        }
+        for t in [0.0f32, sworn_attest::MIN_TEMPERATURE, 0.7] {
+            let p = SamplingParams {
+                temperature: t,
+                ..Default::default()
+            };
+            assert!(p.validate().is_ok(), "{t:e}");
+        }
+        // At the smallest temperature the scaled logits stay finite and the draw is the argmax
+        // whatever the seed (ties aside).
+        let p = SamplingParams {
+            temperature: sworn_attest::MIN_TEMPERATURE,
+            ..Default::default()
+        };
+        for seed in 0..50 {
+            let tok = sample(&logits, &SamplingParams { seed, ..p.clone() }, &[], 3).unwrap();
+            assert!(tok == 1 || tok == 3, "seed {seed}: {tok}");
+        }
     }
 }

@@ -78,7 +78,11 @@ pub async fn check_operator(
             key.to_hex()
         )));
     }
-    Ok(())
+    // Anchoring under a registration whose key proof fails would only make transcripts that
+    // `sworn verify --rpc` refuses.
+    super::onchain::check_key_proof(chain, operator, info.registeredBlock, key)
+        .await?
+        .map_err(ChainError::Other)
 }
 
 /// Anchors everything not yet anchored with `chain`'s registry, in batches of at most

@@ -146,6 +146,15 @@ impl Chain {
         lower_hex(self.registry.address())
     }
 
+    /// What a transcript of `operator` in this registry names (`docs/anchoring.md` 1.1).
+    pub fn binding(&self, operator: Address) -> sworn_attest::OperatorBinding {
+        sworn_attest::OperatorBinding {
+            chain_id: self.chain_id,
+            registry: self.registry.address().0 .0,
+            address: operator.0 .0,
+        }
+    }
+
     /// The latest block's timestamp (the chain's "now", which deadlines are measured in).
     pub async fn now(&self) -> Result<u64, ChainError> {
         let b = self

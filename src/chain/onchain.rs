@@ -4,8 +4,9 @@
 
 use alloy::primitives::{Address, FixedBytes};
 use sworn_attest::anchor::{self, AnchorProof, AnchoredTranscript};
-use sworn_attest::{PublicKey, Transcript};
+use sworn_attest::{hexser, PublicKey, Transcript};
 
+use super::bindings::SwornRegistry;
 use super::client::{batch_word, claim, decode_error, parse_address, Chain, ChainError};
 use crate::server::anchor_log::RegistryRef;
 use crate::server::store::Store;
@@ -166,6 +167,38 @@ pub async fn check(chain: &Chain, b: &AnchoredTranscript) -> Result<OnchainRepor
             format!("not signed by the operator's registered key: {e}"),
         );
     }
+    // The transcript names the operator that answers for it; anchoring by any other address
+    // (a sybil registered with the same key elsewhere, another registry) proves nothing.
+    let expected = chain.binding(operator);
+    match &b.transcript.meta.operator {
+        None => {
+            return fail(
+                report,
+                "the transcript names no operator (meta.operator): it cannot be held against \
+                 any registration"
+                    .into(),
+            )
+        }
+        Some(named) if *named != expected => {
+            return fail(
+                report,
+                format!(
+                    "the transcript names operator 0x{} of registry 0x{} on chain {}, but it was \
+                     anchored by {} in registry {} on chain {}",
+                    hexser::encode(&named.address),
+                    hexser::encode(&named.registry),
+                    named.chain_id,
+                    p.operator,
+                    chain.registry_hex(),
+                    chain.chain_id
+                ),
+            )
+        }
+        Some(_) => {}
+    }
+    if let Err(why) = check_key_proof(chain, operator, info.registeredBlock, &key).await? {
+        return fail(report, why);
+    }
     if !p.verifies() {
         return fail(report, "the inclusion proof does not give its root".into());
     }
@@ -215,6 +248,56 @@ pub async fn check(chain: &Chain, b: &AnchoredTranscript) -> Result<OnchainRepor
     Ok(report)
 }
 
+/// Checks the key-possession proof of `operator`'s current registration: the Ed25519 signature,
+/// by the registered `key`, over the binding (chain, registry, operator), carried by the
+/// `OperatorRegistered` event at block `registered_block` (`docs/anchoring.md` 1.1). The EVM
+/// cannot check it, so every client does. `Ok(Err(why))` when the proof is missing or wrong.
+pub async fn check_key_proof(
+    chain: &Chain,
+    operator: Address,
+    registered_block: u64,
+    key: &PublicKey,
+) -> Result<Result<(), String>, ChainError> {
+    use alloy::providers::Provider;
+    use alloy::rpc::types::Filter;
+    use alloy::sol_types::SolEvent;
+    let filter = Filter::new()
+        .address(*chain.registry.address())
+        .event_signature(SwornRegistry::OperatorRegistered::SIGNATURE_HASH)
+        .topic1(operator.into_word())
+        .from_block(registered_block)
+        .to_block(registered_block);
+    let logs = chain
+        .provider
+        .get_logs(&filter)
+        .await
+        .map_err(|source| chain.rpc_error(source))?;
+    let registration = logs
+        .iter()
+        .filter_map(|l| l.log_decode::<SwornRegistry::OperatorRegistered>().ok())
+        .map(|l| l.inner.data)
+        .rfind(|ev| ev.ed25519Key.0 == key.to_bytes());
+    let Some(ev) = registration else {
+        return Ok(Err(format!(
+            "no registration event of operator {operator:#x} with its key at block {registered_block}"
+        )));
+    };
+    let Ok(proof) = <[u8; 64]>::try_from(ev.keyProof.as_ref()) else {
+        return Ok(Err(
+            "the registration's key-possession proof is not 64 bytes".into(),
+        ));
+    };
+    Ok(key
+        .verify_binding(&chain.binding(operator), &proof)
+        .map_err(|_| {
+            format!(
+                "operator {operator:#x} never proved that it holds Ed25519 key {}: its \
+                 registration's key-possession proof does not verify (someone else's key?)",
+                key.to_hex()
+            )
+        }))
+}
+
 /// Reads a transcript file that may be a bundle, with its proof from `proof` when it is not.
 pub fn load_bundle(
     bytes: &[u8],
@@ -251,7 +334,6 @@ pub fn parse_proof(text: &str) -> anyhow::Result<AnchorProof> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sworn_attest::hexser;
 
     fn golden() -> Transcript {
         let p = concat!(
@@ -272,7 +354,14 @@ mod tests {
         std::fs::create_dir_all(&d).unwrap();
         let db = d.join("sworn.db");
         let s = Store::open(&db).unwrap();
-        let t = golden();
+        // A transcript naming operator 0xcd… of registry 0xaa… (re-signed: only proofs matter here).
+        let mut t = golden();
+        t.meta.operator = Some(sworn_attest::OperatorBinding {
+            chain_id: 31337,
+            registry: [0xaa; 20],
+            address: [0xcd; 20],
+        });
+        sworn_attest::OperatorKey::from_seed(&[7; 32]).sign(&mut t);
         let reg = RegistryRef {
             chain_id: 31337,
             registry: format!("0x{}", "aa".repeat(20)),

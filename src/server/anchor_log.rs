@@ -14,14 +14,15 @@ use sworn_attest::hexser;
 
 use super::store::{Store, StoreError};
 
-/// SQL condition: transcript `t` is in no batch (planned or anchored) of the registry given as
-/// parameters `?1` (chain id) and `?2` (address).
-const NOT_IN_REGISTRY: &str = "NOT EXISTS (
+/// SQL condition: transcript `t` names the operator binding given as parameter `?3` (see
+/// `store::binding_key`) and is in no batch (planned or anchored) of the registry given as
+/// parameters `?1` (chain id) and `?2` (address). A transcript that names no operator, or
+/// another one, is never anchored: `sworn verify --rpc` would refuse it.
+const ANCHORABLE: &str = "t.binding = ?3 AND NOT EXISTS (
     SELECT 1 FROM anchor_leaves l JOIN anchor_batches b ON b.id = l.batch_id
     WHERE l.transcript_id = t.id AND b.chain_id = ?1 AND b.registry = ?2)";
 
-/// A registry on a chain: the log is kept per registry, since the same transcripts can be
-/// anchored with more than one.
+/// A registry on a chain: the log is kept per registry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegistryRef {
     pub chain_id: u64,
@@ -46,6 +47,13 @@ pub struct BatchRow {
     pub leaves: Vec<(String, [u8; 32])>,
 }
 
+impl RegistryRef {
+    /// The `binding` column value of transcripts that name `operator` in this registry.
+    fn binding_key(&self, operator: &str) -> String {
+        format!("{}:{}:{}", self.chain_id, self.registry, operator)
+    }
+}
+
 impl Store {
     /// The pending batch of `reg`, if a previous run left one.
     pub fn pending_batch(&self, reg: &RegistryRef) -> Result<Option<BatchRow>, StoreError> {
@@ -61,8 +69,9 @@ impl Store {
         id.map(|id| self.batch_row(id)).transpose()
     }
 
-    /// Plans a batch of up to `max` transcripts not yet anchored with `reg`, oldest first, with
-    /// `root_of` giving the Merkle root of their digests. `None` when there is nothing to anchor.
+    /// Plans a batch of up to `max` transcripts that name `operator` in `reg` and are not yet
+    /// anchored there, oldest first, with `root_of` giving the Merkle root of their digests.
+    /// `None` when there is nothing to anchor.
     pub fn plan_batch(
         &self,
         reg: &RegistryRef,
@@ -76,11 +85,16 @@ impl Store {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let rows: Vec<(String, String)> = {
             let mut q = tx.prepare(&format!(
-                "SELECT t.id, t.digest FROM transcripts t WHERE {NOT_IN_REGISTRY}
-                 ORDER BY t.rowid LIMIT ?3"
+                "SELECT t.id, t.digest FROM transcripts t WHERE {ANCHORABLE}
+                 ORDER BY t.rowid LIMIT ?4"
             ))?;
             let it = q.query_map(
-                params![reg.chain_id as i64, reg.registry, max as i64],
+                params![
+                    reg.chain_id as i64,
+                    reg.registry,
+                    reg.binding_key(operator),
+                    max as i64
+                ],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )?;
             it.collect::<Result<_, _>>()?
@@ -195,11 +209,12 @@ impl Store {
             .collect()
     }
 
-    /// Transcripts not yet in any batch (planned or anchored) of `reg`.
-    pub fn unanchored_count(&self, reg: &RegistryRef) -> Result<u64, StoreError> {
+    /// Transcripts that name `operator` in `reg` and are not yet in any batch (planned or
+    /// anchored) there.
+    pub fn unanchored_count(&self, reg: &RegistryRef, operator: &str) -> Result<u64, StoreError> {
         Ok(self.conn().query_row(
-            &format!("SELECT COUNT(*) FROM transcripts t WHERE {NOT_IN_REGISTRY}"),
-            params![reg.chain_id as i64, reg.registry],
+            &format!("SELECT COUNT(*) FROM transcripts t WHERE {ANCHORABLE}"),
+            params![reg.chain_id as i64, reg.registry, reg.binding_key(operator)],
             |r| r.get::<_, i64>(0),
         )? as u64)
     }
@@ -303,11 +318,12 @@ mod tests {
         Store::open(&d.join("sworn.db")).unwrap()
     }
 
-    fn add(s: &Store, id: &str, digest: [u8; 32]) {
+    /// A transcript row naming `binding` (a `binding_key`), or none.
+    fn add(s: &Store, id: &str, digest: [u8; 32], binding: Option<String>) {
         s.conn()
             .execute(
-                "INSERT INTO transcripts (id, digest, created_ms, encoded) VALUES (?1, ?2, 0, x'')",
-                params![id, hexser::encode(&digest)],
+                "INSERT INTO transcripts (id, digest, created_ms, encoded, binding) VALUES (?1, ?2, 0, x'', ?3)",
+                params![id, hexser::encode(&digest), binding],
             )
             .unwrap();
     }
@@ -328,8 +344,12 @@ mod tests {
             registry: format!("0x{}", "bb".repeat(20)),
         };
         for i in 0..5u8 {
-            add(&s, &format!("t{i}"), [i; 32]);
+            add(&s, &format!("t{i}"), [i; 32], Some(a.binding_key("0xop")));
         }
+        // Transcripts naming another registry, another operator, or none are not taken.
+        add(&s, "tb", [7; 32], Some(b.binding_key("0xop")));
+        add(&s, "tc", [8; 32], Some(a.binding_key("0xother")));
+        add(&s, "tn", [9; 32], None);
         let p = s.plan_batch(&a, "0xop", 3, 10, 0, root).unwrap().unwrap();
         assert!(p.pending);
         assert_eq!(p.size, 3);
@@ -339,8 +359,9 @@ mod tests {
         // The planned ones are taken: the next plan gets the rest, another registry gets all.
         let q = s.plan_batch(&a, "0xop", 10, 10, 0, root).unwrap().unwrap();
         assert_eq!(q.size, 2);
-        assert_eq!(s.unanchored_count(&a).unwrap(), 0);
-        assert_eq!(s.unanchored_count(&b).unwrap(), 5);
+        assert_eq!(s.unanchored_count(&a, "0xop").unwrap(), 0);
+        assert_eq!(s.unanchored_count(&a, "0xother").unwrap(), 1);
+        assert_eq!(s.unanchored_count(&b, "0xop").unwrap(), 1);
         assert!(s.plan_batch(&a, "0xop", 10, 10, 0, root).unwrap().is_none());
         // Nothing is provable before it is anchored.
         assert!(s.anchored_batches_of("t1").unwrap().is_empty());
@@ -363,7 +384,7 @@ mod tests {
         );
         // A dropped plan frees its transcripts.
         s.drop_pending(q.id).unwrap();
-        assert_eq!(s.unanchored_count(&a).unwrap(), 2);
+        assert_eq!(s.unanchored_count(&a, "0xop").unwrap(), 2);
         // An anchored batch cannot be dropped.
         s.drop_pending(p.id).unwrap();
         assert_eq!(s.anchored_batches_of("t1").unwrap().len(), 1);

@@ -576,6 +576,8 @@ pub async fn operator(State(state): State<Arc<AppState>>) -> Json<Value> {
             "chat_template_blake3": hex(&c.chat_template_blake3), "commitment": hex(&c.commitment())},
         "spec_version": sworn_engine::canon::SPEC_VERSION, "format_version": sworn_attest::FORMAT_VERSION,
         "engine_version": env!("CARGO_PKG_VERSION"),
+        "operator": s.binding.map(|b| json!({"chain_id": b.chain_id,
+            "registry": format!("0x{}", hex(&b.registry)), "address": format!("0x{}", hex(&b.address))})),
     }))
 }
 

@@ -22,7 +22,7 @@ use anyhow::{Context, Result};
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
-use sworn_attest::OperatorKey;
+use sworn_attest::{OperatorBinding, OperatorKey};
 use sworn_engine::{Engine, EngineOptions};
 
 use scheduler::{Job, Shared};
@@ -54,6 +54,9 @@ impl Default for Limits {
 pub struct Config {
     pub model: PathBuf,
     pub key: OperatorKey,
+    /// The operator's registration (DATA_DIR/operator-binding.json), named in every transcript.
+    /// With `anchor`, it is the anchoring wallet's, checked against the chain at start.
+    pub binding: Option<OperatorBinding>,
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub threads: usize,
@@ -119,10 +122,31 @@ pub async fn serve(cfg: Config) -> Result<()> {
     let (engine, manifest) = Engine::load_with_manifest(&cfg.model, &opts)
         .with_context(|| format!("loading {}", cfg.model.display()))?;
     let engine = Arc::new(engine);
+    // Checked before serving: a misconfigured chain stops the start, not the first anchoring.
+    let mut binding = cfg.binding;
+    let anchoring = match cfg.anchor {
+        Some(a) => {
+            let prepared = prepare_anchoring(a, &cfg.data_dir, &cfg.key).await?;
+            if binding.is_some_and(|b| b != prepared.binding) {
+                anyhow::bail!(
+                    "the anchoring wallet's registration differs from the one recorded in {}",
+                    crate::attestation::binding_path(&cfg.data_dir).display()
+                );
+            }
+            binding = Some(prepared.binding);
+            Some(prepared)
+        }
+        None => None,
+    };
+    match &binding {
+        Some(b) => tracing::info!(chain_id = b.chain_id, operator = %sworn_attest::hexser::encode(&b.address), "transcripts name the operator's registration"),
+        None => eprintln!("sworn: not registered on chain: transcripts name no operator (sworn registry register)"),
+    }
     let shared = Arc::new(Shared {
         engine,
         manifest,
         key: cfg.key,
+        binding,
         store,
         metrics: Default::default(),
         in_flight: AtomicUsize::new(0),
@@ -141,11 +165,7 @@ pub async fn serve(cfg: Config) -> Result<()> {
         model_id: model_id(&cfg.model),
         limits: cfg.limits,
     });
-    // Checked before serving: a misconfigured chain stops the start, not the first anchoring.
-    let anchoring = match cfg.anchor {
-        Some(a) => Some(start_anchoring(a, &cfg.data_dir, shared.clone()).await?),
-        None => None,
-    };
+    let anchoring = anchoring.map(|p| spawn_anchoring(p, shared.clone()));
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .with_context(|| format!("binding {}", cfg.listen))?;
@@ -170,26 +190,48 @@ pub async fn serve(cfg: Config) -> Result<()> {
     Ok(())
 }
 
+/// Anchoring checked and ready to run: the lock, the chain, and the registration it anchors as.
+struct PreparedAnchoring {
+    lock: std::fs::File,
+    chain: crate::chain::client::Chain,
+    binding: OperatorBinding,
+    every: Duration,
+    max_batch: usize,
+}
+
 /// Connects, checks that the wallet is an active operator registered with this server's key,
-/// takes the anchoring lock for the server's lifetime (so a manual `sworn anchor` cannot race it),
-/// and spawns the periodic anchoring task. Failures of one round are logged and retried next
-/// round; what was planned stays recorded (`docs/anchoring.md` section 9.2).
-async fn start_anchoring(
+/// and takes the anchoring lock for the server's lifetime (so a manual `sworn anchor` cannot
+/// race it).
+async fn prepare_anchoring(
     a: AutoAnchor,
     data_dir: &std::path::Path,
-    shared: Arc<Shared>,
-) -> Result<tokio::task::JoinHandle<()>> {
-    use crate::chain::anchoring::{anchor_store, check_operator, lock_anchoring};
+    key: &OperatorKey,
+) -> Result<PreparedAnchoring> {
+    use crate::chain::anchoring::{check_operator, lock_anchoring};
     let lock = lock_anchoring(data_dir)?;
     let chain = a.chain.connect(true).await?;
+    let operator = chain.sender("anchoring")?;
+    check_operator(&chain, operator, &key.public()).await?;
+    Ok(PreparedAnchoring {
+        lock,
+        binding: chain.binding(operator),
+        chain,
+        every: a.every,
+        max_batch: a.max_batch,
+    })
+}
+
+/// Spawns the periodic anchoring task. Failures of one round are logged and retried next
+/// round; what was planned stays recorded (`docs/anchoring.md` section 9.2).
+fn spawn_anchoring(p: PreparedAnchoring, shared: Arc<Shared>) -> tokio::task::JoinHandle<()> {
+    use crate::chain::anchoring::anchor_store;
     let key = shared.key.public();
-    check_operator(&chain, chain.sender("anchoring")?, &key).await?;
-    tracing::info!(every_s = a.every.as_secs(), registry = %chain.registry_hex(), "anchoring");
-    Ok(tokio::spawn(async move {
-        let _lock = lock;
+    tracing::info!(every_s = p.every.as_secs(), registry = %p.chain.registry_hex(), "anchoring");
+    tokio::spawn(async move {
+        let _lock = p.lock;
         loop {
-            tokio::time::sleep(a.every).await;
-            match anchor_store(&chain, &shared.store, &key, a.max_batch).await {
+            tokio::time::sleep(p.every).await;
+            match anchor_store(&p.chain, &shared.store, &key, p.max_batch).await {
                 Ok(run) => {
                     for b in &run.anchored {
                         tracing::info!(batch = ?b.batch, size = b.size, "anchored");
@@ -198,7 +240,7 @@ async fn start_anchoring(
                 Err(e) => tracing::warn!("anchoring failed (retried next round): {e:#}"),
             }
         }
-    }))
+    })
 }
 
 async fn shutdown_signal() {

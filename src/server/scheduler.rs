@@ -9,7 +9,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sworn_attest::{OperatorKey, Transcript};
+use sworn_attest::{OperatorBinding, OperatorKey, Transcript};
 use sworn_engine::batcher::{Batcher, Event};
 use sworn_engine::commit::ModelManifest;
 use sworn_engine::{Engine, Request};
@@ -48,6 +48,8 @@ pub struct Shared {
     pub engine: Arc<Engine>,
     pub manifest: ModelManifest,
     pub key: OperatorKey,
+    /// The operator's registration, named in every transcript (`docs/anchoring.md` 1.1).
+    pub binding: Option<OperatorBinding>,
     pub store: Store,
     pub metrics: Metrics,
     /// Requests accepted and not yet finished (queued or generating).
@@ -156,7 +158,14 @@ pub fn run(shared: Arc<Shared>, jobs: Receiver<Job>) {
 /// Signs and durably stores a finished completion, then replies.
 fn finish(shared: &Shared, l: Live, c: sworn_engine::Completion) {
     shared.in_flight.fetch_sub(1, Ordering::Relaxed);
-    let t = sign_completion(&shared.engine, &shared.manifest, &l.req, &c, &shared.key);
+    let t = sign_completion(
+        &shared.engine,
+        &shared.manifest,
+        &l.req,
+        &c,
+        &shared.key,
+        shared.binding.as_ref(),
+    );
     match shared.store.put(&l.name, &t, now_ms()) {
         Ok(()) => {
             shared.metrics.completed.inc();

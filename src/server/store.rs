@@ -51,7 +51,24 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (batch_id, idx)
     );
     CREATE INDEX anchor_leaves_transcript ON anchor_leaves (transcript_id);",
+    // v3: the operator binding each transcript names (`chain_id:0xregistry:0xoperator`, or NULL
+    // when it names none): a transcript is anchored only by the operator, in the registry, that
+    // it names (`docs/anchoring.md` 1.1).
+    "ALTER TABLE transcripts ADD COLUMN binding TEXT;
+    CREATE INDEX transcripts_binding ON transcripts (binding);",
 ];
+
+/// The `binding` column's form of an operator binding: `chain_id:0xregistry:0xoperator`, hex
+/// lowercase (the form `RegistryRef` and the anchor log use).
+pub fn binding_key(b: &sworn_attest::OperatorBinding) -> String {
+    use sworn_attest::hexser::encode;
+    format!(
+        "{}:0x{}:0x{}",
+        b.chain_id,
+        encode(&b.registry),
+        encode(&b.address)
+    )
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -93,9 +110,10 @@ impl Store {
     /// Stores a transcript durably under `id`; on disk when this returns.
     pub fn put(&self, id: &str, t: &Transcript, created_ms: u64) -> Result<(), StoreError> {
         let digest = sworn_attest::hexser::encode(&t.digest());
+        let binding = t.meta.operator.as_ref().map(binding_key);
         self.conn().execute(
-            "INSERT INTO transcripts (id, digest, created_ms, encoded) VALUES (?1, ?2, ?3, ?4)",
-            params![id, digest, created_ms as i64, t.encode()],
+            "INSERT INTO transcripts (id, digest, created_ms, encoded, binding) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![id, digest, created_ms as i64, t.encode(), binding],
         )?;
         Ok(())
     }

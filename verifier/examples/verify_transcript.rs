@@ -38,7 +38,7 @@ fn main() {
             );
             println!(
                 "  engine {} {}, arithmetic {}",
-                t.meta.engine, t.meta.engine_version, t.meta.spec_version
+                t.meta.engine, t.meta.engine_version, t.request.spec_version
             );
             println!("  digest {}", sworn_attest::hexser::encode(&v.digest));
         }

@@ -92,7 +92,5 @@ fn check_consistency(t: &Transcript) -> Result<(), AttestError> {
     if out.tokens.is_empty() && req.max_tokens > 0 {
         return bad("no output tokens".into());
     }
-    req.sampling
-        .check_finite()
-        .map_err(AttestError::Inconsistent)
+    req.sampling.validate().map_err(AttestError::Inconsistent)
 }

@@ -138,12 +138,26 @@ pub fn replay(
     replay_with(t, &engine, m)
 }
 
+/// Refuses a transcript made under another canonical arithmetic: this engine cannot say what
+/// that arithmetic gives, so a replay would prove nothing either way.
+fn check_spec(t: &Transcript) -> Result<(), EngineError> {
+    if t.request.spec_version != sworn_engine::canon::SPEC_VERSION {
+        return Err(EngineError::InvalidRequest(format!(
+            "the transcript was made under arithmetic {:?}, this engine implements {:?}",
+            t.request.spec_version,
+            sworn_engine::canon::SPEC_VERSION
+        )));
+    }
+    Ok(())
+}
+
 /// Replays `t` on an already loaded engine whose model has manifest `m`.
 pub fn replay_with(
     t: &Transcript,
     engine: &Engine,
     m: ModelManifest,
 ) -> Result<ReplayReport, EngineError> {
+    check_spec(t)?;
     let (c, mine) = (&t.model, &m.commitment);
     let mut model_mismatches = Vec::new();
     if c.file_blake3 != mine.file_blake3 {
@@ -226,6 +240,7 @@ pub fn regenerate(
     engine: &Engine,
     m: &ModelManifest,
 ) -> Result<OutputRecord, EngineError> {
+    check_spec(t)?;
     if t.model.commitment() != m.commitment.commitment() {
         return Err(EngineError::InvalidRequest(
             "the local model is not the one the transcript commits to".into(),

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use alloy::primitives::{Bytes, FixedBytes, U256};
+use alloy::primitives::{keccak256, Address, Bytes, FixedBytes, B256, U256};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use sworn_attest::{hexser, Transcript};
@@ -143,22 +143,75 @@ async fn equivocation(a: EquivocationArgs) -> Result<i32> {
     chain.check_proof_registry(&p)?;
     chain.check_proof_registry(&q)?;
     let operator = parse_address(&p.operator)?;
+    let reporter = chain.sender("reporting the equivocation")?;
+    // Commit, then reveal in a later block: the commitment names this wallet and hides the
+    // report behind a random salt, so a copy of either transaction pays its copier nothing.
+    let mut salt = [0u8; 32];
+    getrandom::fill(&mut salt).map_err(|e| anyhow::anyhow!("no randomness for the salt: {e}"))?;
+    let salt = FixedBytes(salt);
+    let (da, db) = (FixedBytes(p.digest()), FixedBytes(q.digest()));
+    let commitment = equivocation_commitment(reporter, operator, da, db, salt);
+    let onchain = chain
+        .registry
+        .equivocationCommitment(reporter, operator, da, db, salt)
+        .call()
+        .await
+        .map_err(|e| decode_error("computing the report's commitment", e))?;
+    if onchain != commitment {
+        bail!("the registry computes another report commitment than sworn: wrong contract?");
+    }
+    chain
+        .send(
+            "committing to the equivocation report",
+            chain.registry.commitEquivocation(commitment),
+        )
+        .await?;
     let receipt = chain
         .send(
-            "challenging the equivocation",
+            "revealing the equivocation report",
             chain
                 .registry
-                .challengeEquivocation(operator, claim(&p), claim(&q)),
+                .challengeEquivocation(operator, claim(&p), claim(&q), salt),
         )
         .await?;
     let ev = event::<SwornRegistry::OperatorSlashed>(&receipt, chain.registry.address())?;
-    println!(
-        "slashed operator {}: {} credited to {} (collect it with `sworn registry withdraw`)",
-        lower_hex(&ev.operator),
-        format_eth(ev.amount),
-        lower_hex(&ev.beneficiary)
-    );
+    let reward = receipt
+        .logs()
+        .iter()
+        .filter(|l| l.address() == *chain.registry.address())
+        .filter_map(|l| l.log_decode::<SwornRegistry::Credited>().ok())
+        .find(|l| l.inner.data.account == reporter)
+        .map(|l| l.inner.data.amount);
+    match reward {
+        Some(r) => println!(
+            "slashed operator {} (bond {}): {} credited to {} (collect it with `sworn registry withdraw`)",
+            lower_hex(&ev.operator),
+            format_eth(ev.amount),
+            format_eth(r),
+            lower_hex(&reporter)
+        ),
+        None => println!(
+            "slashed operator {} (bond {}): disputes against it were open, so the reward waits \
+             for them; it is credited to {} if none of them is won",
+            lower_hex(&ev.operator),
+            format_eth(ev.amount),
+            lower_hex(&reporter)
+        ),
+    }
     Ok(0)
+}
+
+/// `keccak256(abi.encode(reporter, operator, digestA, digestB, salt))`: the contract's
+/// `equivocationCommitment`, computed here so a wrong contract is noticed before anything is sent.
+fn equivocation_commitment(
+    reporter: Address,
+    operator: Address,
+    da: B256,
+    db: B256,
+    salt: B256,
+) -> B256 {
+    use alloy::sol_types::SolValue;
+    keccak256((reporter, operator, da, db, salt).abi_encode())
 }
 
 /// Loads the engine, replays `t` and regenerates its completion: whether the anchored output is

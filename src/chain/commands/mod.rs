@@ -179,7 +179,7 @@ pub fn anchor(a: AnchorArgs, paths: &Paths) -> Result<i32> {
             chain_id: chain.chain_id,
             registry: chain.registry_hex(),
         };
-        let left = store.unanchored_count(&reg)?;
+        let left = store.unanchored_count(&reg, &lower_hex(&chain.sender("anchoring")?))?;
         if a.json {
             let batches: Vec<_> = run
                 .anchored

@@ -2,12 +2,12 @@
 
 use std::path::PathBuf;
 
-use alloy::primitives::{Address, FixedBytes, U256};
+use alloy::primitives::{Address, Bytes, FixedBytes, U256};
 use anyhow::Result;
 use clap::{Args, Subcommand};
-use sworn_attest::hexser;
+use sworn_attest::{hexser, OperatorKey};
 
-use super::{public_key, runtime, ChainArgs, Paths};
+use super::{runtime, ChainArgs, Paths};
 use crate::chain::bindings::SwornRegistry;
 use crate::chain::client::{
     decode_error, event, format_eth, lower_hex, parse_address, parse_amount, Chain,
@@ -52,6 +52,12 @@ pub struct DeployArgs {
     /// Exact bond of a wrong-result dispute.
     #[arg(long, default_value = "0.1ether")]
     pub dispute_bond: String,
+    /// The part of the dispute bond that pays the verifiers who rule (burned if nobody does).
+    #[arg(long, default_value = "0.01ether")]
+    pub dispute_fee: String,
+    /// Share of a slashed bond paid as rewards, in basis points (1 to 5000); the rest is burned.
+    #[arg(long, default_value_t = 1000)]
+    pub reporter_share_bps: u64,
     /// Seconds a batch can be challenged after anchoring.
     #[arg(long, default_value_t = 86_400)]
     pub challenge_window: u64,
@@ -104,27 +110,7 @@ pub fn registry(cmd: RegistryCommand, paths: &Paths) -> Result<i32> {
     rt.block_on(async {
         match cmd {
             RegistryCommand::Deploy(a) => deploy(a).await,
-            RegistryCommand::Register(a) => {
-                let key = public_key(a.key.as_deref().unwrap_or(&paths.default_key))?;
-                let bond = parse_amount(&a.bond)?;
-                let chain = a.chain.connect(true).await?;
-                chain
-                    .send(
-                        "registering",
-                        chain
-                            .registry
-                            .register(FixedBytes(key.to_bytes()))
-                            .value(bond),
-                    )
-                    .await?;
-                println!(
-                    "registered operator {} with Ed25519 key {} and a bond of {}",
-                    lower_hex(&chain.sender("registering")?),
-                    key.to_hex(),
-                    format_eth(bond)
-                );
-                Ok(0)
-            }
+            RegistryCommand::Register(a) => register(a, paths).await,
             RegistryCommand::Info(a) => info(a).await,
             RegistryCommand::AddBond(a) => {
                 let amount = parse_amount(&a.amount)?;
@@ -166,6 +152,39 @@ pub fn registry(cmd: RegistryCommand, paths: &Paths) -> Result<i32> {
     })
 }
 
+/// Registers the wallet with the operator key's public half and a proof that the key holder
+/// chose this wallet (the key's signature over chain, registry and address), then records the
+/// registration in DATA_DIR so that transcripts signed from now on name it.
+async fn register(a: RegisterArgs, paths: &Paths) -> Result<i32> {
+    let key_path = a.key.as_deref().unwrap_or(&paths.default_key);
+    let key = OperatorKey::load(key_path)?;
+    let public = key.public();
+    let bond = parse_amount(&a.bond)?;
+    let chain = a.chain.connect(true).await?;
+    let operator = chain.sender("registering")?;
+    let binding = chain.binding(operator);
+    let proof = key.sign_binding(&binding);
+    chain
+        .send(
+            "registering",
+            chain
+                .registry
+                .register(FixedBytes(public.to_bytes()), Bytes::from(proof.to_vec()))
+                .value(bond),
+        )
+        .await?;
+    crate::attestation::save_binding(&paths.data_dir, &binding, &public)?;
+    println!(
+        "registered operator {} with Ed25519 key {} and a bond of {}; transcripts signed with \
+         this key now name it ({})",
+        lower_hex(&operator),
+        public.to_hex(),
+        format_eth(bond),
+        crate::attestation::binding_path(&paths.data_dir).display()
+    );
+    Ok(0)
+}
+
 async fn deploy(a: DeployArgs) -> Result<i32> {
     let w = wallet::load(a.wallet.as_deref())?;
     let chain = Chain::connect(&a.rpc, None, Some(w)).await?;
@@ -176,10 +195,13 @@ async fn deploy(a: DeployArgs) -> Result<i32> {
         .collect::<Result<Vec<Address>, _>>()?;
     let min_bond = parse_amount(&a.min_bond)?;
     let dispute_bond = parse_amount(&a.dispute_bond)?;
+    let dispute_fee = parse_amount(&a.dispute_fee)?;
     let builder = SwornRegistry::deploy_builder(
         chain.provider.clone(),
         min_bond,
         dispute_bond,
+        dispute_fee,
+        U256::from(a.reporter_share_bps),
         a.challenge_window,
         a.verdict_window,
         a.unbonding_delay,
@@ -213,6 +235,9 @@ async fn info(a: InfoArgs) -> Result<i32> {
         "registry": chain.registry_hex(),
         "min_bond_wei": r.minBond().call().await.map_err(err("minBond"))?.to_string(),
         "dispute_bond_wei": r.disputeBond().call().await.map_err(err("disputeBond"))?.to_string(),
+        "dispute_fee_wei": r.disputeFee().call().await.map_err(err("disputeFee"))?.to_string(),
+        "reporter_share_bps": r.reporterShareBps().call().await.map_err(err("reporterShareBps"))?.to_string(),
+        "burned_wei": r.burned().call().await.map_err(err("burned"))?.to_string(),
         "challenge_window": r.challengeWindow().call().await.map_err(err("challengeWindow"))?,
         "verdict_window": r.verdictWindow().call().await.map_err(err("verdictWindow"))?,
         "unbonding_delay": r.unbondingDelay().call().await.map_err(err("unbondingDelay"))?,
@@ -230,6 +255,8 @@ async fn info(a: InfoArgs) -> Result<i32> {
             "batches": op.batches,
             "log_size": op.logSize,
             "last_anchor_at": op.lastAnchorAt,
+            "epoch_start": op.epochStart,
+            "registered_block": op.registeredBlock,
             "credits_wei": credits.to_string(),
         },
     });
