@@ -81,7 +81,7 @@ pub fn binding_path(data_dir: &Path) -> PathBuf {
 
 /// Records that `key` is registered as `binding`.
 pub fn save_binding(data_dir: &Path, binding: &OperatorBinding, key: &PublicKey) -> Result<()> {
-    std::fs::create_dir_all(data_dir)
+    crate::server::store::create_private_dir(data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
     let path = binding_path(data_dir);
     let doc = BindingFile {

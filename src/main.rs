@@ -88,9 +88,25 @@ struct ServeArgs {
     /// Largest max_tokens accepted.
     #[arg(long, default_value_t = 2048)]
     max_output_tokens: u32,
-    /// Seconds a request may take.
+    /// Longest prompt accepted, in bytes of text (checked before tokenizing).
+    #[arg(long, default_value_t = 128 * 1024)]
+    max_prompt_bytes: usize,
+    /// Seconds a request may take (streaming included); past it the request is cancelled.
     #[arg(long, default_value_t = 300)]
     request_timeout: u64,
+    /// Seconds a connection has to send a request's headers.
+    #[arg(long, default_value_t = 10)]
+    header_timeout: u64,
+    /// Seconds a request's body has to arrive whole (408 otherwise).
+    #[arg(long, default_value_t = 30)]
+    body_timeout: u64,
+    /// Connections open at once (more wait in the listen backlog).
+    #[arg(long, default_value_t = 512)]
+    max_connections: usize,
+    /// Also serve /v1/attestations/{digest} (by default only by the unguessable request id:
+    /// digests become public when a transcript is disputed on chain).
+    #[arg(long)]
+    attestations_by_digest: bool,
     /// Prompt tokens fed per forward pass per request (prefill interleaved with decoding).
     #[arg(long, default_value_t = 64)]
     prefill_chunk: usize,
@@ -204,6 +220,10 @@ struct GenerateArgs {
     /// Wrap the prompt in the model's chat template as a user message.
     #[arg(long)]
     chat: bool,
+    /// Parse special-token spellings in the prompt (e.g. `<|im_start|>`) as control tokens;
+    /// without it they are plain text.
+    #[arg(long, conflicts_with = "chat")]
+    raw_special: bool,
     /// A system message (with --chat).
     #[arg(long, requires = "chat")]
     system: Option<String>,
@@ -279,7 +299,8 @@ fn default_key_path() -> PathBuf {
 /// Writes a new key and its public document; returns the key.
 fn write_new_key(path: &Path) -> Result<OperatorKey> {
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        sworn::server::store::create_private_dir(dir)
+            .with_context(|| format!("creating {}", dir.display()))?;
     }
     let key = OperatorKey::generate()?;
     key.save(path)?;
@@ -535,6 +556,8 @@ fn generate(a: GenerateArgs) -> Result<i32> {
         }
         msgs.push(Message::new("user", &a.prompt));
         Prompt::Chat(msgs)
+    } else if a.raw_special {
+        Prompt::RawText(a.prompt.clone())
     } else {
         Prompt::Text(a.prompt.clone())
     };
@@ -742,8 +765,13 @@ fn serve(a: ServeArgs) -> Result<i32> {
             max_output_tokens: a.max_output_tokens,
             max_queue: a.max_queue.max(1),
             max_body_bytes: 1 << 20,
+            max_prompt_bytes: a.max_prompt_bytes,
             request_timeout: std::time::Duration::from_secs(a.request_timeout.max(1)),
+            header_timeout: std::time::Duration::from_secs(a.header_timeout.max(1)),
+            body_timeout: std::time::Duration::from_secs(a.body_timeout.max(1)),
+            max_connections: a.max_connections.max(1),
         },
+        attestations_by_digest: a.attestations_by_digest,
         prefill_chunk: a.prefill_chunk.max(1),
         anchor: match (a.anchor_every, a.rpc, a.registry) {
             (Some(every), Some(rpc), Some(registry)) => Some(sworn::server::AutoAnchor {

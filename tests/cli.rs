@@ -168,6 +168,18 @@ fn bad_input_gives_clear_errors() {
     ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("top_p"));
+    // A positive temperature below 2^-14 is refused (docs/canonical-arithmetic.md §4).
+    let out = sworn(&[
+        "generate",
+        "--model",
+        m.to_str().unwrap(),
+        "--prompt",
+        "x",
+        "--temperature",
+        "1e-38",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("use 0 for greedy"));
 }
 
 fn sworn_in(data_dir: &std::path::Path, args: &[&str]) -> Output {

@@ -30,16 +30,21 @@ pub enum ProofError {
     Store(#[from] crate::server::store::StoreError),
 }
 
-/// The anchored transcript `id` (request id or digest) with its inclusion proof, rebuilt from
-/// the store's record of its batch. `registry` picks one when it is anchored with several.
+/// The anchored transcript `id` (a request id, or with `by_digest` also a digest) with its
+/// inclusion proof, rebuilt from the store's record of its batch. `registry` picks one when it
+/// is anchored with several.
 pub fn proof_from_store(
     store: &Store,
     id: &str,
+    by_digest: bool,
     registry: Option<&RegistryRef>,
 ) -> Result<AnchoredTranscript, ProofError> {
-    let t = store
-        .get(id)?
-        .ok_or_else(|| ProofError::Unknown(id.into()))?;
+    let t = if by_digest {
+        store.get_by_id_or_digest(id)?
+    } else {
+        store.get(id)?
+    };
+    let t = t.ok_or_else(|| ProofError::Unknown(id.into()))?;
     let mut found = store.anchored_batches_of(id)?;
     if found.is_empty() {
         return Err(ProofError::NotAnchored(id.into()));
@@ -368,11 +373,11 @@ mod tests {
         };
         s.put("t1", &t, 0).unwrap();
         assert!(matches!(
-            proof_from_store(&s, "nope", None),
+            proof_from_store(&s, "nope", false, None),
             Err(ProofError::Unknown(_))
         ));
         assert!(matches!(
-            proof_from_store(&s, "t1", None),
+            proof_from_store(&s, "t1", false, None),
             Err(ProofError::NotAnchored(_))
         ));
         let op = format!("0x{}", "cd".repeat(20));
@@ -382,7 +387,7 @@ mod tests {
             .unwrap();
         // Planned is not anchored.
         assert!(matches!(
-            proof_from_store(&s, "t1", None),
+            proof_from_store(&s, "t1", false, None),
             Err(ProofError::NotAnchored(_))
         ));
         s.mark_anchored(a.id, 0, 100).unwrap();
@@ -400,7 +405,7 @@ mod tests {
             rusqlite::params![raw.last_insert_rowid(), hexser::encode(&t.digest())],
         )
         .unwrap();
-        let b = proof_from_store(&s, "t1", None).unwrap();
+        let b = proof_from_store(&s, "t1", false, None).unwrap();
         assert_eq!((b.anchor.batch, b.anchor.anchored_at), (0, 100));
         assert!(b.anchor.verifies());
         assert_eq!(b.anchor.operator, op);
@@ -409,9 +414,9 @@ mod tests {
             registry: reg.registry.clone(),
         };
         assert!(matches!(
-            proof_from_store(&s, "t1", Some(&elsewhere)),
+            proof_from_store(&s, "t1", false, Some(&elsewhere)),
             Err(ProofError::NotWithThatRegistry(_))
         ));
-        assert!(proof_from_store(&s, "t1", Some(&reg)).is_ok());
+        assert!(proof_from_store(&s, "t1", false, Some(&reg)).is_ok());
     }
 }

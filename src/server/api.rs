@@ -18,7 +18,6 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use sworn_engine::{Message, Prompt, Request, SamplingParams};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
-use tokio_stream::wrappers::UnboundedReceiverStream;
 use tokio_stream::StreamExt;
 
 use super::scheduler::{Job, Update};
@@ -104,6 +103,10 @@ struct Common {
 #[derive(Deserialize)]
 struct CompletionBody {
     prompt: Value,
+    /// sworn's opt-in: special-token spellings in the prompt become control tokens
+    /// (otherwise they are plain text). Recorded in the transcript as a `raw_text` prompt.
+    #[serde(default)]
+    sworn_raw_prompt: bool,
     #[serde(flatten)]
     common: Common,
 }
@@ -121,28 +124,102 @@ struct ChatBody {
     common: Common,
 }
 
-/// Answers 413 at once to a request whose `Content-Length` is over the body limit, before any of
-/// the body is read: the client gets the error instead of a connection closed mid-upload. (A body
-/// without a declared length is cut off by `DefaultBodyLimit` as it streams in.)
-pub async fn reject_declared_oversize(
+/// Reads the whole request body before the handler runs, within `timeout` from the first byte
+/// asked for to the last, and at most `max` bytes: a client that trickles its body gets 408
+/// instead of holding a connection and a task for as long as it likes. A declared
+/// `Content-Length` over the limit gets 413 at once, before any of the body is read.
+pub async fn read_body_in_time(
     req: axum::extract::Request,
     next: axum::middleware::Next,
     max: usize,
+    timeout: Duration,
 ) -> Response {
     let declared = req
         .headers()
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    match declared {
-        Some(n) if n > max as u64 => ApiError::new(
+    if let Some(n) = declared.filter(|&n| n > max as u64) {
+        return ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "invalid_request_error",
             "body_rejected",
             format!("request body: {n} bytes declared, the limit is {max}"),
         )
-        .into_response(),
-        _ => next.run(req).await,
+        .into_response();
+    }
+    let (parts, body) = req.into_parts();
+    let bytes = match tokio::time::timeout(timeout, axum::body::to_bytes(body, max)).await {
+        Ok(Ok(b)) => b,
+        Ok(Err(e)) => {
+            return ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "invalid_request_error",
+                "body_rejected",
+                format!("request body: {e} (the limit is {max} bytes)"),
+            )
+            .into_response()
+        }
+        Err(_) => {
+            return ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "invalid_request_error",
+                "body_timeout",
+                format!("the request body did not arrive within {timeout:?}"),
+            )
+            .into_response()
+        }
+    };
+    next.run(axum::extract::Request::from_parts(
+        parts,
+        axum::body::Body::from(bytes),
+    ))
+    .await
+}
+
+/// A place in the queue (`--max-queue`), taken before any work is done for a request and
+/// given back when the request is refused; handed to the scheduler with the job, which gives
+/// it back when the job ends.
+struct QueueSlot {
+    shared: Arc<super::scheduler::Shared>,
+    handed_over: bool,
+}
+
+impl QueueSlot {
+    fn take(state: &AppState) -> Result<QueueSlot, ApiError> {
+        let shared = state.shared.clone();
+        let n = shared.in_flight.fetch_add(1, Ordering::Relaxed);
+        let slot = QueueSlot {
+            shared,
+            handed_over: false,
+        };
+        if n >= state.limits.max_queue {
+            let mut e = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limit_error",
+                "queue_full",
+                format!("{n} requests are already queued or running; retry later"),
+            );
+            e.retry_after = Some(1);
+            return Err(e);
+        }
+        Ok(slot)
+    }
+}
+
+impl Drop for QueueSlot {
+    fn drop(&mut self) {
+        if !self.handed_over {
+            self.shared.in_flight.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Bytes of prompt text a request carries (roles and contents of chat messages).
+fn prompt_bytes(p: &Prompt) -> usize {
+    match p {
+        Prompt::Text(t) | Prompt::RawText(t) => t.len(),
+        Prompt::Chat(msgs) => msgs.iter().map(|m| m.role.len() + m.content.len()).sum(),
     }
 }
 
@@ -162,13 +239,15 @@ fn parse_body<T: for<'de> Deserialize<'de>>(
     serde_json::from_str(text).map_err(|e| ApiError::bad(format!("invalid request: {e}")))
 }
 
-/// Builds the engine request and checks it against the server's limits.
-fn build(
+/// Builds the engine request and checks it against the server's limits: the cheap checks first,
+/// then a place in the queue, then tokenization (bounded in bytes, on a blocking thread, at most
+/// one per core at once), then the token limits.
+async fn build(
     state: &AppState,
     prompt: Prompt,
     c: &Common,
     chat: bool,
-) -> Result<(Request, Vec<u32>), ApiError> {
+) -> Result<(Request, Vec<u32>, QueueSlot), ApiError> {
     if let Some(m) = &c.model {
         if *m != state.model_id {
             return Err(ApiError::new(
@@ -234,17 +313,42 @@ fn build(
             "stop takes at most 4 non-empty strings of at most 256 bytes",
         ));
     }
+    let bytes = prompt_bytes(&prompt);
+    if bytes > state.limits.max_prompt_bytes {
+        return Err(ApiError::bad(format!(
+            "the prompt is {bytes} bytes; this server accepts at most {}",
+            state.limits.max_prompt_bytes
+        )));
+    }
     let req = Request {
         prompt,
         params,
         max_tokens,
         stop,
     };
-    let tokens = state
-        .shared
-        .engine
-        .prompt_tokens(&req.prompt)
-        .map_err(|e| ApiError::bad(e.to_string()))?;
+    let slot = QueueSlot::take(state)?;
+    let internal = |e: String| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "tokenizer",
+            e,
+        )
+    };
+    let permit = state
+        .tokenizers
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|e| internal(e.to_string()))?;
+    let (engine, prompt) = (state.shared.engine.clone(), req.prompt.clone());
+    let tokens = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        engine.prompt_tokens(&prompt)
+    })
+    .await
+    .map_err(|e| internal(e.to_string()))?
+    .map_err(|e| ApiError::bad(e.to_string()))?;
     if tokens.len() > state.limits.max_prompt_tokens {
         return Err(ApiError::bad(format!(
             "the prompt is {} tokens; this server accepts at most {}",
@@ -259,29 +363,17 @@ fn build(
             tokens.len()
         )));
     }
-    Ok((req, tokens))
+    Ok((req, tokens, slot))
 }
 
-/// Hands a request to the scheduler, or refuses it when the queue is full.
+/// Hands a request, with its place in the queue, to the scheduler.
 fn enqueue(
     state: &AppState,
     req: Request,
     prompt_tokens: Vec<u32>,
+    mut slot: QueueSlot,
     id: String,
 ) -> Result<UnboundedReceiver<Update>, ApiError> {
-    let shared = &state.shared;
-    let n = shared.in_flight.fetch_add(1, Ordering::Relaxed);
-    if n >= state.limits.max_queue {
-        shared.in_flight.fetch_sub(1, Ordering::Relaxed);
-        let mut e = ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limit_error",
-            "queue_full",
-            format!("{n} requests are already queued or running; retry later"),
-        );
-        e.retry_after = Some(1);
-        return Err(e);
-    }
     let (tx, rx) = unbounded_channel();
     let job = Job {
         id,
@@ -291,7 +383,6 @@ fn enqueue(
         enqueued: Instant::now(),
     };
     if state.jobs.send(job).is_err() {
-        shared.in_flight.fetch_sub(1, Ordering::Relaxed);
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "server_error",
@@ -299,6 +390,7 @@ fn enqueue(
             "the server is shutting down",
         ));
     }
+    slot.handed_over = true; // the scheduler gives it back when the job ends
     Ok(rx)
 }
 
@@ -315,8 +407,14 @@ pub async fn completions(
             }
             _ => return Err(ApiError::bad("prompt must be a string")),
         };
-        let (req, tokens) = build(&state, Prompt::Text(prompt), &b.common, false)?;
-        respond(&state, req, tokens, b.common.stream.unwrap_or(false), false).await
+        let prompt = if b.sworn_raw_prompt {
+            Prompt::RawText(prompt)
+        } else {
+            Prompt::Text(prompt)
+        };
+        let (req, tokens, slot) = build(&state, prompt, &b.common, false).await?;
+        let stream = b.common.stream.unwrap_or(false);
+        respond(&state, req, tokens, slot, stream, false).await
     };
     counted(&state, res.await)
 }
@@ -335,8 +433,9 @@ pub async fn chat_completions(
             .iter()
             .map(|m| Message::new(&m.role, &m.content))
             .collect();
-        let (req, tokens) = build(&state, Prompt::Chat(msgs), &b.common, true)?;
-        respond(&state, req, tokens, b.common.stream.unwrap_or(false), true).await
+        let (req, tokens, slot) = build(&state, Prompt::Chat(msgs), &b.common, true).await?;
+        let stream = b.common.stream.unwrap_or(false);
+        respond(&state, req, tokens, slot, stream, true).await
     };
     counted(&state, res.await)
 }
@@ -372,12 +471,13 @@ async fn respond(
     state: &Arc<AppState>,
     req: Request,
     prompt_tokens: Vec<u32>,
+    slot: QueueSlot,
     stream: bool,
     chat: bool,
 ) -> Result<Response, ApiError> {
     let id = request_id(chat);
     let n_prompt = prompt_tokens.len();
-    let mut rx = enqueue(state, req, prompt_tokens, id.clone())?;
+    let mut rx = enqueue(state, req, prompt_tokens, slot, id.clone())?;
     let created = now_ms() / 1000;
     let model = state.model_id.clone();
     let mut headers = HeaderMap::new();
@@ -441,9 +541,20 @@ async fn respond(
     } else {
         "text_completion"
     };
-    let idle = state.limits.request_timeout;
+    // The whole stream shares one deadline. When it passes, a timeout event goes out and the
+    // stream ends: its receiver is dropped, and the scheduler cancels the request at its next
+    // pass, as for a client that went away.
+    let deadline = tokio::time::Instant::now() + state.limits.request_timeout;
+    let updates = futures_util::stream::unfold(Some(rx), move |rx| async move {
+        let mut rx = rx?;
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some(u)) => Some((Ok(u), Some(rx))),
+            Ok(None) => None,
+            Err(elapsed) => Some((Err(elapsed), None)),
+        }
+    });
     let mut first = chat;
-    let events = UnboundedReceiverStream::new(rx).timeout(idle).map(move |u| -> Result<SseEvent, Infallible> {
+    let events = updates.map(move |u| -> Result<SseEvent, Infallible> {
         let chunk = |delta: Value| {
             let text = delta["content"].as_str().unwrap_or_default().to_string();
             let choice = choice(chat.then_some(("delta", delta)), &text, Value::Null);
@@ -464,7 +575,7 @@ async fn respond(
                 SseEvent::default().data(v.to_string())
             }
             Ok(Update::Failed(e) | Update::Rejected(e)) => error_event(&e),
-            Err(_) => error_event("timed out"),
+            Err(_) => error_event("timed out: the request was cancelled"),
         })
     });
     let done = tokio_stream::once(Ok(SseEvent::default().data("[DONE]")));
@@ -495,7 +606,13 @@ pub async fn attestation(State(state): State<Arc<AppState>>, Path(id): Path<Stri
     if id.len() > 128 || !id.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-') {
         return ApiError::bad("malformed transcript id").into_response();
     }
-    match state.shared.store.get(&id) {
+    let store = &state.shared.store;
+    let found = if state.attestations_by_digest {
+        store.get_by_id_or_digest(&id)
+    } else {
+        store.get(&id)
+    };
+    match found {
         Ok(Some(t)) => Json(t.to_json()).into_response(),
         Ok(None) => ApiError::new(
             StatusCode::NOT_FOUND,
@@ -524,8 +641,11 @@ pub async fn attestation_proof(
     if id.len() > 128 || !id.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-') {
         return ApiError::bad("malformed transcript id").into_response();
     }
-    let res =
-        tokio::task::spawn_blocking(move || proof_from_store(&state.shared.store, &id, None)).await;
+    let by_digest = state.attestations_by_digest;
+    let res = tokio::task::spawn_blocking(move || {
+        proof_from_store(&state.shared.store, &id, by_digest, None)
+    })
+    .await;
     match res {
         Ok(Ok(b)) => Json(b.to_json()).into_response(),
         Ok(Err(e @ (ProofError::Unknown(_) | ProofError::NotAnchored(_)))) => ApiError::new(

@@ -27,25 +27,40 @@ use sworn_engine::{Engine, EngineOptions};
 
 use scheduler::{Job, Shared};
 
-/// Limits on what clients may ask.
+/// Limits on what clients may ask, and on how long and how many they may hold on.
 #[derive(Debug, Clone)]
 pub struct Limits {
     pub max_prompt_tokens: usize,
+    /// Bytes of prompt text (all messages' roles and contents) accepted before tokenizing:
+    /// tokenizing is linear, but bounded before it runs.
+    pub max_prompt_bytes: usize,
     pub max_output_tokens: u32,
     /// Requests queued or running at once; more get 429 with Retry-After.
     pub max_queue: usize,
     pub max_body_bytes: usize,
+    /// From accepting a request to its result (or, streaming, its last event); past it the
+    /// request is cancelled.
     pub request_timeout: Duration,
+    /// A connection must send a request's headers within this (slowloris).
+    pub header_timeout: Duration,
+    /// A request's body must arrive whole within this (408 otherwise).
+    pub body_timeout: Duration,
+    /// Connections open at once; more wait in the listen backlog.
+    pub max_connections: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_prompt_tokens: 4096,
+            max_prompt_bytes: 128 << 10,
             max_output_tokens: 2048,
             max_queue: 64,
             max_body_bytes: 1 << 20,
             request_timeout: Duration::from_secs(300),
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            max_connections: 512,
         }
     }
 }
@@ -65,6 +80,9 @@ pub struct Config {
     pub prefill_chunk: usize,
     /// Anchor the store's new transcripts on chain periodically (`--anchor-every`).
     pub anchor: Option<AutoAnchor>,
+    /// Serve `/v1/attestations/{digest}` as well as by request id (`--attestations-by-digest`).
+    /// Off by default: digests are public once disputed on chain, request ids are not.
+    pub attestations_by_digest: bool,
 }
 
 /// Periodic anchoring by the server itself: what `sworn anchor` does, every `every`.
@@ -80,6 +98,10 @@ pub struct AppState {
     pub jobs: Sender<Job>,
     pub model_id: String,
     pub limits: Limits,
+    /// Tokenizations running at once (on blocking threads, never on the async ones).
+    pub tokenizers: Arc<tokio::sync::Semaphore>,
+    /// Attestations are looked up by digest too.
+    pub attestations_by_digest: bool,
 }
 
 /// The name clients use for the model: the file name without `.gguf`, lowercased.
@@ -92,6 +114,7 @@ fn model_id(path: &std::path::Path) -> String {
 /// Builds the router (exposed for tests that bind their own listener).
 pub fn router(state: Arc<AppState>) -> Router {
     let max_body = state.limits.max_body_bytes;
+    let body_timeout = state.limits.body_timeout;
     Router::new()
         .route("/v1/completions", post(api::completions))
         .route("/v1/chat/completions", post(api::chat_completions))
@@ -104,7 +127,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(DefaultBodyLimit::max(max_body))
         .layer(axum::middleware::from_fn(
             move |req: axum::extract::Request, next: axum::middleware::Next| {
-                api::reject_declared_oversize(req, next, max_body)
+                api::read_body_in_time(req, next, max_body, body_timeout)
             },
         ))
         .with_state(state)
@@ -112,8 +135,7 @@ pub fn router(state: Arc<AppState>) -> Router {
 
 /// Runs the server until SIGTERM or Ctrl-C.
 pub async fn serve(cfg: Config) -> Result<()> {
-    std::fs::create_dir_all(&cfg.data_dir)
-        .with_context(|| format!("creating {}", cfg.data_dir.display()))?;
+    store::private_dir(&cfg.data_dir)?;
     let store = store::Store::open(&cfg.data_dir.join("sworn.db"))?;
     let opts = EngineOptions {
         threads: cfg.threads,
@@ -159,11 +181,14 @@ pub async fn serve(cfg: Config) -> Result<()> {
             .name("sworn-scheduler".into())
             .spawn(move || scheduler::run(s, rx))?
     };
+    let tokenizers = std::thread::available_parallelism().map_or(1, |n| n.get());
     let state = Arc::new(AppState {
         shared: shared.clone(),
         jobs,
         model_id: model_id(&cfg.model),
         limits: cfg.limits,
+        tokenizers: Arc::new(tokio::sync::Semaphore::new(tokenizers)),
+        attestations_by_digest: cfg.attestations_by_digest,
     });
     let anchoring = anchoring.map(|p| spawn_anchoring(p, shared.clone()));
     let listener = tokio::net::TcpListener::bind(cfg.listen)
@@ -175,9 +200,8 @@ pub async fn serve(cfg: Config) -> Result<()> {
         state.model_id,
         listener.local_addr()?
     );
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    let limits = state.limits.clone();
+    serve_connections(listener, router(state), &limits, shutdown_signal()).await;
     if let Some(task) = anchoring {
         task.abort();
     }
@@ -241,6 +265,66 @@ fn spawn_anchoring(p: PreparedAnchoring, shared: Arc<Shared>) -> tokio::task::Jo
             }
         }
     })
+}
+
+/// Accepts connections until `shutdown`, then waits for the open ones to finish their requests.
+/// Unlike `axum::serve`, it bounds what a client can hold: at most `max_connections` at once
+/// (the rest wait in the listen backlog), and a connection that has not sent a request's headers
+/// within `header_timeout` is closed (slowloris); bodies are bounded by `api::read_body_in_time`.
+async fn serve_connections(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    limits: &Limits,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use hyper_util::server::conn::auto::Builder;
+    use hyper_util::service::TowerToHyperService;
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    // HTTP/1 only: the auto builder's HTTP/2 detection reads the first bytes with no deadline,
+    // so a connection that sends nothing would never reach the header timeout.
+    let mut builder = Builder::new(TokioExecutor::new()).http1_only();
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout);
+    tokio::pin!(shutdown);
+    loop {
+        let slot = tokio::select! {
+            s = slots.clone().acquire_owned() => match s {
+                Ok(s) => s,
+                Err(_) => break,
+            },
+            _ = &mut shutdown => break,
+        };
+        let stream = tokio::select! {
+            r = listener.accept() => match r {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a moment, do not spin.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(app.clone());
+        let conn = builder
+            .serve_connection(TokioIo::new(stream), service)
+            .into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!("connection closed: {e}");
+            }
+            drop(slot);
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
 }
 
 async fn shutdown_signal() {

@@ -82,6 +82,72 @@ pub enum StoreError {
     },
     #[error("transcript store: stored transcript {0} does not decode: {1}")]
     Corrupt(String, String),
+    #[error("transcript store: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Creates `dir` readable by its owner only (0700), or makes an existing one so: it holds the
+/// store (every prompt and output) and the operator key. A directory that is not ours to
+/// tighten (another user's, or a shared sticky one such as /tmp) is left as it is, with a
+/// warning.
+pub fn private_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        if !dir.exists() {
+            return create_private_dir(dir);
+        }
+        let meta = std::fs::metadata(dir)?;
+        let mode = meta.permissions().mode() & 0o7777;
+        if mode & 0o077 != 0 {
+            // SAFETY: getuid has no preconditions and cannot fail.
+            let ours = meta.uid() == unsafe { libc::getuid() };
+            if ours && mode & 0o1000 == 0 {
+                std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+                tracing::warn!(dir = %dir.display(), "data directory was mode {mode:o}; now 0700");
+            } else {
+                tracing::warn!(dir = %dir.display(), "data directory is mode {mode:o} and not sworn's to change: others may list it");
+            }
+        }
+        Ok(())
+    }
+    #[cfg(not(unix))]
+    std::fs::create_dir_all(dir)
+}
+
+/// Creates `dir` and its missing parents with mode 0700 (nothing is changed if it exists).
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+    b.create(dir)
+}
+
+/// Makes the database file and its WAL and shared-memory files readable by the owner only.
+fn private_files(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        // Created 0600 before SQLite opens it (SQLite gives -wal and -shm the same mode).
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)?;
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = path.as_os_str().to_owned();
+            p.push(suffix);
+            let p = std::path::PathBuf::from(p);
+            if p.exists() {
+                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600))?;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }
 
 /// The transcript store.
@@ -92,6 +158,7 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) and migrates the database at `path`.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        private_files(path)?;
         let conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
@@ -118,12 +185,22 @@ impl Store {
         Ok(())
     }
 
-    /// The transcript stored under this request id, or with this digest (hex).
+    /// The transcript stored under this request id.
     pub fn get(&self, id: &str) -> Result<Option<Transcript>, StoreError> {
+        self.get_where("id = ?1", id)
+    }
+
+    /// The transcript stored under this request id, or with this digest (hex): for the
+    /// operator's own tools, and the HTTP API only with `--attestations-by-digest`.
+    pub fn get_by_id_or_digest(&self, id: &str) -> Result<Option<Transcript>, StoreError> {
+        self.get_where("id = ?1 OR digest = ?1", id)
+    }
+
+    fn get_where(&self, cond: &str, id: &str) -> Result<Option<Transcript>, StoreError> {
         let row: Option<Vec<u8>> = self
             .conn()
             .query_row(
-                "SELECT encoded FROM transcripts WHERE id = ?1 OR digest = ?1 LIMIT 1",
+                &format!("SELECT encoded FROM transcripts WHERE {cond} LIMIT 1"),
                 params![id],
                 |r| r.get(0),
             )

@@ -104,3 +104,17 @@ fn oversized_input_is_refused_before_parsing() {
     let e = parse(&big, Limits::default()).unwrap_err();
     assert!(e.to_string().contains("exceeds the limit"), "{e}");
 }
+
+/// A signed transcript whose temperature is a positive value below 2^-14 is refused: no
+/// sampler may run it (it would divide logits into infinities and draw seed-dependent tokens).
+#[test]
+fn a_tiny_positive_temperature_is_refused() {
+    let bytes = std::fs::read(root().join("tests/vectors/sampled-text.json")).unwrap();
+    let mut t = parse(&bytes, Limits::default()).unwrap();
+    let k = sworn_attest::OperatorKey::from_seed(&[7; 32]);
+    assert!(verify(t.clone(), &[k.public()]).is_ok());
+    t.request.sampling.temperature = 1e-38;
+    k.sign(&mut t);
+    let e = verify(t, &[k.public()]).unwrap_err().to_string();
+    assert!(e.contains("below the smallest positive temperature"), "{e}");
+}

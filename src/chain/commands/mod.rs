@@ -228,7 +228,7 @@ pub fn proof(a: ProofArgs, paths: &Paths) -> Result<i32> {
         }),
         _ => None,
     };
-    let b = proof_from_store(&store, &a.id, reg.as_ref())?;
+    let b = proof_from_store(&store, &a.id, true, reg.as_ref())?;
     let text = serde_json::to_string_pretty(&b.to_json())?;
     write_or_print(a.out.as_deref(), &text)?;
     Ok(0)
