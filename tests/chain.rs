@@ -1002,6 +1002,15 @@ fn the_server_anchors_its_transcripts_itself() {
         &op_wallet,
     );
     let srv = serve(&model, &work, &auto);
+    // The server names its registration, and shows it.
+    let (status, body, _) = http("GET", &format!("{}/v1/operator", srv.base), None);
+    assert_eq!(status, 200, "{body}");
+    let op_doc = json_of(&body)["operator"].clone();
+    assert_eq!(
+        (&op_doc["address"], &op_doc["registry"]),
+        (&json!(address_of(&keys[1])), &json!(reg.registry)),
+        "{body}"
+    );
     let ids: Vec<String> = (0..2)
         .map(|i| complete(&srv.base, "Tell me a fact:", i))
         .collect();

@@ -706,6 +706,75 @@ pub(crate) mod tests {
         assert!(Transcript::from_json(&bad, Limits::default()).is_err());
     }
 
+    /// The JSON reader follows docs/transcript.md §5: hex in either case, `digest` optional but
+    /// checked, `meta.operator` absent or null, floats read as binary64 then rounded to
+    /// binary32, integers exact to 2^64 - 1, version 2 only, unknown fields refused.
+    #[test]
+    fn json_reader_follows_the_spec() {
+        let mut t = sample();
+        t.meta.operator = Some(OperatorBinding {
+            chain_id: 31337,
+            registry: [0xab; 20],
+            address: [0xcd; 20],
+        });
+        OperatorKey::from_seed(&[42; 32]).sign(&mut t);
+        let bin = t.encode();
+        let json = serde_json::to_string(&t.to_json()).unwrap();
+        let read = |s: &str| Transcript::from_json(s, Limits::default());
+        // Upper-case hex (hashes, signature, addresses) reads to the same bytes.
+        let upper = json
+            .replace(
+                &hexser::encode(&t.signature),
+                &hexser::encode(&t.signature).to_uppercase(),
+            )
+            .replace("0xabab", "0xABab");
+        assert_ne!(upper, json);
+        assert_eq!(read(&upper).unwrap().encode(), bin);
+        // Without "digest"; with a wrong one it is refused.
+        let mut v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let digest = v.as_object_mut().unwrap().remove("digest").unwrap();
+        assert_eq!(read(&v.to_string()).unwrap().encode(), bin);
+        let mut bad = v.clone();
+        bad["digest"] = serde_json::json!("00".repeat(32));
+        assert!(matches!(
+            read(&bad.to_string()),
+            Err(AttestError::Inconsistent(_))
+        ));
+        v["digest"] = digest;
+        // Version 1 and unknown fields are refused.
+        let mut old = v.clone();
+        old["version"] = serde_json::json!(1);
+        assert!(matches!(
+            read(&old.to_string()),
+            Err(AttestError::Version(1))
+        ));
+        let mut extra = v.clone();
+        extra["meta"]["operator"]["note"] = serde_json::json!("x");
+        assert!(read(&extra.to_string()).is_err());
+        // `operator: null` is the same as no operator.
+        let mut none = sample();
+        OperatorKey::from_seed(&[42; 32]).sign(&mut none);
+        let mut nv = none.to_json();
+        assert!(nv["meta"].get("operator").is_none(), "writers omit it");
+        nv["meta"]["operator"] = serde_json::Value::Null;
+        assert_eq!(read(&nv.to_string()).unwrap().encode(), none.encode());
+        // The seed is read exactly (u64::MAX - 5 is not a double).
+        assert_eq!(read(&json).unwrap().request.sampling.seed, u64::MAX - 5);
+        // Floats: the decimal goes to the nearest binary64 (serde_json's `float_roundtrip`
+        // feature makes that exact; its default parser may be off by an ulp), then to the
+        // nearest binary32.
+        // 1.00000005960464477550 lies just above the midpoint between 1 and 1 + 2^-23, but its
+        // nearest binary64 is the midpoint itself, which rounds to even: 1.0. (Decimal straight
+        // to binary32 would give 1 + 2^-23.)
+        let mut f = v.clone();
+        f["request"]["sampling"]["temperature"] =
+            serde_json::from_str("1.00000005960464477550").unwrap();
+        f.as_object_mut().unwrap().remove("digest");
+        let got = read(&f.to_string()).unwrap().request.sampling.temperature;
+        assert_eq!(got, 1.0f32);
+        assert_ne!("1.00000005960464477550".parse::<f32>().unwrap(), got);
+    }
+
     #[test]
     fn digest_is_recomputable_from_four_commitments() {
         let t = sample();
