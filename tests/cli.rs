@@ -157,29 +157,27 @@ fn bad_input_gives_clear_errors() {
     assert!(err.contains("malformed GGUF"), "{err}");
     let _ = std::fs::remove_file(&bad);
     let Some(m) = model() else { return };
-    let out = sworn(&[
-        "generate",
-        "--model",
-        m.to_str().unwrap(),
-        "--prompt",
-        "x",
-        "--top-p",
-        "0",
-    ]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("top_p"));
-    // A positive temperature below 2^-14 is refused (docs/canonical-arithmetic.md §4).
-    let out = sworn(&[
-        "generate",
-        "--model",
-        m.to_str().unwrap(),
-        "--prompt",
-        "x",
-        "--temperature",
-        "1e-38",
-    ]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("use 0 for greedy"));
+    // Out-of-range sampling parameters; a positive temperature below 2^-14 among them
+    // (docs/canonical-arithmetic.md §4).
+    for (flag, value, why) in [
+        ("--top-p", "0", "top_p"),
+        ("--temperature", "1e-38", "use 0 for greedy"),
+    ] {
+        let out = sworn(&[
+            "generate",
+            "--model",
+            m.to_str().unwrap(),
+            "--prompt",
+            "x",
+            flag,
+            value,
+        ]);
+        assert_eq!(out.status.code(), Some(2), "{flag} {value}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(why),
+            "{flag} {value}"
+        );
+    }
 }
 
 fn sworn_in(data_dir: &std::path::Path, args: &[&str]) -> Output {

@@ -335,6 +335,15 @@ contract SwornRegistryTest is TestBase {
         return reg.transcriptDigest(c.model, c.request, c.output, c.meta);
     }
 
+    /// `who` requests its exit, waits out the unbonding delay and withdraws its bond.
+    function exitFully(address who) internal {
+        vm.prank(who);
+        reg.requestExit();
+        vm.warp(block.timestamp + UNBONDING);
+        vm.prank(who);
+        reg.withdrawBond();
+    }
+
     /// Step 1 of `who`'s report of (a, b) against `op`, then the next block.
     function commitReport(address who, SwornRegistry.Claim memory a, SwornRegistry.Claim memory b) internal {
         bytes32 c = reg.equivocationCommitment(who, op, dg(a), dg(b), SALT);
@@ -462,11 +471,7 @@ contract SwornRegistryTest is TestBase {
         // Honest exit returns the bond.
         vm.prank(other);
         reg.register{value: 2 ether}(KEY2, POP);
-        vm.prank(other);
-        reg.requestExit();
-        vm.warp(block.timestamp + UNBONDING);
-        vm.prank(other);
-        reg.withdrawBond();
+        exitFully(other);
         uint256 honestExit = reg.credits(other);
         assertEq(honestExit, 2 ether, "honest exit");
         // Self-slash: op anchors two outputs for one request and reports itself.
@@ -539,11 +544,7 @@ contract SwornRegistryTest is TestBase {
         T[] memory first = batchOf(2, 8);
         (uint64 b0, bytes32[] memory l0) = anchorAll(op, first);
         SwornRegistry.Claim memory old = claim(op, first[0], b0, l0, 0);
-        vm.prank(op);
-        reg.requestExit();
-        vm.warp(block.timestamp + UNBONDING);
-        vm.prank(op);
-        reg.withdrawBond();
+        exitFully(op);
         vm.prank(op);
         reg.register{value: 1 ether}(KEY, POP); // the same key, the same address
         assertEq(reg.operatorInfo(op).epochStart, 1, "the new registration starts at batch 1");
@@ -568,11 +569,7 @@ contract SwornRegistryTest is TestBase {
         vm.expectRevert(abi.encodeWithSelector(SwornRegistry.KeyTaken.selector, op));
         reg.register{value: 1 ether}(KEY, POP);
         // Still taken after op has left.
-        vm.prank(op);
-        reg.requestExit();
-        vm.warp(block.timestamp + UNBONDING);
-        vm.prank(op);
-        reg.withdrawBond();
+        exitFully(op);
         vm.prank(other);
         vm.expectRevert(abi.encodeWithSelector(SwornRegistry.KeyTaken.selector, op));
         reg.register{value: 1 ether}(KEY, POP);

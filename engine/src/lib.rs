@@ -12,6 +12,7 @@ pub mod gguf;
 pub mod kernels;
 pub mod model;
 pub mod qmatrix;
+pub mod quant;
 
 pub use error::{EngineError, Result};
 pub mod chat;
