@@ -10,6 +10,7 @@ use candle_core::quantized::GgmlDType;
 
 use crate::error::{EngineError, Result};
 use crate::qmatrix::GgufKind;
+use crate::quant::QuantType;
 
 /// Metadata of a GGUF file and a handle to read its tensors.
 pub struct GgufFile<R> {
@@ -204,9 +205,18 @@ impl<R: Read + Seek> GgufFile<R> {
             GgmlDType::Q4_0 => GgufKind::Q4_0,
             GgmlDType::Q4_1 => GgufKind::Q4_1,
             GgmlDType::Q8_0 => GgufKind::Q8_0,
+            GgmlDType::BF16 => GgufKind::BF16,
+            GgmlDType::Q5_0 => GgufKind::Blocks(QuantType::Q5_0),
+            GgmlDType::Q5_1 => GgufKind::Blocks(QuantType::Q5_1),
+            GgmlDType::Q2K => GgufKind::Blocks(QuantType::Q2K),
+            GgmlDType::Q3K => GgufKind::Blocks(QuantType::Q3K),
+            GgmlDType::Q4K => GgufKind::Blocks(QuantType::Q4K),
+            GgmlDType::Q5K => GgufKind::Blocks(QuantType::Q5K),
+            GgmlDType::Q6K => GgufKind::Blocks(QuantType::Q6K),
             other => {
                 return Err(EngineError::Unsupported(format!(
-                    "tensor {name} has type {other:?}"
+                    "tensor {name} has type {other:?}; sworn reads F32, F16, BF16, Q4_0, Q4_1, \
+                     Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K and Q6_K"
                 )))
             }
         };

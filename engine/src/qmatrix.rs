@@ -11,8 +11,9 @@
 //! is invisible to the arithmetic, and [`QMatrix::block`] reads any block back in the GGUF's terms
 //! for the scalar reference.
 
-use crate::canon::quant::QK;
+use crate::canon::quant::{QActs, QK};
 use crate::error::{EngineError, Result};
+use crate::quant::{row_dot, Form, QuantType};
 use half::f16;
 
 /// Rows per row group.
@@ -29,13 +30,17 @@ pub enum WeightKind {
     Q4_1,
     /// `d * q`, q in -128..=127.
     Q8_0,
+    /// Any other block format, kept as the file's row-major blocks and read through the
+    /// reference readers of [`crate::quant`] (spec §1.4). No fast kernel yet: every ISA runs
+    /// the scalar reference for these.
+    Blocks(QuantType),
 }
 
 impl WeightKind {
     /// Bytes per (row group, block) in the grouped layout.
     const fn group_block_bytes(self) -> usize {
         match self {
-            WeightKind::F32 => 0,
+            WeightKind::F32 | WeightKind::Blocks(_) => 0,
             WeightKind::Q4_0 => GROUP * 2 + GROUP * 16,
             WeightKind::Q4_1 => GROUP * 4 + GROUP * 16,
             WeightKind::Q8_0 => GROUP * 2 + GROUP * 32,
@@ -45,7 +50,7 @@ impl WeightKind {
     /// Bytes of one block in the GGUF file.
     const fn gguf_block_bytes(self) -> usize {
         match self {
-            WeightKind::F32 => 0,
+            WeightKind::F32 | WeightKind::Blocks(_) => 0,
             WeightKind::Q4_0 => 18,
             WeightKind::Q4_1 => 20,
             WeightKind::Q8_0 => 34,
@@ -68,7 +73,8 @@ pub struct QMatrix {
     pub kind: WeightKind,
     pub rows: usize,
     pub cols: usize,
-    /// Grouped blocks for quantized kinds (rows padded with zero blocks to a multiple of 8).
+    /// Grouped blocks for quantized kinds (rows padded with zero blocks to a multiple of 8);
+    /// for [`WeightKind::Blocks`], the file's blocks as they are, row after row.
     pub(crate) bytes: Vec<u8>,
     /// Row-major values for [`WeightKind::F32`].
     pub(crate) f32s: Vec<f32>,
@@ -98,7 +104,33 @@ impl QMatrix {
             .checked_mul(cols)
             .ok_or_else(|| bad(format!("matrix {rows}x{cols} overflows")))?;
         match kind {
-            GgufKind::F32 | GgufKind::F16 => {
+            GgufKind::Blocks(qt) => {
+                let per = qt.block_elements();
+                if !cols.is_multiple_of(per) {
+                    return Err(bad(format!(
+                        "{} matrix width {cols} is not a multiple of {per}",
+                        qt.name()
+                    )));
+                }
+                let need = n / per * qt.block_bytes();
+                if raw.len() != need {
+                    return Err(bad(format!(
+                        "{} matrix needs {need} bytes, got {}",
+                        qt.name(),
+                        raw.len()
+                    )));
+                }
+                let m = QMatrix {
+                    kind: WeightKind::Blocks(qt),
+                    rows,
+                    cols,
+                    bytes: raw.to_vec(),
+                    f32s: Vec::new(),
+                };
+                m.check_finite_scales()?;
+                Ok(m)
+            }
+            GgufKind::F32 | GgufKind::F16 | GgufKind::BF16 => {
                 let width = if kind == GgufKind::F32 { 4 } else { 2 };
                 if raw.len() != n * width {
                     return Err(bad(format!(
@@ -114,6 +146,10 @@ impl QMatrix {
                     GgufKind::F32 => raw
                         .chunks_exact(4)
                         .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                        .collect(),
+                    GgufKind::BF16 => raw
+                        .chunks_exact(2)
+                        .map(|c| crate::quant::bf16_to_f32(u16::from_le_bytes([c[0], c[1]])))
                         .collect(),
                     _ => raw
                         .chunks_exact(2)
@@ -183,6 +219,25 @@ impl QMatrix {
     /// Rejects NaN or infinite block scales: they would poison every output, and a loader is the
     /// place to say so.
     fn check_finite_scales(&self) -> Result<()> {
+        if let WeightKind::Blocks(qt) = self.kind {
+            let finite = |f: &Form| match *f {
+                Form::Affine { dw, mw } => dw.is_finite() && mw.is_finite(),
+                Form::Scaled { dw } | Form::SubScaled { dw, .. } => dw.is_finite(),
+                Form::SubAffine { dw, dmin, .. } => dw.is_finite() && dmin.is_finite(),
+            };
+            let mut pieces = Vec::with_capacity(8);
+            for (i, b) in self.bytes.chunks_exact(qt.block_bytes()).enumerate() {
+                pieces.clear();
+                qt.read_block(b, &mut pieces);
+                if !pieces.iter().all(|p| finite(&p.form)) {
+                    return Err(EngineError::Malformed(format!(
+                        "non-finite {} block scale in block {i}",
+                        qt.name()
+                    )));
+                }
+            }
+            return Ok(());
+        }
         let (nb, gbb) = (self.blocks(), self.gbb());
         let nscales = match self.kind {
             WeightKind::Q4_1 => 2 * GROUP,
@@ -244,8 +299,29 @@ impl QMatrix {
                     q,
                 }
             }
-            WeightKind::F32 => panic!("block() on an f32 matrix"),
+            WeightKind::F32 | WeightKind::Blocks(_) => {
+                panic!("block() on a matrix without row groups")
+            }
         }
+    }
+
+    /// Row `r`'s file blocks, for [`WeightKind::Blocks`].
+    fn row_bytes(&self, qt: QuantType, r: usize) -> &[u8] {
+        let n = self.cols / qt.block_elements() * qt.block_bytes();
+        &self.bytes[r * n..][..n]
+    }
+
+    /// Output `r` for activation row `t` of a [`WeightKind::Blocks`] matrix: the reference
+    /// product (spec §1.4), reading the row's blocks as it goes.
+    pub(crate) fn blocks_dot(&self, qt: QuantType, r: usize, xq: &QActs, t: usize) -> f32 {
+        let (c, nb) = (self.cols, self.blocks());
+        let pieces = qt.read_row(self.row_bytes(qt, r), c);
+        row_dot(
+            &pieces,
+            &xq.q[t * c..][..c],
+            &xq.d[t * nb..][..nb],
+            &xq.s[t * nb..][..nb],
+        )
     }
 
     /// Row `r` as f32 values (embedding lookup, spec §3.1): `d * q` (rounded once) for Q8_0,
@@ -254,6 +330,15 @@ impl QMatrix {
         assert_eq!(out.len(), self.cols);
         if self.kind == WeightKind::F32 {
             out.copy_from_slice(&self.f32s[r * self.cols..][..self.cols]);
+            return;
+        }
+        if let WeightKind::Blocks(qt) = self.kind {
+            let pieces = qt.read_row(self.row_bytes(qt, r), self.cols);
+            for (b, p) in pieces.iter().enumerate() {
+                for j in 0..QK {
+                    out[b * QK + j] = p.value(j);
+                }
+            }
             return;
         }
         for b in 0..self.blocks() {
@@ -294,9 +379,12 @@ fn gather<const N: usize>(src: &[u8], lane: usize) -> [u8; N] {
 pub enum GgufKind {
     F32,
     F16,
+    BF16,
     Q4_0,
     Q4_1,
     Q8_0,
+    /// Q5_0, Q5_1 and the K-quants (spec §1.4).
+    Blocks(QuantType),
 }
 
 impl GgufKind {
@@ -305,7 +393,13 @@ impl GgufKind {
     pub fn byte_len(self, elems: usize) -> Option<usize> {
         match self {
             GgufKind::F32 => elems.checked_mul(4),
-            GgufKind::F16 => elems.checked_mul(2),
+            GgufKind::F16 | GgufKind::BF16 => elems.checked_mul(2),
+            GgufKind::Blocks(qt) => {
+                if !elems.is_multiple_of(qt.block_elements()) {
+                    return None;
+                }
+                (elems / qt.block_elements()).checked_mul(qt.block_bytes())
+            }
             q => {
                 if !elems.is_multiple_of(QK) {
                     return None;

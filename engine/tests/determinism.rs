@@ -283,6 +283,48 @@ fn synthetic_models_are_bit_exact_across_execution_modes() {
     }
 }
 
+/// A model whose projections are in every other block format (spec §1.4: Q5_0, Q5_1, the
+/// K-quants) and BF16: width 256 so that K-quant super-blocks fit. These run the reference
+/// product on every ISA for now; the whole determinism suite holds for them too.
+#[test]
+fn k_quant_synthetic_model_is_bit_exact_across_execution_modes() {
+    use candle_core::quantized::GgmlDType as T;
+    let spec = SyntheticSpec {
+        d_model: 256,
+        n_head: 4,
+        n_kv_head: 2,
+        d_ff: 512,
+        kinds: vec![
+            T::Q4K,
+            T::Q6K,
+            T::Q5_0,
+            T::Q5K,
+            T::Q3K,
+            T::Q2K,
+            T::Q5_1,
+            T::BF16,
+        ],
+        embd_kind: T::Q6K,
+        seed: 21,
+        ..Default::default()
+    };
+    let p = synthetic("kquants.gguf", &spec);
+    // Every block format is loaded as such (BF16 is widened to f32 at load).
+    let e = engine(&p, Isa::Scalar, 1);
+    let mut seen: Vec<_> = e
+        .model
+        .layers
+        .iter()
+        .flat_map(|l| [&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down])
+        .chain([&e.model.tok_embd])
+        .map(|m| format!("{:?}", m.kind))
+        .collect();
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 8, "{seen:?}");
+    check_all(&p, 24, 24);
+}
+
 #[test]
 fn real_model_is_bit_exact_across_execution_modes() {
     let Some(path) = common::real_model("real_model_is_bit_exact_across_execution_modes") else {

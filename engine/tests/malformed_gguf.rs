@@ -121,10 +121,39 @@ fn corpus_replays_without_panics() {
     assert!(n >= 3, "corpus has only {n} files");
 }
 
+/// A one-layer synthetic model in the other block formats (spec §1.4), wide enough for K-quants.
+fn k_quant_bytes() -> Vec<u8> {
+    use candle_core::quantized::GgmlDType as T;
+    let p = std::env::temp_dir().join(format!("sworn-malformed-{}-k.gguf", std::process::id()));
+    write_model(
+        &p,
+        &SyntheticSpec {
+            n_layer: 1,
+            d_model: 256,
+            d_ff: 256,
+            kinds: vec![T::Q4K, T::Q6K, T::Q5_0, T::Q5K, T::Q3K, T::Q2K, T::Q5_1],
+            embd_kind: T::Q6K,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let b = std::fs::read(&p).unwrap();
+    let _ = std::fs::remove_file(&p);
+    b
+}
+
 #[test]
 fn mutation_fuzzing_never_panics() {
-    let good = synthetic_bytes();
-    let mut s = 0x0123_4567_89ab_cdefu64;
+    mutate(&synthetic_bytes(), 1500, 0x0123_4567_89ab_cdef);
+    // The block readers of §1.4 too: mutants of a K-quant model, damage in the weights as well.
+    let k = k_quant_bytes();
+    assert_eq!(load(&k), "ok");
+    mutate(&k, 400, 0x0fed_cba9_8765_4321);
+}
+
+/// Loads `n` mutants of `good` (none may panic).
+fn mutate(good: &[u8], n: usize, seed: u64) {
+    let mut s = seed;
     let mut rnd = move || {
         s ^= s << 13;
         s ^= s >> 7;
@@ -132,8 +161,8 @@ fn mutation_fuzzing_never_panics() {
         s
     };
     let mut ok = 0;
-    for i in 0..1500 {
-        let mut b = good.clone();
+    for i in 0..n {
+        let mut b = good.to_vec();
         // Most damage in the header and tensor table, where the parser lives.
         for _ in 0..1 + rnd() % 4 {
             let hot = (b.len() / 8).max(64).min(b.len());
@@ -160,7 +189,7 @@ fn mutation_fuzzing_never_panics() {
             assert!(!b.is_empty());
         }
     }
-    println!("mutation fuzzing: 1500 mutants, {ok} still loaded, none panicked");
+    println!("mutation fuzzing: {n} mutants, {ok} still loaded, none panicked");
 }
 
 /// Writes the seed corpus (run with SWORN_WRITE_CORPUS=1 to refresh it).

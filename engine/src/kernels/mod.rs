@@ -8,7 +8,7 @@ pub mod portable;
 pub mod scalar;
 
 use crate::canon::quant::{QActs, QBlocksMut};
-use crate::qmatrix::QMatrix;
+use crate::qmatrix::{QMatrix, WeightKind};
 use std::sync::Mutex;
 
 /// Which implementation of the kernels runs. Every choice computes the same bits.
@@ -222,8 +222,10 @@ impl Isa {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: only a `Runner` calls this, and `Runner::new` checked CPU support; `out`
             // covers `t1 * stride` floats and each (t, row) of this group is written here only.
-            Isa::Avx2 => unsafe { avx2::matmul_group(w, g, xq, xf, t0, t1, out.0, stride) },
-            Isa::Portable if w.kind != crate::qmatrix::WeightKind::F32 => {
+            Isa::Avx2 if !matches!(w.kind, WeightKind::Blocks(_)) => unsafe {
+                avx2::matmul_group(w, g, xq, xf, t0, t1, out.0, stride)
+            },
+            Isa::Portable if !matches!(w.kind, WeightKind::F32 | WeightKind::Blocks(_)) => {
                 let r0 = g * crate::qmatrix::GROUP;
                 let lanes = (w.rows - r0).min(crate::qmatrix::GROUP);
                 for t in t0..t1 {

@@ -80,7 +80,9 @@ pub fn group_row(w: &QMatrix, g: usize, xq: &QActs, t: usize) -> [f32; GROUP] {
                     acc[l] += (dw[l] * dx) * isum[l] as f32;
                 }
             }
-            WeightKind::F32 => unreachable!("f32 matrices are handled by the caller"),
+            WeightKind::F32 | WeightKind::Blocks(_) => {
+                unreachable!("f32 and block-format matrices are handled by the caller")
+            }
         }
     }
     acc
