@@ -73,8 +73,9 @@ pub fn manifest_of<R: Read + Seek>(
 }
 
 /// BLAKE3 of the tokenizer's canonical description: `TAG || model || pre || tokens || types ||
-/// merges || bos || eos || eot || add_bos`, in the attest crate's canonical encoding (absent ids
-/// as 0xffffffff).
+/// merges || bos || eos || eot || add_bos [|| scores]`, in the attest crate's canonical encoding
+/// (absent ids as 0xffffffff; the scores, which decide a SentencePiece-style tokenizer's merges,
+/// only when the file has them, so that files without them keep their commitment).
 pub fn tokenizer_hash<R: Read + Seek>(f: &GgufFile<R>) -> Result<[u8; 32]> {
     let mut w = Writer::default();
     w.fixed(b"sworn.tokenizer.v1\0");
@@ -103,5 +104,11 @@ pub fn tokenizer_hash<R: Read + Seek>(f: &GgufFile<R>) -> Result<[u8; 32]> {
     w.u8(f
         .meta_bool("tokenizer.ggml.add_bos_token")?
         .unwrap_or(false) as u8);
+    if let Some(scores) = f.meta_f32s("tokenizer.ggml.scores")? {
+        w.u32(scores.len() as u32);
+        for s in scores {
+            w.f32(s);
+        }
+    }
     Ok(*blake3::hash(&w.buf).as_bytes())
 }

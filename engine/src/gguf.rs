@@ -168,6 +168,26 @@ impl<R: Read + Seek> GgufFile<R> {
             .map(Some)
     }
 
+    /// An array of f32 values (integers are taken as they are).
+    pub fn meta_f32s(&self, key: &str) -> Result<Option<Vec<f32>>> {
+        let Some(v) = self.meta(key) else {
+            return Ok(None);
+        };
+        let Value::Array(items) = v else {
+            return Err(EngineError::Malformed(format!("{key}: expected an array")));
+        };
+        items
+            .iter()
+            .map(|i| match i {
+                Value::F32(x) => Ok(*x),
+                other => Err(EngineError::Malformed(format!(
+                    "{key}: expected f32 values, found {other:?}"
+                ))),
+            })
+            .collect::<Result<Vec<_>>>()
+            .map(Some)
+    }
+
     /// An array of integers.
     pub fn meta_ints(&self, key: &str) -> Result<Option<Vec<i64>>> {
         let Some(v) = self.meta(key) else {

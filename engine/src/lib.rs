@@ -19,6 +19,7 @@ pub mod chat;
 pub mod commit;
 pub mod generate;
 pub mod sampling;
+pub mod spm;
 pub mod synthetic;
 pub mod tokenizer;
 

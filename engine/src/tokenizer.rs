@@ -1,4 +1,5 @@
-//! Byte-level BPE tokenizer (GGUF `tokenizer.ggml.model = "gpt2"`), built from the GGUF metadata.
+//! The tokenizers GGUF files describe: byte-level BPE (`tokenizer.ggml.model = "gpt2"`: SmolLM,
+//! Qwen, Llama 3) and SentencePiece-style scored BPE (`"llama"`: Gemma; see [`crate::spm`]).
 //!
 //! Encoding: special tokens (GGUF types CONTROL and USER_DEFINED) are matched whole, leftmost
 //! and then longest, in one linear pass (Aho-Corasick) — and only where the caller asks for them:
@@ -17,6 +18,7 @@ use fancy_regex::Regex;
 
 use crate::error::{EngineError, Result};
 use crate::gguf::GgufFile;
+use crate::spm::Spm;
 
 /// Protection marks: a special-token spelling in user text becomes `OPEN index CLOSE` (the
 /// index into the spellings, in decimal) and a literal `OPEN` becomes `OPEN CLOSE`, before the
@@ -64,6 +66,8 @@ pub struct Tokenizer {
     is_special: Vec<bool>,
     pre: PreTokenizer,
     regex: Regex,
+    /// The scored vocabulary, for a SentencePiece-style model (then `merges` is empty).
+    spm: Option<Spm>,
     pub bos: Option<u32>,
     pub eos: Option<u32>,
     pub add_bos: bool,
@@ -93,12 +97,14 @@ impl Tokenizer {
     pub fn from_gguf<R: Read + Seek>(f: &GgufFile<R>) -> Result<Tokenizer> {
         let err = |w: String| EngineError::Tokenizer(w);
         let model = f.meta_str("tokenizer.ggml.model")?.unwrap_or("");
-        if model != "gpt2" {
+        if model != "gpt2" && model != "llama" {
             return Err(EngineError::Unsupported(format!(
-                "tokenizer model {model:?} (only gpt2 BPE)"
+                "tokenizer model {model:?} (sworn reads \"gpt2\" byte-level BPE and \"llama\" \
+                 SentencePiece-style BPE)"
             )));
         }
         let pre = match f.meta_str("tokenizer.ggml.pre")?.unwrap_or("default") {
+            _ if model == "llama" => PreTokenizer::Gpt2, // unused: SentencePiece does not split
             "smollm" | "starcoder" | "refact" | "codeshell" => PreTokenizer::DigitsThenGpt2,
             "default" | "gpt2" | "gpt-2" => PreTokenizer::Gpt2,
             "llama3" | "llama-v3" | "llama-bpe" => PreTokenizer::Llama3,
@@ -118,11 +124,20 @@ impl Tokenizer {
             return Err(err(format!("{} token types for {n} tokens", types.len())));
         }
         let merges_raw = f.meta_strings("tokenizer.ggml.merges")?.unwrap_or_default();
+        let spm = if model == "llama" {
+            let scores = f
+                .meta_f32s("tokenizer.ggml.scores")?
+                .ok_or_else(|| err("a \"llama\" tokenizer without scores".into()))?;
+            Some(Spm::new(&tokens, &types, &scores)?)
+        } else {
+            None
+        };
         Tokenizer::build(
             &tokens,
             &types,
             &merges_raw,
             pre,
+            spm,
             f.meta_usize("tokenizer.ggml.bos_token_id")?,
             f.meta_usize("tokenizer.ggml.eos_token_id")?,
             f.meta_usize("tokenizer.ggml.eot_token_id")?,
@@ -137,6 +152,7 @@ impl Tokenizer {
         types: &[i64],
         merges_raw: &[&str],
         pre: PreTokenizer,
+        spm: Option<Spm>,
         bos: Option<usize>,
         eos: Option<usize>,
         eot: Option<usize>,
@@ -155,12 +171,20 @@ impl Tokenizer {
         for (i, (&t, &ty)) in tokens.iter().zip(types).enumerate() {
             // First spelling wins if a (malformed) vocabulary repeats one.
             ids.entry(t.to_string()).or_insert(i as u32);
-            if ty == TYPE_CONTROL || ty == TYPE_USER_DEFINED {
+            // In a SentencePiece model, user-defined pieces are text (matched whole by `Spm`);
+            // in a byte-level BPE model they are special, like control tokens.
+            let special = ty == TYPE_CONTROL || (ty == TYPE_USER_DEFINED && spm.is_none());
+            if special {
                 is_special[i] = true;
                 if !t.is_empty() {
                     specials.push((t.to_string(), i as u32));
                 }
                 bytes.push(t.as_bytes().to_vec());
+            } else if spm.is_some() {
+                bytes.push(match crate::spm::parse_byte_token(t) {
+                    Some(b) if ty == crate::spm::TYPE_BYTE => vec![b],
+                    _ => crate::spm::piece_bytes(t),
+                });
             } else {
                 let mut out = Vec::with_capacity(t.len());
                 for ch in t.chars() {
@@ -208,6 +232,7 @@ impl Tokenizer {
             "<|eot_id|>",
             "<|end_of_text|>",
             "<|endoftext|>",
+            "<end_of_turn>",
         ] {
             if let Some(&id) = ids.get(name) {
                 if is_special[id as usize] && !stop_ids.contains(&id) {
@@ -232,6 +257,7 @@ impl Tokenizer {
             )
         };
         Ok(Tokenizer {
+            spm,
             special_matcher,
             pieces: tokens.iter().map(|s| s.to_string()).collect(),
             bytes,
@@ -250,6 +276,14 @@ impl Tokenizer {
 
     pub fn vocab_size(&self) -> usize {
         self.pieces.len()
+    }
+
+    /// The first token spelled `spelling` (a linear search: for tests and set-up, not per token).
+    pub fn piece_id(&self, spelling: &str) -> Option<u32> {
+        self.pieces
+            .iter()
+            .position(|p| p == spelling)
+            .map(|i| i as u32)
     }
 
     /// The token's spelling in the vocabulary.
@@ -374,6 +408,9 @@ impl Tokenizer {
     fn encode_plain(&self, text: &str, out: &mut Vec<u32>) -> Result<()> {
         if text.is_empty() {
             return Ok(());
+        }
+        if let Some(spm) = &self.spm {
+            return spm.encode(text, out);
         }
         let mut segments: Vec<&str> = Vec::new();
         if self.pre == PreTokenizer::DigitsThenGpt2 {
@@ -514,6 +551,7 @@ mod tests {
             &types,
             &merges,
             PreTokenizer::DigitsThenGpt2,
+            None,
             None,
             Some(l - 1),
             None,

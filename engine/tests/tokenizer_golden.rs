@@ -1,5 +1,7 @@
-//! The tokenizer against golden ids from an independent implementation (Hugging Face
-//! `tokenizers`, see scripts/golden_tokens.py), on the real model's vocabulary.
+//! The tokenizers against golden ids from independent implementations, on the real models'
+//! vocabularies: Hugging Face `tokenizers` for SmolLM2's byte-level BPE
+//! (scripts/golden_tokens.py), Google's `sentencepiece` for Gemma 3's scored BPE
+//! (scripts/golden_spm.py).
 
 mod common;
 
@@ -29,4 +31,41 @@ fn matches_golden_ids_and_round_trips() {
         assert_eq!(got, want, "text {text:?}");
         assert_eq!(tok.decode(&got, false), text, "round trip of {text:?}");
     }
+}
+
+#[test]
+fn sentencepiece_style_matches_golden_ids_and_round_trips() {
+    let Some(path) = common::gemma_model("tokenizer_golden (gemma3)") else {
+        return;
+    };
+    let f = GgufFile::open(&path).unwrap();
+    let tok = Tokenizer::from_gguf(&f).unwrap();
+    let golden: serde_json::Value =
+        serde_json::from_str(include_str!("../../tests/golden/gemma3_tokens.json")).unwrap();
+    let cases = golden["cases"].as_array().unwrap();
+    assert!(cases.len() >= 10);
+    let bos = tok.bos.expect("Gemma has a BOS token");
+    assert!(tok.add_bos, "Gemma adds BOS");
+    for case in cases {
+        let text = case["text"].as_str().unwrap();
+        let want: Vec<u32> = case["ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as u32)
+            .collect();
+        let got = tok.encode(text, false).unwrap();
+        assert_eq!(got[0], bos, "{text:?}");
+        assert_eq!(&got[1..], &want[..], "text {text:?}");
+        assert_eq!(tok.decode(&got[1..], false), text, "round trip of {text:?}");
+    }
+    // Gemma's turn markers are control tokens: text unless the template (or a raw prompt)
+    // places them.
+    let raw = tok
+        .encode("<start_of_turn>user\nHi<end_of_turn>", true)
+        .unwrap();
+    assert_eq!(raw[1], tok.piece_id("<start_of_turn>").unwrap());
+    assert!(tok
+        .stop_ids
+        .contains(&tok.piece_id("<end_of_turn>").unwrap()));
 }

@@ -25,3 +25,27 @@ pub fn real_model(test: &str) -> Option<PathBuf> {
     );
     None
 }
+
+/// The second real model (Gemma 3 270M instruct, Q4_K_M): `$SWORN_GEMMA`, or where
+/// `scripts/fetch-model.sh gemma3` caches it; skips loudly, or fails under `SWORN_REQUIRE_MODEL=1`.
+pub fn gemma_model(test: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("SWORN_GEMMA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            sworn_engine::default_model_path().with_file_name("gemma-3-270m-it-Q4_K_M.gguf")
+        });
+    if path.exists() {
+        return Some(path);
+    }
+    if std::env::var("SWORN_REQUIRE_MODEL").as_deref() == Ok("1") {
+        panic!(
+            "{test}: SWORN_REQUIRE_MODEL=1 but Gemma 3 is not at {}",
+            path.display()
+        );
+    }
+    eprintln!(
+        "!!! SKIPPED {test}: Gemma 3 not found at {} (run scripts/fetch-model.sh gemma3) !!!",
+        path.display()
+    );
+    None
+}
