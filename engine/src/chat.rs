@@ -12,6 +12,44 @@ pub use sworn_attest::Message;
 /// not hang the server.
 const TEMPLATE_FUEL: u64 = 50_000_000;
 
+/// Gemma 3's chat template, as Google publishes it with the model (text-only messages): GGUF
+/// conversions of Gemma 3 often carry none. The system message, which Gemma has no role for,
+/// is put at the start of the first user turn, as the template does; roles must alternate.
+pub const GEMMA3_TEMPLATE: &str = "{{ bos_token }}\
+{%- if messages[0]['role'] == 'system' -%}\
+{%- set first_user_prefix = messages[0]['content'] + '\\n\\n' -%}\
+{%- set loop_messages = messages[1:] -%}\
+{%- else -%}\
+{%- set first_user_prefix = \"\" -%}\
+{%- set loop_messages = messages -%}\
+{%- endif -%}\
+{%- for message in loop_messages -%}\
+{%- if (message['role'] == 'user') != (loop.index0 % 2 == 0) -%}\
+{{ raise_exception(\"Conversation roles must alternate user/assistant/user/assistant/...\") }}\
+{%- endif -%}\
+{%- if (message['role'] == 'assistant') -%}{%- set role = \"model\" -%}\
+{%- else -%}{%- set role = message['role'] -%}{%- endif -%}\
+{{ '<start_of_turn>' + role + '\\n' + (first_user_prefix if loop.first else \"\") }}\
+{{ message['content'] | trim }}\
+{{ '<end_of_turn>\\n' }}\
+{%- endfor -%}\
+{%- if add_generation_prompt -%}{{ '<start_of_turn>model\\n' }}{%- endif -%}";
+
+/// The chat template a model uses: the file's `tokenizer.chat_template`, else sworn's copy of
+/// the architecture's published one (Gemma 3), else none. The model commitment hashes this text
+/// (`docs/transcript.md` §1), so a transcript commits to the template that rendered it.
+pub fn template_source<R: std::io::Read + std::io::Seek>(
+    f: &crate::gguf::GgufFile<R>,
+) -> Result<Option<&str>> {
+    if let Some(t) = f.meta_str("tokenizer.chat_template")? {
+        return Ok(Some(t));
+    }
+    Ok(match f.meta_str("general.architecture")? {
+        Some("gemma3") => Some(GEMMA3_TEMPLATE),
+        _ => None,
+    })
+}
+
 /// A compiled chat template.
 pub struct ChatTemplate {
     env: Environment<'static>,
@@ -59,6 +97,27 @@ impl ChatTemplate {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Gemma 3's template: one BOS, the system message at the start of the first user turn,
+    /// `model` for the assistant's role, contents trimmed.
+    #[test]
+    fn renders_gemma3s_template() {
+        let t = ChatTemplate::new(GEMMA3_TEMPLATE, "<bos>", "<eos>").unwrap();
+        let msgs = [
+            Message::new("system", "Be brief."),
+            Message::new("user", " Hi! "),
+            Message::new("assistant", "Hello."),
+            Message::new("user", "Bye"),
+        ];
+        assert_eq!(
+            t.render(&msgs, true).unwrap(),
+            "<bos><start_of_turn>user\nBe brief.\n\nHi!<end_of_turn>\n<start_of_turn>model\n\
+             Hello.<end_of_turn>\n<start_of_turn>user\nBye<end_of_turn>\n<start_of_turn>model\n"
+        );
+        // Roles must alternate, as Google's template requires.
+        let bad = [Message::new("user", "a"), Message::new("user", "b")];
+        assert!(t.render(&bad, true).is_err());
+    }
 
     #[test]
     fn renders_a_chatml_template() {

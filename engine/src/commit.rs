@@ -59,7 +59,7 @@ pub fn manifest_of<R: Read + Seek>(
         tensors.push((n, h));
     }
     let leaves: Vec<[u8; 32]> = tensors.iter().map(|(_, h)| *h).collect();
-    let template = f.meta_str("tokenizer.chat_template")?.unwrap_or("");
+    let template = crate::chat::template_source(f)?.unwrap_or("");
     Ok(ModelManifest {
         commitment: ModelCommitment {
             file_blake3,

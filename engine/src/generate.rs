@@ -131,7 +131,7 @@ impl Engine {
                 model.cfg.vocab
             )));
         }
-        let chat_template = match f.meta_str("tokenizer.chat_template")? {
+        let chat_template = match crate::chat::template_source(f)? {
             Some(src) => {
                 let sp = |id: Option<u32>| {
                     id.and_then(|i| tokenizer.piece(i))

@@ -1,4 +1,9 @@
-//! The Llama forward pass (spec §3), over a batch of sequences at arbitrary positions.
+//! The forward pass (spec §3) of the Llama and Gemma 3 architectures, over a batch of sequences
+//! at arbitrary positions. Gemma 3 (spec §3.9) differs from Llama in a few switches that
+//! [`Config`] carries: embeddings scaled by `sqrt(d_model)`, RMSNorm of each query and key head,
+//! norms after attention and after the feed-forward as well as before, GeGLU instead of SwiGLU,
+//! NeoX-paired RoPE with another base on sliding-window layers, and sliding-window attention on
+//! five layers of six.
 //!
 //! Every token's computation depends only on its own sequence's earlier tokens, never on what
 //! else is in the batch or how a prompt was chunked: matrix products run each (token, row) in the
@@ -14,9 +19,33 @@ use crate::gguf::GgufFile;
 use crate::kernels::{Query, Runner};
 use crate::qmatrix::{GgufKind, QMatrix};
 
-/// Hyperparameters of a Llama-architecture model, from the GGUF metadata.
+/// The architectures sworn runs (`general.architecture`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arch {
+    Llama,
+    Gemma3,
+}
+
+impl Arch {
+    /// The GGUF metadata prefix.
+    pub fn name(self) -> &'static str {
+        match self {
+            Arch::Llama => "llama",
+            Arch::Gemma3 => "gemma3",
+        }
+    }
+}
+
+/// Gemma 3's local-attention RoPE base (llama.cpp's and transformers' fixed value; the GGUF
+/// carries only the global one).
+pub const GEMMA3_LOCAL_ROPE_BASE: f32 = 10_000.0;
+/// Gemma 3 uses sliding-window attention on layers `i` with `i % 6 < 5`.
+pub const GEMMA3_SWA_PATTERN: usize = 6;
+
+/// Hyperparameters of a model, from the GGUF metadata.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
+    pub arch: Arch,
     pub n_layer: usize,
     pub d_model: usize,
     pub n_head: usize,
@@ -28,6 +57,9 @@ pub struct Config {
     pub context_length: usize,
     pub rope_base: f32,
     pub rms_eps: f32,
+    /// Sliding-window attention (Gemma 3): the window in keys, and the base of the RoPE of
+    /// those layers. `None` for full attention everywhere.
+    pub sliding_window: Option<(usize, f32)>,
 }
 
 /// Longest context the engine will build tables for, whatever a file claims.
@@ -39,35 +71,59 @@ const ATTENTION_TILE_QUERIES: usize = 24;
 
 impl Config {
     fn from_gguf<R: std::io::Read + std::io::Seek>(f: &GgufFile<R>) -> Result<Config> {
-        let arch = f.meta_str("general.architecture")?.unwrap_or("");
-        if arch != "llama" {
-            return Err(EngineError::Unsupported(format!(
-                "architecture {arch:?} (only \"llama\" is supported)"
-            )));
-        }
+        let arch = match f.meta_str("general.architecture")?.unwrap_or("") {
+            "llama" => Arch::Llama,
+            "gemma3" => Arch::Gemma3,
+            other => {
+                return Err(EngineError::Unsupported(format!(
+                    "architecture {other:?} (sworn runs \"llama\" and \"gemma3\")"
+                )))
+            }
+        };
+        let p = arch.name();
         let need = |k: &str| -> Result<usize> {
-            f.meta_usize(&format!("llama.{k}"))?
-                .ok_or_else(|| EngineError::Malformed(format!("missing llama.{k}")))
+            f.meta_usize(&format!("{p}.{k}"))?
+                .ok_or_else(|| EngineError::Malformed(format!("missing {p}.{k}")))
         };
         let d_model = need("embedding_length")?;
         let n_head = need("attention.head_count")?;
         let n_kv_head = f
-            .meta_usize("llama.attention.head_count_kv")?
+            .meta_usize(&format!("{p}.attention.head_count_kv"))?
             .unwrap_or(n_head);
-        if n_head == 0 || n_kv_head == 0 || d_model % n_head != 0 || n_head % n_kv_head != 0 {
+        if n_head == 0 || n_kv_head == 0 || n_head % n_kv_head != 0 {
             return Err(EngineError::Malformed(format!(
-                "inconsistent heads: d_model {d_model}, heads {n_head}, kv heads {n_kv_head}"
+                "inconsistent heads: heads {n_head}, kv heads {n_kv_head}"
             )));
         }
-        let head_dim = d_model / n_head;
-        if let Some(rd) = f.meta_usize("llama.rope.dimension_count")? {
+        let head_dim = match f.meta_usize(&format!("{p}.attention.key_length"))? {
+            Some(k) => {
+                let v = f.meta_usize(&format!("{p}.attention.value_length"))?;
+                if v.is_some_and(|v| v != k) {
+                    return Err(EngineError::Unsupported(format!(
+                        "key length {k} differs from value length {v:?}"
+                    )));
+                }
+                k
+            }
+            None if d_model % n_head == 0 => d_model / n_head,
+            None => {
+                return Err(EngineError::Malformed(format!(
+                    "d_model {d_model} is not a multiple of {n_head} heads"
+                )))
+            }
+        };
+        let sliding_window = match arch {
+            Arch::Gemma3 => Some((need("attention.sliding_window")?, GEMMA3_LOCAL_ROPE_BASE)),
+            Arch::Llama => None,
+        };
+        if let Some(rd) = f.meta_usize(&format!("{p}.rope.dimension_count"))? {
             if rd != head_dim {
                 return Err(EngineError::Unsupported(format!(
                     "partial rotary embeddings (rope dims {rd}, head dim {head_dim})"
                 )));
             }
         }
-        let vocab = match f.meta_usize("llama.vocab_size")? {
+        let vocab = match f.meta_usize(&format!("{p}.vocab_size"))? {
             Some(v) => v,
             None => f
                 .describe("token_embd.weight")?
@@ -75,6 +131,8 @@ impl Config {
                 .unwrap_or(0),
         };
         let cfg = Config {
+            arch,
+            sliding_window,
             n_layer: need("block_count")?,
             d_model,
             n_head,
@@ -83,9 +141,11 @@ impl Config {
             d_ff: need("feed_forward_length")?,
             vocab,
             context_length: need("context_length")?,
-            rope_base: f.meta_f32("llama.rope.freq_base")?.unwrap_or(10000.0),
+            rope_base: f
+                .meta_f32(&format!("{p}.rope.freq_base"))?
+                .unwrap_or(10000.0),
             rms_eps: f
-                .meta_f32("llama.attention.layer_norm_rms_epsilon")?
+                .meta_f32(&format!("{p}.attention.layer_norm_rms_epsilon"))?
                 .unwrap_or(1e-5),
         };
         cfg.validate()?;
@@ -120,7 +180,24 @@ impl Config {
         if !(self.rms_eps.is_finite() && self.rms_eps >= 0.0) {
             return bad(format!("rms epsilon {}", self.rms_eps));
         }
+        if self.sliding_window.is_some_and(|(w, _)| w == 0) {
+            return bad("a sliding window of 0 keys".into());
+        }
         Ok(())
+    }
+
+    /// Whether layer `li` attends through the sliding window (Gemma 3: five layers of six).
+    pub fn is_sliding(&self, li: usize) -> bool {
+        self.sliding_window.is_some() && li % GEMMA3_SWA_PATTERN < GEMMA3_SWA_PATTERN - 1
+    }
+
+    /// The first key position a query at `pos` attends to, in a sliding-window layer or not:
+    /// the window holds the query's own position and the `w - 1` before it.
+    pub fn first_key(&self, sliding: bool, pos: usize) -> usize {
+        match self.sliding_window {
+            Some((w, _)) if sliding => (pos + 1).saturating_sub(w),
+            _ => 0,
+        }
     }
 
     pub fn kv_dim(&self) -> usize {
@@ -142,6 +219,12 @@ pub struct Layer {
     pub w_gate: QMatrix,
     pub w_up: QMatrix,
     pub w_down: QMatrix,
+    /// Gemma 3: RMSNorm weights of each query and key head (`head_dim` each), and the norms
+    /// applied to the attention and feed-forward outputs before they join the residual.
+    pub q_norm: Option<Vec<f32>>,
+    pub k_norm: Option<Vec<f32>>,
+    pub post_attn_norm: Option<Vec<f32>>,
+    pub post_ffn_norm: Option<Vec<f32>>,
 }
 
 /// A loaded model: configuration, weights in the engine's layout, and the RoPE table.
@@ -153,6 +236,8 @@ pub struct Model {
     /// The output projection, or `None` when tied to `tok_embd`.
     pub output: Option<QMatrix>,
     pub rope: RopeTable,
+    /// The RoPE table of sliding-window layers (Gemma 3), with its own base.
+    pub rope_local: Option<RopeTable>,
     /// Positions the RoPE table covers: the longest sequence this model instance accepts.
     pub max_context: usize,
 }
@@ -227,9 +312,27 @@ impl Model {
         let (d, q, kv, ff) = (cfg.d_model, cfg.q_dim(), cfg.kv_dim(), cfg.d_ff);
         let tok_embd = matrix(f, "token_embd.weight", cfg.vocab, d)?;
         let mut layers = Vec::with_capacity(cfg.n_layer);
+        let gemma = cfg.arch == Arch::Gemma3;
         for i in 0..cfg.n_layer {
             let n = |s: &str| format!("blk.{i}.{s}.weight");
+            let mut opt = |s: &str, len: usize| -> Result<Option<Vec<f32>>> {
+                if gemma {
+                    vector(f, &n(s), len).map(Some)
+                } else {
+                    Ok(None)
+                }
+            };
+            let (q_norm, k_norm) = (
+                opt("attn_q_norm", cfg.head_dim)?,
+                opt("attn_k_norm", cfg.head_dim)?,
+            );
+            let (post_attn_norm, post_ffn_norm) =
+                (opt("post_attention_norm", d)?, opt("post_ffw_norm", d)?);
             layers.push(Layer {
+                q_norm,
+                k_norm,
+                post_attn_norm,
+                post_ffn_norm,
                 attn_norm: vector(f, &n("attn_norm"), d)?,
                 wq: matrix(f, &n("attn_q"), q, d)?,
                 wk: matrix(f, &n("attn_k"), kv, d)?,
@@ -250,6 +353,9 @@ impl Model {
             .unwrap_or(cfg.context_length)
             .clamp(1, MAX_CONTEXT);
         let rope = RopeTable::new(cfg.head_dim, cfg.rope_base, max_context);
+        let rope_local = cfg
+            .sliding_window
+            .map(|(_, base)| RopeTable::new(cfg.head_dim, base, max_context));
         Ok(Model {
             cfg,
             tok_embd,
@@ -257,6 +363,7 @@ impl Model {
             out_norm,
             output,
             rope,
+            rope_local,
             max_context,
         })
     }
@@ -305,6 +412,13 @@ impl Model {
                 k += 1;
             }
         }
+        let gemma = cfg.arch == Arch::Gemma3;
+        if gemma {
+            // Spec §3.9: embeddings times sqrt(d_model), itself rounded to f32.
+            let s = (d as f32).sqrt();
+            x.iter_mut().for_each(|v| *v *= s);
+        }
+        let mut tmp = Vec::new();
         let isa = rt.isa;
         let mut xn = vec![0f32; nt * d];
         let mut xq = QActs::default();
@@ -316,16 +430,31 @@ impl Model {
         let group = cfg.n_head / cfg.n_kv_head;
         // Attention tiles: runs of consecutive tokens of one sequence, whose queries of one KV
         // head are computed together (they share its keys and values).
+        // A tile's queries also share their first key: on sliding-window layers, tokens past the
+        // window each start elsewhere.
         let tile_tokens = (ATTENTION_TILE_QUERIES / group).clamp(1, 8);
-        let mut tiles: Vec<(usize, usize)> = Vec::new();
-        let mut t0 = 0;
-        for t in 1..=nt {
-            if t == nt || at[t].0 != at[t0].0 || t - t0 == tile_tokens {
-                tiles.push((t0, t));
-                t0 = t;
+        let tiles_of = |sliding: bool| {
+            let first = |t: usize| cfg.first_key(sliding, at[t].1);
+            let mut tiles: Vec<(usize, usize)> = Vec::new();
+            let mut t0 = 0;
+            for t in 1..=nt {
+                if t == nt || at[t].0 != at[t0].0 || t - t0 == tile_tokens || first(t) != first(t0)
+                {
+                    tiles.push((t0, t));
+                    t0 = t;
+                }
             }
-        }
+            tiles
+        };
+        let full_tiles = tiles_of(false);
+        let sliding_tiles = if cfg.sliding_window.is_some() {
+            tiles_of(true)
+        } else {
+            Vec::new()
+        };
         for (li, layer) in self.layers.iter().enumerate() {
+            let sliding = cfg.is_sliding(li);
+            let tiles = if sliding { &sliding_tiles } else { &full_tiles };
             // Attention block.
             rt.rmsnorm(&x, &layer.attn_norm, cfg.rms_eps, &mut xn);
             rt.quantize_rows(&xn, d, &mut xq);
@@ -336,17 +465,33 @@ impl Model {
                 nt,
                 &mut [&mut qb, &mut kb, &mut vb],
             );
+            // Gemma 3: RMSNorm of every query and key head (rows of `head_dim`).
+            for (buf, w) in [(&mut qb, &layer.q_norm), (&mut kb, &layer.k_norm)] {
+                if let Some(w) = w {
+                    tmp.resize(buf.len(), 0.0);
+                    rt.rmsnorm(buf, w, cfg.rms_eps, &mut tmp);
+                    std::mem::swap(buf, &mut tmp);
+                }
+            }
+            let rope = match &self.rope_local {
+                Some(local) if sliding => local,
+                _ => &self.rope,
+            };
             let per = rt.rows_per_part(nt);
             let parts: Vec<_> = (qb.chunks_mut(per * qd).zip(kb.chunks_mut(per * kvd)))
                 .zip(at.chunks(per))
                 .collect();
             rt.each_part(parts, |((qp, kp), atp)| {
+                let rot = |x: &mut [f32], pos| match cfg.arch {
+                    Arch::Llama => rope.apply(x, pos),
+                    Arch::Gemma3 => rope.apply_neox(x, pos),
+                };
                 for (t, &(_, pos)) in atp.iter().enumerate() {
                     for hh in 0..cfg.n_head {
-                        self.rope.apply(&mut qp[t * qd + hh * hd..][..hd], pos);
+                        rot(&mut qp[t * qd + hh * hd..][..hd], pos);
                     }
                     for hh in 0..cfg.n_kv_head {
-                        self.rope.apply(&mut kp[t * kvd + hh * hd..][..hd], pos);
+                        rot(&mut kp[t * kvd + hh * hd..][..hd], pos);
                     }
                 }
             });
@@ -356,26 +501,34 @@ impl Model {
                 seq.v[li].extend_from_slice(&vb[t * kvd..][..kvd]);
             }
             let out = SharedMut(att.as_mut_ptr());
-            let (feeds_ref, at_ref, qb_ref, tiles_ref) = (&*feeds, &at, &qb, &tiles);
+            let (feeds_ref, at_ref, qb_ref, tiles_ref) = (&*feeds, &at, &qb, tiles);
             rt.for_each(tiles.len() * cfg.n_kv_head, |task| {
                 let ((t0, t1), g) = (tiles_ref[task / cfg.n_kv_head], task % cfg.n_kv_head);
                 let seq = &feeds_ref[at_ref[t0].0].seq;
+                // Every query of the tile starts at the same key (see `tiles_of`).
+                let first = cfg.first_key(sliding, at_ref[t0].1);
                 let mut queries = Vec::with_capacity((t1 - t0) * group);
                 for (t, &(_, pos)) in at_ref.iter().enumerate().take(t1).skip(t0) {
                     for hh in g * group..(g + 1) * group {
                         let o = t * qd + hh * hd;
                         queries.push(Query {
                             q: &qb_ref[o..][..hd],
-                            n: pos + 1,
+                            n: pos + 1 - first,
                             // SAFETY: only this task's query (t, hh) writes att[o..o + hd].
                             out: unsafe { std::slice::from_raw_parts_mut(out.at(o), hd) },
                         });
                     }
                 }
-                isa.attend_many(&mut queries, &seq.k[li], &seq.v[li], kvd, g * hd, scale);
+                let (keys, values) = (&seq.k[li][first * kvd..], &seq.v[li][first * kvd..]);
+                isa.attend_many(&mut queries, keys, values, kvd, g * hd, scale);
             });
             rt.quantize_rows(&att, qd, &mut xq);
             rt.matmul_many(&[&layer.wo], &xq, &att, nt, &mut [&mut ob]);
+            if let Some(w) = &layer.post_attn_norm {
+                tmp.resize(ob.len(), 0.0);
+                rt.rmsnorm(&ob, w, cfg.rms_eps, &mut tmp);
+                std::mem::swap(&mut ob, &mut tmp);
+            }
             for (a, b) in x.iter_mut().zip(&ob) {
                 *a += *b;
             }
@@ -389,9 +542,18 @@ impl Model {
                 nt,
                 &mut [&mut gb, &mut ub],
             );
-            rt.silu_mul(&gb, &ub, cfg.d_ff, &mut h);
+            if gemma {
+                rt.gelu_mul(&gb, &ub, cfg.d_ff, &mut h);
+            } else {
+                rt.silu_mul(&gb, &ub, cfg.d_ff, &mut h);
+            }
             rt.quantize_rows(&h, cfg.d_ff, &mut xq);
             rt.matmul_many(&[&layer.w_down], &xq, &h, nt, &mut [&mut db]);
+            if let Some(w) = &layer.post_ffn_norm {
+                tmp.resize(db.len(), 0.0);
+                rt.rmsnorm(&db, w, cfg.rms_eps, &mut tmp);
+                std::mem::swap(&mut db, &mut tmp);
+            }
             for (a, b) in x.iter_mut().zip(&db) {
                 *a += *b;
             }

@@ -1,4 +1,4 @@
-//! Tiny synthetic Llama models written as real GGUF files, for tests, fuzz seeds and benchmarks
+//! Tiny synthetic models (Llama or Gemma 3 architecture) written as real GGUF files, for tests, fuzz seeds and benchmarks
 //! that must not depend on a downloaded model. Weights come from a fixed PRNG, so every run writes
 //! the same bytes.
 
@@ -14,6 +14,11 @@ use crate::tokenizer::byte_to_char;
 /// Shape and weight types of a synthetic model.
 #[derive(Debug, Clone)]
 pub struct SyntheticSpec {
+    /// `llama`, or `gemma3` (then `head_dim` sets the heads' width, the model has Gemma's extra
+    /// norms, and layers use a sliding window of `sliding_window` keys, five in six).
+    pub arch: crate::model::Arch,
+    pub head_dim: Option<usize>,
+    pub sliding_window: usize,
     pub n_layer: usize,
     pub d_model: usize,
     pub n_head: usize,
@@ -30,6 +35,9 @@ pub struct SyntheticSpec {
 impl Default for SyntheticSpec {
     fn default() -> Self {
         SyntheticSpec {
+            arch: crate::model::Arch::Llama,
+            head_dim: None,
+            sliding_window: 8,
             n_layer: 2,
             d_model: 64,
             n_head: 4,
@@ -66,7 +74,6 @@ const TEMPLATE: &str = "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m
 
 /// Writes a synthetic model to `path`. Vocabulary: the 256 byte tokens, 8 merges, 3 specials.
 pub fn write_model(path: &Path, spec: &SyntheticSpec) -> Result<()> {
-    let err = |e: candle_core::Error| EngineError::Malformed(format!("synthetic model: {e}"));
     let mut tokens: Vec<String> = byte_to_char().iter().map(|c| c.to_string()).collect();
     tokens.extend(MERGES.iter().map(|(a, b)| format!("{a}{b}")));
     tokens.extend(SPECIALS.iter().map(|s| s.to_string()));
@@ -77,21 +84,42 @@ pub fn write_model(path: &Path, spec: &SyntheticSpec) -> Result<()> {
     }
     let eos = (vocab - 1) as u32;
     let u32v = |v: usize| Value::U32(v as u32);
-    let meta: Vec<(&str, Value)> = vec![
-        ("general.architecture", Value::String("llama".into())),
-        ("general.name", Value::String("sworn-synthetic".into())),
-        ("llama.block_count", u32v(spec.n_layer)),
-        ("llama.context_length", u32v(spec.context_length)),
-        ("llama.embedding_length", u32v(spec.d_model)),
-        ("llama.feed_forward_length", u32v(spec.d_ff)),
-        ("llama.attention.head_count", u32v(spec.n_head)),
-        ("llama.attention.head_count_kv", u32v(spec.n_kv_head)),
-        ("llama.rope.freq_base", Value::F32(10000.0)),
+    let gemma = spec.arch == crate::model::Arch::Gemma3;
+    let a = spec.arch.name();
+    let k = |s: &str| format!("{a}.{s}");
+    let hd = spec.head_dim.unwrap_or(spec.d_model / spec.n_head);
+    let mut meta: Vec<(String, Value)> = vec![
+        ("general.architecture".into(), Value::String(a.into())),
         (
-            "llama.rope.dimension_count",
-            u32v(spec.d_model / spec.n_head),
+            "general.name".into(),
+            Value::String("sworn-synthetic".into()),
         ),
-        ("llama.attention.layer_norm_rms_epsilon", Value::F32(1e-5)),
+        (k("block_count"), u32v(spec.n_layer)),
+        (k("context_length"), u32v(spec.context_length)),
+        (k("embedding_length"), u32v(spec.d_model)),
+        (k("feed_forward_length"), u32v(spec.d_ff)),
+        (k("attention.head_count"), u32v(spec.n_head)),
+        (k("attention.head_count_kv"), u32v(spec.n_kv_head)),
+        (k("rope.freq_base"), Value::F32(10000.0)),
+        (k("attention.layer_norm_rms_epsilon"), Value::F32(1e-5)),
+    ];
+    if gemma {
+        meta.push((k("attention.key_length"), u32v(hd)));
+        meta.push((k("attention.value_length"), u32v(hd)));
+        meta.push((k("attention.sliding_window"), u32v(spec.sliding_window)));
+    } else {
+        meta.push((k("rope.dimension_count"), u32v(hd)));
+    }
+    let meta: Vec<(String, Value)> = meta
+        .into_iter()
+        .chain(tokenizer_meta(&tokens, &types, eos))
+        .collect();
+    write_weights(path, spec, vocab, hd, &meta)
+}
+
+/// The gpt2-style tokenizer keys of the synthetic vocabulary.
+fn tokenizer_meta(tokens: &[String], types: &[i32], eos: u32) -> Vec<(String, Value)> {
+    let meta: Vec<(&str, Value)> = vec![
         ("tokenizer.ggml.model", Value::String("gpt2".into())),
         ("tokenizer.ggml.pre", Value::String("smollm".into())),
         (
@@ -116,6 +144,19 @@ pub fn write_model(path: &Path, spec: &SyntheticSpec) -> Result<()> {
         ("tokenizer.ggml.add_bos_token", Value::Bool(false)),
         ("tokenizer.chat_template", Value::String(TEMPLATE.into())),
     ];
+    meta.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+}
+
+/// Writes the weights (from the spec's seeded PRNG) and `meta` as a GGUF file.
+fn write_weights(
+    path: &Path,
+    spec: &SyntheticSpec,
+    vocab: usize,
+    hd: usize,
+    meta: &[(String, Value)],
+) -> Result<()> {
+    let err = |e: candle_core::Error| EngineError::Malformed(format!("synthetic model: {e}"));
+    let gemma = spec.arch == crate::model::Arch::Gemma3;
     let mut rng = spec.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let mut next = move || {
         rng ^= rng << 13;
@@ -135,8 +176,7 @@ pub fn write_model(path: &Path, spec: &SyntheticSpec) -> Result<()> {
             QTensor::quantize(&t, kind).map_err(err)
         };
     let (d, ff) = (spec.d_model, spec.d_ff);
-    let hd = d / spec.n_head;
-    let kv = spec.n_kv_head * hd;
+    let (q, kv) = (spec.n_head * hd, spec.n_kv_head * hd);
     let mut named: Vec<(String, QTensor)> = Vec::new();
     named.push((
         "token_embd.weight".into(),
@@ -152,10 +192,20 @@ pub fn write_model(path: &Path, spec: &SyntheticSpec) -> Result<()> {
     for l in 0..spec.n_layer {
         let n = |s: &str| format!("blk.{l}.{s}.weight");
         named.push((n("attn_norm"), tensor(1, d, 0.2, 1.0, GgmlDType::F32)?));
-        named.push((n("attn_q"), tensor(d, d, ws, 0.0, kind())?));
+        named.push((n("attn_q"), tensor(q, d, ws, 0.0, kind())?));
         named.push((n("attn_k"), tensor(kv, d, ws, 0.0, kind())?));
         named.push((n("attn_v"), tensor(kv, d, ws, 0.0, kind())?));
-        named.push((n("attn_output"), tensor(d, d, ws, 0.0, kind())?));
+        named.push((n("attn_output"), tensor(d, q, ws, 0.0, kind())?));
+        if gemma {
+            for (s, len) in [
+                ("attn_q_norm", hd),
+                ("attn_k_norm", hd),
+                ("post_attention_norm", d),
+                ("post_ffw_norm", d),
+            ] {
+                named.push((n(s), tensor(1, len, 0.2, 1.0, GgmlDType::F32)?));
+            }
+        }
         named.push((n("ffn_norm"), tensor(1, d, 0.2, 1.0, GgmlDType::F32)?));
         named.push((n("ffn_gate"), tensor(ff, d, ws, 0.0, kind())?));
         named.push((n("ffn_up"), tensor(ff, d, ws, 0.0, kind())?));
@@ -172,7 +222,7 @@ pub fn write_model(path: &Path, spec: &SyntheticSpec) -> Result<()> {
         path: path.display().to_string(),
         source,
     })?;
-    let meta_refs: Vec<(&str, &Value)> = meta.iter().map(|(k, v)| (*k, v)).collect();
+    let meta_refs: Vec<(&str, &Value)> = meta.iter().map(|(k, v)| (k.as_str(), v)).collect();
     let tensor_refs: Vec<(&str, &QTensor)> = named.iter().map(|(k, v)| (k.as_str(), v)).collect();
     gguf_file::write(&mut file, &meta_refs, &tensor_refs).map_err(err)
 }

@@ -312,11 +312,17 @@ impl Tokenizer {
     /// tokens, while text that went through [`Tokenizer::protect`] (the messages) comes out as
     /// the plain text it was. Adds BOS when the model asks for it.
     pub fn encode_rendered(&self, rendered: &str) -> Result<Vec<u32>> {
-        let mut out = self.bos_prefix();
+        let mut out = Vec::new();
         self.split_specials(rendered, &mut out, |plain, out| {
             self.encode_plain(&self.unprotect(plain), out)
         })?;
-        Ok(out)
+        // A template that writes `{{ bos_token }}` itself (Gemma's) gets one BOS, not two.
+        let mut ids = self.bos_prefix();
+        if !ids.is_empty() && out.first() == ids.first() {
+            ids.clear();
+        }
+        ids.extend(out);
+        Ok(ids)
     }
 
     /// Replaces special-token spellings in user text by inert marks (see `PROTECT_OPEN`), so

@@ -325,10 +325,48 @@ fn k_quant_synthetic_model_is_bit_exact_across_execution_modes() {
     check_all(&p, 24, 24);
 }
 
+/// A Gemma 3 synthetic model (spec §3.9): heads wider than d_model / n_head, extra norms,
+/// GeGLU, NeoX RoPE with two bases, and a sliding window of 8 keys on five layers of six, so
+/// that the 40-token prompts run far past the window. Batching, chunking, threads and ISAs must
+/// not change a bit, windowed or not.
+#[test]
+fn gemma3_synthetic_model_is_bit_exact_across_execution_modes() {
+    use candle_core::quantized::GgmlDType as T;
+    let spec = SyntheticSpec {
+        arch: sworn_engine::model::Arch::Gemma3,
+        head_dim: Some(32),
+        sliding_window: 8,
+        n_layer: 6,
+        d_model: 64,
+        n_head: 4,
+        n_kv_head: 2,
+        d_ff: 96,
+        kinds: vec![T::Q4_1, T::Q8_0, T::Q5_0, T::F32, T::Q4_0],
+        seed: 33,
+        ..Default::default()
+    };
+    let p = synthetic("gemma3.gguf", &spec);
+    let e = engine(&p, Isa::Scalar, 1);
+    assert_eq!(e.model.cfg.arch, sworn_engine::model::Arch::Gemma3);
+    assert_eq!(e.model.cfg.q_dim(), 128);
+    assert!(e.model.cfg.is_sliding(0) && !e.model.cfg.is_sliding(5));
+    check_all(&p, 40, 40);
+}
+
 #[test]
 fn real_model_is_bit_exact_across_execution_modes() {
     let Some(path) = common::real_model("real_model_is_bit_exact_across_execution_modes") else {
         return;
     };
     check_all(&path, 128, 6);
+}
+
+/// The real Gemma 3 270M (Q4_K_M: Q5_0, Q4_K, Q6_K and Q8_0 tensors): the determinism suite on
+/// a short prompt (its K-quant products run on the reference kernel for now, so it is kept short).
+#[test]
+fn real_gemma3_is_bit_exact_across_execution_modes() {
+    let Some(path) = common::gemma_model("real_gemma3_is_bit_exact_across_execution_modes") else {
+        return;
+    };
+    check_all(&path, 12, 3);
 }

@@ -58,6 +58,27 @@ pub fn silu_f32(x: f32) -> f32 {
     x / (1.0 + exp_f32(-x))
 }
 
+/// Canonical tanh (spec §2.4): `e = exp(2x)` (§2.1, so clamped), then `1 - 2 / (e + 1)`.
+/// Saturates to exactly ±1 far from 0; near 0 its absolute error is about one ulp of 1, which
+/// is what GELU's `1 + tanh` needs.
+#[inline]
+pub fn tanh_f32(x: f32) -> f32 {
+    let e = exp_f32(x + x);
+    1.0 - 2.0 / (e + 1.0)
+}
+
+/// `sqrt(2 / pi)` and the cubic coefficient of GELU's tanh approximation, as ggml writes them.
+pub const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+pub const GELU_COEF_A: f32 = 0.044715;
+
+/// Canonical GELU, tanh approximation (spec §2.5):
+/// `u = SQRT_2_OVER_PI * (x * (1 + GELU_COEF_A * (x * x)))`, `(0.5 * x) * (1 + tanh(u))`.
+#[inline]
+pub fn gelu_tanh_f32(x: f32) -> f32 {
+    let u = SQRT_2_OVER_PI * (x * (1.0 + GELU_COEF_A * (x * x)));
+    (0.5 * x) * (1.0 + tanh_f32(u))
+}
+
 /// Fixed-order f32 dot product (spec §1.3): eight accumulators, lane `l` takes elements
 /// `l, l+8, l+16, ...` in order (each product rounded, then added), then the tree
 /// `((a0+a1)+(a2+a3))+((a4+a5)+(a6+a7))`. `a.len()` must be a multiple of 8.
@@ -218,6 +239,32 @@ mod tests {
         assert_eq!(exp_f32(f32::NAN), exp_f32(EXP_MIN));
         assert_eq!(exp_f32(-1e30), exp_f32(EXP_MIN));
         assert!(exp_f32(1e30).is_finite());
+    }
+
+    /// tanh and GELU (spec §2.4, §2.5) against f64 references: tanh within 2e-7 absolute,
+    /// GELU within 1e-6 relative to max(1, |x|); exact saturation far from 0.
+    #[test]
+    fn tanh_and_gelu_are_accurate() {
+        for i in -4000..=4000 {
+            let x = i as f32 * 0.005;
+            let t = tanh_f32(x);
+            assert!(
+                (t as f64 - (x as f64).tanh()).abs() < 2e-7,
+                "tanh({x}) = {t}"
+            );
+            let g = gelu_tanh_f32(x) as f64;
+            let xf = x as f64;
+            let u = (2.0f64 / std::f64::consts::PI).sqrt() * (xf + 0.044715 * xf * xf * xf);
+            let want = 0.5 * xf * (1.0 + u.tanh());
+            assert!(
+                (g - want).abs() < 1e-6 * xf.abs().max(1.0),
+                "gelu({x}) = {g} vs {want}"
+            );
+        }
+        assert_eq!(tanh_f32(50.0), 1.0);
+        assert_eq!(tanh_f32(-50.0), -1.0);
+        assert_eq!(gelu_tanh_f32(0.0), 0.0);
+        assert_eq!(SQRT_2_OVER_PI.to_bits(), 0x3f4c_422a);
     }
 
     #[test]

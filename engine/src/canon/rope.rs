@@ -30,6 +30,19 @@ impl RopeTable {
         RopeTable { half, cos, sin }
     }
 
+    /// Rotates the pairs `(x[i], x[i + half])` of one head at position `pos` (the "NeoX" pairing
+    /// of Gemma and Qwen): the same arithmetic as [`RopeTable::apply`], other pairs.
+    pub fn apply_neox(&self, x: &mut [f32], pos: usize) {
+        let c = &self.cos[pos * self.half..][..self.half];
+        let s = &self.sin[pos * self.half..][..self.half];
+        let h = self.half;
+        for i in 0..h {
+            let (x0, x1) = (x[i], x[i + h]);
+            x[i] = x0 * c[i] - x1 * s[i];
+            x[i + h] = x0 * s[i] + x1 * c[i];
+        }
+    }
+
     /// Rotates consecutive pairs `(x[2i], x[2i+1])` of one head at position `pos`:
     /// `(x0 c - x1 s, x0 s + x1 c)`, each product rounded, then the sum.
     pub fn apply(&self, x: &mut [f32], pos: usize) {

@@ -363,6 +363,19 @@ impl Runner {
         self.each_part(parts, |((g, u), h)| isa.silu_mul(g, u, h));
     }
 
+    /// `h = gelu(g) * u` (GeGLU) over rows of `cols` elements, rows split over the threads. The
+    /// scalar reference on every ISA: it is a small part of a forward pass.
+    pub fn gelu_mul(&self, g: &[f32], u: &[f32], cols: usize, h: &mut [f32]) {
+        let cols = cols.max(1);
+        let per = self.rows_per_part(g.len() / cols) * cols;
+        let parts: Vec<_> = g
+            .chunks(per)
+            .zip(u.chunks(per))
+            .zip(h.chunks_mut(per))
+            .collect();
+        self.each_part(parts, |((g, u), h)| scalar::gelu_mul(g, u, h));
+    }
+
     /// `outs[i] = mats[i] * x` for every matrix, in one parallel region (e.g. Q, K and V).
     /// `x` is given as f32 rows (`xf`) and, for quantized matrices, as their quantization `xq`.
     pub fn matmul_many(

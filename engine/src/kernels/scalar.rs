@@ -1,7 +1,7 @@
 //! Scalar reference kernels: the spec written as plainly as possible. Every fast path is tested
 //! for bit-equality against these.
 
-use crate::canon::math::{dot8_f32, exp_f32, silu_f32, sumsq8_f32};
+use crate::canon::math::{dot8_f32, exp_f32, gelu_tanh_f32, silu_f32, sumsq8_f32};
 use crate::canon::quant::{quantize_block_ref, QActs, QBlocksMut, QK};
 use crate::qmatrix::{QMatrix, WeightKind};
 
@@ -52,6 +52,13 @@ pub fn rmsnorm_row(x: &[f32], w: &[f32], eps: f32, y: &mut [f32]) {
     let r = 1.0 / (ss / x.len() as f32 + eps).sqrt();
     for i in 0..x.len() {
         y[i] = (x[i] * r) * w[i];
+    }
+}
+
+/// `h_i = gelu(g_i) * u_i` (GeGLU, spec §2.5, §3.8).
+pub fn gelu_mul(g: &[f32], u: &[f32], h: &mut [f32]) {
+    for i in 0..g.len() {
+        h[i] = gelu_tanh_f32(g[i]) * u[i];
     }
 }
 
