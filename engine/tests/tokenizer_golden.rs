@@ -68,4 +68,10 @@ fn sentencepiece_style_matches_golden_ids_and_round_trips() {
     assert!(tok
         .stop_ids
         .contains(&tok.piece_id("<end_of_turn>").unwrap()));
+    // Gemma's template writes `<bos>` itself: a rendered prompt gets one BOS, not two.
+    let rendered = tok
+        .encode_rendered("<bos><start_of_turn>user\nHi<end_of_turn>\n")
+        .unwrap();
+    assert_eq!(rendered[0], bos);
+    assert_ne!(rendered[1], bos);
 }
