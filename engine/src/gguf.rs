@@ -168,28 +168,35 @@ impl<R: Read + Seek> GgufFile<R> {
             .map(Some)
     }
 
-    /// An array of f32 values (integers are taken as they are).
+    /// An array of f32 values.
     pub fn meta_f32s(&self, key: &str) -> Result<Option<Vec<f32>>> {
-        let Some(v) = self.meta(key) else {
-            return Ok(None);
-        };
-        let Value::Array(items) = v else {
-            return Err(EngineError::Malformed(format!("{key}: expected an array")));
-        };
-        items
-            .iter()
-            .map(|i| match i {
-                Value::F32(x) => Ok(*x),
-                other => Err(EngineError::Malformed(format!(
-                    "{key}: expected f32 values, found {other:?}"
-                ))),
-            })
-            .collect::<Result<Vec<_>>>()
-            .map(Some)
+        self.meta_array(key, "f32 values", |i| match i {
+            Value::F32(x) => Some(*x),
+            _ => None,
+        })
     }
 
     /// An array of integers.
     pub fn meta_ints(&self, key: &str) -> Result<Option<Vec<i64>>> {
+        self.meta_array(key, "integers", |i| match i {
+            Value::I32(x) => Some(*x as i64),
+            Value::U32(x) => Some(*x as i64),
+            Value::I8(x) => Some(*x as i64),
+            Value::U8(x) => Some(*x as i64),
+            Value::I16(x) => Some(*x as i64),
+            Value::U16(x) => Some(*x as i64),
+            Value::I64(x) => Some(*x),
+            _ => None,
+        })
+    }
+
+    /// An array whose every item `item` accepts (`what` names them in the error).
+    fn meta_array<T>(
+        &self,
+        key: &str,
+        what: &str,
+        item: impl Fn(&Value) -> Option<T>,
+    ) -> Result<Option<Vec<T>>> {
         let Some(v) = self.meta(key) else {
             return Ok(None);
         };
@@ -198,17 +205,10 @@ impl<R: Read + Seek> GgufFile<R> {
         };
         items
             .iter()
-            .map(|i| match i {
-                Value::I32(x) => Ok(*x as i64),
-                Value::U32(x) => Ok(*x as i64),
-                Value::I8(x) => Ok(*x as i64),
-                Value::U8(x) => Ok(*x as i64),
-                Value::I16(x) => Ok(*x as i64),
-                Value::U16(x) => Ok(*x as i64),
-                Value::I64(x) => Ok(*x),
-                other => Err(EngineError::Malformed(format!(
-                    "{key}: expected integers, found {other:?}"
-                ))),
+            .map(|i| {
+                item(i).ok_or_else(|| {
+                    EngineError::Malformed(format!("{key}: expected {what}, found {i:?}"))
+                })
             })
             .collect::<Result<Vec<_>>>()
             .map(Some)

@@ -8,25 +8,31 @@ mod common;
 use sworn_engine::gguf::GgufFile;
 use sworn_engine::tokenizer::Tokenizer;
 
+/// The (text, ids) cases of a golden file (at least ten).
+fn cases(json: &str) -> Vec<(String, Vec<u32>)> {
+    let golden: serde_json::Value = serde_json::from_str(json).unwrap();
+    let cases: Vec<_> = golden["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let ids = c["ids"].as_array().unwrap();
+            let ids = ids.iter().map(|v| v.as_u64().unwrap() as u32).collect();
+            (c["text"].as_str().unwrap().to_string(), ids)
+        })
+        .collect();
+    assert!(cases.len() >= 10);
+    cases
+}
+
 #[test]
 fn matches_golden_ids_and_round_trips() {
     let Some(path) = common::real_model("tokenizer_golden") else {
         return;
     };
-    let f = GgufFile::open(&path).unwrap();
-    let tok = Tokenizer::from_gguf(&f).unwrap();
-    let golden: serde_json::Value =
-        serde_json::from_str(include_str!("../../tests/golden/tokens.json")).unwrap();
-    let cases = golden["cases"].as_array().unwrap();
-    assert!(cases.len() >= 10);
-    for case in cases {
-        let text = case["text"].as_str().unwrap();
-        let want: Vec<u32> = case["ids"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_u64().unwrap() as u32)
-            .collect();
+    let tok = Tokenizer::from_gguf(&GgufFile::open(&path).unwrap()).unwrap();
+    for (text, want) in cases(include_str!("../../tests/golden/tokens.json")) {
+        let text = text.as_str();
         let got = tok.encode(text, true).unwrap();
         assert_eq!(got, want, "text {text:?}");
         assert_eq!(tok.decode(&got, false), text, "round trip of {text:?}");
@@ -38,22 +44,11 @@ fn sentencepiece_style_matches_golden_ids_and_round_trips() {
     let Some(path) = common::gemma_model("tokenizer_golden (gemma3)") else {
         return;
     };
-    let f = GgufFile::open(&path).unwrap();
-    let tok = Tokenizer::from_gguf(&f).unwrap();
-    let golden: serde_json::Value =
-        serde_json::from_str(include_str!("../../tests/golden/gemma3_tokens.json")).unwrap();
-    let cases = golden["cases"].as_array().unwrap();
-    assert!(cases.len() >= 10);
+    let tok = Tokenizer::from_gguf(&GgufFile::open(&path).unwrap()).unwrap();
     let bos = tok.bos.expect("Gemma has a BOS token");
     assert!(tok.add_bos, "Gemma adds BOS");
-    for case in cases {
-        let text = case["text"].as_str().unwrap();
-        let want: Vec<u32> = case["ids"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_u64().unwrap() as u32)
-            .collect();
+    for (text, want) in cases(include_str!("../../tests/golden/gemma3_tokens.json")) {
+        let text = text.as_str();
         let got = tok.encode(text, false).unwrap();
         assert_eq!(got[0], bos, "{text:?}");
         assert_eq!(&got[1..], &want[..], "text {text:?}");

@@ -352,20 +352,25 @@ impl Runner {
 
     /// [`Isa::silu_mul`] over rows of `cols` elements, rows split over the threads.
     pub fn silu_mul(&self, g: &[f32], u: &[f32], cols: usize, h: &mut [f32]) {
-        let cols = cols.max(1);
-        let per = self.rows_per_part(g.len() / cols) * cols;
-        let parts: Vec<_> = g
-            .chunks(per)
-            .zip(u.chunks(per))
-            .zip(h.chunks_mut(per))
-            .collect();
         let isa = self.isa;
-        self.each_part(parts, |((g, u), h)| isa.silu_mul(g, u, h));
+        self.gated(g, u, cols, h, |g, u, h| isa.silu_mul(g, u, h));
     }
 
     /// `h = gelu(g) * u` (GeGLU) over rows of `cols` elements, rows split over the threads. The
     /// scalar reference on every ISA: it is a small part of a forward pass.
     pub fn gelu_mul(&self, g: &[f32], u: &[f32], cols: usize, h: &mut [f32]) {
+        self.gated(g, u, cols, h, scalar::gelu_mul);
+    }
+
+    /// `f(g, u, h)` on parts of whole rows of `cols` elements, split over the threads.
+    fn gated(
+        &self,
+        g: &[f32],
+        u: &[f32],
+        cols: usize,
+        h: &mut [f32],
+        f: impl Fn(&[f32], &[f32], &mut [f32]) + Sync,
+    ) {
         let cols = cols.max(1);
         let per = self.rows_per_part(g.len() / cols) * cols;
         let parts: Vec<_> = g
@@ -373,7 +378,7 @@ impl Runner {
             .zip(u.chunks(per))
             .zip(h.chunks_mut(per))
             .collect();
-        self.each_part(parts, |((g, u), h)| scalar::gelu_mul(g, u, h));
+        self.each_part(parts, |((g, u), h)| f(g, u, h));
     }
 
     /// `outs[i] = mats[i] * x` for every matrix, in one parallel region (e.g. Q, K and V).

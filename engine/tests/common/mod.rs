@@ -10,6 +10,11 @@ pub fn real_model(test: &str) -> Option<PathBuf> {
     let path = std::env::var_os("SWORN_MODEL")
         .map(PathBuf::from)
         .unwrap_or_else(sworn_engine::default_model_path);
+    present(test, path, "scripts/fetch-model.sh")
+}
+
+/// `path` if it exists; else a loud skip, or a failure when `SWORN_REQUIRE_MODEL=1`.
+fn present(test: &str, path: PathBuf, fetch: &str) -> Option<PathBuf> {
     if path.exists() {
         return Some(path);
     }
@@ -20,7 +25,7 @@ pub fn real_model(test: &str) -> Option<PathBuf> {
         );
     }
     eprintln!(
-        "!!! SKIPPED {test}: real model not found at {} (run scripts/fetch-model.sh) !!!",
+        "!!! SKIPPED {test}: model not found at {} (run {fetch}) !!!",
         path.display()
     );
     None
@@ -34,18 +39,5 @@ pub fn gemma_model(test: &str) -> Option<PathBuf> {
         .unwrap_or_else(|| {
             sworn_engine::default_model_path().with_file_name("gemma-3-270m-it-Q4_K_M.gguf")
         });
-    if path.exists() {
-        return Some(path);
-    }
-    if std::env::var("SWORN_REQUIRE_MODEL").as_deref() == Ok("1") {
-        panic!(
-            "{test}: SWORN_REQUIRE_MODEL=1 but Gemma 3 is not at {}",
-            path.display()
-        );
-    }
-    eprintln!(
-        "!!! SKIPPED {test}: Gemma 3 not found at {} (run scripts/fetch-model.sh gemma3) !!!",
-        path.display()
-    );
-    None
+    present(test, path, "scripts/fetch-model.sh gemma3")
 }
