@@ -30,6 +30,8 @@ enum Command {
     Serve(ServeArgs),
     /// Measure prefill and decode throughput (tokens/s), as llama-bench does.
     Bench(BenchArgs),
+    /// Perplexity of a model on a text file, computed as llama.cpp's llama-perplexity does.
+    Perplexity(PerplexityArgs),
     /// Create an operator signing key (Ed25519, file mode 0600).
     Keygen(KeygenArgs),
     /// Verify a transcript: offline (signature, trusted key, consistency), or with --rpc also on
@@ -50,6 +52,28 @@ enum Command {
     /// Deploy the registry, register as an operator, manage the bond, withdraw.
     #[command(subcommand)]
     Registry(chain::commands::RegistryCommand),
+}
+
+#[derive(Args)]
+struct PerplexityArgs {
+    /// GGUF model file [default: the cached SmolLM2-135M-Instruct].
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// The text to score (UTF-8).
+    #[arg(long)]
+    file: PathBuf,
+    /// Tokens per chunk (llama.cpp's -c); the second half of each chunk is scored.
+    #[arg(long, default_value_t = 512)]
+    ctx: usize,
+    /// Score at most this many chunks [default: all].
+    #[arg(long)]
+    chunks: Option<usize>,
+    /// Kernel threads [default: all cores]. The result does not depend on it.
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -630,6 +654,42 @@ fn generate(a: GenerateArgs) -> Result<i32> {
     Ok(0)
 }
 
+fn perplexity(a: PerplexityArgs) -> Result<i32> {
+    let model = a.model.unwrap_or_else(sworn_engine::default_model_path);
+    let text = std::fs::read_to_string(&a.file)
+        .with_context(|| format!("reading {} (UTF-8 text)", a.file.display()))?;
+    let opts = EngineOptions {
+        threads: a
+            .threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        ..Default::default()
+    };
+    let engine =
+        Engine::load(&model, &opts).with_context(|| format!("loading {}", model.display()))?;
+    let json = a.json;
+    let t = Instant::now();
+    let r = sworn_engine::perplexity::perplexity(&engine, &text, a.ctx, a.chunks, |c, ppl| {
+        if !json {
+            eprint!("[{c}]{ppl:.4},");
+        }
+    })?;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"model": model.display().to_string(), "ctx": r.ctx,
+                "chunks": r.chunks, "scored_tokens": r.scored, "ppl": r.ppl, "ppl_err": r.err,
+                "running": r.running, "seconds": t.elapsed().as_secs_f64()})
+        );
+    } else {
+        eprintln!();
+        println!(
+            "Final estimate: PPL = {:.4} +/- {:.5} ({} chunks of {} tokens, {} scored)",
+            r.ppl, r.err, r.chunks, r.ctx, r.scored
+        );
+    }
+    Ok(0)
+}
+
 fn bench(a: BenchArgs) -> Result<i32> {
     use sworn_engine::model::Feed;
     let model = a
@@ -807,6 +867,7 @@ fn main() {
         Command::Generate(a) => generate(a),
         Command::Serve(a) => serve(a),
         Command::Bench(a) => bench(a),
+        Command::Perplexity(a) => perplexity(a),
         Command::Keygen(a) => keygen(a),
         Command::Verify(a) => verify(a),
         Command::Replay(a) => replay(a),
