@@ -22,17 +22,38 @@ use crate::qmatrix::{GgufKind, QMatrix};
 /// The architectures sworn runs (`general.architecture`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Arch {
+    /// Llama 1-3 and SmolLM.
     Llama,
+    /// Qwen 2 / 2.5: biases on the Q, K and V projections, NeoX RoPE.
+    Qwen2,
+    /// Qwen 3: RMSNorm of each query and key head, NeoX RoPE.
+    Qwen3,
+    /// Gemma 3 (spec §3.9).
     Gemma3,
 }
 
 impl Arch {
+    /// Every architecture, for the error that lists them.
+    pub const ALL: [Arch; 4] = [Arch::Llama, Arch::Qwen2, Arch::Qwen3, Arch::Gemma3];
+
     /// The GGUF metadata prefix.
     pub fn name(self) -> &'static str {
         match self {
             Arch::Llama => "llama",
+            Arch::Qwen2 => "qwen2",
+            Arch::Qwen3 => "qwen3",
             Arch::Gemma3 => "gemma3",
         }
+    }
+
+    /// RoPE rotates `(x_i, x_{i+hd/2})` ("NeoX") rather than adjacent pairs.
+    pub fn neox_rope(self) -> bool {
+        self != Arch::Llama
+    }
+
+    /// Each query and key head is RMS-normed before RoPE.
+    pub fn qk_norm(self) -> bool {
+        matches!(self, Arch::Qwen3 | Arch::Gemma3)
     }
 }
 
@@ -71,14 +92,13 @@ const ATTENTION_TILE_QUERIES: usize = 24;
 
 impl Config {
     fn from_gguf<R: std::io::Read + std::io::Seek>(f: &GgufFile<R>) -> Result<Config> {
-        let arch = match f.meta_str("general.architecture")?.unwrap_or("") {
-            "llama" => Arch::Llama,
-            "gemma3" => Arch::Gemma3,
-            other => {
-                return Err(EngineError::Unsupported(format!(
-                    "architecture {other:?} (sworn runs \"llama\" and \"gemma3\")"
-                )))
-            }
+        let name = f.meta_str("general.architecture")?.unwrap_or("");
+        let Some(arch) = Arch::ALL.into_iter().find(|a| a.name() == name) else {
+            let known: Vec<&str> = Arch::ALL.iter().map(|a| a.name()).collect();
+            return Err(EngineError::Unsupported(format!(
+                "architecture {name:?} (sworn runs {})",
+                known.join(", ")
+            )));
         };
         let p = arch.name();
         let need = |k: &str| -> Result<usize> {
@@ -114,7 +134,7 @@ impl Config {
         };
         let sliding_window = match arch {
             Arch::Gemma3 => Some((need("attention.sliding_window")?, GEMMA3_LOCAL_ROPE_BASE)),
-            Arch::Llama => None,
+            _ => None,
         };
         if let Some(rd) = f.meta_usize(&format!("{p}.rope.dimension_count"))? {
             if rd != head_dim {
@@ -225,6 +245,8 @@ pub struct Layer {
     pub k_norm: Option<Vec<f32>>,
     pub post_attn_norm: Option<Vec<f32>>,
     pub post_ffn_norm: Option<Vec<f32>>,
+    /// Qwen 2: biases added to the Q, K and V projections.
+    pub qkv_bias: Option<[Vec<f32>; 3]>,
 }
 
 /// A loaded model: configuration, weights in the engine's layout, and the RoPE table.
@@ -315,24 +337,38 @@ impl Model {
         let gemma = cfg.arch == Arch::Gemma3;
         for i in 0..cfg.n_layer {
             let n = |s: &str| format!("blk.{i}.{s}.weight");
-            let mut opt = |s: &str, len: usize| -> Result<Option<Vec<f32>>> {
-                if gemma {
-                    vector(f, &n(s), len).map(Some)
+            // A vector the architecture has (`when`), under `blk.i.{name}`.
+            let mut opt = |when: bool, name: &str, len: usize| -> Result<Option<Vec<f32>>> {
+                if when {
+                    vector(f, &format!("blk.{i}.{name}"), len).map(Some)
                 } else {
                     Ok(None)
                 }
             };
+            let qk = cfg.arch.qk_norm();
             let (q_norm, k_norm) = (
-                opt("attn_q_norm", cfg.head_dim)?,
-                opt("attn_k_norm", cfg.head_dim)?,
+                opt(qk, "attn_q_norm.weight", cfg.head_dim)?,
+                opt(qk, "attn_k_norm.weight", cfg.head_dim)?,
             );
-            let (post_attn_norm, post_ffn_norm) =
-                (opt("post_attention_norm", d)?, opt("post_ffw_norm", d)?);
+            let (post_attn_norm, post_ffn_norm) = (
+                opt(gemma, "post_attention_norm.weight", d)?,
+                opt(gemma, "post_ffw_norm.weight", d)?,
+            );
+            let qwen2 = cfg.arch == Arch::Qwen2;
+            let qkv_bias = match (
+                opt(qwen2, "attn_q.bias", q)?,
+                opt(qwen2, "attn_k.bias", kv)?,
+                opt(qwen2, "attn_v.bias", kv)?,
+            ) {
+                (Some(bq), Some(bk), Some(bv)) => Some([bq, bk, bv]),
+                _ => None,
+            };
             layers.push(Layer {
                 q_norm,
                 k_norm,
                 post_attn_norm,
                 post_ffn_norm,
+                qkv_bias,
                 attn_norm: vector(f, &n("attn_norm"), d)?,
                 wq: matrix(f, &n("attn_q"), q, d)?,
                 wk: matrix(f, &n("attn_k"), kv, d)?,
@@ -352,7 +388,21 @@ impl Model {
         let max_context = max_context
             .unwrap_or(cfg.context_length)
             .clamp(1, MAX_CONTEXT);
-        let rope = RopeTable::new(cfg.head_dim, cfg.rope_base, max_context);
+        // Llama 3.1+: per-pair RoPE frequency factors, when the file has them.
+        let factors = match f.describe("rope_freqs.weight")? {
+            Some(_) => {
+                let k = vector(f, "rope_freqs.weight", cfg.head_dim / 2)?;
+                if k.iter().any(|&x| x <= 0.0) {
+                    return Err(EngineError::Malformed(
+                        "rope_freqs.weight has a factor that is not positive".into(),
+                    ));
+                }
+                Some(k)
+            }
+            None => None,
+        };
+        let rope =
+            RopeTable::with_factors(cfg.head_dim, cfg.rope_base, factors.as_deref(), max_context);
         let rope_local = cfg
             .sliding_window
             .map(|(_, base)| RopeTable::new(cfg.head_dim, base, max_context));
@@ -465,7 +515,15 @@ impl Model {
                 nt,
                 &mut [&mut qb, &mut kb, &mut vb],
             );
-            // Gemma 3: RMSNorm of every query and key head (rows of `head_dim`).
+            // Qwen 2: the projections' biases, one f32 add each (spec §3.10).
+            if let Some(b) = &layer.qkv_bias {
+                for (buf, b) in [(&mut qb, &b[0]), (&mut kb, &b[1]), (&mut vb, &b[2])] {
+                    for row in buf.chunks_exact_mut(b.len()) {
+                        row.iter_mut().zip(b).for_each(|(x, b)| *x += *b);
+                    }
+                }
+            }
+            // Gemma 3, Qwen 3: RMSNorm of every query and key head (rows of `head_dim`).
             for (buf, w) in [(&mut qb, &layer.q_norm), (&mut kb, &layer.k_norm)] {
                 if let Some(w) = w {
                     tmp.resize(buf.len(), 0.0);
@@ -482,9 +540,12 @@ impl Model {
                 .zip(at.chunks(per))
                 .collect();
             rt.each_part(parts, |((qp, kp), atp)| {
-                let rot = |x: &mut [f32], pos| match cfg.arch {
-                    Arch::Llama => rope.apply(x, pos),
-                    Arch::Gemma3 => rope.apply_neox(x, pos),
+                let rot = |x: &mut [f32], pos| {
+                    if cfg.arch.neox_rope() {
+                        rope.apply_neox(x, pos)
+                    } else {
+                        rope.apply(x, pos)
+                    }
                 };
                 for (t, &(_, pos)) in atp.iter().enumerate() {
                     for hh in 0..cfg.n_head {

@@ -14,11 +14,15 @@ use crate::tokenizer::byte_to_char;
 /// Shape and weight types of a synthetic model.
 #[derive(Debug, Clone)]
 pub struct SyntheticSpec {
-    /// `llama`, or `gemma3` (then `head_dim` sets the heads' width, the model has Gemma's extra
-    /// norms, and layers use a sliding window of `sliding_window` keys, five in six).
+    /// The architecture: `llama`; `qwen2` (Q/K/V biases); `qwen3` (q/k head norms); `gemma3`
+    /// (Gemma's extra norms, and a sliding window of `sliding_window` keys on five layers in
+    /// six). `head_dim` sets the heads' width where the architecture allows it.
     pub arch: crate::model::Arch,
     pub head_dim: Option<usize>,
     pub sliding_window: usize,
+    /// Llama 3 style: per-pair RoPE frequency factors (`rope_freqs.weight`) and an untied
+    /// output matrix (`output.weight`).
+    pub llama3: bool,
     pub n_layer: usize,
     pub d_model: usize,
     pub n_head: usize,
@@ -38,6 +42,7 @@ impl Default for SyntheticSpec {
             arch: crate::model::Arch::Llama,
             head_dim: None,
             sliding_window: 8,
+            llama3: false,
             n_layer: 2,
             d_model: 64,
             n_head: 4,
@@ -103,12 +108,14 @@ pub fn write_model(path: &Path, spec: &SyntheticSpec) -> Result<()> {
         (k("rope.freq_base"), Value::F32(10000.0)),
         (k("attention.layer_norm_rms_epsilon"), Value::F32(1e-5)),
     ];
-    if gemma {
+    if spec.arch == crate::model::Arch::Llama {
+        meta.push((k("rope.dimension_count"), u32v(hd)));
+    } else {
         meta.push((k("attention.key_length"), u32v(hd)));
         meta.push((k("attention.value_length"), u32v(hd)));
+    }
+    if gemma {
         meta.push((k("attention.sliding_window"), u32v(spec.sliding_window)));
-    } else {
-        meta.push((k("rope.dimension_count"), u32v(hd)));
     }
     let meta: Vec<(String, Value)> = meta
         .into_iter()
@@ -156,7 +163,8 @@ fn write_weights(
     meta: &[(String, Value)],
 ) -> Result<()> {
     let err = |e: candle_core::Error| EngineError::Malformed(format!("synthetic model: {e}"));
-    let gemma = spec.arch == crate::model::Arch::Gemma3;
+    use crate::model::Arch;
+    let gemma = spec.arch == Arch::Gemma3;
     let mut rng = spec.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let mut next = move || {
         rng ^= rng << 13;
@@ -196,15 +204,22 @@ fn write_weights(
         named.push((n("attn_k"), tensor(kv, d, ws, 0.0, kind())?));
         named.push((n("attn_v"), tensor(kv, d, ws, 0.0, kind())?));
         named.push((n("attn_output"), tensor(d, q, ws, 0.0, kind())?));
+        let mut extra: Vec<(String, usize, f32)> = Vec::new();
+        if spec.arch.qk_norm() {
+            extra.push((n("attn_q_norm"), hd, 1.0));
+            extra.push((n("attn_k_norm"), hd, 1.0));
+        }
         if gemma {
-            for (s, len) in [
-                ("attn_q_norm", hd),
-                ("attn_k_norm", hd),
-                ("post_attention_norm", d),
-                ("post_ffw_norm", d),
-            ] {
-                named.push((n(s), tensor(1, len, 0.2, 1.0, GgmlDType::F32)?));
+            extra.push((n("post_attention_norm"), d, 1.0));
+            extra.push((n("post_ffw_norm"), d, 1.0));
+        }
+        if spec.arch == Arch::Qwen2 {
+            for (s, len) in [("attn_q", q), ("attn_k", kv), ("attn_v", kv)] {
+                extra.push((format!("blk.{l}.{s}.bias"), len, 0.0));
             }
+        }
+        for (name, len, offset) in extra {
+            named.push((name, tensor(1, len, 0.2, offset, GgmlDType::F32)?));
         }
         named.push((n("ffn_norm"), tensor(1, d, 0.2, 1.0, GgmlDType::F32)?));
         named.push((n("ffn_gate"), tensor(ff, d, ws, 0.0, kind())?));
@@ -218,6 +233,17 @@ fn write_weights(
         "output_norm.weight".into(),
         tensor(1, d, 0.2, 1.0, GgmlDType::F32)?,
     ));
+    if spec.llama3 {
+        // Factors between 1 and 8, as Llama 3.1's scaling gives.
+        named.push((
+            "rope_freqs.weight".into(),
+            tensor(1, hd / 2, 3.5, 4.5, GgmlDType::F32)?,
+        ));
+        named.push((
+            "output.weight".into(),
+            tensor(vocab, d, 1.0, 0.0, GgmlDType::Q8_0)?,
+        ));
+    }
     let mut file = std::fs::File::create(path).map_err(|source| EngineError::Io {
         path: path.display().to_string(),
         source,

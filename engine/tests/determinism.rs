@@ -353,6 +353,47 @@ fn gemma3_synthetic_model_is_bit_exact_across_execution_modes() {
     check_all(&p, 40, 40);
 }
 
+/// Llama 3 style: RoPE frequency factors and an untied output matrix.
+#[test]
+fn llama3_synthetic_model_is_bit_exact_across_execution_modes() {
+    let spec = SyntheticSpec {
+        llama3: true,
+        seed: 50,
+        ..Default::default()
+    };
+    let p = synthetic("llama3.gguf", &spec);
+    let e = engine(&p, Isa::Scalar, 1);
+    assert!(e.model.output.is_some(), "untied output");
+    // The factors slow the rotation: a pair's angle at position 1 is smaller than without.
+    let plain = sworn_engine::canon::rope::RopeTable::new(e.model.cfg.head_dim, 10000.0, 4);
+    assert!(e.model.rope.sin[e.model.rope.half] < plain.sin[plain.half]);
+    check_all(&p, 40, 40);
+}
+
+/// Qwen 2 (Q/K/V biases) and Qwen 3 (per-head q/k norms, heads wider than d_model / n_head),
+/// both with NeoX RoPE, on synthetic models.
+#[test]
+fn qwen_synthetic_models_are_bit_exact_across_execution_modes() {
+    use sworn_engine::model::Arch;
+    for (i, arch) in [Arch::Qwen2, Arch::Qwen3].into_iter().enumerate() {
+        let spec = SyntheticSpec {
+            arch,
+            head_dim: (arch == Arch::Qwen3).then_some(32),
+            n_head: 4,
+            n_kv_head: 2,
+            seed: 40 + i as u64,
+            ..Default::default()
+        };
+        let p = synthetic(&format!("{}.gguf", arch.name()), &spec);
+        let e = engine(&p, Isa::Scalar, 1);
+        assert_eq!(e.model.cfg.arch, arch);
+        let l = &e.model.layers[0];
+        assert_eq!(l.qkv_bias.is_some(), arch == Arch::Qwen2);
+        assert_eq!(l.q_norm.is_some(), arch == Arch::Qwen3);
+        check_all(&p, 40, 40);
+    }
+}
+
 #[test]
 fn real_model_is_bit_exact_across_execution_modes() {
     let Some(path) = common::real_model("real_model_is_bit_exact_across_execution_modes") else {

@@ -13,10 +13,27 @@ pub struct RopeTable {
 
 impl RopeTable {
     pub fn new(dim: usize, base: f32, max_pos: usize) -> RopeTable {
+        RopeTable::with_factors(dim, base, None, max_pos)
+    }
+
+    /// As [`RopeTable::new`], with Llama 3's per-pair frequency factors (`rope_freqs.weight`):
+    /// pair `i`'s frequency is divided by `factors[i]` (widened to f64), spec §3.4.
+    pub fn with_factors(
+        dim: usize,
+        base: f32,
+        factors: Option<&[f32]>,
+        max_pos: usize,
+    ) -> RopeTable {
         let half = dim / 2;
         let ln_base = ln_f64(base as f64);
         let inv_freq: Vec<f64> = (0..half)
-            .map(|i| exp_f64(-((2 * i) as f64 / dim as f64) * ln_base))
+            .map(|i| {
+                let f = exp_f64(-((2 * i) as f64 / dim as f64) * ln_base);
+                match factors {
+                    Some(k) => f / k[i] as f64,
+                    None => f,
+                }
+            })
             .collect();
         let mut cos = Vec::with_capacity(max_pos * half);
         let mut sin = Vec::with_capacity(max_pos * half);
