@@ -104,6 +104,28 @@ impl QMatrix {
             .checked_mul(cols)
             .ok_or_else(|| bad(format!("matrix {rows}x{cols} overflows")))?;
         match kind {
+            // A Q5_0 block is a Q8_0 block in all but storage: f16 `d`, and values `d * q` with
+            // `q = q5 - 16` in -16..15, whose product term (spec §1.4, "scaled") is Q8_0's. So it
+            // is widened to Q8_0 at load and takes Q8_0's fast kernels, bit for bit.
+            GgufKind::Blocks(QuantType::Q5_0) => {
+                let per = QuantType::Q5_0.block_bytes();
+                if !cols.is_multiple_of(QK) || raw.len() != n / QK * per {
+                    return Err(bad(format!(
+                        "Q5_0 matrix {rows}x{cols} needs {} bytes, got {}",
+                        n / QK * per,
+                        raw.len()
+                    )));
+                }
+                let mut q8 = Vec::with_capacity(n / QK * 34);
+                let mut pieces = Vec::with_capacity(1);
+                for b in raw.chunks_exact(per) {
+                    pieces.clear();
+                    QuantType::Q5_0.read_block(b, &mut pieces);
+                    q8.extend_from_slice(&b[0..2]);
+                    q8.extend(pieces[0].q.iter().map(|&v| v as i8 as u8));
+                }
+                QMatrix::from_gguf(GgufKind::Q8_0, rows, cols, &q8)
+            }
             GgufKind::Blocks(qt) => {
                 let per = qt.block_elements();
                 if !cols.is_multiple_of(per) {

@@ -372,6 +372,62 @@ mod tests {
         }
     }
 
+    /// Q5_0 matrices are widened to Q8_0 at load (`QMatrix::from_gguf`): every kernel then
+    /// gives, bit for bit, the Q5_0 reference product of the file's blocks.
+    #[test]
+    fn q5_0_widened_to_q8_0_keeps_every_bit() {
+        use crate::canon::quant::QActs;
+        use crate::kernels::{Isa, Runner};
+        use crate::qmatrix::{GgufKind, QMatrix, WeightKind};
+        let g = golden();
+        let t = g["types"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["type"] == "Q5_0")
+            .unwrap();
+        let raw = hex(t["bytes"].as_str().unwrap());
+        let (rows, cols) = (2, 64); // the four golden blocks as a 2x64 matrix
+        let w = QMatrix::from_gguf(GgufKind::Blocks(QuantType::Q5_0), rows, cols, &raw).unwrap();
+        assert_eq!(w.kind, WeightKind::Q8_0);
+        let x: Vec<f32> = (0..3 * cols)
+            .map(|i| ((i * 29 % 61) as f32 - 30.0) * 0.05)
+            .collect();
+        let mut acts = QActs::default();
+        acts.resize(3, cols);
+        crate::kernels::scalar::quantize_blocks(&x, acts.blocks_mut());
+        let nb = cols / QK;
+        for isa in [Isa::Scalar, Isa::Portable, Isa::detect()] {
+            let rt = Runner::new(isa, 1).unwrap();
+            let mut out = Vec::new();
+            rt.matmul_many(&[&w], &acts, &x, 3, &mut [&mut out]);
+            for t in 0..3 {
+                for r in 0..rows {
+                    let pieces = QuantType::Q5_0.read_row(&raw[r * 44..][..44], cols);
+                    let want = row_dot(
+                        &pieces,
+                        &acts.q[t * cols..][..cols],
+                        &acts.d[t * nb..][..nb],
+                        &acts.s[t * nb..][..nb],
+                    );
+                    assert_eq!(
+                        out[t * rows + r].to_bits(),
+                        want.to_bits(),
+                        "{}",
+                        isa.name()
+                    );
+                }
+            }
+            // Embedding rows are the same values too.
+            let mut row = vec![0f32; cols];
+            w.row_f32(1, &mut row);
+            let pieces = QuantType::Q5_0.read_row(&raw[44..88], cols);
+            for (i, v) in row.iter().enumerate() {
+                assert_eq!(v.to_bits(), pieces[i / QK].value(i % QK).to_bits());
+            }
+        }
+    }
+
     /// A piece's term is the spec's formula; checked here against a product computed from the
     /// values in f64, which it must approximate closely (it is not bit-equal: the spec rounds
     /// at fixed points, f64 does not).
