@@ -13,7 +13,7 @@
 
 use crate::canon::quant::{QActs, QK};
 use crate::error::{EngineError, Result};
-use crate::quant::{row_dot, Form, QuantType};
+use crate::quant::{row_dot, Form, Piece, QuantType};
 use half::f16;
 
 /// Rows per row group.
@@ -73,9 +73,11 @@ pub struct QMatrix {
     pub kind: WeightKind,
     pub rows: usize,
     pub cols: usize,
-    /// Grouped blocks for quantized kinds (rows padded with zero blocks to a multiple of 8);
-    /// for [`WeightKind::Blocks`], the file's blocks as they are, row after row.
+    /// Grouped blocks for quantized kinds (rows padded with zero blocks to a multiple of 8).
     pub(crate) bytes: Vec<u8>,
+    /// For [`WeightKind::Blocks`]: the rows' pieces (spec §1.4), read once at load, row after
+    /// row (`cols / 32` each), so that products never decode a block again.
+    pub(crate) pieces: Vec<Piece>,
     /// Row-major values for [`WeightKind::F32`].
     pub(crate) f32s: Vec<f32>,
 }
@@ -122,7 +124,7 @@ impl QMatrix {
                     pieces.clear();
                     QuantType::Q5_0.read_block(b, &mut pieces);
                     q8.extend_from_slice(&b[0..2]);
-                    q8.extend(pieces[0].q.iter().map(|&v| v as i8 as u8));
+                    q8.extend(pieces[0].q.iter().map(|&v| v as u8));
                 }
                 QMatrix::from_gguf(GgufKind::Q8_0, rows, cols, &q8)
             }
@@ -142,11 +144,16 @@ impl QMatrix {
                         raw.len()
                     )));
                 }
+                let mut pieces = Vec::with_capacity(n / QK);
+                for b in raw.chunks_exact(qt.block_bytes()) {
+                    qt.read_block(b, &mut pieces);
+                }
                 let m = QMatrix {
                     kind: WeightKind::Blocks(qt),
                     rows,
                     cols,
-                    bytes: raw.to_vec(),
+                    bytes: Vec::new(),
+                    pieces,
                     f32s: Vec::new(),
                 };
                 m.check_finite_scales()?;
@@ -183,6 +190,7 @@ impl QMatrix {
                     rows,
                     cols,
                     bytes: Vec::new(),
+                    pieces: Vec::new(),
                     f32s,
                 })
             }
@@ -230,6 +238,7 @@ impl QMatrix {
                     rows,
                     cols,
                     bytes,
+                    pieces: Vec::new(),
                     f32s: Vec::new(),
                 };
                 m.check_finite_scales()?;
@@ -247,16 +256,12 @@ impl QMatrix {
                 Form::Scaled { dw } | Form::SubScaled { dw, .. } => dw.is_finite(),
                 Form::SubAffine { dw, dmin, .. } => dw.is_finite() && dmin.is_finite(),
             };
-            let mut pieces = Vec::with_capacity(8);
-            for (i, b) in self.bytes.chunks_exact(qt.block_bytes()).enumerate() {
-                pieces.clear();
-                qt.read_block(b, &mut pieces);
-                if !pieces.iter().all(|p| finite(&p.form)) {
-                    return Err(EngineError::Malformed(format!(
-                        "non-finite {} block scale in block {i}",
-                        qt.name()
-                    )));
-                }
+            if let Some(i) = self.pieces.iter().position(|p| !finite(&p.form)) {
+                return Err(EngineError::Malformed(format!(
+                    "non-finite {} block scale in row {}",
+                    qt.name(),
+                    i / self.blocks()
+                )));
             }
             return Ok(());
         }
@@ -327,19 +332,18 @@ impl QMatrix {
         }
     }
 
-    /// Row `r`'s file blocks, for [`WeightKind::Blocks`].
-    fn row_bytes(&self, qt: QuantType, r: usize) -> &[u8] {
-        let n = self.cols / qt.block_elements() * qt.block_bytes();
-        &self.bytes[r * n..][..n]
+    /// Row `r`'s pieces, for [`WeightKind::Blocks`].
+    fn row_pieces(&self, r: usize) -> &[Piece] {
+        let nb = self.blocks();
+        &self.pieces[r * nb..][..nb]
     }
 
     /// Output `r` for activation row `t` of a [`WeightKind::Blocks`] matrix: the reference
-    /// product (spec §1.4), reading the row's blocks as it goes.
-    pub(crate) fn blocks_dot(&self, qt: QuantType, r: usize, xq: &QActs, t: usize) -> f32 {
+    /// product (spec §1.4).
+    pub(crate) fn blocks_dot(&self, r: usize, xq: &QActs, t: usize) -> f32 {
         let (c, nb) = (self.cols, self.blocks());
-        let pieces = qt.read_row(self.row_bytes(qt, r), c);
         row_dot(
-            &pieces,
+            self.row_pieces(r),
             &xq.q[t * c..][..c],
             &xq.d[t * nb..][..nb],
             &xq.s[t * nb..][..nb],
@@ -354,9 +358,8 @@ impl QMatrix {
             out.copy_from_slice(&self.f32s[r * self.cols..][..self.cols]);
             return;
         }
-        if let WeightKind::Blocks(qt) = self.kind {
-            let pieces = qt.read_row(self.row_bytes(qt, r), self.cols);
-            for (b, p) in pieces.iter().enumerate() {
+        if let WeightKind::Blocks(_) = self.kind {
+            for (b, p) in self.row_pieces(r).iter().enumerate() {
                 for j in 0..QK {
                     out[b * QK + j] = p.value(j);
                 }

@@ -12,8 +12,8 @@ pub fn dot_row(w: &QMatrix, r: usize, xq: &QActs, xf: &[f32], t: usize) -> f32 {
         let c = w.cols;
         return dot8_f32(&w.f32s[r * c..][..c], &xf[t * c..][..c]);
     }
-    if let WeightKind::Blocks(qt) = w.kind {
-        return w.blocks_dot(qt, r, xq, t);
+    if let WeightKind::Blocks(_) = w.kind {
+        return w.blocks_dot(r, xq, t);
     }
     let nb = w.blocks();
     let mut acc = 0f32;

@@ -21,7 +21,7 @@ fn pieces(out: &mut Vec<Piece>, form: impl Fn(usize) -> Form) -> usize {
 
 /// Sets element `e` (0..256) of the super-block whose pieces start at `start`.
 fn set(out: &mut [Piece], start: usize, e: usize, q: i32) {
-    out[start + e / QK].q[e % QK] = q;
+    out[start + e / QK].q[e % QK] = q as i8; // every K-quant value fits (see `Piece::q`)
 }
 
 /// `block_q2_K`: 16 bytes of (scale | min << 4) per 16 elements, 64 bytes of 2-bit quants,

@@ -27,13 +27,16 @@ fn five_bits(qh: &[u8], qs: &[u8]) -> [i32; QK] {
     q
 }
 
+/// The 8-bit form of a piece's integers, shifted by `minus` (all fit: see `Piece::q`).
+fn narrow(q: [i32; QK], minus: i32) -> [i8; QK] {
+    q.map(|v| (v - minus) as i8)
+}
+
 /// `block_q4_0`: f16 `d`, 16 quant bytes; `value = d * (q - 8)`.
 pub(super) fn q4_0(raw: &[u8]) -> Piece {
-    let mut q = nibbles(&raw[2..18]);
-    q.iter_mut().for_each(|v| *v -= 8);
     Piece {
         form: Form::Scaled { dw: f16_at(raw, 0) },
-        q,
+        q: narrow(nibbles(&raw[2..18]), 8),
     }
 }
 
@@ -44,17 +47,15 @@ pub(super) fn q4_1(raw: &[u8]) -> Piece {
             dw: f16_at(raw, 0),
             mw: f16_at(raw, 2),
         },
-        q: nibbles(&raw[4..20]),
+        q: narrow(nibbles(&raw[4..20]), 0),
     }
 }
 
 /// `block_q5_0`: f16 `d`, 4 bytes `qh`, 16 quant bytes; `value = d * (q - 16)`.
 pub(super) fn q5_0(raw: &[u8]) -> Piece {
-    let mut q = five_bits(&raw[2..6], &raw[6..22]);
-    q.iter_mut().for_each(|v| *v -= 16);
     Piece {
         form: Form::Scaled { dw: f16_at(raw, 0) },
-        q,
+        q: narrow(five_bits(&raw[2..6], &raw[6..22]), 16),
     }
 }
 
@@ -65,15 +66,15 @@ pub(super) fn q5_1(raw: &[u8]) -> Piece {
             dw: f16_at(raw, 0),
             mw: f16_at(raw, 2),
         },
-        q: five_bits(&raw[4..8], &raw[8..24]),
+        q: narrow(five_bits(&raw[4..8], &raw[8..24]), 0),
     }
 }
 
 /// `block_q8_0`: f16 `d`, 32 signed bytes; `value = d * q`.
 pub(super) fn q8_0(raw: &[u8]) -> Piece {
-    let mut q = [0i32; QK];
+    let mut q = [0i8; QK];
     for (v, &b) in q.iter_mut().zip(&raw[2..34]) {
-        *v = b as i8 as i32;
+        *v = b as i8;
     }
     Piece {
         form: Form::Scaled { dw: f16_at(raw, 0) },

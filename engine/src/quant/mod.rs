@@ -149,8 +149,8 @@ pub enum Form {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Piece {
     pub form: Form,
-    /// The integer weights (their range depends on the type; at most 8 bits, signed).
-    pub q: [i32; QK],
+    /// The integer weights (their range depends on the type; every type's fit in 8 signed bits).
+    pub q: [i8; QK],
 }
 
 /// One activation block (§1.1): quantized values, scale `dx`, and `sx = f16(qsum * d0)`.
@@ -181,7 +181,7 @@ impl Piece {
             let mut dot = 0i32;
             let mut sum = 0i32;
             for i in 16 * h..16 * h + 16 {
-                dot += self.q[i] * x.q[i] as i32;
+                dot += self.q[i] as i32 * x.q[i] as i32;
                 sum += x.q[i] as i32;
             }
             (dot, sum)
@@ -306,7 +306,10 @@ mod tests {
                 QuantType::Q6K => (-32, 31),
             };
             for p in qt.read_row(&raw, raw.len() / qt.block_bytes() * qt.block_elements()) {
-                assert!(p.q.iter().all(|&q| (lo..=hi).contains(&q)), "{name}");
+                assert!(
+                    p.q.iter().all(|&q| (lo..=hi).contains(&(q as i32))),
+                    "{name}"
+                );
             }
         }
     }
