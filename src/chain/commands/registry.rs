@@ -79,6 +79,10 @@ pub struct RegisterArgs {
     /// The operator's Ed25519 key, whose public half is registered [default: DATA_DIR/operator.key].
     #[arg(long)]
     pub key: Option<PathBuf>,
+    /// Where to record the registration for `sworn serve` and `sworn generate` (the server's
+    /// --data-dir) [default: DATA_DIR].
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -173,14 +177,15 @@ async fn register(a: RegisterArgs, paths: &Paths) -> Result<i32> {
                 .value(bond),
         )
         .await?;
-    crate::attestation::save_binding(&paths.data_dir, &binding, &public)?;
+    let data_dir = a.data_dir.as_deref().unwrap_or(&paths.data_dir);
+    crate::attestation::save_binding(data_dir, &binding, &public)?;
     println!(
         "registered operator {} with Ed25519 key {} and a bond of {}; transcripts signed with \
          this key now name it ({})",
         lower_hex(&operator),
         public.to_hex(),
         format_eth(bond),
-        crate::attestation::binding_path(&paths.data_dir).display()
+        crate::attestation::binding_path(data_dir).display()
     );
     Ok(0)
 }
