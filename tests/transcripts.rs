@@ -180,6 +180,54 @@ fn golden_vectors_verify_and_replay_bit_for_bit() {
     assert!(chat.output.text.contains("Paris"), "{}", chat.output.text);
 }
 
+/// Gemma 3's golden vectors (greedy and sampled, plain and chat), written with
+/// `SWORN_WRITE_VECTORS=1` like SmolLM2's: they verify, replay bit for bit on the real model
+/// and regenerate to the same tokens and trace.
+#[test]
+fn gemma3_golden_vectors_verify_and_replay_bit_for_bit() {
+    let key = OperatorKey::from_seed(&VECTOR_KEY_SEED);
+    let Some(path) = common::require_gemma("gemma3_golden_vectors") else {
+        return;
+    };
+    let engine = Engine::load(
+        &path,
+        &EngineOptions {
+            threads: 2,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let m = manifest(&path).unwrap();
+    let requests: Vec<(String, Request)> = vector_requests()
+        .into_iter()
+        .map(|(name, mut r)| {
+            r.max_tokens = r.max_tokens.min(16);
+            (format!("gemma3-{name}"), r)
+        })
+        .collect();
+    if std::env::var("SWORN_WRITE_VECTORS").as_deref() == Ok("1") {
+        for (name, req) in &requests {
+            let c = engine.generate(req).unwrap();
+            let t = sign_completion(&engine, &m, req, &c, &key, vector_binding(name).as_ref());
+            let json = serde_json::to_string_pretty(&t.to_json()).unwrap() + "\n";
+            std::fs::write(vectors_dir().join(format!("{name}.json")), json).unwrap();
+        }
+    }
+    for (name, req) in &requests {
+        let bytes = std::fs::read(vectors_dir().join(format!("{name}.json"))).unwrap();
+        let t = verify_bytes(&bytes, &[key.public()])
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+            .transcript;
+        assert_eq!(&sworn_verifier::replay::engine_request(&t), req, "{name}");
+        assert_eq!(t.model.commitment(), m.commitment.commitment(), "{name}");
+        let r = replay_with(&t, &engine, m.clone()).unwrap();
+        assert!(r.ok(), "{name}: {}", r.reason());
+        let again = engine.generate(req).unwrap();
+        assert_eq!(again.tokens, t.output.tokens, "{name}");
+        assert_eq!(again.logits_hashes, t.output.step_hashes, "{name}");
+    }
+}
+
 #[test]
 fn every_single_bit_flip_fails_verification() {
     let key = OperatorKey::from_seed(&VECTOR_KEY_SEED).public();

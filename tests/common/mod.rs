@@ -22,3 +22,19 @@ pub fn require_model(test: &str) -> Option<PathBuf> {
         }
     }
 }
+
+/// Gemma 3 270M from `$SWORN_GEMMA` (scripts/test.sh sets it), or a loud skip; a failure when
+/// `SWORN_REQUIRE_MODEL=1`.
+pub fn require_gemma(test: &str) -> Option<PathBuf> {
+    let p = std::env::var_os("SWORN_GEMMA").map(PathBuf::from);
+    match p.filter(|p| p.exists()) {
+        Some(p) => Some(p),
+        None if std::env::var("SWORN_REQUIRE_MODEL").as_deref() == Ok("1") => {
+            panic!("{test}: SWORN_REQUIRE_MODEL=1 but SWORN_GEMMA is not set to an existing file")
+        }
+        None => {
+            eprintln!("!!! SKIPPED {test}: set SWORN_GEMMA (scripts/test.sh does) !!!");
+            None
+        }
+    }
+}
