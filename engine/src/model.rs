@@ -1,6 +1,7 @@
-//! The forward pass (spec §3) of the Llama and Gemma 3 architectures, over a batch of sequences
-//! at arbitrary positions. Gemma 3 (spec §3.9) differs from Llama in a few switches that
-//! [`Config`] carries: embeddings scaled by `sqrt(d_model)`, RMSNorm of each query and key head,
+//! The forward pass (spec §3) of the Llama, Qwen 2/3 and Gemma 3 architectures, over a batch of
+//! sequences at arbitrary positions. Qwen (spec §3.10) adds Q/K/V biases (2) or q/k head norms
+//! (3) and NeoX RoPE; Gemma 3 (spec §3.9) differs from Llama in a few switches that [`Config`]
+//! and [`Arch`] carry: embeddings scaled by `sqrt(d_model)`, RMSNorm of each query and key head,
 //! norms after attention and after the feed-forward as well as before, GeGLU instead of SwiGLU,
 //! NeoX-paired RoPE with another base on sliding-window layers, and sliding-window attention on
 //! five layers of six.
@@ -239,8 +240,9 @@ pub struct Layer {
     pub w_gate: QMatrix,
     pub w_up: QMatrix,
     pub w_down: QMatrix,
-    /// Gemma 3: RMSNorm weights of each query and key head (`head_dim` each), and the norms
-    /// applied to the attention and feed-forward outputs before they join the residual.
+    /// Gemma 3 and Qwen 3: RMSNorm weights of each query and key head (`head_dim` each);
+    /// Gemma 3: the norms applied to the attention and feed-forward outputs before they join
+    /// the residual.
     pub q_norm: Option<Vec<f32>>,
     pub k_norm: Option<Vec<f32>>,
     pub post_attn_norm: Option<Vec<f32>>,
@@ -468,7 +470,13 @@ impl Model {
             let s = (d as f32).sqrt();
             x.iter_mut().for_each(|v| *v *= s);
         }
+        // RMS-norms `buf` (rows of `w.len()`) in place, through a scratch buffer.
         let mut tmp = Vec::new();
+        let mut norm_in_place = |buf: &mut Vec<f32>, w: &[f32]| {
+            tmp.resize(buf.len(), 0.0);
+            rt.rmsnorm(buf, w, cfg.rms_eps, &mut tmp);
+            std::mem::swap(buf, &mut tmp);
+        };
         let isa = rt.isa;
         let mut xn = vec![0f32; nt * d];
         let mut xq = QActs::default();
@@ -526,9 +534,7 @@ impl Model {
             // Gemma 3, Qwen 3: RMSNorm of every query and key head (rows of `head_dim`).
             for (buf, w) in [(&mut qb, &layer.q_norm), (&mut kb, &layer.k_norm)] {
                 if let Some(w) = w {
-                    tmp.resize(buf.len(), 0.0);
-                    rt.rmsnorm(buf, w, cfg.rms_eps, &mut tmp);
-                    std::mem::swap(buf, &mut tmp);
+                    norm_in_place(buf, w);
                 }
             }
             let rope = match &self.rope_local {
@@ -586,9 +592,7 @@ impl Model {
             rt.quantize_rows(&att, qd, &mut xq);
             rt.matmul_many(&[&layer.wo], &xq, &att, nt, &mut [&mut ob]);
             if let Some(w) = &layer.post_attn_norm {
-                tmp.resize(ob.len(), 0.0);
-                rt.rmsnorm(&ob, w, cfg.rms_eps, &mut tmp);
-                std::mem::swap(&mut ob, &mut tmp);
+                norm_in_place(&mut ob, w);
             }
             for (a, b) in x.iter_mut().zip(&ob) {
                 *a += *b;
@@ -611,9 +615,7 @@ impl Model {
             rt.quantize_rows(&h, cfg.d_ff, &mut xq);
             rt.matmul_many(&[&layer.w_down], &xq, &h, nt, &mut [&mut db]);
             if let Some(w) = &layer.post_ffn_norm {
-                tmp.resize(db.len(), 0.0);
-                rt.rmsnorm(&db, w, cfg.rms_eps, &mut tmp);
-                std::mem::swap(&mut db, &mut tmp);
+                norm_in_place(&mut db, w);
             }
             for (a, b) in x.iter_mut().zip(&db) {
                 *a += *b;
