@@ -13,7 +13,7 @@
 
 use crate::canon::quant::{QActs, QK};
 use crate::error::{EngineError, Result};
-use crate::quant::{row_dot, Form, Piece, QuantType};
+use crate::quant::{ActBlock, Form, FormClass, Piece, QuantType};
 use half::f16;
 
 /// Rows per row group.
@@ -30,9 +30,10 @@ pub enum WeightKind {
     Q4_1,
     /// `d * q`, q in -128..=127.
     Q8_0,
-    /// Any other block format, kept as the file's row-major blocks and read through the
-    /// reference readers of [`crate::quant`] (spec §1.4). No fast kernel yet: every ISA runs
-    /// the scalar reference for these.
+    /// Q5_1 and the K-quants: the file's blocks read once at load into their 32-element pieces
+    /// (spec §1.4) and laid out in row groups with exact f32 scales. Q4_K keeps its integers as
+    /// nibbles in Q4_1's layout ([`NIB_Q`]); the others as bytes in Q8_0's ([`WIDE_Q`]). See
+    /// [`QMatrix::piece`] for the field offsets.
     Blocks(QuantType),
 }
 
@@ -40,7 +41,9 @@ impl WeightKind {
     /// Bytes per (row group, block) in the grouped layout.
     const fn group_block_bytes(self) -> usize {
         match self {
-            WeightKind::F32 | WeightKind::Blocks(_) => 0,
+            WeightKind::F32 => 0,
+            WeightKind::Blocks(QuantType::Q4K) => NIB_Q + GROUP * 16,
+            WeightKind::Blocks(_) => WIDE_Q + GROUP * 32,
             WeightKind::Q4_0 => GROUP * 2 + GROUP * 16,
             WeightKind::Q4_1 => GROUP * 4 + GROUP * 16,
             WeightKind::Q8_0 => GROUP * 2 + GROUP * 32,
@@ -75,9 +78,6 @@ pub struct QMatrix {
     pub cols: usize,
     /// Grouped blocks for quantized kinds (rows padded with zero blocks to a multiple of 8).
     pub(crate) bytes: Vec<u8>,
-    /// For [`WeightKind::Blocks`]: the rows' pieces (spec §1.4), read once at load, row after
-    /// row (`cols / 32` each), so that products never decode a block again.
-    pub(crate) pieces: Vec<Piece>,
     /// Row-major values for [`WeightKind::F32`].
     pub(crate) f32s: Vec<f32>,
 }
@@ -144,20 +144,30 @@ impl QMatrix {
                         raw.len()
                     )));
                 }
-                let mut pieces = Vec::with_capacity(n / QK);
-                for b in raw.chunks_exact(qt.block_bytes()) {
-                    qt.read_block(b, &mut pieces);
+                let kind = WeightKind::Blocks(qt);
+                let (nb, gbb) = (cols / QK, kind.group_block_bytes());
+                let mut bytes = vec![0u8; rows.div_ceil(GROUP) * nb * gbb];
+                let row_bytes = cols / per * qt.block_bytes();
+                for r in 0..rows {
+                    let (g, lane) = (r / GROUP, r % GROUP);
+                    let pieces = qt.read_row(&raw[r * row_bytes..][..row_bytes], cols);
+                    for (b, p) in pieces.iter().enumerate() {
+                        if !p.form.is_finite() {
+                            return Err(bad(format!(
+                                "non-finite {} block scale in row {r}",
+                                qt.name()
+                            )));
+                        }
+                        put_piece(qt, p, &mut bytes[(g * nb + b) * gbb..][..gbb], lane);
+                    }
                 }
-                let m = QMatrix {
-                    kind: WeightKind::Blocks(qt),
+                Ok(QMatrix {
+                    kind,
                     rows,
                     cols,
-                    bytes: Vec::new(),
-                    pieces,
+                    bytes,
                     f32s: Vec::new(),
-                };
-                m.check_finite_scales()?;
-                Ok(m)
+                })
             }
             GgufKind::F32 | GgufKind::F16 | GgufKind::BF16 => {
                 let width = if kind == GgufKind::F32 { 4 } else { 2 };
@@ -190,7 +200,6 @@ impl QMatrix {
                     rows,
                     cols,
                     bytes: Vec::new(),
-                    pieces: Vec::new(),
                     f32s,
                 })
             }
@@ -238,7 +247,6 @@ impl QMatrix {
                     rows,
                     cols,
                     bytes,
-                    pieces: Vec::new(),
                     f32s: Vec::new(),
                 };
                 m.check_finite_scales()?;
@@ -250,21 +258,6 @@ impl QMatrix {
     /// Rejects NaN or infinite block scales: they would poison every output, and a loader is the
     /// place to say so.
     fn check_finite_scales(&self) -> Result<()> {
-        if let WeightKind::Blocks(qt) = self.kind {
-            let finite = |f: &Form| match *f {
-                Form::Affine { dw, mw } => dw.is_finite() && mw.is_finite(),
-                Form::Scaled { dw } | Form::SubScaled { dw, .. } => dw.is_finite(),
-                Form::SubAffine { dw, dmin, .. } => dw.is_finite() && dmin.is_finite(),
-            };
-            if let Some(i) = self.pieces.iter().position(|p| !finite(&p.form)) {
-                return Err(EngineError::Malformed(format!(
-                    "non-finite {} block scale in row {}",
-                    qt.name(),
-                    i / self.blocks()
-                )));
-            }
-            return Ok(());
-        }
         let (nb, gbb) = (self.blocks(), self.gbb());
         let nscales = match self.kind {
             WeightKind::Q4_1 => 2 * GROUP,
@@ -332,22 +325,61 @@ impl QMatrix {
         }
     }
 
-    /// Row `r`'s pieces, for [`WeightKind::Blocks`].
-    fn row_pieces(&self, r: usize) -> &[Piece] {
-        let nb = self.blocks();
-        &self.pieces[r * nb..][..nb]
+    /// Piece `b` of row `r` of a [`WeightKind::Blocks`] matrix, read back from the row-group
+    /// layout (the scalar reference's view of the weights).
+    ///
+    /// Per (row group, block), lane `l` being row `8g + l`: `dw` as f32 at `4l`; the second
+    /// scale (`mw` for affine forms, `dmin` for Q2_K) as f32 at `32 + 4l`; then, for the byte
+    /// layout, the sub-scales `s_0`, `s_1` and sub-mins `m_0`, `m_1` as i8 at `64 + l`,
+    /// `72 + l`, `80 + l`, `88 + l`, and the 32 integers at [`WIDE_Q`], interleaved as Q8_0's;
+    /// for Q4_K, the nibbles at [`NIB_Q`], interleaved as Q4_1's (`q_j | q_{j+16} << 4`).
+    pub fn piece(&self, r: usize, b: usize) -> Piece {
+        let WeightKind::Blocks(qt) = self.kind else {
+            panic!("piece() on a {:?} matrix", self.kind)
+        };
+        let (nb, gbb) = (self.blocks(), self.gbb());
+        let (g, l) = (r / GROUP, r % GROUP);
+        let base = &self.bytes[(g * nb + b) * gbb..][..gbb];
+        let f = |o: usize| f32::from_le_bytes(base[o..o + 4].try_into().expect("4 bytes"));
+        let (dw, m2) = (f(4 * l), f(32 + 4 * l));
+        let mut q = [0i8; QK];
+        let (mut s, mut m) = ([0i32; 2], [0i32; 2]);
+        if qt == QuantType::Q4K {
+            for (j, v) in gather::<16>(&base[NIB_Q..], l).iter().enumerate() {
+                q[j] = (v & 0x0f) as i8;
+                q[j + 16] = (v >> 4) as i8;
+            }
+        } else {
+            for (j, v) in gather::<32>(&base[WIDE_Q..], l).iter().enumerate() {
+                q[j] = *v as i8;
+            }
+            let i8at = |o: usize| base[o + l] as i8 as i32;
+            (s, m) = ([i8at(64), i8at(72)], [i8at(80), i8at(88)]);
+        }
+        let form = match qt.form_class() {
+            FormClass::Scaled => Form::Scaled { dw },
+            FormClass::Affine => Form::Affine { dw, mw: m2 },
+            FormClass::SubScaled => Form::SubScaled { dw, s },
+            FormClass::SubAffine => Form::SubAffine { dw, dmin: m2, s, m },
+        };
+        Piece { form, q }
     }
 
     /// Output `r` for activation row `t` of a [`WeightKind::Blocks`] matrix: the reference
-    /// product (spec §1.4).
+    /// product (spec §1.4), the left fold of the pieces' terms.
     pub(crate) fn blocks_dot(&self, r: usize, xq: &QActs, t: usize) -> f32 {
-        let (c, nb) = (self.cols, self.blocks());
-        row_dot(
-            self.row_pieces(r),
-            &xq.q[t * c..][..c],
-            &xq.d[t * nb..][..nb],
-            &xq.s[t * nb..][..nb],
-        )
+        let nb = self.blocks();
+        let mut acc = 0f32;
+        for b in 0..nb {
+            let xb = t * nb + b;
+            let x = ActBlock {
+                q: &xq.q[xb * QK..][..QK],
+                d: xq.d[xb],
+                s: xq.s[xb],
+            };
+            acc += self.piece(r, b).term(x);
+        }
+        acc
     }
 
     /// Row `r` as f32 values (embedding lookup, spec §3.1): `d * q` (rounded once) for Q8_0,
@@ -359,7 +391,8 @@ impl QMatrix {
             return;
         }
         if let WeightKind::Blocks(_) = self.kind {
-            for (b, p) in self.row_pieces(r).iter().enumerate() {
+            for b in 0..self.blocks() {
+                let p = self.piece(r, b);
                 for j in 0..QK {
                     out[b * QK + j] = p.value(j);
                 }
@@ -381,6 +414,40 @@ impl QMatrix {
 
 /// Bytes of a quant chunk: four bytes from each of the eight rows of a group.
 pub(crate) const CHUNK: usize = 4 * GROUP;
+
+/// Where a Q4_K (row group, block)'s nibbles start: after eight f32 `dw` and eight f32 `mw`.
+pub(crate) const NIB_Q: usize = 2 * 4 * GROUP;
+
+/// Where a byte-layout (row group, block)'s integers start: after eight f32 `dw`, eight f32
+/// second scales and four rows of eight i8 sub-scales and sub-mins.
+pub(crate) const WIDE_Q: usize = 2 * 4 * GROUP + 4 * GROUP;
+
+/// Writes piece `p` of a `qt` row into its (row group, block) `dst` as lane `lane` (the layout
+/// of [`QMatrix::piece`]).
+fn put_piece(qt: QuantType, p: &Piece, dst: &mut [u8], lane: usize) {
+    let (dw, m2, s, m) = match p.form {
+        Form::Scaled { dw } => (dw, 0.0, [0; 2], [0; 2]),
+        Form::Affine { dw, mw } => (dw, mw, [0; 2], [0; 2]),
+        Form::SubScaled { dw, s } => (dw, 0.0, s, [0; 2]),
+        Form::SubAffine { dw, dmin, s, m } => (dw, dmin, s, m),
+    };
+    dst[4 * lane..][..4].copy_from_slice(&dw.to_le_bytes());
+    dst[32 + 4 * lane..][..4].copy_from_slice(&m2.to_le_bytes());
+    if qt == QuantType::Q4K {
+        let mut nib = [0u8; 16];
+        for (j, n) in nib.iter_mut().enumerate() {
+            *n = p.q[j] as u8 | (p.q[j + 16] as u8) << 4;
+        }
+        interleave(&nib, &mut dst[NIB_Q..], lane);
+    } else {
+        // Every type's sub-scales and sub-mins fit in i8 (6 bits at most, or Q6_K's i8 itself).
+        for (o, v) in [(64, s[0]), (72, s[1]), (80, m[0]), (88, m[1])] {
+            dst[o + lane] = i8::try_from(v).expect("sub-scales fit in i8") as u8;
+        }
+        let q: [u8; QK] = p.q.map(|v| v as u8);
+        interleave(&q, &mut dst[WIDE_Q..], lane);
+    }
+}
 
 /// Writes one row's GGUF quant bytes `qs` into the group's interleaved quants `dst`, as lane
 /// `lane`: bytes `4c..4c+4` go to chunk `c`, at offset `4 * lane`.
@@ -467,6 +534,42 @@ mod tests {
             };
         }
         Block { d: h(0), m, q }
+    }
+
+    /// The row-group layout of Q5_1 and the K-quants reads back, for every row and block,
+    /// exactly the pieces the reference readers give for the file's bytes.
+    #[test]
+    fn block_layout_reads_back_the_files_pieces() {
+        use crate::quant::QuantType;
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut byte = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 24) as u8 & 0xbf // finite f16 fields wherever they are
+        };
+        let (rows, cols) = (19, 256 * 3);
+        for qt in [
+            QuantType::Q5_1,
+            QuantType::Q2K,
+            QuantType::Q3K,
+            QuantType::Q4K,
+            QuantType::Q5K,
+            QuantType::Q6K,
+        ] {
+            let kind = GgufKind::Blocks(qt);
+            let raw: Vec<u8> = (0..kind.byte_len(rows * cols).unwrap())
+                .map(|_| byte())
+                .collect();
+            let m = QMatrix::from_gguf(kind, rows, cols, &raw).unwrap();
+            let row_bytes = raw.len() / rows;
+            for r in 0..rows {
+                let want = qt.read_row(&raw[r * row_bytes..][..row_bytes], cols);
+                for (b, p) in want.iter().enumerate() {
+                    assert_eq!(m.piece(r, b), *p, "{} row {r} piece {b}", qt.name());
+                }
+            }
+        }
     }
 
     #[test]

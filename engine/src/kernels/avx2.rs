@@ -10,7 +10,42 @@ use std::arch::x86_64::*;
 
 use crate::canon::math::{EXP_F32_COEFFS, EXP_MAX, EXP_MIN, LN2_HI_F32, LN2_LO_F32};
 use crate::canon::quant::{QActs, QBlocksMut, QK};
-use crate::qmatrix::{QMatrix, WeightKind, CHUNK, GROUP};
+use crate::qmatrix::{QMatrix, WeightKind, CHUNK, GROUP, WIDE_Q};
+use crate::quant::{FormClass, QuantType};
+
+/// The nibble layouts, as the const parameter `K` of the Q4 kernels: Q4_0 (f16 `d`), Q4_1 (f16
+/// `d` and `m`) and Q4_K (Q4_1's term with exact f32 `dw` and `mw`, spec §1.4).
+const NIB_Q4_0: u8 = 0;
+const NIB_Q4_1: u8 = 1;
+const NIB_Q4K: u8 = 2;
+
+/// The forms of the byte-layout block kernel, as its const parameter `F` (spec §1.4).
+const FORM_AFFINE: u8 = 0;
+const FORM_SUB_SCALED: u8 = 1;
+const FORM_SUB_AFFINE: u8 = 2;
+
+/// A row group's scale vectors for one block of a nibble layout (`mw` is zero for Q4_0), and
+/// where its interleaved nibbles start.
+#[inline(always)]
+unsafe fn q4_scales<const K: u8>(p: *const u8) -> (__m256, __m256, usize) {
+    match K {
+        NIB_Q4_0 => (
+            _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i)),
+            _mm256_setzero_ps(),
+            16,
+        ),
+        NIB_Q4_1 => (
+            _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i)),
+            _mm256_cvtph_ps(_mm_loadu_si128(p.add(16) as *const __m128i)),
+            32,
+        ),
+        _ => (
+            _mm256_loadu_ps(p as *const f32),
+            _mm256_loadu_ps(p.add(32) as *const f32),
+            crate::qmatrix::NIB_Q,
+        ),
+    }
+}
 
 /// Tokens processed together per pass over a row group's weights.
 const TILE: usize = 4;
@@ -50,15 +85,19 @@ pub unsafe fn matmul_group(
         }
         return;
     }
-    if w.kind != WeightKind::Q8_0 && t1 - t0 >= SPAN_MIN {
+    let nibbles = matches!(
+        w.kind,
+        WeightKind::Q4_0 | WeightKind::Q4_1 | WeightKind::Blocks(QuantType::Q4K)
+    );
+    if nibbles && t1 - t0 >= SPAN_MIN {
         let mut t = t0;
         while t < t1 {
             let n = (t1 - t).min(SPAN);
             let mut acc = [_mm256_setzero_ps(); SPAN];
-            if w.kind == WeightKind::Q4_1 {
-                q4_span::<true>(w, g, xq, t, n, &mut acc);
-            } else {
-                q4_span::<false>(w, g, xq, t, n, &mut acc);
+            match w.kind {
+                WeightKind::Q4_1 => q4_span::<NIB_Q4_1>(w, g, xq, t, n, &mut acc),
+                WeightKind::Q4_0 => q4_span::<NIB_Q4_0>(w, g, xq, t, n, &mut acc),
+                _ => q4_span::<NIB_Q4K>(w, g, xq, t, n, &mut acc),
             }
             for (j, a) in acc.iter().enumerate().take(n) {
                 let o = out.add((t + j) * stride + g * GROUP);
@@ -107,8 +146,17 @@ unsafe fn tile<const N: usize>(
 ) {
     let mut acc = [_mm256_setzero_ps(); N];
     match w.kind {
-        WeightKind::Q4_1 => q4_tile::<true, N>(w, g, xq, t, &mut acc),
-        WeightKind::Q4_0 => q4_tile::<false, N>(w, g, xq, t, &mut acc),
+        WeightKind::Q4_1 => q4_tile::<NIB_Q4_1, N>(w, g, xq, t, &mut acc),
+        WeightKind::Q4_0 => q4_tile::<NIB_Q4_0, N>(w, g, xq, t, &mut acc),
+        WeightKind::Blocks(QuantType::Q4K) => q4_tile::<NIB_Q4K, N>(w, g, xq, t, &mut acc),
+        WeightKind::Blocks(qt) => match qt.form_class() {
+            FormClass::SubScaled => wide_tile::<FORM_SUB_SCALED, N>(w, g, xq, t, &mut acc),
+            FormClass::SubAffine => wide_tile::<FORM_SUB_AFFINE, N>(w, g, xq, t, &mut acc),
+            // Q5_0 (the only scaled type among them) is widened to Q8_0 at load.
+            FormClass::Affine | FormClass::Scaled => {
+                wide_tile::<FORM_AFFINE, N>(w, g, xq, t, &mut acc)
+            }
+        },
         _ => q8_tile::<N>(w, g, xq, t, &mut acc),
     }
     for (o, a) in out.iter_mut().zip(&acc) {
@@ -116,7 +164,7 @@ unsafe fn tile<const N: usize>(
     }
 }
 
-/// Q4_0 (`OFFSET = false`) or Q4_1 (`OFFSET = true`) row group against `N` activation rows.
+/// A nibble-layout row group (Q4_0, Q4_1 or Q4_K, by `K`) against `N` activation rows.
 ///
 /// Each 32-byte chunk of the interleaved quants holds four bytes of each row; its low nibbles are
 /// elements `4c..4c+4` and its high nibbles elements `16+4c..16+4c+4` of every row. `pmaddubsw`
@@ -125,7 +173,7 @@ unsafe fn tile<const N: usize>(
 /// `2 * 15 * 128 = 3840` in magnitude, so the sum of eight fits (30720 < 32768), and integer
 /// sums are exact whatever their order.
 #[inline(always)]
-unsafe fn q4_tile<const OFFSET: bool, const N: usize>(
+unsafe fn q4_tile<const K: u8, const N: usize>(
     w: &QMatrix,
     g: usize,
     xq: &QActs,
@@ -134,12 +182,12 @@ unsafe fn q4_tile<const OFFSET: bool, const N: usize>(
 ) {
     let nb = w.blocks();
     let gbb = w.gbb();
-    let qoff = if OFFSET { 32 } else { 16 };
     let m4 = _mm256_set1_epi8(0x0f);
     let base = w.bytes.as_ptr().add(g * nb * gbb);
     let xbase = xq.q.as_ptr();
     for b in 0..nb {
         let p = base.add(b * gbb);
+        let (dw, mw, qoff) = q4_scales::<K>(p);
         let mut s16 = [_mm256_setzero_si256(); N];
         for c in 0..4 {
             let v = _mm256_loadu_si256(p.add(qoff + c * CHUNK) as *const __m256i);
@@ -153,14 +201,8 @@ unsafe fn q4_tile<const OFFSET: bool, const N: usize>(
                 *s = _mm256_add_epi16(*s, _mm256_maddubs_epi16(hi, xh));
             }
         }
-        let dw = _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i));
-        let mw = if OFFSET {
-            _mm256_cvtph_ps(_mm_loadu_si128(p.add(16) as *const __m128i))
-        } else {
-            _mm256_setzero_ps()
-        };
         for (j, a) in acc.iter_mut().enumerate() {
-            q4_block_end::<OFFSET>(s16[j], dw, mw, xq, (t + j) * nb + b, a);
+            q4_block_end::<K>(s16[j], dw, mw, xq, (t + j) * nb + b, a);
         }
     }
 }
@@ -173,7 +215,7 @@ const SPAN: usize = 64;
 /// through memory (measured at 4, 8, 16 and 32 rows).
 const SPAN_MIN: usize = 8;
 
-/// Q4_0 (`OFFSET = false`) or Q4_1 (`OFFSET = true`) row group against activation rows
+/// A nibble-layout row group (Q4_0, Q4_1 or Q4_K, by `K`) against activation rows
 /// `t..t + n`, block-major: each block's nibbles are decoded into registers once and applied to
 /// every row of the span, whose accumulators `acc[j]` wait in memory between blocks. Prefill and
 /// replay take this path: it needs fewer instructions per multiply-add (38 per 256, against
@@ -181,7 +223,7 @@ const SPAN_MIN: usize = 8;
 /// accumulator still adds its blocks in order `0, 1, ...` (spec §1.2); only the interleaving of
 /// independent outputs differs.
 #[inline(always)]
-unsafe fn q4_span<const OFFSET: bool>(
+unsafe fn q4_span<const K: u8>(
     w: &QMatrix,
     g: usize,
     xq: &QActs,
@@ -191,11 +233,11 @@ unsafe fn q4_span<const OFFSET: bool>(
 ) {
     let nb = w.blocks();
     let gbb = w.gbb();
-    let qoff = if OFFSET { 32 } else { 16 };
     let m4 = _mm256_set1_epi8(0x0f);
     let base = w.bytes.as_ptr().add(g * nb * gbb);
     for b in 0..nb {
         let p = base.add(b * gbb);
+        let (dw, mw, qoff) = q4_scales::<K>(p);
         let mut lo = [_mm256_setzero_si256(); 4];
         let mut hi = [_mm256_setzero_si256(); 4];
         for c in 0..4 {
@@ -203,14 +245,8 @@ unsafe fn q4_span<const OFFSET: bool>(
             lo[c] = _mm256_and_si256(v, m4);
             hi[c] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
         }
-        let dw = _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i));
-        let mw = if OFFSET {
-            _mm256_cvtph_ps(_mm_loadu_si128(p.add(16) as *const __m128i))
-        } else {
-            _mm256_setzero_ps()
-        };
         for (j, a) in acc.iter_mut().enumerate().take(n) {
-            q4_block_token::<OFFSET>(&lo, &hi, dw, mw, xq, (t + j) * nb + b, a);
+            q4_block_token::<K>(&lo, &hi, dw, mw, xq, (t + j) * nb + b, a);
         }
     }
 }
@@ -219,7 +255,7 @@ unsafe fn q4_span<const OFFSET: bool>(
 /// group's decoded nibbles of that block (see [`q4_tile`] for the layout and why 16-bit sums
 /// are exact).
 #[inline(always)]
-unsafe fn q4_block_token<const OFFSET: bool>(
+unsafe fn q4_block_token<const K: u8>(
     lo: &[__m256i; 4],
     hi: &[__m256i; 4],
     dw: __m256,
@@ -236,14 +272,14 @@ unsafe fn q4_block_token<const OFFSET: bool>(
         )
     };
     let s = _mm256_add_epi16(_mm256_add_epi16(m(0), m(1)), _mm256_add_epi16(m(2), m(3)));
-    q4_block_end::<OFFSET>(s, dw, mw, xq, xb, a);
+    q4_block_end::<K>(s, dw, mw, xq, xb, a);
 }
 
 /// The end of a Q4 block for one activation block `xb` (spec §1.2): the row group's 16-bit
 /// partial sums `s16` (two per row) become each row's integer sum, scaled and added to its
 /// accumulator in the spec's order.
 #[inline(always)]
-unsafe fn q4_block_end<const OFFSET: bool>(
+unsafe fn q4_block_end<const K: u8>(
     s16: __m256i,
     dw: __m256,
     mw: __m256,
@@ -253,7 +289,7 @@ unsafe fn q4_block_end<const OFFSET: bool>(
 ) {
     let mut isum = _mm256_madd_epi16(s16, _mm256_set1_epi16(1));
     let dx = _mm256_set1_ps(*xq.d.get_unchecked(xb));
-    if OFFSET {
+    if K != NIB_Q4_0 {
         let tt = _mm256_mul_ps(_mm256_mul_ps(dw, dx), _mm256_cvtepi32_ps(isum));
         let u = _mm256_mul_ps(mw, _mm256_set1_ps(*xq.s.get_unchecked(xb)));
         *a = _mm256_add_ps(*a, _mm256_add_ps(tt, u));
@@ -298,6 +334,75 @@ unsafe fn q8_tile<const N: usize>(
             let dx = _mm256_set1_ps(*xq.d.get_unchecked(xb));
             let tt = _mm256_mul_ps(_mm256_mul_ps(dw, dx), _mm256_cvtepi32_ps(s32[j]));
             *a = _mm256_add_ps(*a, tt);
+        }
+    }
+}
+
+/// A byte-layout row group (Q5_1 and the K-quants but Q4_K; spec §1.4, form `F`) against `N`
+/// activation rows. The integer products are Q8_0's (sign trick, 32-bit sums), kept apart for
+/// the two halves of 16 (chunks 0-3 and 4-7) that the sub-scaled forms weigh with their
+/// per-row sub-scales; every integer is exact, then each form's float steps run per lane in
+/// the scalar reference's order ([`crate::quant::Piece::term`]).
+#[inline(always)]
+unsafe fn wide_tile<const F: u8, const N: usize>(
+    w: &QMatrix,
+    g: usize,
+    xq: &QActs,
+    t: usize,
+    acc: &mut [__m256; N],
+) {
+    let nb = w.blocks();
+    let gbb = w.gbb();
+    let ones = _mm256_set1_epi16(1);
+    let base = w.bytes.as_ptr().add(g * nb * gbb);
+    let xbase = xq.q.as_ptr();
+    let bytes8 = |p: *const u8| _mm256_cvtepi8_epi32(_mm_loadl_epi64(p as *const __m128i));
+    for b in 0..nb {
+        let p = base.add(b * gbb);
+        let mut h = [[_mm256_setzero_si256(); N]; 2];
+        for c in 0..8 {
+            let v = _mm256_loadu_si256(p.add(WIDE_Q + c * CHUNK) as *const __m256i);
+            let a = _mm256_sign_epi8(v, v);
+            for (j, s) in h[c / 4].iter_mut().enumerate() {
+                let x = xbase.add(((t + j) * nb + b) * QK) as *const i32;
+                let xs = _mm256_sign_epi8(_mm256_set1_epi32(x.add(c).read_unaligned()), v);
+                *s = _mm256_add_epi32(*s, _mm256_madd_epi16(_mm256_maddubs_epi16(a, xs), ones));
+            }
+        }
+        let dw = _mm256_loadu_ps(p as *const f32);
+        let m2 = _mm256_loadu_ps(p.add(32) as *const f32);
+        let (s0, s1) = (bytes8(p.add(64)), bytes8(p.add(72)));
+        for (j, a) in acc.iter_mut().enumerate() {
+            let xb = (t + j) * nb + b;
+            let dx = _mm256_set1_ps(*xq.d.get_unchecked(xb));
+            let isum = if F == FORM_AFFINE {
+                _mm256_add_epi32(h[0][j], h[1][j])
+            } else {
+                _mm256_add_epi32(
+                    _mm256_mullo_epi32(s0, h[0][j]),
+                    _mm256_mullo_epi32(s1, h[1][j]),
+                )
+            };
+            let tt = _mm256_mul_ps(_mm256_mul_ps(dw, dx), _mm256_cvtepi32_ps(isum));
+            let term = match F {
+                FORM_AFFINE => {
+                    let u = _mm256_mul_ps(m2, _mm256_set1_ps(*xq.s.get_unchecked(xb)));
+                    _mm256_add_ps(tt, u)
+                }
+                FORM_SUB_SCALED => tt,
+                _ => {
+                    let xh = std::slice::from_raw_parts(xbase.add(xb * QK), QK);
+                    let sum = |r: &[i8]| r.iter().map(|&v| v as i32).sum::<i32>();
+                    let (x0, x1) = (sum(&xh[..16]), sum(&xh[16..]));
+                    let msum = _mm256_add_epi32(
+                        _mm256_mullo_epi32(bytes8(p.add(80)), _mm256_set1_epi32(x0)),
+                        _mm256_mullo_epi32(bytes8(p.add(88)), _mm256_set1_epi32(x1)),
+                    );
+                    let u = _mm256_mul_ps(_mm256_mul_ps(m2, dx), _mm256_cvtepi32_ps(msum));
+                    _mm256_sub_ps(tt, u)
+                }
+            };
+            *a = _mm256_add_ps(*a, term);
         }
     }
 }

@@ -222,9 +222,7 @@ impl Isa {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: only a `Runner` calls this, and `Runner::new` checked CPU support; `out`
             // covers `t1 * stride` floats and each (t, row) of this group is written here only.
-            Isa::Avx2 if !matches!(w.kind, WeightKind::Blocks(_)) => unsafe {
-                avx2::matmul_group(w, g, xq, xf, t0, t1, out.0, stride)
-            },
+            Isa::Avx2 => unsafe { avx2::matmul_group(w, g, xq, xf, t0, t1, out.0, stride) },
             Isa::Portable if !matches!(w.kind, WeightKind::F32 | WeightKind::Blocks(_)) => {
                 let r0 = g * crate::qmatrix::GROUP;
                 let lanes = (w.rows - r0).min(crate::qmatrix::GROUP);
@@ -434,6 +432,7 @@ mod tests {
     use super::*;
     use crate::canon::quant::QK;
     use crate::qmatrix::GgufKind;
+    use crate::quant::QuantType;
     use half::f16;
 
     struct Rng(u64);
@@ -468,6 +467,25 @@ mod tests {
             GgufKind::F32 => (0..rows * cols).for_each(|_| raw.extend(rng.wild().to_le_bytes())),
             GgufKind::F16 => {
                 (0..rows * cols).for_each(|_| raw.extend(f16::from_f32(rng.wild()).to_le_bytes()))
+            }
+            GgufKind::Blocks(qt) => {
+                // Random bytes, with the f16 scale fields (where each format keeps them) set
+                // to finite values of either sign.
+                let at: &[usize] = match qt {
+                    QuantType::Q5_0 => &[0],
+                    QuantType::Q5_1 | QuantType::Q4K | QuantType::Q5K => &[0, 2],
+                    QuantType::Q2K => &[80, 82],
+                    QuantType::Q3K => &[108],
+                    QuantType::Q6K => &[208],
+                    _ => unreachable!("not a block-layout type"),
+                };
+                for _ in 0..rows * cols / qt.block_elements() {
+                    let mut blk: Vec<u8> = (0..qt.block_bytes()).map(|_| rng.byte()).collect();
+                    for &o in at {
+                        blk[o..o + 2].copy_from_slice(&scale(rng));
+                    }
+                    raw.extend(blk);
+                }
             }
             _ => {
                 for _ in 0..rows * nb {
@@ -566,7 +584,9 @@ mod tests {
 
     fn compare_products(fast: Isa, tokens: usize) {
         let mut rng = Rng(0x5eed + tokens as u64);
-        let (rows, cols) = (45, 32 * 37);
+        // 45 rows: five full row groups and a partial one; 1280 columns: five K-quant
+        // super-blocks, forty activation blocks.
+        let (rows, cols) = (45, 256 * 5);
         let x: Vec<f32> = (0..tokens * cols).map(|_| rng.wild()).collect();
         let (mut qs, mut qf) = (QActs::default(), QActs::default());
         Isa::Scalar.quantize_rows(&x, cols, &mut qs);
@@ -581,7 +601,12 @@ mod tests {
             GgufKind::Q8_0,
             GgufKind::F16,
             GgufKind::F32,
-        ] {
+        ]
+        .into_iter()
+        .chain(QuantType::ALL.iter().filter_map(|&qt| match qt {
+            QuantType::Q4_0 | QuantType::Q4_1 | QuantType::Q8_0 => None,
+            _ => Some(GgufKind::Blocks(qt)),
+        })) {
             let w = random_matrix(&mut rng, kind, rows, cols);
             let (mut a, mut b) = (Vec::new(), Vec::new());
             Runner::new(Isa::Scalar, 1)

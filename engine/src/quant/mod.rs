@@ -110,6 +110,18 @@ impl QuantType {
         }
     }
 
+    /// The form of every piece of this type (spec §1.4).
+    pub fn form_class(self) -> FormClass {
+        match self {
+            QuantType::Q4_0 | QuantType::Q5_0 | QuantType::Q8_0 => FormClass::Scaled,
+            QuantType::Q4_1 | QuantType::Q5_1 | QuantType::Q4K | QuantType::Q5K => {
+                FormClass::Affine
+            }
+            QuantType::Q3K | QuantType::Q6K => FormClass::SubScaled,
+            QuantType::Q2K => FormClass::SubAffine,
+        }
+    }
+
     /// Reads a whole row (`cols` elements, a multiple of the block size) into pieces.
     pub fn read_row(self, raw: &[u8], cols: usize) -> Vec<Piece> {
         let mut out = Vec::with_capacity(cols / QK);
@@ -143,6 +155,26 @@ pub enum Form {
         s: [i32; 2],
         m: [i32; 2],
     },
+}
+
+/// Which [`Form`] a type's pieces take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FormClass {
+    Scaled,
+    Affine,
+    SubScaled,
+    SubAffine,
+}
+
+impl Form {
+    /// Whether every float scale is finite (a NaN or infinite scale is a malformed file).
+    pub fn is_finite(&self) -> bool {
+        match *self {
+            Form::Affine { dw, mw } => dw.is_finite() && mw.is_finite(),
+            Form::Scaled { dw } | Form::SubScaled { dw, .. } => dw.is_finite(),
+            Form::SubAffine { dw, dmin, .. } => dw.is_finite() && dmin.is_finite(),
+        }
+    }
 }
 
 /// 32 consecutive weights of a row in canonical form.
