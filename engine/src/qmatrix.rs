@@ -30,6 +30,10 @@ pub enum WeightKind {
     Q4_1,
     /// `d * q`, q in -128..=127.
     Q8_0,
+    /// GGUF Q5_0: `d * q`, q in -16..=15, kept in Q8_0's layout as the unsigned bytes `q + 16`
+    /// (0..=31), so that the AVX2 kernel multiplies them without Q8_0's sign handling and
+    /// subtracts `16 * sum(x)` from the exact integer sum (as Q4_0 subtracts `8 * sum(x)`).
+    Q5_0,
     /// Q5_1 and the K-quants: the file's blocks read once at load into their 32-element pieces
     /// (spec §1.4) and laid out in row groups with exact f32 scales. Q4_K keeps its integers as
     /// nibbles in Q4_1's layout ([`NIB_Q`]); the others as bytes in Q8_0's ([`WIDE_Q`]). See
@@ -46,7 +50,7 @@ impl WeightKind {
             WeightKind::Blocks(_) => WIDE_Q + GROUP * 32,
             WeightKind::Q4_0 => GROUP * 2 + GROUP * 16,
             WeightKind::Q4_1 => GROUP * 4 + GROUP * 16,
-            WeightKind::Q8_0 => GROUP * 2 + GROUP * 32,
+            WeightKind::Q8_0 | WeightKind::Q5_0 => GROUP * 2 + GROUP * 32,
         }
     }
 
@@ -56,7 +60,7 @@ impl WeightKind {
             WeightKind::F32 | WeightKind::Blocks(_) => 0,
             WeightKind::Q4_0 => 18,
             WeightKind::Q4_1 => 20,
-            WeightKind::Q8_0 => 34,
+            WeightKind::Q8_0 | WeightKind::Q5_0 => 34,
         }
     }
 }
@@ -108,7 +112,7 @@ impl QMatrix {
         match kind {
             // A Q5_0 block is a Q8_0 block in all but storage: f16 `d`, and values `d * q` with
             // `q = q5 - 16` in -16..15, whose product term (spec §1.4, "scaled") is Q8_0's. So it
-            // is widened to Q8_0 at load and takes Q8_0's fast kernels, bit for bit.
+            // is widened to bytes at load (as `q + 16`, see `WeightKind::Q5_0`), bit for bit.
             GgufKind::Blocks(QuantType::Q5_0) => {
                 let per = QuantType::Q5_0.block_bytes();
                 if !cols.is_multiple_of(QK) || raw.len() != n / QK * per {
@@ -124,9 +128,11 @@ impl QMatrix {
                     pieces.clear();
                     QuantType::Q5_0.read_block(b, &mut pieces);
                     q8.extend_from_slice(&b[0..2]);
-                    q8.extend(pieces[0].q.iter().map(|&v| v as u8));
+                    q8.extend(pieces[0].q.iter().map(|&v| (v + 16) as u8));
                 }
-                QMatrix::from_gguf(GgufKind::Q8_0, rows, cols, &q8)
+                let mut m = QMatrix::from_gguf(GgufKind::Q8_0, rows, cols, &q8)?;
+                m.kind = WeightKind::Q5_0;
+                Ok(m)
             }
             GgufKind::Blocks(qt) => {
                 let per = qt.block_elements();
@@ -309,9 +315,14 @@ impl QMatrix {
                     q,
                 }
             }
-            WeightKind::Q8_0 => {
+            WeightKind::Q8_0 | WeightKind::Q5_0 => {
+                let off = if self.kind == WeightKind::Q5_0 { 16 } else { 0 };
                 for (j, v) in gather::<32>(&base[16..], lane).iter().enumerate() {
-                    q[j] = *v as i8 as i32;
+                    q[j] = if off == 0 {
+                        *v as i8 as i32
+                    } else {
+                        *v as i32 - off
+                    };
                 }
                 Block {
                     d: h(lane * 2),

@@ -152,11 +152,12 @@ unsafe fn tile<const N: usize>(
         WeightKind::Blocks(qt) => match qt.form_class() {
             FormClass::SubScaled => wide_tile::<FORM_SUB_SCALED, N>(w, g, xq, t, &mut acc),
             FormClass::SubAffine => wide_tile::<FORM_SUB_AFFINE, N>(w, g, xq, t, &mut acc),
-            // Q5_0 (the only scaled type among them) is widened to Q8_0 at load.
+            // Q5_0 (the only scaled type among them) has a kind of its own at load.
             FormClass::Affine | FormClass::Scaled => {
                 wide_tile::<FORM_AFFINE, N>(w, g, xq, t, &mut acc)
             }
         },
+        WeightKind::Q5_0 => q5_tile::<N>(w, g, xq, t, &mut acc),
         _ => q8_tile::<N>(w, g, xq, t, &mut acc),
     }
     for (o, a) in out.iter_mut().zip(&acc) {
@@ -333,6 +334,52 @@ unsafe fn q8_tile<const N: usize>(
             let xb = (t + j) * nb + b;
             let dx = _mm256_set1_ps(*xq.d.get_unchecked(xb));
             let tt = _mm256_mul_ps(_mm256_mul_ps(dw, dx), _mm256_cvtepi32_ps(s32[j]));
+            *a = _mm256_add_ps(*a, tt);
+        }
+    }
+}
+
+/// Q5_0 row group (bytes `q + 16` in 0..=31) against `N` activation rows. The bytes are
+/// unsigned, so `pmaddubsw` takes them as they are: each pair is at most `2 * 31 * 127 = 7874`
+/// in magnitude, so the four chunks of a half add exactly in 16 bits (31496 < 32768) before
+/// widening; `16 * sum(x)` is then subtracted from the exact sum, which gives Q8_0's integer
+/// sum of the signed values, and the term is Q8_0's.
+#[inline(always)]
+unsafe fn q5_tile<const N: usize>(
+    w: &QMatrix,
+    g: usize,
+    xq: &QActs,
+    t: usize,
+    acc: &mut [__m256; N],
+) {
+    let nb = w.blocks();
+    let gbb = w.gbb();
+    let ones = _mm256_set1_epi16(1);
+    let base = w.bytes.as_ptr().add(g * nb * gbb);
+    let xbase = xq.q.as_ptr();
+    for b in 0..nb {
+        let p = base.add(b * gbb);
+        let mut s32 = [_mm256_setzero_si256(); N];
+        for half in 0..2 {
+            let mut s16 = [_mm256_setzero_si256(); N];
+            for c in 4 * half..4 * half + 4 {
+                let v = _mm256_loadu_si256(p.add(16 + c * CHUNK) as *const __m256i);
+                for (j, s) in s16.iter_mut().enumerate() {
+                    let x = xbase.add(((t + j) * nb + b) * QK) as *const i32;
+                    let xv = _mm256_set1_epi32(x.add(c).read_unaligned());
+                    *s = _mm256_add_epi16(*s, _mm256_maddubs_epi16(v, xv));
+                }
+            }
+            for (s, h) in s32.iter_mut().zip(&s16) {
+                *s = _mm256_add_epi32(*s, _mm256_madd_epi16(*h, ones));
+            }
+        }
+        let dw = _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i));
+        for (j, a) in acc.iter_mut().enumerate() {
+            let xb = (t + j) * nb + b;
+            let dx = _mm256_set1_ps(*xq.d.get_unchecked(xb));
+            let isum = _mm256_sub_epi32(s32[j], _mm256_set1_epi32(16 * *xq.qsum.get_unchecked(xb)));
+            let tt = _mm256_mul_ps(_mm256_mul_ps(dw, dx), _mm256_cvtepi32_ps(isum));
             *a = _mm256_add_ps(*a, tt);
         }
     }
@@ -549,6 +596,30 @@ pub unsafe fn silu_mul(g: &[f32], u: &[f32], h: &mut [f32]) {
         let s = _mm256_div_ps(gv, _mm256_add_ps(one, e));
         let uv = _mm256_loadu_ps(u.as_ptr().add(i));
         _mm256_storeu_ps(h.as_mut_ptr().add(i), _mm256_mul_ps(s, uv));
+    }
+}
+
+/// `h = gelu(g) * u`, as `scalar::gelu_mul` (spec §2.4-2.5: tanh from the canonical `exp`).
+/// Lengths are multiples of 8.
+///
+/// # Safety
+/// Requires AVX2.
+#[target_feature(enable = "avx2")]
+pub unsafe fn gelu_mul(g: &[f32], u: &[f32], h: &mut [f32]) {
+    use crate::canon::math::{GELU_COEF_A, SQRT_2_OVER_PI};
+    let one = _mm256_set1_ps(1.0);
+    let two = _mm256_set1_ps(2.0);
+    let half = _mm256_set1_ps(0.5);
+    for i in (0..g.len()).step_by(8) {
+        let x = _mm256_loadu_ps(g.as_ptr().add(i));
+        let x2 = _mm256_mul_ps(x, x);
+        let inner = _mm256_add_ps(one, _mm256_mul_ps(_mm256_set1_ps(GELU_COEF_A), x2));
+        let v = _mm256_mul_ps(_mm256_set1_ps(SQRT_2_OVER_PI), _mm256_mul_ps(x, inner));
+        let e = exp8(_mm256_add_ps(v, v));
+        let tanh = _mm256_sub_ps(one, _mm256_div_ps(two, _mm256_add_ps(e, one)));
+        let gelu = _mm256_mul_ps(_mm256_mul_ps(half, x), _mm256_add_ps(one, tanh));
+        let uv = _mm256_loadu_ps(u.as_ptr().add(i));
+        _mm256_storeu_ps(h.as_mut_ptr().add(i), _mm256_mul_ps(gelu, uv));
     }
 }
 

@@ -104,6 +104,21 @@ impl Isa {
         }
     }
 
+    /// `h = gelu(g) * u` elementwise (GeGLU, spec §2.5).
+    pub fn gelu_mul(self, g: &[f32], u: &[f32], h: &mut [f32]) {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: CPU support checked; the guard checks every length the loop reads.
+            Isa::Avx2
+                if self.avx2()
+                    && g.len().is_multiple_of(8)
+                    && u.len() >= g.len()
+                    && h.len() >= g.len() =>
+            unsafe { avx2::gelu_mul(g, u, h) },
+            _ => scalar::gelu_mul(g, u, h),
+        }
+    }
+
     /// One attention head for one query; see `scalar::attend`.
     #[allow(clippy::too_many_arguments)]
     pub fn attend(
@@ -223,7 +238,12 @@ impl Isa {
             // SAFETY: only a `Runner` calls this, and `Runner::new` checked CPU support; `out`
             // covers `t1 * stride` floats and each (t, row) of this group is written here only.
             Isa::Avx2 => unsafe { avx2::matmul_group(w, g, xq, xf, t0, t1, out.0, stride) },
-            Isa::Portable if !matches!(w.kind, WeightKind::F32 | WeightKind::Blocks(_)) => {
+            Isa::Portable
+                if !matches!(
+                    w.kind,
+                    WeightKind::F32 | WeightKind::Q5_0 | WeightKind::Blocks(_)
+                ) =>
+            {
                 let r0 = g * crate::qmatrix::GROUP;
                 let lanes = (w.rows - r0).min(crate::qmatrix::GROUP);
                 for t in t0..t1 {
@@ -354,10 +374,10 @@ impl Runner {
         self.gated(g, u, cols, h, |g, u, h| isa.silu_mul(g, u, h));
     }
 
-    /// `h = gelu(g) * u` (GeGLU) over rows of `cols` elements, rows split over the threads. The
-    /// scalar reference on every ISA: it is a small part of a forward pass.
+    /// [`Isa::gelu_mul`] (GeGLU) over rows of `cols` elements, rows split over the threads.
     pub fn gelu_mul(&self, g: &[f32], u: &[f32], cols: usize, h: &mut [f32]) {
-        self.gated(g, u, cols, h, scalar::gelu_mul);
+        let isa = self.isa;
+        self.gated(g, u, cols, h, |g, u, h| isa.gelu_mul(g, u, h));
     }
 
     /// `f(g, u, h)` on parts of whole rows of `cols` elements, split over the threads.
@@ -655,6 +675,9 @@ mod tests {
         Isa::Scalar.silu_mul(&g, &u, &mut ha);
         fast.silu_mul(&g, &u, &mut hb);
         same(&ha, &hb, "silu_mul");
+        Isa::Scalar.gelu_mul(&g, &u, &mut ha);
+        fast.gelu_mul(&g, &u, &mut hb);
+        same(&ha, &hb, "gelu_mul");
         for (hd, n) in [
             (64, 1),
             (64, 37),

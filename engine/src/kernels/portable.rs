@@ -80,7 +80,7 @@ pub fn group_row(w: &QMatrix, g: usize, xq: &QActs, t: usize) -> [f32; GROUP] {
                     acc[l] += (dw[l] * dx) * isum[l] as f32;
                 }
             }
-            WeightKind::F32 | WeightKind::Blocks(_) => {
+            WeightKind::F32 | WeightKind::Q5_0 | WeightKind::Blocks(_) => {
                 unreachable!("f32 and block-format matrices are handled by the caller")
             }
         }

@@ -407,10 +407,10 @@ mod tests {
         }
     }
 
-    /// Q5_0 matrices are widened to Q8_0 at load (`QMatrix::from_gguf`): every kernel then
+    /// Q5_0 matrices are widened to bytes at load (`QMatrix::from_gguf`): every kernel then
     /// gives, bit for bit, the Q5_0 reference product of the file's blocks.
     #[test]
-    fn q5_0_widened_to_q8_0_keeps_every_bit() {
+    fn q5_0_widened_to_bytes_keeps_every_bit() {
         use crate::canon::quant::QActs;
         use crate::kernels::{Isa, Runner};
         use crate::qmatrix::{GgufKind, QMatrix, WeightKind};
@@ -424,7 +424,7 @@ mod tests {
         let raw = hex(t["bytes"].as_str().unwrap());
         let (rows, cols) = (2, 64); // the four golden blocks as a 2x64 matrix
         let w = QMatrix::from_gguf(GgufKind::Blocks(QuantType::Q5_0), rows, cols, &raw).unwrap();
-        assert_eq!(w.kind, WeightKind::Q8_0);
+        assert_eq!(w.kind, WeightKind::Q5_0);
         let x: Vec<f32> = (0..3 * cols)
             .map(|i| ((i * 29 % 61) as f32 - 30.0) * 0.05)
             .collect();
