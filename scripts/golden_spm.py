@@ -2,7 +2,9 @@
 """Golden token ids for sworn's SentencePiece-style tokenizer, from an independent
 implementation: Google's `sentencepiece` (C++), given a model proto built from the GGUF's
 vocabulary, scores and token types (BPE, byte fallback, no normalization beyond escaping spaces
-as U+2581, no dummy prefix: what Gemma 3's GGUF declares). Writes JSON to stdout.
+as U+2581, no dummy prefix: what Gemma 3's GGUF declares). llama.cpp's converter writes
+user-defined pieces with plain spaces where the original model has U+2581 (Gemma's runs of
+spaces); they are escaped back here, as in Google's tokenizer.model. Writes JSON to stdout.
 
     python3 -m venv /tmp/spm-venv
     /tmp/spm-venv/bin/pip install gguf==0.19.0 numpy==2.4.6 sentencepiece==0.2.3 protobuf==7.36.2
@@ -30,6 +32,8 @@ TEXTS = [
     "   ",
     "١٢٣ ½ ⅷ \u0007 \u0000 \x7f control bytes",
     "<html><body><p>tags</p></body></html>",
+    "                    GNU GENERAL PUBLIC LICENSE\n                       Version 3",
+    "a" + " " * 45 + "b  c   d" + " " * 31 + "e" + "\n" * 5 + "\t\t  \n",
     "𝔘𝔫𝔦𝔠𝔬𝔡𝔢 𝕗𝕒𝕟𝕔𝕪 and \U0001F9EC rare ones \U000E0041",
 ]
 
@@ -43,7 +47,7 @@ def main() -> None:
     m = pb.ModelProto()
     for t, s, ty in zip(toks, scores, types):
         p = m.pieces.add()
-        p.piece, p.score, p.type = t, s, ty
+        p.piece, p.score, p.type = (t.replace(" ", "\u2581") if ty == 4 else t), s, ty
     m.trainer_spec.model_type = pb.TrainerSpec.BPE
     m.trainer_spec.byte_fallback = True
     m.trainer_spec.unk_id = 3

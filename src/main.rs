@@ -74,6 +74,10 @@ struct PerplexityArgs {
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
+    /// Also write the evaluated tokens and the most likely token at every scored position to
+    /// this file (JSON), for comparison with another implementation.
+    #[arg(long)]
+    top1: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -673,6 +677,10 @@ fn perplexity(a: PerplexityArgs) -> Result<i32> {
             eprint!("[{c}]{ppl:.4},");
         }
     })?;
+    if let Some(p) = &a.top1 {
+        let doc = serde_json::json!({"ctx": r.ctx, "tokens": r.tokens, "top1": r.top1});
+        std::fs::write(p, doc.to_string()).with_context(|| format!("writing {}", p.display()))?;
+    }
     if json {
         println!(
             "{}",

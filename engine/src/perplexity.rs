@@ -31,6 +31,23 @@ pub struct Perplexity {
     pub err: f64,
     /// The running estimate after each chunk.
     pub running: Vec<f64>,
+    /// The tokens evaluated, chunk after chunk (BOS in place of each chunk's first token when
+    /// the model adds one), as llama.cpp's `--kl-divergence-base` file lists them.
+    pub tokens: Vec<u32>,
+    /// The most likely token at every scored position (lowest id on a tie), in order: what
+    /// `scripts/perplexity-compare.py` compares with llama.cpp's.
+    pub top1: Vec<u32>,
+}
+
+/// The index of the largest logit (the lowest index on a tie).
+pub fn argmax(logits: &[f32]) -> u32 {
+    let mut best = 0;
+    for (i, &l) in logits.iter().enumerate() {
+        if l > logits[best] {
+            best = i;
+        }
+    }
+    best as u32
 }
 
 /// `-ln softmax(logits)[next]`, in f64.
@@ -79,6 +96,7 @@ pub fn perplexity(
     let first = ctx / 2;
     let (mut sum, mut sum2, mut count) = (0f64, 0f64, 0usize);
     let mut running = Vec::with_capacity(chunks);
+    let (mut evaluated, mut top1) = (Vec::with_capacity(chunks * ctx), Vec::new());
     for c in 0..chunks {
         let mut chunk = tokens[c * ctx..(c + 1) * ctx].to_vec();
         if let Some(b) = bos {
@@ -90,8 +108,10 @@ pub fn perplexity(
             sum += v;
             sum2 += v * v;
             count += 1;
+            top1.push(argmax(logits));
             Ok(())
         })?;
+        evaluated.extend_from_slice(&chunk);
         let ppl = (sum / count as f64).exp();
         running.push(ppl);
         progress(c + 1, ppl);
@@ -111,5 +131,7 @@ pub fn perplexity(
         ppl,
         err,
         running,
+        tokens: evaluated,
+        top1,
     })
 }

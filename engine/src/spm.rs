@@ -3,8 +3,11 @@
 //! tokenizer reproduces:
 //!
 //! 1. spaces become `▁` (U+2581); no dummy prefix is added (`add_space_prefix` false);
-//! 2. user-defined pieces (GGUF type 4, e.g. Gemma's `\n\n` or `▁▁`) are matched whole,
-//!    leftmost-longest, wherever they occur;
+//! 2. user-defined pieces (GGUF type 4, e.g. Gemma's `\n\n` or its runs of 2 to 31 spaces)
+//!    are matched whole, leftmost-longest, wherever they occur. The GGUF spells them with plain
+//!    spaces (llama.cpp's converter undoes SentencePiece's escaping for them, and llama.cpp
+//!    matches them in the raw text); here they are escaped back and matched in the escaped
+//!    text, which is the same thing and what SentencePiece does with the original model;
 //! 3. between them, every character starts as a symbol, and the adjacent pair whose
 //!    concatenation is a vocabulary piece with the highest score is merged, the leftmost pair on
 //!    equal scores, until no pair is a piece;
@@ -77,10 +80,14 @@ impl Spm {
         for (i, (&t, &ty)) in tokens.iter().zip(types).enumerate() {
             let id = i as u32;
             match ty {
-                TYPE_NORMAL | TYPE_USER_DEFINED => {
+                TYPE_NORMAL => {
                     pieces.entry(t.to_string()).or_insert(id);
-                    if ty == TYPE_USER_DEFINED && !t.is_empty() {
-                        user.push(t.to_string());
+                }
+                TYPE_USER_DEFINED => {
+                    let spelled = t.replace(' ', "\u{2581}");
+                    pieces.entry(spelled.clone()).or_insert(id);
+                    if !spelled.is_empty() {
+                        user.push(spelled);
                         user_ids.push(id);
                     }
                 }
