@@ -34,6 +34,8 @@ const TYPE_USER_DEFINED: i64 = 4;
 /// GPT-2's split: contractions, letters, numbers, other symbols, whitespace.
 const GPT2_SPLIT: &str =
     r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+";
+/// Qwen 2's split (Qwen 3's too): Llama 3's, but every digit on its own.
+const QWEN2_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 /// Llama 3's split.
 const LLAMA3_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 
@@ -46,6 +48,8 @@ enum PreTokenizer {
     DigitsThenGpt2,
     /// Llama 3's regex.
     Llama3,
+    /// Qwen 2's regex (Qwen 2.5 and 3 too).
+    Qwen2,
 }
 
 /// A byte-level BPE tokenizer.
@@ -108,7 +112,13 @@ impl Tokenizer {
             "smollm" | "starcoder" | "refact" | "codeshell" => PreTokenizer::DigitsThenGpt2,
             "default" | "gpt2" | "gpt-2" => PreTokenizer::Gpt2,
             "llama3" | "llama-v3" | "llama-bpe" => PreTokenizer::Llama3,
-            other => return Err(EngineError::Unsupported(format!("pre-tokenizer {other:?}"))),
+            "qwen2" | "deepseek-r1-qwen" => PreTokenizer::Qwen2,
+            other => {
+                return Err(EngineError::Unsupported(format!(
+                    "pre-tokenizer {other:?} (sworn reads gpt2/default, smollm/starcoder, \
+                     llama-bpe/llama3 and qwen2)"
+                )))
+            }
         };
         let tokens = f
             .meta_strings("tokenizer.ggml.tokens")?
@@ -240,10 +250,10 @@ impl Tokenizer {
                 }
             }
         }
-        let pattern = if pre == PreTokenizer::Llama3 {
-            LLAMA3_SPLIT
-        } else {
-            GPT2_SPLIT
+        let pattern = match pre {
+            PreTokenizer::Llama3 => LLAMA3_SPLIT,
+            PreTokenizer::Qwen2 => QWEN2_SPLIT,
+            PreTokenizer::Gpt2 | PreTokenizer::DigitsThenGpt2 => GPT2_SPLIT,
         };
         let regex = Regex::new(pattern).map_err(|e| EngineError::Tokenizer(e.to_string()))?;
         let special_matcher = if specials.is_empty() {
