@@ -1,5 +1,10 @@
 //! Chat templates: the model's own `tokenizer.chat_template` (Jinja), rendered with minijinja and
-//! Python-compatible string methods, as `transformers` renders it.
+//! Python-compatible string methods, as `transformers` renders it: blocks trimmed and
+//! left-stripped (`trim_blocks`, `lstrip_blocks`), `raise_exception` and `tojson` available, and
+//! no `strftime_now`, so a template that would print today's date (Llama 3.2's) takes its own
+//! fixed fallback: a rendered prompt depends on the messages alone. Tested on Qwen 2.5, Qwen 3,
+//! Llama 3.1/3.2 and Gemma 3's published templates against Jinja2
+//! (`tests/golden/chat_templates.json`, `scripts/golden_templates.py`).
 
 use minijinja::{Environment, ErrorKind};
 
@@ -61,6 +66,12 @@ impl ChatTemplate {
     /// Compiles `source`; `bos`/`eos` are the token spellings templates may refer to.
     pub fn new(source: &str, bos: &str, eos: &str) -> Result<ChatTemplate> {
         let mut env = Environment::new();
+        let syntax = minijinja::syntax::SyntaxConfig::builder()
+            .trim_blocks(true)
+            .lstrip_blocks(true)
+            .build()
+            .map_err(|e| EngineError::Template(e.to_string()))?;
+        env.set_syntax(syntax);
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         env.set_fuel(Some(TEMPLATE_FUEL));
         env.add_function(
@@ -128,6 +139,16 @@ mod tests {
             out,
             "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
         );
+    }
+
+    /// Blocks are trimmed and left-stripped as `transformers` configures Jinja2 (the expected
+    /// string is Jinja2's rendering under those settings).
+    #[test]
+    fn blocks_are_trimmed_and_left_stripped() {
+        let src = "{% for m in messages %}\n    {% if m %}\n<{{ m['content'] }}>\n    {% endif %}\n{% endfor %}\nend";
+        let t = ChatTemplate::new(src, "", "").unwrap();
+        let msgs = [Message::new("user", "a"), Message::new("user", "b")];
+        assert_eq!(t.render(&msgs, false).unwrap(), "<a>\n<b>\nend");
     }
 
     #[test]

@@ -135,3 +135,36 @@ fn qwen2_and_llama3_pre_tokenizers_match_hugging_face() {
     let l = cases(include_str!("../../tests/golden/bpe_llama-bpe.json"));
     assert!(q.iter().zip(&l).any(|(a, b)| a.1 != b.1));
 }
+
+/// The published chat templates of Qwen 2.5, Qwen 3 and Llama 3.1/3.2 render as Jinja2 renders
+/// them under `transformers`' settings (scripts/golden_templates.py), byte for byte.
+#[test]
+fn family_chat_templates_render_as_transformers_renders_them() {
+    use sworn_engine::chat::{ChatTemplate, Message};
+    let golden: serde_json::Value =
+        serde_json::from_str(include_str!("../../tests/golden/chat_templates.json")).unwrap();
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data/templates");
+    let cases = golden["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 16);
+    for c in cases {
+        let name = c["template"].as_str().unwrap();
+        let src = std::fs::read_to_string(format!("{dir}/{name}")).unwrap();
+        let t = ChatTemplate::new(&src, c["bos"].as_str().unwrap(), c["eos"].as_str().unwrap())
+            .unwrap();
+        let msgs: Vec<Message> = c["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| Message::new(m["role"].as_str().unwrap(), m["content"].as_str().unwrap()))
+            .collect();
+        let gen = c["add_generation_prompt"].as_bool().unwrap();
+        let got = t
+            .render(&msgs, gen)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(
+            got,
+            c["rendered"].as_str().unwrap(),
+            "{name}, generation prompt {gen}"
+        );
+    }
+}
