@@ -52,6 +52,12 @@ pub fn manifest_of<R: Read + Seek>(
     f: &mut GgufFile<R>,
     file_blake3: [u8; 32],
 ) -> Result<ModelManifest> {
+    // The metadata's commitments first, so the vocabulary can be freed before the tensors are
+    // read.
+    let tokenizer_blake3 = tokenizer_hash(f)?;
+    let template = crate::chat::template_source(f)?.unwrap_or("");
+    let chat_template_blake3 = *blake3::hash(template.as_bytes()).as_bytes();
+    f.release_vocabulary();
     let names: Vec<String> = f.tensor_names().into_iter().map(str::to_string).collect();
     let mut tensors = Vec::with_capacity(names.len());
     for n in names {
@@ -59,14 +65,13 @@ pub fn manifest_of<R: Read + Seek>(
         tensors.push((n, h));
     }
     let leaves: Vec<[u8; 32]> = tensors.iter().map(|(_, h)| *h).collect();
-    let template = crate::chat::template_source(f)?.unwrap_or("");
     Ok(ModelManifest {
         commitment: ModelCommitment {
             file_blake3,
             tensors_root: merkle::root(&leaves),
             n_tensors: tensors.len() as u32,
-            tokenizer_blake3: tokenizer_hash(f)?,
-            chat_template_blake3: *blake3::hash(template.as_bytes()).as_bytes(),
+            tokenizer_blake3,
+            chat_template_blake3,
         },
         tensors,
     })

@@ -123,14 +123,6 @@ impl Engine {
         opts: &EngineOptions,
     ) -> Result<Engine> {
         let tokenizer = Tokenizer::from_gguf(f)?;
-        let model = Model::from_gguf(f, opts.max_context)?;
-        if tokenizer.vocab_size() != model.cfg.vocab {
-            return Err(EngineError::Malformed(format!(
-                "tokenizer has {} tokens, model {}",
-                tokenizer.vocab_size(),
-                model.cfg.vocab
-            )));
-        }
         let chat_template = match crate::chat::template_source(f)? {
             Some(src) => {
                 let sp = |id: Option<u32>| {
@@ -146,6 +138,15 @@ impl Engine {
             }
             None => None,
         };
+        f.release_vocabulary();
+        let model = Model::from_gguf(f, opts.max_context)?;
+        if tokenizer.vocab_size() != model.cfg.vocab {
+            return Err(EngineError::Malformed(format!(
+                "tokenizer has {} tokens, model {}",
+                tokenizer.vocab_size(),
+                model.cfg.vocab
+            )));
+        }
         let isa = opts.isa.unwrap_or_else(Isa::detect);
         if !isa.is_supported() {
             return Err(EngineError::Unsupported(format!(

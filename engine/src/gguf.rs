@@ -86,6 +86,17 @@ impl<R: Read + Seek> GgufFile<R> {
         })
     }
 
+    /// Frees the vocabulary arrays (`tokenizer.ggml.tokens`, `scores`, `token_type`, `merges`)
+    /// once they have been read: as parsed values they take ~100 bytes per token (25 MB for
+    /// Gemma 3's 262,144), which a loader should not hold while it reads the weights.
+    pub fn release_vocabulary(&mut self) {
+        for key in ["tokens", "scores", "token_type", "merges"] {
+            self.content
+                .metadata
+                .remove(&format!("tokenizer.ggml.{key}"));
+        }
+    }
+
     /// The raw metadata value under `key`.
     pub fn meta(&self, key: &str) -> Option<&Value> {
         self.content.metadata.get(key)
@@ -324,6 +335,23 @@ impl<R: Read + Seek> GgufFile<R> {
         Ok(*h.finalize().as_bytes())
     }
 
+    /// A reader of tensor `desc`'s bytes, in order and in pieces of any size, after checking
+    /// that they lie inside the file.
+    pub fn tensor_reader(&mut self, desc: &TensorDesc) -> Result<TensorReader<'_, R>> {
+        let range = self.tensor_data_range(&desc.name)?;
+        self.reader
+            .seek(SeekFrom::Start(range.start))
+            .map_err(|source| EngineError::Io {
+                path: desc.name.clone(),
+                source,
+            })?;
+        Ok(TensorReader {
+            reader: &mut self.reader,
+            left: range.end - range.start,
+            name: desc.name.clone(),
+        })
+    }
+
     /// Reads tensor `desc`'s bytes after checking that they lie inside the file.
     pub fn read_bytes(&mut self, desc: &TensorDesc) -> Result<Vec<u8>> {
         let range = self.tensor_data_range(&desc.name)?;
@@ -335,6 +363,38 @@ impl<R: Read + Seek> GgufFile<R> {
         self.reader.seek(SeekFrom::Start(range.start)).map_err(io)?;
         self.reader.read_exact(&mut buf).map_err(io)?;
         Ok(buf)
+    }
+}
+
+/// Sequential reads of one tensor's bytes (see [`GgufFile::tensor_reader`]).
+pub struct TensorReader<'a, R> {
+    reader: &'a mut R,
+    left: u64,
+    name: String,
+}
+
+impl<R: Read> TensorReader<'_, R> {
+    /// Fills `buf` with the tensor's next bytes; reading past its end is an error.
+    pub fn read(&mut self, buf: &mut [u8]) -> Result<()> {
+        if buf.len() as u64 > self.left {
+            return Err(EngineError::Malformed(format!(
+                "tensor {}: read past its end",
+                self.name
+            )));
+        }
+        self.reader
+            .read_exact(buf)
+            .map_err(|source| EngineError::Io {
+                path: self.name.clone(),
+                source,
+            })?;
+        self.left -= buf.len() as u64;
+        Ok(())
+    }
+
+    /// Bytes not read yet.
+    pub fn left(&self) -> u64 {
+        self.left
     }
 }
 

@@ -665,8 +665,17 @@ fn matrix<R: std::io::Read + std::io::Seek>(
             desc.dims
         )));
     }
-    let raw = f.read_bytes(&desc)?;
-    QMatrix::from_gguf(desc.kind, rows, cols, &raw)
+    // Row by row, so that the file's bytes of a large tensor are never held beside its layout.
+    let mut rd = f.tensor_reader(&desc)?;
+    let need = rows.checked_mul(cols).and_then(|n| desc.kind.byte_len(n));
+    if need.map(|n| n as u64) != Some(rd.left()) {
+        return Err(EngineError::Malformed(format!(
+            "tensor {name}: {} bytes for a {rows}x{cols} {:?} matrix",
+            rd.left(),
+            desc.kind
+        )));
+    }
+    QMatrix::from_gguf_rows(desc.kind, rows, cols, |_, buf| rd.read(buf))
         .map_err(|e| EngineError::Malformed(format!("tensor {name}: {e}")))
 }
 

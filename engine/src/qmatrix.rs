@@ -103,60 +103,94 @@ impl QMatrix {
     }
 
     /// Builds a matrix from a GGUF tensor's raw bytes (`rows` rows of `cols` elements, GGUF
-    /// layout). `kind_name` is only for error messages.
+    /// layout).
     pub fn from_gguf(kind: GgufKind, rows: usize, cols: usize, raw: &[u8]) -> Result<Self> {
-        let bad = |why: String| EngineError::Malformed(why);
-        let n = rows
+        let need = rows
             .checked_mul(cols)
+            .and_then(|n| kind.byte_len(n))
+            .ok_or_else(|| bad_shape(kind, rows, cols))?;
+        if raw.len() != need {
+            return Err(EngineError::Malformed(format!(
+                "{kind:?} matrix {rows}x{cols} needs {need} bytes, got {}",
+                raw.len()
+            )));
+        }
+        let row_bytes = need.checked_div(rows).unwrap_or(0);
+        QMatrix::from_gguf_rows(kind, rows, cols, |r, buf| {
+            buf.copy_from_slice(&raw[r * row_bytes..][..row_bytes]);
+            Ok(())
+        })
+    }
+
+    /// Builds a matrix from a GGUF tensor read one row at a time: `read_row(r, buf)` fills
+    /// `buf` with row `r`'s file bytes, rows in order. A loader then never holds a whole tensor's
+    /// file bytes beside its layout (for Gemma 3's 180 MB embedding, the difference between
+    /// fitting in 1.5x the file and not).
+    pub fn from_gguf_rows(
+        kind: GgufKind,
+        rows: usize,
+        cols: usize,
+        mut read_row: impl FnMut(usize, &mut [u8]) -> Result<()>,
+    ) -> Result<Self> {
+        let bad = |why: String| EngineError::Malformed(why);
+        rows.checked_mul(cols)
             .ok_or_else(|| bad(format!("matrix {rows}x{cols} overflows")))?;
-        match kind {
-            // A Q5_0 block is a Q8_0 block in all but storage: f16 `d`, and values `d * q` with
-            // `q = q5 - 16` in -16..15, whose product term (spec §1.4, "scaled") is Q8_0's. So it
-            // is widened to bytes at load (as `q + 16`, see `WeightKind::Q5_0`), bit for bit.
-            GgufKind::Blocks(QuantType::Q5_0) => {
-                let per = QuantType::Q5_0.block_bytes();
-                if !cols.is_multiple_of(QK) || raw.len() != n / QK * per {
-                    return Err(bad(format!(
-                        "Q5_0 matrix {rows}x{cols} needs {} bytes, got {}",
-                        n / QK * per,
-                        raw.len()
-                    )));
+        let row_bytes = kind
+            .byte_len(cols)
+            .ok_or_else(|| bad_shape(kind, rows, cols))?;
+        let mut buf = vec![0u8; row_bytes];
+        let (nb, groups) = (cols / QK, rows.div_ceil(GROUP));
+        let kind =
+            match kind {
+                GgufKind::F32 | GgufKind::F16 | GgufKind::BF16 => {
+                    if !cols.is_multiple_of(8) {
+                        return Err(bad(format!("matrix width {cols} is not a multiple of 8")));
+                    }
+                    let mut f32s = Vec::with_capacity(rows * cols);
+                    for r in 0..rows {
+                        read_row(r, &mut buf)?;
+                        match kind {
+                            GgufKind::F32 => f32s.extend(
+                                buf.chunks_exact(4)
+                                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+                            ),
+                            GgufKind::BF16 => f32s.extend(buf.chunks_exact(2).map(|c| {
+                                crate::quant::bf16_to_f32(u16::from_le_bytes([c[0], c[1]]))
+                            })),
+                            _ => f32s.extend(buf.chunks_exact(2).map(|c| {
+                                f16::from_bits(u16::from_le_bytes([c[0], c[1]])).to_f32()
+                            })),
+                        }
+                    }
+                    return Ok(QMatrix {
+                        kind: WeightKind::F32,
+                        rows,
+                        cols,
+                        bytes: Vec::new(),
+                        f32s,
+                    });
                 }
-                let mut q8 = Vec::with_capacity(n / QK * 34);
-                let mut pieces = Vec::with_capacity(1);
-                for b in raw.chunks_exact(per) {
+                GgufKind::Q4_0 => WeightKind::Q4_0,
+                GgufKind::Q4_1 => WeightKind::Q4_1,
+                GgufKind::Q8_0 => WeightKind::Q8_0,
+                // A Q5_0 block is a Q8_0 block in all but storage: f16 `d`, and values `d * q` with
+                // `q = q5 - 16` in -16..15, whose product term (spec §1.4, "scaled") is Q8_0's. So it
+                // is widened to bytes at load (as `q + 16`, see `WeightKind::Q5_0`), bit for bit.
+                GgufKind::Blocks(QuantType::Q5_0) => WeightKind::Q5_0,
+                GgufKind::Blocks(qt) => WeightKind::Blocks(qt),
+            };
+        let gbb = kind.group_block_bytes();
+        let mut bytes = vec![0u8; groups * nb * gbb];
+        let mut pieces = Vec::with_capacity(nb);
+        for r in 0..rows {
+            read_row(r, &mut buf)?;
+            let (g, lane) = (r / GROUP, r % GROUP);
+            match kind {
+                WeightKind::Blocks(qt) => {
                     pieces.clear();
-                    QuantType::Q5_0.read_block(b, &mut pieces);
-                    q8.extend_from_slice(&b[0..2]);
-                    q8.extend(pieces[0].q.iter().map(|&v| (v + 16) as u8));
-                }
-                let mut m = QMatrix::from_gguf(GgufKind::Q8_0, rows, cols, &q8)?;
-                m.kind = WeightKind::Q5_0;
-                Ok(m)
-            }
-            GgufKind::Blocks(qt) => {
-                let per = qt.block_elements();
-                if !cols.is_multiple_of(per) {
-                    return Err(bad(format!(
-                        "{} matrix width {cols} is not a multiple of {per}",
-                        qt.name()
-                    )));
-                }
-                let need = n / per * qt.block_bytes();
-                if raw.len() != need {
-                    return Err(bad(format!(
-                        "{} matrix needs {need} bytes, got {}",
-                        qt.name(),
-                        raw.len()
-                    )));
-                }
-                let kind = WeightKind::Blocks(qt);
-                let (nb, gbb) = (cols / QK, kind.group_block_bytes());
-                let mut bytes = vec![0u8; rows.div_ceil(GROUP) * nb * gbb];
-                let row_bytes = cols / per * qt.block_bytes();
-                for r in 0..rows {
-                    let (g, lane) = (r / GROUP, r % GROUP);
-                    let pieces = qt.read_row(&raw[r * row_bytes..][..row_bytes], cols);
+                    for blk in buf.chunks_exact(qt.block_bytes()) {
+                        qt.read_block(blk, &mut pieces);
+                    }
                     for (b, p) in pieces.iter().enumerate() {
                         if !p.form.is_finite() {
                             return Err(bad(format!(
@@ -167,103 +201,50 @@ impl QMatrix {
                         put_piece(qt, p, &mut bytes[(g * nb + b) * gbb..][..gbb], lane);
                     }
                 }
-                Ok(QMatrix {
-                    kind,
-                    rows,
-                    cols,
-                    bytes,
-                    f32s: Vec::new(),
-                })
-            }
-            GgufKind::F32 | GgufKind::F16 | GgufKind::BF16 => {
-                let width = if kind == GgufKind::F32 { 4 } else { 2 };
-                if raw.len() != n * width {
-                    return Err(bad(format!(
-                        "{kind:?} matrix needs {} bytes, got {}",
-                        n * width,
-                        raw.len()
-                    )));
+                WeightKind::Q5_0 => {
+                    for (b, src) in buf.chunks_exact(QuantType::Q5_0.block_bytes()).enumerate() {
+                        pieces.clear();
+                        QuantType::Q5_0.read_block(src, &mut pieces);
+                        let d = &mut bytes[(g * nb + b) * gbb..][..gbb];
+                        d[lane * 2..lane * 2 + 2].copy_from_slice(&src[0..2]);
+                        let q: [u8; QK] = pieces[0].q.map(|v| (v + 16) as u8);
+                        interleave(&q, &mut d[16..], lane);
+                    }
                 }
-                if !cols.is_multiple_of(8) {
-                    return Err(bad(format!("matrix width {cols} is not a multiple of 8")));
-                }
-                let f32s = match kind {
-                    GgufKind::F32 => raw
-                        .chunks_exact(4)
-                        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                        .collect(),
-                    GgufKind::BF16 => raw
-                        .chunks_exact(2)
-                        .map(|c| crate::quant::bf16_to_f32(u16::from_le_bytes([c[0], c[1]])))
-                        .collect(),
-                    _ => raw
-                        .chunks_exact(2)
-                        .map(|c| f16::from_bits(u16::from_le_bytes([c[0], c[1]])).to_f32())
-                        .collect(),
-                };
-                Ok(QMatrix {
-                    kind: WeightKind::F32,
-                    rows,
-                    cols,
-                    bytes: Vec::new(),
-                    f32s,
-                })
-            }
-            GgufKind::Q4_0 | GgufKind::Q4_1 | GgufKind::Q8_0 => {
-                let wk = match kind {
-                    GgufKind::Q4_0 => WeightKind::Q4_0,
-                    GgufKind::Q4_1 => WeightKind::Q4_1,
-                    _ => WeightKind::Q8_0,
-                };
-                if !cols.is_multiple_of(QK) {
-                    return Err(bad(format!(
-                        "matrix width {cols} is not a multiple of {QK}"
-                    )));
-                }
-                let nb = cols / QK;
-                let need = rows * nb * wk.gguf_block_bytes();
-                if raw.len() != need {
-                    return Err(bad(format!(
-                        "{kind:?} matrix needs {need} bytes, got {}",
-                        raw.len()
-                    )));
-                }
-                let groups = rows.div_ceil(GROUP);
-                let gbb = wk.group_block_bytes();
-                let mut bytes = vec![0u8; groups * nb * gbb];
-                let src_bb = wk.gguf_block_bytes();
-                for r in 0..rows {
-                    let (g, lane) = (r / GROUP, r % GROUP);
-                    for b in 0..nb {
-                        let src = &raw[(r * nb + b) * src_bb..][..src_bb];
-                        let dst = &mut bytes[(g * nb + b) * gbb..][..gbb];
-                        dst[lane * 2..lane * 2 + 2].copy_from_slice(&src[0..2]);
-                        match wk {
-                            WeightKind::Q4_0 => interleave(&src[2..18], &mut dst[16..], lane),
+                _ => {
+                    let src_bb = kind.gguf_block_bytes();
+                    for (b, src) in buf.chunks_exact(src_bb).enumerate() {
+                        let d = &mut bytes[(g * nb + b) * gbb..][..gbb];
+                        d[lane * 2..lane * 2 + 2].copy_from_slice(&src[0..2]);
+                        match kind {
+                            WeightKind::Q4_0 => interleave(&src[2..18], &mut d[16..], lane),
                             WeightKind::Q4_1 => {
-                                dst[16 + lane * 2..][..2].copy_from_slice(&src[2..4]);
-                                interleave(&src[4..20], &mut dst[32..], lane);
+                                d[16 + lane * 2..][..2].copy_from_slice(&src[2..4]);
+                                interleave(&src[4..20], &mut d[32..], lane);
                             }
-                            _ => interleave(&src[2..34], &mut dst[16..], lane),
+                            _ => interleave(&src[2..34], &mut d[16..], lane),
                         }
                     }
                 }
-                let m = QMatrix {
-                    kind: wk,
-                    rows,
-                    cols,
-                    bytes,
-                    f32s: Vec::new(),
-                };
-                m.check_finite_scales()?;
-                Ok(m)
             }
         }
+        let m = QMatrix {
+            kind,
+            rows,
+            cols,
+            bytes,
+            f32s: Vec::new(),
+        };
+        m.check_finite_scales()?;
+        Ok(m)
     }
 
     /// Rejects NaN or infinite block scales: they would poison every output, and a loader is the
     /// place to say so.
     fn check_finite_scales(&self) -> Result<()> {
+        if let WeightKind::Blocks(_) = self.kind {
+            return Ok(()); // checked piece by piece at load
+        }
         let (nb, gbb) = (self.blocks(), self.gbb());
         let nscales = match self.kind {
             WeightKind::Q4_1 => 2 * GROUP,
@@ -421,6 +402,13 @@ impl QMatrix {
             }
         }
     }
+}
+
+/// The error for a shape whose rows do not fill whole blocks of `kind`.
+fn bad_shape(kind: GgufKind, rows: usize, cols: usize) -> EngineError {
+    EngineError::Malformed(format!(
+        "{kind:?} matrix {rows}x{cols}: rows of {cols} elements do not fill whole blocks"
+    ))
 }
 
 /// Bytes of a quant chunk: four bytes from each of the eight rows of a group.
