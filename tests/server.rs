@@ -892,3 +892,53 @@ fn tiny_temperatures_are_refused() {
         assert!(text.contains("use 0 for greedy"), "{text}");
     }
 }
+
+/// Peak RSS serving Gemma 3 270M (load with the manifest, a 256-token chat answer, then a
+/// 1,000-token prompt) stays under 1.5x its GGUF size: read from the server's own
+/// `/proc/PID/status` (`VmHWM`), so it counts that process alone.
+#[test]
+fn serving_gemma3_peaks_under_one_and_a_half_model_sizes() {
+    let Some(model) = common::require_gemma("serving_gemma3_peaks_under_1.5x") else {
+        return;
+    };
+    let size = std::fs::metadata(&model).unwrap().len() as f64;
+    let dir = data_dir("gemma-rss");
+    let srv = start(&model, &dir, &[]);
+    let (_, models) = get(&srv.base, "/v1/models");
+    let model_id = serde_json::from_str::<Value>(&models).unwrap()["data"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let chat = json!({"model": model_id, "messages": [{"role": "user",
+        "content": "Write a long story about the sea."}], "max_tokens": 256});
+    let (status, _, body) = post(
+        &srv.base,
+        "/v1/chat/completions",
+        chat.to_string().as_bytes(),
+    );
+    assert_eq!(status, 200, "{body}");
+    let long = "The quick brown fox jumps over the lazy dog. ".repeat(100);
+    let req = json!({"model": model_id, "prompt": long, "max_tokens": 32});
+    let (status, _, body) = post(&srv.base, "/v1/completions", req.to_string().as_bytes());
+    assert_eq!(status, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        v["usage"]["prompt_tokens"].as_u64().unwrap() >= 1000,
+        "{}",
+        v["usage"]
+    );
+    let status = std::fs::read_to_string(format!("/proc/{}/status", srv.child.id())).unwrap();
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc/PID/status");
+    let peak = kb * 1024.0;
+    println!(
+        "serving Gemma 3: peak RSS {:.1} MB = {:.2}x the {:.1} MB model",
+        peak / 1e6,
+        peak / size,
+        size / 1e6
+    );
+    assert!(peak < 1.5 * size, "peak RSS {peak} >= 1.5 x {size}");
+}

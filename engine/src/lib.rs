@@ -11,6 +11,7 @@ pub mod fuzzing;
 pub mod gguf;
 pub mod kernels;
 pub mod model;
+mod packed;
 pub mod perplexity;
 pub mod qmatrix;
 pub mod quant;

@@ -17,11 +17,33 @@
 //! Golden ids from Google's `sentencepiece` library on the real Gemma 3 vocabulary are in
 //! `tests/golden/gemma3_tokens.json` (`scripts/golden_spm.py`).
 
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
+use std::hash::BuildHasher;
 
 use aho_corasick::{AhoCorasick, MatchKind};
 
 use crate::error::{EngineError, Result};
+use crate::packed::Packed;
+
+/// Piece spellings to ids: the spellings packed by id, and a hash table of ids (an id's key is
+/// its spelling), so that a 262,144-piece vocabulary costs a few MB rather than a `HashMap` of
+/// owned strings' ~20. Only lookups: nothing depends on the table's order.
+struct PieceMap {
+    spellings: Packed,
+    table: hashbrown::HashTable<u32>,
+    hasher: std::collections::hash_map::RandomState,
+}
+
+impl PieceMap {
+    fn get(&self, s: &str) -> Option<u32> {
+        let h = self.hasher.hash_one(s.as_bytes());
+        self.table
+            .find(h, |&id| {
+                self.spellings.get(id as usize) == Some(s.as_bytes())
+            })
+            .copied()
+    }
+}
 
 /// GGUF token types.
 const TYPE_NORMAL: i64 = 1;
@@ -31,7 +53,7 @@ pub(crate) const TYPE_BYTE: i64 = 6;
 /// The scored vocabulary of a SentencePiece-style model.
 pub struct Spm {
     /// Pieces that merges may produce and text may map to: normal and user-defined ones.
-    pieces: HashMap<String, u32>,
+    pieces: PieceMap,
     scores: Vec<f32>,
     /// The `<0xXX>` token of each byte.
     byte_ids: [Option<u32>; 256],
@@ -74,18 +96,24 @@ impl Spm {
                 tokens.len()
             )));
         }
-        let mut pieces = HashMap::with_capacity(tokens.len());
+        let mut spellings = Packed::with_capacity(tokens.len());
+        let mut keyed = Vec::with_capacity(tokens.len());
         let mut byte_ids = [None; 256];
         let (mut user, mut user_ids) = (Vec::new(), Vec::new());
         for (i, (&t, &ty)) in tokens.iter().zip(types).enumerate() {
             let id = i as u32;
+            let spelled = if ty == TYPE_USER_DEFINED {
+                t.replace(' ', "\u{2581}")
+            } else {
+                t.to_string()
+            };
+            spellings
+                .push(spelled.as_bytes())
+                .ok_or_else(|| EngineError::Tokenizer("vocabulary text over 4 GiB".into()))?;
             match ty {
-                TYPE_NORMAL => {
-                    pieces.entry(t.to_string()).or_insert(id);
-                }
+                TYPE_NORMAL => keyed.push(id),
                 TYPE_USER_DEFINED => {
-                    let spelled = t.replace(' ', "\u{2581}");
-                    pieces.entry(spelled.clone()).or_insert(id);
+                    keyed.push(id);
                     if !spelled.is_empty() {
                         user.push(spelled);
                         user_ids.push(id);
@@ -108,8 +136,26 @@ impl Spm {
                 .map_err(|e| EngineError::Tokenizer(format!("user-defined pieces: {e}")))?;
             Some((m, user_ids))
         };
+        spellings.shrink();
+        let hasher = std::collections::hash_map::RandomState::new();
+        let mut table = hashbrown::HashTable::with_capacity(keyed.len());
+        for id in keyed {
+            let s = spellings.get(id as usize).expect("pushed above");
+            let h = hasher.hash_one(s);
+            // The first id of a spelling wins, should a (malformed) vocabulary repeat one.
+            let dup = table.find(h, |&o: &u32| spellings.get(o as usize) == Some(s));
+            if dup.is_none() {
+                table.insert_unique(h, id, |&o: &u32| {
+                    hasher.hash_one(spellings.get(o as usize).expect("pushed above"))
+                });
+            }
+        }
         Ok(Spm {
-            pieces,
+            pieces: PieceMap {
+                spellings,
+                table,
+                hasher,
+            },
             scores: scores.to_vec(),
             byte_ids,
             user,
@@ -149,7 +195,7 @@ impl Spm {
         let mut heap = BinaryHeap::new();
         let try_pair = |heap: &mut BinaryHeap<Bigram>, len: &[usize], l: usize, r: usize| {
             let (a, b) = (starts[l], starts[r]);
-            if let Some(&id) = self.pieces.get(&s[a..b + len[r]]) {
+            if let Some(id) = self.pieces.get(&s[a..b + len[r]]) {
                 heap.push(Bigram {
                     score: self.scores[id as usize],
                     left: l,
@@ -183,7 +229,7 @@ impl Spm {
         while i < n {
             let piece = &s[starts[i]..starts[i] + len[i]];
             match self.pieces.get(piece) {
-                Some(&id) => out.push(id),
+                Some(id) => out.push(id),
                 None => {
                     for b in piece.bytes() {
                         out.push(self.byte_ids[b as usize].ok_or_else(|| {

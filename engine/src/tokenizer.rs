@@ -18,6 +18,7 @@ use fancy_regex::Regex;
 
 use crate::error::{EngineError, Result};
 use crate::gguf::GgufFile;
+use crate::packed::Packed;
 use crate::spm::Spm;
 
 /// Protection marks: a special-token spelling in user text becomes `OPEN index CLOSE` (the
@@ -55,9 +56,9 @@ enum PreTokenizer {
 /// A byte-level BPE tokenizer.
 pub struct Tokenizer {
     /// Token strings as the file spells them.
-    pieces: Vec<String>,
+    pieces: Packed,
     /// Bytes each token decodes to.
-    bytes: Vec<Vec<u8>>,
+    bytes: Packed,
     /// `(left, right)` to `(rank, merged)`.
     merges: HashMap<(u32, u32), (u32, u32)>,
     /// Id of each single byte's token.
@@ -77,6 +78,17 @@ pub struct Tokenizer {
     pub add_bos: bool,
     /// Ids that end a generation (EOS and end-of-turn tokens).
     pub stop_ids: Vec<u32>,
+}
+
+/// Packs a vocabulary's strings (see [`Packed`]).
+fn pack<'a>(items: impl Iterator<Item = &'a [u8]>) -> Result<Packed> {
+    let mut p = Packed::default();
+    for b in items {
+        p.push(b)
+            .ok_or_else(|| EngineError::Tokenizer("vocabulary text over 4 GiB".into()))?;
+    }
+    p.shrink();
+    Ok(p)
 }
 
 /// GPT-2's map from bytes to printable characters.
@@ -175,7 +187,7 @@ impl Tokenizer {
             c2b.insert(*c, b as u8);
         }
         let mut ids = HashMap::with_capacity(n);
-        let mut bytes = Vec::with_capacity(n);
+        let mut bytes: Vec<Vec<u8>> = Vec::with_capacity(n);
         let mut is_special = vec![false; n];
         let mut specials = Vec::new();
         for (i, (&t, &ty)) in tokens.iter().zip(types).enumerate() {
@@ -269,8 +281,8 @@ impl Tokenizer {
         Ok(Tokenizer {
             spm,
             special_matcher,
-            pieces: tokens.iter().map(|s| s.to_string()).collect(),
-            bytes,
+            pieces: pack(tokens.iter().map(|s| s.as_bytes()))?,
+            bytes: pack(bytes.iter().map(|b| b.as_slice()))?,
             merges,
             byte_ids,
             specials,
@@ -290,15 +302,14 @@ impl Tokenizer {
 
     /// The first token spelled `spelling` (a linear search: for tests and set-up, not per token).
     pub fn piece_id(&self, spelling: &str) -> Option<u32> {
-        self.pieces
-            .iter()
-            .position(|p| p == spelling)
+        (0..self.pieces.len())
+            .find(|&i| self.pieces.get(i) == Some(spelling.as_bytes()))
             .map(|i| i as u32)
     }
 
     /// The token's spelling in the vocabulary.
     pub fn piece(&self, id: u32) -> Option<&str> {
-        self.pieces.get(id as usize).map(|s| s.as_str())
+        self.pieces.get_str(id as usize)
     }
 
     pub fn is_special(&self, id: u32) -> bool {
@@ -509,10 +520,7 @@ impl Tokenizer {
 
     /// The bytes token `id` stands for (special tokens as their spelling).
     pub fn token_bytes(&self, id: u32) -> &[u8] {
-        self.bytes
-            .get(id as usize)
-            .map(|b| b.as_slice())
-            .unwrap_or(&[])
+        self.bytes.get(id as usize).unwrap_or(&[])
     }
 
     /// Decodes ids to bytes, leaving out special tokens when `skip_special`.
