@@ -232,6 +232,42 @@ fn settled_len(text: &str, stops: &[String]) -> usize {
     keep
 }
 
+impl Engine {
+    /// Generates one completion.
+    pub fn generate(&self, req: &Request) -> Result<Completion> {
+        Ok(self
+            .generate_batch(std::slice::from_ref(req), None)?
+            .remove(0))
+    }
+
+    /// Generates several completions together: each forward pass carries every unfinished
+    /// request's next tokens. With `prefill_chunk`, prompts are fed at most that many tokens per
+    /// pass (interleaved with other requests' decoding). Results equal solo runs bit for bit.
+    pub fn generate_batch(
+        &self,
+        reqs: &[Request],
+        prefill_chunk: Option<usize>,
+    ) -> Result<Vec<Completion>> {
+        let mut b = Batcher::new(self, prefill_chunk);
+        let ids = reqs
+            .iter()
+            .map(|r| b.submit(r.clone()))
+            .collect::<Result<Vec<_>>>()?;
+        let mut done: Vec<Option<Completion>> = vec![None; reqs.len()];
+        while !b.is_idle() {
+            for ev in b.step()? {
+                if let Event::Finished { id, completion } = ev {
+                    done[(id - ids[0]) as usize] = Some(completion);
+                }
+            }
+        }
+        Ok(done
+            .into_iter()
+            .map(|c| c.expect("every request finishes"))
+            .collect())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::settled_len;

@@ -1,11 +1,12 @@
-//! The engine as users see it: load a model, turn a request into tokens, generate (alone, or
-//! several requests batched together), and re-run a finished completion teacher-forced.
+//! The engine as users see it: load a model, turn a request into tokens, and re-run a finished
+//! completion teacher-forced. Generating (alone, or several requests batched together) is
+//! `Engine::generate` and `Engine::generate_batch` in [`crate::batcher`], which builds on this
+//! module and not the other way round.
 
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::batcher::{Batcher, Event};
 use crate::chat::{ChatTemplate, Message};
 use crate::error::{EngineError, Result};
 use crate::gguf::GgufFile;
@@ -192,40 +193,6 @@ impl Engine {
             return Err(EngineError::InvalidRequest("the prompt is empty".into()));
         }
         Ok(ids)
-    }
-
-    /// Generates one completion.
-    pub fn generate(&self, req: &Request) -> Result<Completion> {
-        Ok(self
-            .generate_batch(std::slice::from_ref(req), None)?
-            .remove(0))
-    }
-
-    /// Generates several completions together: each forward pass carries every unfinished
-    /// request's next tokens. With `prefill_chunk`, prompts are fed at most that many tokens per
-    /// pass (interleaved with other requests' decoding). Results equal solo runs bit for bit.
-    pub fn generate_batch(
-        &self,
-        reqs: &[Request],
-        prefill_chunk: Option<usize>,
-    ) -> Result<Vec<Completion>> {
-        let mut b = Batcher::new(self, prefill_chunk);
-        let ids = reqs
-            .iter()
-            .map(|r| b.submit(r.clone()))
-            .collect::<Result<Vec<_>>>()?;
-        let mut done: Vec<Option<Completion>> = vec![None; reqs.len()];
-        while !b.is_idle() {
-            for ev in b.step()? {
-                if let Event::Finished { id, completion } = ev {
-                    done[(id - ids[0]) as usize] = Some(completion);
-                }
-            }
-        }
-        Ok(done
-            .into_iter()
-            .map(|c| c.expect("every request finishes"))
-            .collect())
     }
 
     /// The stop rules (spec §4): the output text after `tokens` (special tokens left out, cut
