@@ -213,4 +213,6 @@ fn write_seed_corpus() {
     )
     .unwrap();
     std::fs::write(dir.join("header-only.gguf"), &good[..64]).unwrap();
+    // The block formats of spec §1.4 (K-quants, Q5_0, Q5_1) as a loadable seed.
+    std::fs::write(dir.join("synthetic-kquants.gguf"), k_quant_bytes()).unwrap();
 }
