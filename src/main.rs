@@ -862,7 +862,24 @@ fn serve(a: ServeArgs) -> Result<i32> {
     Ok(0)
 }
 
+/// Keeps the forward pass's scratch buffers (hundreds of KB to a few MB per pass) on the heap.
+/// glibc serves blocks above its mmap threshold (128 KiB until a large block is freed) with
+/// fresh mappings, so every pass would fault its buffers in again, and the page faults of two
+/// kernel threads serialize on the address space's lock: 5% of a 128-token prefill at two
+/// threads. A fixed threshold of 32 MiB (glibc's own ceiling for the dynamic one) and a trim
+/// threshold above it keep freed scratch for the next pass; `serve` still hands free memory
+/// back once after loading.
+fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets allocator parameters, before any thread is started.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 64 << 20);
+    }
+}
+
 fn main() {
+    tune_allocator();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("SWORN_LOG")
