@@ -15,6 +15,7 @@
 
 use crate::error::{EngineError, Result};
 use crate::generate::Engine;
+use crate::sampling::argmax;
 
 /// What a perplexity run measured.
 #[derive(Debug, Clone, PartialEq)]
@@ -37,17 +38,6 @@ pub struct Perplexity {
     /// The most likely token at every scored position (lowest id on a tie), in order: what
     /// `scripts/perplexity-compare.py` compares with llama.cpp's.
     pub top1: Vec<u32>,
-}
-
-/// The index of the largest logit (the lowest index on a tie).
-pub fn argmax(logits: &[f32]) -> u32 {
-    let mut best = 0;
-    for (i, &l) in logits.iter().enumerate() {
-        if l > logits[best] {
-            best = i;
-        }
-    }
-    best as u32
 }
 
 /// `-ln softmax(logits)[next]`, in f64.

@@ -89,17 +89,18 @@ impl Isa {
         }
     }
 
+    /// Whether the AVX2 gated activations can run on these slices: every length they read.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    fn avx2_gated(self, g: &[f32], u: &[f32], h: &[f32]) -> bool {
+        self.avx2() && g.len().is_multiple_of(8) && u.len() >= g.len() && h.len() >= g.len()
+    }
+
     /// `h = silu(g) * u` elementwise.
     pub fn silu_mul(self, g: &[f32], u: &[f32], h: &mut [f32]) {
         match self {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: CPU support checked; the guard checks every length the loop reads.
-            Isa::Avx2
-                if self.avx2()
-                    && g.len().is_multiple_of(8)
-                    && u.len() >= g.len()
-                    && h.len() >= g.len() =>
-            unsafe { avx2::silu_mul(g, u, h) },
+            Isa::Avx2 if self.avx2_gated(g, u, h) => unsafe { avx2::silu_mul(g, u, h) },
             _ => scalar::silu_mul(g, u, h),
         }
     }
@@ -109,12 +110,7 @@ impl Isa {
         match self {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: CPU support checked; the guard checks every length the loop reads.
-            Isa::Avx2
-                if self.avx2()
-                    && g.len().is_multiple_of(8)
-                    && u.len() >= g.len()
-                    && h.len() >= g.len() =>
-            unsafe { avx2::gelu_mul(g, u, h) },
+            Isa::Avx2 if self.avx2_gated(g, u, h) => unsafe { avx2::gelu_mul(g, u, h) },
             _ => scalar::gelu_mul(g, u, h),
         }
     }
