@@ -78,6 +78,7 @@ impl Isa {
     /// RMSNorm of each `w.len()`-wide row of `x` into `y`.
     pub fn rmsnorm(self, x: &[f32], w: &[f32], eps: f32, y: &mut [f32]) {
         let n = w.len();
+        #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))] // the AVX2 arm's guard
         let fast = self.avx2() && n.is_multiple_of(8);
         for (xr, yr) in x.chunks_exact(n).zip(y.chunks_exact_mut(n)) {
             match self {
@@ -131,6 +132,7 @@ impl Isa {
     ) {
         let hd = q.len();
         let fits = |m: &[f32]| n == 0 || m.len() >= (n - 1) * stride + off + hd;
+        #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))] // the AVX2 arm's guard
         let ok = hd.is_multiple_of(8)
             && fits(keys)
             && fits(values)
@@ -165,6 +167,7 @@ impl Isa {
         };
         let nmax = queries.iter().map(|q| q.n).max().unwrap_or(0);
         let fits = |m: &[f32]| m.len() >= (nmax - 1) * stride + off + hd;
+        #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))] // the AVX2 arm's guard
         let ok = nmax >= 1
             && hd.is_multiple_of(8)
             && queries.len() <= avx2_max_tile()
