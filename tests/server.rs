@@ -369,8 +369,11 @@ fn a_client_that_disconnects_cancels_its_work() {
         .post(format!("{}/v1/completions", srv.base))
         .header("content-type", "application/json")
         .send(
-            json!({"prompt": "Tell me everything about", "max_tokens": 2000, "stream": true})
-                .to_string(),
+            // Greedy: this prompt runs to the token limit (a sampled answer could end early,
+            // before the timeout, and the test would prove nothing).
+            json!({"prompt": "Tell me everything about", "max_tokens": 2000, "stream": true,
+                "temperature": 0})
+            .to_string(),
         )
         .unwrap();
     let mut lines = BufReader::new(r.into_body().into_reader()).lines();
@@ -810,8 +813,11 @@ fn a_stream_past_its_timeout_is_cancelled() {
         .post(format!("{}/v1/completions", srv.base))
         .header("content-type", "application/json")
         .send(
-            json!({"prompt": "Tell me everything about", "max_tokens": 2000, "stream": true})
-                .to_string(),
+            // Greedy: this prompt runs to the token limit (a sampled answer could end early,
+            // before the timeout, and the test would prove nothing).
+            json!({"prompt": "Tell me everything about", "max_tokens": 2000, "stream": true,
+                "temperature": 0})
+            .to_string(),
         )
         .unwrap();
     let t = Instant::now();

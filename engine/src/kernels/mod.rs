@@ -237,12 +237,7 @@ impl Isa {
             // SAFETY: only a `Runner` calls this, and `Runner::new` checked CPU support; `out`
             // covers `t1 * stride` floats and each (t, row) of this group is written here only.
             Isa::Avx2 => unsafe { avx2::matmul_group(w, g, xq, xf, t0, t1, out.0, stride) },
-            Isa::Portable
-                if !matches!(
-                    w.kind,
-                    WeightKind::F32 | WeightKind::Q5_0 | WeightKind::Blocks(_)
-                ) =>
-            {
+            Isa::Portable if w.kind != WeightKind::F32 => {
                 let r0 = g * crate::qmatrix::GROUP;
                 let lanes = (w.rows - r0).min(crate::qmatrix::GROUP);
                 for t in t0..t1 {
