@@ -25,48 +25,30 @@ fn isums_q4(qs: &[u8], x: &[i8]) -> [i32; GROUP] {
     out
 }
 
+/// Integer dot products of one activation block with the eight rows' 32 bytes (Q8_0's
+/// interleaving), the two halves of 16 elements apart (chunks 0-3 and 4-7): the bytes signed
+/// (`SIGNED`: Q8_0, Q5_1 and the K-quants' byte layout) or unsigned (Q5_0's `q + 16`).
 #[inline(always)]
-fn isums_q8(qs: &[u8], x: &[i8]) -> [i32; GROUP] {
-    let mut out = [0i32; GROUP];
-    for c in 0..8 {
-        let chunk = &qs[c * CHUNK..][..CHUNK];
-        for (lane, o) in out.iter_mut().enumerate() {
-            for i in 0..4 {
-                *o += chunk[lane * 4 + i] as i8 as i32 * x[4 * c + i] as i32;
-            }
-        }
-    }
-    out
-}
-
-/// As [`isums_q8`], with the bytes unsigned (Q5_0's `q + 16`).
-#[inline(always)]
-fn isums_u8(qs: &[u8], x: &[i8]) -> [i32; GROUP] {
-    let mut out = [0i32; GROUP];
-    for c in 0..8 {
-        let chunk = &qs[c * CHUNK..][..CHUNK];
-        for (lane, o) in out.iter_mut().enumerate() {
-            for i in 0..4 {
-                *o += chunk[lane * 4 + i] as i32 * x[4 * c + i] as i32;
-            }
-        }
-    }
-    out
-}
-
-/// As [`isums_q8`], the two halves of 16 elements apart (chunks 0-3 and 4-7).
-#[inline(always)]
-fn isums_halves(qs: &[u8], x: &[i8]) -> [[i32; GROUP]; 2] {
+fn isums_bytes<const SIGNED: bool>(qs: &[u8], x: &[i8]) -> [[i32; GROUP]; 2] {
     let mut out = [[0i32; GROUP]; 2];
     for c in 0..8 {
         let chunk = &qs[c * CHUNK..][..CHUNK];
         for (lane, o) in out[c / 4].iter_mut().enumerate() {
             for i in 0..4 {
-                *o += chunk[lane * 4 + i] as i8 as i32 * x[4 * c + i] as i32;
+                let q = chunk[lane * 4 + i];
+                let q = if SIGNED { q as i8 as i32 } else { q as i32 };
+                *o += q * x[4 * c + i] as i32;
             }
         }
     }
     out
+}
+
+/// [`isums_bytes`] over the whole block.
+#[inline(always)]
+fn isums_whole<const SIGNED: bool>(qs: &[u8], x: &[i8]) -> [i32; GROUP] {
+    let [h0, h1] = isums_bytes::<SIGNED>(qs, x);
+    std::array::from_fn(|l| h0[l] + h1[l])
 }
 
 #[inline(always)]
@@ -129,13 +111,13 @@ pub fn group_row(w: &QMatrix, g: usize, xq: &QActs, t: usize) -> [f32; GROUP] {
                 }
             }
             WeightKind::Q8_0 => {
-                let isum = isums_q8(&p[16..], x);
+                let isum = isums_whole::<true>(&p[16..], x);
                 for l in 0..GROUP {
                     acc[l] += (dw[l] * dx) * isum[l] as f32;
                 }
             }
             WeightKind::Q5_0 => {
-                let isum = isums_u8(&p[16..], x);
+                let isum = isums_whole::<false>(&p[16..], x);
                 let off = 16 * xq.qsum[xb];
                 for l in 0..GROUP {
                     acc[l] += (dw[l] * dx) * (isum[l] - off) as f32;
@@ -161,7 +143,7 @@ fn blocks_block(qt: QuantType, p: &[u8], xq: &QActs, xb: usize, x: &[i8], acc: &
         }
         return;
     }
-    let [h0, h1] = isums_halves(&p[WIDE_Q..], x);
+    let [h0, h1] = isums_bytes::<true>(&p[WIDE_Q..], x);
     let (s0, s1) = (i8s(&p[64..72]), i8s(&p[72..80]));
     let sub = |l: usize| s0[l] * h0[l] + s1[l] * h1[l];
     match qt.form_class() {
