@@ -307,8 +307,11 @@ impl<R: Read + Seek> GgufFile<R> {
     /// `TAG || u32 len || name || u32 ggml type || u32 ndims || u64 dims (ggml order) || data`,
     /// integers big-endian. The data is streamed, never held whole.
     pub fn tensor_hash(&mut self, name: &str) -> Result<[u8; 32]> {
-        let range = self.tensor_data_range(name)?;
-        let info = &self.content.tensor_infos[name];
+        let info = self
+            .content
+            .tensor_infos
+            .get(name)
+            .ok_or_else(|| EngineError::Malformed(format!("tensor {name}: not in the file")))?;
         let mut h = blake3::Hasher::new();
         h.update(b"sworn.tensor.v1\0");
         h.update(&(name.len() as u32).to_be_bytes());
@@ -319,49 +322,38 @@ impl<R: Read + Seek> GgufFile<R> {
         for d in dims.iter().rev() {
             h.update(&(*d as u64).to_be_bytes());
         }
-        let io = |source| EngineError::Io {
-            path: name.to_string(),
-            source,
-        };
-        self.reader.seek(SeekFrom::Start(range.start)).map_err(io)?;
-        let mut left = range.end - range.start;
+        let mut rd = self.tensor_reader(name)?;
         let mut buf = vec![0u8; 1 << 20];
-        while left > 0 {
-            let n = left.min(buf.len() as u64) as usize;
-            self.reader.read_exact(&mut buf[..n]).map_err(io)?;
+        while rd.left() > 0 {
+            let n = rd.left().min(buf.len() as u64) as usize;
+            rd.read(&mut buf[..n])?;
             h.update(&buf[..n]);
-            left -= n as u64;
         }
         Ok(*h.finalize().as_bytes())
     }
 
-    /// A reader of tensor `desc`'s bytes, in order and in pieces of any size, after checking
+    /// A reader of tensor `name`'s bytes, in order and in pieces of any size, after checking
     /// that they lie inside the file.
-    pub fn tensor_reader(&mut self, desc: &TensorDesc) -> Result<TensorReader<'_, R>> {
-        let range = self.tensor_data_range(&desc.name)?;
+    pub fn tensor_reader(&mut self, name: &str) -> Result<TensorReader<'_, R>> {
+        let range = self.tensor_data_range(name)?;
         self.reader
             .seek(SeekFrom::Start(range.start))
             .map_err(|source| EngineError::Io {
-                path: desc.name.clone(),
+                path: name.to_string(),
                 source,
             })?;
         Ok(TensorReader {
             reader: &mut self.reader,
             left: range.end - range.start,
-            name: desc.name.clone(),
+            name: name.to_string(),
         })
     }
 
     /// Reads tensor `desc`'s bytes after checking that they lie inside the file.
     pub fn read_bytes(&mut self, desc: &TensorDesc) -> Result<Vec<u8>> {
-        let range = self.tensor_data_range(&desc.name)?;
-        let io = |source| EngineError::Io {
-            path: desc.name.clone(),
-            source,
-        };
-        let mut buf = vec![0u8; (range.end - range.start) as usize];
-        self.reader.seek(SeekFrom::Start(range.start)).map_err(io)?;
-        self.reader.read_exact(&mut buf).map_err(io)?;
+        let mut rd = self.tensor_reader(&desc.name)?;
+        let mut buf = vec![0u8; rd.left() as usize];
+        rd.read(&mut buf)?;
         Ok(buf)
     }
 }

@@ -666,7 +666,7 @@ fn matrix<R: std::io::Read + std::io::Seek>(
         )));
     }
     // Row by row, so that the file's bytes of a large tensor are never held beside its layout.
-    let mut rd = f.tensor_reader(&desc)?;
+    let mut rd = f.tensor_reader(&desc.name)?;
     let need = rows.checked_mul(cols).and_then(|n| desc.kind.byte_len(n));
     if need.map(|n| n as u64) != Some(rd.left()) {
         return Err(EngineError::Malformed(format!(

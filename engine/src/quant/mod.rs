@@ -274,6 +274,23 @@ mod tests {
             .collect()
     }
 
+    /// The golden file's block types (BF16 left out): name, type, and each block's pieces.
+    fn golden_pieces() -> Vec<(String, QuantType, Vec<Piece>)> {
+        let g = golden();
+        g["types"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|t| {
+                let name = t["type"].as_str().unwrap();
+                let qt = *QuantType::ALL.iter().find(|q| q.name() == name)?;
+                let raw = hex(t["bytes"].as_str().unwrap());
+                let pieces = qt.read_row(&raw, raw.len() / qt.block_bytes() * qt.block_elements());
+                Some((name.to_string(), qt, pieces))
+            })
+            .collect()
+    }
+
     /// Every type's values equal llama.cpp's `gguf` package's dequantization, bit for bit.
     #[test]
     fn blocks_read_as_ggml_dequantizes_them() {
@@ -320,13 +337,7 @@ mod tests {
     /// Integer ranges: what the fast kernels may assume about each type's pieces.
     #[test]
     fn piece_integers_stay_in_their_ranges() {
-        let g = golden();
-        for t in g["types"].as_array().unwrap() {
-            let name = t["type"].as_str().unwrap();
-            let Some(qt) = QuantType::ALL.iter().find(|q| q.name() == name) else {
-                continue;
-            };
-            let raw = hex(t["bytes"].as_str().unwrap());
+        for (name, qt, pieces) in golden_pieces() {
             let (lo, hi) = match qt {
                 QuantType::Q4_0 => (-8, 7),
                 QuantType::Q5_0 => (-16, 15),
@@ -337,7 +348,7 @@ mod tests {
                 QuantType::Q3K => (-4, 3),
                 QuantType::Q6K => (-32, 31),
             };
-            for p in qt.read_row(&raw, raw.len() / qt.block_bytes() * qt.block_elements()) {
+            for p in pieces {
                 assert!(
                     p.q.iter().all(|&q| (lo..=hi).contains(&(q as i32))),
                     "{name}"
@@ -468,14 +479,7 @@ mod tests {
     /// at fixed points, f64 does not).
     #[test]
     fn terms_approximate_the_exact_product() {
-        let g = golden();
-        for t in g["types"].as_array().unwrap() {
-            let name = t["type"].as_str().unwrap();
-            let Some(qt) = QuantType::ALL.iter().find(|q| q.name() == name) else {
-                continue;
-            };
-            let raw = hex(t["bytes"].as_str().unwrap());
-            let pieces = qt.read_row(&raw, raw.len() / qt.block_bytes() * qt.block_elements());
+        for (name, _, pieces) in golden_pieces() {
             for (k, p) in pieces.iter().enumerate() {
                 let x: Vec<f32> = (0..QK)
                     .map(|i| ((k * 31 + i * 17) % 23) as f32 * 0.1 - 1.1)
