@@ -235,6 +235,8 @@ enum Kernels {
     Scalar,
     /// The portable row-group kernels (any CPU; same bits).
     Portable,
+    /// aarch64 NEON without the dotprod extension (to compare with `auto` on a CPU that has it).
+    Neon,
 }
 
 #[derive(Args)]
@@ -570,6 +572,7 @@ fn generate(a: GenerateArgs) -> Result<i32> {
             Kernels::Auto => None,
             Kernels::Scalar => Some(Isa::Scalar),
             Kernels::Portable => Some(Isa::Portable),
+            Kernels::Neon => Some(Isa::Neon),
         },
         max_context: None,
     };
@@ -710,6 +713,7 @@ fn bench(a: BenchArgs) -> Result<i32> {
             Kernels::Auto => None,
             Kernels::Scalar => Some(Isa::Scalar),
             Kernels::Portable => Some(Isa::Portable),
+            Kernels::Neon => Some(Isa::Neon),
         },
         max_context: None,
     };

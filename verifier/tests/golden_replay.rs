@@ -33,6 +33,26 @@ fn model(var: &str) -> Option<PathBuf> {
     }
 }
 
+/// The kernels to replay on: this CPU's best and the portable ones (what a CPU without SIMD
+/// kernels runs), or `SWORN_REPLAY_ISAS` (comma-separated names such as `cpu-neon`, or
+/// `detected`), which the emulated legs use to avoid replaying on the same kernels twice.
+fn isas() -> Vec<Isa> {
+    let Ok(names) = std::env::var("SWORN_REPLAY_ISAS") else {
+        let mut isas = vec![Isa::detect()];
+        if isas[0] != Isa::Portable {
+            isas.push(Isa::Portable);
+        }
+        return isas;
+    };
+    names
+        .split(',')
+        .map(|n| match n {
+            "detected" => Isa::detect(),
+            _ => Isa::from_name(n).unwrap_or_else(|| panic!("SWORN_REPLAY_ISAS: unknown {n:?}")),
+        })
+        .collect()
+}
+
 #[test]
 fn every_golden_vector_replays_bit_for_bit_on_this_cpu() {
     let doc = std::fs::read_to_string(root().join("tests/vectors/operator.pub.json")).unwrap();
@@ -52,12 +72,7 @@ fn every_golden_vector_replays_bit_for_bit_on_this_cpu() {
         let Some(path) = model(var) else {
             continue;
         };
-        // This CPU's best kernels, and the portable ones (what non-x86 CPUs run) when different.
-        let mut isas = vec![Isa::detect()];
-        if isas[0] != Isa::Portable {
-            isas.push(Isa::Portable);
-        }
-        for isa in isas {
+        for isa in isas() {
             let opts = EngineOptions {
                 threads: 2,
                 isa: Some(isa),

@@ -3,6 +3,8 @@
 
 #[cfg(target_arch = "x86_64")]
 pub mod avx2;
+#[cfg(target_arch = "aarch64")]
+pub mod neon;
 pub mod pool;
 pub mod portable;
 pub mod scalar;
@@ -20,6 +22,10 @@ pub enum Isa {
     Portable,
     /// x86-64 AVX2 + F16C.
     Avx2,
+    /// aarch64 NEON (Advanced SIMD, in every aarch64 CPU).
+    Neon,
+    /// aarch64 NEON with the `dotprod` extension (`sdot`, Armv8.2 and later).
+    NeonDot,
 }
 
 impl Isa {
@@ -32,6 +38,14 @@ impl Isa {
                 return Isa::Avx2;
             }
         }
+        #[cfg(target_arch = "aarch64")]
+        {
+            if std::arch::is_aarch64_feature_detected!("dotprod") {
+                return Isa::NeonDot;
+            }
+            return Isa::Neon;
+        }
+        #[allow(unreachable_code)] // on aarch64, which always has NEON
         Isa::Portable
     }
 
@@ -40,7 +54,16 @@ impl Isa {
         match self {
             Isa::Scalar | Isa::Portable => true,
             Isa::Avx2 => Isa::detect() == Isa::Avx2,
+            Isa::Neon => cfg!(target_arch = "aarch64"),
+            Isa::NeonDot => Isa::detect() == Isa::NeonDot,
         }
+    }
+
+    /// Whether to take a NEON path (either variant): requested and supported. As with
+    /// [`Isa::avx2`], an entry point that cannot take it runs the scalar reference.
+    #[cfg_attr(not(target_arch = "aarch64"), allow(dead_code))]
+    fn neon(self) -> bool {
+        matches!(self, Isa::Neon | Isa::NeonDot) && self.is_supported()
     }
 
     /// Whether to take the AVX2 path: requested and supported. The public kernel entry points
@@ -56,7 +79,22 @@ impl Isa {
             Isa::Scalar => "cpu-scalar",
             Isa::Portable => "cpu-portable",
             Isa::Avx2 => "cpu-avx2",
+            Isa::Neon => "cpu-neon",
+            Isa::NeonDot => "cpu-neon-dotprod",
         }
+    }
+
+    /// The implementation [`Isa::name`] names.
+    pub fn from_name(name: &str) -> Option<Isa> {
+        [
+            Isa::Scalar,
+            Isa::Portable,
+            Isa::Avx2,
+            Isa::Neon,
+            Isa::NeonDot,
+        ]
+        .into_iter()
+        .find(|i| i.name() == name)
     }
 
     /// Quantizes every row of `x` (`cols` wide) into `out`.
@@ -71,6 +109,9 @@ impl Isa {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: CPU support checked; all accesses are bounds-checked slices of 32.
             Isa::Avx2 if self.avx2() => unsafe { avx2::quantize_blocks(x, out) },
+            #[cfg(target_arch = "aarch64")]
+            // SAFETY: NEON is in every aarch64 CPU; all accesses are bounds-checked slices of 32.
+            Isa::Neon | Isa::NeonDot if self.neon() => unsafe { neon::quantize_blocks(x, out) },
             _ => scalar::quantize_blocks(x, out),
         }
     }
@@ -80,11 +121,16 @@ impl Isa {
         let n = w.len();
         #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))] // the AVX2 arm's guard
         let fast = self.avx2() && n.is_multiple_of(8);
+        #[cfg_attr(not(target_arch = "aarch64"), allow(unused_variables))] // the NEON arm's guard
+        let neon = self.neon() && n.is_multiple_of(8);
         for (xr, yr) in x.chunks_exact(n).zip(y.chunks_exact_mut(n)) {
             match self {
                 #[cfg(target_arch = "x86_64")]
                 // SAFETY: CPU support checked; rows are `n` long, a multiple of 8.
                 Isa::Avx2 if fast => unsafe { avx2::rmsnorm_row(xr, w, eps, yr) },
+                #[cfg(target_arch = "aarch64")]
+                // SAFETY: as above.
+                Isa::Neon | Isa::NeonDot if neon => unsafe { neon::rmsnorm_row(xr, w, eps, yr) },
                 _ => scalar::rmsnorm_row(xr, w, eps, yr),
             }
         }
@@ -93,7 +139,13 @@ impl Isa {
     /// Whether the AVX2 gated activations can run on these slices: every length they read.
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     fn avx2_gated(self, g: &[f32], u: &[f32], h: &[f32]) -> bool {
-        self.avx2() && g.len().is_multiple_of(8) && u.len() >= g.len() && h.len() >= g.len()
+        self.avx2() && gated_lengths(g, u, h)
+    }
+
+    /// Whether the NEON gated activations can run on these slices.
+    #[cfg_attr(not(target_arch = "aarch64"), allow(dead_code))]
+    fn neon_gated(self, g: &[f32], u: &[f32], h: &[f32]) -> bool {
+        self.neon() && gated_lengths(g, u, h)
     }
 
     /// `h = silu(g) * u` elementwise.
@@ -102,6 +154,11 @@ impl Isa {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: CPU support checked; the guard checks every length the loop reads.
             Isa::Avx2 if self.avx2_gated(g, u, h) => unsafe { avx2::silu_mul(g, u, h) },
+            #[cfg(target_arch = "aarch64")]
+            // SAFETY: NEON is in every aarch64 CPU; the guard checks every length it reads.
+            Isa::Neon | Isa::NeonDot if self.neon_gated(g, u, h) => unsafe {
+                neon::silu_mul(g, u, h)
+            },
             _ => scalar::silu_mul(g, u, h),
         }
     }
@@ -112,6 +169,11 @@ impl Isa {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: CPU support checked; the guard checks every length the loop reads.
             Isa::Avx2 if self.avx2_gated(g, u, h) => unsafe { avx2::gelu_mul(g, u, h) },
+            #[cfg(target_arch = "aarch64")]
+            // SAFETY: as for `silu_mul`.
+            Isa::Neon | Isa::NeonDot if self.neon_gated(g, u, h) => unsafe {
+                neon::gelu_mul(g, u, h)
+            },
             _ => scalar::gelu_mul(g, u, h),
         }
     }
@@ -132,7 +194,10 @@ impl Isa {
     ) {
         let hd = q.len();
         let fits = |m: &[f32]| n == 0 || m.len() >= (n - 1) * stride + off + hd;
-        #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))] // the AVX2 arm's guard
+        #[cfg_attr(
+            not(any(target_arch = "x86_64", target_arch = "aarch64")),
+            allow(unused_variables)
+        )] // the SIMD arms' guard
         let ok = hd.is_multiple_of(8)
             && fits(keys)
             && fits(values)
@@ -143,6 +208,12 @@ impl Isa {
             // SAFETY: CPU support checked; `ok` checks every range the kernel reads or writes.
             Isa::Avx2 if self.avx2() && ok => unsafe {
                 avx2::attend(q, keys, values, n, stride, off, scale, scores, out)
+            },
+            #[cfg(target_arch = "aarch64")]
+            // SAFETY: NEON is in every aarch64 CPU; `ok` checks every range the kernel reads or
+            // writes.
+            Isa::Neon | Isa::NeonDot if self.neon() && ok => unsafe {
+                neon::attend(q, keys, values, n, stride, off, scale, scores, out)
             },
             _ => scalar::attend(q, keys, values, n, stride, off, scale, scores, out),
         }
@@ -237,6 +308,14 @@ impl Isa {
             // SAFETY: only a `Runner` calls this, and `Runner::new` checked CPU support; `out`
             // covers `t1 * stride` floats and each (t, row) of this group is written here only.
             Isa::Avx2 => unsafe { avx2::matmul_group(w, g, xq, xf, t0, t1, out.0, stride) },
+            #[cfg(target_arch = "aarch64")]
+            // SAFETY: as above (NEON is in every aarch64 CPU).
+            Isa::Neon => unsafe { neon::matmul_group(w, g, xq, xf, t0, t1, out.0, stride) },
+            #[cfg(target_arch = "aarch64")]
+            // SAFETY: as above; `Runner::new` checked the `dotprod` extension.
+            Isa::NeonDot => unsafe {
+                neon::matmul_group_dotprod(w, g, xq, xf, t0, t1, out.0, stride)
+            },
             Isa::Portable if w.kind != WeightKind::F32 => {
                 let r0 = g * crate::qmatrix::GROUP;
                 let lanes = (w.rows - r0).min(crate::qmatrix::GROUP);
@@ -261,6 +340,12 @@ impl Isa {
             }
         }
     }
+}
+
+/// Whether gated-activation slices fit the SIMD kernels: `g` a multiple of 8 long, `u` and `h`
+/// at least as long.
+fn gated_lengths(g: &[f32], u: &[f32], h: &[f32]) -> bool {
+    g.len().is_multiple_of(8) && u.len() >= g.len() && h.len() >= g.len()
 }
 
 /// One query of [`Isa::attend_many`]: `q` attends to keys `0..n`, its head output goes to `out`.
@@ -303,8 +388,15 @@ pub struct Runner {
 }
 
 impl Runner {
-    /// A runner with `threads` threads in all (1 runs everything on the calling thread).
+    /// A runner with `threads` threads in all (1 runs everything on the calling thread). An
+    /// implementation this CPU cannot run is refused: the matrix products trust the runner's.
     pub fn new(isa: Isa, threads: usize) -> std::io::Result<Runner> {
+        if !isa.is_supported() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                format!("this CPU cannot run the {} kernels", isa.name()),
+            ));
+        }
         Ok(Runner {
             isa,
             pool: pool::Pool::new(threads.max(1))?,
@@ -539,7 +631,7 @@ mod tests {
 
     #[test]
     fn fast_paths_match_the_scalar_reference_bit_for_bit() {
-        for fast in [Isa::Portable, Isa::Avx2] {
+        for fast in [Isa::Portable, Isa::Avx2, Isa::Neon, Isa::NeonDot] {
             if !fast.is_supported() {
                 eprintln!(
                     "!!! SKIPPED {} comparison: this CPU cannot run it !!!",
@@ -548,6 +640,19 @@ mod tests {
                 continue;
             }
             compare_with_reference(fast);
+        }
+    }
+
+    /// CI names the kernels each CPU (or emulated CPU) must get, so that a leg meant to test
+    /// `dotprod` cannot pass by skipping it: `SWORN_EXPECT_ISA=cpu-neon-dotprod`.
+    #[test]
+    fn the_detected_kernels_are_the_expected_ones() {
+        match std::env::var("SWORN_EXPECT_ISA") {
+            Ok(want) => assert_eq!(Isa::detect().name(), want, "kernels chosen on this CPU"),
+            Err(_) => eprintln!(
+                "SWORN_EXPECT_ISA unset: this CPU gets {} (not checked)",
+                Isa::detect().name()
+            ),
         }
     }
 

@@ -45,7 +45,8 @@ pub struct Pool {
 }
 
 impl Pool {
-    /// A pool running sections on `threads` threads in all (the caller and `threads - 1` workers).
+    /// A pool running sections on `threads` threads in all (the caller and `threads - 1` workers),
+    /// or on as many as the platform can start where it has no threads (see [`Pool::threads`]).
     pub fn new(threads: usize) -> std::io::Result<Pool> {
         let noop: &Task = &|_| {};
         let shared = Arc::new(Shared {
@@ -60,11 +61,22 @@ impl Pool {
         let mut workers = Vec::new();
         for i in 1..threads.max(1) {
             let s = shared.clone();
-            workers.push(
-                thread::Builder::new()
-                    .name(format!("sworn-kernel-{i}"))
-                    .spawn(move || worker(&s))?,
-            );
+            match thread::Builder::new()
+                .name(format!("sworn-kernel-{i}"))
+                .spawn(move || worker(&s))
+            {
+                Ok(h) => workers.push(h),
+                // WebAssembly without threads (and other targets without them): run on the
+                // threads there are. Results never depend on the thread count.
+                Err(e) if e.kind() == std::io::ErrorKind::Unsupported => {
+                    tracing::warn!(
+                        "threads are unavailable here ({e}); running on {} of {threads}",
+                        workers.len() + 1
+                    );
+                    break;
+                }
+                Err(e) => return Err(e),
+            }
         }
         Ok(Pool {
             shared,
