@@ -102,13 +102,23 @@ impl Engine {
 
     /// Loads the model at `path` and computes its manifest (the commitments a transcript makes to
     /// it), the two at once on two threads: each reads the whole file, and verifiers and servers
-    /// need both before their first request.
+    /// need both before their first request. Where no thread can start (WebAssembly without
+    /// threads), one after the other.
     pub fn load_with_manifest(
         path: &Path,
         opts: &EngineOptions,
     ) -> Result<(Engine, crate::commit::ModelManifest)> {
         std::thread::scope(|s| {
-            let hashing = s.spawn(|| crate::commit::manifest(path));
+            let hashing = match std::thread::Builder::new()
+                .spawn_scoped(s, || crate::commit::manifest(path))
+            {
+                Ok(h) => h,
+                Err(e) if e.kind() == std::io::ErrorKind::Unsupported => {
+                    let manifest = crate::commit::manifest(path)?;
+                    return Ok((Engine::load(path, opts)?, manifest));
+                }
+                Err(e) => return Err(e.into()),
+            };
             let engine = Engine::load(path, opts);
             // The hashing's error first, as when the two ran one after the other.
             let manifest = hashing

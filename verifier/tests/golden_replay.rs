@@ -12,8 +12,12 @@ use sworn_engine::{Engine, EngineOptions};
 use sworn_verifier::replay::replay_with;
 use sworn_verifier::{parse, verify};
 
+/// The workspace root, without a `..` (which WASI runtimes refuse to resolve).
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the verifier is inside the workspace")
+        .to_path_buf()
 }
 
 /// The model from `var`, or a loud skip; a failure when `SWORN_REQUIRE_MODEL=1`.

@@ -8,6 +8,13 @@ pub mod neon;
 pub mod pool;
 pub mod portable;
 pub mod scalar;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+pub mod simd128;
+#[cfg(any(
+    target_arch = "aarch64",
+    all(target_arch = "wasm32", target_feature = "simd128")
+))]
+pub mod simd4;
 
 use crate::canon::quant::{QActs, QBlocksMut};
 use crate::qmatrix::{QMatrix, WeightKind};
@@ -26,7 +33,15 @@ pub enum Isa {
     Neon,
     /// aarch64 NEON with the `dotprod` extension (`sdot`, Armv8.2 and later).
     NeonDot,
+    /// WebAssembly SIMD128 (in a module built with `-C target-feature=+simd128`).
+    Simd128,
 }
+
+/// The 4-lane instruction set this build's `simd4` kernels run on.
+#[cfg(target_arch = "aarch64")]
+type Lanes4 = neon::Neon;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+type Lanes4 = simd128::Simd128;
 
 impl Isa {
     /// The fastest implementation this CPU supports (checked at run time, so one binary runs
@@ -46,7 +61,11 @@ impl Isa {
             return Isa::Neon;
         }
         #[allow(unreachable_code)] // on aarch64, which always has NEON
-        Isa::Portable
+        if cfg!(all(target_arch = "wasm32", target_feature = "simd128")) {
+            Isa::Simd128
+        } else {
+            Isa::Portable
+        }
     }
 
     /// Whether this CPU can run this implementation.
@@ -56,14 +75,22 @@ impl Isa {
             Isa::Avx2 => Isa::detect() == Isa::Avx2,
             Isa::Neon => cfg!(target_arch = "aarch64"),
             Isa::NeonDot => Isa::detect() == Isa::NeonDot,
+            Isa::Simd128 => cfg!(all(target_arch = "wasm32", target_feature = "simd128")),
         }
     }
 
-    /// Whether to take a NEON path (either variant): requested and supported. As with
-    /// [`Isa::avx2`], an entry point that cannot take it runs the scalar reference.
-    #[cfg_attr(not(target_arch = "aarch64"), allow(dead_code))]
-    fn neon(self) -> bool {
-        matches!(self, Isa::Neon | Isa::NeonDot) && self.is_supported()
+    /// Whether to take a `simd4` path (NEON, either variant, or SIMD128): requested and
+    /// supported. As with [`Isa::avx2`], an entry point that cannot take it runs the scalar
+    /// reference.
+    #[cfg_attr(
+        not(any(
+            target_arch = "aarch64",
+            all(target_arch = "wasm32", target_feature = "simd128")
+        )),
+        allow(dead_code)
+    )]
+    fn lanes4(self) -> bool {
+        matches!(self, Isa::Neon | Isa::NeonDot | Isa::Simd128) && self.is_supported()
     }
 
     /// Whether to take the AVX2 path: requested and supported. The public kernel entry points
@@ -81,6 +108,7 @@ impl Isa {
             Isa::Avx2 => "cpu-avx2",
             Isa::Neon => "cpu-neon",
             Isa::NeonDot => "cpu-neon-dotprod",
+            Isa::Simd128 => "wasm-simd128",
         }
     }
 
@@ -92,6 +120,7 @@ impl Isa {
             Isa::Avx2,
             Isa::Neon,
             Isa::NeonDot,
+            Isa::Simd128,
         ]
         .into_iter()
         .find(|i| i.name() == name)
@@ -109,9 +138,14 @@ impl Isa {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: CPU support checked; all accesses are bounds-checked slices of 32.
             Isa::Avx2 if self.avx2() => unsafe { avx2::quantize_blocks(x, out) },
-            #[cfg(target_arch = "aarch64")]
-            // SAFETY: NEON is in every aarch64 CPU; all accesses are bounds-checked slices of 32.
-            Isa::Neon | Isa::NeonDot if self.neon() => unsafe { neon::quantize_blocks(x, out) },
+            #[cfg(any(
+                target_arch = "aarch64",
+                all(target_arch = "wasm32", target_feature = "simd128")
+            ))]
+            // SAFETY: the instruction set is there; all accesses are bounds-checked slices of 32.
+            Isa::Neon | Isa::NeonDot | Isa::Simd128 if self.lanes4() => unsafe {
+                simd4::quantize_blocks::<Lanes4>(x, out)
+            },
             _ => scalar::quantize_blocks(x, out),
         }
     }
@@ -121,16 +155,27 @@ impl Isa {
         let n = w.len();
         #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))] // the AVX2 arm's guard
         let fast = self.avx2() && n.is_multiple_of(8);
-        #[cfg_attr(not(target_arch = "aarch64"), allow(unused_variables))] // the NEON arm's guard
-        let neon = self.neon() && n.is_multiple_of(8);
+        #[cfg_attr(
+            not(any(
+                target_arch = "aarch64",
+                all(target_arch = "wasm32", target_feature = "simd128")
+            )),
+            allow(unused_variables)
+        )] // the 4-lane arm's guard
+        let lanes4 = self.lanes4() && n.is_multiple_of(8);
         for (xr, yr) in x.chunks_exact(n).zip(y.chunks_exact_mut(n)) {
             match self {
                 #[cfg(target_arch = "x86_64")]
                 // SAFETY: CPU support checked; rows are `n` long, a multiple of 8.
                 Isa::Avx2 if fast => unsafe { avx2::rmsnorm_row(xr, w, eps, yr) },
-                #[cfg(target_arch = "aarch64")]
+                #[cfg(any(
+                    target_arch = "aarch64",
+                    all(target_arch = "wasm32", target_feature = "simd128")
+                ))]
                 // SAFETY: as above.
-                Isa::Neon | Isa::NeonDot if neon => unsafe { neon::rmsnorm_row(xr, w, eps, yr) },
+                Isa::Neon | Isa::NeonDot | Isa::Simd128 if lanes4 => unsafe {
+                    simd4::rmsnorm_row::<Lanes4>(xr, w, eps, yr)
+                },
                 _ => scalar::rmsnorm_row(xr, w, eps, yr),
             }
         }
@@ -142,10 +187,16 @@ impl Isa {
         self.avx2() && gated_lengths(g, u, h)
     }
 
-    /// Whether the NEON gated activations can run on these slices.
-    #[cfg_attr(not(target_arch = "aarch64"), allow(dead_code))]
-    fn neon_gated(self, g: &[f32], u: &[f32], h: &[f32]) -> bool {
-        self.neon() && gated_lengths(g, u, h)
+    /// Whether the 4-lane gated activations can run on these slices.
+    #[cfg_attr(
+        not(any(
+            target_arch = "aarch64",
+            all(target_arch = "wasm32", target_feature = "simd128")
+        )),
+        allow(dead_code)
+    )]
+    fn lanes4_gated(self, g: &[f32], u: &[f32], h: &[f32]) -> bool {
+        self.lanes4() && gated_lengths(g, u, h)
     }
 
     /// `h = silu(g) * u` elementwise.
@@ -154,10 +205,13 @@ impl Isa {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: CPU support checked; the guard checks every length the loop reads.
             Isa::Avx2 if self.avx2_gated(g, u, h) => unsafe { avx2::silu_mul(g, u, h) },
-            #[cfg(target_arch = "aarch64")]
-            // SAFETY: NEON is in every aarch64 CPU; the guard checks every length it reads.
-            Isa::Neon | Isa::NeonDot if self.neon_gated(g, u, h) => unsafe {
-                neon::silu_mul(g, u, h)
+            #[cfg(any(
+                target_arch = "aarch64",
+                all(target_arch = "wasm32", target_feature = "simd128")
+            ))]
+            // SAFETY: the instruction set is there; the guard checks every length it reads.
+            Isa::Neon | Isa::NeonDot | Isa::Simd128 if self.lanes4_gated(g, u, h) => unsafe {
+                simd4::silu_mul::<Lanes4>(g, u, h)
             },
             _ => scalar::silu_mul(g, u, h),
         }
@@ -169,10 +223,13 @@ impl Isa {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: CPU support checked; the guard checks every length the loop reads.
             Isa::Avx2 if self.avx2_gated(g, u, h) => unsafe { avx2::gelu_mul(g, u, h) },
-            #[cfg(target_arch = "aarch64")]
+            #[cfg(any(
+                target_arch = "aarch64",
+                all(target_arch = "wasm32", target_feature = "simd128")
+            ))]
             // SAFETY: as for `silu_mul`.
-            Isa::Neon | Isa::NeonDot if self.neon_gated(g, u, h) => unsafe {
-                neon::gelu_mul(g, u, h)
+            Isa::Neon | Isa::NeonDot | Isa::Simd128 if self.lanes4_gated(g, u, h) => unsafe {
+                simd4::gelu_mul::<Lanes4>(g, u, h)
             },
             _ => scalar::gelu_mul(g, u, h),
         }
@@ -195,7 +252,13 @@ impl Isa {
         let hd = q.len();
         let fits = |m: &[f32]| n == 0 || m.len() >= (n - 1) * stride + off + hd;
         #[cfg_attr(
-            not(any(target_arch = "x86_64", target_arch = "aarch64")),
+            not(any(
+                target_arch = "x86_64",
+                any(
+                    target_arch = "aarch64",
+                    all(target_arch = "wasm32", target_feature = "simd128")
+                )
+            )),
             allow(unused_variables)
         )] // the SIMD arms' guard
         let ok = hd.is_multiple_of(8)
@@ -209,11 +272,14 @@ impl Isa {
             Isa::Avx2 if self.avx2() && ok => unsafe {
                 avx2::attend(q, keys, values, n, stride, off, scale, scores, out)
             },
-            #[cfg(target_arch = "aarch64")]
-            // SAFETY: NEON is in every aarch64 CPU; `ok` checks every range the kernel reads or
+            #[cfg(any(
+                target_arch = "aarch64",
+                all(target_arch = "wasm32", target_feature = "simd128")
+            ))]
+            // SAFETY: the instruction set is there; `ok` checks every range the kernel reads or
             // writes.
-            Isa::Neon | Isa::NeonDot if self.neon() && ok => unsafe {
-                neon::attend(q, keys, values, n, stride, off, scale, scores, out)
+            Isa::Neon | Isa::NeonDot | Isa::Simd128 if self.lanes4() && ok => unsafe {
+                simd4::attend::<Lanes4>(q, keys, values, n, stride, off, scale, scores, out)
             },
             _ => scalar::attend(q, keys, values, n, stride, off, scale, scores, out),
         }
@@ -310,11 +376,20 @@ impl Isa {
             Isa::Avx2 => unsafe { avx2::matmul_group(w, g, xq, xf, t0, t1, out.0, stride) },
             #[cfg(target_arch = "aarch64")]
             // SAFETY: as above (NEON is in every aarch64 CPU).
-            Isa::Neon => unsafe { neon::matmul_group(w, g, xq, xf, t0, t1, out.0, stride) },
+            Isa::Neon => unsafe {
+                simd4::matmul_group::<neon::Neon, neon::Plain>(w, g, xq, xf, t0, t1, out.0, stride)
+            },
             #[cfg(target_arch = "aarch64")]
             // SAFETY: as above; `Runner::new` checked the `dotprod` extension.
             Isa::NeonDot => unsafe {
                 neon::matmul_group_dotprod(w, g, xq, xf, t0, t1, out.0, stride)
+            },
+            #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+            // SAFETY: as above (SIMD128 is compiled in).
+            Isa::Simd128 => unsafe {
+                simd4::matmul_group::<simd128::Simd128, simd128::Dot16>(
+                    w, g, xq, xf, t0, t1, out.0, stride,
+                )
             },
             Isa::Portable if w.kind != WeightKind::F32 => {
                 let r0 = g * crate::qmatrix::GROUP;
@@ -631,7 +706,13 @@ mod tests {
 
     #[test]
     fn fast_paths_match_the_scalar_reference_bit_for_bit() {
-        for fast in [Isa::Portable, Isa::Avx2, Isa::Neon, Isa::NeonDot] {
+        for fast in [
+            Isa::Portable,
+            Isa::Avx2,
+            Isa::Neon,
+            Isa::NeonDot,
+            Isa::Simd128,
+        ] {
             if !fast.is_supported() {
                 eprintln!(
                     "!!! SKIPPED {} comparison: this CPU cannot run it !!!",
@@ -681,7 +762,11 @@ mod tests {
         reference.silu_mul(&x, &u, cols, &mut ha);
         for threads in [2, 3] {
             let rt = Runner::new(fast, threads).unwrap();
-            assert!(rt.rows_per_part(rows) < rows, "the rows are split");
+            // Without threads (wasip1) the pool runs on one and nothing is split.
+            assert!(
+                rt.threads() == 1 && cfg!(target_family = "wasm") || rt.rows_per_part(rows) < rows,
+                "the rows are split"
+            );
             let (mut qb, mut yb, mut hb) =
                 (QActs::default(), vec![0f32; x.len()], vec![0f32; x.len()]);
             rt.quantize_rows(&x, cols, &mut qb);
