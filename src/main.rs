@@ -135,6 +135,9 @@ struct ServeArgs {
     /// digests become public when a transcript is disputed on chain).
     #[arg(long)]
     attestations_by_digest: bool,
+    /// Serve the verify page (a folder built by scripts/build-web.sh) at /verify/.
+    #[arg(long, env = "SWORN_VERIFY_DIR")]
+    verify_dir: Option<PathBuf>,
     /// Prompt tokens fed per forward pass per request (prefill interleaved with decoding).
     #[arg(long, default_value_t = 64)]
     prefill_chunk: usize,
@@ -844,6 +847,7 @@ fn serve(a: ServeArgs) -> Result<i32> {
             max_connections: a.max_connections.max(1),
         },
         attestations_by_digest: a.attestations_by_digest,
+        verify_dir: a.verify_dir,
         prefill_chunk: a.prefill_chunk.max(1),
         anchor: match (a.anchor_every, a.rpc, a.registry) {
             (Some(every), Some(rpc), Some(registry)) => Some(sworn::server::AutoAnchor {

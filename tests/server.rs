@@ -950,3 +950,49 @@ fn serving_gemma3_peaks_under_one_and_a_half_model_sizes() {
     );
     assert!(peak < 1.5 * size, "peak RSS {peak} >= 1.5 x {size}");
 }
+
+/// `/verify/` serves the page's files from `--verify-dir`, by name only, and says how to
+/// install the page when there is none.
+#[test]
+fn the_verify_page_is_served_from_its_folder() {
+    let Some(model) = require_model("the_verify_page_is_served") else {
+        return;
+    };
+    let dir = data_dir("verify-page");
+    let page = dir.join("page");
+    std::fs::create_dir_all(&page).unwrap();
+    std::fs::write(
+        page.join("index.html"),
+        "<!doctype html><title>verify</title>",
+    )
+    .unwrap();
+    std::fs::write(page.join("sworn_web_bg.wasm"), b"\0asm\x01\0\0\0").unwrap();
+    std::fs::write(dir.join("secret.txt"), "not for the web").unwrap();
+    std::fs::write(page.join("notes.txt"), "not one of the page's files").unwrap();
+    let srv = start(&model, &dir, &["--verify-dir", page.to_str().unwrap()]);
+    let (status, body) = get(&srv.base, "/verify");
+    assert_eq!(
+        (status, body.contains("<title>verify</title>")),
+        (200, true),
+        "{body}"
+    );
+    let r = agent()
+        .get(format!("{}/verify/sworn_web_bg.wasm", srv.base))
+        .call()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.headers()["content-type"], "application/wasm");
+    for path in [
+        "/verify/notes.txt",
+        "/verify/..%2Fsecret.txt",
+        "/verify/%2E%2E/secret.txt",
+        "/verify/verify.js",
+    ] {
+        assert_eq!(get(&srv.base, path).0, 404, "{path}");
+    }
+    drop(srv);
+    let srv = start(&model, &dir, &[]);
+    let (status, body) = get(&srv.base, "/verify/");
+    assert_eq!(status, 404);
+    assert!(body.contains("scripts/build-web.sh"), "{body}");
+}

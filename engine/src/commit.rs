@@ -47,6 +47,15 @@ pub fn manifest(path: &Path) -> Result<ModelManifest> {
     manifest_of(&mut f, file_blake3)
 }
 
+/// Computes the manifest of a model file held in memory (a browser's `File`, say).
+pub fn manifest_bytes(bytes: &[u8]) -> Result<ModelManifest> {
+    let file_blake3 = *blake3::hash(bytes).as_bytes();
+    manifest_of(
+        &mut GgufFile::from_reader(std::io::Cursor::new(bytes))?,
+        file_blake3,
+    )
+}
+
 /// The manifest of an opened GGUF whose whole-file BLAKE3 is `file_blake3`.
 pub fn manifest_of<R: Read + Seek>(
     f: &mut GgufFile<R>,

@@ -10,6 +10,7 @@ pub mod api;
 pub mod metrics;
 pub mod scheduler;
 pub mod store;
+pub mod verify_page;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -83,6 +84,8 @@ pub struct Config {
     /// Serve `/v1/attestations/{digest}` as well as by request id (`--attestations-by-digest`).
     /// Off by default: digests are public once disputed on chain, request ids are not.
     pub attestations_by_digest: bool,
+    /// The verify page's folder (`scripts/build-web.sh`), served at `/verify/`.
+    pub verify_dir: Option<PathBuf>,
 }
 
 /// Periodic anchoring by the server itself: what `sworn anchor` does, every `every`.
@@ -102,6 +105,8 @@ pub struct AppState {
     pub tokenizers: Arc<tokio::sync::Semaphore>,
     /// Attestations are looked up by digest too.
     pub attestations_by_digest: bool,
+    /// The verify page's folder (`--verify-dir`), served at `/verify/`.
+    pub verify_dir: Option<PathBuf>,
 }
 
 /// The name clients use for the model: the file name without `.gguf`, lowercased.
@@ -122,6 +127,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/attestations/{id}", get(api::attestation))
         .route("/v1/attestations/{id}/proof", get(api::attestation_proof))
         .route("/v1/operator", get(api::operator))
+        .route("/verify", get(verify_page::redirect))
+        .route("/verify/", get(verify_page::index))
+        .route("/verify/{file}", get(verify_page::file))
         .route("/healthz", get(api::healthz))
         .route("/metrics", get(api::metrics))
         .layer(DefaultBodyLimit::max(max_body))
@@ -190,6 +198,7 @@ pub async fn serve(cfg: Config) -> Result<()> {
         limits: cfg.limits,
         tokenizers: Arc::new(tokio::sync::Semaphore::new(tokenizers)),
         attestations_by_digest: cfg.attestations_by_digest,
+        verify_dir: cfg.verify_dir.clone(),
     });
     let anchoring = anchoring.map(|p| spawn_anchoring(p, shared.clone()));
     let listener = tokio::net::TcpListener::bind(cfg.listen)

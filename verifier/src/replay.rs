@@ -7,12 +7,31 @@
 //! logits hash or token differs, or as a stop rule the claimed output breaks.
 
 use std::path::Path;
-use std::time::Instant;
 
 use sworn_attest::{FinishReason, OutputRecord, Transcript};
 use sworn_engine::commit::ModelManifest;
 use sworn_engine::sampling::sample;
 use sworn_engine::{Engine, EngineError, EngineOptions, Request};
+
+/// Times a replay. A browser's WebAssembly has no clock in `std` (`Instant::now` panics there),
+/// so there it reads 0 and the page times the replay itself.
+struct Clock(#[cfg(not(all(target_arch = "wasm32", target_os = "unknown")))] std::time::Instant);
+
+impl Clock {
+    fn start() -> Clock {
+        Clock(
+            #[cfg(not(all(target_arch = "wasm32", target_os = "unknown")))]
+            std::time::Instant::now(),
+        )
+    }
+
+    fn seconds(&self) -> f64 {
+        #[cfg(not(all(target_arch = "wasm32", target_os = "unknown")))]
+        return self.0.elapsed().as_secs_f64();
+        #[allow(unreachable_code)]
+        0.0
+    }
+}
 
 /// Where a replay first disagrees with the transcript.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,11 +170,40 @@ fn check_spec(t: &Transcript) -> Result<(), EngineError> {
     Ok(())
 }
 
+/// Replays `t` on a model file held in memory (a browser's `File`, say), reporting progress
+/// as [`replay_with_progress`] does, after the stages `"hashing"` and `"loading"` (each reported
+/// once, as `(stage, 0, 1)`, before it starts).
+pub fn replay_bytes(
+    t: &Transcript,
+    model: &[u8],
+    opts: &EngineOptions,
+    progress: &mut dyn FnMut(&str, usize, usize),
+) -> Result<ReplayReport, EngineError> {
+    progress("hashing", 0, 1);
+    let m = sworn_engine::commit::manifest_bytes(model)?;
+    progress("loading", 0, 1);
+    let mut f = sworn_engine::gguf::GgufFile::from_reader(std::io::Cursor::new(model))?;
+    let engine = Engine::from_gguf(&mut f, opts)?;
+    drop(f);
+    replay_with_progress(t, &engine, m, progress)
+}
+
 /// Replays `t` on an already loaded engine whose model has manifest `m`.
 pub fn replay_with(
     t: &Transcript,
     engine: &Engine,
     m: ModelManifest,
+) -> Result<ReplayReport, EngineError> {
+    replay_with_progress(t, engine, m, &mut |_, _, _| {})
+}
+
+/// [`replay_with`], calling `progress("replaying", done, total)` as the output's steps are
+/// checked (`total` is the number of output tokens).
+pub fn replay_with_progress(
+    t: &Transcript,
+    engine: &Engine,
+    m: ModelManifest,
+    progress: &mut dyn FnMut(&str, usize, usize),
 ) -> Result<ReplayReport, EngineError> {
     check_spec(t)?;
     let (c, mine) = (&t.model, &m.commitment);
@@ -180,10 +228,13 @@ pub fn replay_with(
         .map(|p| &p == prompt)
         .unwrap_or(false);
     let out = &t.output;
-    let start = Instant::now();
+    let start = Clock::start();
     let mut divergence = None;
     let mut history = prompt.clone();
+    let total = out.tokens.len();
+    progress("replaying", 0, total);
     engine.teacher_forced_hashed(prompt, &out.tokens, |i, logits, hash| {
+        progress("replaying", i + 1, total);
         if divergence.is_some() {
             return Ok(());
         }
@@ -225,7 +276,7 @@ pub fn replay_with(
         prompt_tokens_match,
         divergence,
         steps: out.tokens.len(),
-        seconds: start.elapsed().as_secs_f64(),
+        seconds: start.seconds(),
         manifest: m,
     })
 }

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The verify page in a real browser: builds the page (scripts/build-web.sh), then drives it in
+# headless Chromium (Debian's `chromium`) with puppeteer-core (npm, pinned in
+# web/test/package-lock.json): every golden vector verifies, tampered ones are refused with their
+# reason, and one is replayed with the SmolLM2 model file, bit for bit (web/test/verify-page.mjs,
+# which prints the browser's replay time).
+#
+# Installs what it needs: Chromium (apt-get, pinned; Debian replaces superseded Chromium builds
+# in its archive with each security update, so when the pinned build is gone the current one is
+# installed with a warning), the npm packages, and what build-web.sh installs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CHROMIUM_VERSION="156.0.8078.114-1~deb12u1"
+if ! command -v chromium >/dev/null; then
+    sudo=""
+    [ "$(id -u)" = 0 ] || sudo="sudo"
+    $sudo apt-get update -q
+    version="$CHROMIUM_VERSION"
+    if ! apt-cache madison chromium | awk '{print $3}' | grep -qxF "$CHROMIUM_VERSION"; then
+        version="$(apt-cache policy chromium | awk '/Candidate:/ {print $2}')"
+        echo "!!! chromium $CHROMIUM_VERSION is gone from the archive; installing $version !!!" >&2
+    fi
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends \
+        "chromium=$version"
+fi
+model="$(scripts/fetch-model.sh)"
+dist="$(scripts/build-web.sh "${SWORN_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/sworn}/verify-page" | tail -1)"
+if [ ! -d web/test/node_modules/puppeteer-core ]; then
+    (cd web/test && npm ci --no-audit --no-fund)
+fi
+node web/test/verify-page.mjs "$dist" "$model" "$(command -v chromium)"

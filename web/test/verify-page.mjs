@@ -1,0 +1,137 @@
+// The verify page in a real browser: headless Chromium (Debian's `chromium`), driven over the
+// DevTools protocol by puppeteer-core (pinned in package.json). Serves the built page folder
+// (scripts/build-web.sh) from a loopback HTTP server of its own, then:
+//   1. every golden vector (tests/vectors) verifies with the operator key;
+//   2. tampered transcripts are refused with their reason (a changed output text, a wrong key);
+//   3. one vector is replayed with its model file and matches bit for bit; the replay time is
+//      printed.
+// Usage: node verify-page.mjs DIST_DIR SMOLLM2_GGUF [CHROMIUM]. Exits non-zero on any failure;
+// its last line is "N passed, N failed".
+import { createServer } from "node:http";
+import { readFile, writeFile, mkdtemp } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { extname, join, resolve } from "node:path";
+import puppeteer from "puppeteer-core";
+
+const [dist, model, chromium = "/usr/bin/chromium"] = process.argv.slice(2);
+if (!dist || !model) {
+  console.error("usage: node verify-page.mjs DIST_DIR SMOLLM2_GGUF [CHROMIUM]");
+  process.exit(2);
+}
+const root = resolve(new URL("../..", import.meta.url).pathname);
+const vectors = join(root, "tests/vectors");
+const types = { ".html": "text/html", ".js": "text/javascript", ".wasm": "application/wasm" };
+
+// Only files of the page folder, by name; everything else is 404.
+const server = createServer(async (req, res) => {
+  const name = new URL(req.url, "http://x").pathname.replace(/^\/+/, "") || "index.html";
+  if (name.includes("..") || name.includes("/")) return res.writeHead(404).end();
+  try {
+    const body = await readFile(join(dist, name));
+    res.writeHead(200, { "content-type": types[extname(name)] || "application/octet-stream" });
+    res.end(body);
+  } catch {
+    res.writeHead(404).end();
+  }
+});
+await new Promise((ok) => server.listen(0, "127.0.0.1", ok));
+const url = `http://127.0.0.1:${server.address().port}/index.html`;
+
+const browser = await puppeteer.launch({
+  executablePath: chromium,
+  headless: true,
+  args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+});
+let passed = 0;
+let failed = 0;
+function check(what, ok, detail) {
+  if (ok) passed++;
+  else failed++;
+  console.log(`${ok ? "ok  " : "FAIL"} ${what}${detail ? `: ${detail}` : ""}`);
+}
+
+const key = await readFile(join(vectors, "operator.pub.json"), "utf8");
+const tmp = await mkdtemp(join(tmpdir(), "sworn-page-"));
+
+/** Loads the page, gives it a transcript file, a key and maybe a model, and clicks Verify. */
+async function run(transcriptPath, keyText, modelPath) {
+  const page = await browser.newPage();
+  page.on("pageerror", (e) => console.log(`page error: ${e.message}`));
+  await page.goto(url, { waitUntil: "load" });
+  await (await page.$("#transcript-file")).uploadFile(transcriptPath);
+  await page.waitForFunction(() => document.getElementById("transcript-name").textContent !== "");
+  await page.$eval("#key", (el, k) => { el.value = k; }, keyText);
+  if (modelPath) await (await page.$("#model-file")).uploadFile(modelPath);
+  await page.click("#verify-btn");
+  await page.waitForFunction(
+    () => ["valid", "invalid", "error"].includes(document.getElementById("verdict").dataset.state),
+    { timeout: 60_000 },
+  );
+  return page;
+}
+const text = (page, sel) => page.$eval(sel, (el) => el.textContent);
+const state = (page, sel) => page.$eval(sel, (el) => el.dataset.state);
+
+try {
+  for (const name of ["greedy-text", "greedy-chat", "sampled-text", "sampled-chat"].flatMap(
+    (k) => [`${k}.json`, `gemma3-${k}.json`],
+  )) {
+    const page = await run(join(vectors, name), key);
+    const want = JSON.parse(await readFile(join(vectors, name), "utf8"));
+    const shown = await text(page, "#digest");
+    check(`${name} verifies`, (await state(page, "#verdict")) === "valid", await text(page, "#verdict"));
+    check(`${name} shows its digest`, shown === want.digest, shown);
+    await page.close();
+  }
+
+  const original = JSON.parse(await readFile(join(vectors, "greedy-text.json"), "utf8"));
+  const tampered = structuredClone(original);
+  tampered.output.text = original.output.text + " (edited)";
+  const tamperedPath = join(tmp, "tampered.json");
+  await writeFile(tamperedPath, JSON.stringify(tampered));
+  let page = await run(tamperedPath, key);
+  let verdict = await text(page, "#verdict");
+  check("an edited output is refused", (await state(page, "#verdict")) === "invalid", verdict);
+  check("with its reason", /signature|digest|output/i.test(verdict), verdict);
+  await page.close();
+
+  const forged = structuredClone(original);
+  const sig = forged.signature;
+  forged.signature = (sig[0] === "0" ? "1" : "0") + sig.slice(1);
+  const forgedPath = join(tmp, "forged.json");
+  await writeFile(forgedPath, JSON.stringify(forged));
+  page = await run(forgedPath, key);
+  verdict = await text(page, "#verdict");
+  check("a forged signature is refused", (await state(page, "#verdict")) === "invalid", verdict);
+  check("as a bad signature", /signature/i.test(verdict), verdict);
+  await page.close();
+
+  const wrongKey = "00".repeat(32);
+  page = await run(join(vectors, "greedy-text.json"), wrongKey);
+  verdict = await text(page, "#verdict");
+  check("a transcript under another key is refused", (await state(page, "#verdict")) === "invalid", verdict);
+  check("naming the untrusted key", /key/i.test(verdict), verdict);
+  await page.close();
+
+  page = await run(join(vectors, "greedy-text.json"), key, model);
+  await page.waitForFunction(
+    () => ["match", "mismatch", "error"].includes(document.getElementById("replay").dataset.state),
+    { timeout: 300_000 },
+  );
+  const replayed = await text(page, "#replay");
+  check("greedy-text.json replays bit for bit in the browser", (await state(page, "#replay")) === "match", replayed);
+  const secs = await page.$eval("#replay", (el) => el.dataset.seconds);
+  console.log(`browser replay of greedy-text.json (SmolLM2, one thread, SIMD128): ${secs} s`);
+  if (process.env.SWORN_PAGE_SCREENSHOT) {
+    await page.setViewport({ width: 1000, height: 1400 });
+    await page.screenshot({ path: process.env.SWORN_PAGE_SCREENSHOT, fullPage: true });
+  }
+  await page.close();
+} catch (e) {
+  check("the page test ran to its end", false, e.stack || String(e));
+} finally {
+  await browser.close();
+  server.close();
+}
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(failed === 0 ? 0 : 1);
