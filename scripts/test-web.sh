@@ -2,8 +2,9 @@
 # The verify page in a real browser: builds the page (scripts/build-web.sh, then clippy
 # -D warnings on its module), then drives it in headless Chromium (Debian's `chromium`) with
 # puppeteer-core (npm, pinned in web/test/package-lock.json): every golden vector verifies,
-# tampered ones are refused with their reason, and one is replayed with the SmolLM2 model file,
-# bit for bit (web/test/verify-page.mjs, which prints the browser's replay time).
+# tampered ones are refused with their reason, a SmolLM2 and a Gemma 3 vector are replayed with
+# their model files bit for bit, and one against the wrong model is a mismatch
+# (web/test/verify-page.mjs, which prints the browser's replay times).
 #
 # Installs what it needs: Chromium (apt-get, pinned; Debian replaces superseded Chromium builds
 # in its archive with each security update, so when the pinned build is gone the current one is
@@ -24,6 +25,7 @@ if ! command -v chromium >/dev/null; then
         "chromium=$version"
 fi
 model="$(scripts/fetch-model.sh)"
+gemma="$(scripts/fetch-model.sh gemma3)"
 dist="$(scripts/build-web.sh "${SWORN_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/sworn}/verify-page" | tail -1)"
 # The browser build's lints (build-web.sh sets the same flags for the build itself).
 CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS='-C target-feature=+simd128 --cfg getrandom_backend="wasm_js"' \
@@ -31,4 +33,4 @@ CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS='-C target-feature=+simd128 --cfg 
 if [ ! -d web/test/node_modules/puppeteer-core ]; then
     (cd web/test && npm ci --no-audit --no-fund)
 fi
-node web/test/verify-page.mjs "$dist" "$model" "$(command -v chromium)"
+node web/test/verify-page.mjs "$dist" "$model" "$gemma" "$(command -v chromium)"

@@ -3,19 +3,20 @@
 // (scripts/build-web.sh) from a loopback HTTP server of its own, then:
 //   1. every golden vector (tests/vectors) verifies with the operator key;
 //   2. tampered transcripts are refused with their reason (a changed output text, a wrong key);
-//   3. one vector is replayed with its model file and matches bit for bit; the replay time is
-//      printed.
-// Usage: node verify-page.mjs DIST_DIR SMOLLM2_GGUF [CHROMIUM]. Exits non-zero on any failure;
-// its last line is "N passed, N failed".
+//   3. a SmolLM2 and a Gemma 3 vector are replayed with their model files and match bit for bit
+//      (the replay times are printed), and a replay against the wrong model is a mismatch that
+//      names the weights.
+// Usage: node verify-page.mjs DIST_DIR SMOLLM2_GGUF GEMMA3_GGUF [CHROMIUM]. Exits non-zero on any
+// failure; its last line is "N passed, N failed".
 import { createServer } from "node:http";
 import { readFile, writeFile, mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { extname, join, resolve } from "node:path";
 import puppeteer from "puppeteer-core";
 
-const [dist, model, chromium = "/usr/bin/chromium"] = process.argv.slice(2);
-if (!dist || !model) {
-  console.error("usage: node verify-page.mjs DIST_DIR SMOLLM2_GGUF [CHROMIUM]");
+const [dist, model, gemma, chromium = "/usr/bin/chromium"] = process.argv.slice(2);
+if (!dist || !model || !gemma) {
+  console.error("usage: node verify-page.mjs DIST_DIR SMOLLM2_GGUF GEMMA3_GGUF [CHROMIUM]");
   process.exit(2);
 }
 const root = resolve(new URL("../..", import.meta.url).pathname);
@@ -113,20 +114,30 @@ try {
   check("naming the untrusted key", /key/i.test(verdict), verdict);
   await page.close();
 
-  page = await run(join(vectors, "greedy-text.json"), key, model);
-  await page.waitForFunction(
-    () => ["match", "mismatch", "error"].includes(document.getElementById("replay").dataset.state),
-    { timeout: 300_000 },
-  );
-  const replayed = await text(page, "#replay");
-  check("greedy-text.json replays bit for bit in the browser", (await state(page, "#replay")) === "match", replayed);
-  const secs = await page.$eval("#replay", (el) => el.dataset.seconds);
-  console.log(`browser replay of greedy-text.json (SmolLM2, one thread, SIMD128): ${secs} s`);
-  if (process.env.SWORN_PAGE_SCREENSHOT) {
-    await page.setViewport({ width: 1000, height: 1400 });
-    await page.screenshot({ path: process.env.SWORN_PAGE_SCREENSHOT, fullPage: true });
+  /** Replays `name` with `modelPath`; returns the verdict's state and text. */
+  async function replayed(name, modelPath) {
+    const page = await run(join(vectors, name), key, modelPath);
+    await page.waitForFunction(
+      () => ["match", "mismatch", "error"].includes(document.getElementById("replay").dataset.state),
+      { timeout: 300_000 },
+    );
+    const out = [await state(page, "#replay"), await text(page, "#replay")];
+    const secs = await page.$eval("#replay", (el) => el.dataset.seconds);
+    console.log(`browser replay of ${name} (one thread, SIMD128): ${secs} s`);
+    if (process.env.SWORN_PAGE_SCREENSHOT && name === "greedy-text.json") {
+      await page.setViewport({ width: 1000, height: 1400 });
+      await page.screenshot({ path: process.env.SWORN_PAGE_SCREENSHOT, fullPage: true });
+    }
+    await page.close();
+    return out;
   }
-  await page.close();
+  let [st, why] = await replayed("greedy-text.json", model);
+  check("greedy-text.json (SmolLM2) replays bit for bit in the browser", st === "match", why);
+  [st, why] = await replayed("gemma3-sampled-chat.json", gemma);
+  check("gemma3-sampled-chat.json (Gemma 3) replays bit for bit in the browser", st === "match", why);
+  [st, why] = await replayed("greedy-text.json", gemma);
+  check("a replay on the wrong model is a mismatch", st === "mismatch", why);
+  check("naming the weights", /weights differ/.test(why), why);
 } catch (e) {
   check("the page test ran to its end", false, e.stack || String(e));
 } finally {
