@@ -112,18 +112,19 @@ impl Isa {
         }
     }
 
+    /// Every implementation, the scalar reference first (supported here or not).
+    pub const ALL: [Isa; 6] = [
+        Isa::Scalar,
+        Isa::Portable,
+        Isa::Avx2,
+        Isa::Neon,
+        Isa::NeonDot,
+        Isa::Simd128,
+    ];
+
     /// The implementation [`Isa::name`] names.
     pub fn from_name(name: &str) -> Option<Isa> {
-        [
-            Isa::Scalar,
-            Isa::Portable,
-            Isa::Avx2,
-            Isa::Neon,
-            Isa::NeonDot,
-            Isa::Simd128,
-        ]
-        .into_iter()
-        .find(|i| i.name() == name)
+        Isa::ALL.into_iter().find(|i| i.name() == name)
     }
 
     /// Quantizes every row of `x` (`cols` wide) into `out`.
@@ -706,13 +707,7 @@ mod tests {
 
     #[test]
     fn fast_paths_match_the_scalar_reference_bit_for_bit() {
-        for fast in [
-            Isa::Portable,
-            Isa::Avx2,
-            Isa::Neon,
-            Isa::NeonDot,
-            Isa::Simd128,
-        ] {
+        for fast in Isa::ALL.into_iter().filter(|&i| i != Isa::Scalar) {
             if !fast.is_supported() {
                 eprintln!(
                     "!!! SKIPPED {} comparison: this CPU cannot run it !!!",

@@ -345,6 +345,8 @@ unsafe fn wide_tile<S: Simd4, D: Dot4<S>, const F: u8, const N: usize>(
         }
         let (dw, m2) = (f32x8::<S>(p), f32x8::<S>(p.add(32)));
         let (s0, s1) = (i8x8::<S>(p.add(64)), i8x8::<S>(p.add(72)));
+        // The sub-mins (read by the sub-affine form only; the layout has them for every form).
+        let (m0, m1) = (i8x8::<S>(p.add(80)), i8x8::<S>(p.add(88)));
         for (j, a) in acc.iter_mut().enumerate() {
             let xb = (t + j) * nb + b;
             let dx = S::f_splat(*xq.d.get_unchecked(xb));
@@ -369,7 +371,6 @@ unsafe fn wide_tile<S: Simd4, D: Dot4<S>, const F: u8, const N: usize>(
                     }
                     FORM_SUB_SCALED => tt,
                     _ => {
-                        let (m0, m1) = (i8x8::<S>(p.add(80)), i8x8::<S>(p.add(88)));
                         let msum = S::i_add(
                             S::i_mul(m0[h], S::i_splat(x0)),
                             S::i_mul(m1[h], S::i_splat(x1)),
