@@ -146,7 +146,7 @@ impl<'e> Batcher<'e> {
                 tokens: t,
             })
             .collect();
-        let hidden = match e.model.forward(&e.runner, &mut feeds) {
+        let hidden = match e.forward(&mut feeds) {
             Ok(h) => h,
             Err(err) => {
                 self.slots = slots;
@@ -163,7 +163,7 @@ impl<'e> Batcher<'e> {
                 rows.extend_from_slice(&hidden[(row - 1) * d..row * d]);
             }
         }
-        let logits = e.model.logits(&e.runner, &rows)?;
+        let logits = e.logits(&rows)?;
         let vocab = e.model.cfg.vocab;
         let mut li = 0;
         let mut finished = Vec::new();

@@ -24,6 +24,8 @@ pub enum EngineError {
     InvalidRequest(String),
     #[error("numerical failure: {0}")]
     Numerical(String),
+    #[error("GPU backend: {0}")]
+    Device(String),
     #[error("starting kernel threads: {0}")]
     ThreadPool(#[from] std::io::Error),
 }

@@ -15,6 +15,7 @@ pub fn load_from_bytes(data: &[u8]) -> Result<()> {
         threads: 1,
         isa: Some(Isa::Scalar),
         max_context: Some(64),
+        device: crate::DeviceKind::Cpu,
     };
     let mut f = GgufFile::from_reader(Cursor::new(data))?;
     let engine = Engine::from_gguf(&mut f, &opts)?;

@@ -24,6 +24,31 @@ pub struct EngineOptions {
     pub isa: Option<Isa>,
     /// Longest sequence accepted; `None` takes the model's context length.
     pub max_context: Option<usize>,
+    /// Where the forward pass runs.
+    pub device: DeviceKind,
+}
+
+/// Where the forward pass runs. Every choice computes the same bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DeviceKind {
+    /// The CPU kernels ([`EngineOptions::isa`], [`EngineOptions::threads`]).
+    #[default]
+    Cpu,
+    /// sworn's CUDA kernels on NVIDIA GPU 0 (feature `cuda`; needs only the driver).
+    Cuda,
+    /// sworn's CUDA kernels executed on the host by the shim (feature `cuda`): a GPU's
+    /// arithmetic without a GPU, for tests and for checking a kernel change. Very slow.
+    CudaHostShim,
+}
+
+impl DeviceKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            DeviceKind::Cpu => "cpu",
+            DeviceKind::Cuda => "cuda",
+            DeviceKind::CudaHostShim => "cuda-host-shim",
+        }
+    }
 }
 
 impl Default for EngineOptions {
@@ -32,6 +57,7 @@ impl Default for EngineOptions {
             threads: 1,
             isa: None,
             max_context: None,
+            device: DeviceKind::Cpu,
         }
     }
 }
@@ -90,9 +116,54 @@ pub struct Engine {
     pub tokenizer: Tokenizer,
     pub chat_template: Option<ChatTemplate>,
     pub runner: Runner,
+    /// The model's weights on the GPU (or the host shim), when the forward pass runs there.
+    #[cfg(feature = "cuda")]
+    pub gpu: Option<crate::backend::cuda::GpuModel>,
 }
 
 impl Engine {
+    /// Runs the new tokens of every feed through the model on this engine's device, appending
+    /// them to their sequences; the final-normed hidden state of every new token, `d_model` each.
+    pub fn forward(&self, feeds: &mut [Feed<'_>]) -> Result<Vec<f32>> {
+        #[cfg(feature = "cuda")]
+        if let Some(gpu) = &self.gpu {
+            use crate::backend::Backend;
+            let k = crate::backend::cuda::Kernels {
+                model: &self.model,
+                gpu,
+            };
+            let h = crate::forward::forward(&self.model.cfg, self.model.max_context, &k, feeds)?;
+            return k.to_host(h);
+        }
+        self.model.forward(&self.runner, feeds)
+    }
+
+    /// Logits of final hidden states (`d_model` each) on this engine's device, `vocab` each.
+    /// Fails if any logit is not finite.
+    pub fn logits(&self, hidden: &[f32]) -> Result<Vec<f32>> {
+        #[cfg(feature = "cuda")]
+        if let Some(gpu) = &self.gpu {
+            let k = crate::backend::cuda::Kernels {
+                model: &self.model,
+                gpu,
+            };
+            let d = self.model.cfg.d_model;
+            let rows = crate::backend::cuda::upload_rows(&k, hidden)?;
+            return crate::forward::logits(&self.model.cfg, &k, &rows, hidden.len() / d);
+        }
+        self.model.logits(&self.runner, hidden)
+    }
+
+    /// What computes the forward pass, for logs and transcripts: `cpu-avx2 x2`, or the GPU
+    /// (`cuda sm_90 NVIDIA H200 ...`).
+    pub fn backend_name(&self) -> String {
+        #[cfg(feature = "cuda")]
+        if let Some(gpu) = &self.gpu {
+            return gpu.dev.name();
+        }
+        format!("{} x{}", self.runner.isa.name(), self.runner.threads())
+    }
+
     /// Loads model, tokenizer and template from one GGUF file.
     pub fn load(path: &Path, opts: &EngineOptions) -> Result<Engine> {
         let engine = Engine::from_gguf(&mut GgufFile::open(path)?, opts)?;
@@ -180,11 +251,33 @@ impl Engine {
             threads = runner.threads(),
             "engine ready"
         );
+        #[cfg(feature = "cuda")]
+        let gpu = match opts.device {
+            DeviceKind::Cpu => None,
+            kind => {
+                use crate::backend::cuda::{driver::Gpu, host::HostShim, host::Order, Device};
+                let dev: std::sync::Arc<dyn Device> = match kind {
+                    DeviceKind::Cuda => std::sync::Arc::new(Gpu::open(0)?),
+                    _ => std::sync::Arc::new(HostShim::new(Order::Shuffled(1))),
+                };
+                tracing::info!(device = %dev.name(), "uploading the weights");
+                Some(crate::backend::cuda::GpuModel::upload(dev, f, &model)?)
+            }
+        };
+        #[cfg(not(feature = "cuda"))]
+        if opts.device != DeviceKind::Cpu {
+            return Err(EngineError::Unsupported(format!(
+                "--device {}: this build has no CUDA backend (build with --features cuda)",
+                opts.device.name()
+            )));
+        }
         Ok(Engine {
             model,
             tokenizer,
             chat_template,
             runner,
+            #[cfg(feature = "cuda")]
+            gpu,
         })
     }
 
@@ -300,8 +393,7 @@ impl Engine {
         let mut seq = self.model.new_sequence();
         let mut all = prompt_tokens.to_vec();
         all.extend_from_slice(&tokens[..tokens.len() - 1]);
-        let hidden = self.model.forward(
-            &self.runner,
+        let hidden = self.forward(
             &mut [Feed {
                 seq: &mut seq,
                 tokens: &all,
@@ -313,9 +405,7 @@ impl Engine {
         const CHUNK: usize = 16;
         for c0 in (0..tokens.len()).step_by(CHUNK) {
             let c1 = (c0 + CHUNK).min(tokens.len());
-            let logits = self
-                .model
-                .logits(&self.runner, &hidden[(first + c0) * d..(first + c1) * d])?;
+            let logits = self.logits(&hidden[(first + c0) * d..(first + c1) * d])?;
             g(c0, &logits)?;
         }
         Ok(())

@@ -4,9 +4,11 @@
 //! SIMD, any thread count, any batch, any chunking of the prompt. `docs/canonical-arithmetic.md`
 //! is the contract; [`canon`] and [`kernels::scalar`] are its reference implementation.
 
+pub mod backend;
 pub mod batcher;
 pub mod canon;
 pub mod error;
+pub mod forward;
 pub mod fuzzing;
 pub mod gguf;
 pub mod kernels;
@@ -26,7 +28,9 @@ pub mod synthetic;
 pub mod tokenizer;
 
 pub use chat::{ChatTemplate, Message};
-pub use generate::{hash_logits, Completion, Engine, EngineOptions, FinishReason, Prompt, Request};
+pub use generate::{
+    hash_logits, Completion, DeviceKind, Engine, EngineOptions, FinishReason, Prompt, Request,
+};
 pub use kernels::Isa;
 pub use sampling::SamplingParams;
 

@@ -1,23 +1,19 @@
-//! The forward pass (spec §3) of the Llama, Qwen 2/3 and Gemma 3 architectures, over a batch of
-//! sequences at arbitrary positions. Qwen (spec §3.10) adds Q/K/V biases (2) or q/k head norms
-//! (3) and NeoX RoPE; Gemma 3 (spec §3.9) differs from Llama in a few switches that [`Config`]
-//! and [`Arch`] carry: embeddings scaled by `sqrt(d_model)`, RMSNorm of each query and key head,
-//! norms after attention and after the feed-forward as well as before, GeGLU instead of SwiGLU,
-//! NeoX-paired RoPE with another base on sliding-window layers, and sliding-window attention on
-//! five layers of six.
-//!
-//! Every token's computation depends only on its own sequence's earlier tokens, never on what
-//! else is in the batch or how a prompt was chunked: matrix products run each (token, row) in the
-//! spec's fixed order, and attention reads one query against its own sequence's cache. That is
-//! what makes a batched server, a chunked prefill and a teacher-forced replay give the same bits.
+//! The Llama, Qwen 2/3 and Gemma 3 architectures: hyperparameters, weights and sequences (the
+//! forward pass over a batch of sequences at arbitrary positions is [`crate::forward`]). Qwen
+//! (spec §3.10) adds Q/K/V biases (2) or q/k head norms (3) and NeoX RoPE; Gemma 3 (spec §3.9)
+//! differs from Llama in a few switches that [`Config`] and [`Arch`] carry: embeddings scaled
+//! by `sqrt(d_model)`, RMSNorm of each query and key head, norms after attention and after the
+//! feed-forward as well as before, GeGLU instead of SwiGLU, NeoX-paired RoPE with another base on
+//! sliding-window layers, and sliding-window attention on five layers of six.
 
 use std::path::Path;
 
-use crate::canon::quant::{QActs, QK};
+use crate::canon::quant::QK;
 use crate::canon::rope::RopeTable;
 use crate::error::{EngineError, Result};
 use crate::gguf::GgufFile;
-use crate::kernels::{Query, Runner};
+use crate::backend::{Cpu, SeqCache};
+use crate::kernels::Runner;
 use crate::qmatrix::{GgufKind, QMatrix};
 
 /// The architectures sworn runs (`general.architecture`).
@@ -86,10 +82,6 @@ pub struct Config {
 
 /// Longest context the engine will build tables for, whatever a file claims.
 pub const MAX_CONTEXT: usize = 1 << 16;
-
-/// Queries per attention task aimed at: a tile's tokens (1 to 8) times the query heads that
-/// share a KV head.
-const ATTENTION_TILE_QUERIES: usize = 24;
 
 impl Config {
     fn from_gguf<R: std::io::Read + std::io::Seek>(f: &GgufFile<R>) -> Result<Config> {
@@ -270,10 +262,12 @@ pub struct Model {
 #[derive(Debug, Clone, Default)]
 pub struct Sequence {
     pub tokens: Vec<u32>,
-    /// Per layer, `len * kv_dim` keys (after RoPE).
-    k: Vec<Vec<f32>>,
-    /// Per layer, `len * kv_dim` values.
-    v: Vec<Vec<f32>>,
+    /// Per layer, `len * kv_dim` keys (after RoPE), on the CPU backend.
+    pub(crate) k: Vec<Vec<f32>>,
+    /// Per layer, `len * kv_dim` values, on the CPU backend.
+    pub(crate) v: Vec<Vec<f32>>,
+    /// The keys and values when another backend keeps them (GPU memory).
+    pub(crate) dev: Option<Box<dyn SeqCache>>,
 }
 
 impl Sequence {
@@ -282,6 +276,7 @@ impl Sequence {
             tokens: Vec::new(),
             k: vec![Vec::new(); n_layer],
             v: vec![Vec::new(); n_layer],
+            dev: None,
         }
     }
     pub fn len(&self) -> usize {
@@ -296,6 +291,9 @@ impl Sequence {
         for l in self.k.iter_mut().chain(self.v.iter_mut()) {
             l.truncate(n * kv_dim);
         }
+        if let Some(d) = &mut self.dev {
+            d.truncate(n);
+        }
     }
 }
 
@@ -303,20 +301,6 @@ impl Sequence {
 pub struct Feed<'a> {
     pub seq: &'a mut Sequence,
     pub tokens: &'a [u32],
-}
-
-/// Raw pointer for tasks that write disjoint slices of one buffer.
-#[derive(Clone, Copy)]
-struct SharedMut(*mut f32);
-// SAFETY: every task writes its own disjoint range; the buffer outlives the parallel region.
-unsafe impl Send for SharedMut {}
-unsafe impl Sync for SharedMut {}
-
-impl SharedMut {
-    /// The pointer (a method, so that closures capture the whole `Send` wrapper).
-    fn at(self, i: usize) -> *mut f32 {
-        self.0.wrapping_add(i)
-    }
 }
 
 impl Model {
@@ -429,223 +413,26 @@ impl Model {
         self.output.as_ref().unwrap_or(&self.tok_embd)
     }
 
-    /// Runs the new tokens of every feed through the model, appending them to their sequences.
-    /// Returns the final-normed hidden state of every new token, feeds in order, `d_model` each.
+    /// Runs the new tokens of every feed through the model on the CPU kernels, appending them
+    /// to their sequences. Returns the final-normed hidden state of every new token, feeds in
+    /// order, `d_model` each.
     pub fn forward(&self, rt: &Runner, feeds: &mut [Feed<'_>]) -> Result<Vec<f32>> {
-        let cfg = &self.cfg;
-        let (d, hd, kvd, qd) = (cfg.d_model, cfg.head_dim, cfg.kv_dim(), cfg.q_dim());
-        // Where each new token sits: (feed index, position).
-        let mut at: Vec<(usize, usize)> = Vec::new();
-        for (i, f) in feeds.iter().enumerate() {
-            let start = f.seq.len();
-            if start + f.tokens.len() > self.max_context {
-                return Err(EngineError::InvalidRequest(format!(
-                    "sequence of {} tokens exceeds the context of {}",
-                    start + f.tokens.len(),
-                    self.max_context
-                )));
-            }
-            for (j, &tok) in f.tokens.iter().enumerate() {
-                if tok as usize >= cfg.vocab {
-                    return Err(EngineError::InvalidRequest(format!(
-                        "token id {tok} is outside the vocabulary of {}",
-                        cfg.vocab
-                    )));
-                }
-                at.push((i, start + j));
-            }
-        }
-        let nt = at.len();
-        let mut x = vec![0f32; nt * d];
-        let mut k = 0;
-        for f in feeds.iter() {
-            for &tok in f.tokens {
-                self.tok_embd.row_f32(tok as usize, &mut x[k * d..][..d]);
-                k += 1;
-            }
-        }
-        let gemma = cfg.arch == Arch::Gemma3;
-        if gemma {
-            // Spec §3.9: embeddings times sqrt(d_model), itself rounded to f32.
-            let s = (d as f32).sqrt();
-            x.iter_mut().for_each(|v| *v *= s);
-        }
-        // RMS-norms `buf` (rows of `w.len()`) in place, through a scratch buffer.
-        let mut tmp = Vec::new();
-        let mut norm_in_place = |buf: &mut Vec<f32>, w: &[f32]| {
-            tmp.resize(buf.len(), 0.0);
-            rt.rmsnorm(buf, w, cfg.rms_eps, &mut tmp);
-            std::mem::swap(buf, &mut tmp);
-        };
-        let isa = rt.isa;
-        let mut xn = vec![0f32; nt * d];
-        let mut xq = QActs::default();
-        let (mut qb, mut kb, mut vb, mut ob) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        let (mut gb, mut ub, mut db) = (Vec::new(), Vec::new(), Vec::new());
-        let mut att = vec![0f32; nt * qd];
-        let mut h = vec![0f32; nt * cfg.d_ff];
-        let scale = 1.0 / (hd as f32).sqrt();
-        let group = cfg.n_head / cfg.n_kv_head;
-        // Attention tiles: runs of consecutive tokens of one sequence, whose queries of one KV
-        // head are computed together (they share its keys and values).
-        // A tile's queries also share their first key: on sliding-window layers, tokens past the
-        // window each start elsewhere.
-        let tile_tokens = (ATTENTION_TILE_QUERIES / group).clamp(1, 8);
-        let tiles_of = |sliding: bool| {
-            let first = |t: usize| cfg.first_key(sliding, at[t].1);
-            let mut tiles: Vec<(usize, usize)> = Vec::new();
-            let mut t0 = 0;
-            for t in 1..=nt {
-                if t == nt || at[t].0 != at[t0].0 || t - t0 == tile_tokens || first(t) != first(t0)
-                {
-                    tiles.push((t0, t));
-                    t0 = t;
-                }
-            }
-            tiles
-        };
-        let full_tiles = tiles_of(false);
-        let sliding_tiles = if cfg.sliding_window.is_some() {
-            tiles_of(true)
-        } else {
-            Vec::new()
-        };
-        for (li, layer) in self.layers.iter().enumerate() {
-            let sliding = cfg.is_sliding(li);
-            let tiles = if sliding { &sliding_tiles } else { &full_tiles };
-            // Attention block.
-            rt.rmsnorm(&x, &layer.attn_norm, cfg.rms_eps, &mut xn);
-            rt.quantize_rows(&xn, d, &mut xq);
-            rt.matmul_many(
-                &[&layer.wq, &layer.wk, &layer.wv],
-                &xq,
-                &xn,
-                nt,
-                &mut [&mut qb, &mut kb, &mut vb],
-            );
-            // Qwen 2: the projections' biases, one f32 add each (spec §3.10).
-            if let Some(b) = &layer.qkv_bias {
-                for (buf, b) in [(&mut qb, &b[0]), (&mut kb, &b[1]), (&mut vb, &b[2])] {
-                    for row in buf.chunks_exact_mut(b.len()) {
-                        row.iter_mut().zip(b).for_each(|(x, b)| *x += *b);
-                    }
-                }
-            }
-            // Gemma 3, Qwen 3: RMSNorm of every query and key head (rows of `head_dim`).
-            for (buf, w) in [(&mut qb, &layer.q_norm), (&mut kb, &layer.k_norm)] {
-                if let Some(w) = w {
-                    norm_in_place(buf, w);
-                }
-            }
-            let rope = match &self.rope_local {
-                Some(local) if sliding => local,
-                _ => &self.rope,
-            };
-            let per = rt.rows_per_part(nt);
-            let parts: Vec<_> = (qb.chunks_mut(per * qd).zip(kb.chunks_mut(per * kvd)))
-                .zip(at.chunks(per))
-                .collect();
-            rt.each_part(parts, |((qp, kp), atp)| {
-                let rot = |x: &mut [f32], pos| {
-                    if cfg.arch.neox_rope() {
-                        rope.apply_neox(x, pos)
-                    } else {
-                        rope.apply(x, pos)
-                    }
-                };
-                for (t, &(_, pos)) in atp.iter().enumerate() {
-                    for hh in 0..cfg.n_head {
-                        rot(&mut qp[t * qd + hh * hd..][..hd], pos);
-                    }
-                    for hh in 0..cfg.n_kv_head {
-                        rot(&mut kp[t * kvd + hh * hd..][..hd], pos);
-                    }
-                }
-            });
-            for (t, &(fi, _)) in at.iter().enumerate() {
-                let seq = &mut *feeds[fi].seq;
-                seq.k[li].extend_from_slice(&kb[t * kvd..][..kvd]);
-                seq.v[li].extend_from_slice(&vb[t * kvd..][..kvd]);
-            }
-            let out = SharedMut(att.as_mut_ptr());
-            let (feeds_ref, at_ref, qb_ref, tiles_ref) = (&*feeds, &at, &qb, tiles);
-            rt.for_each(tiles.len() * cfg.n_kv_head, |task| {
-                let ((t0, t1), g) = (tiles_ref[task / cfg.n_kv_head], task % cfg.n_kv_head);
-                let seq = &feeds_ref[at_ref[t0].0].seq;
-                // Every query of the tile starts at the same key (see `tiles_of`).
-                let first = cfg.first_key(sliding, at_ref[t0].1);
-                let mut queries = Vec::with_capacity((t1 - t0) * group);
-                for (t, &(_, pos)) in at_ref.iter().enumerate().take(t1).skip(t0) {
-                    for hh in g * group..(g + 1) * group {
-                        let o = t * qd + hh * hd;
-                        queries.push(Query {
-                            q: &qb_ref[o..][..hd],
-                            n: pos + 1 - first,
-                            // SAFETY: only this task's query (t, hh) writes att[o..o + hd].
-                            out: unsafe { std::slice::from_raw_parts_mut(out.at(o), hd) },
-                        });
-                    }
-                }
-                let (keys, values) = (&seq.k[li][first * kvd..], &seq.v[li][first * kvd..]);
-                isa.attend_many(&mut queries, keys, values, kvd, g * hd, scale);
-            });
-            rt.quantize_rows(&att, qd, &mut xq);
-            rt.matmul_many(&[&layer.wo], &xq, &att, nt, &mut [&mut ob]);
-            if let Some(w) = &layer.post_attn_norm {
-                norm_in_place(&mut ob, w);
-            }
-            for (a, b) in x.iter_mut().zip(&ob) {
-                *a += *b;
-            }
-            // Feed-forward block.
-            rt.rmsnorm(&x, &layer.ffn_norm, cfg.rms_eps, &mut xn);
-            rt.quantize_rows(&xn, d, &mut xq);
-            rt.matmul_many(
-                &[&layer.w_gate, &layer.w_up],
-                &xq,
-                &xn,
-                nt,
-                &mut [&mut gb, &mut ub],
-            );
-            if gemma {
-                rt.gelu_mul(&gb, &ub, cfg.d_ff, &mut h);
-            } else {
-                rt.silu_mul(&gb, &ub, cfg.d_ff, &mut h);
-            }
-            rt.quantize_rows(&h, cfg.d_ff, &mut xq);
-            rt.matmul_many(&[&layer.w_down], &xq, &h, nt, &mut [&mut db]);
-            if let Some(w) = &layer.post_ffn_norm {
-                norm_in_place(&mut db, w);
-            }
-            for (a, b) in x.iter_mut().zip(&db) {
-                *a += *b;
-            }
-        }
-        for f in feeds.iter_mut() {
-            f.seq.tokens.extend_from_slice(f.tokens);
-        }
-        rt.rmsnorm(&x, &self.out_norm, cfg.rms_eps, &mut xn);
-        Ok(xn)
+        crate::forward::forward(&self.cfg, self.max_context, &Cpu { model: self, rt }, feeds)
     }
 
     /// Logits for `n` final hidden states (`n * d_model` floats), `n * vocab` out. Fails if any
     /// logit is not finite: such a step has no defined sample.
     pub fn logits(&self, rt: &Runner, hidden: &[f32]) -> Result<Vec<f32>> {
-        let d = self.cfg.d_model;
-        let n = hidden.len() / d;
-        let mut xq = QActs::default();
-        rt.quantize_rows(hidden, d, &mut xq);
-        let mut out = Vec::new();
-        rt.matmul_many(&[self.lm_head()], &xq, hidden, n, &mut [&mut out]);
-        if let Some(i) = out.iter().position(|v| !v.is_finite()) {
-            return Err(EngineError::Numerical(format!(
-                "logit {} of row {} is {}",
-                i % self.cfg.vocab,
-                i / self.cfg.vocab,
-                out[i]
-            )));
+        let n = hidden.len() / self.cfg.d_model;
+        crate::forward::logits(&self.cfg, &Cpu { model: self, rt }, &hidden.to_vec(), n)
+    }
+
+    /// The RoPE table of layer `li` (Gemma 3's sliding-window layers have their own).
+    pub fn rope_of(&self, li: usize) -> &RopeTable {
+        match &self.rope_local {
+            Some(local) if self.cfg.is_sliding(li) => local,
+            _ => &self.rope,
         }
-        Ok(out)
     }
 }
 

@@ -23,6 +23,7 @@ fn engine(path: &Path, isa: Isa, threads: usize) -> Engine {
             threads,
             isa: Some(isa),
             max_context: None,
+            ..Default::default()
         },
     )
     .unwrap()

@@ -1,0 +1,779 @@
+//! The CUDA backend: sworn's CUDA C kernels (`engine/cuda/kernels.cu`, design in `docs/cuda.md`)
+//! behind the [`Backend`] operations, on any [`Device`]: an NVIDIA GPU ([`driver::Gpu`]) or the
+//! host shim ([`host::HostShim`]) that executes the same kernel sources on the CPU, which is how
+//! every kernel and whole forward passes are proven bit-exact on machines without a GPU.
+//!
+//! Weights stay in the GGUF's own block layout in device memory (f32 for F32, F16 and BF16
+//! tensors, widened exactly), and the kernels decode them on the fly. Keys and values live in
+//! device memory per sequence ([`DevKv`], in [`crate::model::Sequence`]).
+
+pub mod device;
+pub mod driver;
+pub mod host;
+
+use std::any::Any;
+use std::sync::Arc;
+
+pub use device::{Arg, DevBuf, Device, Shape};
+
+use super::{Backend, Gate, MatId, Positions, SeqCache, VecId};
+use crate::error::{EngineError, Result};
+use crate::gguf::GgufFile;
+use crate::model::{Feed, Model};
+use crate::qmatrix::GgufKind;
+use crate::quant::QuantType;
+
+/// Largest grid dimension `y` the kernels are launched with (CUDA's limit), so the most tokens
+/// one forward pass may carry on this backend.
+pub const MAX_TOKENS: usize = 65_535;
+
+/// Tokens above which the products take the tiled kernel rather than one warp per output.
+const MATVEC_MAX_TOKENS: usize = 4;
+
+/// ggml's type id for the kernels (`T_*` in `common.cuh`); 0 is f32.
+pub fn type_code(kind: GgufKind) -> i32 {
+    match kind {
+        GgufKind::F32 | GgufKind::F16 | GgufKind::BF16 => 0,
+        GgufKind::Q4_0 => 2,
+        GgufKind::Q4_1 => 3,
+        GgufKind::Q8_0 => 8,
+        GgufKind::Blocks(qt) => match qt {
+            QuantType::Q4_0 => 2,
+            QuantType::Q4_1 => 3,
+            QuantType::Q5_0 => 6,
+            QuantType::Q5_1 => 7,
+            QuantType::Q8_0 => 8,
+            QuantType::Q2K => 10,
+            QuantType::Q3K => 11,
+            QuantType::Q4K => 12,
+            QuantType::Q5K => 13,
+            QuantType::Q6K => 14,
+        },
+    }
+}
+
+/// A weight matrix in device memory.
+#[derive(Debug)]
+pub struct DevMat {
+    pub buf: DevBuf,
+    /// ggml type id, 0 for f32 rows.
+    pub code: i32,
+    pub rows: usize,
+    pub cols: usize,
+}
+
+impl DevMat {
+    /// Uploads tensor `name` of `f`; `cpu` is the same tensor as the CPU engine loaded it (its
+    /// f32 values serve F32, F16 and BF16 tensors, already widened and checked).
+    pub fn upload<R: std::io::Read + std::io::Seek>(
+        dev: &Arc<dyn Device>,
+        f: &mut GgufFile<R>,
+        name: &str,
+        cpu: &crate::qmatrix::QMatrix,
+    ) -> Result<DevMat> {
+        let desc = f
+            .describe(name)?
+            .ok_or_else(|| EngineError::Malformed(format!("missing tensor {name}")))?;
+        let code = type_code(desc.kind);
+        let buf = if code == 0 {
+            DevBuf::from_f32(dev, &cpu.f32s)?
+        } else {
+            DevBuf::from_bytes(dev, &f.read_bytes(&desc)?)?
+        };
+        Ok(DevMat {
+            buf,
+            code,
+            rows: cpu.rows,
+            cols: cpu.cols,
+        })
+    }
+}
+
+/// The model's weights in device memory, ready for [`Kernels`].
+pub struct GpuModel {
+    pub dev: Arc<dyn Device>,
+    /// The embedding, the untied output projection (if any), then seven per layer.
+    mats: Vec<DevMat>,
+    tied: bool,
+    /// The output norm, then nine per layer (empty where the architecture has none).
+    vecs: Vec<Option<DevBuf>>,
+}
+
+const LAYER_MATS: [&str; 7] = [
+    "attn_q",
+    "attn_k",
+    "attn_v",
+    "attn_output",
+    "ffn_gate",
+    "ffn_up",
+    "ffn_down",
+];
+
+impl GpuModel {
+    /// Uploads `model`'s weights, read again from the file it was loaded from (`f`), to `dev`.
+    pub fn upload<R: std::io::Read + std::io::Seek>(
+        dev: Arc<dyn Device>,
+        f: &mut GgufFile<R>,
+        model: &Model,
+    ) -> Result<GpuModel> {
+        let mut mats = vec![DevMat::upload(
+            &dev,
+            f,
+            "token_embd.weight",
+            &model.tok_embd,
+        )?];
+        if let Some(out) = &model.output {
+            mats.push(DevMat::upload(&dev, f, "output.weight", out)?);
+        }
+        for li in 0..model.cfg.n_layer {
+            let ids = [
+                MatId::Q(li),
+                MatId::K(li),
+                MatId::V(li),
+                MatId::O(li),
+                MatId::Gate(li),
+                MatId::Up(li),
+                MatId::Down(li),
+            ];
+            for (id, n) in ids.into_iter().zip(LAYER_MATS) {
+                mats.push(DevMat::upload(
+                    &dev,
+                    f,
+                    &format!("blk.{li}.{n}.weight"),
+                    model.mat(id),
+                )?);
+            }
+        }
+        let mut vecs = Vec::new();
+        for id in std::iter::once(VecId::OutNorm).chain((0..model.cfg.n_layer).flat_map(layer_vecs))
+        {
+            let v = model.vector(id);
+            vecs.push(if v.is_empty() {
+                None
+            } else {
+                Some(DevBuf::from_f32(&dev, v)?)
+            });
+        }
+        Ok(GpuModel {
+            dev,
+            tied: model.output.is_none(),
+            mats,
+            vecs,
+        })
+    }
+
+    fn mat(&self, id: MatId) -> &DevMat {
+        let base = if self.tied { 1 } else { 2 };
+        let i = match id {
+            MatId::TokEmbd => 0,
+            MatId::LmHead => usize::from(!self.tied),
+            MatId::Q(l) => base + 7 * l,
+            MatId::K(l) => base + 7 * l + 1,
+            MatId::V(l) => base + 7 * l + 2,
+            MatId::O(l) => base + 7 * l + 3,
+            MatId::Gate(l) => base + 7 * l + 4,
+            MatId::Up(l) => base + 7 * l + 5,
+            MatId::Down(l) => base + 7 * l + 6,
+        };
+        &self.mats[i]
+    }
+
+    fn vector(&self, id: VecId) -> Result<(&DevBuf, usize)> {
+        let i = match id {
+            VecId::OutNorm => 0,
+            VecId::AttnNorm(l) => 1 + 9 * l,
+            VecId::FfnNorm(l) => 2 + 9 * l,
+            VecId::QNorm(l) => 3 + 9 * l,
+            VecId::KNorm(l) => 4 + 9 * l,
+            VecId::PostAttnNorm(l) => 5 + 9 * l,
+            VecId::PostFfnNorm(l) => 6 + 9 * l,
+            VecId::QBias(l) => 7 + 9 * l,
+            VecId::KBias(l) => 8 + 9 * l,
+            VecId::VBias(l) => 9 + 9 * l,
+        };
+        self.vecs[i]
+            .as_ref()
+            .map(|b| (b, b.bytes / 4))
+            .ok_or_else(|| EngineError::Device(format!("the model has no {id:?}")))
+    }
+}
+
+/// A layer's vectors in [`GpuModel`]'s order.
+fn layer_vecs(l: usize) -> [VecId; 9] {
+    [
+        VecId::AttnNorm(l),
+        VecId::FfnNorm(l),
+        VecId::QNorm(l),
+        VecId::KNorm(l),
+        VecId::PostAttnNorm(l),
+        VecId::PostFfnNorm(l),
+        VecId::QBias(l),
+        VecId::KBias(l),
+        VecId::VBias(l),
+    ]
+}
+
+/// An f32 buffer on the device: `len` values in memory that may be larger.
+#[derive(Debug, Default)]
+pub struct DevVec {
+    buf: Option<DevBuf>,
+    pub len: usize,
+}
+
+impl DevVec {
+    /// The device address (0 before the first use).
+    pub fn ptr(&self) -> u64 {
+        self.buf.as_ref().map_or(0, |b| b.ptr)
+    }
+}
+
+/// Quantized activations on the device (spec §1.1): values, and per block `d`, `qsum`, `s`.
+#[derive(Debug, Default)]
+pub struct DevActs {
+    q: DevVec,
+    d: DevVec,
+    qsum: DevVec,
+    s: DevVec,
+}
+
+/// One sequence's keys and values in device memory: per layer, rows of `kv_dim` floats.
+#[derive(Debug)]
+pub struct DevKv {
+    k: Vec<DevBuf>,
+    v: Vec<DevBuf>,
+    /// Rows each layer's buffers hold room for, and rows filled.
+    cap: usize,
+    rows: Vec<usize>,
+    row_bytes: usize,
+}
+
+impl DevKv {
+    fn new(dev: &Arc<dyn Device>, layers: usize, kvd: usize, cap: usize) -> Result<DevKv> {
+        let row_bytes = kvd * 4;
+        let alloc = || -> Result<Vec<DevBuf>> {
+            (0..layers)
+                .map(|_| DevBuf::new(dev, cap * row_bytes))
+                .collect()
+        };
+        Ok(DevKv {
+            k: alloc()?,
+            v: alloc()?,
+            cap,
+            rows: vec![0; layers],
+            row_bytes,
+        })
+    }
+
+    /// Room for `rows` rows in every layer, keeping what is there.
+    fn reserve(&mut self, rows: usize) -> Result<()> {
+        if rows <= self.cap {
+            return Ok(());
+        }
+        let cap = rows.max(2 * self.cap).max(16);
+        for buf in self.k.iter_mut().chain(self.v.iter_mut()) {
+            let bigger = DevBuf::new(buf.device(), cap * self.row_bytes)?;
+            buf.device()
+                .copy(bigger.ptr, buf.ptr, self.cap * self.row_bytes)?;
+            *buf = bigger;
+        }
+        self.cap = cap;
+        Ok(())
+    }
+}
+
+impl SeqCache for DevKv {
+    fn truncate(&mut self, n: usize) {
+        self.rows.iter_mut().for_each(|r| *r = (*r).min(n));
+    }
+
+    fn clone_box(&self) -> Box<dyn SeqCache> {
+        // A sequence is cloned to fork it; device memory that cannot be copied leaves the copy
+        // empty, and its next step fails with a clear error rather than reading shared rows.
+        let dup = |bs: &[DevBuf]| bs.iter().map(DevBuf::duplicate).collect::<Result<Vec<_>>>();
+        match (dup(&self.k), dup(&self.v)) {
+            (Ok(k), Ok(v)) => Box::new(DevKv {
+                k,
+                v,
+                cap: self.cap,
+                rows: self.rows.clone(),
+                row_bytes: self.row_bytes,
+            }),
+            _ => Box::new(DevKv {
+                k: Vec::new(),
+                v: Vec::new(),
+                cap: 0,
+                rows: Vec::new(),
+                row_bytes: self.row_bytes,
+            }),
+        }
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+}
+
+/// The CUDA kernels as the forward pass's backend: one model's weights on one device.
+pub struct Kernels<'a> {
+    pub model: &'a Model,
+    pub gpu: &'a GpuModel,
+}
+
+
+impl Kernels<'_> {
+    fn dev(&self) -> &Arc<dyn Device> {
+        &self.gpu.dev
+    }
+
+    fn go(&self, kernel: &str, grid: [usize; 3], block: u32, args: &[Arg]) -> Result<()> {
+        launch(self.dev(), kernel, grid, block, args)
+    }
+
+    fn ensure(&self, v: &mut DevVec, n: usize) -> Result<()> {
+        ensure(self.dev(), v, n)
+    }
+
+    /// `data` in a fresh device buffer.
+    fn temp(&self, data: &[u8]) -> Result<DevBuf> {
+        DevBuf::from_bytes(self.dev(), data)
+    }
+}
+
+/// Launches `kernel` on `grid` blocks of `block` threads; an empty grid launches nothing, and
+/// one past CUDA's limits is refused with an error.
+pub fn launch(
+    dev: &Arc<dyn Device>,
+    kernel: &str,
+    grid: [usize; 3],
+    block: u32,
+    args: &[Arg],
+) -> Result<()> {
+    if grid.contains(&0) {
+        return Ok(()); // nothing to compute
+    }
+    if grid[1] > MAX_TOKENS || grid[2] > MAX_TOKENS || grid[0] > u32::MAX as usize {
+        return Err(EngineError::InvalidRequest(format!(
+            "{kernel}: a launch of {grid:?} blocks is too large for the GPU backend (at most \
+             {MAX_TOKENS} tokens in one forward pass)"
+        )));
+    }
+    let shape = Shape {
+        grid: grid.map(|g| g as u32),
+        block,
+    };
+    dev.launch(kernel, shape, args)
+}
+
+/// Room for `n` f32 (or other 4-byte) values in `v`; the contents are unspecified.
+fn ensure(dev: &Arc<dyn Device>, v: &mut DevVec, n: usize) -> Result<()> {
+    if v.buf.as_ref().is_none_or(|b| b.bytes < n * 4) {
+        v.buf = Some(DevBuf::new(dev, n * 4)?);
+    }
+    v.len = n;
+    Ok(())
+}
+
+impl DevVec {
+    /// `data` on the device.
+    pub fn from_host(dev: &Arc<dyn Device>, data: &[f32]) -> Result<DevVec> {
+        Ok(DevVec {
+            buf: Some(DevBuf::from_f32(dev, data)?),
+            len: data.len(),
+        })
+    }
+
+    /// The values, on the host.
+    pub fn to_host(&self) -> Result<Vec<f32>> {
+        match &self.buf {
+            Some(b) => b.read_f32(self.len),
+            None => Ok(Vec::new()),
+        }
+    }
+}
+
+impl DevActs {
+    /// The quantized activations on the host, in the CPU's form (`cols` wide rows).
+    pub fn to_host(&self, cols: usize) -> Result<crate::canon::quant::QActs> {
+        let raw = |v: &DevVec, n: usize| -> Result<Vec<u8>> {
+            let mut out = vec![0u8; n];
+            if let Some(b) = &v.buf {
+                b.device().download(b.ptr, &mut out)?;
+            }
+            Ok(out)
+        };
+        let nb = self.d.len;
+        let words = |b: Vec<u8>| -> Vec<[u8; 4]> {
+            b.chunks_exact(4)
+                .map(|c| [c[0], c[1], c[2], c[3]])
+                .collect()
+        };
+        Ok(crate::canon::quant::QActs {
+            rows: self.q.len / cols.max(1),
+            cols,
+            q: raw(&self.q, self.q.len)?.into_iter().map(|b| b as i8).collect(),
+            d: words(raw(&self.d, nb * 4)?).into_iter().map(f32::from_le_bytes).collect(),
+            qsum: words(raw(&self.qsum, nb * 4)?).into_iter().map(i32::from_le_bytes).collect(),
+            s: words(raw(&self.s, nb * 4)?).into_iter().map(f32::from_le_bytes).collect(),
+        })
+    }
+}
+
+/// Quantizes `x` (rows a multiple of 32 wide) into `xq` (spec §1.1).
+pub fn quantize(dev: &Arc<dyn Device>, x: &DevVec, xq: &mut DevActs) -> Result<()> {
+    let nb = x.len / 32;
+    ensure(dev, &mut xq.q, x.len.div_ceil(4))?;
+    xq.q.len = x.len;
+    ensure(dev, &mut xq.d, nb)?;
+    ensure(dev, &mut xq.qsum, nb)?;
+    ensure(dev, &mut xq.s, nb)?;
+    launch(
+        dev,
+        "quantize_q8",
+        [nb.div_ceil(8), 1, 1],
+        256,
+        &[
+            Arg::Ptr(x.ptr()),
+            Arg::I32(nb as i32),
+            Arg::Ptr(xq.q.ptr()),
+            Arg::Ptr(xq.d.ptr()),
+            Arg::Ptr(xq.qsum.ptr()),
+            Arg::Ptr(xq.s.ptr()),
+        ],
+    )
+}
+
+/// `out = m x` for `tokens` rows of `x`, quantized (`xq`) and as f32 (`xf`, for f32 weights):
+/// one warp per output for a few tokens, the tiled kernel for more (the same bits either way).
+pub fn product(
+    dev: &Arc<dyn Device>,
+    m: &DevMat,
+    xq: &DevActs,
+    xf: &DevVec,
+    tokens: usize,
+    out: &mut DevVec,
+) -> Result<()> {
+    ensure(dev, out, tokens * m.rows)?;
+    let (rows, cols) = (m.rows as i32, m.cols as i32);
+    if m.code == 0 {
+        return launch(
+            dev,
+            "f32matmul",
+            [m.rows.div_ceil(128), tokens, 1],
+            128,
+            &[
+                Arg::Ptr(m.buf.ptr),
+                Arg::I32(rows),
+                Arg::I32(cols),
+                Arg::Ptr(xf.ptr()),
+                Arg::Ptr(out.ptr()),
+            ],
+        );
+    }
+    let mut args = vec![
+        Arg::Ptr(m.buf.ptr),
+        Arg::I32(m.code),
+        Arg::I32(rows),
+        Arg::I32(cols),
+        Arg::Ptr(xq.q.ptr()),
+        Arg::Ptr(xq.d.ptr()),
+        Arg::Ptr(xq.s.ptr()),
+    ];
+    if tokens <= MATVEC_MAX_TOKENS {
+        args.push(Arg::Ptr(out.ptr()));
+        launch(dev, "qmatvec", [m.rows.div_ceil(4), tokens, 1], 128, &args)
+    } else {
+        args.extend([Arg::I32(tokens as i32), Arg::Ptr(out.ptr())]);
+        let grid = [m.rows.div_ceil(32), tokens.div_ceil(8), 1];
+        launch(dev, "qmatmul", grid, 256, &args)
+    }
+}
+
+fn u64_bytes(v: &[u64]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+fn i32_bytes(v: &[i32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+impl Backend for Kernels<'_> {
+    type Buf = DevVec;
+    type Acts = DevActs;
+
+    fn buf(&self) -> Result<DevVec> {
+        Ok(DevVec::default())
+    }
+
+    fn acts(&self) -> Result<DevActs> {
+        Ok(DevActs::default())
+    }
+
+    fn embed(&self, tokens: &[u32], x: &mut DevVec) -> Result<()> {
+        let d = self.model.cfg.d_model;
+        let toks: Vec<u8> = tokens.iter().flat_map(|t| t.to_le_bytes()).collect();
+        let toks = self.temp(&toks)?;
+        self.ensure(x, tokens.len() * d)?;
+        let w = self.gpu.mat(MatId::TokEmbd);
+        self.go(
+            "embed",
+            [d.div_ceil(128), tokens.len(), 1],
+            128,
+            &[
+                Arg::Ptr(w.buf.ptr),
+                Arg::I32(w.code),
+                Arg::I32(d as i32),
+                Arg::Ptr(toks.ptr),
+                Arg::Ptr(x.ptr()),
+            ],
+        )
+    }
+
+    fn scale(&self, x: &mut DevVec, s: f32) -> Result<()> {
+        self.go(
+            "scale",
+            [x.len.div_ceil(256), 1, 1],
+            256,
+            &[Arg::Ptr(x.ptr()), Arg::F32(s), Arg::I32(x.len as i32)],
+        )
+    }
+
+    fn rmsnorm(&self, x: &DevVec, w: VecId, y: &mut DevVec) -> Result<()> {
+        let (wb, n) = self.gpu.vector(w)?;
+        self.ensure(y, x.len)?;
+        self.go(
+            "rmsnorm",
+            [x.len / n, 1, 1],
+            256,
+            &[
+                Arg::Ptr(x.ptr()),
+                Arg::Ptr(wb.ptr),
+                Arg::I32(n as i32),
+                Arg::F32(self.model.cfg.rms_eps),
+                Arg::Ptr(y.ptr()),
+            ],
+        )
+    }
+
+    fn rmsnorm_in_place(&self, x: &mut DevVec, w: VecId) -> Result<()> {
+        let (wb, n) = self.gpu.vector(w)?;
+        self.go(
+            "rmsnorm",
+            [x.len / n, 1, 1],
+            256,
+            &[
+                Arg::Ptr(x.ptr()),
+                Arg::Ptr(wb.ptr),
+                Arg::I32(n as i32),
+                Arg::F32(self.model.cfg.rms_eps),
+                Arg::Ptr(x.ptr()),
+            ],
+        )
+    }
+
+    fn quantize(&self, x: &DevVec, cols: usize, xq: &mut DevActs) -> Result<()> {
+        debug_assert_eq!(cols % 32, 0);
+        quantize(self.dev(), x, xq)
+    }
+
+    fn matmul(
+        &self,
+        mats: &[MatId],
+        xq: &DevActs,
+        xf: &DevVec,
+        tokens: usize,
+        outs: &mut [&mut DevVec],
+    ) -> Result<()> {
+        for (&id, out) in mats.iter().zip(outs.iter_mut()) {
+            product(self.dev(), self.gpu.mat(id), xq, xf, tokens, out)?;
+        }
+        Ok(())
+    }
+
+    fn add_rows(&self, x: &mut DevVec, b: VecId) -> Result<()> {
+        let (bb, cols) = self.gpu.vector(b)?;
+        self.go(
+            "add_rows",
+            [x.len.div_ceil(256), 1, 1],
+            256,
+            &[
+                Arg::Ptr(x.ptr()),
+                Arg::Ptr(bb.ptr),
+                Arg::I32(cols as i32),
+                Arg::I32(x.len as i32),
+            ],
+        )
+    }
+
+    fn rope(&self, layer: usize, q: &mut DevVec, k: &mut DevVec, at: &Positions) -> Result<()> {
+        let cfg = &self.model.cfg;
+        let table = self.model.rope_of(layer);
+        let half = cfg.head_dim / 2;
+        // The table rows of the tokens' positions (computed on the host, spec §2.3).
+        let (mut cs, mut sn) = (Vec::with_capacity(at.len() * half), Vec::new());
+        for &(_, pos) in at {
+            let (c, s) = table.row(pos);
+            cs.extend_from_slice(c);
+            sn.extend_from_slice(s);
+        }
+        let cs = DevBuf::from_f32(self.dev(), &cs)?;
+        let sn = DevBuf::from_f32(self.dev(), &sn)?;
+        let neox = i32::from(cfg.arch.neox_rope());
+        for (x, heads, stride) in [
+            (&*q, cfg.n_head, cfg.q_dim()),
+            (&*k, cfg.n_kv_head, cfg.kv_dim()),
+        ] {
+            self.go(
+                "rope",
+                [(heads * half).div_ceil(128), at.len(), 1],
+                128,
+                &[
+                    Arg::Ptr(x.ptr()),
+                    Arg::I32(heads as i32),
+                    Arg::I32(cfg.head_dim as i32),
+                    Arg::I32(stride as i32),
+                    Arg::Ptr(cs.ptr),
+                    Arg::Ptr(sn.ptr),
+                    Arg::I32(neox),
+                ],
+            )?;
+        }
+        Ok(())
+    }
+
+    fn attend(
+        &self,
+        li: usize,
+        feeds: &mut [Feed<'_>],
+        at: &Positions,
+        q: &DevVec,
+        k: &DevVec,
+        v: &DevVec,
+        att: &mut DevVec,
+    ) -> Result<()> {
+        let cfg = &self.model.cfg;
+        let (kvd, qd, hd) = (cfg.kv_dim(), cfg.q_dim(), cfg.head_dim);
+        let nt = at.len();
+        // Room in every sequence's cache for its new positions.
+        for (fi, f) in feeds.iter_mut().enumerate() {
+            let last = at.iter().filter(|a| a.0 == fi).map(|a| a.1 + 1).max();
+            let Some(need) = last else { continue };
+            let seq = &mut *f.seq;
+            if seq.dev.is_none() {
+                if seq.len() > 0 {
+                    return Err(EngineError::InvalidRequest(
+                        "this sequence's keys and values are on another backend".into(),
+                    ));
+                }
+                seq.dev = Some(Box::new(DevKv::new(self.dev(), cfg.n_layer, kvd, need)?));
+            }
+            kv_of(seq)?.reserve(need)?;
+        }
+        // Where each token's key and value go, then where its sequence's cache starts.
+        let (mut dst, mut base, mut first, mut count) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let sliding = cfg.is_sliding(li);
+        for &(fi, pos) in at {
+            let start = feeds[fi].seq.len();
+            let kv = kv_of(feeds[fi].seq)?;
+            if kv.rows[li] < start {
+                return Err(EngineError::Device(format!(
+                    "layer {li} of a sequence holds {} positions, not {start}",
+                    kv.rows[li]
+                )));
+            }
+            let off = (pos * kv.row_bytes) as u64;
+            dst.extend([kv.k[li].ptr + off, kv.v[li].ptr + off]);
+            base.extend([kv.k[li].ptr, kv.v[li].ptr]);
+            let f0 = cfg.first_key(sliding, pos);
+            first.push(f0 as i32);
+            count.push((pos + 1 - f0) as i32);
+        }
+        let dst = self.temp(&u64_bytes(&dst))?;
+        self.go(
+            "store_kv",
+            [kvd.div_ceil(256), nt, 1],
+            256,
+            &[
+                Arg::Ptr(k.ptr()),
+                Arg::Ptr(v.ptr()),
+                Arg::I32(kvd as i32),
+                Arg::Ptr(dst.ptr),
+            ],
+        )?;
+        for &(fi, pos) in at {
+            let kv = kv_of(feeds[fi].seq)?;
+            kv.rows[li] = kv.rows[li].max(pos + 1);
+        }
+        let nmax = count.iter().copied().max().unwrap_or(0) as usize;
+        let base = self.temp(&u64_bytes(&base))?;
+        let first = self.temp(&i32_bytes(&first))?;
+        let count = self.temp(&i32_bytes(&count))?;
+        let scratch = DevBuf::new(self.dev(), nt * cfg.n_head * nmax * 4)?;
+        self.ensure(att, nt * qd)?;
+        self.go(
+            "attention",
+            [cfg.n_head, nt, 1],
+            256,
+            &[
+                Arg::Ptr(q.ptr()),
+                Arg::I32(qd as i32),
+                Arg::I32(hd as i32),
+                Arg::I32((cfg.n_head / cfg.n_kv_head) as i32),
+                Arg::I32(kvd as i32),
+                Arg::Ptr(base.ptr),
+                Arg::Ptr(first.ptr),
+                Arg::Ptr(count.ptr),
+                Arg::F32(1.0 / (hd as f32).sqrt()),
+                Arg::Ptr(scratch.ptr),
+                Arg::I32(nmax as i32),
+                Arg::Ptr(att.ptr()),
+            ],
+        )
+    }
+
+    fn add(&self, x: &mut DevVec, y: &DevVec) -> Result<()> {
+        self.go(
+            "add",
+            [x.len.div_ceil(256), 1, 1],
+            256,
+            &[Arg::Ptr(x.ptr()), Arg::Ptr(y.ptr()), Arg::I32(x.len as i32)],
+        )
+    }
+
+    fn gated(&self, act: Gate, g: &DevVec, u: &DevVec, _cols: usize, h: &mut DevVec) -> Result<()> {
+        self.ensure(h, g.len)?;
+        let k = match act {
+            Gate::Silu => "silu_mul",
+            Gate::Gelu => "gelu_mul",
+        };
+        self.go(
+            k,
+            [g.len.div_ceil(256), 1, 1],
+            256,
+            &[
+                Arg::Ptr(g.ptr()),
+                Arg::Ptr(u.ptr()),
+                Arg::Ptr(h.ptr()),
+                Arg::I32(g.len as i32),
+            ],
+        )
+    }
+
+    fn to_host(&self, x: DevVec) -> Result<Vec<f32>> {
+        x.to_host()
+    }
+}
+
+/// The sequence's device cache.
+fn kv_of(seq: &mut crate::model::Sequence) -> Result<&mut DevKv> {
+    seq.dev
+        .as_mut()
+        .and_then(|d| d.as_any_mut().downcast_mut::<DevKv>())
+        .filter(|kv| !kv.k.is_empty())
+        .ok_or_else(|| {
+            EngineError::Device("a sequence's device cache is missing (a failed copy?)".into())
+        })
+}
+
+/// Hidden states from the host into a device buffer (for [`crate::forward::logits`]).
+pub fn upload_rows(k: &Kernels<'_>, hidden: &[f32]) -> Result<DevVec> {
+    DevVec::from_host(k.dev(), hidden)
+}

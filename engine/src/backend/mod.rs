@@ -1,0 +1,181 @@
+//! The backend seam: the operations an architecture's forward pass is written against
+//! ([`crate::forward`]), and who implements them. [`Cpu`] runs the CPU kernels of
+//! [`crate::kernels`]; the `cuda` feature's [`cuda::Kernels`] runs sworn's CUDA kernels, on a GPU
+//! or executed on the host by a shim. Every backend computes the same bits: the spec
+//! (`docs/canonical-arithmetic.md`) fixes each output's operations, and backends only choose how
+//! to spread outputs over hardware.
+
+use std::any::Any;
+
+use crate::error::Result;
+use crate::model::{Feed, Model};
+use crate::qmatrix::QMatrix;
+
+pub mod cpu;
+#[cfg(feature = "cuda")]
+pub mod cuda;
+
+pub use cpu::Cpu;
+
+/// A weight matrix of the model, by role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MatId {
+    /// The token embedding (also the output projection when tied).
+    TokEmbd,
+    /// The output projection (`output.weight`, or the embedding when the file has none).
+    LmHead,
+    Q(usize),
+    K(usize),
+    V(usize),
+    O(usize),
+    Gate(usize),
+    Up(usize),
+    Down(usize),
+}
+
+/// A vector of the model (norm weights, biases), by role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VecId {
+    AttnNorm(usize),
+    FfnNorm(usize),
+    QNorm(usize),
+    KNorm(usize),
+    PostAttnNorm(usize),
+    PostFfnNorm(usize),
+    QBias(usize),
+    KBias(usize),
+    VBias(usize),
+    OutNorm,
+}
+
+impl Model {
+    /// The matrix `id` names.
+    pub fn mat(&self, id: MatId) -> &QMatrix {
+        let l = |i: usize| &self.layers[i];
+        match id {
+            MatId::TokEmbd => &self.tok_embd,
+            MatId::LmHead => self.lm_head(),
+            MatId::Q(i) => &l(i).wq,
+            MatId::K(i) => &l(i).wk,
+            MatId::V(i) => &l(i).wv,
+            MatId::O(i) => &l(i).wo,
+            MatId::Gate(i) => &l(i).w_gate,
+            MatId::Up(i) => &l(i).w_up,
+            MatId::Down(i) => &l(i).w_down,
+        }
+    }
+
+    /// The vector `id` names; empty when this architecture has none there.
+    pub fn vector(&self, id: VecId) -> &[f32] {
+        let l = |i: usize| &self.layers[i];
+        let bias = |i: usize, k: usize| l(i).qkv_bias.as_ref().map_or(&[][..], |b| &b[k][..]);
+        match id {
+            VecId::AttnNorm(i) => &l(i).attn_norm,
+            VecId::FfnNorm(i) => &l(i).ffn_norm,
+            VecId::QNorm(i) => l(i).q_norm.as_deref().unwrap_or(&[]),
+            VecId::KNorm(i) => l(i).k_norm.as_deref().unwrap_or(&[]),
+            VecId::PostAttnNorm(i) => l(i).post_attn_norm.as_deref().unwrap_or(&[]),
+            VecId::PostFfnNorm(i) => l(i).post_ffn_norm.as_deref().unwrap_or(&[]),
+            VecId::QBias(i) => bias(i, 0),
+            VecId::KBias(i) => bias(i, 1),
+            VecId::VBias(i) => bias(i, 2),
+            VecId::OutNorm => &self.out_norm,
+        }
+    }
+}
+
+/// The gated activation of the feed-forward block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gate {
+    /// `silu(g) * u` (spec §3.6).
+    Silu,
+    /// `gelu(g) * u` (spec §3.9).
+    Gelu,
+}
+
+/// Where a batch's new tokens sit: `(feed index, position)` per token, feeds in order.
+pub type Positions = [(usize, usize)];
+
+/// The operations of the forward pass (spec §3). Buffers hold rows of f32 (`Buf`) or of
+/// quantized activation blocks (`Acts`); an operation sizes its outputs itself.
+pub trait Backend {
+    type Buf;
+    type Acts;
+
+    /// An empty buffer.
+    fn buf(&self) -> Result<Self::Buf>;
+    /// Empty quantized activations.
+    fn acts(&self) -> Result<Self::Acts>;
+    /// The embedding rows of `tokens` (spec §3.1), `d_model` each.
+    fn embed(&self, tokens: &[u32], x: &mut Self::Buf) -> Result<()>;
+    /// `x *= s`, elementwise.
+    fn scale(&self, x: &mut Self::Buf, s: f32) -> Result<()>;
+    /// RMSNorm of every row of `x` (rows as long as the weight) into `y` (spec §3.2).
+    fn rmsnorm(&self, x: &Self::Buf, w: VecId, y: &mut Self::Buf) -> Result<()>;
+    /// RMSNorm of every row of `x` in place.
+    fn rmsnorm_in_place(&self, x: &mut Self::Buf, w: VecId) -> Result<()>;
+    /// Quantizes every `cols`-wide row of `x` (spec §1.1).
+    fn quantize(&self, x: &Self::Buf, cols: usize, xq: &mut Self::Acts) -> Result<()>;
+    /// `outs[i] = mats[i] x` for `tokens` rows of `x`, given quantized (`xq`, for quantized
+    /// weights) and as f32 (`xf`, for f32 weights) (spec §1.2-1.4).
+    fn matmul(
+        &self,
+        mats: &[MatId],
+        xq: &Self::Acts,
+        xf: &Self::Buf,
+        tokens: usize,
+        outs: &mut [&mut Self::Buf],
+    ) -> Result<()>;
+    /// Adds vector `b` to every row of `x` (as wide as `b`).
+    fn add_rows(&self, x: &mut Self::Buf, b: VecId) -> Result<()>;
+    /// RoPE on every head of `q` and `k` (spec §3.4), at each token's position, with layer
+    /// `layer`'s table.
+    fn rope(
+        &self,
+        layer: usize,
+        q: &mut Self::Buf,
+        k: &mut Self::Buf,
+        at: &Positions,
+    ) -> Result<()>;
+    /// Appends each token's key and value to its sequence's cache for `layer`, then computes
+    /// every query head's attention output into `att` (spec §3.5, §3.9).
+    #[allow(clippy::too_many_arguments)]
+    fn attend(
+        &self,
+        layer: usize,
+        feeds: &mut [Feed<'_>],
+        at: &Positions,
+        q: &Self::Buf,
+        k: &Self::Buf,
+        v: &Self::Buf,
+        att: &mut Self::Buf,
+    ) -> Result<()>;
+    /// `x += y`, elementwise.
+    fn add(&self, x: &mut Self::Buf, y: &Self::Buf) -> Result<()>;
+    /// `h = act(g) * u`, elementwise, rows of `cols`.
+    fn gated(
+        &self,
+        act: Gate,
+        g: &Self::Buf,
+        u: &Self::Buf,
+        cols: usize,
+        h: &mut Self::Buf,
+    ) -> Result<()>;
+    /// The buffer's values, on the host.
+    fn to_host(&self, x: Self::Buf) -> Result<Vec<f32>>;
+}
+
+/// A sequence's keys and values kept by a backend other than the CPU (in GPU memory, say).
+pub trait SeqCache: Send + Sync + std::fmt::Debug {
+    /// Forgets everything after the first `n` positions.
+    fn truncate(&mut self, n: usize);
+    /// A copy that shares nothing with this one.
+    fn clone_box(&self) -> Box<dyn SeqCache>;
+    fn as_any_mut(&mut self) -> &mut dyn Any;
+}
+
+impl Clone for Box<dyn SeqCache> {
+    fn clone(&self) -> Self {
+        self.clone_box()
+    }
+}

@@ -1,0 +1,133 @@
+//! The forward pass (spec §3) of every architecture sworn runs, written once against the
+//! [`Backend`] operations. The architectures differ in a few switches of [`Arch`] (see
+//! [`crate::model`]); everything else is shared.
+//!
+//! Every token's computation depends only on its own sequence's earlier tokens, never on what
+//! else is in the batch or how a prompt was chunked: matrix products run each (token, row) in the
+//! spec's fixed order, and attention reads one query against its own sequence's cache. That is
+//! what makes a batched server, a chunked prefill and a teacher-forced replay give the same bits,
+//! on any backend.
+
+use crate::backend::{Backend, Gate, MatId, VecId};
+use crate::error::{EngineError, Result};
+use crate::model::{Arch, Config, Feed};
+
+/// Runs the new tokens of every feed through the model on backend `b`, appending them to their
+/// sequences. Returns the final-normed hidden state of every new token, feeds in order,
+/// `d_model` each.
+pub fn forward<B: Backend>(
+    cfg: &Config,
+    max_context: usize,
+    b: &B,
+    feeds: &mut [Feed<'_>],
+) -> Result<B::Buf> {
+    let (d, qd) = (cfg.d_model, cfg.q_dim());
+    // Where each new token sits: (feed index, position).
+    let mut at: Vec<(usize, usize)> = Vec::new();
+    let mut tokens = Vec::new();
+    for (i, f) in feeds.iter().enumerate() {
+        let start = f.seq.len();
+        if start + f.tokens.len() > max_context {
+            return Err(EngineError::InvalidRequest(format!(
+                "sequence of {} tokens exceeds the context of {max_context}",
+                start + f.tokens.len(),
+            )));
+        }
+        for (j, &tok) in f.tokens.iter().enumerate() {
+            if tok as usize >= cfg.vocab {
+                return Err(EngineError::InvalidRequest(format!(
+                    "token id {tok} is outside the vocabulary of {}",
+                    cfg.vocab
+                )));
+            }
+            at.push((i, start + j));
+        }
+        tokens.extend_from_slice(f.tokens);
+    }
+    let nt = at.len();
+    let mut x = b.buf()?;
+    b.embed(&tokens, &mut x)?;
+    let gemma = cfg.arch == Arch::Gemma3;
+    if gemma {
+        // Spec §3.9: embeddings times sqrt(d_model), itself rounded to f32.
+        b.scale(&mut x, (d as f32).sqrt())?;
+    }
+    let mut xn = b.buf()?;
+    let mut xq = b.acts()?;
+    let (mut qb, mut kb, mut vb, mut ob) = (b.buf()?, b.buf()?, b.buf()?, b.buf()?);
+    let (mut gb, mut ub, mut db, mut h) = (b.buf()?, b.buf()?, b.buf()?, b.buf()?);
+    let mut att = b.buf()?;
+    for li in 0..cfg.n_layer {
+        // Attention block.
+        b.rmsnorm(&x, VecId::AttnNorm(li), &mut xn)?;
+        b.quantize(&xn, d, &mut xq)?;
+        b.matmul(
+            &[MatId::Q(li), MatId::K(li), MatId::V(li)],
+            &xq,
+            &xn,
+            nt,
+            &mut [&mut qb, &mut kb, &mut vb],
+        )?;
+        if cfg.arch == Arch::Qwen2 {
+            // The projections' biases, one f32 add each (spec §3.10).
+            b.add_rows(&mut qb, VecId::QBias(li))?;
+            b.add_rows(&mut kb, VecId::KBias(li))?;
+            b.add_rows(&mut vb, VecId::VBias(li))?;
+        }
+        if cfg.arch.qk_norm() {
+            // Gemma 3, Qwen 3: RMSNorm of every query and key head (rows of `head_dim`).
+            b.rmsnorm_in_place(&mut qb, VecId::QNorm(li))?;
+            b.rmsnorm_in_place(&mut kb, VecId::KNorm(li))?;
+        }
+        b.rope(li, &mut qb, &mut kb, &at)?;
+        b.attend(li, feeds, &at, &qb, &kb, &vb, &mut att)?;
+        b.quantize(&att, qd, &mut xq)?;
+        b.matmul(&[MatId::O(li)], &xq, &att, nt, &mut [&mut ob])?;
+        if gemma {
+            b.rmsnorm_in_place(&mut ob, VecId::PostAttnNorm(li))?;
+        }
+        b.add(&mut x, &ob)?;
+        // Feed-forward block.
+        b.rmsnorm(&x, VecId::FfnNorm(li), &mut xn)?;
+        b.quantize(&xn, d, &mut xq)?;
+        b.matmul(
+            &[MatId::Gate(li), MatId::Up(li)],
+            &xq,
+            &xn,
+            nt,
+            &mut [&mut gb, &mut ub],
+        )?;
+        let act = if gemma { Gate::Gelu } else { Gate::Silu };
+        b.gated(act, &gb, &ub, cfg.d_ff, &mut h)?;
+        b.quantize(&h, cfg.d_ff, &mut xq)?;
+        b.matmul(&[MatId::Down(li)], &xq, &h, nt, &mut [&mut db])?;
+        if gemma {
+            b.rmsnorm_in_place(&mut db, VecId::PostFfnNorm(li))?;
+        }
+        b.add(&mut x, &db)?;
+    }
+    for f in feeds.iter_mut() {
+        f.seq.tokens.extend_from_slice(f.tokens);
+    }
+    b.rmsnorm(&x, VecId::OutNorm, &mut xn)?;
+    Ok(xn)
+}
+
+/// Logits for the hidden states `hidden` (`d_model` each) on backend `b`: `n * vocab` out, on
+/// the host.
+pub fn logits<B: Backend>(cfg: &Config, b: &B, hidden: &B::Buf, n: usize) -> Result<Vec<f32>> {
+    let mut xq = b.acts()?;
+    b.quantize(hidden, cfg.d_model, &mut xq)?;
+    let mut out = b.buf()?;
+    b.matmul(&[MatId::LmHead], &xq, hidden, n, &mut [&mut out])?;
+    let out = b.to_host(out)?;
+    if let Some(i) = out.iter().position(|v| !v.is_finite()) {
+        return Err(EngineError::Numerical(format!(
+            "logit {} of row {} is {}",
+            i % cfg.vocab,
+            i / cfg.vocab,
+            out[i]
+        )));
+    }
+    Ok(out)
+}
