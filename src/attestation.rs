@@ -44,7 +44,7 @@ pub fn sign_completion(
         meta: Meta {
             engine: "sworn".into(),
             engine_version: env!("CARGO_PKG_VERSION").into(),
-            backend: format!("{} x{}", engine.runner.isa.name(), engine.runner.threads()),
+            backend: engine.backend_name(),
             operator_key_id: [0; 32],
             timestamp_ms: now_ms(),
             operator: binding.copied(),

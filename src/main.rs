@@ -9,7 +9,9 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use sworn_attest::{OperatorKey, PublicKey, Transcript};
-use sworn_engine::{Engine, EngineOptions, Isa, Message, Prompt, Request, SamplingParams};
+use sworn_engine::{
+    DeviceKind, Engine, EngineOptions, Isa, Message, Prompt, Request, SamplingParams,
+};
 
 #[derive(Parser)]
 #[command(
@@ -107,6 +109,10 @@ struct ServeArgs {
     /// Kernel threads [default: all cores].
     #[arg(long)]
     threads: Option<usize>,
+    /// Where the forward pass runs (cuda: NVIDIA GPU 0; needs a build with --features cuda
+    /// and the driver). The output does not depend on it.
+    #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
+    device: DeviceArg,
     /// Requests queued or running at once; beyond it clients get 429.
     #[arg(long, default_value_t = 64)]
     max_queue: usize,
@@ -199,6 +205,10 @@ struct ReplayArgs {
     /// Kernel threads [default: all cores].
     #[arg(long)]
     threads: Option<usize>,
+    /// Where the forward pass runs (cuda: NVIDIA GPU 0; needs a build with --features cuda
+    /// and the driver). The output does not depend on it.
+    #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
+    device: DeviceArg,
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
@@ -224,10 +234,35 @@ struct BenchArgs {
     /// Kernel implementation.
     #[arg(long, value_enum, default_value_t = Kernels::Auto)]
     kernels: Kernels,
+    /// Where the forward pass runs (cuda: NVIDIA GPU 0; needs a build with --features cuda
+    /// and the driver). The output does not depend on it.
+    #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
+    device: DeviceArg,
     /// Instead: time a signed completion of --gen-tokens tokens, its offline verification and
     /// its replay, and report replay time as a fraction of generation time.
     #[arg(long)]
     attest: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DeviceArg {
+    /// The CPU kernels.
+    Cpu,
+    /// sworn's CUDA kernels on NVIDIA GPU 0.
+    Cuda,
+    /// sworn's CUDA kernels executed on this CPU by the test shim: a GPU's arithmetic without
+    /// a GPU, to check a kernel change. Very slow.
+    CudaHostShim,
+}
+
+impl From<DeviceArg> for DeviceKind {
+    fn from(d: DeviceArg) -> DeviceKind {
+        match d {
+            DeviceArg::Cpu => DeviceKind::Cpu,
+            DeviceArg::Cuda => DeviceKind::Cuda,
+            DeviceArg::CudaHostShim => DeviceKind::CudaHostShim,
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -293,6 +328,10 @@ struct GenerateArgs {
     /// Kernel implementation. The output does not depend on it.
     #[arg(long, value_enum, default_value_t = Kernels::Auto)]
     kernels: Kernels,
+    /// Where the forward pass runs (cuda: NVIDIA GPU 0; needs a build with --features cuda
+    /// and the driver). The output does not depend on it.
+    #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
+    device: DeviceArg,
     /// Print JSON: text, token ids and a BLAKE3 of every step's logits.
     #[arg(long)]
     json: bool,
@@ -494,6 +533,7 @@ fn replay(a: ReplayArgs) -> Result<i32> {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let opts = EngineOptions {
         threads,
+        device: a.device.into(),
         ..Default::default()
     };
     let r = sworn_verifier::replay::replay(&t, &model, &opts)
@@ -578,6 +618,7 @@ fn generate(a: GenerateArgs) -> Result<i32> {
             Kernels::Neon => Some(Isa::Neon),
         },
         max_context: None,
+        device: a.device.into(),
     };
     let t0 = Instant::now();
     let engine =
@@ -638,7 +679,7 @@ fn generate(a: GenerateArgs) -> Result<i32> {
     if a.json {
         let out = serde_json::json!({
             "model": model.display().to_string(),
-            "kernels": engine.runner.isa.name(),
+            "kernels": engine.backend_name(),
             "threads": threads,
             "spec_version": sworn_engine::canon::SPEC_VERSION,
             "prompt_tokens": c.prompt_tokens,
@@ -652,13 +693,12 @@ fn generate(a: GenerateArgs) -> Result<i32> {
     } else {
         println!("{}", c.text);
         eprintln!(
-            "[{} prompt + {} generated tokens in {:.2}s, {:?}, {} on {} thread(s)]",
+            "[{} prompt + {} generated tokens in {:.2}s, {:?}, on {}]",
             c.prompt_tokens.len(),
             c.tokens.len(),
             gen_s,
             c.finish_reason,
-            engine.runner.isa.name(),
-            threads
+            engine.backend_name(),
         );
     }
     Ok(0)
@@ -719,6 +759,7 @@ fn bench(a: BenchArgs) -> Result<i32> {
             Kernels::Neon => Some(Isa::Neon),
         },
         max_context: None,
+        device: a.device.into(),
     };
     let e = Engine::load(&model, &opts).with_context(|| format!("loading {}", model.display()))?;
     if a.attest {
@@ -733,27 +774,21 @@ fn bench(a: BenchArgs) -> Result<i32> {
     for _ in 0..a.reps.max(1) {
         let mut seq = e.model.new_sequence();
         let t = Instant::now();
-        let h = e.model.forward(
-            &e.runner,
-            &mut [Feed {
-                seq: &mut seq,
-                tokens: &prompt,
-            }],
-        )?;
+        let h = e.forward(&mut [Feed {
+            seq: &mut seq,
+            tokens: &prompt,
+        }])?;
         let d = e.model.cfg.d_model;
-        let mut logits = e.model.logits(&e.runner, &h[h.len() - d..])?;
+        let mut logits = e.logits(&h[h.len() - d..])?;
         best_pp = best_pp.max(a.prompt_tokens as f64 / t.elapsed().as_secs_f64());
         let t = Instant::now();
         for _ in 0..a.gen_tokens {
             let tok = sworn_engine::sampling::argmax(&logits);
-            let h = e.model.forward(
-                &e.runner,
-                &mut [Feed {
-                    seq: &mut seq,
-                    tokens: &[tok],
-                }],
-            )?;
-            logits = e.model.logits(&e.runner, &h)?;
+            let h = e.forward(&mut [Feed {
+                seq: &mut seq,
+                tokens: &[tok],
+            }])?;
+            logits = e.logits(&h)?;
         }
         best_tg = best_tg.max(a.gen_tokens as f64 / t.elapsed().as_secs_f64());
     }
@@ -761,7 +796,7 @@ fn bench(a: BenchArgs) -> Result<i32> {
         "{}",
         serde_json::json!({
             "engine": "sworn",
-            "kernels": e.runner.isa.name(),
+            "kernels": e.backend_name(),
             "threads": a.threads,
             "pp_tokens": a.prompt_tokens,
             "tg_tokens": a.gen_tokens,
@@ -808,7 +843,7 @@ fn bench_attest(e: &Engine, model: &Path, a: &BenchArgs) -> Result<i32> {
     println!(
         "{}",
         serde_json::json!({
-            "threads": a.threads, "kernels": e.runner.isa.name(), "tokens": steps,
+            "threads": a.threads, "kernels": e.backend_name(), "tokens": steps,
             "model_commitment_s": commit_s, "generate_s": gen_s, "sign_s": sign_s, "verify_s": verify_s,
             "replay_s": replay_s, "replay_over_generate": replay_s / gen_s,
         })
@@ -832,6 +867,7 @@ fn serve(a: ServeArgs) -> Result<i32> {
         model,
         listen: a.listen,
         data_dir,
+        device: a.device.into(),
         threads: a
             .threads
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),

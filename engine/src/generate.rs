@@ -393,12 +393,10 @@ impl Engine {
         let mut seq = self.model.new_sequence();
         let mut all = prompt_tokens.to_vec();
         all.extend_from_slice(&tokens[..tokens.len() - 1]);
-        let hidden = self.forward(
-            &mut [Feed {
-                seq: &mut seq,
-                tokens: &all,
-            }],
-        )?;
+        let hidden = self.forward(&mut [Feed {
+            seq: &mut seq,
+            tokens: &all,
+        }])?;
         let d = self.model.cfg.d_model;
         let first = prompt_tokens.len() - 1;
         // Logits in chunks, so memory stays small for long outputs.

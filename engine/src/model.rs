@@ -8,11 +8,11 @@
 
 use std::path::Path;
 
+use crate::backend::{Cpu, SeqCache};
 use crate::canon::quant::QK;
 use crate::canon::rope::RopeTable;
 use crate::error::{EngineError, Result};
 use crate::gguf::GgufFile;
-use crate::backend::{Cpu, SeqCache};
 use crate::kernels::Runner;
 use crate::qmatrix::{GgufKind, QMatrix};
 

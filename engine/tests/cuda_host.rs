@@ -251,7 +251,11 @@ fn every_tensor_type_s_products_match_the_cpu_in_every_thread_order() {
             Isa::Scalar.quantize_rows(&x, cols, &mut xq);
             let mut want = Vec::new();
             reference.matmul_many(&[&cpu], &xq, &x, tokens, &mut [&mut want]);
-            for order in if tokens == 11 { &ORDERS[..] } else { &ORDERS[2..] } {
+            for order in if tokens == 11 {
+                &ORDERS[..]
+            } else {
+                &ORDERS[2..]
+            } {
                 let dev = shim(*order);
                 let m = dev_mat(&dev, kind, &raw, &cpu);
                 let xf = DevVec::from_host(&dev, &x).unwrap();
@@ -300,7 +304,11 @@ fn embedding_rows_match_the_cpu_for_every_tensor_type() {
             ],
         )
         .unwrap();
-        same(&want, &out.read_f32(want.len()).unwrap(), &format!("{kind:?} embedding"));
+        same(
+            &want,
+            &out.read_f32(want.len()).unwrap(),
+            &format!("{kind:?} embedding"),
+        );
     }
 }
 
@@ -328,7 +336,10 @@ fn elementwise_kernels_match_the_cpu() {
             DevVec::from_host(&dev, &u).unwrap(),
         );
         for (kernel, f) in [
-            ("silu_mul", scalar::silu_mul as fn(&[f32], &[f32], &mut [f32])),
+            (
+                "silu_mul",
+                scalar::silu_mul as fn(&[f32], &[f32], &mut [f32]),
+            ),
             ("gelu_mul", scalar::gelu_mul),
         ] {
             let mut want = vec![0f32; n];
@@ -341,7 +352,11 @@ fn elementwise_kernels_match_the_cpu() {
                 Arg::I32(n as i32),
             ];
             launch(&dev, kernel, [n.div_ceil(256), 1, 1], 256, &args).unwrap();
-            same(&want, &h.read_f32(n).unwrap(), &format!("{kernel}, {order:?}"));
+            same(
+                &want,
+                &h.read_f32(n).unwrap(),
+                &format!("{kernel}, {order:?}"),
+            );
         }
         // RMSNorm rows of several widths (8 partial sums each, then tree8), in place and not.
         for cols in [8, 64, 576, 640, 1000] {
@@ -362,7 +377,11 @@ fn elementwise_kernels_match_the_cpu() {
                 Arg::Ptr(dx.ptr),
             ];
             launch(&dev, "rmsnorm", [rows, 1, 1], 256, &args).unwrap();
-            same(&want, &dx.read_f32(x.len()).unwrap(), &format!("rmsnorm {cols}, {order:?}"));
+            same(
+                &want,
+                &dx.read_f32(x.len()).unwrap(),
+                &format!("rmsnorm {cols}, {order:?}"),
+            );
         }
     }
 }
@@ -408,8 +427,19 @@ fn rope_matches_the_cpu_in_both_pairings() {
                 Arg::Ptr(ds.ptr),
                 Arg::I32(neox as i32),
             ];
-            launch(&dev, "rope", [(heads * hd / 2).div_ceil(128), tokens, 1], 128, &args).unwrap();
-            same(&want, &dx.read_f32(x.len()).unwrap(), &format!("rope neox={neox}, {order:?}"));
+            launch(
+                &dev,
+                "rope",
+                [(heads * hd / 2).div_ceil(128), tokens, 1],
+                128,
+                &args,
+            )
+            .unwrap();
+            same(
+                &want,
+                &dx.read_f32(x.len()).unwrap(),
+                &format!("rope neox={neox}, {order:?}"),
+            );
         }
     }
 }
@@ -459,8 +489,11 @@ fn attention_matches_the_cpu_for_every_head_width_and_length() {
                 .collect();
             let kv = DevBuf::from_bytes(&dev, &kv).unwrap();
             let ints = |v: [i32; 2]| {
-                DevBuf::from_bytes(&dev, &v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<_>>())
-                    .unwrap()
+                DevBuf::from_bytes(
+                    &dev,
+                    &v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<_>>(),
+                )
+                .unwrap()
             };
             let f = ints([first[0] as i32, first[1] as i32]);
             let c = ints([(n - first[0]) as i32, (n - first[1]) as i32]);
@@ -507,7 +540,14 @@ fn a_divergent_barrier_is_reported_not_hung() {
         .unwrap_err();
     assert!(err.to_string().contains("bad launch shape"), "{err}");
     let err = dev
-        .launch("no_such_kernel", cuda::Shape { grid: [1, 1, 1], block: 32 }, &[])
+        .launch(
+            "no_such_kernel",
+            cuda::Shape {
+                grid: [1, 1, 1],
+                block: 32,
+            },
+            &[],
+        )
         .unwrap_err();
     assert!(err.to_string().contains("no kernel named"), "{err}");
 }
@@ -598,20 +638,34 @@ fn cpu_and_kernels_agree(path: &Path, orders: &[Order], n: usize) {
     let want_batch = cpu.generate_batch(&reqs, None).unwrap();
     for &order in orders {
         let k = shim_engine(path, order);
-        assert_eq!(want, logits_by_chunks(&k, &toks, &[n]), "prefill of {n}, {order:?}");
+        assert_eq!(
+            want,
+            logits_by_chunks(&k, &toks, &[n]),
+            "prefill of {n}, {order:?}"
+        );
         let ones = vec![1; n];
         let mut uneven = vec![n - 5, 1, 4];
         if order != orders[0] {
             uneven = ones;
         }
-        assert_eq!(want, logits_by_chunks(&k, &toks, &uneven), "chunks {uneven:?}, {order:?}");
+        assert_eq!(
+            want,
+            logits_by_chunks(&k, &toks, &uneven),
+            "chunks {uneven:?}, {order:?}"
+        );
         let got = k.generate_batch(&reqs, None).unwrap();
         for (i, (a, b)) in want_batch.iter().zip(&got).enumerate() {
             assert_eq!(a.tokens, b.tokens, "request {i} tokens, {order:?}");
-            assert_eq!(a.logits_hashes, b.logits_hashes, "request {i} logits, {order:?}");
+            assert_eq!(
+                a.logits_hashes, b.logits_hashes,
+                "request {i} logits, {order:?}"
+            );
         }
         let alone = k.generate(&reqs[1]).unwrap();
-        assert_eq!(alone.logits_hashes, want_batch[1].logits_hashes, "alone vs batched");
+        assert_eq!(
+            alone.logits_hashes, want_batch[1].logits_hashes,
+            "alone vs batched"
+        );
     }
 }
 
@@ -628,7 +682,16 @@ fn synthetic_k_quants_gemma_qwen_and_llama3_run_bit_exact_on_the_kernels() {
         n_head: 4,
         n_kv_head: 2,
         d_ff: 512,
-        kinds: vec![T::Q4K, T::Q6K, T::Q5_0, T::Q5K, T::Q3K, T::Q2K, T::Q5_1, T::BF16],
+        kinds: vec![
+            T::Q4K,
+            T::Q6K,
+            T::Q5_0,
+            T::Q5K,
+            T::Q3K,
+            T::Q2K,
+            T::Q5_1,
+            T::BF16,
+        ],
         embd_kind: T::Q6K,
         seed: 21,
         ..Default::default()
@@ -688,7 +751,10 @@ fn real_models_run_bit_exact_on_the_kernels() {
         let cpu = cpu_engine(&path);
         let toks = cpu
             .tokenizer
-            .encode("The capital of France is Paris, and the capital of Italy", false)
+            .encode(
+                "The capital of France is Paris, and the capital of Italy",
+                false,
+            )
             .unwrap();
         let n = toks.len().min(12);
         let chunks = [n - 3, 1, 1, 1];

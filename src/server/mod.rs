@@ -76,6 +76,8 @@ pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub threads: usize,
+    /// Where the forward pass runs.
+    pub device: sworn_engine::DeviceKind,
     pub limits: Limits,
     /// Prompt tokens per forward pass for each request (interleaving prefill with decoding).
     pub prefill_chunk: usize,
@@ -147,6 +149,7 @@ pub async fn serve(cfg: Config) -> Result<()> {
     let store = store::Store::open(&cfg.data_dir.join("sworn.db"))?;
     let opts = EngineOptions {
         threads: cfg.threads,
+        device: cfg.device,
         ..Default::default()
     };
     let (engine, manifest) = Engine::load_with_manifest(&cfg.model, &opts)

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use sworn_attest::PublicKey;
 use sworn_engine::Isa;
-use sworn_engine::{Engine, EngineOptions};
+use sworn_engine::{DeviceKind, Engine, EngineOptions};
 use sworn_verifier::replay::replay_with;
 use sworn_verifier::{parse, verify};
 
@@ -57,6 +57,17 @@ fn isas() -> Vec<Isa> {
         .collect()
 }
 
+/// `SWORN_REPLAY_DEVICE=cuda-host-shim` replays on sworn's CUDA kernels executed on the host
+/// (feature `cuda`): the proof, without a GPU, that the GPU's kernels reproduce the vectors.
+fn device() -> DeviceKind {
+    match std::env::var("SWORN_REPLAY_DEVICE").as_deref() {
+        Err(_) | Ok("cpu") => DeviceKind::Cpu,
+        Ok("cuda-host-shim") => DeviceKind::CudaHostShim,
+        Ok("cuda") => DeviceKind::Cuda,
+        Ok(other) => panic!("SWORN_REPLAY_DEVICE: unknown {other:?}"),
+    }
+}
+
 #[test]
 fn every_golden_vector_replays_bit_for_bit_on_this_cpu() {
     let doc = std::fs::read_to_string(root().join("tests/vectors/operator.pub.json")).unwrap();
@@ -80,10 +91,11 @@ fn every_golden_vector_replays_bit_for_bit_on_this_cpu() {
             let opts = EngineOptions {
                 threads: 2,
                 isa: Some(isa),
+                device: device(),
                 ..Default::default()
             };
             let (engine, manifest) = Engine::load_with_manifest(&path, &opts).unwrap();
-            eprintln!("{family}: replaying on {}", isa.name());
+            eprintln!("{family}: replaying on {}", engine.backend_name());
             for kind in ["greedy-text", "greedy-chat", "sampled-text", "sampled-chat"] {
                 let name = format!("{prefix}{kind}.json");
                 let bytes = std::fs::read(root().join("tests/vectors").join(&name)).unwrap();

@@ -1,9 +1,14 @@
-// Runs sworn's CUDA kernels on the host (see host.h): a grid's blocks one after another, each
-// block's threads as fibers on the calling OS thread. Every launch is self-contained, and all
-// state is thread-local, so tests may launch from several threads at once.
+// Runs sworn's CUDA kernels on the host (see host.h): a grid's blocks spread over a few OS
+// threads (SWORN_SHIM_THREADS, default: the CPU's), each block's threads as fibers on one of
+// them. Every launch is self-contained and all state is thread-local, so tests may launch from
+// several threads at once.
 #include "host.h"
 
 #include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <mutex>
+#include <thread>
 #include <cstdio>
 #include <functional>
 #include <utility>
@@ -284,23 +289,41 @@ extern "C" int sworn_shim_launch(const char* name, unsigned gx, unsigned gy, uns
         std::snprintf(err, errlen, "bad launch shape %ux%ux%u blocks of %ux%ux%u", gx, gy, gz, bx, by, bz);
         return 1;
     }
-    Block b;
-    b.kernel = e->make(args);
-    Block* saved = block;
-    block = &b;
-    grid_dim = dim3{gx, gy, gz};
-    block_dim = dim3{bx, by, bz};
     unsigned nblocks = gx * gy * gz;
     std::vector<unsigned> bix;
     order_of(bix, nblocks, order, 0x5eed);
-    int rc = 0;
-    for (unsigned i : bix) {
-        block_idx = dim3{i % gx, (i / gx) % gy, i / (gx * gy)};
-        rc = run_block(nthreads, order, i, err, errlen);
-        if (rc != 0) break;
+    // Blocks are independent (the kernels share nothing between them), so they may run on
+    // several OS threads at once; each thread has its own fibers and shared memory.
+    unsigned workers = std::max(1u, std::min(std::thread::hardware_concurrency(), nblocks / 64));
+    if (const char* env = std::getenv("SWORN_SHIM_THREADS")) workers = std::max(1, std::atoi(env));
+    std::atomic<unsigned> next{0};
+    std::atomic<int> failed{0};
+    std::mutex err_lock;
+    auto work = [&] {
+        Block b;
+        b.kernel = e->make(args);
+        block = &b;
+        grid_dim = dim3{gx, gy, gz};
+        block_dim = dim3{bx, by, bz};
+        char msg[512] = {0};
+        for (unsigned k = next++; k < nblocks && !failed.load(); k = next++) {
+            unsigned i = bix[k];
+            block_idx = dim3{i % gx, (i / gx) % gy, i / (gx * gy)};
+            if (run_block(nthreads, order, i, msg, sizeof msg) != 0) {
+                std::lock_guard<std::mutex> g(err_lock);
+                if (!failed.exchange(1)) std::snprintf(err, errlen, "%s", msg);
+            }
+        }
+        block = nullptr;
+    };
+    if (workers == 1) {
+        work();
+    } else {
+        std::vector<std::thread> ts;
+        for (unsigned w = 0; w < workers; w++) ts.emplace_back(work);
+        for (auto& t : ts) t.join();
     }
-    block = saved;
-    return rc;
+    return failed.load();
 }
 
 // How many kernels the shim knows, and their names (for the tests' coverage check).

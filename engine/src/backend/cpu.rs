@@ -97,13 +97,7 @@ impl Backend for Cpu<'_> {
         Ok(())
     }
 
-    fn rope(
-        &self,
-        layer: usize,
-        q: &mut Vec<f32>,
-        k: &mut Vec<f32>,
-        at: &Positions,
-    ) -> Result<()> {
+    fn rope(&self, layer: usize, q: &mut Vec<f32>, k: &mut Vec<f32>, at: &Positions) -> Result<()> {
         let (m, rt) = (self.model, self.rt);
         let cfg = &m.cfg;
         let (hd, qd, kvd) = (cfg.head_dim, cfg.q_dim(), cfg.kv_dim());

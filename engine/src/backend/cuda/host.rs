@@ -68,7 +68,11 @@ impl HostShim {
             .iter()
             .take(n)
             // SAFETY: the names are NUL-terminated literals in the shim.
-            .map(|&p| unsafe { std::ffi::CStr::from_ptr(p) }.to_string_lossy().into_owned())
+            .map(|&p| {
+                unsafe { std::ffi::CStr::from_ptr(p) }
+                    .to_string_lossy()
+                    .into_owned()
+            })
             .collect()
     }
 }
@@ -84,7 +88,9 @@ impl Device for HostShim {
         // SAFETY: the layout has a non-zero size.
         let p = unsafe { std::alloc::alloc_zeroed(l) };
         if p.is_null() {
-            return Err(EngineError::Device(format!("out of memory for {bytes} bytes")));
+            return Err(EngineError::Device(format!(
+                "out of memory for {bytes} bytes"
+            )));
         }
         Ok(p as u64)
     }

@@ -319,7 +319,6 @@ pub struct Kernels<'a> {
     pub gpu: &'a GpuModel,
 }
 
-
 impl Kernels<'_> {
     fn dev(&self) -> &Arc<dyn Device> {
         &self.gpu.dev
@@ -410,10 +409,22 @@ impl DevActs {
         Ok(crate::canon::quant::QActs {
             rows: self.q.len / cols.max(1),
             cols,
-            q: raw(&self.q, self.q.len)?.into_iter().map(|b| b as i8).collect(),
-            d: words(raw(&self.d, nb * 4)?).into_iter().map(f32::from_le_bytes).collect(),
-            qsum: words(raw(&self.qsum, nb * 4)?).into_iter().map(i32::from_le_bytes).collect(),
-            s: words(raw(&self.s, nb * 4)?).into_iter().map(f32::from_le_bytes).collect(),
+            q: raw(&self.q, self.q.len)?
+                .into_iter()
+                .map(|b| b as i8)
+                .collect(),
+            d: words(raw(&self.d, nb * 4)?)
+                .into_iter()
+                .map(f32::from_le_bytes)
+                .collect(),
+            qsum: words(raw(&self.qsum, nb * 4)?)
+                .into_iter()
+                .map(i32::from_le_bytes)
+                .collect(),
+            s: words(raw(&self.s, nb * 4)?)
+                .into_iter()
+                .map(f32::from_le_bytes)
+                .collect(),
         })
     }
 }
@@ -658,7 +669,7 @@ impl Backend for Kernels<'_> {
             let Some(need) = last else { continue };
             let seq = &mut *f.seq;
             if seq.dev.is_none() {
-                if seq.len() > 0 {
+                if !seq.is_empty() {
                     return Err(EngineError::InvalidRequest(
                         "this sequence's keys and values are on another backend".into(),
                     ));
@@ -668,7 +679,8 @@ impl Backend for Kernels<'_> {
             kv_of(seq)?.reserve(need)?;
         }
         // Where each token's key and value go, then where its sequence's cache starts.
-        let (mut dst, mut base, mut first, mut count) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut dst, mut base, mut first, mut count) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let sliding = cfg.is_sliding(li);
         for &(fi, pos) in at {
             let start = feeds[fi].seq.len();
