@@ -3,9 +3,12 @@
 
 fn main() {
     println!("cargo::rerun-if-changed=build.rs");
-    if std::env::var_os("CARGO_FEATURE_CUDA").is_none() {
-        return;
-    }
+    #[cfg(feature = "cuda")]
+    shim();
+}
+
+#[cfg(feature = "cuda")]
+fn shim() {
     for f in [
         "cuda/kernels.cu",
         "cuda/common.cuh",
