@@ -6,7 +6,7 @@ driver, and `cargo build --features cuda` needs no CUDA toolkit. CI runs this wi
 NVRTC wheel (nvidia-cuda-nvrtc-cu12==12.9.86, whose libnvrtc runs without a GPU) and fails if the
 committed PTX differs from what it produces (`--check`).
 
-Usage: build-ptx.py LIBNVRTC [--check]
+Usage: build-ptx.py LIBNVRTC [--check]   (scripts/test-cuda.sh fetches the pinned NVRTC)
 """
 import ctypes
 import pathlib
@@ -64,7 +64,13 @@ def main():
     stale = []
     for arch in TARGETS:
         ptx = compile_one(nvrtc, arch)
-        kernels = sum(1 for line in ptx.decode().splitlines() if line.startswith(".visible .entry"))
+        text = ptx.decode()
+        kernels = sum(1 for line in text.splitlines() if line.startswith(".visible .entry"))
+        # The canonical arithmetic in the PTX itself: no fused multiply-adds, explicit rounding
+        # on every f32 operation (so ptxas may not contract them), nothing approximate.
+        for bad in ["fma.", "mad.f32", ".approx", ".ftz", " add.f32", " mul.f32", " sub.f32"]:
+            if bad in text:
+                sys.exit(f"compute_{arch}: the PTX contains {bad.strip()!r}")
         path = OUT / f"sm_{arch}.ptx"
         print(f"compute_{arch}: {len(ptx)} bytes of PTX, {kernels} kernels")
         if checking:
@@ -73,7 +79,7 @@ def main():
         else:
             path.write_bytes(ptx)
     if stale:
-        sys.exit("committed PTX is stale (run scripts/build-ptx.sh): " + ", ".join(stale))
+        sys.exit("committed PTX is stale (run scripts/build-ptx.py LIBNVRTC): " + ", ".join(stale))
 
 
 if __name__ == "__main__":
