@@ -3,4 +3,5 @@
 
 pub mod attestation;
 pub mod chain;
+pub mod gpu_check;
 pub mod server;

@@ -34,6 +34,11 @@ enum Command {
     Bench(BenchArgs),
     /// Perplexity of a model on a text file, computed as llama.cpp's llama-perplexity does.
     Perplexity(PerplexityArgs),
+    /// Check the GPU against the CPU engine, bit for bit, and time both (scripts/gpu-check.sh).
+    /// Exit 0 when every step's logits are equal, 1 otherwise.
+    GpuCheck(GpuCheckArgs),
+    /// Write the first layers of a GGUF model as a smaller GGUF (real weights that travel).
+    ModelSlice(ModelSliceArgs),
     /// Create an operator signing key (Ed25519, file mode 0600).
     Keygen(KeygenArgs),
     /// Verify a transcript: offline (signature, trusted key, consistency), or with --rpc also on
@@ -242,6 +247,45 @@ struct BenchArgs {
     /// its replay, and report replay time as a fraction of generation time.
     #[arg(long)]
     attest: bool,
+}
+
+#[derive(Args)]
+struct GpuCheckArgs {
+    /// Real models to check, besides the synthetic ones the check writes (every tensor type,
+    /// Llama and Gemma 3).
+    #[arg(long)]
+    model: Vec<PathBuf>,
+    /// The device under test.
+    #[arg(long, value_enum, default_value_t = DeviceArg::Cuda)]
+    device: DeviceArg,
+    /// CPU threads for the reference [default: all cores].
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Prompt tokens of the prefill check and benchmark.
+    #[arg(long, default_value_t = 128)]
+    prompt_tokens: usize,
+    /// Tokens per generation, and of the decode benchmarks.
+    #[arg(long, default_value_t = 32)]
+    gen_tokens: usize,
+    /// Sequences decoded together in the batched speed row.
+    #[arg(long, default_value_t = 16)]
+    batch: usize,
+    /// Only the models given with --model.
+    #[arg(long)]
+    no_synthetic: bool,
+}
+
+#[derive(Args)]
+struct ModelSliceArgs {
+    /// The GGUF model to slice.
+    #[arg(long)]
+    model: PathBuf,
+    /// Layers to keep (the first ones).
+    #[arg(long)]
+    layers: usize,
+    /// The smaller GGUF to write.
+    #[arg(long)]
+    out: PathBuf,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -744,6 +788,28 @@ fn perplexity(a: PerplexityArgs) -> Result<i32> {
     Ok(0)
 }
 
+fn gpu_check(a: GpuCheckArgs) -> Result<i32> {
+    let ok = sworn::gpu_check::run(&sworn::gpu_check::Options {
+        models: a.model,
+        device: a.device.into(),
+        threads: a
+            .threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        prompt_tokens: a.prompt_tokens,
+        gen_tokens: a.gen_tokens,
+        batch: a.batch.max(1),
+        no_synthetic: a.no_synthetic,
+    })?;
+    Ok(if ok { 0 } else { 1 })
+}
+
+fn model_slice(a: ModelSliceArgs) -> Result<i32> {
+    let total = sworn_engine::slice::slice_layers(&a.model, &a.out, a.layers)
+        .with_context(|| format!("slicing {}", a.model.display()))?;
+    eprintln!("wrote {} layers of {total} to {}", a.layers, a.out.display());
+    Ok(0)
+}
+
 fn bench(a: BenchArgs) -> Result<i32> {
     use sworn_engine::model::Feed;
     let model = a
@@ -937,6 +1003,8 @@ fn main() {
         Command::Serve(a) => serve(a),
         Command::Bench(a) => bench(a),
         Command::Perplexity(a) => perplexity(a),
+        Command::GpuCheck(a) => gpu_check(a),
+        Command::ModelSlice(a) => model_slice(a),
         Command::Keygen(a) => keygen(a),
         Command::Verify(a) => verify(a),
         Command::Replay(a) => replay(a),

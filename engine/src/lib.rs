@@ -23,6 +23,7 @@ pub mod chat;
 pub mod commit;
 pub mod generate;
 pub mod sampling;
+pub mod slice;
 pub mod spm;
 pub mod synthetic;
 pub mod tokenizer;

@@ -5,8 +5,11 @@
 use std::path::Path;
 
 use candle_core::quantized::gguf_file::{self, Value};
-use candle_core::quantized::{GgmlDType, QTensor};
+use candle_core::quantized::QTensor;
 use candle_core::{Device, Tensor};
+
+/// The tensor types a [`SyntheticSpec`] names (candle's, re-exported for callers without it).
+pub use candle_core::quantized::GgmlDType;
 
 use crate::error::{EngineError, Result};
 use crate::tokenizer::byte_to_char;
