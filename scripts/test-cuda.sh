@@ -53,3 +53,9 @@ if [ "$rc" -eq 0 ] || ! grep -q "no NVIDIA driver\|no CUDA GPU" <<<"$out"; then
     echo "expected a clear no-GPU error (exit $rc)" >&2
     exit 1
 fi
+echo "== the GPU check itself, on the host shim (what scripts/gpu-check.sh runs on a GPU)"
+slice="$(mktemp -d)/smollm2-2-layers.gguf"
+cargo run -q --locked --features cuda --bin sworn -- model-slice --model "$model" --layers 2 --out "$slice"
+cargo run -q --locked --features cuda --bin sworn -- gpu-check --device cuda-host-shim \
+    --model "$slice" --prompt-tokens 16 --gen-tokens 4 --batch 3
+rm -f "$slice"
