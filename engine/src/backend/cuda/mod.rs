@@ -336,6 +336,19 @@ impl Kernels<'_> {
     fn temp(&self, data: &[u8]) -> Result<DevBuf> {
         DevBuf::from_bytes(self.dev(), data)
     }
+
+    /// RMSNorm of every row of `x` into the buffer at `y` (which may be `x`'s).
+    fn norm(&self, x: &DevVec, w: VecId, y: u64) -> Result<()> {
+        let (wb, n) = self.gpu.vector(w)?;
+        let args = [
+            Arg::Ptr(x.ptr()),
+            Arg::Ptr(wb.ptr),
+            Arg::I32(n as i32),
+            Arg::F32(self.model.cfg.rms_eps),
+            Arg::Ptr(y),
+        ];
+        self.go("rmsnorm", [x.len / n, 1, 1], 256, &args)
+    }
 }
 
 /// Launches `kernel` on `grid` blocks of `block` threads; an empty grid launches nothing, and
@@ -548,36 +561,12 @@ impl Backend for Kernels<'_> {
     }
 
     fn rmsnorm(&self, x: &DevVec, w: VecId, y: &mut DevVec) -> Result<()> {
-        let (wb, n) = self.gpu.vector(w)?;
         self.ensure(y, x.len)?;
-        self.go(
-            "rmsnorm",
-            [x.len / n, 1, 1],
-            256,
-            &[
-                Arg::Ptr(x.ptr()),
-                Arg::Ptr(wb.ptr),
-                Arg::I32(n as i32),
-                Arg::F32(self.model.cfg.rms_eps),
-                Arg::Ptr(y.ptr()),
-            ],
-        )
+        self.norm(x, w, y.ptr())
     }
 
     fn rmsnorm_in_place(&self, x: &mut DevVec, w: VecId) -> Result<()> {
-        let (wb, n) = self.gpu.vector(w)?;
-        self.go(
-            "rmsnorm",
-            [x.len / n, 1, 1],
-            256,
-            &[
-                Arg::Ptr(x.ptr()),
-                Arg::Ptr(wb.ptr),
-                Arg::I32(n as i32),
-                Arg::F32(self.model.cfg.rms_eps),
-                Arg::Ptr(x.ptr()),
-            ],
-        )
+        self.norm(x, w, x.ptr())
     }
 
     fn quantize(&self, x: &DevVec, cols: usize, xq: &mut DevActs) -> Result<()> {
