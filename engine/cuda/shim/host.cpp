@@ -39,7 +39,17 @@ struct Block {
 thread_local Fiber* current = nullptr;
 thread_local dim3 block_idx, block_dim, grid_dim;
 thread_local Block* block = nullptr;
-thread_local std::vector<Fiber*> pool;
+// The fibers of this OS thread, reused by every block it runs, freed when the thread ends.
+struct Pool {
+    std::vector<Fiber*> fibers;
+    ~Pool() {
+        for (Fiber* f : fibers) {
+            delete[] f->stack;
+            delete f;
+        }
+    }
+};
+thread_local Pool pool;
 
 static const size_t STACK = 64 * 1024;
 
@@ -180,13 +190,13 @@ static void order_of(std::vector<unsigned>& ix, unsigned n, unsigned order, uint
 
 static int run_block(unsigned nthreads, unsigned order, uint64_t salt, char* err, size_t errlen) {
     Block& b = *block;
-    while (pool.size() < nthreads) {
+    while (pool.fibers.size() < nthreads) {
         Fiber* f = new Fiber();
         f->stack = new char[STACK];
         f->sp = new_stack(f->stack);
-        pool.push_back(f);
+        pool.fibers.push_back(f);
     }
-    b.fibers.assign(pool.begin(), pool.begin() + nthreads);
+    b.fibers.assign(pool.fibers.begin(), pool.fibers.begin() + nthreads);
     unsigned warps = (nthreads + 31) / 32;
     b.exchange.assign((size_t)warps * 64, 0);
     for (unsigned i = 0; i < nthreads; i++) {
@@ -234,7 +244,7 @@ static int run_block(unsigned nthreads, unsigned order, uint64_t salt, char* err
             }
         }
         if (!released) {
-            // Fibers left mid-kernel keep their stacks; drop them from the pool.
+            // Fibers left mid-kernel start over on a fresh stack next time.
             for (Fiber* f : b.fibers)
                 if (f->state != DONE) {
                     f->state = DONE;
