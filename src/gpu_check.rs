@@ -74,8 +74,8 @@ fn requests(n: u32) -> Vec<Request> {
 
 /// Synthetic models covering every tensor type and architecture, written under `dir`.
 fn synthetic_models(dir: &Path) -> Result<Vec<PathBuf>> {
-    use sworn_engine::synthetic::GgmlDType as T;
     use sworn_engine::model::Arch;
+    use sworn_engine::synthetic::GgmlDType as T;
     let specs = [
         ("synthetic-llama", SyntheticSpec::default()),
         (
@@ -85,7 +85,16 @@ fn synthetic_models(dir: &Path) -> Result<Vec<PathBuf>> {
                 n_head: 4,
                 n_kv_head: 2,
                 d_ff: 512,
-                kinds: vec![T::Q4K, T::Q6K, T::Q5_0, T::Q5K, T::Q3K, T::Q2K, T::Q5_1, T::BF16],
+                kinds: vec![
+                    T::Q4K,
+                    T::Q6K,
+                    T::Q5_0,
+                    T::Q5K,
+                    T::Q3K,
+                    T::Q2K,
+                    T::Q5_1,
+                    T::BF16,
+                ],
                 embd_kind: T::Q6K,
                 seed: 21,
                 ..Default::default()
@@ -152,7 +161,11 @@ pub fn run(o: &Options) -> Result<bool> {
     let w = |f: fn(&Row) -> &str| rows.iter().map(|r| f(r).len()).max().unwrap_or(0);
     let (wm, wc) = (w(|r| &r.model).max(5), w(|r| &r.check).max(5));
     println!("| {:wm$} | {:wc$} | result | detail", "model", "check");
-    println!("|-{}-|-{}-|--------|-------", "-".repeat(wm), "-".repeat(wc));
+    println!(
+        "|-{}-|-{}-|--------|-------",
+        "-".repeat(wm),
+        "-".repeat(wc)
+    );
     for r in &rows {
         let res = match r.ok {
             Some(true) => "equal ",
@@ -164,7 +177,13 @@ pub fn run(o: &Options) -> Result<bool> {
     Ok(rows.iter().all(|r| r.ok != Some(false)))
 }
 
-fn check_model(name: &str, cpu: &Engine, gpu: &Engine, o: &Options, rows: &mut Vec<Row>) -> Result<()> {
+fn check_model(
+    name: &str,
+    cpu: &Engine,
+    gpu: &Engine,
+    o: &Options,
+    rows: &mut Vec<Row>,
+) -> Result<()> {
     let mut row = |check: &str, detail: String, ok: Option<bool>| {
         rows.push(Row {
             model: name.into(),
@@ -175,7 +194,10 @@ fn check_model(name: &str, cpu: &Engine, gpu: &Engine, o: &Options, rows: &mut V
     };
     // Prefill: the logits of every position of one prompt.
     let vocab = cpu.model.cfg.vocab as u32;
-    let n = o.prompt_tokens.min(cpu.model.max_context - o.gen_tokens.min(64) - 1).max(2);
+    let n = o
+        .prompt_tokens
+        .min(cpu.model.max_context - o.gen_tokens.min(64) - 1)
+        .max(2);
     let prompt: Vec<u32> = (0..n as u32).map(|i| (i * 7919 + 13) % vocab).collect();
     let prefill = |e: &Engine| -> Result<(Vec<[u8; 32]>, f64)> {
         let mut seq = e.model.new_sequence();
@@ -203,7 +225,10 @@ fn check_model(name: &str, cpu: &Engine, gpu: &Engine, o: &Options, rows: &mut V
     );
     // Generations alone, then all together in one batch.
     let reqs = requests(o.gen_tokens as u32);
-    let alone: Vec<_> = reqs.iter().map(|r| cpu.generate(r)).collect::<Result<_, _>>()?;
+    let alone: Vec<_> = reqs
+        .iter()
+        .map(|r| cpu.generate(r))
+        .collect::<Result<_, _>>()?;
     for (r, want) in reqs.iter().zip(&alone) {
         let got = gpu.generate(r)?;
         let kind = if r.params.temperature == 0.0 {
@@ -220,7 +245,14 @@ fn check_model(name: &str, cpu: &Engine, gpu: &Engine, o: &Options, rows: &mut V
             .count();
         row(
             &format!("{kind} generation, alone (seed {})", r.params.seed),
-            format!("{eq}/{steps} steps' logits, tokens {}", if want.tokens == got.tokens { "equal" } else { "differ" }),
+            format!(
+                "{eq}/{steps} steps' logits, tokens {}",
+                if want.tokens == got.tokens {
+                    "equal"
+                } else {
+                    "differ"
+                }
+            ),
             Some(eq == steps && want.tokens == got.tokens && steps == got.logits_hashes.len()),
         );
     }
@@ -247,7 +279,9 @@ fn check_model(name: &str, cpu: &Engine, gpu: &Engine, o: &Options, rows: &mut V
         let steps = o.gen_tokens.max(1);
         let t = Instant::now();
         for i in 0..steps {
-            let toks: Vec<[u32; 1]> = (0..seqs).map(|j| [((i * 31 + j * 7) as u32) % vocab]).collect();
+            let toks: Vec<[u32; 1]> = (0..seqs)
+                .map(|j| [((i * 31 + j * 7) as u32) % vocab])
+                .collect();
             let mut feeds: Vec<Feed> = ss
                 .iter_mut()
                 .zip(&toks)
@@ -262,7 +296,12 @@ fn check_model(name: &str, cpu: &Engine, gpu: &Engine, o: &Options, rows: &mut V
     let gpu_batch = decode(gpu, o.batch)?;
     row(
         "prefill tokens/s",
-        format!("gpu {:.1}, cpu {:.1} ({n} tokens; {:.2}x)", n as f64 / gpu_pp, n as f64 / cpu_pp, cpu_pp / gpu_pp),
+        format!(
+            "gpu {:.1}, cpu {:.1} ({n} tokens; {:.2}x)",
+            n as f64 / gpu_pp,
+            n as f64 / cpu_pp,
+            cpu_pp / gpu_pp
+        ),
         None,
     );
     row(

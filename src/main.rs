@@ -806,7 +806,11 @@ fn gpu_check(a: GpuCheckArgs) -> Result<i32> {
 fn model_slice(a: ModelSliceArgs) -> Result<i32> {
     let total = sworn_engine::slice::slice_layers(&a.model, &a.out, a.layers)
         .with_context(|| format!("slicing {}", a.model.display()))?;
-    eprintln!("wrote {} layers of {total} to {}", a.layers, a.out.display());
+    eprintln!(
+        "wrote {} layers of {total} to {}",
+        a.layers,
+        a.out.display()
+    );
     Ok(0)
 }
 

@@ -417,14 +417,14 @@ impl Model {
     /// to their sequences. Returns the final-normed hidden state of every new token, feeds in
     /// order, `d_model` each.
     pub fn forward(&self, rt: &Runner, feeds: &mut [Feed<'_>]) -> Result<Vec<f32>> {
-        crate::forward::forward(&self.cfg, self.max_context, &Cpu { model: self, rt }, feeds)
+        crate::forward::forward(&self.cfg, self.max_context, &Cpu::new(self, rt), feeds)
     }
 
     /// Logits for `n` final hidden states (`n * d_model` floats), `n * vocab` out. Fails if any
     /// logit is not finite: such a step has no defined sample.
     pub fn logits(&self, rt: &Runner, hidden: &[f32]) -> Result<Vec<f32>> {
         let n = hidden.len() / self.cfg.d_model;
-        crate::forward::logits(&self.cfg, &Cpu { model: self, rt }, &hidden.to_vec(), n)
+        crate::forward::logits(&self.cfg, &Cpu::new(self, rt), &hidden.to_vec(), n)
     }
 
     /// The RoPE table of layer `li` (Gemma 3's sliding-window layers have their own).

@@ -15,6 +15,18 @@ const ATTENTION_TILE_QUERIES: usize = 24;
 pub struct Cpu<'a> {
     pub model: &'a Model,
     pub rt: &'a Runner,
+    /// The buffer in-place RMSNorm writes through (kept, so that no step allocates one).
+    scratch: std::cell::RefCell<Vec<f32>>,
+}
+
+impl<'a> Cpu<'a> {
+    pub fn new(model: &'a Model, rt: &'a Runner) -> Cpu<'a> {
+        Cpu {
+            model,
+            rt,
+            scratch: Default::default(),
+        }
+    }
 }
 
 /// Raw pointer for tasks that write disjoint slices of one buffer.
@@ -65,9 +77,10 @@ impl Backend for Cpu<'_> {
     }
 
     fn rmsnorm_in_place(&self, x: &mut Vec<f32>, w: VecId) -> Result<()> {
-        let mut y = vec![0f32; x.len()];
+        let mut y = self.scratch.take();
         self.rmsnorm(x, w, &mut y)?;
-        *x = y;
+        std::mem::swap(x, &mut y);
+        self.scratch.replace(y);
         Ok(())
     }
 
