@@ -3,7 +3,7 @@
 
 use super::{Backend, Gate, MatId, Positions, VecId};
 use crate::canon::quant::QActs;
-use crate::error::Result;
+use crate::error::{EngineError, Result};
 use crate::kernels::{Query, Runner};
 use crate::model::{Feed, Model};
 
@@ -102,8 +102,11 @@ impl Backend for Cpu<'_> {
         Ok(())
     }
 
-    fn add_rows(&self, x: &mut Vec<f32>, b: VecId) -> Result<()> {
-        let b = self.model.vector(b);
+    fn add_rows(&self, x: &mut Vec<f32>, id: VecId) -> Result<()> {
+        let b = self.model.vector(id);
+        if b.is_empty() {
+            return Err(EngineError::Unsupported(format!("the model has no {id:?}")));
+        }
         for row in x.chunks_exact_mut(b.len()) {
             row.iter_mut().zip(b).for_each(|(x, b)| *x += *b);
         }
