@@ -723,7 +723,8 @@ fn generate(a: GenerateArgs) -> Result<i32> {
     if a.json {
         let out = serde_json::json!({
             "model": model.display().to_string(),
-            "kernels": engine.backend_name(),
+            "kernels": engine.runner.isa.name(),
+            "backend": engine.backend_name(),
             "threads": threads,
             "spec_version": sworn_engine::canon::SPEC_VERSION,
             "prompt_tokens": c.prompt_tokens,
@@ -866,7 +867,8 @@ fn bench(a: BenchArgs) -> Result<i32> {
         "{}",
         serde_json::json!({
             "engine": "sworn",
-            "kernels": e.backend_name(),
+            "kernels": e.runner.isa.name(),
+            "backend": e.backend_name(),
             "threads": a.threads,
             "pp_tokens": a.prompt_tokens,
             "tg_tokens": a.gen_tokens,
@@ -913,7 +915,7 @@ fn bench_attest(e: &Engine, model: &Path, a: &BenchArgs) -> Result<i32> {
     println!(
         "{}",
         serde_json::json!({
-            "threads": a.threads, "kernels": e.backend_name(), "tokens": steps,
+            "threads": a.threads, "kernels": e.runner.isa.name(), "backend": e.backend_name(), "tokens": steps,
             "model_commitment_s": commit_s, "generate_s": gen_s, "sign_s": sign_s, "verify_s": verify_s,
             "replay_s": replay_s, "replay_over_generate": replay_s / gen_s,
         })

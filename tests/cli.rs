@@ -67,6 +67,8 @@ fn chat_answer_is_sensible_and_json_is_complete() {
     ];
     let j3 = generate_json(m, &q3);
     assert_eq!(j3["kernels"], "cpu-scalar");
+    // What computed it, as the transcript's `meta.backend` names it.
+    assert!(j3["backend"].as_str().unwrap().starts_with("cpu-scalar x"));
     assert_eq!(
         j3["logits_blake3"].as_array().unwrap()[..],
         j["logits_blake3"].as_array().unwrap()[..2]
