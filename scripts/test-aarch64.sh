@@ -14,14 +14,14 @@
 # Emulated timings are not speeds: no real ARM machine runs this.
 #
 # Installs what it needs: the Rust target (rustup), and Debian 12's cross linker, aarch64 libc and
-# qemu-user (apt-get, pinned to these upstream versions; a Debian rebuild, "+bN", is accepted),
+# qemu-user and the aarch64 cross gcc/g++ (g++ builds the CUDA host shim under --all-features) (apt-get, pinned to these upstream versions; a Debian rebuild, "+bN", is accepted),
 # when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 QEMU_VERSION="1:7.2+dfsg-7+deb12u18"
 GCC_VERSION="4:12.2.0-3"
 LIBC_VERSION="2.36-8cross1"
-if ! command -v qemu-aarch64 >/dev/null || ! command -v aarch64-linux-gnu-gcc >/dev/null; then
+if ! command -v qemu-aarch64 >/dev/null || ! command -v aarch64-linux-gnu-g++ >/dev/null; then
     sudo=""
     [ "$(id -u)" = 0 ] || sudo="sudo"
     $sudo apt-get update -q
@@ -32,7 +32,7 @@ if ! command -v qemu-aarch64 >/dev/null || ! command -v aarch64-linux-gnu-gcc >/
     qemu="$(pinned qemu-user "$QEMU_VERSION")"
     [ -n "$qemu" ] || { echo "qemu-user $QEMU_VERSION is not in the package lists" >&2; exit 1; }
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends \
-        "qemu-user=$qemu" "gcc-aarch64-linux-gnu=$GCC_VERSION" \
+        "qemu-user=$qemu" "gcc-aarch64-linux-gnu=$GCC_VERSION" "g++-aarch64-linux-gnu=$GCC_VERSION" \
         "libc6-dev-arm64-cross=$LIBC_VERSION"
 fi
 rustup target add aarch64-unknown-linux-gnu >/dev/null
