@@ -196,7 +196,11 @@ fn check_model(
     let vocab = cpu.model.cfg.vocab as u32;
     let n = o
         .prompt_tokens
-        .min(cpu.model.max_context - o.gen_tokens.min(64) - 1)
+        .min(
+            cpu.model
+                .max_context
+                .saturating_sub(o.gen_tokens.min(64) + 1),
+        )
         .max(2);
     let prompt: Vec<u32> = (0..n as u32).map(|i| (i * 7919 + 13) % vocab).collect();
     let prefill = |e: &Engine| -> Result<(Vec<[u8; 32]>, f64)> {

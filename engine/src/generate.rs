@@ -128,10 +128,7 @@ impl Engine {
         #[cfg(feature = "cuda")]
         if let Some(gpu) = &self.gpu {
             use crate::backend::Backend;
-            let k = crate::backend::cuda::Kernels {
-                model: &self.model,
-                gpu,
-            };
+            let k = crate::backend::cuda::Kernels::new(&self.model, gpu);
             let h = crate::forward::forward(&self.model.cfg, self.model.max_context, &k, feeds)?;
             return k.to_host(h);
         }
@@ -143,10 +140,7 @@ impl Engine {
     pub fn logits(&self, hidden: &[f32]) -> Result<Vec<f32>> {
         #[cfg(feature = "cuda")]
         if let Some(gpu) = &self.gpu {
-            let k = crate::backend::cuda::Kernels {
-                model: &self.model,
-                gpu,
-            };
+            let k = crate::backend::cuda::Kernels::new(&self.model, gpu);
             let d = self.model.cfg.d_model;
             let rows = crate::backend::cuda::upload_rows(&k, hidden)?;
             return crate::forward::logits(&self.model.cfg, &k, &rows, hidden.len() / d);

@@ -317,6 +317,27 @@ impl SeqCache for DevKv {
 pub struct Kernels<'a> {
     pub model: &'a Model,
     pub gpu: &'a GpuModel,
+    /// The RoPE table rows of the last positions rotated, per table, on the device: every layer
+    /// with the same table reuses them instead of building and uploading them again.
+    rope_rows: std::cell::RefCell<Vec<RopeRows>>,
+}
+
+/// One table's rows (cosines, sines) for a list of positions, on the device.
+struct RopeRows {
+    table: *const crate::canon::rope::RopeTable,
+    positions: Vec<usize>,
+    cos: DevBuf,
+    sin: DevBuf,
+}
+
+impl<'a> Kernels<'a> {
+    pub fn new(model: &'a Model, gpu: &'a GpuModel) -> Kernels<'a> {
+        Kernels {
+            model,
+            gpu,
+            rope_rows: Default::default(),
+        }
+    }
 }
 
 impl Kernels<'_> {
@@ -607,15 +628,32 @@ impl Backend for Kernels<'_> {
         let cfg = &self.model.cfg;
         let table = self.model.rope_of(layer);
         let half = cfg.head_dim / 2;
-        // The table rows of the tokens' positions (computed on the host, spec §2.3).
-        let (mut cs, mut sn) = (Vec::with_capacity(at.len() * half), Vec::new());
-        for &(_, pos) in at {
-            let (c, s) = table.row(pos);
-            cs.extend_from_slice(c);
-            sn.extend_from_slice(s);
-        }
-        let cs = DevBuf::from_f32(self.dev(), &cs)?;
-        let sn = DevBuf::from_f32(self.dev(), &sn)?;
+        let positions: Vec<usize> = at.iter().map(|&(_, pos)| pos).collect();
+        let mut cache = self.rope_rows.borrow_mut();
+        let hit = cache
+            .iter()
+            .position(|r| std::ptr::eq(r.table, table) && r.positions == positions);
+        let rows = match hit {
+            Some(i) => &cache[i],
+            None => {
+                // The table rows of the tokens' positions (computed on the host, spec §2.3).
+                let (mut cs, mut sn) = (Vec::with_capacity(at.len() * half), Vec::new());
+                for &pos in &positions {
+                    let (c, s) = table.row(pos);
+                    cs.extend_from_slice(c);
+                    sn.extend_from_slice(s);
+                }
+                cache.retain(|r| !std::ptr::eq(r.table, table));
+                cache.push(RopeRows {
+                    table,
+                    positions,
+                    cos: DevBuf::from_f32(self.dev(), &cs)?,
+                    sin: DevBuf::from_f32(self.dev(), &sn)?,
+                });
+                cache.last().expect("just pushed")
+            }
+        };
+        let (cs, sn) = (&rows.cos, &rows.sin);
         let neox = i32::from(cfg.arch.neox_rope());
         for (x, heads, stride) in [
             (&*q, cfg.n_head, cfg.q_dim()),
