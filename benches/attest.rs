@@ -24,10 +24,7 @@ fn transcript(key: &OperatorKey) -> Transcript {
         },
         request: RequestRecord {
             spec_version: "sworn-canon/1".into(),
-            prompt: Prompt::Chat(vec![Message {
-                role: "user".into(),
-                content: "Tell me a long story.".into(),
-            }]),
+            prompt: Prompt::Chat(vec![Message::new("user", "Tell me a long story.")]),
             prompt_tokens: (0..40).collect(),
             sampling: Sampling {
                 temperature: 0.8,
@@ -40,6 +37,9 @@ fn transcript(key: &OperatorKey) -> Transcript {
             },
             max_tokens: n,
             stop: vec![],
+            logprobs: None,
+            grammar: None,
+            tools: None,
         },
         output: OutputRecord {
             tokens: (0..n).map(|i| i * 7 % 49152).collect(),
@@ -48,6 +48,7 @@ fn transcript(key: &OperatorKey) -> Transcript {
             step_hashes: (0..n)
                 .map(|i| *blake3::hash(&i.to_le_bytes()).as_bytes())
                 .collect(),
+            logprobs: vec![],
         },
         meta: Meta {
             engine: "sworn".into(),

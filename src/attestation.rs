@@ -34,12 +34,16 @@ pub fn sign_completion(
             sampling: req.params.clone(),
             max_tokens: req.max_tokens,
             stop: req.stop.clone(),
+            logprobs: req.logprobs,
+            grammar: req.grammar.clone(),
+            tools: req.tools.clone(),
         },
         output: OutputRecord {
             tokens: c.tokens.clone(),
             text: c.text.clone(),
             finish_reason: c.finish_reason,
             step_hashes: c.logits_hashes.clone(),
+            logprobs: c.logprobs.clone(),
         },
         meta: Meta {
             engine: "sworn".into(),

@@ -56,18 +56,21 @@ fn requests(n: u32) -> Vec<Request> {
             params: SamplingParams::default(),
             max_tokens: n,
             stop: vec![],
+            ..Default::default()
         },
         Request {
             prompt: Prompt::Text("Once upon a time, in a small village,".into()),
             params: sampled(7, 0.9),
             max_tokens: n,
             stop: vec![],
+            ..Default::default()
         },
         Request {
             prompt: Prompt::Chat(vec![Message::new("user", "Name three colours.")]),
             params: sampled(42, 1.2),
             max_tokens: n,
             stop: vec![],
+            ..Default::default()
         },
     ]
 }

@@ -693,6 +693,7 @@ fn generate(a: GenerateArgs) -> Result<i32> {
         },
         max_tokens: a.max_tokens,
         stop: a.stop,
+        ..Default::default()
     };
     // Load the key and hash the model before generating, so that a bad key fails fast.
     let signer = match &a.out {
@@ -890,6 +891,7 @@ fn bench_attest(e: &Engine, model: &Path, a: &BenchArgs) -> Result<i32> {
         params: SamplingParams::default(),
         max_tokens: a.gen_tokens as u32,
         stop: vec![],
+        ..Default::default()
     };
     let (mut gen_s, mut replay_s, mut sign_s, mut verify_s) =
         (f64::MAX, f64::MAX, f64::MAX, f64::MAX);

@@ -64,6 +64,7 @@ fn vector_requests() -> Vec<(&'static str, Request)> {
                 params: SamplingParams::default(),
                 max_tokens: 24,
                 stop: vec![],
+                ..Default::default()
             },
         ),
         (
@@ -73,6 +74,7 @@ fn vector_requests() -> Vec<(&'static str, Request)> {
                 params: SamplingParams::default(),
                 max_tokens: 48,
                 stop: vec![],
+                ..Default::default()
             },
         ),
         (
@@ -82,6 +84,7 @@ fn vector_requests() -> Vec<(&'static str, Request)> {
                 params: sampled(1234),
                 max_tokens: 40,
                 stop: vec!["\n\n".into()],
+                ..Default::default()
             },
         ),
         (
@@ -91,6 +94,7 @@ fn vector_requests() -> Vec<(&'static str, Request)> {
                 params: sampled(99),
                 max_tokens: 48,
                 stop: vec![],
+                ..Default::default()
             },
         ),
     ]
@@ -297,6 +301,7 @@ fn replay_catches_what_a_signature_cannot() {
         params: sampled(1),
         max_tokens: 32,
         stop: vec![],
+        ..Default::default()
     };
     let honest = sign(engine, m, &req, &key);
     let other = engine
@@ -338,6 +343,7 @@ fn replay_catches_what_a_signature_cannot() {
         params: SamplingParams::default(),
         max_tokens: 64,
         stop: vec![],
+        ..Default::default()
     };
     let full = sign(engine, m, &greedy, &key);
     assert_eq!(
@@ -402,6 +408,7 @@ fn replay_names_changed_weights() {
         params: SamplingParams::default(),
         max_tokens: 8,
         stop: vec![],
+        ..Default::default()
     };
     let t = sign(engine, m, &req, &key);
     // One byte changed inside one tensor's data (blk.7.ffn_up: a Q4_1 block's quants).

@@ -18,5 +18,6 @@ pub use error::AttestError;
 pub use keys::{key_binding_message, key_id, OperatorKey, PublicKey, PublicKeyDoc};
 pub use transcript::{
     Commitments, FinishReason, Message, Meta, ModelCommitment, OperatorBinding, OutputRecord,
-    Prompt, RequestRecord, Sampling, Transcript, FORMAT_VERSION, MIN_TEMPERATURE,
+    Prompt, RequestRecord, Sampling, StepLogprobs, ToolCall, TopLogprob, Transcript,
+    FORMAT_VERSION, MAX_TOP_LOGPROBS, MIN_TEMPERATURE,
 };

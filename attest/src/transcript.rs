@@ -10,15 +10,17 @@ use crate::hexser;
 use crate::merkle;
 
 /// Version of the binary format (and of the commitment layout). Version 2 put the arithmetic's
-/// `spec_version` into the request commitment and added the operator binding to the meta.
-pub const FORMAT_VERSION: u16 = 2;
+/// `spec_version` into the request commitment and added the operator binding to the meta;
+/// version 3 added what shapes or reports tokens beyond sampling: logprobs, a grammar, tools,
+/// and tool calls in chat messages.
+pub const FORMAT_VERSION: u16 = 3;
 /// First bytes of every encoded transcript.
 pub const MAGIC: &[u8; 8] = b"SWORNTX\0";
 
 /// Domain tags: every hash says what it is a hash of.
 pub const TAG_MODEL: &[u8] = b"sworn.model.v1\0";
-pub const TAG_REQUEST: &[u8] = b"sworn.request.v2\0";
-pub const TAG_OUTPUT: &[u8] = b"sworn.output.v1\0";
+pub const TAG_REQUEST: &[u8] = b"sworn.request.v3\0";
+pub const TAG_OUTPUT: &[u8] = b"sworn.output.v2\0";
 pub const TAG_META: &[u8] = b"sworn.meta.v2\0";
 pub const TAG_DIGEST: &[u8] = b"sworn.transcript.v2\0";
 pub const TAG_SIGNATURE: &[u8] = b"sworn.signature.v1\0";
@@ -42,12 +44,18 @@ pub struct ModelCommitment {
     pub chat_template_blake3: [u8; 32],
 }
 
-/// A chat message.
+/// A chat message. Besides OpenAI's `role` and `content`, an assistant message may carry the
+/// tool calls it made, and a `tool` message names the call it answers: the model's chat template
+/// renders both back into the prompt.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Message {
     pub role: String,
     pub content: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
 }
 
 impl Message {
@@ -55,8 +63,20 @@ impl Message {
         Message {
             role: role.into(),
             content: content.into(),
+            tool_calls: Vec::new(),
+            tool_call_id: None,
         }
     }
+}
+
+/// A call of a function tool (OpenAI's `tool_calls[i]` with `type: "function"`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolCall {
+    pub id: String,
+    pub name: String,
+    /// The arguments, a JSON object's text, as the model wrote it.
+    pub arguments: String,
 }
 
 /// The prompt as the client gave it.
@@ -176,6 +196,40 @@ pub struct RequestRecord {
     pub sampling: Sampling,
     pub max_tokens: u32,
     pub stop: Vec<String>,
+    /// Logprobs asked for: `None`, none; `Some(n)`, each step's chosen token's logprob and the
+    /// `n` most likely tokens' (0 to [`MAX_TOP_LOGPROBS`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logprobs: Option<u8>,
+    /// The grammar every output token must keep to (llguidance's Lark dialect,
+    /// `docs/structured-output.md`): tokens outside it are masked before sampling.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grammar: Option<String>,
+    /// The tools offered to the model (OpenAI's `tools` array, canonical JSON: keys sorted, no
+    /// whitespace), which the chat template renders into the prompt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tools: Option<String>,
+}
+
+/// The most top logprobs a step may report (OpenAI's limit).
+pub const MAX_TOP_LOGPROBS: u8 = 20;
+
+/// One step's logprobs: the chosen token's, and the most likely tokens' (most likely first,
+/// ties by id), all from the canonical log-softmax of the step's logits
+/// (`docs/canonical-arithmetic.md` §4.1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepLogprobs {
+    pub logprob: f32,
+    #[serde(default)]
+    pub top: Vec<TopLogprob>,
+}
+
+/// A token and its logprob.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopLogprob {
+    pub token: u32,
+    pub logprob: f32,
 }
 
 /// Why generation ended.
@@ -187,7 +241,7 @@ pub enum FinishReason {
 }
 
 /// What was produced.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OutputRecord {
     /// Every sampled token id.
@@ -197,6 +251,9 @@ pub struct OutputRecord {
     /// BLAKE3 of each step's logits (f32 little-endian bits), one per token: the trace.
     #[serde(with = "hexser::list")]
     pub step_hashes: Vec<[u8; 32]>,
+    /// One per token when the request asked for logprobs, else empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub logprobs: Vec<StepLogprobs>,
 }
 
 /// Who ran it, how and when.
@@ -296,7 +353,7 @@ impl RequestRecord {
             Prompt::Chat(msgs) => {
                 w.u8(1).u32(msgs.len() as u32);
                 for m in msgs {
-                    w.str(&m.role).str(&m.content);
+                    m.encode(w);
                 }
             }
             Prompt::RawText(t) => {
@@ -311,6 +368,12 @@ impl RequestRecord {
         for s in &self.stop {
             w.str(s);
         }
+        match self.logprobs {
+            None => w.u8(0),
+            Some(n) => w.u8(1).u8(n),
+        };
+        opt_str(w, self.grammar.as_deref());
+        opt_str(w, self.tools.as_deref());
     }
     fn decode(r: &mut Reader<'_>) -> Result<Self, AttestError> {
         let spec_version = r.str("request.spec_version")?;
@@ -320,10 +383,7 @@ impl RequestRecord {
                 let n = r.len("request.messages", 8)?;
                 let mut msgs = Vec::with_capacity(n);
                 for _ in 0..n {
-                    msgs.push(Message {
-                        role: r.str("message.role")?,
-                        content: r.str("message.content")?,
-                    });
+                    msgs.push(Message::decode(r)?);
                 }
                 Prompt::Chat(msgs)
             }
@@ -346,6 +406,11 @@ impl RequestRecord {
         let stop = (0..n)
             .map(|_| r.str("request.stop"))
             .collect::<Result<_, _>>()?;
+        let logprobs = match r.u8("request.logprobs kind")? {
+            0 => None,
+            1 => Some(r.u8("request.logprobs")?),
+            k => return Err(AttestError::Malformed(format!("logprobs kind {k}"))),
+        };
         Ok(RequestRecord {
             spec_version,
             prompt,
@@ -353,6 +418,9 @@ impl RequestRecord {
             sampling,
             max_tokens,
             stop,
+            logprobs,
+            grammar: read_opt_str(r, "request.grammar")?,
+            tools: read_opt_str(r, "request.tools")?,
         })
     }
     /// `SHA-256(TAG_REQUEST || encoding)`.
@@ -361,6 +429,92 @@ impl RequestRecord {
         self.encode(&mut w);
         sha256(&[TAG_REQUEST, &w.buf])
     }
+}
+
+/// An optional string: u8 0, or u8 1 and the string.
+fn opt_str(w: &mut Writer, v: Option<&str>) {
+    match v {
+        None => w.u8(0),
+        Some(s) => w.u8(1).str(s),
+    };
+}
+
+fn read_opt_str(r: &mut Reader<'_>, what: &str) -> Result<Option<String>, AttestError> {
+    match r.u8(what)? {
+        0 => Ok(None),
+        1 => Ok(Some(r.str(what)?)),
+        k => Err(AttestError::Malformed(format!("{what}: kind {k}"))),
+    }
+}
+
+impl Message {
+    fn encode(&self, w: &mut Writer) {
+        w.str(&self.role).str(&self.content);
+        w.u32(self.tool_calls.len() as u32);
+        for c in &self.tool_calls {
+            w.str(&c.id).str(&c.name).str(&c.arguments);
+        }
+        opt_str(w, self.tool_call_id.as_deref());
+    }
+    fn decode(r: &mut Reader<'_>) -> Result<Self, AttestError> {
+        let role = r.str("message.role")?;
+        let content = r.str("message.content")?;
+        let n = r.len("message.tool_calls", 12)?;
+        let tool_calls = (0..n)
+            .map(|_| {
+                Ok(ToolCall {
+                    id: r.str("tool_call.id")?,
+                    name: r.str("tool_call.name")?,
+                    arguments: r.str("tool_call.arguments")?,
+                })
+            })
+            .collect::<Result<_, AttestError>>()?;
+        Ok(Message {
+            role,
+            content,
+            tool_calls,
+            tool_call_id: read_opt_str(r, "message.tool_call_id")?,
+        })
+    }
+}
+
+/// The logprobs list: per step, f32 logprob and a list of (u32 token, f32 logprob).
+fn encode_logprobs(w: &mut Writer, steps: &[StepLogprobs]) {
+    w.u32(steps.len() as u32);
+    for s in steps {
+        w.f32(s.logprob).u32(s.top.len() as u32);
+        for t in &s.top {
+            w.u32(t.token).f32(t.logprob);
+        }
+    }
+}
+
+/// Logprobs are finite (a log-softmax of finite logits), so the JSON form can carry them.
+fn finite(r: &mut Reader<'_>, what: &str) -> Result<f32, AttestError> {
+    let v = r.f32(what)?;
+    if !v.is_finite() {
+        return Err(AttestError::Malformed(format!("{what} is {v}")));
+    }
+    Ok(v)
+}
+
+fn decode_logprobs(r: &mut Reader<'_>) -> Result<Vec<StepLogprobs>, AttestError> {
+    let n = r.len("output.logprobs", 8)?;
+    let mut steps = Vec::with_capacity(n);
+    for _ in 0..n {
+        let logprob = finite(r, "logprobs.logprob")?;
+        let k = r.len("logprobs.top", 8)?;
+        let top = (0..k)
+            .map(|_| {
+                Ok(TopLogprob {
+                    token: r.u32("logprobs.top.token")?,
+                    logprob: finite(r, "logprobs.top.logprob")?,
+                })
+            })
+            .collect::<Result<Vec<_>, AttestError>>()?;
+        steps.push(StepLogprobs { logprob, top });
+    }
+    Ok(steps)
 }
 
 impl FinishReason {
@@ -385,6 +539,7 @@ impl OutputRecord {
         for h in &self.step_hashes {
             w.fixed(h);
         }
+        encode_logprobs(w, &self.logprobs);
     }
     fn decode(r: &mut Reader<'_>) -> Result<Self, AttestError> {
         let tokens = r.u32s("output.tokens")?;
@@ -403,10 +558,12 @@ impl OutputRecord {
             text,
             finish_reason,
             step_hashes,
+            logprobs: decode_logprobs(r)?,
         })
     }
-    /// `SHA-256(TAG_OUTPUT || tokens || text || finish_reason || trace_root || n_steps)`: the
-    /// trace enters through its root, so a challenge can open one step without the others.
+    /// `SHA-256(TAG_OUTPUT || tokens || text || finish_reason || trace_root || n_steps ||
+    /// logprobs)`: the trace enters through its root, so a challenge can open one step without
+    /// the others.
     pub fn commitment(&self) -> [u8; 32] {
         let mut w = Writer::default();
         w.u32s(&self.tokens)
@@ -414,6 +571,7 @@ impl OutputRecord {
             .u8(self.finish_reason.code());
         w.fixed(&self.trace_root())
             .u32(self.step_hashes.len() as u32);
+        encode_logprobs(&mut w, &self.logprobs);
         sha256(&[TAG_OUTPUT, &w.buf])
     }
 }
@@ -599,10 +757,7 @@ pub(crate) mod tests {
             },
             request: RequestRecord {
                 spec_version: "sworn-canon/1".into(),
-                prompt: Prompt::Chat(vec![Message {
-                    role: "user".into(),
-                    content: "Hi ✓".into(),
-                }]),
+                prompt: Prompt::Chat(vec![Message::new("user", "Hi ✓")]),
                 prompt_tokens: vec![1, 2, 3],
                 sampling: Sampling {
                     temperature: 0.7,
@@ -615,12 +770,16 @@ pub(crate) mod tests {
                 },
                 max_tokens: 3,
                 stop: vec!["\n\n".into()],
+                logprobs: None,
+                grammar: None,
+                tools: None,
             },
             output: OutputRecord {
                 tokens: vec![9, 8, 7],
                 text: "abc".into(),
                 finish_reason: FinishReason::Length,
                 step_hashes: vec![[5; 32], [6; 32], [7; 32]],
+                logprobs: vec![],
             },
             meta: Meta {
                 engine: "sworn".into(),
@@ -664,6 +823,61 @@ pub(crate) mod tests {
         );
     }
 
+    /// Format 3's fields (logprobs asked for and given, a grammar, tools, tool calls and a tool
+    /// message) round-trip through both forms, and each changes its commitment.
+    #[test]
+    fn logprobs_grammar_and_tools_round_trip_and_are_committed() {
+        let mut t = sample();
+        let plain = t.commitments();
+        t.request.logprobs = Some(2);
+        t.request.grammar = Some("start: %json {\"type\": \"object\"}".into());
+        t.request.tools = Some(r#"[{"type":"function","function":{"name":"f"}}]"#.into());
+        let mut call = Message::new("assistant", "");
+        call.tool_calls.push(ToolCall {
+            id: "call_1".into(),
+            name: "f".into(),
+            arguments: "{\"x\": 1}".into(),
+        });
+        let mut answer = Message::new("tool", "42");
+        answer.tool_call_id = Some("call_1".into());
+        t.request.prompt = Prompt::Chat(vec![Message::new("user", "hi"), call, answer]);
+        let step = |lp: f32| StepLogprobs {
+            logprob: lp,
+            top: vec![
+                TopLogprob {
+                    token: 9,
+                    logprob: -0.25,
+                },
+                TopLogprob {
+                    token: 4,
+                    logprob: -1.5,
+                },
+            ],
+        };
+        t.output.logprobs = vec![step(-0.25), step(-3.0), step(-0.125)];
+        OperatorKey::from_seed(&[42; 32]).sign(&mut t);
+        let c = t.commitments();
+        assert_ne!(c.request, plain.request);
+        assert_ne!(c.output, plain.output);
+        let bin = t.encode();
+        assert_eq!(Transcript::decode(&bin, Limits::default()).unwrap(), t);
+        let json = serde_json::to_string(&t.to_json()).unwrap();
+        assert_eq!(
+            Transcript::from_json(&json, Limits::default())
+                .unwrap()
+                .encode(),
+            bin
+        );
+        // One logprob's bits changed changes the output commitment.
+        let mut u = t.clone();
+        u.output.logprobs[1].top[1].logprob = -1.5000001;
+        assert_ne!(u.output.commitment(), c.output);
+        // A non-finite logprob is refused by the decoder.
+        let mut inf = t.clone();
+        inf.output.logprobs[0].logprob = f32::NEG_INFINITY;
+        assert!(Transcript::decode(&inf.encode(), Limits::default()).is_err());
+    }
+
     #[test]
     fn decoder_rejects_malformed_input() {
         let bin = sample().encode();
@@ -688,10 +902,15 @@ pub(crate) mod tests {
             Err(AttestError::TooLarge { .. })
         ));
         let mut v = bin.clone();
-        v[9] = 3;
+        v[9] = 4;
         assert!(matches!(
             Transcript::decode(&v, Limits::default()),
-            Err(AttestError::Version(3))
+            Err(AttestError::Version(4))
+        ));
+        v[9] = 2; // format 2 (before logprobs, grammars and tools) is refused
+        assert!(matches!(
+            Transcript::decode(&v, Limits::default()),
+            Err(AttestError::Version(2))
         ));
         v[9] = 1; // format 1 (before the spec version moved into the request) is refused
         assert!(matches!(

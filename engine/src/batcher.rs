@@ -7,7 +7,8 @@
 use crate::error::{EngineError, Result};
 use crate::generate::{hash_logits, Completion, Engine, FinishReason, Request};
 use crate::model::{Feed, Sequence};
-use crate::sampling::sample;
+use crate::grammar::Constraint;
+use crate::sampling::sample_masked;
 
 /// What a step produced for one request.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,6 +24,8 @@ pub enum Event {
     },
     /// Request `id` is complete.
     Finished { id: u64, completion: Completion },
+    /// Request `id` cannot go on (its grammar failed): it is dropped, the others go on.
+    Failed { id: u64, error: String },
 }
 
 struct Slot {
@@ -34,6 +37,8 @@ struct Slot {
     out: Completion,
     /// Bytes of output text already reported in `Event::Token`s.
     shown: usize,
+    /// The grammar's state, for a constrained request.
+    constraint: Option<Constraint>,
 }
 
 /// A set of requests generating together on one engine.
@@ -58,7 +63,7 @@ impl<'e> Batcher<'e> {
     /// Validates and tokenizes a request and adds it; it starts at the next step. Ids increase
     /// by one per accepted request.
     pub fn submit(&mut self, req: Request) -> Result<u64> {
-        let prompt_tokens = self.engine.prompt_tokens(&req.prompt)?;
+        let prompt_tokens = self.engine.request_prompt_tokens(&req)?;
         self.submit_tokenized(req, prompt_tokens)
     }
 
@@ -79,6 +84,16 @@ impl<'e> Batcher<'e> {
                 e.model.max_context
             )));
         }
+        if let Some(n) = req.logprobs.filter(|&n| n > sworn_attest::MAX_TOP_LOGPROBS) {
+            return Err(EngineError::InvalidRequest(format!(
+                "top_logprobs {n} is more than {}",
+                sworn_attest::MAX_TOP_LOGPROBS
+            )));
+        }
+        let constraint = match &req.grammar {
+            Some(g) => Some(e.constraint(g)?),
+            None => None,
+        };
         let id = self.next_id;
         self.next_id += 1;
         self.slots.push(Slot {
@@ -91,9 +106,11 @@ impl<'e> Batcher<'e> {
                 text: String::new(),
                 finish_reason: FinishReason::Length,
                 logits_hashes: Vec::new(),
+                logprobs: Vec::new(),
             },
             req,
             shown: 0,
+            constraint,
         });
         Ok(id)
     }
@@ -175,7 +192,16 @@ impl<'e> Batcher<'e> {
             let l = &logits[li * vocab..(li + 1) * vocab];
             li += 1;
             let index = slot.out.tokens.len();
-            let tok = sample(l, &slot.req.params, &slot.seq.tokens, index as u64)?;
+            let tok = match sample_step(&mut slot, l, index) {
+                Ok(t) => t,
+                Err(error) => {
+                    events.push(Event::Failed {
+                        id: slot.id,
+                        error: error.to_string(),
+                    });
+                    continue;
+                }
+            };
             slot.out.logits_hashes.push(hash_logits(l));
             slot.out.tokens.push(tok);
             let (text, finish) = e.finish_after(&slot.out.tokens, &slot.req);
@@ -209,6 +235,31 @@ impl<'e> Batcher<'e> {
         events.extend(finished);
         Ok(events)
     }
+}
+
+/// Samples step `index` of `slot` from logits `l` (under its grammar's mask, if any), records
+/// its logprobs if asked for, and advances the grammar past the token.
+fn sample_step(slot: &mut Slot, l: &[f32], index: usize) -> Result<u32> {
+    let mask = match &mut slot.constraint {
+        Some(c) => Some(c.mask()?),
+        None => None,
+    };
+    let tok = sample_masked(
+        l,
+        &slot.req.params,
+        &slot.seq.tokens,
+        index as u64,
+        mask.as_ref(),
+    )?;
+    if let Some(n) = slot.req.logprobs {
+        slot.out
+            .logprobs
+            .push(crate::logprobs::step_logprobs(l, tok, n as usize));
+    }
+    if let Some(c) = &mut slot.constraint {
+        c.consume(tok)?;
+    }
+    Ok(tok)
 }
 
 /// How much of an unfinished output text is settled: everything except a trailing U+FFFD (an
@@ -256,8 +307,14 @@ impl Engine {
         let mut done: Vec<Option<Completion>> = vec![None; reqs.len()];
         while !b.is_idle() {
             for ev in b.step()? {
-                if let Event::Finished { id, completion } = ev {
-                    done[(id - ids[0]) as usize] = Some(completion);
+                match ev {
+                    Event::Finished { id, completion } => {
+                        done[(id - ids[0]) as usize] = Some(completion)
+                    }
+                    Event::Failed { error, .. } => {
+                        return Err(EngineError::Generation(error))
+                    }
+                    Event::Token { .. } => {}
                 }
             }
         }

@@ -60,6 +60,7 @@ pub struct ChatTemplate {
     env: Environment<'static>,
     bos: String,
     eos: String,
+    source_mentions_tools: bool,
 }
 
 impl ChatTemplate {
@@ -74,6 +75,9 @@ impl ChatTemplate {
         env.set_syntax(syntax);
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         env.set_fuel(Some(TEMPLATE_FUEL));
+        // Python's `json.dumps` spacing, as `transformers` renders `tojson` (minijinja's own is
+        // compact and escapes HTML): tool lists and tool-call arguments are rendered this way.
+        env.add_filter("tojson", python_tojson);
         env.add_function(
             "raise_exception",
             |msg: String| -> Result<String, minijinja::Error> {
@@ -86,23 +90,144 @@ impl ChatTemplate {
             env,
             bos: bos.into(),
             eos: eos.into(),
+            source_mentions_tools: source.contains("tools"),
         })
+    }
+
+    /// Whether the template renders a `tools` list (Qwen 2.5/3, Llama 3.1/3.2 do).
+    pub fn supports_tools(&self) -> bool {
+        self.source_mentions_tools
     }
 
     /// Renders `messages`, ending with the assistant's turn opened when `add_generation_prompt`.
     pub fn render(&self, messages: &[Message], add_generation_prompt: bool) -> Result<String> {
+        self.render_with_tools(messages, None, add_generation_prompt)
+    }
+
+    /// Renders `messages` with `tools` (OpenAI's `tools` array) offered, as `transformers`'
+    /// `apply_chat_template(messages, tools=...)` does: messages in Hugging Face's shape (an
+    /// assistant's `tool_calls` as `{"id", "type": "function", "function": {"name",
+    /// "arguments"}}` with the arguments as a JSON object, a tool message's `tool_call_id`).
+    pub fn render_with_tools(
+        &self,
+        messages: &[Message],
+        tools: Option<&serde_json::Value>,
+        add_generation_prompt: bool,
+    ) -> Result<String> {
         let tmpl = self
             .env
             .get_template("chat")
             .map_err(|e| EngineError::Template(e.to_string()))?;
+        let msgs: Vec<serde_json::Value> = messages.iter().map(hf_message).collect();
+        let tools = tools.map(|t| minijinja::value::Value::from(minijinja::value::Serde(t)));
         tmpl.render(minijinja::context! {
-            messages => minijinja::value::Value::from(minijinja::value::Serde(messages)),
+            messages => minijinja::value::Value::from(minijinja::value::Serde(&msgs)),
+            tools => tools,
             add_generation_prompt => add_generation_prompt,
             bos_token => self.bos.as_str(),
             eos_token => self.eos.as_str(),
         })
         .map_err(|e| EngineError::Template(e.to_string()))
     }
+}
+
+/// A message in the shape chat templates expect.
+fn hf_message(m: &Message) -> serde_json::Value {
+    use serde_json::{json, Value};
+    let mut v = json!({"role": m.role, "content": m.content});
+    if !m.tool_calls.is_empty() {
+        let calls: Vec<Value> = m
+            .tool_calls
+            .iter()
+            .map(|c| {
+                let args = serde_json::from_str::<Value>(&c.arguments)
+                    .unwrap_or_else(|_| Value::String(c.arguments.clone()));
+                json!({"id": c.id, "type": "function", "function": {"name": c.name, "arguments": args}})
+            })
+            .collect();
+        v["tool_calls"] = Value::Array(calls);
+    }
+    if let Some(id) = &m.tool_call_id {
+        v["tool_call_id"] = json!(id);
+    }
+    v
+}
+
+/// `tojson` as Python's `json.dumps(x, ensure_ascii=False, indent=indent)`.
+fn python_tojson(
+    v: minijinja::value::Value,
+    kwargs: minijinja::value::Kwargs,
+) -> Result<minijinja::value::Value, minijinja::Error> {
+    let indent: Option<usize> = kwargs.get("indent")?;
+    kwargs.assert_all_used()?;
+    let j = serde_json::to_value(&v)
+        .map_err(|e| minijinja::Error::new(ErrorKind::InvalidOperation, e.to_string()))?;
+    let mut out = String::new();
+    write_python_json(&j, indent, 0, &mut out);
+    Ok(minijinja::value::Value::from_safe_string(out))
+}
+
+fn write_python_json(v: &serde_json::Value, indent: Option<usize>, depth: usize, out: &mut String) {
+    use serde_json::Value;
+    let newline = |out: &mut String, d: usize| {
+        if let Some(n) = indent {
+            out.push('\n');
+            out.extend(std::iter::repeat_n(' ', n * d));
+        }
+    };
+    let sep = if indent.is_some() { "," } else { ", " };
+    match v {
+        Value::Array(a) if !a.is_empty() => {
+            out.push('[');
+            for (i, x) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(sep);
+                }
+                newline(out, depth + 1);
+                write_python_json(x, indent, depth + 1, out);
+            }
+            newline(out, depth);
+            out.push(']');
+        }
+        Value::Object(o) if !o.is_empty() => {
+            out.push('{');
+            for (i, (k, x)) in o.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(sep);
+                }
+                newline(out, depth + 1);
+                write_python_str(k, out);
+                out.push_str(": ");
+                write_python_json(x, indent, depth + 1, out);
+            }
+            newline(out, depth);
+            out.push('}');
+        }
+        Value::Array(_) => out.push_str("[]"),
+        Value::Object(_) => out.push_str("{}"),
+        Value::String(s) => write_python_str(s, out),
+        Value::Null => out.push_str("null"),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Number(n) => out.push_str(&n.to_string()),
+    }
+}
+
+fn write_python_str(s: &str, out: &mut String) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
 }
 
 #[cfg(test)]

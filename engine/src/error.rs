@@ -22,6 +22,9 @@ pub enum EngineError {
     Template(String),
     #[error("invalid request: {0}")]
     InvalidRequest(String),
+    /// A request that failed while it generated (its grammar, say), as its event reported it.
+    #[error("{0}")]
+    Generation(String),
     #[error("numerical failure: {0}")]
     Numerical(String),
     #[error("GPU backend: {0}")]

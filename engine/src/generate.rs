@@ -74,6 +74,31 @@ pub struct Request {
     pub max_tokens: u32,
     /// Generation stops when the output text contains one of these; the text ends before it.
     pub stop: Vec<String>,
+    /// Report each step's logprobs: the chosen token's and this many most likely (spec §4.1).
+    #[serde(default)]
+    pub logprobs: Option<u8>,
+    /// Sample only tokens this grammar allows (llguidance Lark, spec §4.2).
+    #[serde(default)]
+    pub grammar: Option<String>,
+    /// Tools offered to a chat model (canonical JSON of OpenAI's `tools`), rendered by its
+    /// template.
+    #[serde(default)]
+    pub tools: Option<String>,
+}
+
+impl Default for Request {
+    /// An empty text prompt, greedy, 16 tokens: for filling in with `..Default::default()`.
+    fn default() -> Self {
+        Request {
+            prompt: Prompt::Text(String::new()),
+            params: SamplingParams::default(),
+            max_tokens: 16,
+            stop: Vec::new(),
+            logprobs: None,
+            grammar: None,
+            tools: None,
+        }
+    }
 }
 
 /// Why a generation ended: the transcript format's own type, so completions and transcripts
@@ -92,6 +117,8 @@ pub struct Completion {
     pub finish_reason: FinishReason,
     /// BLAKE3 of each step's logits (little-endian f32 bits), one per sampled token.
     pub logits_hashes: Vec<[u8; 32]>,
+    /// Each step's logprobs, when the request asked for them.
+    pub logprobs: Vec<crate::logprobs::StepLogprobs>,
 }
 
 /// BLAKE3 of a logits vector's little-endian f32 bits.
@@ -113,7 +140,10 @@ pub fn hash_logits(logits: &[f32]) -> [u8; 32] {
 /// A loaded model with its tokenizer, chat template and kernels.
 pub struct Engine {
     pub model: Model,
-    pub tokenizer: Tokenizer,
+    /// Shared with the grammar engine, which tokenizes grammar literals with it.
+    pub tokenizer: std::sync::Arc<Tokenizer>,
+    /// The grammar compiler for this tokenizer, built on first use (it indexes the vocabulary).
+    grammars: std::sync::OnceLock<std::result::Result<crate::grammar::Grammars, String>>,
     pub chat_template: Option<ChatTemplate>,
     pub runner: Runner,
     /// The model's weights on the GPU (or the host shim), when the forward pass runs there.
@@ -267,7 +297,8 @@ impl Engine {
         }
         Ok(Engine {
             model,
-            tokenizer,
+            tokenizer: std::sync::Arc::new(tokenizer),
+            grammars: std::sync::OnceLock::new(),
             chat_template,
             runner,
             #[cfg(feature = "cuda")]
@@ -275,8 +306,38 @@ impl Engine {
         })
     }
 
+    /// A grammar's state at the start of an output (spec §4.2); an invalid grammar is an
+    /// invalid request.
+    pub fn constraint(&self, grammar: &str) -> Result<crate::grammar::Constraint> {
+        let g = self
+            .grammars
+            .get_or_init(|| {
+                crate::grammar::Grammars::new(self.tokenizer.clone()).map_err(|e| e.to_string())
+            })
+            .as_ref()
+            .map_err(|e| EngineError::Unsupported(e.clone()))?;
+        g.start(grammar)
+    }
+
     /// The exact token ids a prompt is fed as.
     pub fn prompt_tokens(&self, prompt: &Prompt) -> Result<Vec<u32>> {
+        self.prompt_tokens_with_tools(prompt, None)
+    }
+
+    /// The exact token ids a request's prompt is fed as (its tools rendered too).
+    pub fn request_prompt_tokens(&self, req: &Request) -> Result<Vec<u32>> {
+        self.prompt_tokens_with_tools(&req.prompt, req.tools.as_deref())
+    }
+
+    /// The exact token ids `prompt` is fed as, with `tools` (the JSON text of OpenAI's `tools`
+    /// array) offered to a chat template. Every string in the messages and the tools is
+    /// protected: only the template's markup becomes control tokens.
+    pub fn prompt_tokens_with_tools(&self, prompt: &Prompt, tools: Option<&str>) -> Result<Vec<u32>> {
+        if tools.is_some() && !matches!(prompt, Prompt::Chat(_)) {
+            return Err(EngineError::InvalidRequest(
+                "tools are offered in chat prompts only".into(),
+            ));
+        }
         let ids = match prompt {
             Prompt::Text(t) => self.tokenizer.encode(t, false)?,
             Prompt::RawText(t) => self.tokenizer.encode(t, true)?,
@@ -286,11 +347,39 @@ impl Engine {
                 })?;
                 // The messages' text is protected: only the template's markup is control tokens.
                 let tok = &self.tokenizer;
+                let p = |s: &str| tok.protect(s);
                 let protected: Vec<Message> = msgs
                     .iter()
-                    .map(|m| Message::new(&tok.protect(&m.role), &tok.protect(&m.content)))
+                    .map(|m| Message {
+                        role: p(&m.role),
+                        content: p(&m.content),
+                        tool_calls: m
+                            .tool_calls
+                            .iter()
+                            .map(|c| sworn_attest::ToolCall {
+                                id: p(&c.id),
+                                name: p(&c.name),
+                                arguments: p(&c.arguments),
+                            })
+                            .collect(),
+                        tool_call_id: m.tool_call_id.as_deref().map(p),
+                    })
                     .collect();
-                tok.encode_rendered(&tmpl.render(&protected, true)?)?
+                let tools = match tools {
+                    None => None,
+                    Some(t) => {
+                        if !tmpl.supports_tools() {
+                            return Err(EngineError::InvalidRequest(
+                                "this model's chat template does not render tools".into(),
+                            ));
+                        }
+                        let v: serde_json::Value = serde_json::from_str(t).map_err(|e| {
+                            EngineError::InvalidRequest(format!("tools are not JSON: {e}"))
+                        })?;
+                        Some(protect_json(v, &p))
+                    }
+                };
+                tok.encode_rendered(&tmpl.render_with_tools(&protected, tools.as_ref(), true)?)?
             }
         };
         if ids.is_empty() {
@@ -401,6 +490,21 @@ impl Engine {
             g(c0, &logits)?;
         }
         Ok(())
+    }
+}
+
+/// `v` with every string in it (keys too) protected by `p`.
+fn protect_json(v: serde_json::Value, p: &impl Fn(&str) -> String) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::String(s) => Value::String(p(&s)),
+        Value::Array(a) => Value::Array(a.into_iter().map(|x| protect_json(x, p)).collect()),
+        Value::Object(o) => Value::Object(
+            o.into_iter()
+                .map(|(k, x)| (p(&k), protect_json(x, p)))
+                .collect(),
+        ),
+        other => other,
     }
 }
 

@@ -44,12 +44,64 @@ pub fn uniform(seed: u64, step: u64) -> f32 {
     (out[0] >> 8) as f32 * (1.0 / 16_777_216.0)
 }
 
+/// The tokens a grammar allows at one step (spec §4.2): bit `i % 32` of word `i / 32`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenMask {
+    words: Vec<u32>,
+}
+
+impl TokenMask {
+    /// A mask from its bit words (bits past the vocabulary are ignored).
+    pub fn from_words(words: Vec<u32>) -> TokenMask {
+        TokenMask { words }
+    }
+
+    pub fn allows(&self, id: u32) -> bool {
+        self.words
+            .get(id as usize / 32)
+            .is_some_and(|w| w >> (id % 32) & 1 == 1)
+    }
+
+    pub fn allow(&mut self, id: u32) {
+        let i = id as usize / 32;
+        if i >= self.words.len() {
+            self.words.resize(i + 1, 0);
+        }
+        self.words[i] |= 1 << (id % 32);
+    }
+
+    /// Allowed ids below `n`, ascending.
+    pub fn ids(&self, n: usize) -> Vec<u32> {
+        (0..n as u32).filter(|&i| self.allows(i)).collect()
+    }
+}
+
 /// Picks the next token from `logits` (spec §4). `history` is every token so far (prompt and
 /// output), for the repetition penalty; `step` is the index of the token being generated.
 pub fn sample(logits: &[f32], params: &SamplingParams, history: &[u32], step: u64) -> Result<u32> {
+    sample_masked(logits, params, history, step, None)
+}
+
+/// [`sample`] among the tokens `mask` allows (spec §4.2): the greedy choice and the candidates
+/// are only allowed tokens; everything else is as without a mask.
+pub fn sample_masked(
+    logits: &[f32],
+    params: &SamplingParams,
+    history: &[u32],
+    step: u64,
+    mask: Option<&TokenMask>,
+) -> Result<u32> {
     if logits.is_empty() {
         return Err(EngineError::InvalidRequest("empty logits".into()));
     }
+    if let Some(m) = mask {
+        if !(0..logits.len() as u32).any(|i| m.allows(i)) {
+            return Err(EngineError::InvalidRequest(
+                "the grammar allows no token here".into(),
+            ));
+        }
+    }
+    let allowed = |i: usize| mask.is_none_or(|m| m.allows(i as u32));
     if params.temperature > 0.0 && params.temperature < sworn_attest::MIN_TEMPERATURE {
         return Err(EngineError::InvalidRequest(format!(
             "temperature {:e} is below 2^-14: use 0 for greedy decoding",
@@ -57,7 +109,8 @@ pub fn sample(logits: &[f32], params: &SamplingParams, history: &[u32], step: u6
         )));
     }
     if params.is_greedy() && params.repeat_penalty == 1.0 {
-        return Ok(argmax(logits)); // nothing to modify: no copy on the common greedy path
+        // Nothing to modify: no copy on the common greedy path.
+        return Ok(argmax_where(logits, allowed));
     }
     let mut l = logits.to_vec();
     if params.repeat_penalty != 1.0 {
@@ -76,14 +129,17 @@ pub fn sample(logits: &[f32], params: &SamplingParams, history: &[u32], step: u6
         }
     }
     if params.is_greedy() {
-        return Ok(argmax(&l));
+        return Ok(argmax_where(&l, allowed));
     }
     for v in l.iter_mut() {
         *v /= params.temperature;
     }
     // Candidates in the total order (logit descending, id ascending).
     let order = |a: &u32, b: &u32| l[*b as usize].total_cmp(&l[*a as usize]).then(a.cmp(b));
-    let mut cand: Vec<u32> = (0..l.len() as u32).collect();
+    let mut cand: Vec<u32> = match mask {
+        None => (0..l.len() as u32).collect(),
+        Some(m) => m.ids(l.len()),
+    };
     let k = params.top_k as usize;
     if k > 0 && k < cand.len() {
         cand.select_nth_unstable_by(k - 1, order);
@@ -130,13 +186,18 @@ pub fn sample(logits: &[f32], params: &SamplingParams, history: &[u32], step: u6
 
 /// Index of the largest value, the lowest index among equals.
 pub fn argmax(v: &[f32]) -> u32 {
-    let mut best = 0;
+    argmax_where(v, |_| true)
+}
+
+/// [`argmax`] over the indices `ok` accepts (at least one must be).
+fn argmax_where(v: &[f32], ok: impl Fn(usize) -> bool) -> u32 {
+    let mut best = None;
     for (i, &x) in v.iter().enumerate() {
-        if x > v[best] {
-            best = i;
+        if ok(i) && best.is_none_or(|b: usize| x > v[b]) {
+            best = Some(i);
         }
     }
-    best as u32
+    best.unwrap_or(0) as u32
 }
 
 #[cfg(test)]

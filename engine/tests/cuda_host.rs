@@ -615,12 +615,14 @@ fn requests() -> Vec<Request> {
             params: SamplingParams::default(),
             max_tokens: 6,
             stop: vec![],
+            ..Default::default()
         },
         Request {
             prompt: Prompt::Chat(vec![Message::new("user", "Name three colours.")]),
             params: sampled(7, 0.8),
             max_tokens: 6,
             stop: vec![],
+            ..Default::default()
         },
     ]
 }

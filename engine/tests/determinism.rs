@@ -86,24 +86,28 @@ fn requests() -> Vec<Request> {
             params: SamplingParams::default(),
             max_tokens: 12,
             stop: vec![],
+            ..Default::default()
         },
         Request {
             prompt: Prompt::Chat(vec![Message::new("user", "Name three colours.")]),
             params: sampled(7, 0.8),
             max_tokens: 16,
             stop: vec![],
+            ..Default::default()
         },
         Request {
             prompt: Prompt::Text("1, 2, 3, 4,".into()),
             params: sampled(42, 1.3),
             max_tokens: 9,
             stop: vec![", 9".into(), "\n\n".into()],
+            ..Default::default()
         },
         Request {
             prompt: Prompt::Text("x".repeat(40)),
             params: sampled(3, 0.5),
             max_tokens: 5,
             stop: vec![],
+            ..Default::default()
         },
     ]
 }
@@ -220,6 +224,7 @@ fn check_all(path: &Path, n: usize, scalar_n: usize) {
                 Event::Finished { id, completion } => {
                     finished.insert(id, completion);
                 }
+                Event::Failed { id, error } => panic!("request {id} failed: {error}"),
             }
         }
         step += 1;

@@ -325,6 +325,7 @@ async fn build(
         params,
         max_tokens,
         stop,
+        ..Default::default()
     };
     let slot = QueueSlot::take(state)?;
     let internal = |e: String| {

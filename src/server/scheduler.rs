@@ -149,6 +149,14 @@ pub fn run(shared: Arc<Shared>, jobs: Receiver<Job>) {
                         finish(&shared, live.swap_remove(pos), completion);
                     }
                 }
+                Event::Failed { id, error } => {
+                    if let Some(pos) = live.iter().position(|l| l.id == id) {
+                        let l = live.swap_remove(pos);
+                        shared.in_flight.fetch_sub(1, Ordering::Relaxed);
+                        tracing::warn!(request = %l.name, %error, "generation failed");
+                        let _ = l.updates.send(Update::Failed(error));
+                    }
+                }
             }
         }
     }

@@ -17,7 +17,7 @@
 #[cfg(feature = "replay")]
 pub mod replay;
 
-use sworn_attest::{hexser, FinishReason};
+use sworn_attest::{hexser, FinishReason, MAX_TOP_LOGPROBS};
 pub use sworn_attest::{AttestError, Limits, PublicKey, Transcript};
 
 /// A transcript that passed [`verify`], with the key that signed it.
@@ -91,6 +91,32 @@ fn check_consistency(t: &Transcript) -> Result<(), AttestError> {
     }
     if out.tokens.is_empty() && req.max_tokens > 0 {
         return bad("no output tokens".into());
+    }
+    match req.logprobs {
+        None if !out.logprobs.is_empty() => {
+            return bad("logprobs in the output, but the request asked for none".into())
+        }
+        Some(n) if n > MAX_TOP_LOGPROBS => {
+            return bad(format!(
+                "{n} top logprobs asked for (at most {MAX_TOP_LOGPROBS})"
+            ))
+        }
+        Some(_) if out.logprobs.len() != out.tokens.len() => {
+            return bad(format!(
+                "{} logprob steps for {} tokens",
+                out.logprobs.len(),
+                out.tokens.len()
+            ))
+        }
+        Some(n) => {
+            if let Some(i) = out.logprobs.iter().position(|s| s.top.len() > n as usize) {
+                return bad(format!(
+                    "step {i}: {} top logprobs, {n} asked for",
+                    out.logprobs[i].top.len()
+                ));
+            }
+        }
+        None => {}
     }
     req.sampling.validate().map_err(AttestError::Inconsistent)
 }

@@ -10,7 +10,8 @@ use std::path::Path;
 
 use sworn_attest::{FinishReason, OutputRecord, Transcript};
 use sworn_engine::commit::ModelManifest;
-use sworn_engine::sampling::sample;
+use sworn_engine::logprobs::{step_logprobs, StepLogprobs};
+use sworn_engine::sampling::sample_masked;
 use sworn_engine::{Engine, EngineError, EngineOptions, Request};
 
 /// Times a replay. A browser's WebAssembly has no clock in `std` (`Instant::now` panics there),
@@ -55,6 +56,10 @@ pub enum Divergence {
         claimed: FinishReason,
         replayed: FinishReason,
     },
+    /// The token at `step` is one the request's grammar does not allow there.
+    Grammar { step: usize, token: u32 },
+    /// The logprobs claimed for `step` are not those its logits give.
+    Logprobs { step: usize },
 }
 
 /// The outcome of a replay.
@@ -126,6 +131,12 @@ impl ReplayReport {
                 Divergence::FinishReason { claimed, replayed } => {
                     format!("finish reason {claimed:?} claimed, {replayed:?} replayed")
                 }
+                Divergence::Grammar { step, token } => {
+                    format!("step {step}: token {token} is outside the request's grammar")
+                }
+                Divergence::Logprobs { step } => {
+                    format!("step {step}: the logprobs differ from what the logits give")
+                }
             });
         }
         if why.is_empty() {
@@ -144,6 +155,9 @@ pub fn engine_request(t: &Transcript) -> Request {
         params: r.sampling.clone(),
         max_tokens: r.max_tokens,
         stop: r.stop.clone(),
+        logprobs: r.logprobs,
+        grammar: r.grammar.clone(),
+        tools: r.tools.clone(),
     }
 }
 
@@ -224,9 +238,13 @@ pub fn replay_with_progress(
     req.params.validate().map_err(EngineError::InvalidRequest)?;
     let prompt = &t.request.prompt_tokens;
     let prompt_tokens_match = engine
-        .prompt_tokens(&req.prompt)
+        .request_prompt_tokens(&req)
         .map(|p| &p == prompt)
         .unwrap_or(false);
+    let mut constraint = match &req.grammar {
+        Some(g) => Some(engine.constraint(g)?),
+        None => None,
+    };
     let out = &t.output;
     let start = Clock::start();
     let mut divergence = None;
@@ -242,14 +260,40 @@ pub fn replay_with_progress(
             divergence = Some(Divergence::Logits { step: i });
             return Ok(());
         }
-        let tok = sample(logits, &req.params, &history, i as u64)?;
-        if tok != out.tokens[i] {
+        let claimed = out.tokens[i];
+        let outside = Divergence::Grammar {
+            step: i,
+            token: claimed,
+        };
+        let mask = match constraint.as_mut().map(|c| c.mask()) {
+            None => None,
+            Some(Ok(m)) if m.allows(claimed) => Some(m),
+            Some(_) => {
+                divergence = Some(outside);
+                return Ok(());
+            }
+        };
+        let tok = sample_masked(logits, &req.params, &history, i as u64, mask.as_ref())?;
+        if tok != claimed {
             divergence = Some(Divergence::Token {
                 step: i,
-                claimed: out.tokens[i],
+                claimed,
                 replayed: tok,
             });
             return Ok(());
+        }
+        if let Some(n) = req.logprobs {
+            let mine = step_logprobs(logits, tok, n as usize);
+            if !same_logprobs(&mine, &out.logprobs[i]) {
+                divergence = Some(Divergence::Logprobs { step: i });
+                return Ok(());
+            }
+        }
+        if let Some(c) = constraint.as_mut() {
+            if c.consume(tok).is_err() {
+                divergence = Some(outside);
+                return Ok(());
+            }
         }
         history.push(tok);
         if i + 1 < out.tokens.len() && engine.finish_reason(&out.tokens[..=i], &req).is_some() {
@@ -281,6 +325,16 @@ pub fn replay_with_progress(
     })
 }
 
+/// Bit-equality of two steps' logprobs (`-0.0` is not `0.0` here: the bits are what is signed).
+fn same_logprobs(a: &StepLogprobs, b: &StepLogprobs) -> bool {
+    a.logprob.to_bits() == b.logprob.to_bits()
+        && a.top.len() == b.top.len()
+        && a.top
+            .iter()
+            .zip(&b.top)
+            .all(|(x, y)| x.token == y.token && x.logprob.to_bits() == y.logprob.to_bits())
+}
+
 /// The output the committed model really gives for `t`'s request: a fresh generation (not
 /// teacher-forced), with the same sampling parameters and seed. A wrong-result verdict signs this
 /// output's commitment (`docs/anchoring.md` section 5): it equals the transcript's own output
@@ -305,5 +359,6 @@ pub fn regenerate(
         text: c.text,
         finish_reason: c.finish_reason,
         step_hashes: c.logits_hashes,
+        logprobs: c.logprobs,
     })
 }
