@@ -23,12 +23,23 @@ TEMPLATES = {
     "meta-llama-Llama-3.1-8B-Instruct.jinja": ("<|begin_of_text|>", "<|eot_id|>"),
     "meta-llama-Llama-3.2-3B-Instruct.jinja": ("<|begin_of_text|>", "<|eot_id|>"),
 }
+TOOLS = [{"type": "function", "function": {
+    "name": "get_weather", "description": "Current weather for a city.",
+    "parameters": {"type": "object", "properties": {
+        "city": {"type": "string", "description": "e.g. \"Paris\""},
+        "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}},
+        "required": ["city"]}}}]
+# (messages, tools): plain conversations, and a tool-call round trip in Hugging Face's shape.
 CONVERSATIONS = [
-    [{"role": "user", "content": "What is the capital of France?"}],
-    [{"role": "system", "content": "You are terse."},
-     {"role": "user", "content": "  Hi!  "},
-     {"role": "assistant", "content": "Hello."},
-     {"role": "user", "content": "Two lines:\nline one\n\nline two"}],
+    ([{"role": "user", "content": "What is the capital of France?"}], None),
+    ([{"role": "system", "content": "You are terse."},
+      {"role": "user", "content": "  Hi!  "},
+      {"role": "assistant", "content": "Hello."},
+      {"role": "user", "content": "Two lines:\nline one\n\nline two"}], None),
+    ([{"role": "user", "content": "What's the weather in Paris?"},
+      {"role": "assistant", "content": "", "tool_calls": [{"id": "call_1", "type": "function", "function": {
+          "name": "get_weather", "arguments": {"city": "Paris", "unit": "celsius"}}}]},
+      {"role": "tool", "tool_call_id": "call_1", "content": "{\"temperature\": 18}"}], TOOLS),
 ]
 
 
@@ -46,12 +57,12 @@ def main():
     for name, (bos, eos) in TEMPLATES.items():
         with open(os.path.join(ROOT, "tests", "data", "templates", name), encoding="utf-8") as f:
             t = env.from_string(f.read())
-        for messages in CONVERSATIONS:
+        for messages, tools in CONVERSATIONS:
             for gen in (True, False):
-                out = t.render(messages=messages, add_generation_prompt=gen, bos_token=bos,
-                               eos_token=eos)
+                out = t.render(messages=messages, tools=tools, add_generation_prompt=gen,
+                               bos_token=bos, eos_token=eos)
                 cases.append({"template": name, "bos": bos, "eos": eos, "messages": messages,
-                              "add_generation_prompt": gen, "rendered": out})
+                              "tools": tools, "add_generation_prompt": gen, "rendered": out})
     with open(os.path.join(ROOT, "tests", "golden", "chat_templates.json"), "w",
               encoding="utf-8") as f:
         json.dump({"generator": "jinja2==3.1.6 as transformers configures it", "cases": cases},

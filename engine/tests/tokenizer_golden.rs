@@ -145,21 +145,37 @@ fn family_chat_templates_render_as_transformers_renders_them() {
         serde_json::from_str(include_str!("../../tests/golden/chat_templates.json")).unwrap();
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data/templates");
     let cases = golden["cases"].as_array().unwrap();
-    assert_eq!(cases.len(), 16);
+    assert_eq!(cases.len(), 24);
+    let mut with_tools = 0;
     for c in cases {
         let name = c["template"].as_str().unwrap();
         let src = std::fs::read_to_string(format!("{dir}/{name}")).unwrap();
         let t = ChatTemplate::new(&src, c["bos"].as_str().unwrap(), c["eos"].as_str().unwrap())
             .unwrap();
+        // Hugging Face's message shape to sworn's (arguments as JSON text, as OpenAI sends them).
         let msgs: Vec<Message> = c["messages"]
             .as_array()
             .unwrap()
             .iter()
-            .map(|m| Message::new(m["role"].as_str().unwrap(), m["content"].as_str().unwrap()))
+            .map(|m| {
+                let mut msg =
+                    Message::new(m["role"].as_str().unwrap(), m["content"].as_str().unwrap());
+                for call in m["tool_calls"].as_array().into_iter().flatten() {
+                    msg.tool_calls.push(sworn_attest::ToolCall {
+                        id: call["id"].as_str().unwrap().into(),
+                        name: call["function"]["name"].as_str().unwrap().into(),
+                        arguments: call["function"]["arguments"].to_string(),
+                    });
+                }
+                msg.tool_call_id = m["tool_call_id"].as_str().map(String::from);
+                msg
+            })
             .collect();
+        let tools = c.get("tools").filter(|t| !t.is_null());
+        with_tools += tools.is_some() as usize;
         let gen = c["add_generation_prompt"].as_bool().unwrap();
         let got = t
-            .render(&msgs, gen)
+            .render_with_tools(&msgs, tools, gen)
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(
             got,
@@ -167,4 +183,5 @@ fn family_chat_templates_render_as_transformers_renders_them() {
             "{name}, generation prompt {gen}"
         );
     }
+    assert_eq!(with_tools, 8, "a tool round trip for each template");
 }
