@@ -21,6 +21,8 @@ pub enum Event {
         index: usize,
         token: u32,
         text: String,
+        /// The token's logprobs, when the request asked for them.
+        logprobs: Option<crate::logprobs::StepLogprobs>,
     },
     /// Request `id` is complete.
     Finished { id: u64, completion: Completion },
@@ -70,6 +72,17 @@ impl<'e> Batcher<'e> {
     /// As [`Batcher::submit`], for a caller that already tokenized the prompt (with
     /// `Engine::prompt_tokens`: the tokens must be exactly those).
     pub fn submit_tokenized(&mut self, req: Request, prompt_tokens: Vec<u32>) -> Result<u64> {
+        self.submit_prepared(req, prompt_tokens, None)
+    }
+
+    /// As [`Batcher::submit_tokenized`], with the request's grammar already compiled (by
+    /// [`Engine::constraint`], off the thread that runs the batch) when it has one.
+    pub fn submit_prepared(
+        &mut self,
+        req: Request,
+        prompt_tokens: Vec<u32>,
+        constraint: Option<Constraint>,
+    ) -> Result<u64> {
         let e = self.engine;
         req.params.validate().map_err(EngineError::InvalidRequest)?;
         if prompt_tokens.is_empty() {
@@ -90,9 +103,10 @@ impl<'e> Batcher<'e> {
                 sworn_attest::MAX_TOP_LOGPROBS
             )));
         }
-        let constraint = match &req.grammar {
-            Some(g) => Some(e.constraint(g)?),
-            None => None,
+        let constraint = match (&req.grammar, constraint) {
+            (Some(_), Some(c)) => Some(c),
+            (Some(g), None) => Some(e.constraint(g)?),
+            (None, _) => None,
         };
         let id = self.next_id;
         self.next_id += 1;
@@ -216,6 +230,10 @@ impl<'e> Batcher<'e> {
                 index,
                 token: tok,
                 text: slot.out.text[shown..show].to_string(),
+                logprobs: slot
+                    .req
+                    .logprobs
+                    .and_then(|_| slot.out.logprobs.last().cloned()),
             });
             slot.shown = show.max(slot.shown);
             match finish {

@@ -61,6 +61,16 @@ pub struct ChatTemplate {
     bos: String,
     eos: String,
     source_mentions_tools: bool,
+    tool_call_style: Option<ToolCallStyle>,
+}
+
+/// The conventions chat templates give models for writing a tool call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ToolCallStyle {
+    /// `<tool_call>\n{"name": …, "arguments": {…}}\n</tool_call>` (Hermes; Qwen 2.5 and 3).
+    Hermes,
+    /// A bare `{"name": …, "parameters": {…}}` object (Llama 3.1 and 3.2).
+    LlamaJson,
 }
 
 impl ChatTemplate {
@@ -91,12 +101,27 @@ impl ChatTemplate {
             bos: bos.into(),
             eos: eos.into(),
             source_mentions_tools: source.contains("tools"),
+            tool_call_style: if !source.contains("tools") {
+                None
+            } else if source.contains("<tool_call>") {
+                Some(ToolCallStyle::Hermes)
+            } else if source.contains("\"parameters\"") {
+                Some(ToolCallStyle::LlamaJson)
+            } else {
+                None
+            },
         })
     }
 
     /// Whether the template renders a `tools` list (Qwen 2.5/3, Llama 3.1/3.2 do).
     pub fn supports_tools(&self) -> bool {
         self.source_mentions_tools
+    }
+
+    /// How the model writes a tool call, as its template tells it to: `None` when the template
+    /// renders no tools or sworn does not recognise its convention.
+    pub fn tool_call_style(&self) -> Option<ToolCallStyle> {
+        self.tool_call_style
     }
 
     /// Renders `messages`, ending with the assistant's turn opened when `add_generation_prompt`.

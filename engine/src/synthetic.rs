@@ -37,6 +37,8 @@ pub struct SyntheticSpec {
     /// Type of the (tied) embedding.
     pub embd_kind: GgmlDType,
     pub seed: u64,
+    /// `tokenizer.chat_template`; `None` writes a minimal ChatML template.
+    pub chat_template: Option<String>,
 }
 
 impl Default for SyntheticSpec {
@@ -61,6 +63,7 @@ impl Default for SyntheticSpec {
             ],
             embd_kind: GgmlDType::Q8_0,
             seed: 1,
+            chat_template: None,
         }
     }
 }
@@ -122,13 +125,18 @@ pub fn write_model(path: &Path, spec: &SyntheticSpec) -> Result<()> {
     }
     let meta: Vec<(String, Value)> = meta
         .into_iter()
-        .chain(tokenizer_meta(&tokens, &types, eos))
+        .chain(tokenizer_meta(&tokens, &types, eos, spec.chat_template.as_deref()))
         .collect();
     write_weights(path, spec, vocab, hd, &meta)
 }
 
 /// The gpt2-style tokenizer keys of the synthetic vocabulary.
-fn tokenizer_meta(tokens: &[String], types: &[i32], eos: u32) -> Vec<(String, Value)> {
+fn tokenizer_meta(
+    tokens: &[String],
+    types: &[i32],
+    eos: u32,
+    template: Option<&str>,
+) -> Vec<(String, Value)> {
     let meta: Vec<(&str, Value)> = vec![
         ("tokenizer.ggml.model", Value::String("gpt2".into())),
         ("tokenizer.ggml.pre", Value::String("smollm".into())),
@@ -152,7 +160,10 @@ fn tokenizer_meta(tokens: &[String], types: &[i32], eos: u32) -> Vec<(String, Va
         ("tokenizer.ggml.eos_token_id", Value::U32(eos)),
         ("tokenizer.ggml.bos_token_id", Value::U32(eos - 1)),
         ("tokenizer.ggml.add_bos_token", Value::Bool(false)),
-        ("tokenizer.chat_template", Value::String(TEMPLATE.into())),
+        (
+            "tokenizer.chat_template",
+            Value::String(template.unwrap_or(TEMPLATE).into()),
+        ),
     ];
     meta.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
 }

@@ -21,7 +21,7 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 use tokio_stream::StreamExt;
 
 use super::scheduler::{Job, Update};
-use super::AppState;
+use super::{structured, AppState};
 use crate::attestation::now_ms;
 
 /// Header carrying the transcript id of a completion.
@@ -98,6 +98,12 @@ struct Common {
     stop: Option<Stop>,
     stream: Option<bool>,
     n: Option<u32>,
+    /// Chat: `true`/`false`; completions: the number of top logprobs (0 to 5 in OpenAI's API,
+    /// up to 20 here).
+    logprobs: Option<Value>,
+    /// Chat: top logprobs per token (0 to 20), with `logprobs: true`.
+    top_logprobs: Option<u32>,
+    response_format: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -111,17 +117,136 @@ struct CompletionBody {
     common: Common,
 }
 
+/// A message's content: a string, `null` (an assistant message that only calls tools), or a list
+/// of text parts.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Content {
+    Text(String),
+    Parts(Vec<ContentPart>),
+}
+
+#[derive(Deserialize)]
+struct ContentPart {
+    #[serde(rename = "type")]
+    kind: String,
+    text: Option<String>,
+}
+
 #[derive(Deserialize)]
 struct ChatMessage {
     role: String,
-    content: String,
+    #[serde(default)]
+    content: Option<Content>,
+    #[serde(default)]
+    tool_calls: Vec<InToolCall>,
+    tool_call_id: Option<String>,
+}
+
+/// A tool call the client sends back in an assistant message.
+#[derive(Deserialize)]
+struct InToolCall {
+    id: String,
+    function: InFunction,
+}
+
+#[derive(Deserialize)]
+struct InFunction {
+    name: String,
+    arguments: String,
 }
 
 #[derive(Deserialize)]
 struct ChatBody {
     messages: Vec<ChatMessage>,
+    tools: Option<Vec<Value>>,
+    tool_choice: Option<Value>,
     #[serde(flatten)]
     common: Common,
+}
+
+impl ChatMessage {
+    fn to_message(&self) -> Result<Message, ApiError> {
+        let content = match &self.content {
+            None => String::new(),
+            Some(Content::Text(t)) => t.clone(),
+            Some(Content::Parts(parts)) => {
+                let mut t = String::new();
+                for p in parts {
+                    match (p.kind.as_str(), &p.text) {
+                        ("text", Some(x)) => t.push_str(x),
+                        (k, _) => {
+                            return Err(ApiError::bad(format!(
+                                "content parts of type {k:?} are not supported (text only)"
+                            )))
+                        }
+                    }
+                }
+                t
+            }
+        };
+        let mut m = Message::new(&self.role, &content);
+        m.tool_calls = self
+            .tool_calls
+            .iter()
+            .map(|c| sworn_attest::ToolCall {
+                id: c.id.clone(),
+                name: c.function.name.clone(),
+                arguments: c.function.arguments.clone(),
+            })
+            .collect();
+        m.tool_call_id = self.tool_call_id.clone();
+        Ok(m)
+    }
+}
+
+/// What shapes a request's tokens beyond sampling, and how its answer is presented.
+#[derive(Default)]
+struct Shaping {
+    /// Top logprobs per step, when logprobs are asked for.
+    logprobs: Option<u8>,
+    grammar: Option<String>,
+    /// Canonical JSON of the offered tools.
+    tools: Option<String>,
+    /// Parse tool calls out of the output, in this convention.
+    parse_calls: Option<sworn_engine::chat::ToolCallStyle>,
+}
+
+/// The logprobs a request asks for, and its `response_format` grammar.
+fn shaping(c: &Common, chat: bool) -> Result<Shaping, ApiError> {
+    let max = sworn_attest::MAX_TOP_LOGPROBS as u32;
+    let logprobs = match (&c.logprobs, chat) {
+        (None | Some(Value::Null) | Some(Value::Bool(false)), _) => {
+            if c.top_logprobs.is_some_and(|n| n > 0) {
+                return Err(ApiError::bad("top_logprobs needs logprobs: true"));
+            }
+            None
+        }
+        (Some(Value::Bool(true)), true) => Some(c.top_logprobs.unwrap_or(0)),
+        (Some(Value::Number(n)), false) => Some(
+            n.as_u64()
+                .and_then(|n| u32::try_from(n).ok())
+                .ok_or_else(|| ApiError::bad("logprobs must be an integer from 0 to 20"))?,
+        ),
+        (Some(_), true) => return Err(ApiError::bad("logprobs must be true or false")),
+        (Some(_), false) => {
+            return Err(ApiError::bad("logprobs must be an integer from 0 to 20"))
+        }
+    };
+    if let Some(n) = logprobs.filter(|&n| n > max) {
+        return Err(ApiError::bad(format!(
+            "{n} top logprobs asked for; at most {max}"
+        )));
+    }
+    let grammar = match &c.response_format {
+        None | Some(Value::Null) => None,
+        Some(rf) => structured::response_format_grammar(rf).map_err(ApiError::bad)?,
+    };
+    Ok(Shaping {
+        logprobs: logprobs.map(|n| n as u8),
+        grammar,
+        ..Default::default()
+    })
 }
 
 /// Reads the whole request body before the handler runs, within `timeout` from the first byte
@@ -215,11 +340,21 @@ impl Drop for QueueSlot {
     }
 }
 
-/// Bytes of prompt text a request carries (roles and contents of chat messages).
+/// Bytes of prompt text a request carries (roles, contents and tool calls of chat messages).
 fn prompt_bytes(p: &Prompt) -> usize {
     match p {
         Prompt::Text(t) | Prompt::RawText(t) => t.len(),
-        Prompt::Chat(msgs) => msgs.iter().map(|m| m.role.len() + m.content.len()).sum(),
+        Prompt::Chat(msgs) => msgs
+            .iter()
+            .map(|m| {
+                let calls: usize = m
+                    .tool_calls
+                    .iter()
+                    .map(|c| c.id.len() + c.name.len() + c.arguments.len())
+                    .sum();
+                m.role.len() + m.content.len() + calls + m.tool_call_id.as_ref().map_or(0, String::len)
+            })
+            .sum(),
     }
 }
 
@@ -247,7 +382,8 @@ async fn build(
     prompt: Prompt,
     c: &Common,
     chat: bool,
-) -> Result<(Request, Vec<u32>, QueueSlot), ApiError> {
+    shape: &Shaping,
+) -> Result<Prepared, ApiError> {
     if let Some(m) = &c.model {
         if *m != state.model_id {
             return Err(ApiError::new(
@@ -313,7 +449,9 @@ async fn build(
             "stop takes at most 4 non-empty strings of at most 256 bytes",
         ));
     }
-    let bytes = prompt_bytes(&prompt);
+    let bytes = prompt_bytes(&prompt)
+        + shape.tools.as_ref().map_or(0, String::len)
+        + shape.grammar.as_ref().map_or(0, String::len);
     if bytes > state.limits.max_prompt_bytes {
         return Err(ApiError::bad(format!(
             "the prompt is {bytes} bytes; this server accepts at most {}",
@@ -325,7 +463,9 @@ async fn build(
         params,
         max_tokens,
         stop,
-        ..Default::default()
+        logprobs: shape.logprobs,
+        grammar: shape.grammar.clone(),
+        tools: shape.tools.clone(),
     };
     let slot = QueueSlot::take(state)?;
     let internal = |e: String| {
@@ -342,10 +482,17 @@ async fn build(
         .acquire_owned()
         .await
         .map_err(|e| internal(e.to_string()))?;
-    let (engine, prompt) = (state.shared.engine.clone(), req.prompt.clone());
-    let tokens = tokio::task::spawn_blocking(move || {
+    // Tokenizing and compiling the grammar both scale with what the client sent: on a
+    // blocking thread, never on the async ones nor the scheduler's.
+    let (engine, r) = (state.shared.engine.clone(), req.clone());
+    let (tokens, constraint) = tokio::task::spawn_blocking(move || {
         let _permit = permit;
-        engine.prompt_tokens(&prompt)
+        let tokens = engine.request_prompt_tokens(&r)?;
+        let constraint = match &r.grammar {
+            Some(g) => Some(engine.constraint(g)?),
+            None => None,
+        };
+        Ok::<_, sworn_engine::EngineError>((tokens, constraint))
     })
     .await
     .map_err(|e| internal(e.to_string()))?
@@ -364,22 +511,35 @@ async fn build(
             tokens.len()
         )));
     }
-    Ok((req, tokens, slot))
+    Ok(Prepared {
+        req,
+        tokens,
+        constraint,
+        slot,
+    })
+}
+
+/// A request checked and ready for the scheduler.
+struct Prepared {
+    req: Request,
+    tokens: Vec<u32>,
+    constraint: Option<sworn_engine::grammar::Constraint>,
+    slot: QueueSlot,
 }
 
 /// Hands a request, with its place in the queue, to the scheduler.
 fn enqueue(
     state: &AppState,
-    req: Request,
-    prompt_tokens: Vec<u32>,
-    mut slot: QueueSlot,
+    p: Prepared,
     id: String,
 ) -> Result<UnboundedReceiver<Update>, ApiError> {
     let (tx, rx) = unbounded_channel();
+    let mut slot = p.slot;
     let job = Job {
         id,
-        req,
-        prompt_tokens,
+        req: p.req,
+        prompt_tokens: p.tokens,
+        constraint: p.constraint,
         updates: tx,
         enqueued: Instant::now(),
     };
@@ -413,9 +573,10 @@ pub async fn completions(
         } else {
             Prompt::Text(prompt)
         };
-        let (req, tokens, slot) = build(&state, prompt, &b.common, false).await?;
+        let shape = shaping(&b.common, false)?;
+        let p = build(&state, prompt, &b.common, false, &shape).await?;
         let stream = b.common.stream.unwrap_or(false);
-        respond(&state, req, tokens, slot, stream, false).await
+        respond(&state, p, &shape, stream, false).await
     };
     counted(&state, res.await)
 }
@@ -432,13 +593,61 @@ pub async fn chat_completions(
         let msgs = b
             .messages
             .iter()
-            .map(|m| Message::new(&m.role, &m.content))
-            .collect();
-        let (req, tokens, slot) = build(&state, Prompt::Chat(msgs), &b.common, true).await?;
+            .map(ChatMessage::to_message)
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut shape = shaping(&b.common, true)?;
+        if let Some(tools) = &b.tools {
+            tool_shaping(&state, tools, b.tool_choice.as_ref(), &mut shape)?;
+        } else if b.tool_choice.is_some() {
+            return Err(ApiError::bad("tool_choice needs tools"));
+        }
+        let p = build(&state, Prompt::Chat(msgs), &b.common, true, &shape).await?;
         let stream = b.common.stream.unwrap_or(false);
-        respond(&state, req, tokens, slot, stream, true).await
+        respond(&state, p, &shape, stream, true).await
     };
     counted(&state, res.await)
+}
+
+/// Offers `tools` to the model: rendered by its template, its calls parsed from the output, and
+/// forced by a grammar when `tool_choice` is `required` or names a function.
+fn tool_shaping(
+    state: &AppState,
+    tools: &[Value],
+    choice: Option<&Value>,
+    shape: &mut Shaping,
+) -> Result<(), ApiError> {
+    let template = state.shared.engine.chat_template.as_ref();
+    let style = match template.map(|t| (t.supports_tools(), t.tool_call_style())) {
+        Some((true, Some(style))) => style,
+        Some((true, None)) => {
+            return Err(ApiError::bad(
+                "this model's chat template renders tools, but in a tool-call convention sworn \
+                 does not know (it knows Hermes <tool_call> tags and Llama 3 JSON)",
+            ))
+        }
+        _ => {
+            return Err(ApiError::bad(
+                "this model's chat template does not render tools",
+            ))
+        }
+    };
+    let (parsed, canonical) = structured::parse_tools(tools).map_err(ApiError::bad)?;
+    let choice = structured::parse_tool_choice(choice, &parsed).map_err(ApiError::bad)?;
+    if let Some(g) =
+        structured::tool_call_grammar(style, &parsed, &choice).map_err(ApiError::bad)?
+    {
+        if shape.grammar.is_some() {
+            return Err(ApiError::bad(
+                "response_format and a forced tool_choice cannot be combined",
+            ));
+        }
+        shape.grammar = Some(g);
+    }
+    shape.tools = Some(canonical);
+    if choice != structured::ToolChoice::None {
+        shape.parse_calls = Some(style);
+    }
+    Ok(())
 }
 
 /// Counts a completion request (and its refusal) and renders the result.
@@ -470,15 +679,14 @@ fn finish_reason(t: &sworn_attest::Transcript) -> &'static str {
 
 async fn respond(
     state: &Arc<AppState>,
-    req: Request,
-    prompt_tokens: Vec<u32>,
-    slot: QueueSlot,
+    p: Prepared,
+    shape: &Shaping,
     stream: bool,
     chat: bool,
 ) -> Result<Response, ApiError> {
     let id = request_id(chat);
-    let n_prompt = prompt_tokens.len();
-    let mut rx = enqueue(state, req, prompt_tokens, slot, id.clone())?;
+    let n_prompt = p.tokens.len();
+    let mut rx = enqueue(state, p, id.clone())?;
     let created = now_ms() / 1000;
     let model = state.model_id.clone();
     let mut headers = HeaderMap::new();
@@ -486,13 +694,18 @@ async fn respond(
         TRANSCRIPT_HEADER,
         HeaderValue::from_str(&id).expect("hex id"),
     );
+    let engine = state.shared.engine.clone();
+    let answer = Answer {
+        chat,
+        parse_calls: shape.parse_calls,
+        logprobs: shape.logprobs.is_some(),
+    };
     if !stream {
         let deadline = state.limits.request_timeout;
-        let mut text = String::new();
         let done = tokio::time::timeout(deadline, async {
             while let Some(u) = rx.recv().await {
                 match u {
-                    Update::Text(t) => text.push_str(&t),
+                    Update::Token { .. } => {}
                     Update::Done(t) => return Ok(t),
                     Update::Rejected(e) => return Err(ApiError::bad(e)),
                     Update::Failed(e) => {
@@ -523,15 +736,9 @@ async fn respond(
         })??;
         let t = done;
         let n_out = t.output.tokens.len();
-        let message = json!({"role": "assistant", "content": t.output.text});
-        let choice = choice(
-            chat.then_some(("message", message)),
-            &t.output.text,
-            json!(finish_reason(&t)),
-        );
         let body = json!({
             "id": id, "object": if chat { "chat.completion" } else { "text_completion" },
-            "created": created, "model": model, "choices": [choice],
+            "created": created, "model": model, "choices": [answer.choice(&engine, &t, false)],
             "usage": {"prompt_tokens": n_prompt, "completion_tokens": n_out, "total_tokens": n_prompt + n_out},
             "sworn_attestation": t.to_json(),
         });
@@ -555,29 +762,56 @@ async fn respond(
         }
     });
     let mut first = chat;
-    let events = updates.map(move |u| -> Result<SseEvent, Infallible> {
-        let chunk = |delta: Value| {
-            let text = delta["content"].as_str().unwrap_or_default().to_string();
-            let choice = choice(chat.then_some(("delta", delta)), &text, Value::Null);
-            SseEvent::default().data(json!({"id": id, "object": object, "created": created, "model": model, "choices": [choice]}).to_string())
+    let mut offset = 0usize;
+    let events = updates.filter_map(move |u| -> Option<Result<SseEvent, Infallible>> {
+        let event = |choice: Value, extra: Option<(Value, Value)>| {
+            let mut v = json!({"id": id, "object": object, "created": created, "model": model, "choices": [choice]});
+            if let Some((usage, att)) = extra {
+                v["usage"] = usage;
+                v["sworn_attestation"] = att;
+            }
+            Some(Ok(SseEvent::default().data(v.to_string())))
         };
-        Ok(match u {
-            Ok(Update::Text(t)) => {
-                let delta = if first { json!({"role": "assistant", "content": t}) } else { json!({"content": t}) };
-                first = false;
-                chunk(delta)
+        match u {
+            Ok(Update::Token { token, text, logprobs }) => {
+                // With tools offered, the answer may turn out to be a call: it is sent whole
+                // at the end, as content or as tool_calls.
+                if answer.parse_calls.is_some() {
+                    return None;
+                }
+                let lp = match (&logprobs, chat) {
+                    (Some(s), true) => super::logprobs::chat_delta(&engine.tokenizer, token, s),
+                    (Some(s), false) => super::logprobs::completion(
+                        &engine.tokenizer,
+                        &[token],
+                        std::slice::from_ref(s),
+                        offset,
+                    ),
+                    (None, _) => Value::Null,
+                };
+                offset += text.len();
+                let mut c = if chat {
+                    let delta = if first {
+                        json!({"role": "assistant", "content": text})
+                    } else {
+                        json!({"content": text})
+                    };
+                    first = false;
+                    json!({"index": 0, "delta": delta, "finish_reason": null})
+                } else {
+                    json!({"index": 0, "text": text, "finish_reason": null})
+                };
+                c["logprobs"] = lp;
+                event(c, None)
             }
             Ok(Update::Done(t)) => {
                 let n_out = t.output.tokens.len();
                 let usage = json!({"prompt_tokens": n_prompt, "completion_tokens": n_out, "total_tokens": n_prompt + n_out});
-                let last = choice(chat.then_some(("delta", json!({}))), "", json!(finish_reason(&t)));
-                let v = json!({"id": id, "object": object, "created": created, "model": model,
-                    "choices": [last], "usage": usage, "sworn_attestation": t.to_json()});
-                SseEvent::default().data(v.to_string())
+                event(answer.choice(&engine, &t, true), Some((usage, t.to_json())))
             }
-            Ok(Update::Failed(e) | Update::Rejected(e)) => error_event(&e),
-            Err(_) => error_event("timed out: the request was cancelled"),
-        })
+            Ok(Update::Failed(e) | Update::Rejected(e)) => Some(Ok(error_event(&e))),
+            Err(_) => Some(Ok(error_event("timed out: the request was cancelled"))),
+        }
     });
     let done = tokio_stream::once(Ok(SseEvent::default().data("[DONE]")));
     let sse =
@@ -585,15 +819,68 @@ async fn respond(
     Ok((headers, sse).into_response())
 }
 
-/// One OpenAI choice. Chat puts its content under `chat.0` ("message" or "delta"); completions
-/// put `text` under "text".
-fn choice(chat: Option<(&str, Value)>, text: &str, finish_reason: Value) -> Value {
-    let mut c = json!({"index": 0, "logprobs": null, "finish_reason": finish_reason});
-    match chat {
-        Some((key, content)) => c[key] = content,
-        None => c["text"] = json!(text),
+/// How a finished completion is shown to the client.
+#[derive(Clone, Copy)]
+struct Answer {
+    chat: bool,
+    /// Tool calls are parsed out of the output in this convention.
+    parse_calls: Option<sworn_engine::chat::ToolCallStyle>,
+    logprobs: bool,
+}
+
+impl Answer {
+    /// The OpenAI choice of transcript `t`: a whole message (or text), or, as the last event of a
+    /// stream (`last`), the final delta: empty, unless the answer was held back for tool calls.
+    fn choice(
+        &self,
+        engine: &sworn_engine::Engine,
+        t: &sworn_attest::Transcript,
+        last: bool,
+    ) -> Value {
+        let out = &t.output;
+        let tok = &engine.tokenizer;
+        let held_back = self.parse_calls.is_some();
+        let mut finish = json!(finish_reason(t));
+        let mut c = json!({"index": 0});
+        if self.chat {
+            let mut msg = json!({"role": "assistant", "content": out.text});
+            if let Some(style) = self.parse_calls {
+                let (content, calls) = structured::parse_tool_calls(style, &out.text);
+                msg["content"] = json!(content);
+                if !calls.is_empty() {
+                    let digest = t.digest();
+                    let calls: Vec<Value> = calls
+                        .iter()
+                        .enumerate()
+                        .map(|(i, k)| {
+                            let mut v = json!({"id": structured::call_id(&digest, i), "type": "function",
+                                "function": {"name": k.name, "arguments": k.arguments}});
+                            if last {
+                                v["index"] = json!(i);
+                            }
+                            v
+                        })
+                        .collect();
+                    msg["tool_calls"] = json!(calls);
+                    finish = json!("tool_calls");
+                }
+            } else if last {
+                msg = json!({}); // the content went out token by token
+            }
+            c[if last { "delta" } else { "message" }] = msg;
+        } else {
+            c["text"] = json!(if last { "" } else { out.text.as_str() });
+        }
+        c["logprobs"] = match (self.logprobs, self.chat) {
+            // A stream sent each token's logprobs with it, unless the answer was held back.
+            (true, _) if last && !held_back => Value::Null,
+            (true, true) => super::logprobs::chat(tok, &out.tokens, &out.logprobs),
+            (true, false) => super::logprobs::completion(tok, &out.tokens, &out.logprobs, 0),
+            (false, _) => Value::Null,
+        };
+        c["finish_reason"] = finish;
+        c
     }
-    c
 }
 
 /// An SSE `error` event.

@@ -7,9 +7,11 @@
 
 pub mod anchor_log;
 pub mod api;
+pub mod logprobs;
 pub mod metrics;
 pub mod scheduler;
 pub mod store;
+pub mod structured;
 pub mod verify_page;
 
 use std::net::SocketAddr;

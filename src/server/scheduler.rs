@@ -22,8 +22,14 @@ use crate::attestation::{now_ms, sign_completion};
 /// What a client hears about its request.
 #[derive(Debug)]
 pub enum Update {
-    /// New settled output text (for streaming).
-    Text(String),
+    /// A token was sampled: the output text it settled (for streaming; may be empty while a
+    /// possible stop string or an incomplete character is held back), and its logprobs when
+    /// the request asked for them.
+    Token {
+        token: u32,
+        text: String,
+        logprobs: Option<sworn_engine::logprobs::StepLogprobs>,
+    },
     /// Done: the signed transcript, already stored.
     Done(Box<Transcript>),
     /// The request was refused as invalid (a client error).
@@ -39,6 +45,8 @@ pub struct Job {
     pub req: Request,
     /// The prompt's tokens, as the HTTP side computed them to check limits.
     pub prompt_tokens: Vec<u32>,
+    /// The request's grammar, compiled by the HTTP side (compiling is not the batch's work).
+    pub constraint: Option<sworn_engine::grammar::Constraint>,
     pub updates: UnboundedSender<Update>,
     pub enqueued: Instant,
 }
@@ -92,7 +100,7 @@ pub fn run(shared: Arc<Shared>, jobs: Receiver<Job>) {
                 .metrics
                 .queue_wait
                 .observe(job.enqueued.elapsed().as_secs_f64());
-            match batch.submit_tokenized(job.req.clone(), job.prompt_tokens) {
+            match batch.submit_prepared(job.req.clone(), job.prompt_tokens, job.constraint) {
                 Ok(id) => live.push(Live {
                     id,
                     name: job.id,
@@ -136,11 +144,21 @@ pub fn run(shared: Arc<Shared>, jobs: Receiver<Job>) {
         };
         for ev in events {
             match ev {
-                Event::Token { id, text, .. } => {
+                Event::Token {
+                    id,
+                    text,
+                    token,
+                    logprobs,
+                    ..
+                } => {
                     shared.metrics.tokens_out.inc();
                     if let Some(l) = live.iter().find(|l| l.id == id) {
-                        if !text.is_empty() {
-                            let _ = l.updates.send(Update::Text(text));
+                        if !text.is_empty() || logprobs.is_some() {
+                            let _ = l.updates.send(Update::Token {
+                                token,
+                                text,
+                                logprobs,
+                            });
                         }
                     }
                 }
