@@ -547,10 +547,13 @@ fn official_openai_client_works_and_its_attestations_check_out() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(results.len(), 4);
+    assert_eq!(results.len(), 9);
     for r in &results {
         let t = Transcript::from_json(&r["attestation"].to_string(), Default::default()).unwrap();
         assert_eq!(r["text"].as_str().unwrap(), t.output.text, "{}", r["kind"]);
+        if let Some(lps) = r.get("logprobs") {
+            client_logprobs_are_the_transcripts(&engine, &t, lps, r["kind"].as_str().unwrap());
+        }
         sworn_verifier::verify(t.clone(), &[key]).unwrap();
         let rep = replay_with(&t, &engine, manifest.clone()).unwrap();
         assert!(rep.ok(), "{}: {}", r["kind"], rep.reason());
@@ -565,6 +568,160 @@ fn official_openai_client_works_and_its_attestations_check_out() {
         "{}",
         results[0]["text"]
     );
+    // Structured output: the client parsed the answer into its pydantic model; the transcript
+    // commits to the schema's grammar, and replay enforced it above.
+    let parse = results.iter().find(|r| r["kind"] == "parse").unwrap();
+    assert_eq!(parse["parsed_type"], "Cat");
+    assert!(parse["parsed"]["name"].is_string() && parse["parsed"]["age"].is_i64());
+    let t = Transcript::from_json(&parse["attestation"].to_string(), Default::default()).unwrap();
+    let grammar = t.request.grammar.clone().expect("the schema is committed");
+    assert!(grammar.contains("\"age\""), "{grammar}");
+    // A transcript whose token leaves its grammar is refused by replay, with that reason: the
+    // first token changed to a letter (the grammar allows only `{` there).
+    let mut bad = t.clone();
+    bad.output.tokens[0] = engine.tokenizer.encode("x", false).unwrap()[0];
+    let rep = replay_with(&bad, &engine, manifest.clone()).unwrap();
+    assert!(
+        matches!(
+            rep.divergence,
+            Some(sworn_verifier::replay::Divergence::Grammar { step: 0, .. })
+        ),
+        "{}",
+        rep.reason()
+    );
+    assert!(rep.reason().contains("outside the request's grammar"), "{}", rep.reason());
+    // Altered logprobs are refused too, at the step altered.
+    let lp = results.iter().find(|r| r["kind"] == "chat-logprobs").unwrap();
+    let mut bad = Transcript::from_json(&lp["attestation"].to_string(), Default::default()).unwrap();
+    bad.output.logprobs[2].top[1].logprob -= 0.5;
+    let rep = replay_with(&bad, &engine, manifest.clone()).unwrap();
+    assert_eq!(
+        rep.divergence,
+        Some(sworn_verifier::replay::Divergence::Logprobs { step: 2 }),
+        "{}",
+        rep.reason()
+    );
+}
+
+/// The logprobs a client received (`[{"token", "logprob", "top": [[token, logprob], …]}]`) are the
+/// transcript's, bit for bit once read as binary32, for the tokens the text shows.
+fn client_logprobs_are_the_transcripts(engine: &Engine, t: &Transcript, got: &Value, kind: &str) {
+    let got = got.as_array().unwrap();
+    let tok = &engine.tokenizer;
+    let want: Vec<(u32, &sworn_attest::StepLogprobs)> = t
+        .output
+        .tokens
+        .iter()
+        .zip(&t.output.logprobs)
+        .filter(|(&id, _)| !tok.is_special(id))
+        .map(|(&id, s)| (id, s))
+        .collect();
+    assert!(!want.is_empty(), "{kind}: no logprobs in the transcript");
+    assert_eq!(got.len(), want.len(), "{kind}: one entry per shown token");
+    let text = |id: u32| String::from_utf8_lossy(tok.token_bytes(id)).into_owned();
+    let bits = |v: &Value| (v.as_f64().unwrap() as f32).to_bits();
+    for (i, (g, (id, s))) in got.iter().zip(want).enumerate() {
+        assert_eq!(g["token"].as_str().unwrap(), text(id), "{kind} step {i}");
+        assert_eq!(bits(&g["logprob"]), s.logprob.to_bits(), "{kind} step {i}");
+        let mut top: Vec<(String, u32)> = g["top"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| (p[0].as_str().unwrap().to_string(), bits(&p[1])))
+            .collect();
+        let mut mine: Vec<(String, u32)> = s
+            .top
+            .iter()
+            .map(|x| (text(x.token), x.logprob.to_bits()))
+            .collect();
+        top.sort();
+        mine.sort();
+        assert_eq!(top, mine, "{kind} step {i}");
+    }
+}
+
+/// A synthetic model with Qwen 2.5's published chat template, which renders tools: a random
+/// model, so its tool calls come from the grammar that forces them (`tool_choice` required or
+/// named), which is what this tests, with the official client.
+#[test]
+fn tool_calls_round_trip_with_the_openai_client() {
+    let Some(py) = python_with_openai() else {
+        return;
+    };
+    let dir = data_dir("tools");
+    let model = dir.join("qwen-template.gguf");
+    let template = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/templates/Qwen-Qwen2.5-7B-Instruct.jinja"
+    ))
+    .unwrap();
+    sworn_engine::synthetic::write_model(
+        &model,
+        &sworn_engine::synthetic::SyntheticSpec {
+            context_length: 4096,
+            chat_template: Some(template),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let srv = start(&model, &dir.join("data"), &[]);
+    let key = operator_key(&srv.base);
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/openai_client.py");
+    let out = Command::new(py)
+        .args([script, &srv.base, "tools"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let engine = Engine::load(&model, &EngineOptions::default()).unwrap();
+    let manifest = sworn_engine::commit::manifest(&model).unwrap();
+    let results: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(results.len(), 3);
+    let mut transcripts = Vec::new();
+    for r in &results {
+        let t = Transcript::from_json(&r["attestation"].to_string(), Default::default()).unwrap();
+        sworn_verifier::verify(t.clone(), &[key]).unwrap();
+        let rep = replay_with(&t, &engine, manifest.clone()).unwrap();
+        assert!(rep.ok(), "{}: {}", r["kind"], rep.reason());
+        assert!(t.request.tools.as_deref().unwrap().contains("get_weather"));
+        transcripts.push(t);
+    }
+    for r in [&results[0], &results[2]] {
+        assert_eq!(r["finish_reason"], "tool_calls", "{}", r["kind"]);
+        let calls = r["tool_calls"].as_array().unwrap();
+        assert_eq!(calls.len(), 1, "{}", r["kind"]);
+        assert_eq!(calls[0]["name"], "get_weather");
+        let args: Value = serde_json::from_str(calls[0]["arguments"].as_str().unwrap()).unwrap();
+        assert!(args["city"].as_str().unwrap().chars().count() <= 12, "{args}");
+        assert!(calls[0]["id"].as_str().unwrap().starts_with("call_"));
+    }
+    assert!(transcripts[0].request.grammar.is_some(), "a forced call is constrained");
+    assert!(transcripts[1].request.grammar.is_none(), "auto is not");
+    // The round trip: the call and its result are in the second request's committed prompt.
+    let sworn_attest::Prompt::Chat(msgs) = &transcripts[1].request.prompt else {
+        panic!("a chat prompt");
+    };
+    let call_id = results[0]["tool_calls"][0]["id"].as_str().unwrap();
+    assert_eq!(msgs[1].tool_calls[0].id, call_id);
+    assert_eq!(msgs[1].tool_calls[0].name, "get_weather");
+    assert_eq!(msgs[2].role, "tool");
+    assert_eq!(msgs[2].tool_call_id.as_deref(), Some(call_id));
+    // A model whose template renders no tools refuses them.
+    let plain = dir.join("chatml.gguf");
+    sworn_engine::synthetic::write_model(&plain, &Default::default()).unwrap();
+    let srv2 = start(&plain, &dir.join("data2"), &[]);
+    let body = json!({"messages": [{"role": "user", "content": "hi"}],
+        "tools": [{"type": "function", "function": {"name": "f"}}]});
+    let (status, _, text) = post(&srv2.base, "/v1/chat/completions", body.to_string().as_bytes());
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("does not render tools"), "{text}");
 }
 
 /// The special-token ids among `ids`.
