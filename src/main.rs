@@ -41,6 +41,9 @@ enum Command {
     ModelSlice(ModelSliceArgs),
     /// Create an operator signing key (Ed25519, file mode 0600).
     Keygen(KeygenArgs),
+    /// Manage the API keys `sworn serve --api-keys FILE` accepts.
+    #[command(subcommand)]
+    ApiKey(ApiKeyCommand),
     /// Verify a transcript: offline (signature, trusted key, consistency), or with --rpc also on
     /// chain (anchored by a registered, unslashed operator). Exit 0 valid, 1 invalid.
     Verify(VerifyArgs),
@@ -59,6 +62,48 @@ enum Command {
     /// Deploy the registry, register as an operator, manage the bond, withdraw.
     #[command(subcommand)]
     Registry(chain::commands::RegistryCommand),
+}
+
+#[derive(Subcommand)]
+enum ApiKeyCommand {
+    /// Draw a new key, print it (once: only its SHA-256 is stored) and add it to FILE.
+    Add(ApiKeyAddArgs),
+}
+
+#[derive(Args)]
+struct ApiKeyAddArgs {
+    /// The key file (JSON, mode 0600; created if absent).
+    #[arg(long)]
+    file: PathBuf,
+    /// Who holds the key: names its attestations' owner, in logs and errors.
+    #[arg(long)]
+    name: String,
+    /// Requests of this key queued or running at once.
+    #[arg(long, default_value_t = 4)]
+    max_concurrent: usize,
+    /// Prompt plus completion tokens per minute.
+    #[arg(long, default_value_t = 60_000)]
+    tokens_per_minute: u64,
+}
+
+fn api_key(c: ApiKeyCommand) -> Result<i32> {
+    match c {
+        ApiKeyCommand::Add(a) => {
+            let key = sworn::server::auth::add_key(
+                &a.file,
+                &a.name,
+                a.max_concurrent.max(1),
+                a.tokens_per_minute.max(1),
+            )?;
+            println!("{key}");
+            eprintln!(
+                "added key {:?} to {} (only its SHA-256 is stored: keep the key now)",
+                a.name,
+                a.file.display()
+            );
+            Ok(0)
+        }
+    }
 }
 
 #[derive(Args)]
@@ -146,6 +191,14 @@ struct ServeArgs {
     /// digests become public when a transcript is disputed on chain).
     #[arg(long)]
     attestations_by_digest: bool,
+    /// Require `Authorization: Bearer KEY` with a key from this file (`sworn api-key add`).
+    /// Without it the server serves loopback only.
+    #[arg(long)]
+    api_keys: Option<PathBuf>,
+    /// With --api-keys, the endpoint groups open without a key, comma-separated, from
+    /// healthz, operator, metrics, models, verify ("" for none).
+    #[arg(long, default_value = "healthz,operator,verify")]
+    public: String,
     /// Serve the verify page (a folder built by scripts/build-web.sh) at /verify/.
     #[arg(long, env = "SWORN_VERIFY_DIR")]
     verify_dir: Option<PathBuf>,
@@ -958,6 +1011,29 @@ fn serve(a: ServeArgs) -> Result<i32> {
         },
         attestations_by_digest: a.attestations_by_digest,
         verify_dir: a.verify_dir,
+        keys: match &a.api_keys {
+            Some(p) => Some(sworn::server::auth::ApiKeys::load(p)?),
+            None => None,
+        },
+        public: {
+            let groups: Vec<String> = a
+                .public
+                .split(',')
+                .map(str::trim)
+                .filter(|g| !g.is_empty())
+                .map(String::from)
+                .collect();
+            if let Some(g) = groups
+                .iter()
+                .find(|g| !sworn::server::auth::PUBLIC_GROUPS.contains(&g.as_str()))
+            {
+                anyhow::bail!(
+                    "--public {g:?}: the groups are {}",
+                    sworn::server::auth::PUBLIC_GROUPS.join(", ")
+                );
+            }
+            groups
+        },
         prefill_chunk: a.prefill_chunk.max(1),
         anchor: match (a.anchor_every, a.rpc, a.registry) {
             (Some(every), Some(rpc), Some(registry)) => Some(sworn::server::AutoAnchor {
@@ -1014,6 +1090,7 @@ fn main() {
         Command::GpuCheck(a) => gpu_check(a),
         Command::ModelSlice(a) => model_slice(a),
         Command::Keygen(a) => keygen(a),
+        Command::ApiKey(c) => api_key(c),
         Command::Verify(a) => verify(a),
         Command::Replay(a) => replay(a),
         Command::Manifest(a) => manifest(a),

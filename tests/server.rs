@@ -313,7 +313,7 @@ fn bad_input_gets_clear_4xx_and_the_server_keeps_serving() {
             "/v1/chat/completions",
             br#"{"messages": [{"role": "user"}]}"#.to_vec(),
             400,
-            "invalid request",
+            "needs content",
         ),
     ];
     for (path, body, want, says) in cases {
@@ -589,10 +589,18 @@ fn official_openai_client_works_and_its_attestations_check_out() {
         "{}",
         rep.reason()
     );
-    assert!(rep.reason().contains("outside the request's grammar"), "{}", rep.reason());
+    assert!(
+        rep.reason().contains("outside the request's grammar"),
+        "{}",
+        rep.reason()
+    );
     // Altered logprobs are refused too, at the step altered.
-    let lp = results.iter().find(|r| r["kind"] == "chat-logprobs").unwrap();
-    let mut bad = Transcript::from_json(&lp["attestation"].to_string(), Default::default()).unwrap();
+    let lp = results
+        .iter()
+        .find(|r| r["kind"] == "chat-logprobs")
+        .unwrap();
+    let mut bad =
+        Transcript::from_json(&lp["attestation"].to_string(), Default::default()).unwrap();
     bad.output.logprobs[2].top[1].logprob -= 0.5;
     let rep = replay_with(&bad, &engine, manifest.clone()).unwrap();
     assert_eq!(
@@ -699,10 +707,16 @@ fn tool_calls_round_trip_with_the_openai_client() {
         assert_eq!(calls.len(), 1, "{}", r["kind"]);
         assert_eq!(calls[0]["name"], "get_weather");
         let args: Value = serde_json::from_str(calls[0]["arguments"].as_str().unwrap()).unwrap();
-        assert!(args["city"].as_str().unwrap().chars().count() <= 12, "{args}");
+        assert!(
+            args["city"].as_str().unwrap().chars().count() <= 12,
+            "{args}"
+        );
         assert!(calls[0]["id"].as_str().unwrap().starts_with("call_"));
     }
-    assert!(transcripts[0].request.grammar.is_some(), "a forced call is constrained");
+    assert!(
+        transcripts[0].request.grammar.is_some(),
+        "a forced call is constrained"
+    );
     assert!(transcripts[1].request.grammar.is_none(), "auto is not");
     // The round trip: the call and its result are in the second request's committed prompt.
     let sworn_attest::Prompt::Chat(msgs) = &transcripts[1].request.prompt else {
@@ -719,7 +733,11 @@ fn tool_calls_round_trip_with_the_openai_client() {
     let srv2 = start(&plain, &dir.join("data2"), &[]);
     let body = json!({"messages": [{"role": "user", "content": "hi"}],
         "tools": [{"type": "function", "function": {"name": "f"}}]});
-    let (status, _, text) = post(&srv2.base, "/v1/chat/completions", body.to_string().as_bytes());
+    let (status, _, text) = post(
+        &srv2.base,
+        "/v1/chat/completions",
+        body.to_string().as_bytes(),
+    );
     assert_eq!(status, 400, "{text}");
     assert!(text.contains("does not render tools"), "{text}");
 }
@@ -1152,4 +1170,179 @@ fn the_verify_page_is_served_from_its_folder() {
     let (status, body) = get(&srv.base, "/verify/");
     assert_eq!(status, 404);
     assert!(body.contains("scripts/build-web.sh"), "{body}");
+}
+
+/// `ureq` request with an optional bearer key; returns (status, Retry-After, body).
+fn authed(
+    method: &str,
+    base: &str,
+    path: &str,
+    key: Option<&str>,
+    body: Option<&Value>,
+) -> (u16, Option<String>, String) {
+    let a = agent();
+    let url = format!("{base}{path}");
+    let auth = key.map(|k| format!("Bearer {k}"));
+    let r = match (method, body) {
+        ("POST", Some(b)) => {
+            let mut q = a.post(&url).header("content-type", "application/json");
+            if let Some(h) = &auth {
+                q = q.header("authorization", h);
+            }
+            q.send(b.to_string())
+        }
+        _ => {
+            let mut q = a.get(&url);
+            if let Some(h) = &auth {
+                q = q.header("authorization", h);
+            }
+            q.call()
+        }
+    };
+    let mut r = r.unwrap();
+    let retry = r
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_string());
+    (
+        r.status().as_u16(),
+        retry,
+        r.body_mut().read_to_string().unwrap(),
+    )
+}
+
+/// `--api-keys`: no key or a wrong one is 401; public endpoints stay open; a key past its
+/// running-requests or tokens-per-minute limit gets 429 with Retry-After; a key reads its own
+/// attestations and no other key's; without keys, a non-loopback address is refused.
+#[test]
+fn api_keys_authenticate_limit_and_own_their_attestations() {
+    // The real model, so that a 400-token stream is still running while the next request comes.
+    let Some(model) = require_model("api_keys_authenticate_limit_and_own_their_attestations")
+    else {
+        return;
+    };
+    let dir = data_dir("keys");
+    let keys = dir.join("keys.json");
+    let add = |name: &str, conc: &str, tpm: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_sworn"))
+            .args([
+                "api-key",
+                "add",
+                "--file",
+                keys.to_str().unwrap(),
+                "--name",
+                name,
+            ])
+            .args(["--max-concurrent", conc, "--tokens-per-minute", tpm])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let alice = add("alice", "1", "1000000");
+    let bob = add("bob", "4", "10");
+    assert!(!std::fs::read_to_string(&keys).unwrap().contains(&alice));
+    let srv = start(
+        &model,
+        &dir.join("data"),
+        &["--api-keys", keys.to_str().unwrap()],
+    );
+    let b = &srv.base;
+    let ask = |n: u32| json!({"prompt": "One, two,", "max_tokens": n, "temperature": 0});
+    // No key, a wrong key: 401, and nothing is generated.
+    let (s, _, body) = authed("POST", b, "/v1/completions", None, Some(&ask(4)));
+    assert_eq!(s, 401, "{body}");
+    assert!(body.contains("invalid_api_key"), "{body}");
+    let (s, _, _) = authed(
+        "POST",
+        b,
+        "/v1/completions",
+        Some("sk-sworn-nope"),
+        Some(&ask(4)),
+    );
+    assert_eq!(s, 401);
+    // Public by default: healthz, operator, verify; not metrics or models.
+    assert_eq!(authed("GET", b, "/healthz", None, None).0, 200);
+    assert_eq!(authed("GET", b, "/v1/operator", None, None).0, 200);
+    assert_eq!(authed("GET", b, "/metrics", None, None).0, 401);
+    assert_eq!(authed("GET", b, "/v1/models", None, None).0, 401);
+    assert_eq!(authed("GET", b, "/v1/models", Some(&alice), None).0, 200);
+    // Alice's completion, read back by her and by nobody else.
+    let (s, _, body) = authed("POST", b, "/v1/completions", Some(&alice), Some(&ask(4)));
+    assert_eq!(s, 200, "{body}");
+    let id = serde_json::from_str::<Value>(&body).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let path = format!("/v1/attestations/{id}");
+    assert_eq!(authed("GET", b, &path, Some(&alice), None).0, 200);
+    let (s, _, body) = authed("GET", b, &path, Some(&bob), None);
+    assert_eq!(
+        s, 404,
+        "another key's attestation does not exist for bob: {body}"
+    );
+    assert_eq!(authed("GET", b, &path, None, None).0, 401);
+    assert_eq!(
+        authed("GET", b, &format!("{path}/proof"), Some(&bob), None).0,
+        404
+    );
+    // Alice may run one request at once: while a stream of hers is open, another is 429.
+    let r = agent()
+        .post(format!("{b}/v1/completions"))
+        .header("content-type", "application/json")
+        .header("authorization", format!("Bearer {alice}"))
+        .send(json!({"prompt": "the", "max_tokens": 400, "stream": true}).to_string())
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let mut lines = BufReader::new(r.into_body().into_reader()).lines();
+    assert!(lines.next().unwrap().unwrap().starts_with("data: "));
+    let (s, retry, body) = authed("POST", b, "/v1/completions", Some(&alice), Some(&ask(4)));
+    assert_eq!(s, 429, "{body}");
+    assert!(body.contains("already running"), "{body}");
+    assert_eq!(retry.as_deref(), Some("1"));
+    // Bob's is free meanwhile.
+    assert_eq!(
+        authed("POST", b, "/v1/completions", Some(&bob), Some(&ask(8))).0,
+        200
+    );
+    drop(lines);
+    // Bob's 10 tokens a minute are spent by that request (prompt and completion): 429 until the
+    // bucket refills, with the wait in Retry-After.
+    let (s, retry, body) = authed("POST", b, "/v1/completions", Some(&bob), Some(&ask(4)));
+    assert_eq!(s, 429, "{body}");
+    assert!(body.contains("tokens per minute"), "{body}");
+    let wait: u64 = retry.unwrap().parse().unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
+    // Alice's open stream was dropped: her slot comes back once the scheduler cancels it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (s, _, _) = authed("POST", b, "/v1/completions", Some(&alice), Some(&ask(2)));
+        if s == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "alice's slot never came back ({s})"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Without keys, only loopback.
+    let out = Command::new(env!("CARGO_BIN_EXE_sworn"))
+        .args([
+            "serve",
+            "--model",
+            model.to_str().unwrap(),
+            "--listen",
+            "0.0.0.0:0",
+        ])
+        .args(["--data-dir", dir.join("open").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("without --api-keys"), "{err}");
 }

@@ -6,8 +6,8 @@
 
 use crate::error::{EngineError, Result};
 use crate::generate::{hash_logits, Completion, Engine, FinishReason, Request};
-use crate::model::{Feed, Sequence};
 use crate::grammar::Constraint;
+use crate::model::{Feed, Sequence};
 use crate::sampling::sample_masked;
 
 /// What a step produced for one request.
@@ -329,9 +329,7 @@ impl Engine {
                     Event::Finished { id, completion } => {
                         done[(id - ids[0]) as usize] = Some(completion)
                     }
-                    Event::Failed { error, .. } => {
-                        return Err(EngineError::Generation(error))
-                    }
+                    Event::Failed { error, .. } => return Err(EngineError::Generation(error)),
                     Event::Token { .. } => {}
                 }
             }

@@ -332,7 +332,11 @@ impl Engine {
     /// The exact token ids `prompt` is fed as, with `tools` (the JSON text of OpenAI's `tools`
     /// array) offered to a chat template. Every string in the messages and the tools is
     /// protected: only the template's markup becomes control tokens.
-    pub fn prompt_tokens_with_tools(&self, prompt: &Prompt, tools: Option<&str>) -> Result<Vec<u32>> {
+    pub fn prompt_tokens_with_tools(
+        &self,
+        prompt: &Prompt,
+        tools: Option<&str>,
+    ) -> Result<Vec<u32>> {
         if tools.is_some() && !matches!(prompt, Prompt::Chat(_)) {
             return Err(EngineError::InvalidRequest(
                 "tools are offered in chat prompts only".into(),

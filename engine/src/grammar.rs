@@ -55,7 +55,9 @@ impl Grammars {
             .eos
             .or_else(|| tokenizer.stop_ids.first().copied())
             .ok_or_else(|| {
-                EngineError::Unsupported("constrained decoding needs an end-of-sequence token".into())
+                EngineError::Unsupported(
+                    "constrained decoding needs an end-of-sequence token".into(),
+                )
             })?;
         let words: Vec<Vec<u8>> = (0..vocab as u32)
             .map(|i| {

@@ -19,7 +19,9 @@ fn log_sum_exp(logits: &[f32], m: f32) -> f32 {
 
 /// The largest logit (the first of equals; logits are finite).
 fn max(logits: &[f32]) -> f32 {
-    logits.iter().fold(logits[0], |m, &l| if l > m { l } else { m })
+    logits
+        .iter()
+        .fold(logits[0], |m, &l| if l > m { l } else { m })
 }
 
 /// Step logprobs: `chosen`'s, and the `top` most likely tokens' (by logit descending, ties by id
@@ -91,6 +93,10 @@ mod tests {
         let s_rev = rev.iter().fold(0f32, |a, &x| a + exp_f32(x - m));
         let s_fwd = l.iter().fold(0f32, |a, &x| a + exp_f32(x - m));
         assert_eq!(forward, ln_f64(s_fwd as f64) as f32);
-        assert_ne!(s_fwd.to_bits(), s_rev.to_bits(), "pick a vector where order shows");
+        assert_ne!(
+            s_fwd.to_bits(),
+            s_rev.to_bits(),
+            "pick a vector where order shows"
+        );
     }
 }

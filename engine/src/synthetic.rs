@@ -125,7 +125,12 @@ pub fn write_model(path: &Path, spec: &SyntheticSpec) -> Result<()> {
     }
     let meta: Vec<(String, Value)> = meta
         .into_iter()
-        .chain(tokenizer_meta(&tokens, &types, eos, spec.chat_template.as_deref()))
+        .chain(tokenizer_meta(
+            &tokens,
+            &types,
+            eos,
+            spec.chat_template.as_deref(),
+        ))
         .collect();
     write_weights(path, spec, vocab, hd, &meta)
 }

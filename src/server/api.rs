@@ -20,6 +20,7 @@ use sworn_engine::{Message, Prompt, Request, SamplingParams};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 use tokio_stream::StreamExt;
 
+use super::auth::Caller;
 use super::scheduler::{Job, Update};
 use super::{structured, AppState};
 use crate::attestation::now_ms;
@@ -168,7 +169,13 @@ struct ChatBody {
 impl ChatMessage {
     fn to_message(&self) -> Result<Message, ApiError> {
         let content = match &self.content {
-            None => String::new(),
+            None if self.role == "assistant" && !self.tool_calls.is_empty() => String::new(),
+            None => {
+                return Err(ApiError::bad(format!(
+                    "a {:?} message needs content (only an assistant message with tool_calls may have none)",
+                    self.role
+                )))
+            }
             Some(Content::Text(t)) => t.clone(),
             Some(Content::Parts(parts)) => {
                 let mut t = String::new();
@@ -229,9 +236,7 @@ fn shaping(c: &Common, chat: bool) -> Result<Shaping, ApiError> {
                 .ok_or_else(|| ApiError::bad("logprobs must be an integer from 0 to 20"))?,
         ),
         (Some(_), true) => return Err(ApiError::bad("logprobs must be true or false")),
-        (Some(_), false) => {
-            return Err(ApiError::bad("logprobs must be an integer from 0 to 20"))
-        }
+        (Some(_), false) => return Err(ApiError::bad("logprobs must be an integer from 0 to 20")),
     };
     if let Some(n) = logprobs.filter(|&n| n > max) {
         return Err(ApiError::bad(format!(
@@ -247,6 +252,91 @@ fn shaping(c: &Common, chat: bool) -> Result<Shaping, ApiError> {
         grammar,
         ..Default::default()
     })
+}
+
+/// Requires an API key on every endpoint `--public` does not open, when the server has keys;
+/// the caller goes to the handlers as a request extension. No key or an unknown one is 401.
+pub async fn authenticate(
+    State(state): State<Arc<AppState>>,
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let Some(keys) = &state.keys else {
+        return next.run(req).await;
+    };
+    let path = req.uri().path();
+    if super::auth::group_of(path).is_some_and(|g| state.public.iter().any(|p| p == g)) {
+        return next.run(req).await;
+    }
+    let bearer = req
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let caller = match bearer {
+        Some(k) if !k.is_empty() => keys.caller(k),
+        _ => {
+            return unauthorized("this endpoint needs an API key: Authorization: Bearer KEY");
+        }
+    };
+    match caller {
+        Some(c) => {
+            req.extensions_mut().insert(c);
+            next.run(req).await
+        }
+        None => unauthorized("the API key is not valid"),
+    }
+}
+
+fn unauthorized(message: &str) -> Response {
+    let mut r = ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "invalid_request_error",
+        "invalid_api_key",
+        message,
+    )
+    .into_response();
+    r.headers_mut()
+        .insert("www-authenticate", HeaderValue::from_static("Bearer"));
+    r
+}
+
+/// The caller's place among its key's running requests, and its token budget: 429 past
+/// either.
+fn admit(
+    caller: Option<&Arc<Caller>>,
+) -> Result<Option<(Arc<Caller>, tokio::sync::OwnedSemaphorePermit)>, ApiError> {
+    let Some(c) = caller else { return Ok(None) };
+    let limited = |msg: String, after: u64| {
+        let mut e = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limit_error",
+            "rate_limit_exceeded",
+            msg,
+        );
+        e.retry_after = Some(after);
+        e
+    };
+    if let Err(wait) = c.admit() {
+        return Err(limited(
+            format!(
+                "key {:?}: tokens per minute used up; retry in {wait} s",
+                c.name
+            ),
+            wait,
+        ));
+    }
+    let permit = c.running.clone().try_acquire_owned().map_err(|_| {
+        limited(
+            format!(
+                "key {:?}: {} requests are already running (its limit); retry later",
+                c.name, c.max_concurrent
+            ),
+            1,
+        )
+    })?;
+    Ok(Some((c.clone(), permit)))
 }
 
 /// Reads the whole request body before the handler runs, within `timeout` from the first byte
@@ -352,7 +442,10 @@ fn prompt_bytes(p: &Prompt) -> usize {
                     .iter()
                     .map(|c| c.id.len() + c.name.len() + c.arguments.len())
                     .sum();
-                m.role.len() + m.content.len() + calls + m.tool_call_id.as_ref().map_or(0, String::len)
+                m.role.len()
+                    + m.content.len()
+                    + calls
+                    + m.tool_call_id.as_ref().map_or(0, String::len)
             })
             .sum(),
     }
@@ -532,6 +625,7 @@ fn enqueue(
     state: &AppState,
     p: Prepared,
     id: String,
+    caller: Option<Arc<Caller>>,
 ) -> Result<UnboundedReceiver<Update>, ApiError> {
     let (tx, rx) = unbounded_channel();
     let mut slot = p.slot;
@@ -542,6 +636,7 @@ fn enqueue(
         constraint: p.constraint,
         updates: tx,
         enqueued: Instant::now(),
+        caller,
     };
     if state.jobs.send(job).is_err() {
         return Err(ApiError::new(
@@ -557,9 +652,11 @@ fn enqueue(
 
 pub async fn completions(
     State(state): State<Arc<AppState>>,
+    caller: Option<axum::Extension<Arc<Caller>>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let res = async {
+        let caller = admit(caller.as_deref())?;
         let b: CompletionBody = parse_body(body)?;
         let prompt = match &b.prompt {
             Value::String(s) => s.clone(),
@@ -576,16 +673,18 @@ pub async fn completions(
         let shape = shaping(&b.common, false)?;
         let p = build(&state, prompt, &b.common, false, &shape).await?;
         let stream = b.common.stream.unwrap_or(false);
-        respond(&state, p, &shape, stream, false).await
+        respond(&state, p, &shape, stream, false, caller).await
     };
     counted(&state, res.await)
 }
 
 pub async fn chat_completions(
     State(state): State<Arc<AppState>>,
+    caller: Option<axum::Extension<Arc<Caller>>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let res = async {
+        let caller = admit(caller.as_deref())?;
         let b: ChatBody = parse_body(body)?;
         if b.messages.is_empty() {
             return Err(ApiError::bad("messages must not be empty"));
@@ -603,7 +702,7 @@ pub async fn chat_completions(
         }
         let p = build(&state, Prompt::Chat(msgs), &b.common, true, &shape).await?;
         let stream = b.common.stream.unwrap_or(false);
-        respond(&state, p, &shape, stream, true).await
+        respond(&state, p, &shape, stream, true, caller).await
     };
     counted(&state, res.await)
 }
@@ -617,20 +716,19 @@ fn tool_shaping(
     shape: &mut Shaping,
 ) -> Result<(), ApiError> {
     let template = state.shared.engine.chat_template.as_ref();
-    let style = match template.map(|t| (t.supports_tools(), t.tool_call_style())) {
-        Some((true, Some(style))) => style,
-        Some((true, None)) => {
-            return Err(ApiError::bad(
+    let style =
+        match template.map(|t| (t.supports_tools(), t.tool_call_style())) {
+            Some((true, Some(style))) => style,
+            Some((true, None)) => return Err(ApiError::bad(
                 "this model's chat template renders tools, but in a tool-call convention sworn \
                  does not know (it knows Hermes <tool_call> tags and Llama 3 JSON)",
-            ))
-        }
-        _ => {
-            return Err(ApiError::bad(
-                "this model's chat template does not render tools",
-            ))
-        }
-    };
+            )),
+            _ => {
+                return Err(ApiError::bad(
+                    "this model's chat template does not render tools",
+                ))
+            }
+        };
     let (parsed, canonical) = structured::parse_tools(tools).map_err(ApiError::bad)?;
     let choice = structured::parse_tool_choice(choice, &parsed).map_err(ApiError::bad)?;
     if let Some(g) =
@@ -683,10 +781,14 @@ async fn respond(
     shape: &Shaping,
     stream: bool,
     chat: bool,
+    caller: Option<(Arc<Caller>, tokio::sync::OwnedSemaphorePermit)>,
 ) -> Result<Response, ApiError> {
     let id = request_id(chat);
     let n_prompt = p.tokens.len();
-    let mut rx = enqueue(state, p, id.clone())?;
+    // The key's place among its running requests is held until the response is delivered (a
+    // stream's, until it ends or its client goes away).
+    let (caller, permit) = caller.unzip();
+    let mut rx = enqueue(state, p, id.clone(), caller)?;
     let created = now_ms() / 1000;
     let model = state.model_id.clone();
     let mut headers = HeaderMap::new();
@@ -735,6 +837,7 @@ async fn respond(
             )
         })??;
         let t = done;
+        drop(permit);
         let n_out = t.output.tokens.len();
         let body = json!({
             "id": id, "object": if chat { "chat.completion" } else { "text_completion" },
@@ -764,6 +867,7 @@ async fn respond(
     let mut first = chat;
     let mut offset = 0usize;
     let events = updates.filter_map(move |u| -> Option<Result<SseEvent, Infallible>> {
+        let _held = &permit;
         let event = |choice: Value, extra: Option<(Value, Value)>| {
             let mut v = json!({"id": id, "object": object, "created": created, "model": model, "choices": [choice]});
             if let Some((usage, att)) = extra {
@@ -890,9 +994,48 @@ fn error_event(message: &str) -> SseEvent {
         .data(json!({"error": {"message": message, "type": "server_error"}}).to_string())
 }
 
-pub async fn attestation(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
+/// With API keys, a transcript is read only by the key whose request made it: to any other key
+/// it does not exist (404, as for an unknown id, so that ids cannot be probed).
+fn readable_by(state: &AppState, id: &str, caller: Option<&Arc<Caller>>) -> Result<bool, ApiError> {
+    if state.keys.is_none() {
+        return Ok(true);
+    }
+    let owner = state.shared.store.owner(id).map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "store",
+            e.to_string(),
+        )
+    })?;
+    Ok(match (owner, caller) {
+        (Some(Some(o)), Some(c)) => o == c.name,
+        _ => false,
+    })
+}
+
+fn not_found(id: &str) -> Response {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "invalid_request_error",
+        "not_found",
+        format!("no transcript {id}"),
+    )
+    .into_response()
+}
+
+pub async fn attestation(
+    State(state): State<Arc<AppState>>,
+    caller: Option<axum::Extension<Arc<Caller>>>,
+    Path(id): Path<String>,
+) -> Response {
     if id.len() > 128 || !id.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-') {
         return ApiError::bad("malformed transcript id").into_response();
+    }
+    match readable_by(&state, &id, caller.as_deref()) {
+        Ok(true) => {}
+        Ok(false) => return not_found(&id),
+        Err(e) => return e.into_response(),
     }
     let store = &state.shared.store;
     let found = if state.attestations_by_digest {
@@ -923,11 +1066,17 @@ pub async fn attestation(State(state): State<Arc<AppState>>, Path(id): Path<Stri
 /// on-chain log (the bundle `sworn verify --rpc` checks), once `sworn anchor` has anchored it.
 pub async fn attestation_proof(
     State(state): State<Arc<AppState>>,
+    caller: Option<axum::Extension<Arc<Caller>>>,
     Path(id): Path<String>,
 ) -> Response {
     use crate::chain::onchain::{proof_from_store, ProofError};
     if id.len() > 128 || !id.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-') {
         return ApiError::bad("malformed transcript id").into_response();
+    }
+    match readable_by(&state, &id, caller.as_deref()) {
+        Ok(true) => {}
+        Ok(false) => return not_found(&id),
+        Err(e) => return e.into_response(),
     }
     let by_digest = state.attestations_by_digest;
     let res = tokio::task::spawn_blocking(move || {

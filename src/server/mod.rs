@@ -7,6 +7,7 @@
 
 pub mod anchor_log;
 pub mod api;
+pub mod auth;
 pub mod logprobs;
 pub mod metrics;
 pub mod scheduler;
@@ -90,6 +91,10 @@ pub struct Config {
     pub attestations_by_digest: bool,
     /// The verify page's folder (`scripts/build-web.sh`), served at `/verify/`.
     pub verify_dir: Option<PathBuf>,
+    /// API keys (`--api-keys`); without them the server serves loopback only.
+    pub keys: Option<auth::ApiKeys>,
+    /// Endpoint groups open without a key (`--public`), when keys are required.
+    pub public: Vec<String>,
 }
 
 /// Periodic anchoring by the server itself: what `sworn anchor` does, every `every`.
@@ -111,6 +116,10 @@ pub struct AppState {
     pub attestations_by_digest: bool,
     /// The verify page's folder (`--verify-dir`), served at `/verify/`.
     pub verify_dir: Option<PathBuf>,
+    /// API keys, when required.
+    pub keys: Option<auth::ApiKeys>,
+    /// Endpoint groups open without a key.
+    pub public: Vec<String>,
 }
 
 /// The name clients use for the model: the file name without `.gguf`, lowercased.
@@ -137,6 +146,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(api::healthz))
         .route("/metrics", get(api::metrics))
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            api::authenticate,
+        ))
         .layer(axum::middleware::from_fn(
             move |req: axum::extract::Request, next: axum::middleware::Next| {
                 api::read_body_in_time(req, next, max_body, body_timeout)
@@ -147,6 +160,13 @@ pub fn router(state: Arc<AppState>) -> Router {
 
 /// Runs the server until SIGTERM or Ctrl-C.
 pub async fn serve(cfg: Config) -> Result<()> {
+    if cfg.keys.is_none() && !cfg.listen.ip().is_loopback() {
+        anyhow::bail!(
+            "--listen {}: without --api-keys the server serves this machine only (loopback); \
+             give it --api-keys FILE (sworn api-key add) to serve others",
+            cfg.listen
+        );
+    }
     store::private_dir(&cfg.data_dir)?;
     let store = store::Store::open(&cfg.data_dir.join("sworn.db"))?;
     let opts = EngineOptions {
@@ -204,12 +224,25 @@ pub async fn serve(cfg: Config) -> Result<()> {
         tokenizers: Arc::new(tokio::sync::Semaphore::new(tokenizers)),
         attestations_by_digest: cfg.attestations_by_digest,
         verify_dir: cfg.verify_dir.clone(),
+        keys: cfg.keys,
+        public: cfg.public,
     });
     let anchoring = anchoring.map(|p| spawn_anchoring(p, shared.clone()));
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .with_context(|| format!("binding {}", cfg.listen))?;
     tracing::info!(addr = %listener.local_addr()?, model = %state.model_id, "serving");
+    match &state.keys {
+        None => eprintln!("sworn: no --api-keys: serving loopback only, to anyone on this machine"),
+        Some(_) => eprintln!(
+            "sworn: API keys required (public without a key: {})",
+            if state.public.is_empty() {
+                "nothing".to_string()
+            } else {
+                state.public.join(", ")
+            }
+        ),
+    }
     eprintln!(
         "sworn: serving {} on http://{}",
         state.model_id,

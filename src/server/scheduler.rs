@@ -15,6 +15,8 @@ use sworn_engine::commit::ModelManifest;
 use sworn_engine::{Engine, Request};
 use tokio::sync::mpsc::UnboundedSender;
 
+use super::auth::Caller;
+
 use super::metrics::Metrics;
 use super::store::Store;
 use crate::attestation::{now_ms, sign_completion};
@@ -49,6 +51,8 @@ pub struct Job {
     pub constraint: Option<sworn_engine::grammar::Constraint>,
     pub updates: UnboundedSender<Update>,
     pub enqueued: Instant,
+    /// The API key whose request this is: charged its tokens, and owner of its transcript.
+    pub caller: Option<Arc<Caller>>,
 }
 
 /// What the scheduler shares with the HTTP side.
@@ -73,6 +77,7 @@ struct Live {
     req: Request,
     updates: UnboundedSender<Update>,
     enqueued: Instant,
+    caller: Option<Arc<Caller>>,
 }
 
 /// Runs until `jobs` is closed and every accepted request has finished.
@@ -107,6 +112,7 @@ pub fn run(shared: Arc<Shared>, jobs: Receiver<Job>) {
                     req: job.req,
                     updates: job.updates,
                     enqueued: job.enqueued,
+                    caller: job.caller,
                 }),
                 Err(e) => {
                     shared.in_flight.fetch_sub(1, Ordering::Relaxed);
@@ -181,6 +187,11 @@ pub fn run(shared: Arc<Shared>, jobs: Receiver<Job>) {
     tracing::info!("scheduler stopped");
 }
 
+/// Prompt plus completion tokens: what a key's token rate is charged.
+fn c_tokens(t: &Transcript) -> usize {
+    t.request.prompt_tokens.len() + t.output.tokens.len()
+}
+
 /// Signs and durably stores a finished completion, then replies.
 fn finish(shared: &Shared, l: Live, c: sworn_engine::Completion) {
     shared.in_flight.fetch_sub(1, Ordering::Relaxed);
@@ -192,7 +203,11 @@ fn finish(shared: &Shared, l: Live, c: sworn_engine::Completion) {
         &shared.key,
         shared.binding.as_ref(),
     );
-    match shared.store.put(&l.name, &t, now_ms()) {
+    let owner = l.caller.as_ref().map(|c| c.name.as_str());
+    if let Some(c) = &l.caller {
+        c.charge(c_tokens(&t) as u64);
+    }
+    match shared.store.put_owned(&l.name, &t, now_ms(), owner) {
         Ok(()) => {
             shared.metrics.completed.inc();
             shared

@@ -56,6 +56,9 @@ pub const MIGRATIONS: &[&str] = &[
     // it names (`docs/anchoring.md` 1.1).
     "ALTER TABLE transcripts ADD COLUMN binding TEXT;
     CREATE INDEX transcripts_binding ON transcripts (binding);",
+    // v4: the API key whose request made each transcript (its name in `--api-keys`; NULL when
+    // the server ran without keys): only that key reads it back over HTTP.
+    "ALTER TABLE transcripts ADD COLUMN owner TEXT;",
 ];
 
 /// The `binding` column's form of an operator binding: `chain_id:0xregistry:0xoperator`, hex
@@ -176,13 +179,36 @@ impl Store {
 
     /// Stores a transcript durably under `id`; on disk when this returns.
     pub fn put(&self, id: &str, t: &Transcript, created_ms: u64) -> Result<(), StoreError> {
+        self.put_owned(id, t, created_ms, None)
+    }
+
+    /// [`Store::put`], recording the API key (`owner`) whose request made it.
+    pub fn put_owned(
+        &self,
+        id: &str,
+        t: &Transcript,
+        created_ms: u64,
+        owner: Option<&str>,
+    ) -> Result<(), StoreError> {
         let digest = sworn_attest::hexser::encode(&t.digest());
         let binding = t.meta.operator.as_ref().map(binding_key);
         self.conn().execute(
-            "INSERT INTO transcripts (id, digest, created_ms, encoded, binding) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![id, digest, created_ms as i64, t.encode(), binding],
+            "INSERT INTO transcripts (id, digest, created_ms, encoded, binding, owner) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![id, digest, created_ms as i64, t.encode(), binding, owner],
         )?;
         Ok(())
+    }
+
+    /// The API key that made the transcript stored under `id` (`Some(None)`: made without keys).
+    pub fn owner(&self, id: &str) -> Result<Option<Option<String>>, StoreError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT owner FROM transcripts WHERE id = ?1 OR digest = ?1 LIMIT 1",
+                params![id],
+                |r| r.get::<_, Option<String>>(0),
+            )
+            .optional()?)
     }
 
     /// The transcript stored under this request id.

@@ -237,7 +237,10 @@ pub fn parse_tool_calls(style: ToolCallStyle, text: &str) -> (Option<String>, Ve
 /// The id of call `index` of the completion with transcript digest `digest`: derived, so that
 /// anyone holding the transcript derives the same ids.
 pub fn call_id(digest: &[u8; 32], index: usize) -> String {
-    format!("call_{}_{index}", &sworn_attest::hexser::encode(digest)[..24])
+    format!(
+        "call_{}_{index}",
+        &sworn_attest::hexser::encode(digest)[..24]
+    )
 }
 
 #[cfg(test)]
@@ -245,9 +248,11 @@ mod tests {
     use super::*;
 
     fn weather() -> Vec<Value> {
-        vec![json!({"type": "function", "function": {"name": "get_weather",
+        vec![
+            json!({"type": "function", "function": {"name": "get_weather",
             "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
-                           "required": ["city"], "additionalProperties": false}}})]
+                           "required": ["city"], "additionalProperties": false}}}),
+        ]
     }
 
     #[test]
@@ -291,7 +296,8 @@ mod tests {
                 arguments: r#"{"city":"Paris"}"#.into()
             }]
         );
-        let (content, calls) = parse_tool_calls(ToolCallStyle::Hermes, "<tool_call>\nnot json\n</tool_call>");
+        let (content, calls) =
+            parse_tool_calls(ToolCallStyle::Hermes, "<tool_call>\nnot json\n</tool_call>");
         assert!(calls.is_empty());
         assert!(content.unwrap().contains("not json"));
         let (content, calls) = parse_tool_calls(
@@ -306,7 +312,10 @@ mod tests {
 
     #[test]
     fn response_formats() {
-        assert_eq!(response_format_grammar(&json!({"type": "text"})).unwrap(), None);
+        assert_eq!(
+            response_format_grammar(&json!({"type": "text"})).unwrap(),
+            None
+        );
         let g = response_format_grammar(&json!({"type": "json_object"}))
             .unwrap()
             .unwrap();
