@@ -515,6 +515,25 @@ fn python_with_openai() -> Option<String> {
     None
 }
 
+/// Runs tests/openai_client.py in `mode` against `base`; one JSON object per call it made.
+fn openai_client(py: &str, base: &str, mode: &str) -> Vec<Value> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/openai_client.py");
+    let out = Command::new(py)
+        .args([script, base, mode])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
 #[test]
 fn official_openai_client_works_and_its_attestations_check_out() {
     let Some(model) = require_model("official_openai_client_works") else {
@@ -526,13 +545,7 @@ fn official_openai_client_works_and_its_attestations_check_out() {
     let dir = data_dir("openai");
     let srv = start(&model, &dir, &[]);
     let key = operator_key(&srv.base);
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/openai_client.py");
-    let out = Command::new(py).args([script, &srv.base]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let results = openai_client(&py, &srv.base, "basic");
     let engine = Engine::load(
         &model,
         &EngineOptions {
@@ -542,11 +555,6 @@ fn official_openai_client_works_and_its_attestations_check_out() {
     )
     .unwrap();
     let manifest = sworn_engine::commit::manifest(&model).unwrap();
-    let results: Vec<Value> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
     assert_eq!(results.len(), 9);
     for r in &results {
         let t = Transcript::from_json(&r["attestation"].to_string(), Default::default()).unwrap();
@@ -674,23 +682,9 @@ fn tool_calls_round_trip_with_the_openai_client() {
     .unwrap();
     let srv = start(&model, &dir.join("data"), &[]);
     let key = operator_key(&srv.base);
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/openai_client.py");
-    let out = Command::new(py)
-        .args([script, &srv.base, "tools"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let results = openai_client(&py, &srv.base, "tools");
     let engine = Engine::load(&model, &EngineOptions::default()).unwrap();
     let manifest = sworn_engine::commit::manifest(&model).unwrap();
-    let results: Vec<Value> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
     assert_eq!(results.len(), 3);
     let mut transcripts = Vec::new();
     for r in &results {
