@@ -146,14 +146,15 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(api::healthz))
         .route("/metrics", get(api::metrics))
         .layer(DefaultBodyLimit::max(max_body))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            api::authenticate,
-        ))
         .layer(axum::middleware::from_fn(
             move |req: axum::extract::Request, next: axum::middleware::Next| {
                 api::read_body_in_time(req, next, max_body, body_timeout)
             },
+        ))
+        // Outermost: a caller without a valid key is refused before its body is read.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            api::authenticate,
         ))
         .with_state(state)
 }
