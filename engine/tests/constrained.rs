@@ -6,10 +6,11 @@ use sworn_engine::logprobs::step_logprobs;
 use sworn_engine::synthetic::{write_model, SyntheticSpec};
 use sworn_engine::{Engine, EngineOptions, FinishReason, Prompt, Request, SamplingParams};
 
-fn engine() -> Engine {
+/// The synthetic model, written under `name` (each test its own file: tests run in parallel).
+fn engine(name: &str) -> Engine {
     let dir = std::env::temp_dir().join(format!("sworn-constrained-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let p = dir.join("tiny.gguf");
+    let p = dir.join(format!("{name}.gguf"));
     write_model(&p, &SyntheticSpec::default()).unwrap();
     Engine::load(
         &p,
@@ -51,7 +52,7 @@ fn request(seed: u64, grammar: bool, logprobs: Option<u8>) -> Request {
 
 #[test]
 fn outputs_keep_to_their_grammar_and_only_with_it() {
-    let e = engine();
+    let e = engine("grammar");
     let mut unconstrained_matches = 0;
     for seed in 0..8 {
         let c = e.generate(&request(seed, true, None)).unwrap();
@@ -73,7 +74,7 @@ fn outputs_keep_to_their_grammar_and_only_with_it() {
 
 #[test]
 fn masks_and_logprobs_are_batch_invariant_and_recomputable() {
-    let e = engine();
+    let e = engine("batch");
     let reqs = vec![
         request(3, true, Some(4)),
         request(4, false, Some(0)),
