@@ -5,6 +5,8 @@
 # tampered ones are refused with their reason, a SmolLM2 and a Gemma 3 vector are replayed with
 # their model files bit for bit, and one against the wrong model is a mismatch
 # (web/test/verify-page.mjs, which prints the browser's replay times).
+# Then the chat page at / against a real `sworn serve` on SmolLM2 (web/test/chat-page.mjs): a
+# question is answered and shows "Verified", a tampered attestation and an altered answer show why not.
 #
 # Installs what it needs: Chromium (apt-get, pinned; Debian replaces superseded Chromium builds
 # in its archive with each security update, so when the pinned build is gone the current one is
@@ -34,3 +36,8 @@ if [ ! -d web/test/node_modules/puppeteer-core ]; then
     (cd web/test && npm ci --no-audit --no-fund)
 fi
 node web/test/verify-page.mjs "$dist" "$model" "$gemma" "$(command -v chromium)"
+# The chat page at / (served by `sworn serve`, verifying in the browser with this build).
+cargo build --quiet --locked --bin sworn
+target_dir="$(cargo metadata --format-version 1 --no-deps --locked |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
+node web/test/chat-page.mjs "$target_dir/debug/sworn" "$dist" "$model" "$(command -v chromium)"

@@ -196,8 +196,8 @@ struct ServeArgs {
     #[arg(long)]
     api_keys: Option<PathBuf>,
     /// With --api-keys, the endpoint groups open without a key, comma-separated, from
-    /// healthz, operator, metrics, models, verify ("" for none).
-    #[arg(long, default_value = "healthz,operator,verify")]
+    /// healthz, operator, metrics, models, verify, chat ("" for none).
+    #[arg(long, default_value = "healthz,operator,verify,chat")]
     public: String,
     /// Serve the verify page (a folder built by scripts/build-web.sh) at /verify/.
     #[arg(long, env = "SWORN_VERIFY_DIR")]

@@ -197,9 +197,10 @@ fn write_private(path: &Path, text: &str) -> Result<()> {
 }
 
 /// Endpoint groups that `--public` may open to callers without a key.
-pub const PUBLIC_GROUPS: &[&str] = &["healthz", "operator", "metrics", "models", "verify"];
-/// Open by default when keys are required: liveness, the operator's public key, the verify page.
-pub const DEFAULT_PUBLIC: &[&str] = &["healthz", "operator", "verify"];
+pub const PUBLIC_GROUPS: &[&str] = &["healthz", "operator", "metrics", "models", "verify", "chat"];
+/// Open by default when keys are required: liveness, the operator's public key, the verify and
+/// chat pages (static files: the chat page's requests still need a key).
+pub const DEFAULT_PUBLIC: &[&str] = &["healthz", "operator", "verify", "chat"];
 
 /// The group a path belongs to, if it is one `--public` can open.
 pub fn group_of(path: &str) -> Option<&'static str> {
@@ -209,6 +210,7 @@ pub fn group_of(path: &str) -> Option<&'static str> {
         "/metrics" => Some("metrics"),
         "/v1/models" => Some("models"),
         p if p == "/verify" || p.starts_with("/verify/") => Some("verify"),
+        "/" | "/chat.js" => Some("chat"),
         _ => None,
     }
 }

@@ -8,6 +8,7 @@
 pub mod anchor_log;
 pub mod api;
 pub mod auth;
+pub mod chat_page;
 pub mod logprobs;
 pub mod metrics;
 pub mod scheduler;
@@ -140,6 +141,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/attestations/{id}", get(api::attestation))
         .route("/v1/attestations/{id}/proof", get(api::attestation_proof))
         .route("/v1/operator", get(api::operator))
+        .route("/", get(chat_page::index))
+        .route("/chat.js", get(chat_page::script))
         .route("/verify", get(verify_page::redirect))
         .route("/verify/", get(verify_page::index))
         .route("/verify/{file}", get(verify_page::file))

@@ -1,6 +1,7 @@
 // Runs the sworn-web module off the page's thread, so that a replay (seconds to minutes) keeps
 // the page responsive and its progress bar moving. Messages in: {kind: "verify" | "replay",
-// transcript, key?, model?}; out: {kind: "verified" | "progress" | "replayed" | "failed", ...}.
+// transcript, key?, model?, check?}; out (with the message's `check`, for a caller that has
+// several in flight): {kind: "verified" | "progress" | "replayed" | "failed", ...}.
 import init, { verify, replay } from "./sworn_web.js";
 
 const ready = init();
@@ -11,7 +12,7 @@ self.onmessage = async (event) => {
     await ready;
     if (m.kind === "verify") {
       const result = JSON.parse(verify(new Uint8Array(m.transcript), m.key));
-      self.postMessage({ kind: "verified", result });
+      self.postMessage({ kind: "verified", check: m.check, result });
     } else if (m.kind === "replay") {
       const start = performance.now();
       const progress = (stage, done, total) =>
@@ -23,6 +24,6 @@ self.onmessage = async (event) => {
       self.postMessage({ kind: "replayed", result });
     }
   } catch (e) {
-    self.postMessage({ kind: "failed", reason: String(e && e.message ? e.message : e) });
+    self.postMessage({ kind: "failed", check: m.check, reason: String(e && e.message ? e.message : e) });
   }
 };
