@@ -1259,8 +1259,11 @@ fn api_keys_authenticate_limit_and_own_their_attestations() {
         Some(&ask(4)),
     );
     assert_eq!(s, 401);
-    // Public by default: healthz, operator, verify; not metrics or models.
+    // Public by default: healthz, operator, verify and the chat page; not metrics or models.
     assert_eq!(authed("GET", b, "/healthz", None, None).0, 200);
+    let (s, _, page) = authed("GET", b, "/", None, None);
+    assert!(s == 200 && page.contains("chat.js"), "{s} {page}");
+    assert_eq!(authed("GET", b, "/chat.js", None, None).0, 200);
     assert_eq!(authed("GET", b, "/v1/operator", None, None).0, 200);
     assert_eq!(authed("GET", b, "/metrics", None, None).0, 401);
     assert_eq!(authed("GET", b, "/v1/models", None, None).0, 401);
