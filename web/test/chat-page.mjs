@@ -13,7 +13,7 @@ import { spawn } from "node:child_process";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import puppeteer from "puppeteer-core";
+import { check, finish, launch } from "./checks.mjs";
 
 const [bin, dist, model, chromium = "/usr/bin/chromium"] = process.argv.slice(2);
 if (!bin || !dist || !model) {
@@ -34,19 +34,7 @@ const base = await new Promise((ok, fail) => {
   server.on("exit", (code) => fail(new Error(`sworn serve exited (${code}):\n${err}`)));
 });
 
-const browser = await puppeteer.launch({
-  executablePath: chromium,
-  headless: true,
-  args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run"],
-});
-let passed = 0;
-let failed = 0;
-function check(what, ok, detail) {
-  if (ok) passed++;
-  else failed++;
-  console.log(`${ok ? "ok  " : "FAIL"} ${what}${detail ? `: ${detail}` : ""}`);
-}
+const browser = await launch(chromium);
 
 /** Opens the page; `alter(url, body)`, if given, rewrites the server's answers on the wire. */
 async function open(alter) {
@@ -115,8 +103,7 @@ try {
   const tampered = await open((path, body) => {
     if (!path.startsWith("/v1/attestations/")) return body;
     const at = body.indexOf('"text":', body.indexOf('"output":'));
-    const end = body.indexOf('"', body.indexOf('"', at + 7) + 1);
-    let close = end;
+    let close = body.indexOf('"', at + 8); // the value's closing quote, past escaped ones
     while (body[close - 1] === "\\") close = body.indexOf('"', close + 1);
     return `${body.slice(0, at)}"text":"Rome, of course.${body.slice(close)}`;
   });
@@ -142,5 +129,4 @@ try {
   await browser.close();
   server.kill("SIGTERM");
 }
-console.log(`${passed} passed, ${failed} failed`);
-process.exit(failed ? 1 : 0);
+finish();

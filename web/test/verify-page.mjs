@@ -12,7 +12,7 @@ import { createServer } from "node:http";
 import { readFile, writeFile, mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { extname, join, resolve } from "node:path";
-import puppeteer from "puppeteer-core";
+import { check, finish, launch } from "./checks.mjs";
 
 const [dist, model, gemma, chromium = "/usr/bin/chromium"] = process.argv.slice(2);
 if (!dist || !model || !gemma) {
@@ -38,18 +38,7 @@ const server = createServer(async (req, res) => {
 await new Promise((ok) => server.listen(0, "127.0.0.1", ok));
 const url = `http://127.0.0.1:${server.address().port}/index.html`;
 
-const browser = await puppeteer.launch({
-  executablePath: chromium,
-  headless: true,
-  args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
-});
-let passed = 0;
-let failed = 0;
-function check(what, ok, detail) {
-  if (ok) passed++;
-  else failed++;
-  console.log(`${ok ? "ok  " : "FAIL"} ${what}${detail ? `: ${detail}` : ""}`);
-}
+const browser = await launch(chromium);
 
 const key = await readFile(join(vectors, "operator.pub.json"), "utf8");
 const tmp = await mkdtemp(join(tmpdir(), "sworn-page-"));
@@ -144,5 +133,4 @@ try {
   await browser.close();
   server.close();
 }
-console.log(`${passed} passed, ${failed} failed`);
-process.exit(failed === 0 ? 0 : 1);
+finish();

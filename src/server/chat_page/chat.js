@@ -1,14 +1,15 @@
 // The chat page's controller (`sworn serve` serves it at /, with no build step). It streams an
 // answer from /v1/chat/completions, then fetches the answer's signed transcript (by the id in
 // the x-sworn-transcript-id header, from /v1/attestations) and checks it in the browser, with
-// the WebAssembly verifier of the verify page (/verify/worker.js, installed by `sworn serve --verify-dir`): Ed25519 signature
-// by the operator key from /v1/operator, consistency, and that the text shown is the signed text.
+// the WebAssembly verifier of the verify page (/verify/worker.js, installed by `sworn serve
+// --verify-dir`): Ed25519 signature by the operator key from /v1/operator, consistency, and that
+// the text shown is the signed text.
 // Nothing is verified by the server on the page's behalf: without the verifier the page says so.
 const $ = (id) => document.getElementById(id);
 const history = []; // {role, content} of the finished turns, sent with each question
 let operatorKey = null;
 let verifier = null; // the worker, once it loaded
-let pending = new Map(); // verification number -> resolve
+const pending = new Map(); // verification number -> resolve
 let nextCheck = 0;
 
 $("api-key").value = sessionStorage.getItem("sworn-api-key") || "";
