@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # sworn's test command: fetches the default model and Gemma 3 270M (cached, SHA-256 checked; Gemma's
 # vocabulary tests the SentencePiece-style tokenizer), the pinned official
-# OpenAI Python client (in a cached virtualenv) and the pinned anvil node (npm, contracts/), then
-# runs every test of the workspace with all three required, so that no real-model, client or
-# chain test can silently skip.
+# OpenAI Python client (in a cached virtualenv) and the pinned anvil node (npm, contracts/),
+# starts a throwaway PostgreSQL server (scripts/postgres.sh: Debian's, on a loopback port), then
+# runs every test of the workspace with all of them required, so that no real-model, client,
+# chain or PostgreSQL test can silently skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cache="${SWORN_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/sworn}"
@@ -21,4 +22,8 @@ if [ ! -x "$anvil" ]; then
 fi
 export SWORN_MODEL="$model" SWORN_GEMMA="$gemma" SWORN_REQUIRE_MODEL=1 SWORN_PYTHON="$venv/bin/python"
 export SWORN_ANVIL="$anvil" SWORN_REQUIRE_ANVIL=1
+pgdir="$(mktemp -d -u "${TMPDIR:-/tmp}/sworn-pg.XXXXXX")"
+trap 'scripts/postgres.sh stop "$pgdir"' EXIT
+SWORN_TEST_POSTGRES="$(scripts/postgres.sh start "$pgdir")"
+export SWORN_TEST_POSTGRES SWORN_REQUIRE_POSTGRES=1
 cargo test --workspace --locked "$@"

@@ -153,9 +153,14 @@ struct ServeArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: std::net::SocketAddr,
-    /// Where the transcript store lives [default: DATA_DIR].
+    /// The data directory: operator key, registration, and the default store [default: DATA_DIR].
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// The transcript store [default: DATA_DIR/sworn.db]: postgres://USER@HOST:PORT/DATABASE
+    /// for one store shared by several replicas (docs/deploy.md), or sqlite:PATH. Prefer the
+    /// environment variable for a URL holding a password (the command line is visible to ps).
+    #[arg(long, env = "SWORN_STORE", hide_env_values = true)]
+    store: Option<String>,
     /// Kernel threads [default: all cores].
     #[arg(long)]
     threads: Option<usize>,
@@ -988,7 +993,9 @@ fn serve(a: ServeArgs) -> Result<i32> {
     }
     let key = signing_key(a.key)?;
     let data_dir = a.data_dir.unwrap_or_else(data_dir);
+    let store = sworn::server::store::Location::parse(a.store.as_deref(), &data_dir)?;
     let cfg = sworn::server::Config {
+        store,
         binding: attestation::load_binding(&data_dir, &key.public())?,
         key,
         model,

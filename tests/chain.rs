@@ -1038,3 +1038,205 @@ fn the_server_anchors_its_transcripts_itself() {
         assert!(out.contains("valid: anchored"), "{out}");
     }
 }
+
+/// The server's Prometheus text.
+fn metrics(base: &str) -> String {
+    let (status, body, _) = http("GET", &format!("{base}/metrics"), None);
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+/// The value of metric `name` (a counter or gauge) on the server at `base`.
+fn metric(base: &str, name: &str) -> u64 {
+    let m = metrics(base);
+    m.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {m}"))
+}
+
+/// Waits until metric `name` of the server at `base` is at least `n`.
+fn wait_for_metric(base: &str, name: &str, n: u64, within: Duration) {
+    let deadline = Instant::now() + within;
+    while metric(base, name) < n {
+        assert!(
+            Instant::now() < deadline,
+            "{base}: {name} < {n} after {within:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A completion from `base`: its request id and the attestation it carried, or `None` when the
+/// server could not be reached or did not answer (it was killed).
+fn try_complete(base: &str, prompt: &str, seed: u64) -> Option<(String, Value)> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .into();
+    let body = json!({"prompt": prompt, "max_tokens": 4, "seed": seed});
+    let mut r = agent
+        .post(&format!("{base}/v1/completions"))
+        .send_json(&body)
+        .ok()?;
+    let status = r.status().as_u16();
+    let id = r
+        .headers()
+        .get("x-sworn-transcript-id")
+        .and_then(|v| v.to_str().ok())
+        .map(String::from);
+    let v: Value = r.body_mut().read_json().ok()?;
+    assert_eq!(status, 200, "{v}");
+    Some((id.expect("a transcript id"), v["sworn_attestation"].clone()))
+}
+
+/// Replicas on one PostgreSQL store (docs/deploy.md): clients spread over two `sworn serve`
+/// processes sharing `--store postgres://…`; exactly one anchors; it is SIGKILLed under load;
+/// the other takes over anchoring on the chain, and every attestation any client received is
+/// served, unchanged, by the survivor, and anchored.
+#[test]
+fn replicas_on_postgres_hand_over_anchoring_when_the_anchoring_one_dies() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+    let Some(model) = require_model("replicas on PostgreSQL") else {
+        return;
+    };
+    let Some(anvil) = anvil_bin() else {
+        return;
+    };
+    let Some(pg) = common::require_postgres("replicas on PostgreSQL") else {
+        return;
+    };
+    let store = sworn::server::store::postgres::fresh_database(
+        &pg,
+        &format!("sworn_replicas_{}", std::process::id()),
+    );
+    let (_anvil, url, keys) = start_anvil(&anvil);
+    let (dir_a, dir_b) = (dir("replica-a"), dir("replica-b"));
+    let reg = deploy(&url, &keys, &write_wallet(&dir_a, "deployer", &keys[0]));
+    let op_wallet = write_wallet(&dir_a, "op", &keys[1]);
+    // One operator: both replicas sign with its key and anchor with its wallet.
+    let key = dir_a.join("operator.key");
+    expect(0, &dir_a, &["keygen", "--out", p(&key)]);
+    std::fs::copy(&key, dir_b.join("operator.key")).unwrap();
+    reg.run(
+        0,
+        &dir_a,
+        &["registry", "register", "--bond", "1ether"],
+        &op_wallet,
+    );
+    let auto = [
+        "--store",
+        &store,
+        "--anchor-every",
+        "1",
+        "--rpc",
+        &url,
+        "--registry",
+        &reg.registry,
+        "--wallet",
+        &op_wallet,
+    ];
+    let mut a = serve(&model, &dir_a, &auto);
+    wait_for_metric(&a.base, "sworn_anchoring", 1, Duration::from_secs(30));
+    let b = serve(&model, &dir_b, &auto);
+    // B stands by: A holds the lease.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(metric(&b.base, "sworn_anchoring"), 0);
+
+    // Clients spread over both replicas, until told to stop.
+    let received: Arc<Mutex<Vec<(String, Value)>>> = Arc::default();
+    let (stop, failed) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicUsize::new(0)),
+    );
+    let clients: Vec<_> = (0..4u64)
+        .map(|c| {
+            let bases = [a.base.clone(), b.base.clone()];
+            let (received, stop, failed) = (received.clone(), stop.clone(), failed.clone());
+            std::thread::spawn(move || {
+                let mut i = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let base = &bases[((c + i) % 2) as usize];
+                    match try_complete(base, "Name a colour:", c * 1000 + i) {
+                        Some(r) => received.lock().unwrap().push(r),
+                        None => {
+                            failed.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    i += 1;
+                }
+            })
+        })
+        .collect();
+    let wait_received = |n: usize| {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while received.lock().unwrap().len() < n {
+            assert!(
+                Instant::now() < deadline,
+                "fewer than {n} completions in 120 s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    // Under load, once A has anchored something: kill A (SIGKILL: no shutdown of any kind).
+    wait_received(8);
+    wait_for_metric(
+        &a.base,
+        "sworn_anchored_batches_total",
+        1,
+        Duration::from_secs(30),
+    );
+    a._p.child.kill().unwrap();
+    a._p.child.wait().unwrap();
+    let at_kill = received.lock().unwrap().len();
+    // The survivor takes over anchoring, and goes on serving.
+    wait_for_metric(&b.base, "sworn_anchoring", 1, Duration::from_secs(30));
+    wait_received(at_kill + 6);
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        c.join().unwrap();
+    }
+    assert!(
+        failed.load(Ordering::Relaxed) > 0,
+        "requests to the killed replica failed"
+    );
+    let received = received.lock().unwrap().clone();
+    // Every attestation a client received is served, byte for byte the same, by the survivor,
+    // whichever replica made it; and each gets anchored, those made after A died by B.
+    let mut proved = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    for (id, att) in &received {
+        let (status, body, _) = http("GET", &format!("{}/v1/attestations/{id}", b.base), None);
+        assert_eq!(status, 200, "{id}: {body}");
+        assert_eq!(&json_of(&body), att, "{id} is served as it was received");
+        let bundle = loop {
+            let (status, body, _) = http(
+                "GET",
+                &format!("{}/v1/attestations/{id}/proof", b.base),
+                None,
+            );
+            if status == 200 {
+                break body;
+            }
+            assert_eq!(status, 404, "{body}");
+            assert!(Instant::now() < deadline, "{id} not anchored in time");
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        proved.push((id.clone(), bundle));
+    }
+    let anchored_by_b = metric(&b.base, "sworn_anchored_batches_total");
+    assert!(anchored_by_b >= 1, "B anchored nothing");
+    // The first and the last received verify against the chain.
+    for (id, bundle) in [&proved[0], &proved[proved.len() - 1]] {
+        let f = dir_b.join(format!("{id}.bundle.json"));
+        std::fs::write(&f, bundle).unwrap();
+        let out = reg.verify(0, p(&f));
+        assert!(out.contains("valid: anchored"), "{out}");
+    }
+    eprintln!(
+        "replicas: {} attestations received ({at_kill} before the kill), {} requests failed with A, all served by B and anchored ({anchored_by_b} batches by B)",
+        received.len(),
+        failed.load(Ordering::Relaxed)
+    );
+}

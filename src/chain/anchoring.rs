@@ -13,26 +13,6 @@ use super::client::{lower_hex, Chain, ChainError};
 use crate::server::anchor_log::{BatchRow, RegistryRef};
 use crate::server::store::Store;
 
-/// Takes `DATA_DIR/anchor.lock`: one anchoring run (or one anchoring server) per store at a
-/// time, since a second one would take the first one's batch in flight for a crashed run's
-/// leftover and release it. Held until the file is dropped.
-pub fn lock_anchoring(data_dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
-    use anyhow::Context;
-    let path = data_dir.join("anchor.lock");
-    let lock =
-        std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
-    match lock.try_lock() {
-        Ok(()) => Ok(lock),
-        Err(std::fs::TryLockError::WouldBlock) => Err(anyhow::anyhow!(
-            "another `sworn anchor` (or a server anchoring with --anchor-every) is running on {}",
-            data_dir.display()
-        )),
-        Err(std::fs::TryLockError::Error(e)) => {
-            Err(e).with_context(|| format!("locking {}", path.display()))
-        }
-    }
-}
-
 /// What anchoring did.
 #[derive(Debug, Default)]
 pub struct AnchorRun {

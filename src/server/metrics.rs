@@ -83,6 +83,9 @@ pub struct Metrics {
     pub latency: Histogram,
     pub queue_wait: Histogram,
     pub batch_size: Histogram,
+    /// 1 while this server holds the store's anchoring lease (one replica at a time).
+    pub anchoring: std::sync::atomic::AtomicBool,
+    pub anchored_batches: Counter,
 }
 
 impl Default for Metrics {
@@ -97,6 +100,8 @@ impl Default for Metrics {
             latency: Histogram::new(SECONDS),
             queue_wait: Histogram::new(SECONDS),
             batch_size: Histogram::new(SIZES),
+            anchoring: Default::default(),
+            anchored_batches: Counter::default(),
         }
     }
 }
@@ -136,6 +141,11 @@ impl Metrics {
                 "Tokens sampled.",
                 &self.tokens_out,
             ),
+            (
+                "sworn_anchored_batches_total",
+                "Batches this server anchored on chain.",
+                &self.anchored_batches,
+            ),
         ] {
             let _ = writeln!(
                 o,
@@ -146,6 +156,11 @@ impl Metrics {
         let _ = writeln!(
             o,
             "# HELP sworn_queue_depth Requests accepted and not finished.\n# TYPE sworn_queue_depth gauge\nsworn_queue_depth {queue_depth}"
+        );
+        let _ = writeln!(
+            o,
+            "# HELP sworn_anchoring 1 while this server holds the store's anchoring lease.\n# TYPE sworn_anchoring gauge\nsworn_anchoring {}",
+            u8::from(self.anchoring.load(Ordering::Relaxed))
         );
         self.latency.render(
             &mut o,

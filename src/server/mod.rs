@@ -1,7 +1,8 @@
 //! `sworn serve`: an OpenAI-compatible HTTP server in which every completion is attested.
 //!
 //! Layout: `api` (HTTP handlers and OpenAI shapes), `scheduler` (one thread running the engine's
-//! continuous batch), `store` (durable SQLite store of transcripts), `metrics` (Prometheus).
+//! continuous batch), `store` (durable store of transcripts: SQLite, or PostgreSQL shared by
+//! replicas), `metrics` (Prometheus).
 //! Shutdown on SIGTERM or Ctrl-C: stop accepting, let in-flight requests finish, stop the
 //! scheduler, checkpoint the store.
 
@@ -79,6 +80,8 @@ pub struct Config {
     pub binding: Option<OperatorBinding>,
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
+    /// The transcript store (`--store`; default `DATA_DIR/sworn.db`).
+    pub store: store::Location,
     pub threads: usize,
     /// Where the forward pass runs.
     pub device: sworn_engine::DeviceKind,
@@ -172,7 +175,8 @@ pub async fn serve(cfg: Config) -> Result<()> {
         );
     }
     store::private_dir(&cfg.data_dir)?;
-    let store = store::Store::open(&cfg.data_dir.join("sworn.db"))?;
+    let store = store::Store::open_at(&cfg.store)?;
+    tracing::info!(store = %cfg.store.describe(), "transcript store open");
     let opts = EngineOptions {
         threads: cfg.threads,
         device: cfg.device,
@@ -186,7 +190,7 @@ pub async fn serve(cfg: Config) -> Result<()> {
     let mut binding = cfg.binding;
     let anchoring = match cfg.anchor {
         Some(a) => {
-            let prepared = prepare_anchoring(a, &cfg.data_dir, &cfg.key).await?;
+            let prepared = prepare_anchoring(a, &store, &cfg.key).await?;
             if binding.is_some_and(|b| b != prepared.binding) {
                 anyhow::bail!(
                     "the anchoring wallet's registration differs from the one recorded in {}",
@@ -266,9 +270,10 @@ pub async fn serve(cfg: Config) -> Result<()> {
     Ok(())
 }
 
-/// Anchoring checked and ready to run: the lock, the chain, and the registration it anchors as.
+/// Anchoring checked and ready to run: the lease if taken, the chain, and the registration it
+/// anchors as.
 struct PreparedAnchoring {
-    lock: std::fs::File,
+    lease: Option<store::AnchorLease>,
     chain: crate::chain::client::Chain,
     binding: OperatorBinding,
     every: Duration,
@@ -276,20 +281,32 @@ struct PreparedAnchoring {
 }
 
 /// Connects, checks that the wallet is an active operator registered with this server's key,
-/// and takes the anchoring lock for the server's lifetime (so a manual `sworn anchor` cannot
-/// race it).
+/// and tries to take the store's anchoring lease (so a manual `sworn anchor` cannot race it).
+/// On SQLite a held lease stops the start (another process anchors this data directory); on
+/// PostgreSQL another replica holds it, and this one stands by, trying again each round.
 async fn prepare_anchoring(
     a: AutoAnchor,
-    data_dir: &std::path::Path,
+    store: &store::Store,
     key: &OperatorKey,
 ) -> Result<PreparedAnchoring> {
-    use crate::chain::anchoring::{check_operator, lock_anchoring};
-    let lock = lock_anchoring(data_dir)?;
+    use crate::chain::anchoring::check_operator;
+    let lease = store.anchoring_lease()?;
+    if lease.is_none() {
+        match store.location() {
+            store::Location::Sqlite(p) => anyhow::bail!(
+                "another `sworn anchor` (or a server anchoring with --anchor-every) is running on {}",
+                p.display()
+            ),
+            store::Location::Postgres(_) => eprintln!(
+                "sworn: another replica holds the anchoring lease; this one takes over if it stops"
+            ),
+        }
+    }
     let chain = a.chain.connect(true).await?;
     let operator = chain.sender("anchoring")?;
     check_operator(&chain, operator, &key.public()).await?;
     Ok(PreparedAnchoring {
-        lock,
+        lease,
         binding: chain.binding(operator),
         chain,
         every: a.every,
@@ -297,19 +314,48 @@ async fn prepare_anchoring(
     })
 }
 
-/// Spawns the periodic anchoring task. Failures of one round are logged and retried next
-/// round; what was planned stays recorded (`docs/anchoring.md` section 9.2).
+/// Spawns the periodic anchoring task. Each round runs only while this server holds the
+/// store's anchoring lease: a replica without it tries to take it each round (and so takes
+/// over when the holder dies), and one whose lease lapsed (its PostgreSQL session dropped)
+/// stops anchoring until it takes it again. Failures of one round are logged and retried next
+/// round; what was planned stays recorded, and a pending batch left by a dead holder is
+/// resolved against the chain first (`docs/anchoring.md` section 9.2).
 fn spawn_anchoring(p: PreparedAnchoring, shared: Arc<Shared>) -> tokio::task::JoinHandle<()> {
     use crate::chain::anchoring::anchor_store;
     let key = shared.key.public();
     tracing::info!(every_s = p.every.as_secs(), registry = %p.chain.registry_hex(), "anchoring");
+    let mut lease = p.lease;
     tokio::spawn(async move {
-        let _lock = p.lock;
+        let metrics = &shared.metrics;
         loop {
+            metrics
+                .anchoring
+                .store(lease.is_some(), std::sync::atomic::Ordering::Relaxed);
             tokio::time::sleep(p.every).await;
+            if lease.as_ref().is_some_and(|l| !l.held()) {
+                eprintln!("sworn: lost the anchoring lease (store session ended); standing by");
+                lease = None;
+            }
+            if lease.is_none() {
+                match shared.store.anchoring_lease() {
+                    Ok(Some(l)) => {
+                        eprintln!("sworn: took the anchoring lease: this replica anchors now");
+                        lease = Some(l);
+                    }
+                    Ok(None) => continue,
+                    Err(e) => {
+                        tracing::warn!("taking the anchoring lease failed: {e}");
+                        continue;
+                    }
+                }
+            }
+            metrics
+                .anchoring
+                .store(true, std::sync::atomic::Ordering::Relaxed);
             match anchor_store(&p.chain, &shared.store, &key, p.max_batch).await {
                 Ok(run) => {
                     for b in &run.anchored {
+                        metrics.anchored_batches.inc();
                         tracing::info!(batch = ?b.batch, size = b.size, "anchored");
                     }
                 }

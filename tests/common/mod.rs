@@ -38,3 +38,18 @@ pub fn require_gemma(test: &str) -> Option<PathBuf> {
         }
     }
 }
+
+/// The PostgreSQL server from `$SWORN_TEST_POSTGRES` (scripts/test.sh starts one), or a loud
+/// skip; a failure when `SWORN_REQUIRE_POSTGRES` is set (as in CI).
+pub fn require_postgres(test: &str) -> Option<String> {
+    match std::env::var("SWORN_TEST_POSTGRES") {
+        Ok(url) => Some(url),
+        Err(_) if std::env::var_os("SWORN_REQUIRE_POSTGRES").is_some() => {
+            panic!("{test}: SWORN_REQUIRE_POSTGRES is set but SWORN_TEST_POSTGRES is not")
+        }
+        Err(_) => {
+            eprintln!("!!! SKIPPED {test}: set SWORN_TEST_POSTGRES (scripts/test.sh does) !!!");
+            None
+        }
+    }
+}

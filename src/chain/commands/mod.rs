@@ -57,6 +57,10 @@ pub struct AnchorArgs {
     /// The server's data directory (its transcript store) [default: DATA_DIR].
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// The server's transcript store, when not DATA_DIR/sworn.db: postgres://USER@HOST:PORT/DB
+    /// (what the replicas are given) or sqlite:PATH.
+    #[arg(long, env = "SWORN_STORE", hide_env_values = true)]
+    pub store: Option<String>,
     /// The server's operator key, to check the registry holds it [default: DATA_DIR/operator.key].
     #[arg(long)]
     pub key: Option<PathBuf>,
@@ -75,6 +79,10 @@ pub struct ProofArgs {
     /// The server's data directory [default: DATA_DIR].
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// The server's transcript store, when not DATA_DIR/sworn.db: postgres://USER@HOST:PORT/DB
+    /// or sqlite:PATH.
+    #[arg(long, env = "SWORN_STORE", hide_env_values = true)]
+    pub store: Option<String>,
     /// With which registry, when the transcript is anchored with several.
     #[arg(long, requires = "chain_id")]
     pub registry: Option<String>,
@@ -98,15 +106,18 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-fn open_store(data_dir: &Path) -> Result<Store> {
-    let path = data_dir.join("sworn.db");
-    if !path.exists() {
-        bail!(
-            "no transcript store at {} (wrong --data-dir?)",
-            path.display()
-        );
+/// Opens an existing store: `--store`, or the data directory's SQLite file.
+fn open_store(spec: Option<&str>, data_dir: &Path) -> Result<Store> {
+    let location = crate::server::store::Location::parse(spec, data_dir)?;
+    if let crate::server::store::Location::Sqlite(path) = &location {
+        if !path.exists() {
+            bail!(
+                "no transcript store at {} (wrong --data-dir or --store?)",
+                path.display()
+            );
+        }
     }
-    Ok(Store::open(&path)?)
+    Store::open_at(&location).with_context(|| format!("opening {}", location.describe()))
 }
 
 fn public_key(path: &Path) -> Result<PublicKey> {
@@ -169,9 +180,14 @@ fn read_bundle(p: &Path) -> Result<AnchoredTranscript> {
 /// `sworn anchor`.
 pub fn anchor(a: AnchorArgs, paths: &Paths) -> Result<i32> {
     let data_dir = a.data_dir.clone().unwrap_or_else(|| paths.data_dir.clone());
-    let store = open_store(&data_dir)?;
+    let store = open_store(a.store.as_deref(), &data_dir)?;
     let key = public_key(a.key.as_deref().unwrap_or(&paths.default_key))?;
-    let _lock = super::anchoring::lock_anchoring(&data_dir)?;
+    let Some(_lease) = store.anchoring_lease()? else {
+        bail!(
+            "another `sworn anchor` (or a server anchoring with --anchor-every) is running on {}",
+            store.location().describe()
+        );
+    };
     runtime()?.block_on(async {
         let chain = a.chain.connect(true).await?;
         let run = anchor_store(&chain, &store, &key, a.max_batch).await?;
@@ -220,7 +236,7 @@ pub fn anchor(a: AnchorArgs, paths: &Paths) -> Result<i32> {
 /// `sworn proof ID`.
 pub fn proof(a: ProofArgs, paths: &Paths) -> Result<i32> {
     let data_dir = a.data_dir.clone().unwrap_or_else(|| paths.data_dir.clone());
-    let store = open_store(&data_dir)?;
+    let store = open_store(a.store.as_deref(), &data_dir)?;
     let reg = match (&a.registry, a.chain_id) {
         (Some(r), Some(c)) => Some(RegistryRef {
             chain_id: c,
