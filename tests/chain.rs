@@ -1234,6 +1234,19 @@ fn replicas_on_postgres_hand_over_anchoring_when_the_anchoring_one_dies() {
         let out = reg.verify(0, p(&f));
         assert!(out.contains("valid: anchored"), "{out}");
     }
+    // The operator's tools take the same store: a manual run is refused while B holds the
+    // lease, and `sworn proof` rebuilds a bundle from PostgreSQL.
+    let out = reg.run(2, &dir_b, &["anchor", "--store", &store], &op_wallet);
+    assert!(out.contains("is running"), "{out}");
+    let f = dir_b.join("from-cli.bundle.json");
+    let last = &received[received.len() - 1].0;
+    expect(
+        0,
+        &dir_b,
+        &["proof", last, "--store", &store, "--out", p(&f)],
+    );
+    let out = reg.verify(0, p(&f));
+    assert!(out.contains("valid: anchored"), "{out}");
     eprintln!(
         "replicas: {} attestations received ({at_kill} before the kill), {} requests failed with A, all served by B and anchored ({anchored_by_b} batches by B)",
         received.len(),
