@@ -7,7 +7,10 @@ p50/p99 request latency for each server, and the ratios. Traffic goes to 127.0.0
 loop is bounded in count and time.
 
     python3 -m pip install "llama-cpp-python[server]==0.3.36"   # optional; else sworn alone
-    python3 scripts/bench-server.py [MODEL.gguf] [--seconds 20]
+    python3 scripts/bench-server.py [MODEL.gguf] [--seconds 20] [--postgres URL]
+
+With --postgres (a database URL: scripts/postgres.sh starts a throwaway server), sworn is also
+measured with its transcript store on that PostgreSQL (`--store`), beside the default SQLite.
 """
 import argparse
 import json
@@ -90,12 +93,22 @@ def main() -> None:
     ap.add_argument("model", nargs="?")
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--postgres", help="also measure sworn with --store on this PostgreSQL URL")
     a = ap.parse_args()
     model = a.model or subprocess.run([f"{ROOT}/scripts/fetch-model.sh"], capture_output=True, text=True, check=True).stdout.strip()
     subprocess.run(["cargo", "build", "--release", "--locked", "--quiet", "--bin", "sworn"], cwd=ROOT, check=True)
+    meta = subprocess.run(["cargo", "metadata", "--format-version", "1", "--no-deps", "--locked"], cwd=ROOT,
+                          capture_output=True, text=True, check=True)
+    sworn = os.path.join(json.loads(meta.stdout)["target_directory"], "release", "sworn")
     results = {}
-    servers = [("sworn", lambda p, d: [f"{ROOT}/target/release/sworn", "serve", "--model", model, "--listen",
-                                       f"127.0.0.1:{p}", "--data-dir", d, "--threads", str(a.threads)])]
+
+    def sworn_cmd(*extra):
+        return lambda p, d: [sworn, "serve", "--model", model, "--listen", f"127.0.0.1:{p}", "--data-dir", d,
+                             "--threads", str(a.threads), *extra]
+
+    servers = [("sworn", sworn_cmd())]
+    if a.postgres:
+        servers.append(("sworn (pg)", sworn_cmd("--store", a.postgres)))
     try:
         import llama_cpp.server  # noqa: F401
         servers.append(("llama.cpp", lambda p, d: [sys.executable, "-m", "llama_cpp.server", "--model", model, "--host",
@@ -122,6 +135,10 @@ def main() -> None:
             print(f"{name:10} {r['clients']:>7} {r['requests']:>5} {r['tok_s']:8.1f} {r['p50_s']:7.2f} {r['p99_s']:7.2f}")
     s = results["sworn"]
     print(f"sworn: 16 clients / 1 client = {s[2]['tok_s'] / s[0]['tok_s']:.2f}x")
+    if "sworn (pg)" in results:
+        for i, c in enumerate((1, 4, 16)):
+            print(f"sworn on PostgreSQL / on SQLite at {c:>2} clients: "
+                  f"{results['sworn (pg)'][i]['tok_s'] / s[i]['tok_s']:.2f}x")
     if "llama.cpp" in results:
         for i, c in enumerate((1, 4, 16)):
             print(f"sworn / llama.cpp at {c:>2} clients: {s[i]['tok_s'] / results['llama.cpp'][i]['tok_s']:.2f}x")

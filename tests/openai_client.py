@@ -8,7 +8,8 @@ to verify, replay and compare.
 
 `basic` (a real model): completions and chat, plain and streamed, with and without logprobs,
 and structured output parsed into a pydantic model. `tools` (a model whose template renders
-tools): a forced tool call, plain and streamed, and the round trip with the tool's result.
+tools): a forced tool call, plain and streamed, the round trip with the tool's result, and
+`tool_choice` auto with a strict tool.
 """
 import json
 import sys
@@ -23,7 +24,7 @@ class Cat(BaseModel):
 
 
 WEATHER = {"type": "function", "function": {
-    "name": "get_weather", "description": "Current weather for a city.", "strict": True,
+    "name": "get_weather", "description": "Current weather for a city.",
     "parameters": {"type": "object", "properties": {"city": {"type": "string", "maxLength": 12}},
                    "required": ["city"], "additionalProperties": False}}}
 
@@ -65,6 +66,15 @@ def tools(client, model):
         last = chunk
     out.append({"kind": "tool-call-stream", "finish_reason": last.choices[0].finish_reason,
                 "tool_calls": [acc[i] for i in sorted(acc)], "attestation": last.model_extra["sworn_attestation"]})
+
+    # tool_choice auto with a strict tool: the model may answer or call, under a grammar.
+    strict = {"type": "function", "function": dict(WEATHER["function"], strict=True)}
+    resp = client.chat.completions.create(model=model, messages=messages[:1], tools=[strict], max_tokens=24, seed=4)
+    msg = resp.choices[0].message
+    out.append({"kind": "auto-strict", "finish_reason": resp.choices[0].finish_reason, "text": msg.content,
+                "tool_calls": [{"id": c.id, "name": c.function.name, "arguments": c.function.arguments}
+                               for c in msg.tool_calls or []],
+                "attestation": resp.model_extra["sworn_attestation"]})
     return out
 
 

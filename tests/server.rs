@@ -685,7 +685,7 @@ fn tool_calls_round_trip_with_the_openai_client() {
     let results = openai_client(&py, &srv.base, "tools");
     let engine = Engine::load(&model, &EngineOptions::default()).unwrap();
     let manifest = sworn_engine::commit::manifest(&model).unwrap();
-    assert_eq!(results.len(), 3);
+    assert_eq!(results.len(), 4);
     let mut transcripts = Vec::new();
     for r in &results {
         let t = Transcript::from_json(&r["attestation"].to_string(), Default::default()).unwrap();
@@ -712,6 +712,23 @@ fn tool_calls_round_trip_with_the_openai_client() {
         "a forced call is constrained"
     );
     assert!(transcripts[1].request.grammar.is_none(), "auto is not");
+    // Auto with a strict tool: under a grammar (replayed above) that allows text or a call
+    // whose arguments match the schema, and never the call syntax in text.
+    let g = transcripts[3]
+        .request
+        .grammar
+        .as_deref()
+        .expect("a grammar");
+    assert!(g.contains("TEXT: ") && g.contains("<tool_call>"), "{g}");
+    let auto = &results[3];
+    if auto["finish_reason"] == "tool_calls" {
+        let args = auto["tool_calls"][0]["arguments"].as_str().unwrap();
+        let args: Value = serde_json::from_str(args).unwrap();
+        assert!(args["city"].is_string(), "{args}");
+    } else {
+        let text = auto["text"].as_str().unwrap_or_default();
+        assert!(!text.contains("<tool_call>"), "{text}");
+    }
     // The round trip: the call and its result are in the second request's committed prompt.
     let sworn_attest::Prompt::Chat(msgs) = &transcripts[1].request.prompt else {
         panic!("a chat prompt");

@@ -736,7 +736,8 @@ fn tool_shaping(
     {
         if shape.grammar.is_some() {
             return Err(ApiError::bad(
-                "response_format and a forced tool_choice cannot be combined",
+                "response_format cannot be combined with a forced tool_choice, or with a \
+                 strict tool under tool_choice auto",
             ));
         }
         shape.grammar = Some(g);

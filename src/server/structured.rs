@@ -54,6 +54,8 @@ pub struct Tool {
     pub name: String,
     /// The JSON schema of its arguments (`{"type": "object"}` when none is given).
     pub parameters: Value,
+    /// `function.strict`: its arguments must match `parameters`, under any `tool_choice`.
+    pub strict: bool,
 }
 
 /// Checks OpenAI's `tools` array; returns the tools and the canonical JSON the request commits
@@ -87,9 +89,15 @@ pub fn parse_tools(tools: &[Value]) -> Result<(Vec<Tool>, String), String> {
             .get("parameters")
             .cloned()
             .unwrap_or_else(|| json!({"type": "object"}));
+        let strict = match f.get("strict") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => return Err(format!("tools[{i}]: strict must be true or false")),
+        };
         out.push(Tool {
             name: name.into(),
             parameters,
+            strict,
         });
     }
     let canonical = serde_json::to_string(tools).map_err(|e| e.to_string())?;
@@ -133,16 +141,25 @@ pub fn parse_tool_choice(v: Option<&Value>, tools: &[Tool]) -> Result<ToolChoice
     Ok(c)
 }
 
-/// The grammar of a forced call (`Required` or `Named`) in the model's convention.
+/// The grammar `tool_choice` asks for, in the model's convention: under `required` or a named
+/// tool, one call of an offered (or that) tool whose arguments match its schema; under `auto`
+/// with a `strict` tool among those offered, either an answer in text or one call (a strict
+/// tool's arguments matching its schema, another's any object); otherwise none.
+///
+/// Under `auto` the text alternative may not contain the call syntax (Hermes: `<tool_call>`
+/// anywhere; Llama: an answer opening with `{`), so that every call goes through the grammar:
+/// a call comes first or not at all.
 pub fn tool_call_grammar(
     style: ToolCallStyle,
     tools: &[Tool],
     choice: &ToolChoice,
 ) -> Result<Option<String>, String> {
-    let chosen: Vec<&Tool> = match choice {
-        ToolChoice::None | ToolChoice::Auto => return Ok(None),
-        ToolChoice::Required => tools.iter().collect(),
-        ToolChoice::Named(n) => tools.iter().filter(|t| &t.name == n).collect(),
+    let (chosen, forced): (Vec<&Tool>, bool) = match choice {
+        ToolChoice::None => return Ok(None),
+        ToolChoice::Auto if !tools.iter().any(|t| t.strict) => return Ok(None),
+        ToolChoice::Auto => (tools.iter().collect(), false),
+        ToolChoice::Required => (tools.iter().collect(), true),
+        ToolChoice::Named(n) => (tools.iter().filter(|t| &t.name == n).collect(), true),
     };
     let args_key = match style {
         ToolCallStyle::Hermes => "arguments",
@@ -153,7 +170,13 @@ pub fn tool_call_grammar(
         .map(|t| {
             let mut props = serde_json::Map::new();
             props.insert("name".into(), json!({"const": t.name}));
-            props.insert(args_key.into(), t.parameters.clone());
+            // A forced call always matches its tool's schema (as before `strict` existed).
+            let args = if forced || t.strict {
+                t.parameters.clone()
+            } else {
+                json!({"type": "object"})
+            };
+            props.insert(args_key.into(), args);
             json!({"type": "object", "properties": props,
                    "required": ["name", args_key], "additionalProperties": false})
         })
@@ -164,11 +187,20 @@ pub fn tool_call_grammar(
         json!({"anyOf": calls})
     };
     let schema = with_layout(&schema)?;
-    Ok(Some(match style {
-        ToolCallStyle::Hermes => {
-            format!("start: \"<tool_call>\\n\" %json {schema} \"\\n</tool_call>\"")
-        }
-        ToolCallStyle::LlamaJson => format!("start: %json {schema}"),
+    let call = match style {
+        ToolCallStyle::Hermes => format!("\"<tool_call>\\n\" %json {schema} \"\\n</tool_call>\""),
+        ToolCallStyle::LlamaJson => format!("%json {schema}"),
+    };
+    Ok(Some(if forced {
+        format!("start: {call}")
+    } else {
+        let text = match style {
+            // Any text, and not one holding the call syntax. (A bare `~R` is not the complement
+            // of R in llguidance 1.9; an intersection with it is.)
+            ToolCallStyle::Hermes => r"/(?s:.*)/ & ~/(?s:.*<tool_call>.*)/",
+            ToolCallStyle::LlamaJson => r"/(?s:.*)/ & ~/(?s:\s*\{.*)/",
+        };
+        format!("start: TEXT | {call}\nTEXT: {text}")
     }))
 }
 
@@ -280,6 +312,94 @@ mod tests {
         let bad = vec![json!({"type": "function", "function": {"name": "a b"}})];
         assert!(parse_tools(&bad).is_err());
         assert!(parse_tools(&[weather()[0].clone(), weather()[0].clone()]).is_err());
+    }
+
+    /// Whether `grammar` accepts `text` whole (each token allowed in turn, and the end).
+    fn accepts(grammar: &str, text: &str) -> bool {
+        use std::sync::OnceLock;
+        static TOKENIZER: OnceLock<std::sync::Arc<sworn_engine::tokenizer::Tokenizer>> =
+            OnceLock::new();
+        let tok = TOKENIZER.get_or_init(|| {
+            let d = std::env::temp_dir().join(format!("sworn-structured-{}", std::process::id()));
+            std::fs::create_dir_all(&d).unwrap();
+            let model = d.join("synthetic.gguf");
+            sworn_engine::synthetic::write_model(&model, &Default::default()).unwrap();
+            let opts = sworn_engine::EngineOptions::default();
+            sworn_engine::Engine::load(&model, &opts).unwrap().tokenizer
+        });
+        let grammars = sworn_engine::grammar::Grammars::new(tok.clone()).unwrap();
+        let mut c = grammars.start(grammar).unwrap();
+        for t in tok.encode(text, false).unwrap() {
+            if !c.mask().unwrap().allows(t) {
+                return false;
+            }
+            c.consume(t).unwrap();
+        }
+        let end = tok.eos.or(tok.stop_ids.first().copied()).unwrap();
+        c.mask().unwrap().allows(end)
+    }
+
+    #[test]
+    fn auto_with_a_strict_tool_constrains_the_call_and_allows_text() {
+        let mut strict = weather();
+        strict[0]["function"]["strict"] = json!(true);
+        let (tools, _) = parse_tools(&strict).unwrap();
+        assert!(tools[0].strict);
+        // Hermes (Qwen): text without the call syntax, or one call whose arguments match.
+        let g = tool_call_grammar(ToolCallStyle::Hermes, &tools, &ToolChoice::Auto)
+            .unwrap()
+            .unwrap();
+        assert!(accepts(&g, "It is sunny in Paris."), "{g}");
+        assert!(accepts(
+            &g,
+            "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n</tool_call>"
+        ));
+        // Arguments off the schema, an unknown tool, or a call hidden after text: refused.
+        assert!(!accepts(
+            &g,
+            "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"town\": \"Paris\"}}\n</tool_call>"
+        ));
+        assert!(!accepts(
+            &g,
+            "<tool_call>\n{\"name\": \"rm_rf\", \"arguments\": {}}\n</tool_call>"
+        ));
+        assert!(!accepts(&g, "Let me see. <tool_call>\n{}"));
+        // Llama JSON: text not opening with `{`, or one call.
+        let g = tool_call_grammar(ToolCallStyle::LlamaJson, &tools, &ToolChoice::Auto)
+            .unwrap()
+            .unwrap();
+        assert!(accepts(&g, "Sunny."), "{g}");
+        assert!(accepts(
+            &g,
+            "{\"name\": \"get_weather\", \"parameters\": {\"city\": \"Oslo\"}}"
+        ));
+        assert!(!accepts(
+            &g,
+            "{\"name\": \"get_weather\", \"parameters\": {}}"
+        ));
+        // A non-strict tool beside a strict one: any object as its arguments.
+        let mut two = strict.clone();
+        two.push(json!({"type": "function", "function": {"name": "note",
+            "parameters": {"type": "object", "properties": {"text": {"type": "string"}}}}}));
+        let (tools, _) = parse_tools(&two).unwrap();
+        let g = tool_call_grammar(ToolCallStyle::Hermes, &tools, &ToolChoice::Auto)
+            .unwrap()
+            .unwrap();
+        assert!(accepts(
+            &g,
+            "<tool_call>\n{\"name\": \"note\", \"arguments\": {\"x\": 1}}\n</tool_call>"
+        ));
+        // Under required, every tool's arguments match its schema, strict or not.
+        let g = tool_call_grammar(ToolCallStyle::Hermes, &tools, &ToolChoice::Required)
+            .unwrap()
+            .unwrap();
+        assert!(!accepts(
+            &g,
+            "<tool_call>\n{\"name\": \"note\", \"arguments\": {\"text\": 1}}\n</tool_call>"
+        ));
+        assert!(!accepts(&g, "It is sunny."));
+        let bad = json!([{"type": "function", "function": {"name": "f", "strict": "yes"}}]);
+        assert!(parse_tools(bad.as_array().unwrap()).is_err());
     }
 
     #[test]
