@@ -1018,24 +1018,25 @@ fn the_server_anchors_its_transcripts_itself() {
     let out = reg.run(2, &work, &["anchor"], &op_wallet);
     assert!(out.contains("is running"), "{out}");
     for id in &ids {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let bundle = loop {
-            let (status, body, _) = http(
-                "GET",
-                &format!("{}/v1/attestations/{id}/proof", srv.base),
-                None,
-            );
-            if status == 200 {
-                break body;
-            }
-            assert_eq!(status, 404, "{body}");
-            assert!(Instant::now() < deadline, "{id} not anchored within 60 s");
-            std::thread::sleep(Duration::from_millis(200));
-        };
+        let bundle = wait_for_proof(&srv.base, id, Instant::now() + Duration::from_secs(60));
         let f = work.join(format!("{id}.bundle.json"));
         std::fs::write(&f, bundle).unwrap();
         let out = reg.verify(0, p(&f));
         assert!(out.contains("valid: anchored"), "{out}");
+    }
+}
+
+/// Waits until the server at `base` serves transcript `id`'s anchor proof (404 until it is
+/// anchored); returns the bundle.
+fn wait_for_proof(base: &str, id: &str, deadline: Instant) -> String {
+    loop {
+        let (status, body, _) = http("GET", &format!("{base}/v1/attestations/{id}/proof"), None);
+        if status == 200 {
+            return body;
+        }
+        assert_eq!(status, 404, "{body}");
+        assert!(Instant::now() < deadline, "{id} not anchored in time");
+        std::thread::sleep(Duration::from_millis(200));
     }
 }
 
@@ -1210,20 +1211,7 @@ fn replicas_on_postgres_hand_over_anchoring_when_the_anchoring_one_dies() {
         let (status, body, _) = http("GET", &format!("{}/v1/attestations/{id}", b.base), None);
         assert_eq!(status, 200, "{id}: {body}");
         assert_eq!(&json_of(&body), att, "{id} is served as it was received");
-        let bundle = loop {
-            let (status, body, _) = http(
-                "GET",
-                &format!("{}/v1/attestations/{id}/proof", b.base),
-                None,
-            );
-            if status == 200 {
-                break body;
-            }
-            assert_eq!(status, 404, "{body}");
-            assert!(Instant::now() < deadline, "{id} not anchored in time");
-            std::thread::sleep(Duration::from_millis(200));
-        };
-        proved.push((id.clone(), bundle));
+        proved.push((id.clone(), wait_for_proof(&b.base, id, deadline)));
     }
     let anchored_by_b = metric(&b.base, "sworn_anchored_batches_total");
     assert!(anchored_by_b >= 1, "B anchored nothing");

@@ -557,29 +557,49 @@ impl Backend for Postgres {
     }
 }
 
-/// Test support (the store suite, and the replicas test in `tests/chain.rs`): creates database
-/// `db` (dropping a leftover of that name) on the server of `base`, a URL whose user may, and
-/// returns `base` pointing at it. Panics on failure.
+/// Test support: runs `statements` one by one (each its own transaction) on the server and
+/// database of `url`, and returns the rows of the last. Panics on failure.
 #[doc(hidden)]
-pub fn fresh_database(base: &str, db: &str) -> String {
+pub fn execute_sql(url: &str, statements: &[String]) -> Vec<tokio_postgres::SimpleQueryRow> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(async {
-        let (client, conn) = tokio_postgres::connect(base, tokio_postgres::NoTls)
+        let (client, conn) = tokio_postgres::connect(url, NoTls)
             .await
-            .unwrap_or_else(|e| panic!("connecting to {}: {e}", describe(base)));
+            .unwrap_or_else(|e| panic!("connecting to {}: {e}", describe(url)));
         tokio::spawn(conn);
-        // Two statements: several in one query string would run as one transaction, which
-        // neither may.
-        for sql in [
+        let mut rows = Vec::new();
+        for sql in statements {
+            rows = client
+                .simple_query(sql)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"))
+                .into_iter()
+                .filter_map(|m| match m {
+                    tokio_postgres::SimpleQueryMessage::Row(r) => Some(r),
+                    _ => None,
+                })
+                .collect();
+        }
+        rows
+    })
+}
+
+/// Test support (the store suite, and the replicas test in `tests/chain.rs`): creates database
+/// `db` (dropping a leftover of that name) on the server of `base`, a URL whose user may, and
+/// returns `base` pointing at it. Panics on failure.
+#[doc(hidden)]
+pub fn fresh_database(base: &str, db: &str) -> String {
+    // Two statements: in one query string they would run as one transaction, which neither may.
+    execute_sql(
+        base,
+        &[
             format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"),
             format!("CREATE DATABASE {db}"),
-        ] {
-            client.batch_execute(&sql).await.unwrap();
-        }
-    });
+        ],
+    );
     // The URL's path is its database: replace it (keeping any ?parameters).
     let (head, query) = base
         .split_once('?')

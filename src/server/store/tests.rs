@@ -202,29 +202,16 @@ fn a_dead_holders_postgres_lease_passes_to_another_replica() {
     let Location::Postgres(url) = &loc else {
         unreachable!()
     };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let (c, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(conn);
-        let killed = c
-            .query(
-                "SELECT pg_terminate_backend(pid) FROM pg_locks
-                 WHERE locktype = 'advisory' AND objsubid = 1
-                   AND classid = ($1::bigint)::oid AND objid = ($2::bigint)::oid",
-                &[
-                    &(postgres::ANCHORING_KEY >> 32),
-                    &(postgres::ANCHORING_KEY & 0xffff_ffff),
-                ],
-            )
-            .await
-            .unwrap();
-        assert_eq!(killed.len(), 1, "one session holds the lease");
-    });
+    let killed = postgres::execute_sql(
+        url,
+        &[format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_locks
+             WHERE locktype = 'advisory' AND objsubid = 1 AND classid = {} AND objid = {}",
+            postgres::ANCHORING_KEY >> 32,
+            postgres::ANCHORING_KEY & 0xffff_ffff
+        )],
+    );
+    assert_eq!(killed.len(), 1, "one session holds the lease");
     // The termination is asynchronous: wait for the server to release the lock.
     let mut taken = None;
     for _ in 0..100 {
@@ -298,19 +285,7 @@ fn a_newer_postgres_schema_is_refused() {
     let Location::Postgres(url) = &loc else {
         unreachable!()
     };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let (c, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(conn);
-        c.batch_execute("UPDATE sworn_schema SET version = 99")
-            .await
-            .unwrap();
-    });
+    postgres::execute_sql(url, &["UPDATE sworn_schema SET version = 99".into()]);
     assert!(matches!(
         Store::open_at(&loc),
         Err(StoreError::TooNew { found: 99, .. })
