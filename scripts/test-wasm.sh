@@ -11,8 +11,11 @@
 #
 # Node runs with --no-incremental-marking: Node 20's V8 can crash in a garbage collection that a
 # wasm memory.grow starts while incremental marking is on (a V8 fault, seen here as SIGSEGV or
-# "Fatal error ... unreachable code" while a model loads); without incremental marking it does
-# not happen.
+# "Fatal error ... unreachable code" while a model loads); without incremental marking it is
+# rarer. It still crashes now and then (SIGSEGV, SIGTRAP), mostly while Node exits after the
+# program has returned: scripts/wasi-run.mjs runs each program in a child Node that reports the
+# program's exit code before it ends, and runs a program again (loudly, up to five times) only
+# when Node died of a signal before the program finished; a failing test is never retried.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v node >/dev/null || { echo "test-wasm.sh needs Node.js (for its WASI)" >&2; exit 1; }
