@@ -12,7 +12,7 @@
 
 use sworn_attest::hexser;
 
-use super::store::{RawBatch, Store, StoreError};
+use super::store::{decode_leaves, Planned, RawBatch, Store, StoreError};
 
 /// A registry on a chain: the log is kept per registry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,12 +65,8 @@ impl Store {
         max: usize,
         from_block: u64,
         created_ms: u64,
-        root_of: impl FnOnce(&[[u8; 32]]) -> [u8; 32],
+        root_of: impl Fn(&[[u8; 32]]) -> [u8; 32],
     ) -> Result<Option<BatchRow>, StoreError> {
-        let mut root_of = Some(root_of);
-        // The root and the checked leaves, as the backend's transaction planned them.
-        type Plan = ([u8; 32], Vec<(String, [u8; 32])>);
-        let mut planned: Option<Plan> = None;
         let req = super::store::PlanRequest {
             chain_id: reg.chain_id as i64,
             registry: &reg.registry,
@@ -80,21 +76,9 @@ impl Store {
             from_block: from_block as i64,
             created_ms: created_ms as i64,
         };
-        let got = self.backend().plan_batch(&req, &mut |rows| {
-            let leaves = decode_leaves(rows)?;
-            let digests: Vec<[u8; 32]> = leaves.iter().map(|(_, d)| *d).collect();
-            let f = root_of
-                .take()
-                .ok_or_else(|| StoreError::Config("plan_batch asked for two roots".into()))?;
-            let root = f(&digests);
-            planned = Some((root, leaves));
-            Ok(hexser::encode(&root))
-        })?;
-        let Some((id, _)) = got else {
+        let Some(Planned { id, root, leaves }) = self.backend().plan_batch(&req, &root_of)? else {
             return Ok(None);
         };
-        let (root, leaves) = planned
-            .ok_or_else(|| StoreError::Config("a batch was planned without its root".into()))?;
         Ok(Some(BatchRow {
             id,
             operator: operator.to_string(),
@@ -202,15 +186,4 @@ impl Store {
             leaves,
         })
     }
-}
-
-/// Leaves as stored (transcript id, digest hex) with their digests checked.
-fn decode_leaves(rows: &[(String, String)]) -> Result<Vec<(String, [u8; 32])>, StoreError> {
-    rows.iter()
-        .map(|(id, digest)| {
-            hexser::decode::<32>(digest)
-                .map(|d| (id.clone(), d))
-                .map_err(|e| StoreError::Corrupt(id.clone(), format!("digest: {e}")))
-        })
-        .collect()
 }

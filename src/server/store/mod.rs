@@ -40,12 +40,13 @@ pub fn binding_key(b: &sworn_attest::OperatorBinding) -> String {
 pub enum StoreError {
     #[error("transcript store: {0}")]
     Sqlite(#[from] rusqlite::Error),
-    #[error("transcript store {where_}: {source}")]
+    /// The driver's message and its causes are in this one, so it is not also a `source`:
+    /// `{:#}` would print them twice, and a plain `{}` (the logs) would lose the causes.
+    #[error("transcript store {where_}: {}", with_causes(.error))]
     Postgres {
         /// The server and database, never the password.
         where_: String,
-        #[source]
-        source: tokio_postgres::Error,
+        error: tokio_postgres::Error,
     },
     #[error("transcript store {0}: {1}")]
     Unavailable(String, String),
@@ -61,6 +62,19 @@ pub enum StoreError {
     Io(#[from] std::io::Error),
     #[error("transcript store: {0}")]
     Config(String),
+}
+
+/// `e` and its chain of causes, `: `-separated (the driver's connect error says only "error
+/// connecting to server"; why is its cause).
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cause = c.source();
+    }
+    s
 }
 
 /// Creates `dir` readable by its owner only (0700), or makes an existing one so: it holds the
@@ -177,11 +191,40 @@ pub struct PlanRequest<'a> {
     pub created_ms: i64,
 }
 
-/// A planned batch: its local id and its leaves (transcript id, digest hex), oldest first.
-pub type Planned = (i64, Vec<(String, String)>);
+/// A batch's leaves (transcript id, digest), in tree order.
+pub type Leaves = Vec<(String, [u8; 32])>;
 
-/// Gives a planned batch's Merkle root (hex) from its leaves (transcript id, digest hex).
-pub type RootOf<'a> = dyn FnMut(&[(String, String)]) -> Result<String, StoreError> + 'a;
+/// A batch as planned: its local id, its Merkle root, and its leaves (transcript id, digest),
+/// oldest first.
+pub struct Planned {
+    pub id: i64,
+    pub root: [u8; 32],
+    pub leaves: Leaves,
+}
+
+/// Gives a batch's Merkle root from its leaves' digests, in order.
+pub type RootOf<'a> = dyn Fn(&[[u8; 32]]) -> [u8; 32] + 'a;
+
+/// Leaves as stored (transcript id, digest hex) with their digests checked.
+pub fn decode_leaves(rows: &[(String, String)]) -> Result<Leaves, StoreError> {
+    rows.iter()
+        .map(|(id, digest)| {
+            sworn_attest::hexser::decode::<32>(digest)
+                .map(|d| (id.clone(), d))
+                .map_err(|e| StoreError::Corrupt(id.clone(), format!("digest: {e}")))
+        })
+        .collect()
+}
+
+/// The leaves a backend selected for a batch, checked, and their root.
+fn planned_leaves(
+    rows: &[(String, String)],
+    root_of: &RootOf<'_>,
+) -> Result<([u8; 32], Leaves), StoreError> {
+    let leaves = decode_leaves(rows)?;
+    let digests: Vec<[u8; 32]> = leaves.iter().map(|(_, d)| *d).collect();
+    Ok((root_of(&digests), leaves))
+}
 
 /// Where a transcript was anchored: (batch id, leaf index, chain id, registry).
 pub type AnchoredIn = (i64, i64, i64, String);
@@ -204,11 +247,11 @@ pub trait Backend: Send + Sync {
     fn pending_batch_id(&self, chain_id: i64, registry: &str) -> Result<Option<i64>, StoreError>;
     /// In one transaction: takes up to `max` transcripts with `binding` that are in no batch of
     /// the registry, oldest first, and records them as a pending batch whose root `root_of`
-    /// gives (from the leaves' digests, hex).
+    /// gives.
     fn plan_batch(
         &self,
         p: &PlanRequest<'_>,
-        root_of: &mut RootOf<'_>,
+        root_of: &RootOf<'_>,
     ) -> Result<Option<Planned>, StoreError>;
     fn set_batch_tx(&self, id: i64, tx_hash: &str) -> Result<(), StoreError>;
     fn mark_anchored(&self, id: i64, batch: i64, anchored_at: i64) -> Result<(), StoreError>;

@@ -158,10 +158,10 @@ impl Postgres {
         self.rt.as_ref().expect("the runtime lives until drop")
     }
 
-    fn err(&self, source: tokio_postgres::Error) -> StoreError {
+    fn err(&self, error: tokio_postgres::Error) -> StoreError {
         StoreError::Postgres {
             where_: self.where_.clone(),
-            source,
+            error,
         }
     }
 
@@ -363,7 +363,7 @@ impl Backend for Postgres {
     fn plan_batch(
         &self,
         p: &PlanRequest<'_>,
-        root_of: &mut RootOf<'_>,
+        root_of: &RootOf<'_>,
     ) -> Result<Option<Planned>, StoreError> {
         self.with_tx_client(|c| {
             let r: Result<Option<Planned>, StoreError> = block_on(async {
@@ -379,12 +379,12 @@ impl Backend for Postgres {
                         &[&p.chain_id, &p.registry, &p.binding, &p.max],
                     )
                     .await?;
-                let leaves: Vec<(String, String)> =
+                let rows: Vec<(String, String)> =
                     rows.iter().map(|r| (r.get(0), r.get(1))).collect();
-                if leaves.is_empty() {
+                if rows.is_empty() {
                     return Ok(Ok(None));
                 }
-                let root = match root_of(&leaves) {
+                let (root, leaves) = match super::planned_leaves(&rows, root_of) {
                     Ok(r) => r,
                     Err(e) => return Ok(Err(e)),
                 };
@@ -396,8 +396,8 @@ impl Backend for Postgres {
                             &p.chain_id,
                             &p.registry,
                             &p.operator,
-                            &root,
-                            &(leaves.len() as i64),
+                            &sworn_attest::hexser::encode(&root),
+                            &(rows.len() as i64),
                             &p.from_block,
                             &p.created_ms,
                         ],
@@ -410,11 +410,11 @@ impl Backend for Postgres {
                          VALUES ($1, $2, $3, $4)",
                     )
                     .await?;
-                for (i, (tid, d)) in leaves.iter().enumerate() {
+                for (i, (tid, d)) in rows.iter().enumerate() {
                     tx.execute(&ins, &[&id, &(i as i64), tid, d]).await?;
                 }
                 tx.commit().await?;
-                Ok(Ok(Some((id, leaves))))
+                Ok(Ok(Some(Planned { id, root, leaves })))
             })
             .map_err(|e| self.err(e))?;
             r

@@ -209,12 +209,12 @@ impl Backend for Sqlite {
     fn plan_batch(
         &self,
         p: &PlanRequest<'_>,
-        root_of: &mut RootOf<'_>,
+        root_of: &RootOf<'_>,
     ) -> Result<Option<Planned>, StoreError> {
         let mut conn = self.conn();
         // Immediate: no other writer of the file sees half a batch, or plans the same leaves.
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let leaves: Vec<(String, String)> = {
+        let rows: Vec<(String, String)> = {
             let mut q = tx.prepare(&format!(
                 "SELECT t.id, t.digest FROM transcripts t WHERE {ANCHORABLE}
                  ORDER BY t.rowid LIMIT ?4"
@@ -224,10 +224,10 @@ impl Backend for Sqlite {
             })?;
             it.collect::<Result<_, _>>()?
         };
-        if leaves.is_empty() {
+        if rows.is_empty() {
             return Ok(None);
         }
-        let root = root_of(&leaves)?;
+        let (root, leaves) = super::planned_leaves(&rows, root_of)?;
         tx.execute(
             "INSERT INTO anchor_batches (chain_id, registry, operator, state, root, size, from_block, created_ms)
              VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?6, ?7)",
@@ -235,8 +235,8 @@ impl Backend for Sqlite {
                 p.chain_id,
                 p.registry,
                 p.operator,
-                root,
-                leaves.len() as i64,
+                sworn_attest::hexser::encode(&root),
+                rows.len() as i64,
                 p.from_block,
                 p.created_ms
             ],
@@ -246,12 +246,12 @@ impl Backend for Sqlite {
             let mut ins = tx.prepare(
                 "INSERT INTO anchor_leaves (batch_id, idx, transcript_id, digest) VALUES (?1, ?2, ?3, ?4)",
             )?;
-            for (i, (tid, d)) in leaves.iter().enumerate() {
+            for (i, (tid, d)) in rows.iter().enumerate() {
                 ins.execute(params![id, i as i64, tid, d])?;
             }
         }
         tx.commit()?;
-        Ok(Some((id, leaves)))
+        Ok(Some(Planned { id, root, leaves }))
     }
 
     fn set_batch_tx(&self, id: i64, tx_hash: &str) -> Result<(), StoreError> {
