@@ -232,6 +232,77 @@ fn gemma3_golden_vectors_verify_and_replay_bit_for_bit() {
     }
 }
 
+/// Receipts are forever: the golden vectors sworn issued in formats 1 and 2 (kept as they were
+/// written, from the repository's history) still verify, keep their exact JSON and digest
+/// through a read and a write, warn about what their format lacks, and replay bit for bit.
+#[test]
+fn older_formats_verify_and_replay_bit_for_bit() {
+    let key = OperatorKey::from_seed(&VECTOR_KEY_SEED).public();
+    let mut loaded = Vec::new();
+    for (version, dir) in [(1u16, "format1"), (2, "format2")] {
+        let mut names: Vec<_> = std::fs::read_dir(vectors_dir().join(dir))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        names.sort();
+        assert_eq!(names.len(), if version == 1 { 4 } else { 8 }, "{dir}");
+        for path in names {
+            let name = format!("{dir}/{}", path.file_name().unwrap().to_string_lossy());
+            let bytes = std::fs::read(&path).unwrap();
+            let v = verify_bytes(&bytes, &[key]).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let t = v.transcript;
+            assert_eq!(t.version, version, "{name}");
+            assert_eq!(v.warnings.is_empty(), version != 1, "{name}: {:?}", v.warnings);
+            // The writer gives back the very document (same fields, same digest).
+            let doc: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            assert_eq!(t.to_json(), doc, "{name}: JSON round trip");
+            assert_eq!(doc["digest"], hexser::encode(&v.digest), "{name}");
+            // And the binary form round-trips.
+            let bin = t.encode();
+            assert_eq!(Transcript::decode(&bin, Limits::default()).unwrap(), t);
+            loaded.push((name, t));
+        }
+    }
+    let Some(path) = require_model("older_formats_verify_and_replay_bit_for_bit") else {
+        return;
+    };
+    let (engine, m) = setup(&path);
+    for (name, t) in loaded.iter().filter(|(n, _)| !n.contains("gemma3")) {
+        let r = replay_with(t, engine, m.clone()).unwrap();
+        assert!(r.ok(), "{name}: {}", r.reason());
+    }
+    let Some(gemma) = common::require_gemma("older_formats (gemma3)") else {
+        return;
+    };
+    let opts = EngineOptions {
+        threads: 2,
+        ..Default::default()
+    };
+    let (g, gm) = Engine::load_with_manifest(&gemma, &opts).unwrap();
+    for (name, t) in loaded.iter().filter(|(n, _)| n.contains("gemma3")) {
+        let r = replay_with(t, &g, gm.clone()).unwrap();
+        assert!(r.ok(), "{name}: {}", r.reason());
+    }
+}
+
+/// A hostile transcript longer than the model's context is refused before any replay work,
+/// with the bound in the message.
+#[test]
+fn replay_refuses_a_transcript_longer_than_the_context_up_front() {
+    let Some(path) = require_model("replay_refuses_a_transcript_longer_than_the_context") else {
+        return;
+    };
+    let (engine, m) = setup(&path);
+    let bytes = std::fs::read(vectors_dir().join("greedy-text.json")).unwrap();
+    let mut t = sworn_verifier::parse(&bytes, Limits::default()).unwrap();
+    let n = engine.max_context() + 1 - t.request.prompt_tokens.len();
+    t.output.tokens = vec![1; n];
+    t.output.step_hashes = vec![[0; 32]; n];
+    t.request.max_tokens = n as u32;
+    let e = replay_with(&t, engine, m.clone()).unwrap_err().to_string();
+    assert!(e.contains("more than the model's context"), "{e}");
+}
+
 #[test]
 fn every_single_bit_flip_fails_verification() {
     let key = OperatorKey::from_seed(&VECTOR_KEY_SEED).public();

@@ -174,8 +174,27 @@ impl OperatorKey {
     }
 }
 
+/// Whether `b` encodes its y coordinate canonically (y < p = 2^255 - 19). RFC 8032 §5.1.3
+/// refuses y >= p; `curve25519-dalek` reduces it instead, which would let one key have two
+/// encodings (and two key ids).
+fn canonical_y(b: &[u8; 32]) -> bool {
+    // y >= p exactly when the low 255 bits are 0x7fff…ffed to 0x7fff…ffff.
+    let top = b[31] & 0x7f == 0x7f;
+    let middle = b[1..31].iter().all(|&x| x == 0xff);
+    !(top && middle && b[0] >= 0xed)
+}
+
 impl PublicKey {
+    /// Decodes a public key as RFC 8032 §5.1.3 does, refusing a non-canonical y.
     pub fn from_bytes(b: &[u8; 32]) -> Result<PublicKey, AttestError> {
+        if !canonical_y(b) {
+            return Err(AttestError::Key {
+                path: "<public key>".into(),
+                why: "non-canonical encoding (y is not below 2^255 - 19), refused as RFC 8032 \
+                      §5.1.3 does"
+                    .into(),
+            });
+        }
         VerifyingKey::from_bytes(b)
             .map(|key| PublicKey { key })
             .map_err(|e| AttestError::Key {
@@ -248,5 +267,31 @@ impl PublicKey {
     fn verify_message(&self, message: &[u8], signature: &[u8; 64]) -> Result<(), ()> {
         let sig = Signature::from_bytes(signature);
         self.key.verify_strict(message, &sig).map_err(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Non-canonical y (p to 2^255 - 1) is refused, with either sign bit; the largest
+    /// canonical y is not refused for its encoding.
+    #[test]
+    fn non_canonical_public_keys_are_refused() {
+        for low in [0xed, 0xee, 0xff] {
+            for sign in [0x7f, 0xff] {
+                let mut b = [0xff; 32];
+                b[0] = low;
+                b[31] = sign;
+                let e = PublicKey::from_bytes(&b).unwrap_err().to_string();
+                assert!(e.contains("non-canonical"), "{e}");
+            }
+        }
+        let mut edge = [0xff; 32];
+        edge[0] = 0xec;
+        edge[31] = 0x7f;
+        assert!(canonical_y(&edge));
+        let k = OperatorKey::from_seed(&[1; 32]).public();
+        assert_eq!(PublicKey::from_bytes(&k.to_bytes()).unwrap().id(), k.id());
     }
 }

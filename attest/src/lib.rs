@@ -11,6 +11,7 @@ pub mod error;
 pub mod hexser;
 pub mod keys;
 pub mod merkle;
+pub mod strict_json;
 pub mod transcript;
 
 pub use codec::Limits;
@@ -19,5 +20,5 @@ pub use keys::{key_binding_message, key_id, OperatorKey, PublicKey, PublicKeyDoc
 pub use transcript::{
     Commitments, FinishReason, Message, Meta, ModelCommitment, OperatorBinding, OutputRecord,
     Prompt, RequestRecord, Sampling, StepLogprobs, ToolCall, TopLogprob, Transcript,
-    FORMAT_VERSION, MAX_TOP_LOGPROBS, MIN_TEMPERATURE,
+    FORMAT_VERSION, FORMAT_VERSIONS, MAX_TOP_LOGPROBS, MIN_TEMPERATURE,
 };

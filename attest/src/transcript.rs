@@ -8,12 +8,16 @@ use crate::codec::{Limits, Reader, Writer};
 use crate::error::AttestError;
 use crate::hexser;
 use crate::merkle;
+use crate::strict_json;
 
-/// Version of the binary format (and of the commitment layout). Version 2 put the arithmetic's
-/// `spec_version` into the request commitment and added the operator binding to the meta;
-/// version 3 added what shapes or reports tokens beyond sampling: logprobs, a grammar, tools,
-/// and tool calls in chat messages.
+/// Version of the binary format (and of the commitment layout) that sworn writes. Version 2 put
+/// the arithmetic's `spec_version` into the request commitment and added the operator binding
+/// to the meta; version 3 added what shapes or reports tokens beyond sampling: logprobs, a
+/// grammar, tools, and tool calls in chat messages.
 pub const FORMAT_VERSION: u16 = 3;
+/// Every format version sworn has ever issued. Receipts are forever: readers, verifiers and
+/// replay take each of them, and a new format is added here, never replaces one.
+pub const FORMAT_VERSIONS: [u16; 3] = [1, 2, 3];
 /// First bytes of every encoded transcript.
 pub const MAGIC: &[u8; 8] = b"SWORNTX\0";
 
@@ -24,6 +28,47 @@ pub const TAG_OUTPUT: &[u8] = b"sworn.output.v2\0";
 pub const TAG_META: &[u8] = b"sworn.meta.v2\0";
 pub const TAG_DIGEST: &[u8] = b"sworn.transcript.v2\0";
 pub const TAG_SIGNATURE: &[u8] = b"sworn.signature.v1\0";
+
+/// The domain tags of each format version (the model and signature tags never changed).
+#[derive(Debug, Clone, Copy)]
+struct Tags {
+    request: &'static [u8],
+    output: &'static [u8],
+    meta: &'static [u8],
+    digest: &'static [u8],
+}
+
+fn tags(version: u16) -> Tags {
+    match version {
+        1 => Tags {
+            request: b"sworn.request.v1\0",
+            output: b"sworn.output.v1\0",
+            meta: b"sworn.meta.v1\0",
+            digest: b"sworn.transcript.v1\0",
+        },
+        2 => Tags {
+            request: b"sworn.request.v2\0",
+            output: b"sworn.output.v1\0",
+            meta: TAG_META,
+            digest: TAG_DIGEST,
+        },
+        _ => Tags {
+            request: TAG_REQUEST,
+            output: TAG_OUTPUT,
+            meta: TAG_META,
+            digest: TAG_DIGEST,
+        },
+    }
+}
+
+/// Refuses a version sworn never issued.
+fn check_version(version: u16) -> Result<(), AttestError> {
+    if FORMAT_VERSIONS.contains(&version) {
+        Ok(())
+    } else {
+        Err(AttestError::Version(version))
+    }
+}
 
 /// The model the completion ran on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -344,8 +389,11 @@ impl ModelCommitment {
 }
 
 impl RequestRecord {
-    fn encode(&self, w: &mut Writer) {
-        w.str(&self.spec_version);
+    /// Format 1 kept `spec_version` in the meta, and formats 1 and 2 end after `stop`.
+    fn encode(&self, w: &mut Writer, version: u16) {
+        if version >= 2 {
+            w.str(&self.spec_version);
+        }
         match &self.prompt {
             Prompt::Text(t) => {
                 w.u8(0).str(t);
@@ -353,7 +401,7 @@ impl RequestRecord {
             Prompt::Chat(msgs) => {
                 w.u8(1).u32(msgs.len() as u32);
                 for m in msgs {
-                    m.encode(w);
+                    m.encode(w, version);
                 }
             }
             Prompt::RawText(t) => {
@@ -368,6 +416,9 @@ impl RequestRecord {
         for s in &self.stop {
             w.str(s);
         }
+        if version < 3 {
+            return;
+        }
         match self.logprobs {
             None => w.u8(0),
             Some(n) => w.u8(1).u8(n),
@@ -375,19 +426,25 @@ impl RequestRecord {
         opt_str(w, self.grammar.as_deref());
         opt_str(w, self.tools.as_deref());
     }
-    fn decode(r: &mut Reader<'_>) -> Result<Self, AttestError> {
-        let spec_version = r.str("request.spec_version")?;
+    /// Decodes a request of format `version`. For format 1 `spec_version` is left empty: the
+    /// caller fills it from the meta, where format 1 keeps it.
+    fn decode(r: &mut Reader<'_>, version: u16) -> Result<Self, AttestError> {
+        let spec_version = if version >= 2 {
+            r.str("request.spec_version")?
+        } else {
+            String::new()
+        };
         let prompt = match r.u8("request.prompt kind")? {
             0 => Prompt::Text(r.str("request.prompt")?),
             1 => {
                 let n = r.len("request.messages", 8)?;
                 let mut msgs = Vec::with_capacity(n);
                 for _ in 0..n {
-                    msgs.push(Message::decode(r)?);
+                    msgs.push(Message::decode(r, version)?);
                 }
                 Prompt::Chat(msgs)
             }
-            2 => Prompt::RawText(r.str("request.prompt")?),
+            2 if version >= 2 => Prompt::RawText(r.str("request.prompt")?),
             k => return Err(AttestError::Malformed(format!("prompt kind {k}"))),
         };
         let prompt_tokens = r.u32s("request.prompt_tokens")?;
@@ -406,6 +463,19 @@ impl RequestRecord {
         let stop = (0..n)
             .map(|_| r.str("request.stop"))
             .collect::<Result<_, _>>()?;
+        if version < 3 {
+            return Ok(RequestRecord {
+                spec_version,
+                prompt,
+                prompt_tokens,
+                sampling,
+                max_tokens,
+                stop,
+                logprobs: None,
+                grammar: None,
+                tools: None,
+            });
+        }
         let logprobs = match r.u8("request.logprobs kind")? {
             0 => None,
             1 => Some(r.u8("request.logprobs")?),
@@ -423,11 +493,16 @@ impl RequestRecord {
             tools: read_opt_str(r, "request.tools")?,
         })
     }
-    /// `SHA-256(TAG_REQUEST || encoding)`.
+    /// `SHA-256(TAG_REQUEST || encoding)` in the current format.
     pub fn commitment(&self) -> [u8; 32] {
+        self.commitment_v(FORMAT_VERSION)
+    }
+
+    /// The commitment as format `version` computes it (its tag and encoding).
+    pub fn commitment_v(&self, version: u16) -> [u8; 32] {
         let mut w = Writer::default();
-        self.encode(&mut w);
-        sha256(&[TAG_REQUEST, &w.buf])
+        self.encode(&mut w, version);
+        sha256(&[tags(version).request, &w.buf])
     }
 }
 
@@ -448,17 +523,29 @@ fn read_opt_str(r: &mut Reader<'_>, what: &str) -> Result<Option<String>, Attest
 }
 
 impl Message {
-    fn encode(&self, w: &mut Writer) {
+    /// Formats 1 and 2: role and content only.
+    fn encode(&self, w: &mut Writer, version: u16) {
         w.str(&self.role).str(&self.content);
+        if version < 3 {
+            return;
+        }
         w.u32(self.tool_calls.len() as u32);
         for c in &self.tool_calls {
             w.str(&c.id).str(&c.name).str(&c.arguments);
         }
         opt_str(w, self.tool_call_id.as_deref());
     }
-    fn decode(r: &mut Reader<'_>) -> Result<Self, AttestError> {
+    fn decode(r: &mut Reader<'_>, version: u16) -> Result<Self, AttestError> {
         let role = r.str("message.role")?;
         let content = r.str("message.content")?;
+        if version < 3 {
+            return Ok(Message {
+                role,
+                content,
+                tool_calls: Vec::new(),
+                tool_call_id: None,
+            });
+        }
         let n = r.len("message.tool_calls", 12)?;
         let tool_calls = (0..n)
             .map(|_| {
@@ -531,7 +618,8 @@ impl OutputRecord {
     pub fn trace_root(&self) -> [u8; 32] {
         merkle::root(&self.step_hashes)
     }
-    fn encode(&self, w: &mut Writer) {
+    /// Formats 1 and 2 end after the step hashes (no logprobs).
+    fn encode(&self, w: &mut Writer, version: u16) {
         w.u32s(&self.tokens)
             .str(&self.text)
             .u8(self.finish_reason.code());
@@ -539,9 +627,11 @@ impl OutputRecord {
         for h in &self.step_hashes {
             w.fixed(h);
         }
-        encode_logprobs(w, &self.logprobs);
+        if version >= 3 {
+            encode_logprobs(w, &self.logprobs);
+        }
     }
-    fn decode(r: &mut Reader<'_>) -> Result<Self, AttestError> {
+    fn decode(r: &mut Reader<'_>, version: u16) -> Result<Self, AttestError> {
         let tokens = r.u32s("output.tokens")?;
         let text = r.str("output.text")?;
         let finish_reason = match r.u8("output.finish_reason")? {
@@ -558,30 +648,48 @@ impl OutputRecord {
             text,
             finish_reason,
             step_hashes,
-            logprobs: decode_logprobs(r)?,
+            logprobs: if version >= 3 {
+                decode_logprobs(r)?
+            } else {
+                Vec::new()
+            },
         })
     }
     /// `SHA-256(TAG_OUTPUT || tokens || text || finish_reason || trace_root || n_steps ||
     /// logprobs)`: the trace enters through its root, so a challenge can open one step without
     /// the others.
     pub fn commitment(&self) -> [u8; 32] {
+        self.commitment_v(FORMAT_VERSION)
+    }
+
+    /// The commitment as format `version` computes it (formats 1 and 2: no logprobs).
+    pub fn commitment_v(&self, version: u16) -> [u8; 32] {
         let mut w = Writer::default();
         w.u32s(&self.tokens)
             .str(&self.text)
             .u8(self.finish_reason.code());
         w.fixed(&self.trace_root())
             .u32(self.step_hashes.len() as u32);
-        encode_logprobs(&mut w, &self.logprobs);
-        sha256(&[TAG_OUTPUT, &w.buf])
+        if version >= 3 {
+            encode_logprobs(&mut w, &self.logprobs);
+        }
+        sha256(&[tags(version).output, &w.buf])
     }
 }
 
 impl Meta {
-    fn encode(&self, w: &mut Writer) {
-        w.str(&self.engine)
-            .str(&self.engine_version)
-            .str(&self.backend);
+    /// Format 1 carries the request's `spec_version` here, after the engine version, and has
+    /// no operator binding.
+    fn encode(&self, w: &mut Writer, version: u16, spec_version: &str) {
+        w.str(&self.engine).str(&self.engine_version);
+        if version == 1 {
+            w.str(spec_version);
+        }
+        w.str(&self.backend);
         w.fixed(&self.operator_key_id).u64(self.timestamp_ms);
+        if version == 1 {
+            return;
+        }
         match &self.operator {
             None => {
                 w.u8(0);
@@ -592,29 +700,51 @@ impl Meta {
             }
         }
     }
-    fn decode(r: &mut Reader<'_>) -> Result<Self, AttestError> {
-        Ok(Meta {
-            engine: r.str("meta.engine")?,
-            engine_version: r.str("meta.engine_version")?,
+    /// Decodes a meta of format `version`, with the `spec_version` it holds in format 1.
+    fn decode(r: &mut Reader<'_>, version: u16) -> Result<(Self, Option<String>), AttestError> {
+        let engine = r.str("meta.engine")?;
+        let engine_version = r.str("meta.engine_version")?;
+        let spec_version = match version {
+            1 => Some(r.str("meta.spec_version")?),
+            _ => None,
+        };
+        let meta = Meta {
+            engine,
+            engine_version,
             backend: r.str("meta.backend")?,
             operator_key_id: r.fixed("meta.operator_key_id")?,
             timestamp_ms: r.u64("meta.timestamp_ms")?,
-            operator: match r.u8("meta.operator kind")? {
+            operator: None,
+        };
+        if version == 1 {
+            return Ok((meta, spec_version));
+        }
+        Ok((
+            Meta {
+                operator: match r.u8("meta.operator kind")? {
                 0 => None,
                 1 => Some(OperatorBinding {
                     chain_id: r.u64("meta.operator.chain_id")?,
                     registry: r.fixed("meta.operator.registry")?,
                     address: r.fixed("meta.operator.address")?,
                 }),
-                k => return Err(AttestError::Malformed(format!("operator kind {k}"))),
+                    k => return Err(AttestError::Malformed(format!("operator kind {k}"))),
+                },
+                ..meta
             },
-        })
+            None,
+        ))
     }
-    /// `SHA-256(TAG_META || encoding)`.
+    /// `SHA-256(TAG_META || encoding)` in the current format.
     pub fn commitment(&self) -> [u8; 32] {
+        self.commitment_v(FORMAT_VERSION, "")
+    }
+
+    /// The commitment as format `version` computes it; format 1's meta holds `spec_version`.
+    pub fn commitment_v(&self, version: u16, spec_version: &str) -> [u8; 32] {
         let mut w = Writer::default();
-        self.encode(&mut w);
-        sha256(&[TAG_META, &w.buf])
+        self.encode(&mut w, version, spec_version);
+        sha256(&[tags(version).meta, &w.buf])
     }
 }
 
@@ -629,10 +759,15 @@ pub struct Commitments {
 
 impl Commitments {
     /// `SHA-256(TAG_DIGEST || model || request || output || meta)`: 20 + 128 bytes, cheap for
-    /// the EVM's SHA-256 precompile.
+    /// the EVM's SHA-256 precompile. The digest of formats 2 and 3 (what contracts recompute).
     pub fn digest(&self) -> [u8; 32] {
+        self.digest_v(FORMAT_VERSION)
+    }
+
+    /// The digest as format `version` computes it (format 1 has its own tag).
+    pub fn digest_v(&self, version: u16) -> [u8; 32] {
         sha256(&[
-            TAG_DIGEST,
+            tags(version).digest,
             &self.model,
             &self.request,
             &self.output,
@@ -642,18 +777,81 @@ impl Commitments {
 }
 
 impl Transcript {
+    /// The four commitments, as the transcript's own format version computes them.
     pub fn commitments(&self) -> Commitments {
+        let v = self.version;
         Commitments {
             model: self.model.commitment(),
-            request: self.request.commitment(),
-            output: self.output.commitment(),
-            meta: self.meta.commitment(),
+            request: self.request.commitment_v(v),
+            output: self.output.commitment_v(v),
+            meta: self.meta.commitment_v(v, &self.request.spec_version),
         }
     }
 
     /// What the signature signs.
     pub fn digest(&self) -> [u8; 32] {
-        self.commitments().digest()
+        self.commitments().digest_v(self.version)
+    }
+
+    /// Refuses a transcript whose version sworn never issued, or that holds something its
+    /// version cannot carry (a format-2 transcript with logprobs, say): its encoding would drop
+    /// it, so the signature would not cover it.
+    pub fn check_format(&self) -> Result<(), AttestError> {
+        check_version(self.version)?;
+        let v = self.version;
+        let lacks = |what: &str| {
+            Err(AttestError::Malformed(format!(
+                "format {v} has no {what} (it came with a later format)"
+            )))
+        };
+        let (req, out) = (&self.request, &self.output);
+        if v < 2 && matches!(req.prompt, Prompt::RawText(_)) {
+            return lacks("raw_text prompts");
+        }
+        if v < 2 && self.meta.operator.is_some() {
+            return lacks("meta.operator");
+        }
+        if v < 3 {
+            if req.logprobs.is_some() || !out.logprobs.is_empty() {
+                return lacks("logprobs");
+            }
+            if req.grammar.is_some() {
+                return lacks("grammar");
+            }
+            if req.tools.is_some() {
+                return lacks("tools");
+            }
+            if let Prompt::Chat(msgs) = &req.prompt {
+                if msgs
+                    .iter()
+                    .any(|m| !m.tool_calls.is_empty() || m.tool_call_id.is_some())
+                {
+                    return lacks("tool calls in messages");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// What an older format lacks that a verifier should know about: empty for the current
+    /// format. The receipt still verifies and replays; these say what it does not prove
+    /// (`docs/transcript.md`, "Versions").
+    pub fn format_warnings(&self) -> Vec<String> {
+        match self.version {
+            1 => vec![
+                "format 1: the arithmetic's spec_version is signed in the meta, not in the \
+                 request commitment, so two format-1 transcripts with equal model and request \
+                 commitments may differ in arithmetic (equivocation cannot be proved from them)"
+                    .into(),
+                "format 1: no operator binding (meta.operator): the transcript names no on-chain \
+                 operator, so it cannot be anchored or disputed on chain"
+                    .into(),
+                "format 1: special-token spellings in prompt text and chat messages were read as \
+                 control tokens (replay follows that rule); a user's text could forge chat turns"
+                    .into(),
+            ],
+            _ => Vec::new(),
+        }
     }
 
     /// The message given to Ed25519: `TAG_SIGNATURE || digest`.
@@ -665,12 +863,13 @@ impl Transcript {
 
     /// The canonical binary encoding.
     pub fn encode(&self) -> Vec<u8> {
+        let v = self.version;
         let mut w = Writer::default();
-        w.fixed(MAGIC).u16(self.version);
+        w.fixed(MAGIC).u16(v);
         self.model.encode(&mut w);
-        self.request.encode(&mut w);
-        self.output.encode(&mut w);
-        self.meta.encode(&mut w);
+        self.request.encode(&mut w, v);
+        self.output.encode(&mut w, v);
+        self.meta.encode(&mut w, v, &self.request.spec_version);
         w.fixed(&self.signature);
         w.buf
     }
@@ -685,15 +884,20 @@ impl Transcript {
             ));
         }
         let version = r.u16("version")?;
-        if version != FORMAT_VERSION {
-            return Err(AttestError::Version(version));
+        check_version(version)?;
+        let model = ModelCommitment::decode(&mut r)?;
+        let mut request = RequestRecord::decode(&mut r, version)?;
+        let output = OutputRecord::decode(&mut r, version)?;
+        let (meta, spec_in_meta) = Meta::decode(&mut r, version)?;
+        if let Some(spec) = spec_in_meta {
+            request.spec_version = spec;
         }
         let t = Transcript {
             version,
-            model: ModelCommitment::decode(&mut r)?,
-            request: RequestRecord::decode(&mut r)?,
-            output: OutputRecord::decode(&mut r)?,
-            meta: Meta::decode(&mut r)?,
+            model,
+            request,
+            output,
+            meta,
             signature: r.fixed("signature")?,
         };
         r.finish()?;
@@ -707,6 +911,15 @@ impl Transcript {
         // (0.7, not 0.699999988079071).
         let text = serde_json::to_string(self).expect("transcripts always serialize");
         let mut v: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+        if self.version == 1 {
+            // Format 1 keeps the arithmetic's version in the meta.
+            let spec = v["request"]
+                .as_object_mut()
+                .and_then(|r| r.remove("spec_version"));
+            if let (Some(spec), Some(meta)) = (spec, v["meta"].as_object_mut()) {
+                meta.insert("spec_version".into(), spec);
+            }
+        }
         v["digest"] = serde_json::Value::String(hexser::encode(&self.digest()));
         v
     }
@@ -719,16 +932,42 @@ impl Transcript {
                 max: limits.max_bytes,
             });
         }
-        let mut v: serde_json::Value =
-            serde_json::from_str(s).map_err(|e| AttestError::Json(e.to_string()))?;
-        let claimed = v.as_object_mut().and_then(|o| o.remove("digest"));
-        let t: Transcript =
-            serde_json::from_value(v).map_err(|e| AttestError::Json(e.to_string()))?;
-        if t.version != FORMAT_VERSION {
-            return Err(AttestError::Version(t.version));
+        let v = strict_json::parse(s).map_err(|e| AttestError::Json(e.to_string()))?;
+        Transcript::from_json_value(v, limits)
+    }
+
+    /// [`Transcript::from_json`] on a parsed value (which must come from
+    /// [`strict_json::parse`], so that no object had a key twice).
+    pub fn from_json_value(
+        mut v: serde_json::Value,
+        limits: Limits,
+    ) -> Result<Transcript, AttestError> {
+        let json = |e: serde_json::Error| AttestError::Json(e.to_string());
+        let obj = v
+            .as_object_mut()
+            .ok_or_else(|| AttestError::Json("a transcript is a JSON object".into()))?;
+        let claimed = obj.remove("digest");
+        let version = obj
+            .get("version")
+            .and_then(|v| v.as_u64())
+            .ok_or_else(|| AttestError::Json("\"version\" is missing or not a number".into()))?;
+        let version = u16::try_from(version).map_err(|_| AttestError::Version(u16::MAX))?;
+        check_version(version)?;
+        if version == 1 {
+            format1_spec_into_request(obj)?;
         }
+        let t: Transcript = serde_json::from_value(v).map_err(json)?;
+        t.check_format()?;
         if let Some(d) = claimed {
-            if d.as_str() != Some(hexser::encode(&t.digest()).as_str()) {
+            // Compared as bytes: the spec allows either hex case.
+            let claimed = d
+                .as_str()
+                .ok_or_else(|| AttestError::Json("\"digest\" is not a string".into()))
+                .and_then(|d| {
+                    hexser::decode::<32>(d)
+                        .map_err(|e| AttestError::Json(format!("\"digest\": {e}")))
+                })?;
+            if claimed != t.digest() {
                 return Err(AttestError::Inconsistent(
                     "the \"digest\" field does not match the content".into(),
                 ));
@@ -738,6 +977,29 @@ impl Transcript {
         Transcript::decode(&t.encode(), limits)?;
         Ok(t)
     }
+}
+
+/// Format 1's JSON has `meta.spec_version` and no `request.spec_version`: moves it to where the
+/// in-memory transcript keeps it, refusing a format-1 object that has it in the request.
+fn format1_spec_into_request(
+    obj: &mut serde_json::Map<String, serde_json::Value>,
+) -> Result<(), AttestError> {
+    let bad = |w: &str| Err(AttestError::Json(format!("format 1: {w}")));
+    let Some(spec) = obj
+        .get_mut("meta")
+        .and_then(|m| m.as_object_mut())
+        .and_then(|m| m.remove("spec_version"))
+    else {
+        return bad("meta.spec_version is missing");
+    };
+    let Some(req) = obj.get_mut("request").and_then(|r| r.as_object_mut()) else {
+        return bad("request is missing");
+    };
+    if req.contains_key("spec_version") {
+        return bad("request.spec_version came with format 2 (format 1 keeps it in meta)");
+    }
+    req.insert("spec_version".into(), spec);
+    Ok(())
 }
 
 #[cfg(test)]
@@ -907,16 +1169,14 @@ pub(crate) mod tests {
             Transcript::decode(&v, Limits::default()),
             Err(AttestError::Version(4))
         ));
-        v[9] = 2; // format 2 (before logprobs, grammars and tools) is refused
+        v[9] = 0; // never issued
         assert!(matches!(
             Transcript::decode(&v, Limits::default()),
-            Err(AttestError::Version(2))
+            Err(AttestError::Version(0))
         ));
-        v[9] = 1; // format 1 (before the spec version moved into the request) is refused
-        assert!(matches!(
-            Transcript::decode(&v, Limits::default()),
-            Err(AttestError::Version(1))
-        ));
+        // A format-3 body under an older version number does not decode as that format.
+        v[9] = 2;
+        assert!(Transcript::decode(&v, Limits::default()).is_err());
         let json = serde_json::to_string(&sample().to_json()).unwrap();
         let bad = json.replace(
             "\"finish_reason\":\"length\"",
@@ -960,13 +1220,18 @@ pub(crate) mod tests {
             Err(AttestError::Inconsistent(_))
         ));
         v["digest"] = digest;
-        // Version 1 and unknown fields are refused.
-        let mut old = v.clone();
-        old["version"] = serde_json::json!(1);
-        assert!(matches!(
-            read(&old.to_string()),
-            Err(AttestError::Version(1))
-        ));
+        // A digest in upper case is the same bytes.
+        let mut up = v.clone();
+        up["digest"] = serde_json::json!(hexser::encode(&t.digest()).to_uppercase());
+        assert_eq!(read(&up.to_string()).unwrap().encode(), bin);
+        // Versions never issued and unknown fields are refused; a format-3 body relabelled
+        // as format 1 lacks format 1's meta.spec_version.
+        for (version, want) in [(4, "version 4"), (0, "version 0"), (1, "spec_version")] {
+            let mut old = v.clone();
+            old["version"] = serde_json::json!(version);
+            let e = read(&old.to_string()).unwrap_err().to_string();
+            assert!(e.contains(want), "{version}: {e}");
+        }
         let mut extra = v.clone();
         extra["meta"]["operator"]["note"] = serde_json::json!("x");
         assert!(read(&extra.to_string()).is_err());
@@ -992,6 +1257,94 @@ pub(crate) mod tests {
         let got = read(&f.to_string()).unwrap().request.sampling.temperature;
         assert_eq!(got, 1.0f32);
         assert_ne!("1.00000005960464477550".parse::<f32>().unwrap(), got);
+    }
+
+    /// A transcript of `version` with only what that version carries.
+    fn sample_of(version: u16) -> Transcript {
+        let mut t = sample();
+        t.version = version;
+        if version >= 2 {
+            t.meta.operator = Some(OperatorBinding {
+                chain_id: 1,
+                registry: [0x11; 20],
+                address: [0x22; 20],
+            });
+        }
+        OperatorKey::from_seed(&[42; 32]).sign(&mut t);
+        t
+    }
+
+    /// Receipts are forever: transcripts of every format round-trip through both forms, and
+    /// each format's digest differs (its tags and layout are its own).
+    #[test]
+    fn every_issued_format_round_trips() {
+        let mut digests = Vec::new();
+        for version in FORMAT_VERSIONS {
+            let t = sample_of(version);
+            t.check_format().unwrap();
+            let bin = t.encode();
+            assert_eq!(Transcript::decode(&bin, Limits::default()).unwrap(), t);
+            let json = t.to_json();
+            assert_eq!(
+                json["meta"].get("spec_version").is_some(),
+                version == 1,
+                "format 1 keeps spec_version in the meta: {json}"
+            );
+            assert_eq!(json["request"].get("spec_version").is_some(), version != 1);
+            let back = Transcript::from_json(&json.to_string(), Limits::default()).unwrap();
+            assert_eq!(back.encode(), bin, "format {version}");
+            digests.push(t.digest());
+            // The version number is signed: relabelling breaks the digest.
+            let mut other = t.clone();
+            other.version = if version == 3 { 2 } else { version + 1 };
+            if other.check_format().is_ok() {
+                assert_ne!(other.digest(), t.digest());
+            }
+        }
+        digests.dedup();
+        assert_eq!(digests.len(), FORMAT_VERSIONS.len());
+        assert!(sample_of(1).format_warnings().len() >= 2);
+        assert!(sample_of(3).format_warnings().is_empty());
+    }
+
+    /// An old format cannot carry what came later: a transcript claiming format 2 with logprobs
+    /// (which its encoding would drop, unsigned) is refused, as is format 1 with an operator.
+    #[test]
+    fn old_formats_refuse_later_fields() {
+        let mut t = sample_of(2);
+        t.request.logprobs = Some(1);
+        assert!(t.check_format().unwrap_err().to_string().contains("logprobs"));
+        let mut j = sample_of(2).to_json();
+        j["request"]["grammar"] = serde_json::json!("start: \"a\"");
+        j.as_object_mut().unwrap().remove("digest");
+        let e = Transcript::from_json(&j.to_string(), Limits::default()).unwrap_err();
+        assert!(e.to_string().contains("grammar"), "{e}");
+        let mut one = sample_of(1);
+        one.meta.operator = sample_of(2).meta.operator;
+        assert!(one.check_format().is_err());
+        let mut raw = sample_of(1);
+        raw.request.prompt = Prompt::RawText("x".into());
+        assert!(raw.check_format().is_err());
+        // In binary, prompt kind 2 (raw text) does not exist in format 1.
+        let mut b = sample_of(1).encode();
+        let pos = 10 + 32 * 4 + 4; // magic, version, model; then the prompt kind
+        assert_eq!(b[pos], 1, "a chat prompt");
+        b[pos] = 2;
+        assert!(Transcript::decode(&b, Limits::default()).is_err());
+    }
+
+    /// `"text":"AAA","text":"BBB"`: serde_json would keep BBB (the signed text) while other
+    /// readers show AAA; the reader refuses the document.
+    #[test]
+    fn duplicate_json_keys_are_refused() {
+        let t = sample();
+        let json = serde_json::to_string(&t.to_json()).unwrap();
+        let forged = json.replace("\"text\":\"abc\"", "\"text\":\"never signed\",\"text\":\"abc\"");
+        assert_ne!(forged, json);
+        let e = Transcript::from_json(&forged, Limits::default()).unwrap_err();
+        assert!(e.to_string().contains("duplicate key"), "{e}");
+        let top = json.replacen("{", "{\"version\":3,", 1);
+        assert!(Transcript::from_json(&top, Limits::default()).is_err());
     }
 
     #[test]

@@ -329,6 +329,33 @@ impl Engine {
         self.prompt_tokens_with_tools(&req.prompt, req.tools.as_deref())
     }
 
+    /// The prompt's token ids under transcript format 1's rule, for replaying format-1
+    /// transcripts only: special-token spellings anywhere, in plain text and inside chat
+    /// messages, became control tokens (a chat prompt was rendered, then the whole text parsed
+    /// for specials). Format 2 made message text ordinary text; this keeps old receipts
+    /// replayable.
+    pub fn prompt_tokens_format1(&self, prompt: &Prompt) -> Result<Vec<u32>> {
+        let ids = match prompt {
+            Prompt::Text(t) | Prompt::RawText(t) => self.tokenizer.encode(t, true)?,
+            Prompt::Chat(msgs) => {
+                let tmpl = self.chat_template.as_ref().ok_or_else(|| {
+                    EngineError::InvalidRequest("this model has no chat template".into())
+                })?;
+                self.tokenizer.encode(&tmpl.render(msgs, true)?, true)?
+            }
+        };
+        if ids.is_empty() {
+            return Err(EngineError::InvalidRequest("the prompt is empty".into()));
+        }
+        Ok(ids)
+    }
+
+    /// The most positions (prompt and output tokens together) this engine serves: a longer
+    /// sequence is refused before any work.
+    pub fn max_context(&self) -> usize {
+        self.model.max_context
+    }
+
     /// The exact token ids `prompt` is fed as, with `tools` (the JSON text of OpenAI's `tools`
     /// array) offered to a chat template. Every string in the messages and the tools is
     /// protected: only the template's markup becomes control tokens.

@@ -26,6 +26,10 @@ pub struct Verified {
     pub transcript: Transcript,
     pub key: PublicKey,
     pub digest: [u8; 32],
+    /// What the transcript's (older) format does not prove, one line each
+    /// ([`Transcript::format_warnings`]); empty for the current format. A weakness of an old
+    /// format is reported, never a reason to refuse the receipt.
+    pub warnings: Vec<String>,
 }
 
 /// Parses a transcript in either form: the canonical binary encoding, or its JSON form.
@@ -51,13 +55,16 @@ pub fn verify(t: Transcript, trusted: &[PublicKey]) -> Result<Verified, AttestEr
         .iter()
         .find(|k| k.id() == t.meta.operator_key_id)
         .ok_or_else(|| AttestError::UntrustedKey(hexser::encode(&t.meta.operator_key_id)))?;
+    t.check_format()?;
     key.verify(&t)?;
     check_consistency(&t)?;
     let digest = t.digest();
+    let warnings = t.format_warnings();
     Ok(Verified {
         transcript: t,
         key,
         digest,
+        warnings,
     })
 }
 

@@ -184,6 +184,20 @@ fn check_spec(t: &Transcript) -> Result<(), EngineError> {
     Ok(())
 }
 
+/// Refuses, before any work, a transcript longer than the model's context: replay's cost grows
+/// with prompt + output tokens, and no honest transcript exceeds what the model serves.
+fn check_size(t: &Transcript, engine: &Engine) -> Result<(), EngineError> {
+    let (p, o) = (t.request.prompt_tokens.len(), t.output.tokens.len());
+    let max = engine.max_context();
+    if p.saturating_add(o) > max {
+        return Err(EngineError::InvalidRequest(format!(
+            "the transcript has {p} prompt and {o} output tokens, more than the model's context \
+             of {max} positions: refused before replaying (no honest run can be that long)"
+        )));
+    }
+    Ok(())
+}
+
 /// Replays `t` on a model file held in memory (a browser's `File`, say), reporting progress
 /// as [`replay_with_progress`] does, after the stages `"hashing"` and `"loading"` (each reported
 /// once, as `(stage, 0, 1)`, before it starts).
@@ -220,6 +234,7 @@ pub fn replay_with_progress(
     progress: &mut dyn FnMut(&str, usize, usize),
 ) -> Result<ReplayReport, EngineError> {
     check_spec(t)?;
+    check_size(t, engine)?;
     let (c, mine) = (&t.model, &m.commitment);
     let mut model_mismatches = Vec::new();
     if c.file_blake3 != mine.file_blake3 {
@@ -237,10 +252,11 @@ pub fn replay_with_progress(
     let req = engine_request(t);
     req.params.validate().map_err(EngineError::InvalidRequest)?;
     let prompt = &t.request.prompt_tokens;
-    let prompt_tokens_match = engine
-        .request_prompt_tokens(&req)
-        .map(|p| &p == prompt)
-        .unwrap_or(false);
+    let retokenized = match t.version {
+        1 => engine.prompt_tokens_format1(&req.prompt),
+        _ => engine.request_prompt_tokens(&req),
+    };
+    let prompt_tokens_match = retokenized.map(|p| &p == prompt).unwrap_or(false);
     let mut constraint = match &req.grammar {
         Some(g) => Some(engine.constraint(g)?),
         None => None,
@@ -346,6 +362,7 @@ pub fn regenerate(
     m: &ModelManifest,
 ) -> Result<OutputRecord, EngineError> {
     check_spec(t)?;
+    check_size(t, engine)?;
     if t.model.commitment() != m.commitment.commitment() {
         return Err(EngineError::InvalidRequest(
             "the local model is not the one the transcript commits to".into(),
