@@ -245,8 +245,14 @@ impl AnchoredTranscript {
                 max: limits.max_bytes,
             });
         }
-        let Ok(serde_json::Value::Object(mut o)) = serde_json::from_str(text) else {
-            return Ok(None);
+        let mut o = match crate::strict_json::parse(text) {
+            Ok(serde_json::Value::Object(o)) => o,
+            Ok(_) => return Ok(None),
+            // A document with a key twice is refused, whatever it claims to be.
+            Err(e) if e.to_string().contains("duplicate key") => {
+                return Err(AttestError::Json(e.to_string()))
+            }
+            Err(_) => return Ok(None),
         };
         if !(o.len() == 2 && o.contains_key("transcript") && o.contains_key("anchor")) {
             return Ok(None);
@@ -444,5 +450,10 @@ mod tests {
             ..Limits::default()
         };
         assert!(AnchoredTranscript::parse(&text, tiny).is_err());
+        // A key twice (here the anchor's batch) is refused, not read last-wins.
+        let dup = text.replacen("\"batch\":", "\"batch\":0,\"batch\":", 1);
+        assert_ne!(dup, text);
+        let e = AnchoredTranscript::parse(&dup, Limits::default()).unwrap_err();
+        assert!(e.to_string().contains("duplicate key"), "{e}");
     }
 }

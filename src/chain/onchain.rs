@@ -330,7 +330,7 @@ pub fn parse_proof(text: &str) -> anyhow::Result<AnchorProof> {
     Ok(
         match AnchoredTranscript::parse(text, sworn_attest::Limits::default())? {
             Some(b) => b.anchor,
-            None => serde_json::from_str::<AnchorProof>(text)
+            None => sworn_attest::strict_json::from_str::<AnchorProof>(text)
                 .map_err(|e| anyhow::anyhow!("not a bundle or proof: {e}"))?,
         },
     )
