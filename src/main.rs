@@ -509,12 +509,12 @@ fn keygen(a: KeygenArgs) -> Result<i32> {
     Ok(0)
 }
 
-/// Loads the signing key, creating the default one on first use.
-fn signing_key(path: Option<PathBuf>) -> Result<OperatorKey> {
+/// Loads the signing key: `path` if given, else `default` (created on first use).
+fn signing_key(path: Option<PathBuf>, default: &Path) -> Result<OperatorKey> {
     match path {
         Some(p) => Ok(OperatorKey::load(&p)?),
         None => {
-            let p = default_key_path();
+            let p = default.to_path_buf();
             if p.exists() {
                 Ok(OperatorKey::load(&p)?)
             } else {
@@ -756,7 +756,7 @@ fn generate(a: GenerateArgs) -> Result<i32> {
     // Load the key and hash the model before generating, so that a bad key fails fast.
     let signer = match &a.out {
         Some(_) => {
-            let key = signing_key(a.key.clone())?;
+            let key = signing_key(a.key.clone(), &default_key_path())?;
             let binding = attestation::load_binding(&data_dir(), &key.public())?;
             Some((key, binding, sworn_engine::commit::manifest(&model)?))
         }
@@ -991,8 +991,10 @@ fn serve(a: ServeArgs) -> Result<i32> {
             model.display()
         );
     }
-    let key = signing_key(a.key)?;
+    // --data-dir holds this server's key: two servers with two data directories never share
+    // one by accident (replicas that must share a key are given it with --key).
     let data_dir = a.data_dir.unwrap_or_else(data_dir);
+    let key = signing_key(a.key, &data_dir.join("operator.key"))?;
     let store = sworn::server::store::Location::parse(a.store.as_deref(), &data_dir)?;
     let cfg = sworn::server::Config {
         store,

@@ -37,6 +37,12 @@ fn data_dir(name: &str) -> PathBuf {
 
 /// Starts `sworn serve` on a free loopback port and waits until it answers.
 fn start(model: &Path, dir: &Path, extra: &[&str]) -> Server {
+    start_in(model, dir, dir, extra)
+}
+
+/// [`start`] with `--data-dir dir` and the default data directory (`SWORN_DATA_DIR`) at
+/// `default_dir`.
+fn start_in(model: &Path, dir: &Path, default_dir: &Path, extra: &[&str]) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_sworn"))
         .args([
             "serve",
@@ -49,7 +55,7 @@ fn start(model: &Path, dir: &Path, extra: &[&str]) -> Server {
         ])
         .args(["--data-dir", dir.to_str().unwrap()])
         .args(extra)
-        .env("SWORN_DATA_DIR", dir)
+        .env("SWORN_DATA_DIR", default_dir)
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -315,6 +321,12 @@ fn bad_input_gets_clear_4xx_and_the_server_keeps_serving() {
             400,
             "needs content",
         ),
+        (
+            "/v1/chat/completions",
+            br#"{"messages": [{"role": "wizard", "content": "I command you"}]}"#.to_vec(),
+            400,
+            "unknown message role \"wizard\"",
+        ),
     ];
     for (path, body, want, says) in cases {
         let (status, _, text) = post(&srv.base, path, &body);
@@ -355,6 +367,18 @@ fn bad_input_gets_clear_4xx_and_the_server_keeps_serving() {
         br#"{"prompt": "Still alive?", "max_tokens": 3}"#,
     );
     assert_eq!(status, 200);
+    // OpenAI's `developer` role is `system`: recorded and rendered as one.
+    let (status, _, text) = post(
+        &srv.base,
+        "/v1/chat/completions",
+        br#"{"messages": [{"role": "developer", "content": "Be brief."}, {"role": "user", "content": "Hi"}], "max_tokens": 2}"#,
+    );
+    assert_eq!(status, 200, "{text}");
+    let t = attestation(&serde_json::from_str(&text).unwrap());
+    let sworn_attest::Prompt::Chat(msgs) = &t.request.prompt else {
+        panic!("a chat prompt")
+    };
+    assert_eq!(msgs[0].role, "system");
 }
 
 #[test]
@@ -1168,6 +1192,22 @@ fn the_verify_page_is_served_from_its_folder() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
     assert_eq!(r.headers()["content-type"], "application/wasm");
+    // Every page and file: a Content-Security-Policy that no other site may frame, no
+    // sniffing; and every response at all says nosniff and DENY.
+    for path in ["/verify/", "/"] {
+        let r = agent().get(format!("{}{path}", srv.base)).call().unwrap();
+        let h = r.headers();
+        let csp = h["content-security-policy"].to_str().unwrap();
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+        assert!(csp.contains("script-src 'self'"), "{path}: {csp}");
+        assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(h["x-frame-options"], "DENY", "{path}");
+    }
+    let r = agent()
+        .get(format!("{}/v1/attestations/nope", srv.base))
+        .call()
+        .unwrap();
+    assert_eq!(r.headers()["x-content-type-options"], "nosniff");
     for path in [
         "/verify/notes.txt",
         "/verify/..%2Fsecret.txt",
@@ -1359,4 +1399,82 @@ fn api_keys_authenticate_limit_and_own_their_attestations() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("without --api-keys"), "{err}");
+}
+
+/// `--data-dir` holds the server's key: two data directories give two keys, each in its own
+/// directory, and the default data directory is left alone. (Before, both servers signed with
+/// the default directory's key.)
+#[test]
+fn each_data_dir_has_its_own_key() {
+    let Some(model) = require_model("each_data_dir_has_its_own_key") else {
+        return;
+    };
+    let (a, b, default) = (data_dir("key-a"), data_dir("key-b"), data_dir("key-default"));
+    let sa = start_in(&model, &a, &default, &[]);
+    let sb = start_in(&model, &b, &default, &[]);
+    let (ka, kb) = (operator_key(&sa.base), operator_key(&sb.base));
+    assert_ne!(ka.id(), kb.id(), "two data dirs, one key");
+    for (dir, k) in [(&a, ka), (&b, kb)] {
+        let own = sworn_attest::OperatorKey::load(&dir.join("operator.key")).unwrap();
+        assert_eq!(own.public().id(), k.id(), "{}", dir.display());
+    }
+    assert!(!default.join("operator.key").exists());
+    // A restart on the same directory keeps its key.
+    drop(sa);
+    let again = start_in(&model, &a, &default, &[]);
+    assert_eq!(operator_key(&again.base).id(), ka.id());
+}
+
+/// Liveness is not readiness: with its PostgreSQL store turned read-only under it (the
+/// server's sessions cut, new ones read-only), `/healthz` stays 200 while `/readyz` says 503
+/// with the store's reason and a completion is refused with 503 `store_unavailable`, not
+/// acknowledged; once the store takes writes again, both recover. (Before, `/healthz` was the
+/// only check and said ok, and the completion failed with 500.)
+#[test]
+fn readiness_follows_the_store_and_unstorable_completions_get_503() {
+    let Some(model) = require_model("readiness_follows_the_store") else {
+        return;
+    };
+    let Some(pg) = common::require_postgres("readiness_follows_the_store") else {
+        return;
+    };
+    let db = format!("sworn_ready_{}", std::process::id());
+    let url = sworn::server::store::postgres::fresh_database(&pg, &db);
+    let dir = data_dir("ready");
+    let srv = start(&model, &dir, &["--store", &url]);
+    let body = br#"{"prompt": "Hello", "max_tokens": 2}"#;
+    assert_eq!(get(&srv.base, "/readyz").0, 200);
+    assert_eq!(post(&srv.base, "/v1/completions", body).0, 200);
+    let set_read_only = |on: bool| {
+        let sql = sworn::server::store::postgres::execute_sql;
+        sql(
+            &pg,
+            &[
+                format!(
+                    "ALTER DATABASE {db} SET default_transaction_read_only = {}",
+                    if on { "on" } else { "off" }
+                ),
+                format!(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                     WHERE datname = '{db}' AND pid <> pg_backend_pid()"
+                ),
+            ],
+        );
+    };
+    set_read_only(true);
+    let (status, text) = get(&srv.base, "/readyz");
+    assert_eq!(status, 503, "{text}");
+    assert!(text.contains("read-only") || text.contains("store"), "{text}");
+    assert_eq!(get(&srv.base, "/healthz").0, 200, "alive all the same");
+    let (status, id, text) = post(&srv.base, "/v1/completions", body);
+    assert_eq!(status, 503, "{text}");
+    assert!(text.contains("store_unavailable"), "{text}");
+    assert!(id.is_none(), "nothing acknowledged");
+    set_read_only(false);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while get(&srv.base, "/readyz").0 != 200 {
+        assert!(Instant::now() < deadline, "never ready again");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(post(&srv.base, "/v1/completions", body).0, 200);
 }

@@ -166,8 +166,26 @@ struct ChatBody {
     common: Common,
 }
 
+/// The chat roles a request may use. OpenAI's `developer` role is its newer name for `system`,
+/// and is recorded (and rendered) as `system`, as OpenAI treats it.
+const CHAT_ROLES: &[&str] = &["system", "user", "assistant", "tool"];
+
 impl ChatMessage {
+    /// The role as it is recorded: one of [`CHAT_ROLES`] (`developer` becomes `system`);
+    /// anything else is refused, not rendered as a turn of an unknown speaker.
+    fn role(&self) -> Result<&str, ApiError> {
+        match self.role.as_str() {
+            "developer" => Ok("system"),
+            r if CHAT_ROLES.contains(&r) => Ok(r),
+            r => Err(ApiError::bad(format!(
+                "unknown message role {:?} (expected system, developer, user, assistant or tool)",
+                r.chars().take(64).collect::<String>()
+            ))),
+        }
+    }
+
     fn to_message(&self) -> Result<Message, ApiError> {
+        let role = self.role()?;
         let content = match &self.content {
             None if self.role == "assistant" && !self.tool_calls.is_empty() => String::new(),
             None => {
@@ -192,7 +210,7 @@ impl ChatMessage {
                 t
             }
         };
-        let mut m = Message::new(&self.role, &content);
+        let mut m = Message::new(role, &content);
         m.tool_calls = self
             .tool_calls
             .iter()
@@ -819,6 +837,14 @@ async fn respond(
                             e,
                         ))
                     }
+                    Update::StoreFailed(e) => {
+                        return Err(ApiError::new(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "server_error",
+                            "store_unavailable",
+                            e,
+                        ))
+                    }
                 }
             }
             Err(ApiError::new(
@@ -914,7 +940,9 @@ async fn respond(
                 let usage = json!({"prompt_tokens": n_prompt, "completion_tokens": n_out, "total_tokens": n_prompt + n_out});
                 event(answer.choice(&engine, &t, true), Some((usage, t.to_json())))
             }
-            Ok(Update::Failed(e) | Update::Rejected(e)) => Some(Ok(error_event(&e))),
+            Ok(Update::Failed(e) | Update::Rejected(e) | Update::StoreFailed(e)) => {
+                Some(Ok(error_event(&e)))
+            }
             Err(_) => Some(Ok(error_event("timed out: the request was cancelled"))),
         }
     });
@@ -1139,8 +1167,31 @@ pub async fn operator(State(state): State<Arc<AppState>>) -> Json<Value> {
     }))
 }
 
+/// Liveness: the process answers. Says nothing about the store (see [`readyz`]), so that an
+/// orchestrator does not restart a healthy server because its database is down.
 pub async fn healthz() -> &'static str {
     "ok\n"
+}
+
+/// Readiness: the model is loaded and the key present (both hold once the server listens),
+/// and the store is reachable and writable now. 503 with the reason otherwise, so a load
+/// balancer sends no completions that could not be stored.
+pub async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    let shared = state.shared.clone();
+    let store = tokio::task::spawn_blocking(move || shared.store.ready()).await;
+    match store {
+        Ok(Ok(())) => (StatusCode::OK, "ready\n").into_response(),
+        Ok(Err(e)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"ready": false, "store": e.to_string()})),
+        )
+            .into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"ready": false, "store": e.to_string()})),
+        )
+            .into_response(),
+    }
 }
 
 pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {

@@ -205,7 +205,7 @@ pub const DEFAULT_PUBLIC: &[&str] = &["healthz", "operator", "verify", "chat"];
 /// The group a path belongs to, if it is one `--public` can open.
 pub fn group_of(path: &str) -> Option<&'static str> {
     match path {
-        "/healthz" => Some("healthz"),
+        "/healthz" | "/readyz" => Some("healthz"),
         "/v1/operator" => Some("operator"),
         "/metrics" => Some("metrics"),
         "/v1/models" => Some("models"),

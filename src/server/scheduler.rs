@@ -38,6 +38,9 @@ pub enum Update {
     Rejected(String),
     /// The server failed to complete it (a server error).
     Failed(String),
+    /// The completion ran but its transcript could not be stored, so it is not acknowledged
+    /// (HTTP 503 `store_unavailable`: the client may retry).
+    StoreFailed(String),
 }
 
 /// A request handed to the scheduler.
@@ -222,7 +225,7 @@ fn finish(shared: &Shared, l: Live, c: sworn_engine::Completion) {
         }
         Err(e) => {
             tracing::error!(error = %e, "storing a transcript failed");
-            let _ = l.updates.send(Update::Failed(format!(
+            let _ = l.updates.send(Update::StoreFailed(format!(
                 "the attestation could not be stored: {e}"
             )));
         }

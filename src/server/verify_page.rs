@@ -20,6 +20,14 @@ const FILES: [(&str, &str); 5] = [
     ("sworn_web_bg.wasm", "application/wasm"),
 ];
 
+/// The verify page's Content-Security-Policy: the chat page's (it shares its origin, where the
+/// chat page keeps an API key in `sessionStorage`), except that it may fetch attestations from
+/// any server the user names in its "server" field. Scripts, workers and WebAssembly still come
+/// from this server only, and no other site may frame it.
+const CSP: &str = "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; worker-src 'self'; \
+    connect-src 'self' http: https:; style-src 'unsafe-inline'; img-src 'self'; base-uri 'none'; \
+    form-action 'none'; frame-ancestors 'none'";
+
 /// `/verify` itself: the page's relative links need the trailing slash.
 pub async fn redirect() -> Redirect {
     Redirect::permanent("/verify/")
@@ -48,7 +56,14 @@ async fn serve(dir: Option<&PathBuf>, name: &str) -> Response {
         return (StatusCode::NOT_FOUND, "no such file\n").into_response();
     };
     match tokio::fs::read(dir.join(name)).await {
-        Ok(body) => ([(header::CONTENT_TYPE, kind)], body).into_response(),
+        Ok(body) => (
+            [
+                (header::CONTENT_TYPE, kind),
+                (header::CONTENT_SECURITY_POLICY, CSP),
+            ],
+            body,
+        )
+            .into_response(),
         Err(e) => {
             tracing::warn!(file = %dir.join(name).display(), "verify page: {e}");
             (

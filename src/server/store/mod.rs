@@ -240,6 +240,8 @@ pub trait Backend: Send + Sync {
     /// The encoded transcript with this id (or, with `by_digest`, digest).
     fn encoded(&self, id: &str, by_digest: bool) -> Result<Option<Vec<u8>>, StoreError>;
     fn count(&self) -> Result<u64, StoreError>;
+    /// Whether the store is reachable and takes writes now (`/readyz`).
+    fn ready(&self) -> Result<(), StoreError>;
     /// Makes everything written durable in its final place (on shutdown).
     fn checkpoint(&self) -> Result<(), StoreError>;
 
@@ -387,6 +389,11 @@ impl Store {
     }
 
     /// Number of stored transcripts.
+    /// Reachable and writable now: what `/readyz` asks.
+    pub fn ready(&self) -> Result<(), StoreError> {
+        self.backend.ready()
+    }
+
     pub fn count(&self) -> Result<u64, StoreError> {
         self.backend.count()
     }

@@ -344,6 +344,24 @@ impl Backend for Postgres {
         Ok(row.get::<_, i64>(0) as u64)
     }
 
+    /// A round trip, on a server that takes writes (not a standby in recovery, not a
+    /// read-only transaction default).
+    fn ready(&self) -> Result<(), StoreError> {
+        let c = self.client()?;
+        let row = block_on(c.query_one(
+            "SELECT pg_is_in_recovery() OR current_setting('transaction_read_only') = 'on'",
+            &[],
+        ))
+        .map_err(|e| self.err(e))?;
+        if row.get::<_, bool>(0) {
+            return Err(StoreError::Unavailable(
+                self.where_.clone(),
+                "the server is read-only".into(),
+            ));
+        }
+        Ok(())
+    }
+
     fn checkpoint(&self) -> Result<(), StoreError> {
         // Every statement committed durably when it returned; nothing is held back.
         Ok(())

@@ -188,6 +188,12 @@ impl Backend for Sqlite {
             })? as u64)
     }
 
+    /// Takes the write lock and lets it go: the file is there and writable.
+    fn ready(&self) -> Result<(), StoreError> {
+        self.conn().execute_batch("BEGIN IMMEDIATE; ROLLBACK;")?;
+        Ok(())
+    }
+
     fn checkpoint(&self) -> Result<(), StoreError> {
         self.conn()
             .execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")?;

@@ -29,6 +29,7 @@ suite!(
     batches_take_each_transcript_once_per_registry,
     one_anchoring_lease_at_a_time,
     reopening_migrates_nothing_twice,
+    serves_every_format_it_holds,
 );
 
 fn sqlite_store(name: &str) -> Store {
@@ -69,6 +70,35 @@ fn golden() -> Transcript {
         "/tests/vectors/greedy-text.json"
     );
     Transcript::from_json(&std::fs::read_to_string(p).unwrap(), Limits::default()).unwrap()
+}
+
+/// A golden vector, by its path under tests/vectors.
+fn vector(name: &str) -> Transcript {
+    let p = format!("{}/tests/vectors/{name}", env!("CARGO_MANIFEST_DIR"));
+    Transcript::from_json(&std::fs::read_to_string(p).unwrap(), Limits::default()).unwrap()
+}
+
+/// Receipts are forever: rows of every transcript format sworn has issued are served, by id
+/// and by digest, byte for byte.
+fn serves_every_format_it_holds(s: &Store) {
+    let held = [
+        vector("format1/greedy-chat.json"),
+        vector("format2/sampled-text.json"),
+        vector("greedy-text.json"),
+    ];
+    assert_eq!(held.iter().map(|t| t.version).collect::<Vec<_>>(), [1, 2, 3]);
+    for (i, t) in held.iter().enumerate() {
+        s.put(&format!("cmpl-v{}", t.version), t, i as u64).unwrap();
+    }
+    for t in &held {
+        let got = s.get(&format!("cmpl-v{}", t.version)).unwrap().unwrap();
+        assert_eq!(got.encode(), t.encode(), "format {}", t.version);
+        let by_digest = s
+            .get_by_id_or_digest(&hexser::encode(&t.digest()))
+            .unwrap()
+            .unwrap();
+        assert_eq!(by_digest.encode(), t.encode(), "format {}", t.version);
+    }
 }
 
 fn stores_and_finds_transcripts(s: &Store) {
