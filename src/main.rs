@@ -569,20 +569,43 @@ fn verify(a: VerifyArgs) -> Result<i32> {
     if !keys.is_empty() {
         match sworn_verifier::verify(t.clone(), &keys) {
             Ok(v) if !onchain => {
+                // Offline, a bundle's inclusion proof is checked against the root it carries;
+                // whether that root is on chain needs --rpc, and the output says so.
+                let inclusion = anchor.as_ref().map(|p| p.verifies());
+                if inclusion == Some(false) {
+                    print_invalid(
+                        a.json,
+                        "the bundle's inclusion proof does not lead to its root",
+                    );
+                    return Ok(1);
+                }
+                let anchored = inclusion.map(|_| {
+                    "the inclusion proof leads to the bundle's root; whether that root is \
+                     anchored on chain was NOT checked (give --rpc and --registry)"
+                });
                 if a.json {
                     println!(
                         "{}",
                         serde_json::json!({"valid": true, "digest": hex(&v.digest), "key_id": hex(&v.key.id()),
+                        "format_version": v.transcript.version, "warnings": v.warnings,
+                        "inclusion": anchored,
                         "tokens": v.transcript.output.tokens.len(), "text": v.transcript.output.text})
                     );
                 } else {
                     println!(
-                        "valid: signed by {} (key id {}), digest {}, {} output tokens",
+                        "valid: signed by {} (key id {}), digest {}, {} output tokens, format {}",
                         v.key.to_hex(),
                         hex(&v.key.id()),
                         hex(&v.digest),
-                        v.transcript.output.tokens.len()
+                        v.transcript.output.tokens.len(),
+                        v.transcript.version
                     );
+                    for w in &v.warnings {
+                        println!("warning: {w}");
+                    }
+                    if let Some(s) = anchored {
+                        println!("note: {s}");
+                    }
                 }
                 return Ok(0);
             }

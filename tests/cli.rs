@@ -343,3 +343,76 @@ fn generate_out_verify_and_replay_exit_codes() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `sworn verify` takes every format sworn issued: a format-1 receipt verifies, with warnings
+/// naming what format 1 lacks (text and `--json`); a format-3 one has none.
+#[test]
+fn verify_takes_old_formats_and_warns_about_them() {
+    let dir = std::env::temp_dir().join(format!("sworn-old-formats-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let vectors = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors");
+    let key = format!("{vectors}/operator.pub.json");
+    let old = format!("{vectors}/format1/greedy-chat.json");
+    let out = sworn_in(&dir, &["verify", &old, "--key", &key]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("format 1"), "{text}");
+    assert!(text.contains("warning: format 1: no operator binding"), "{text}");
+    let out = sworn_in(&dir, &["verify", &old, "--key", &key, "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["valid"], true);
+    assert_eq!(v["format_version"], 1);
+    assert!(v["warnings"].as_array().unwrap().len() >= 2, "{v}");
+    let new = format!("{vectors}/greedy-text.json");
+    let out = sworn_in(&dir, &["verify", &new, "--key", &key, "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["warnings"], serde_json::json!([]), "{v}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Offline, `sworn verify bundle.json` checks the bundle's inclusion proof against the root it
+/// carries and says loudly that the root's presence on chain was not checked; a proof that
+/// does not lead to its root is refused. (Before, the proof was not looked at offline.)
+#[test]
+fn offline_verify_checks_a_bundles_inclusion_proof() {
+    use sworn_attest::anchor::{leaf_hash, AnchorProof, AnchoredTranscript};
+    let dir = std::env::temp_dir().join(format!("sworn-bundle-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let vectors = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors");
+    let key = format!("{vectors}/operator.pub.json");
+    let text = std::fs::read_to_string(format!("{vectors}/greedy-chat.json")).unwrap();
+    let t = sworn_attest::Transcript::from_json(&text, Default::default()).unwrap();
+    let proof = AnchorProof {
+        chain_id: 31337,
+        registry: format!("0x{}", "5e".repeat(20)),
+        operator: format!("0x{}", "09".repeat(20)),
+        batch: 0,
+        index: 0,
+        batch_size: 1,
+        anchored_at: 1,
+        root: leaf_hash(&t.digest()),
+        commitments: t.commitments().into(),
+        proof: vec![],
+    };
+    let write = |name: &str, p: &AnchorProof| {
+        let b = AnchoredTranscript::new(t.clone(), p.clone()).unwrap();
+        let path = dir.join(name);
+        std::fs::write(&path, b.to_json().to_string()).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let good = write("good.json", &proof);
+    let out = sworn_in(&dir, &["verify", &good, "--key", &key]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    assert!(said.contains("was NOT checked"), "{said}");
+    let mut wrong = proof.clone();
+    wrong.root[0] ^= 1;
+    let bad = write("bad.json", &wrong);
+    let out = sworn_in(&dir, &["verify", &bad, "--key", &key]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("does not lead to its root"), "{said}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

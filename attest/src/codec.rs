@@ -133,9 +133,15 @@ impl<'a> Reader<'a> {
     pub fn len(&mut self, what: &str, min_item: usize) -> Result<usize, AttestError> {
         let n = self.u32(what)? as usize;
         let left = self.data.len() - self.pos;
-        if n > self.limits.max_items || n.saturating_mul(min_item.max(1)) > left {
+        if n > self.limits.max_items {
             return Err(AttestError::Malformed(format!(
-                "{what}: length {n} exceeds what is left"
+                "{what}: {n} items, more than the limit of {} per list",
+                self.limits.max_items
+            )));
+        }
+        if n.saturating_mul(min_item.max(1)) > left {
+            return Err(AttestError::Malformed(format!(
+                "{what}: length {n} exceeds what is left ({left} bytes)"
             )));
         }
         Ok(n)
@@ -162,5 +168,41 @@ impl<'a> Reader<'a> {
             )));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A count over the item limit says so (not "exceeds what is left", which sent readers
+    /// looking for a truncation); a count the bytes cannot hold says that, with the bytes.
+    #[test]
+    fn list_counts_name_the_limit_they_break() {
+        let mut over = Writer::default();
+        over.u32((1 << 20) + 1);
+        over.buf.extend(vec![0; 64]);
+        let e = Reader::new(&over.buf, Limits::default())
+            .unwrap()
+            .len("tokens", 4)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("more than the limit of 1048576"), "{e}");
+        let mut short = Writer::default();
+        short.u32(10);
+        let e = Reader::new(&short.buf, Limits::default())
+            .unwrap()
+            .len("tokens", 4)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("exceeds what is left (0 bytes)"), "{e}");
+        let mut exact = Writer::default();
+        exact.u32(1 << 20);
+        exact.buf.extend(vec![0; 4 << 20]);
+        let n = Reader::new(&exact.buf, Limits::default())
+            .unwrap()
+            .len("tokens", 4)
+            .unwrap();
+        assert_eq!(n, 1 << 20, "the limit is inclusive");
     }
 }

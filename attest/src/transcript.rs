@@ -1257,6 +1257,22 @@ pub(crate) mod tests {
         let got = read(&f.to_string()).unwrap().request.sampling.temperature;
         assert_eq!(got, 1.0f32);
         assert_ne!("1.00000005960464477550".parse::<f32>().unwrap(), got);
+        // `-0.0` and `-0` are both binary32 -0.0, whose bits are not 0.0's
+        // (docs/transcript.md §5).
+        let text = f.to_string();
+        let key = "\"temperature\":1.0000000596046448";
+        assert!(text.contains(key), "{text}");
+        let bits = |lit: &str| {
+            read(&text.replace(key, &format!("\"temperature\":{lit}")))
+                .unwrap()
+                .request
+                .sampling
+                .temperature
+                .to_bits()
+        };
+        assert_eq!(bits("-0.0"), 0x8000_0000);
+        assert_eq!(bits("-0"), 0x8000_0000);
+        assert_eq!(bits("0"), 0);
     }
 
     /// A transcript of `version` with only what that version carries.

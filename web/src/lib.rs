@@ -55,7 +55,7 @@ pub fn verify(transcript: &[u8], key: &str) -> String {
     };
     out["public_key"] = json!(key.to_hex());
     let verdict = match sworn_verifier::verify(t, &[key]) {
-        Ok(_) => json!({ "ok": true }),
+        Ok(v) => json!({ "ok": true, "warnings": v.warnings }),
         Err(e) => refusal("verify", e),
     };
     out.as_object_mut()

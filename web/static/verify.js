@@ -88,7 +88,8 @@ worker.onmessage = async (event) => {
     const r = m.result;
     show(r);
     if (r.ok) {
-      setVerdict($("verdict"), "valid", "Valid: signed by this operator key, and consistent.");
+      const warn = (r.warnings || []).map((w) => ` Warning: ${w}.`).join("");
+      setVerdict($("verdict"), "valid", `Valid: signed by this operator key, and consistent.${warn}`);
       const f = $("model-file").files[0];
       if (f) {
         $("replay-section").hidden = false;
