@@ -262,6 +262,14 @@ mod tests {
     /// Gemma 3's template: one BOS, the system message at the start of the first user turn,
     /// `model` for the assistant's role, contents trimmed.
     #[test]
+    fn the_documented_gemma3_template_is_the_one_used() {
+        // docs/chat-templates/gemma3.jinja is the template's text for a second implementation
+        // (the model commitment hashes these bytes): it must not drift from the code's.
+        let doc = include_str!("../../docs/chat-templates/gemma3.jinja");
+        assert_eq!(doc, GEMMA3_TEMPLATE);
+    }
+
+    #[test]
     fn renders_gemma3s_template() {
         let t = ChatTemplate::new(GEMMA3_TEMPLATE, "<bos>", "<eos>").unwrap();
         let msgs = [
