@@ -192,6 +192,11 @@ struct ServeArgs {
     /// Connections open at once (more wait in the listen backlog).
     #[arg(long, default_value_t = 512)]
     max_connections: usize,
+    /// Seconds running completions may take to finish after SIGTERM or Ctrl-C; past it they
+    /// end with an error naming the shutdown and are not acknowledged. A second signal exits
+    /// at once. (Kubernetes kills 30 s after SIGTERM.)
+    #[arg(long, default_value_t = 25)]
+    shutdown_grace: u64,
     /// Also serve /v1/attestations/{digest} (by default only by the unguessable request id:
     /// digests become public when a transcript is disputed on chain).
     #[arg(long)]
@@ -1040,6 +1045,7 @@ fn serve(a: ServeArgs) -> Result<i32> {
             header_timeout: std::time::Duration::from_secs(a.header_timeout.max(1)),
             body_timeout: std::time::Duration::from_secs(a.body_timeout.max(1)),
             max_connections: a.max_connections.max(1),
+            shutdown_grace: std::time::Duration::from_secs(a.shutdown_grace),
         },
         attestations_by_digest: a.attestations_by_digest,
         verify_dir: a.verify_dir,

@@ -1478,3 +1478,91 @@ fn readiness_follows_the_store_and_unstorable_completions_get_503() {
     }
     assert_eq!(post(&srv.base, "/v1/completions", body).0, 200);
 }
+
+/// Starts a long stream and returns once its first token arrived; the thread yields every
+/// `data:` line it read.
+fn long_stream(base: &str, seed: u64) -> std::thread::JoinHandle<Vec<String>> {
+    let (base, (tx, rx)) = (base.to_string(), std::sync::mpsc::channel());
+    let h = std::thread::spawn(move || {
+        let body = json!({"prompt": "Write a very long story about the sea.", "max_tokens": 2048,
+            "stream": true, "temperature": 0.9, "seed": seed, "stop": []});
+        let r = agent()
+            .post(format!("{base}/v1/completions"))
+            .header("content-type", "application/json")
+            .send(body.to_string())
+            .unwrap();
+        let mut lines = Vec::new();
+        for line in BufReader::new(r.into_body().into_reader()).lines() {
+            let Ok(line) = line else { break };
+            if let Some(d) = line.strip_prefix("data: ") {
+                if lines.is_empty() {
+                    let _ = tx.send(());
+                }
+                lines.push(d.to_string());
+            }
+        }
+        lines
+    });
+    rx.recv_timeout(Duration::from_secs(60))
+        .expect("the stream started");
+    h
+}
+
+/// SIGTERM with two 2,048-token streams running: the server exits within its grace period
+/// (here 2 s), the streams end with an error event naming the shutdown and no transcript, and
+/// a completion acknowledged before the signal is still served after a restart. A second
+/// signal exits at once, whatever the grace. (Before, the drain had no bound: 185 s for two
+/// such streams, and a second signal was ignored.)
+#[test]
+fn sigterm_ends_long_streams_within_the_grace_period() {
+    let Some(model) = require_model("sigterm_ends_long_streams") else {
+        return;
+    };
+    let dir = data_dir("grace");
+    let srv = start(&model, &dir, &["--shutdown-grace", "2"]);
+    let (status, id, body) = post(
+        &srv.base,
+        "/v1/completions",
+        br#"{"prompt": "Acknowledged before the signal", "max_tokens": 4}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    let acked = attestation(&serde_json::from_str(&body).unwrap());
+    let streams = [long_stream(&srv.base, 1), long_stream(&srv.base, 2)];
+    let mut srv = srv;
+    let sent = Instant::now();
+    // SAFETY: sending a signal to our own child process.
+    unsafe { libc::kill(srv.child.id() as i32, libc::SIGTERM) };
+    let code = srv.child.wait().unwrap();
+    let took = sent.elapsed();
+    assert!(took < Duration::from_secs(2 + 5), "exit took {took:?}");
+    assert!(took >= Duration::from_secs(2), "cut before the grace: {took:?}");
+    assert!(code.success(), "exit {code:?}");
+    for s in streams {
+        let lines = s.join().unwrap();
+        let last = lines.iter().rev().find(|l| *l != "[DONE]").unwrap();
+        assert!(last.contains("shutting down"), "{last}");
+        assert!(
+            !lines.iter().any(|l| l.contains("sworn_attestation")),
+            "a cut-off stream got an attestation"
+        );
+    }
+    let srv = start(&model, &dir, &[]);
+    let id = id.unwrap();
+    let (status, body) = get(&srv.base, &format!("/v1/attestations/{id}"));
+    assert_eq!(status, 200, "{id} lost");
+    assert_eq!(Transcript::from_json(&body, Default::default()).unwrap(), acked);
+    // A second signal: out at once, though the grace is a minute.
+    drop(srv);
+    let mut srv = start(&model, &dir, &["--shutdown-grace", "60"]);
+    let streams = [long_stream(&srv.base, 3), long_stream(&srv.base, 4)];
+    let sent = Instant::now();
+    // SAFETY: as above.
+    unsafe { libc::kill(srv.child.id() as i32, libc::SIGTERM) };
+    std::thread::sleep(Duration::from_millis(300));
+    unsafe { libc::kill(srv.child.id() as i32, libc::SIGTERM) };
+    srv.child.wait().unwrap();
+    assert!(sent.elapsed() < Duration::from_secs(5), "{:?}", sent.elapsed());
+    for s in streams {
+        let _ = s.join();
+    }
+}

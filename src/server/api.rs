@@ -837,6 +837,14 @@ async fn respond(
                             e,
                         ))
                     }
+                    Update::ShuttingDown(e) => {
+                        return Err(ApiError::new(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "server_error",
+                            "shutting_down",
+                            e,
+                        ))
+                    }
                     Update::StoreFailed(e) => {
                         return Err(ApiError::new(
                             StatusCode::SERVICE_UNAVAILABLE,
@@ -940,7 +948,12 @@ async fn respond(
                 let usage = json!({"prompt_tokens": n_prompt, "completion_tokens": n_out, "total_tokens": n_prompt + n_out});
                 event(answer.choice(&engine, &t, true), Some((usage, t.to_json())))
             }
-            Ok(Update::Failed(e) | Update::Rejected(e) | Update::StoreFailed(e)) => {
+            Ok(
+                Update::Failed(e)
+                | Update::Rejected(e)
+                | Update::StoreFailed(e)
+                | Update::ShuttingDown(e),
+            ) => {
                 Some(Ok(error_event(&e)))
             }
             Err(_) => Some(Ok(error_event("timed out: the request was cancelled"))),

@@ -53,6 +53,9 @@ pub struct Limits {
     pub body_timeout: Duration,
     /// Connections open at once; more wait in the listen backlog.
     pub max_connections: usize,
+    /// After SIGTERM or Ctrl-C, how long running completions may take to finish before they
+    /// are cut off (not acknowledged, so nothing acknowledged is lost).
+    pub shutdown_grace: Duration,
 }
 
 impl Default for Limits {
@@ -67,6 +70,7 @@ impl Default for Limits {
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
             max_connections: 512,
+            shutdown_grace: Duration::from_secs(25),
         }
     }
 }
@@ -231,6 +235,7 @@ pub async fn serve(cfg: Config) -> Result<()> {
         metrics: Default::default(),
         in_flight: AtomicUsize::new(0),
         prefill_chunk: cfg.prefill_chunk,
+        cut_off: std::sync::atomic::AtomicBool::new(false),
     });
     let (jobs, rx) = mpsc::channel();
     let sched = {
@@ -273,14 +278,51 @@ pub async fn serve(cfg: Config) -> Result<()> {
         listener.local_addr()?
     );
     let limits = state.limits.clone();
-    serve_connections(listener, router(state), &limits, shutdown_signal()).await;
+    // The first signal stops accepting and starts the grace period; when it is over, running
+    // completions are cut off; a second signal exits at once.
+    let signalled = Arc::new(tokio::sync::Notify::new());
+    let first = {
+        let s = signalled.clone();
+        async move {
+            shutdown_signal().await;
+            s.notify_one();
+        }
+    };
+    let grace = limits.shutdown_grace;
+    let watcher = tokio::spawn({
+        let shared = shared.clone();
+        async move {
+            signalled.notified().await;
+            eprintln!(
+                "sworn: shutting down: running completions have {}s to finish (a second signal exits now)",
+                grace.as_secs_f64()
+            );
+            tokio::select! {
+                _ = tokio::time::sleep(grace) => {
+                    eprintln!("sworn: grace period over: cutting off running completions (not acknowledged)");
+                    shared.cut_off.store(true, std::sync::atomic::Ordering::SeqCst);
+                    shutdown_signal().await;
+                }
+                _ = shutdown_signal() => {}
+            }
+            // Nothing is acknowledged before it is durable, so exiting loses nothing acknowledged.
+            eprintln!("sworn: second signal: exiting now");
+            std::process::exit(130);
+        }
+    });
+    serve_connections(listener, router(state), &limits, first).await;
     if let Some(task) = anchoring {
         task.abort();
     }
-    // The router (and with it the job sender) is gone: the scheduler finishes what it has.
+    // The router (and with it the job sender) is gone: the scheduler finishes what it has (or,
+    // past the grace period, cuts it off).
+    shared
+        .cut_off
+        .store(true, std::sync::atomic::Ordering::SeqCst);
     tokio::task::spawn_blocking(move || sched.join())
         .await?
         .map_err(|_| anyhow::anyhow!("the scheduler panicked"))?;
+    watcher.abort();
     shared.store.checkpoint()?;
     eprintln!("sworn: stopped cleanly");
     Ok(())
@@ -438,7 +480,12 @@ async fn serve_connections(
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    // Streams end within the grace period (then they are cut off); idle and slow connections
+    // get a few seconds more, then the server stops waiting for them.
+    let bound = limits.shutdown_grace + Duration::from_secs(5);
+    if tokio::time::timeout(bound, graceful.shutdown()).await.is_err() {
+        tracing::warn!("connections still open {bound:?} after shutdown began: closing them");
+    }
 }
 
 async fn shutdown_signal() {
@@ -457,7 +504,6 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
-    eprintln!("sworn: shutting down (finishing in-flight requests)");
 }
 
 /// Hands the allocator's free memory back to the system. Loading runs on two threads (weights,

@@ -41,6 +41,9 @@ pub enum Update {
     /// The completion ran but its transcript could not be stored, so it is not acknowledged
     /// (HTTP 503 `store_unavailable`: the client may retry).
     StoreFailed(String),
+    /// The server's shutdown grace period ended before the completion did: no transcript was
+    /// issued (HTTP 503 `shutting_down`, or an error event on a stream).
+    ShuttingDown(String),
 }
 
 /// A request handed to the scheduler.
@@ -71,6 +74,9 @@ pub struct Shared {
     pub in_flight: AtomicUsize,
     /// Tokens a prompt may be fed per pass, so a long prompt does not stall others' decoding.
     pub prefill_chunk: usize,
+    /// Set when the shutdown grace period is over: running and queued requests end with
+    /// [`Update::ShuttingDown`], unacknowledged, and the scheduler stops.
+    pub cut_off: std::sync::atomic::AtomicBool,
 }
 
 /// A request the batch is working on.
@@ -89,6 +95,10 @@ pub fn run(shared: Arc<Shared>, jobs: Receiver<Job>) {
     let mut live: Vec<Live> = Vec::new();
     let mut open = true;
     while open || !batch.is_idle() {
+        if shared.cut_off.load(Ordering::SeqCst) && !(live.is_empty() && !open) {
+            cut_off(&shared, &mut batch, &mut live, &jobs);
+            break;
+        }
         // Admit new work: wait for it when idle, otherwise take what is there.
         loop {
             let next = if batch.is_idle() && open {
@@ -188,6 +198,24 @@ pub fn run(shared: Arc<Shared>, jobs: Receiver<Job>) {
         }
     }
     tracing::info!("scheduler stopped");
+}
+
+/// Ends every running and queued request with [`Update::ShuttingDown`]: past the grace period
+/// nothing more is acknowledged (and nothing acknowledged is affected: it is already stored).
+fn cut_off(shared: &Shared, batch: &mut Batcher<'_>, live: &mut Vec<Live>, jobs: &Receiver<Job>) {
+    let why = "the server is shutting down: the completion was cut off at the end of its \
+               shutdown grace period; no transcript was issued";
+    for l in live.drain(..) {
+        batch.cancel(l.id);
+        shared.in_flight.fetch_sub(1, Ordering::Relaxed);
+        shared.metrics.cancelled.inc();
+        let _ = l.updates.send(Update::ShuttingDown(why.into()));
+    }
+    while let Ok(job) = jobs.try_recv() {
+        shared.in_flight.fetch_sub(1, Ordering::Relaxed);
+        let _ = job.updates.send(Update::ShuttingDown(why.into()));
+    }
+    tracing::warn!("shutdown grace period over: running requests cut off");
 }
 
 /// Prompt plus completion tokens: what a key's token rate is charged.
