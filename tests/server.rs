@@ -358,6 +358,24 @@ fn bad_input_gets_clear_4xx_and_the_server_keeps_serving() {
     let _ = sock.read_to_string(&mut reply);
     assert!(reply.starts_with("HTTP/1.1 413"), "{reply}");
     assert!(reply.contains("limit is 1048576"), "{reply}");
+    // A client that writes its whole (oversized) body before reading, as Python's http.client
+    // does, gets the 413 too, not a broken pipe under its upload.
+    let mut sock = std::net::TcpStream::connect(addr).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let big = vec![b' '; 12 << 20];
+    write!(
+        sock,
+        "POST /v1/completions HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n",
+        big.len()
+    )
+    .unwrap();
+    sock.write_all(&big)
+        .expect("the server reads an oversized body before refusing it");
+    let mut reply = String::new();
+    let _ = sock.read_to_string(&mut reply);
+    assert!(reply.starts_with("HTTP/1.1 413"), "{reply}");
     assert_eq!(get(&srv.base, "/v1/attestations/nope").0, 404);
     assert_eq!(get(&srv.base, "/v1/attestations/..%2F..%2Fetc").0, 400);
     assert_eq!(get(&srv.base, "/healthz").0, 200);

@@ -361,6 +361,28 @@ fn admit(
 /// asked for to the last, and at most `max` bytes: a client that trickles its body gets 408
 /// instead of holding a connection and a task for as long as it likes. A declared
 /// `Content-Length` over the limit gets 413 at once, before any of the body is read.
+/// The most of an oversized body that is read (and discarded) before its 413, and for how long.
+const DRAIN_LIMIT: u64 = 16 << 20;
+const DRAIN_TIME: Duration = Duration::from_secs(5);
+
+/// Reads and drops `body` until it ends or `time` runs out, keeping nothing: returns the bytes
+/// read and whether the body ended.
+async fn drain(body: axum::body::Body, time: Duration) -> (u64, bool) {
+    let mut stream = body.into_data_stream();
+    let mut n = 0u64;
+    let deadline = tokio::time::Instant::now() + time;
+    loop {
+        match tokio::time::timeout_at(deadline, stream.next()).await {
+            Ok(Some(Ok(chunk))) => n += chunk.len() as u64,
+            Ok(None) => return (n, true),
+            Ok(Some(Err(_))) | Err(_) => return (n, false),
+        }
+        if n > DRAIN_LIMIT {
+            return (n, false);
+        }
+    }
+}
+
 pub async fn read_body_in_time(
     req: axum::extract::Request,
     next: axum::middleware::Next,
@@ -373,13 +395,27 @@ pub async fn read_body_in_time(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if let Some(n) = declared.filter(|&n| n > max as u64) {
-        return ApiError::new(
+        // Clients that write the whole body before reading (Python's http.client) would see a
+        // broken pipe, not the 413, if the connection closed under their upload: read and
+        // discard a bounded amount first, then answer and close.
+        let (drained, all) = if n <= DRAIN_LIMIT {
+            drain(req.into_body(), timeout.min(DRAIN_TIME)).await
+        } else {
+            (0, false)
+        };
+        tracing::debug!(declared = n, drained, all, "oversized body refused");
+        let mut r = ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "invalid_request_error",
             "body_rejected",
             format!("request body: {n} bytes declared, the limit is {max}"),
         )
         .into_response();
+        r.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            HeaderValue::from_static("close"),
+        );
+        return r;
     }
     let (parts, body) = req.into_parts();
     let bytes = match tokio::time::timeout(timeout, axum::body::to_bytes(body, max)).await {
