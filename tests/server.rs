@@ -327,6 +327,13 @@ fn bad_input_gets_clear_4xx_and_the_server_keeps_serving() {
             400,
             "unknown message role \"wizard\"",
         ),
+        (
+            // A schema whose $refs only lead to each other: refused before it is queued.
+            "/v1/chat/completions",
+            br##"{"messages": [{"role": "user", "content": "x"}], "max_tokens": 8, "response_format": {"type": "json_schema", "json_schema": {"name": "loop", "schema": {"$defs": {"a": {"$ref": "#/$defs/b"}, "b": {"$ref": "#/$defs/a"}}, "$ref": "#/$defs/a"}}}}"##.to_vec(),
+            400,
+            "cannot produce a first token",
+        ),
     ];
     for (path, body, want, says) in cases {
         let (status, _, text) = post(&srv.base, path, &body);

@@ -86,18 +86,41 @@ impl Grammars {
         })
     }
 
-    /// A fresh matcher for `grammar` (Lark text), at the start of an output.
+    /// A fresh matcher for `grammar` (Lark text), at the start of an output. Its first mask is
+    /// computed here: a grammar that compiles but cannot produce a first token (a JSON schema
+    /// whose `$ref`s only lead to each other, say) is refused now, before any work is queued
+    /// for it, with a short reason.
     pub fn start(&self, grammar: &str) -> Result<Constraint> {
         let parser = self
             .factory
             .create_parser(TopLevelGrammar::from_lark(grammar.to_string()))
-            .map_err(|e| EngineError::InvalidRequest(format!("grammar: {e}")))?;
-        Ok(Constraint {
+            .map_err(|e| EngineError::InvalidRequest(format!("grammar: {}", brief(&e))))?;
+        let mut c = Constraint {
             matcher: Matcher::new(Ok(parser)),
             stop_ids: self.stop_ids.clone(),
             eos: self.eos,
             vocab: self.vocab,
-        })
+            first: None,
+        };
+        c.first = Some(c.compute_mask().map_err(|e| {
+            EngineError::InvalidRequest(format!(
+                "grammar: it cannot produce a first token ({e}); is a JSON schema's $ref \
+                 recursive with no way out?"
+            ))
+        })?);
+        Ok(c)
+    }
+}
+
+/// llguidance's error, cut to its first line and 200 characters: its messages can carry the
+/// parser's state and the whole grammar (up to the request's size), which neither a client nor
+/// the log needs.
+fn brief(e: &dyn std::fmt::Display) -> String {
+    let s = e.to_string();
+    let line = s.lines().next().unwrap_or("");
+    match line.char_indices().nth(200) {
+        Some((at, _)) => format!("{}…", &line[..at]),
+        None => line.to_string(),
     }
 }
 
@@ -107,16 +130,26 @@ pub struct Constraint {
     stop_ids: Vec<u32>,
     eos: u32,
     vocab: usize,
+    /// The first mask, computed when the constraint was made (to refuse grammars that cannot
+    /// start): handed out by the first [`Constraint::mask`].
+    first: Option<TokenMask>,
 }
 
 impl Constraint {
     /// The tokens allowed next. Where the grammar may end, the end-of-sequence token is allowed,
     /// and with it every stop token (end-of-turn tokens end an output the same way).
     pub fn mask(&mut self) -> Result<TokenMask> {
+        match self.first.take() {
+            Some(m) => Ok(m),
+            None => self.compute_mask(),
+        }
+    }
+
+    fn compute_mask(&mut self) -> Result<TokenMask> {
         let v = self
             .matcher
             .compute_mask_or_eos()
-            .map_err(|e| EngineError::InvalidRequest(format!("grammar: {e}")))?;
+            .map_err(|e| EngineError::InvalidRequest(format!("grammar: {}", brief(&e))))?;
         let mut words = v.as_slice().to_vec();
         words.truncate(self.vocab.div_ceil(32));
         let mut m = TokenMask::from_words(words);
@@ -134,8 +167,9 @@ impl Constraint {
         if self.stop_ids.contains(&token) {
             return Ok(());
         }
+        self.first = None;
         self.matcher
             .consume_token(token)
-            .map_err(|e| EngineError::InvalidRequest(format!("grammar: {e}")))
+            .map_err(|e| EngineError::InvalidRequest(format!("grammar: {}", brief(&e))))
     }
 }

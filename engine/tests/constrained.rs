@@ -106,3 +106,19 @@ fn masks_and_logprobs_are_batch_invariant_and_recomputable() {
         .unwrap();
     }
 }
+
+/// A JSON schema whose `$ref`s only lead to each other compiles in llguidance but fails at
+/// the first mask. It is refused when the constraint is made, before any work is queued, with
+/// a short message that carries neither the parser's state nor the grammar. (Before, it failed
+/// at the first token with the whole grammar and parser state in the error.)
+#[test]
+fn grammars_that_cannot_start_are_refused_up_front_and_briefly() {
+    let e = engine("recursive-ref");
+    let schema = r##"{"$defs": {"a": {"$ref": "#/$defs/b"}, "b": {"$ref": "#/$defs/a"}}, "$ref": "#/$defs/a"}"##;
+    let grammar = format!("start: %json {schema}");
+    let err = e.constraint(&grammar).err().expect("refused").to_string();
+    assert!(err.len() < 400, "{} bytes: {err}", err.len());
+    assert!(!err.contains("$defs"), "echoes the grammar: {err}");
+    // A sound grammar still compiles and starts.
+    assert!(e.constraint(GRAMMAR).is_ok());
+}
