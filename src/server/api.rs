@@ -1087,7 +1087,7 @@ fn readable_by(state: &AppState, id: &str, caller: Option<&Arc<Caller>>) -> Resu
         )
     })?;
     Ok(match (owner, caller) {
-        (Some(Some(o)), Some(c)) => o == c.name,
+        (Some(Some(o)), Some(c)) => c.owns(&o),
         _ => false,
     })
 }

@@ -33,6 +33,10 @@ pub struct KeyEntry {
 /// A key's live state.
 pub struct Caller {
     pub name: String,
+    /// Who owns the transcripts this key's requests make: `key:` and 32 hex digits derived from
+    /// the key's hash, so it is stable for the key and never shared with another key, whatever
+    /// the names say (a name can be reused after its key is revoked).
+    pub owner: String,
     /// One permit per request queued or running, held until it ends.
     pub running: Arc<tokio::sync::Semaphore>,
     pub max_concurrent: usize,
@@ -84,6 +88,36 @@ fn sha256(key: &str) -> [u8; 32] {
     Sha256::digest(key.as_bytes()).into()
 }
 
+/// The owner id of the key whose SHA-256 is `hash`: `key:` and the first 16 bytes of
+/// `SHA-256("sworn.api-key-owner.v1\0" || hash)` in hex. Derived, not the hash itself, so the
+/// transcript store holds nothing that also appears in the key file.
+pub fn owner_id(hash: &[u8; 32]) -> String {
+    let d = Sha256::new()
+        .chain_update(b"sworn.api-key-owner.v1\0")
+        .chain_update(hash)
+        .finalize();
+    format!("key:{}", sworn_attest::hexser::encode(&d[..16]))
+}
+
+/// Whether a stored owner is a key's: `owner_id` for rows written since owners became key
+/// ids; a row written before holds the key's name (see [`Caller::owns`]).
+fn is_owner_id(owner: &str) -> bool {
+    owner.starts_with("key:")
+}
+
+impl Caller {
+    /// Whether this key may read a transcript whose owner column is `owner`: its own id; or,
+    /// for rows written before owners were key ids, its name (names are unique in a key file;
+    /// docs/server.md says what that leaves for rows made before the upgrade).
+    pub fn owns(&self, owner: &str) -> bool {
+        if is_owner_id(owner) {
+            owner == self.owner
+        } else {
+            owner == self.name
+        }
+    }
+}
+
 impl ApiKeys {
     /// Reads a key file (a JSON array of [`KeyEntry`]); it must not be readable by others.
     pub fn load(path: &Path) -> Result<ApiKeys> {
@@ -111,7 +145,15 @@ impl ApiKeys {
 
     pub fn from_entries(entries: Vec<KeyEntry>) -> Result<ApiKeys> {
         let mut by_hash = HashMap::new();
+        let mut names = std::collections::BTreeSet::new();
         for e in entries {
+            if !names.insert(e.name.clone()) {
+                bail!(
+                    "the name {:?} is given to two keys: names must be unique (they are shown \
+                     in logs and metrics, and older attestations are owned by name)",
+                    e.name
+                );
+            }
             let Ok(h) = sworn_attest::hexser::decode::<32>(&e.sha256) else {
                 bail!("key {:?}: sha256 must be 64 hex digits", e.name);
             };
@@ -130,6 +172,7 @@ impl ApiKeys {
                     at: Instant::now(),
                 }),
                 name: e.name.clone(),
+                owner: owner_id(&h),
             });
             if by_hash.insert(h, caller).is_some() {
                 bail!("key {:?} is listed twice", e.name);
@@ -241,6 +284,30 @@ mod tests {
         assert!((60..=62).contains(&wait), "{wait}");
         assert!(ApiKeys::from_entries(vec![entry("a", "k", 1), entry("b", "k", 1)]).is_err());
         assert!(ApiKeys::from_entries(vec![]).is_err());
+    }
+
+    /// Ownership follows the key, not its name: a hand-edited file with one name twice is
+    /// refused, and a name reused for a new key (after the old one was revoked) does not read
+    /// what the old key's requests made. Rows written before owners were key ids are owned by
+    /// name. (Before, the owner was the name: two entries named alike read each other's.)
+    #[test]
+    fn transcripts_are_owned_by_the_key_not_its_name() {
+        let e = ApiKeys::from_entries(vec![entry("a", "k1", 1), entry("a", "k2", 1)])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("two keys"), "{e}");
+        let old = ApiKeys::from_entries(vec![entry("alice", "old-key", 1)]).unwrap();
+        let new = ApiKeys::from_entries(vec![entry("alice", "new-key", 1)]).unwrap();
+        let (old, new) = (old.caller("old-key").unwrap(), new.caller("new-key").unwrap());
+        assert_ne!(old.owner, new.owner);
+        assert!(old.owner.starts_with("key:") && old.owner.len() == 4 + 32);
+        assert!(old.owns(&old.owner));
+        assert!(!new.owns(&old.owner), "a reused name reads the old key's transcripts");
+        assert!(new.owns("alice"), "a row from before owner ids, by name");
+        assert!(!new.owns("bob"));
+        // The owner id is not the key's hash (the store holds nothing from the key file).
+        assert!(!old.owner.contains(&sworn_attest::hexser::encode(&sha256("old-key"))[..32]));
     }
 
     #[test]

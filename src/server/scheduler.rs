@@ -234,7 +234,7 @@ fn finish(shared: &Shared, l: Live, c: sworn_engine::Completion) {
         &shared.key,
         shared.binding.as_ref(),
     );
-    let owner = l.caller.as_ref().map(|c| c.name.as_str());
+    let owner = l.caller.as_ref().map(|c| c.owner.as_str());
     if let Some(c) = &l.caller {
         c.charge(c_tokens(&t) as u64);
     }
