@@ -643,25 +643,26 @@ contract SwornRegistry {
     }
 
     /// Slashes `operator`: of its whole bond, one reporter's share (`reporterShareBps`) is kept
-    /// as the reward pool and the rest is burned at once. The pool is split in equal units among
-    /// the slash's reporter and the disputes open at this moment (open disputes come first). A
-    /// won dispute is paid its unit at once; an equivocation reporter is paid its unit only once
-    /// every dispute open now has closed without a challenger win (`_settleAfterSlash`), so an
-    /// operator about to lose a dispute gains nothing by reporting itself. Whatever the pool still
+    /// as the reward pool and the rest is burned at once. The pool is paid whole to one claimant
+    /// that proved the fraud, never split by the number of disputes open: a won dispute is paid
+    /// at once (the first one won takes the pool; a later win gets its bond back, less the fee);
+    /// an equivocation reporter is paid only once every dispute open now has closed without a
+    /// challenger win (`_settleAfterSlash`), so an operator about to lose a dispute gains
+    /// nothing by reporting itself. Disputes the operator opens against its own honest
+    /// transcripts (which it loses) therefore dilute nobody's reward. Whatever the pool still
     /// holds when no dispute is open any more is burned. Whoever calls, the operator and all its
     /// addresses together get back at most one share.
     function _slash(address operator, Operator storage op, address reporter, bytes32 reason) private {
         uint256 amount = op.bond;
-        uint256 claimants = uint256(op.openDisputes) + 1;
-        uint256 unit = amount * reporterShareBps / 10_000 / claimants;
+        uint256 share = amount * reporterShareBps / 10_000;
         op.bond = 0;
         op.active = false;
         op.slashed = true;
-        op.slashShare = uint128(unit);
-        op.slashPool = uint128(unit * claimants);
+        op.slashShare = uint128(share);
+        op.slashPool = uint128(share);
         emit OperatorSlashed(operator, reporter, amount, reason);
-        _burn(amount - unit * claimants);
-        if (reason == REASON_WRONG_RESULT || claimants == 1) {
+        _burn(amount - share);
+        if (reason == REASON_WRONG_RESULT || op.openDisputes == 0) {
             _payFromPool(op, reporter);
         } else {
             op.pendingReporter = reporter;

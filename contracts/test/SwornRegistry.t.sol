@@ -499,10 +499,10 @@ contract SwornRegistryTest is TestBase {
         reg.withdrawBond();
         bytes32 h = reg.verdictHash(id, reg.disputeInfo(id).digest, RIGHT);
         reg.resolveDispute(id, RIGHT, sigs(V1, V2, h));
-        assertEq(reg.credits(challenger), 0.09 ether + 0.1 ether, "bond less fee, plus its unit");
+        assertEq(reg.credits(challenger), 0.09 ether + 0.2 ether, "bond less fee, plus the whole share");
         assertEq(reg.credits(sybil), 0, "the self-report gets nothing once the dispute is won");
         assertEq(reg.credits(op), 0, "operator gets nothing");
-        assertEq(reg.burned(), 1.9 ether, "the reporter's unit burned");
+        assertEq(reg.burned(), 1.8 ether, "only the bond beyond the share burned");
         assertEq(reg.operatorInfo(op).slashPool, 0, "pool empty");
     }
 
@@ -516,23 +516,55 @@ contract SwornRegistryTest is TestBase {
         assertEq(reg.credits(reporter), 0, "deferred");
         bytes32 h = reg.verdictHash(id, reg.disputeInfo(id).digest, c.output);
         reg.resolveDispute(id, c.output, sigs(V1, V2, h));
-        assertEq(reg.credits(reporter), 0.1 ether, "its unit: the share over two claimants");
+        assertEq(reg.credits(reporter), 0.2 ether, "the whole share: the open dispute was not won");
         assertEq(reg.credits(op), 0.09 ether, "the operator was right on that transcript");
-        assertEq(reg.burned(), 1.9 ether, "rest burned");
+        assertEq(reg.burned(), 1.8 ether, "the bond beyond the share");
     }
 
-    /// Several won disputes share one reward pool: whoever wins, the bond pays out at most
-    /// `reporterShareBps` in all.
+    /// Several won disputes: the bond pays out at most `reporterShareBps` in all, to the first
+    /// dispute won; a later win gets its bond back less the fee.
     function test_won_disputes_share_one_reward() public {
         (uint256 id1,) = openOne();
         (uint256 id2,) = openOne();
         bytes32 h1 = reg.verdictHash(id1, reg.disputeInfo(id1).digest, RIGHT);
         bytes32 h2 = reg.verdictHash(id2, reg.disputeInfo(id2).digest, RIGHT);
         reg.resolveDispute(id1, RIGHT, sigs(V1, V2, h1));
-        assertEq(reg.credits(challenger), 0.09 ether + 0.1 ether, "first: unit of two claimants");
+        assertEq(reg.credits(challenger), 0.09 ether + 0.2 ether, "first: the whole share");
         reg.resolveDispute(id2, RIGHT, sigs(V1, V2, h2));
-        assertEq(reg.credits(challenger), 2 * (0.09 ether + 0.1 ether), "second: the other unit");
+        assertEq(reg.credits(challenger), 2 * 0.09 ether + 0.2 ether, "second: its bond back");
         assertEq(reg.burned(), 1.8 ether, "90% of the bond burned");
+    }
+
+    /// Sham disputes do not dilute an honest challenger: an operator about to lose opens nine
+    /// disputes (from a second address) against its own honest transcripts; the honest
+    /// challenger who wins still gets the whole share (0.2 ether, not 0.02), and the shams, ruled
+    /// honest, cost their opener the fee each. (Before, every open dispute counted as a claimant
+    /// and the winner got 1/(k+1) of the share.)
+    function test_sham_disputes_do_not_dilute_the_winner() public {
+        address sybil = address(0x5B11);
+        vm.deal(sybil, 10 ether);
+        (uint256 honest,) = openOne();
+        uint256[] memory shams = new uint256[](9);
+        SwornRegistry.Claim[] memory honestClaims = new SwornRegistry.Claim[](9);
+        for (uint256 i = 0; i < 9; i++) {
+            T[] memory ts = batchOf(3, salts++);
+            (uint64 b, bytes32[] memory leaves) = anchorAll(op, ts);
+            honestClaims[i] = claim(op, ts[1], b, leaves, 1);
+            vm.prank(sybil);
+            shams[i] = reg.openDispute{value: 0.1 ether}(op, honestClaims[i], keccak256("a lie"));
+        }
+        assertEq(reg.operatorInfo(op).openDisputes, 10, "ten open disputes");
+        bytes32 h = reg.verdictHash(honest, reg.disputeInfo(honest).digest, RIGHT);
+        reg.resolveDispute(honest, RIGHT, sigs(V1, V2, h));
+        assertEq(reg.credits(challenger), 0.09 ether + 0.2 ether, "the whole share, undiluted");
+        for (uint256 i = 0; i < 9; i++) {
+            bytes32 out = honestClaims[i].output;
+            bytes32 hs = reg.verdictHash(shams[i], reg.disputeInfo(shams[i]).digest, out);
+            reg.resolveDispute(shams[i], out, sigs(V1, V2, hs));
+        }
+        assertEq(reg.credits(sybil), 0, "the shams earn their opener nothing");
+        assertEq(reg.credits(op), 9 * 0.09 ether, "each sham's bond less its fee");
+        assertEq(reg.operatorInfo(op).slashPool, 0, "pool empty");
     }
 
     // -------------------------------------------------------------------------------------
