@@ -148,6 +148,7 @@ contract SwornRegistry {
     event OperatorSlashed(address indexed operator, address indexed reporter, uint256 amount, bytes32 reason);
     event EquivocationCommitted(bytes32 indexed commitment, address indexed reporter);
     event Burned(uint256 amount);
+    event DisputeCommitted(bytes32 indexed commitment, address indexed challenger);
     event DisputeOpened(
         uint256 indexed dispute,
         address indexed operator,
@@ -226,6 +227,8 @@ contract SwornRegistry {
     mapping(bytes32 => address) public keyOwner;
     /// @notice Block at which each equivocation report was committed (`commitEquivocation`).
     mapping(bytes32 => uint256) public reportCommittedAt;
+    /// @notice The block in which each dispute commitment (`disputeCommitment`) was posted.
+    mapping(bytes32 => uint256) public disputeCommittedAt;
     /// @notice Wei taken out of circulation for good (slashed bonds beyond the rewards, fees of
     /// disputes nobody ruled on). It stays in this contract; no function can move it.
     uint256 public burned;
@@ -468,13 +471,39 @@ contract SwornRegistry {
         return keccak256(abi.encode(operator, digest));
     }
 
-    /// @notice Disputes an anchored transcript's output, posting exactly `disputeBond`. The batch
-    /// must belong to the current registration and not be final; the transcript must have no
-    /// open dispute and must not have been ruled honest before. Verifiers replay the transcript
-    /// and sign what output commitment the replay gives; see `resolveDispute`.
+    /// @notice The commitment a challenger posts before opening a dispute:
+    /// `keccak256(abi.encode(challenger, operator, digest, claimedOutput, salt))`. It names the
+    /// challenger, so copying it is useless, and hides which transcript is disputed until the
+    /// dispute is opened, so nobody (the operator included) can open it first from another
+    /// address on seeing the honest challenger's transaction.
+    function disputeCommitment(
+        address challenger,
+        address operator,
+        bytes32 digest,
+        bytes32 claimedOutput,
+        bytes32 salt
+    ) public pure returns (bytes32) {
+        return keccak256(abi.encode(challenger, operator, digest, claimedOutput, salt));
+    }
+
+    /// @notice Step 1 of a dispute: records `commitment` (see `disputeCommitment`) at this
+    /// block. The dispute is opened (`openDispute`) in a later block.
+    function commitDispute(bytes32 commitment) external {
+        if (disputeCommittedAt[commitment] != 0) revert AlreadyCommitted();
+        disputeCommittedAt[commitment] = block.number;
+        emit DisputeCommitted(commitment, msg.sender);
+    }
+
+    /// @notice Step 2: disputes an anchored transcript's output, posting exactly `disputeBond`.
+    /// The caller must have committed to exactly this dispute (with `salt`) in an earlier block,
+    /// so a copy of this call from another address reverts. The batch must belong to the current
+    /// registration and not be final; the transcript must have no open dispute and must not have
+    /// been ruled honest before. Verifiers replay the transcript and sign what output commitment
+    /// the replay gives; see `resolveDispute`.
     /// @param claimedOutput the output commitment the challenger says is right
+    /// @param salt the secret that hid the commitment
     /// @return id the dispute's id
-    function openDispute(address operator, Claim calldata claim, bytes32 claimedOutput)
+    function openDispute(address operator, Claim calldata claim, bytes32 claimedOutput, bytes32 salt)
         external
         payable
         returns (uint256 id)
@@ -491,6 +520,8 @@ contract SwornRegistry {
         uint256 prior = _claimDispute[key];
         if (prior == SETTLED) revert ClaimSettled();
         if (prior != 0) revert AlreadyDisputed(prior - 1);
+        uint256 committedAt = disputeCommittedAt[disputeCommitment(msg.sender, operator, d, claimedOutput, salt)];
+        if (committedAt == 0 || committedAt >= block.number) revert NotCommitted();
         id = disputeCount++;
         _claimDispute[key] = id + 1;
         uint64 deadline = uint64(block.timestamp) + verdictWindow;

@@ -191,8 +191,17 @@ contract SwornRegistryTest is TestBase {
         T[] memory ts = batchOf(3, salts++);
         (uint64 b, bytes32[] memory leaves) = anchorAll(op, ts);
         c = claim(op, ts[1], b, leaves, 1);
+        commitOpen(challenger, c, keccak256("the right output"));
         vm.prank(challenger);
-        id = reg.openDispute{value: 0.1 ether}(op, c, keccak256("the right output"));
+        id = reg.openDispute{value: 0.1 ether}(op, c, keccak256("the right output"), SALT);
+    }
+
+    /// Posts `who`'s commitment to dispute `c` (of `op`) claiming `claimed`, with SALT, then
+    /// moves to the next block, where the dispute may be opened.
+    function commitOpen(address who, SwornRegistry.Claim memory c, bytes32 claimed) internal {
+        vm.prank(who);
+        reg.commitDispute(reg.disputeCommitment(who, op, dg(c), claimed, SALT));
+        vm.roll(block.number + 1);
     }
 
     // -------------------------------------------------------------------------------------
@@ -550,8 +559,9 @@ contract SwornRegistryTest is TestBase {
             T[] memory ts = batchOf(3, salts++);
             (uint64 b, bytes32[] memory leaves) = anchorAll(op, ts);
             honestClaims[i] = claim(op, ts[1], b, leaves, 1);
+            commitOpen(sybil, honestClaims[i], keccak256("a lie"));
             vm.prank(sybil);
-            shams[i] = reg.openDispute{value: 0.1 ether}(op, honestClaims[i], keccak256("a lie"));
+            shams[i] = reg.openDispute{value: 0.1 ether}(op, honestClaims[i], keccak256("a lie"), SALT);
         }
         assertEq(reg.operatorInfo(op).openDisputes, 10, "ten open disputes");
         bytes32 h = reg.verdictHash(honest, reg.disputeInfo(honest).digest, RIGHT);
@@ -591,7 +601,7 @@ contract SwornRegistryTest is TestBase {
         reg.challengeEquivocation(op, old, fresh, SALT);
         vm.prank(challenger);
         vm.expectRevert(abi.encodeWithSelector(SwornRegistry.OtherRegistration.selector, uint64(0), uint64(1)));
-        reg.openDispute{value: 0.1 ether}(op, old, keccak256("x"));
+        reg.openDispute{value: 0.1 ether}(op, old, keccak256("x"), SALT);
         assertTrue(reg.isAnchored(op, old), "the old batch stays provable");
         assertTrue(!reg.operatorInfo(op).slashed, "not slashed");
     }
@@ -652,22 +662,29 @@ contract SwornRegistryTest is TestBase {
         SwornRegistry.Claim memory c = claim(op, ts[0], b, leaves, 0);
         vm.startPrank(challenger);
         vm.expectRevert(abi.encodeWithSelector(SwornRegistry.WrongBond.selector, 0.05 ether, 0.1 ether));
-        reg.openDispute{value: 0.05 ether}(op, c, keccak256("x"));
+        reg.openDispute{value: 0.05 ether}(op, c, keccak256("x"), SALT);
         vm.expectRevert(SwornRegistry.SameOutput.selector);
-        reg.openDispute{value: 0.1 ether}(op, c, c.output);
+        reg.openDispute{value: 0.1 ether}(op, c, c.output, SALT);
         SwornRegistry.Claim memory f = copy(c);
         f.output = keccak256("not what was anchored");
         vm.expectRevert(SwornRegistry.NotIncluded.selector);
-        reg.openDispute{value: 0.1 ether}(op, f, keccak256("x"));
+        reg.openDispute{value: 0.1 ether}(op, f, keccak256("x"), SALT);
         vm.expectRevert(abi.encodeWithSelector(SwornRegistry.NotActive.selector, other));
-        reg.openDispute{value: 0.1 ether}(other, c, keccak256("x"));
+        reg.openDispute{value: 0.1 ether}(other, c, keccak256("x"), SALT);
         // A final batch cannot be disputed.
         uint256 finalAt = anchoredAt[op][b] + WINDOW;
         vm.warp(finalAt);
         vm.expectRevert(abi.encodeWithSelector(SwornRegistry.BatchFinal.selector, b, finalAt));
-        reg.openDispute{value: 0.1 ether}(op, c, keccak256("x"));
+        reg.openDispute{value: 0.1 ether}(op, c, keccak256("x"), SALT);
         vm.warp(finalAt - 1);
-        reg.openDispute{value: 0.1 ether}(op, c, keccak256("x"));
+        // Not committed (or committed in this very block): refused.
+        vm.expectRevert(SwornRegistry.NotCommitted.selector);
+        reg.openDispute{value: 0.1 ether}(op, c, keccak256("x"), SALT);
+        reg.commitDispute(reg.disputeCommitment(challenger, op, dg(c), keccak256("x"), SALT));
+        vm.expectRevert(SwornRegistry.NotCommitted.selector);
+        reg.openDispute{value: 0.1 ether}(op, c, keccak256("x"), SALT);
+        vm.roll(block.number + 1);
+        reg.openDispute{value: 0.1 ether}(op, c, keccak256("x"), SALT);
         vm.stopPrank();
     }
 
@@ -783,26 +800,53 @@ contract SwornRegistryTest is TestBase {
         reg.resolveDispute(id, replayed, sigs(V1, V2, reg.verdictHash(id, d.digest, replayed)));
     }
 
+    /// A dispute cannot be front-run: a copy of the challenger's `openDispute` from another
+    /// address (the cheating operator's, say) reverts, since the copier committed to nothing,
+    /// and the commitment itself names the challenger and hides the transcript, so posting a copy
+    /// of it is useless too. (Before, a copier of the pending call became the challenger and the
+    /// honest one reverted with `AlreadyDisputed`.)
+    function test_a_copied_dispute_cannot_take_the_challengers_place() public {
+        address sybil = address(0x5B11);
+        vm.deal(sybil, 1 ether);
+        T[] memory ts = batchOf(3, salts++);
+        (uint64 b, bytes32[] memory leaves) = anchorAll(op, ts);
+        SwornRegistry.Claim memory c = claim(op, ts[1], b, leaves, 1);
+        commitOpen(challenger, c, RIGHT);
+        // The copier sees the pending call and sends it first, with the same salt.
+        vm.prank(sybil);
+        vm.expectRevert(SwornRegistry.NotCommitted.selector);
+        reg.openDispute{value: 0.1 ether}(op, c, RIGHT, SALT);
+        // Copying the commitment (it names the challenger) does not help either.
+        bytes32 copied = reg.disputeCommitment(challenger, op, dg(c), RIGHT, SALT);
+        vm.prank(sybil);
+        vm.expectRevert(SwornRegistry.AlreadyCommitted.selector);
+        reg.commitDispute(copied);
+        vm.prank(challenger);
+        uint256 id = reg.openDispute{value: 0.1 ether}(op, c, RIGHT, SALT);
+        assertEq(reg.disputeInfo(id).challenger, challenger, "the honest challenger's dispute");
+    }
+
     /// At most one open dispute per transcript; a transcript ruled honest is never disputed again.
     function test_one_open_dispute_per_claim() public {
         deploy(3 days, 4 days); // long enough to dispute again after an expiry
         (uint256 id, SwornRegistry.Claim memory c) = openOne();
         vm.prank(other);
         vm.expectRevert(abi.encodeWithSelector(SwornRegistry.AlreadyDisputed.selector, id));
-        reg.openDispute{value: 0.1 ether}(op, c, keccak256("another claimed output"));
+        reg.openDispute{value: 0.1 ether}(op, c, keccak256("another claimed output"), SALT);
         assertEq(reg.claimDispute(op, dg(c)), id + 1, "open");
         // After expiry it may be disputed again (nobody ruled), for another fee.
         vm.warp(reg.disputeInfo(id).deadline + 1);
         reg.expireDispute(id);
         assertEq(reg.claimDispute(op, dg(c)), 0, "closed");
+        commitOpen(other, c, keccak256("x"));
         vm.prank(other);
-        uint256 id2 = reg.openDispute{value: 0.1 ether}(op, c, keccak256("x"));
+        uint256 id2 = reg.openDispute{value: 0.1 ether}(op, c, keccak256("x"), SALT);
         // Ruled honest: settled for good.
         bytes32 h = reg.verdictHash(id2, reg.disputeInfo(id2).digest, c.output);
         reg.resolveDispute(id2, c.output, sigs(V1, V2, h));
         vm.prank(other);
         vm.expectRevert(SwornRegistry.ClaimSettled.selector);
-        reg.openDispute{value: 0.1 ether}(op, c, keccak256("x"));
+        reg.openDispute{value: 0.1 ether}(op, c, keccak256("x"), SALT);
         // Griefing cost: the first griefer lost the fee, the second the whole bond less the fee
         // paid to the verifiers; the operator was compensated with the rest.
         assertEq(reg.credits(other), 0, "the second griefer gets nothing back");

@@ -146,11 +146,9 @@ async fn equivocation(a: EquivocationArgs) -> Result<i32> {
     let reporter = chain.sender("reporting the equivocation")?;
     // Commit, then reveal in a later block: the commitment names this wallet and hides the
     // report behind a random salt, so a copy of either transaction pays its copier nothing.
-    let mut salt = [0u8; 32];
-    getrandom::fill(&mut salt).map_err(|e| anyhow::anyhow!("no randomness for the salt: {e}"))?;
-    let salt = FixedBytes(salt);
+    let salt = random_salt()?;
     let (da, db) = (FixedBytes(p.digest()), FixedBytes(q.digest()));
-    let commitment = equivocation_commitment(reporter, operator, da, db, salt);
+    let commitment = commitment_of(reporter, operator, da, db, salt);
     let onchain = chain
         .registry
         .equivocationCommitment(reporter, operator, da, db, salt)
@@ -201,17 +199,19 @@ async fn equivocation(a: EquivocationArgs) -> Result<i32> {
     Ok(0)
 }
 
-/// `keccak256(abi.encode(reporter, operator, digestA, digestB, salt))`: the contract's
-/// `equivocationCommitment`, computed here so a wrong contract is noticed before anything is sent.
-fn equivocation_commitment(
-    reporter: Address,
-    operator: Address,
-    da: B256,
-    db: B256,
-    salt: B256,
-) -> B256 {
+/// `keccak256(abi.encode(sender, operator, a, b, salt))`: the contract's
+/// `equivocationCommitment` (a, b: the two digests) and `disputeCommitment` (a: the digest, b:
+/// the claimed output), computed here so a wrong contract is noticed before anything is sent.
+fn commitment_of(sender: Address, operator: Address, a: B256, b: B256, salt: B256) -> B256 {
     use alloy::sol_types::SolValue;
-    keccak256((reporter, operator, da, db, salt).abi_encode())
+    keccak256((sender, operator, a, b, salt).abi_encode())
+}
+
+/// 32 random bytes that hide a commitment until its reveal.
+fn random_salt() -> Result<B256> {
+    let mut salt = [0u8; 32];
+    getrandom::fill(&mut salt).map_err(|e| anyhow::anyhow!("no randomness for the salt: {e}"))?;
+    Ok(FixedBytes(salt))
 }
 
 /// Loads the engine, replays `t` and regenerates its completion: whether the anchored output is
@@ -275,12 +275,33 @@ async fn dispute(a: DisputeArgs) -> Result<i32> {
         .call()
         .await
         .map_err(|e| decode_error("reading the dispute bond", e))?;
+    // Commit, then open in a later block: the commitment names this wallet and hides which
+    // transcript is disputed, so a copy of either transaction cannot take this dispute's place.
+    let challenger = chain.sender("opening the dispute")?;
+    let salt = random_salt()?;
+    let (digest, claimed) = (FixedBytes(b.anchor.digest()), FixedBytes(claimed));
+    let commitment = commitment_of(challenger, operator, digest, claimed, salt);
+    let onchain = chain
+        .registry
+        .disputeCommitment(challenger, operator, digest, claimed, salt)
+        .call()
+        .await
+        .map_err(|e| decode_error("computing the dispute's commitment", e))?;
+    if onchain != commitment {
+        bail!("the registry computes another dispute commitment than sworn: wrong contract?");
+    }
+    chain
+        .send(
+            "committing to the dispute",
+            chain.registry.commitDispute(commitment),
+        )
+        .await?;
     let receipt = chain
         .send(
             "opening the dispute",
             chain
                 .registry
-                .openDispute(operator, claim(&b.anchor), FixedBytes(claimed))
+                .openDispute(operator, claim(&b.anchor), claimed, salt)
                 .value(bond),
         )
         .await?;
@@ -290,7 +311,7 @@ async fn dispute(a: DisputeArgs) -> Result<i32> {
         ev.dispute,
         lower_hex(&operator),
         format_eth(bond),
-        hexser::encode(&claimed),
+        hexser::encode(&claimed.0),
         ev.deadline
     );
     Ok(0)
