@@ -11,7 +11,7 @@ use sworn_attest::{anchor, PublicKey};
 use super::bindings::SwornRegistry;
 use super::client::{lower_hex, Chain, ChainError};
 use crate::server::anchor_log::{BatchRow, RegistryRef};
-use crate::server::store::Store;
+use crate::server::store::{AnchorLease, Store};
 
 /// What anchoring did.
 #[derive(Debug, Default)]
@@ -65,14 +65,25 @@ pub async fn check_operator(
         .map_err(ChainError::Other)
 }
 
+/// Stops a round whose anchoring lease lapsed (its PostgreSQL session dropped): another replica
+/// may hold it now, and two senders with one wallet race each other's nonces.
+fn still_held(lease: &AnchorLease, before: &str) -> anyhow::Result<()> {
+    if !lease.held() {
+        anyhow::bail!("lost the anchoring lease before {before}: another replica may anchor now");
+    }
+    Ok(())
+}
+
 /// Anchors everything not yet anchored with `chain`'s registry, in batches of at most
 /// `max_batch`, as the wallet's operator. `key` is the Ed25519 key the store's transcripts are
-/// signed with.
+/// signed with. `lease` is checked before each batch is planned and before it is sent, not
+/// only at the start of the round.
 pub async fn anchor_store(
     chain: &Chain,
     store: &Store,
     key: &PublicKey,
     max_batch: usize,
+    lease: &AnchorLease,
 ) -> anyhow::Result<AnchorRun> {
     let operator = chain.sender("anchoring")?;
     check_operator(chain, operator, key).await?;
@@ -88,6 +99,7 @@ pub async fn anchor_store(
         }
     }
     loop {
+        still_held(lease, "planning a batch")?;
         let from_block = chain
             .provider
             .get_block_number()
@@ -105,6 +117,11 @@ pub async fn anchor_store(
             break;
         };
         let what = format!("anchoring a batch of {}", p.size);
+        if let Err(e) = still_held(lease, "sending a batch") {
+            // Nothing was sent: the batch is released for whoever holds the lease now.
+            store.drop_pending(p.id)?;
+            return Err(e);
+        }
         let call = chain.registry.anchor(FixedBytes(p.root), p.size);
         let pending = match call.send().await {
             Ok(pending) => pending,

@@ -410,7 +410,8 @@ fn spawn_anchoring(p: PreparedAnchoring, shared: Arc<Shared>) -> tokio::task::Jo
             metrics
                 .anchoring
                 .store(true, std::sync::atomic::Ordering::Relaxed);
-            match anchor_store(&p.chain, &shared.store, &key, p.max_batch).await {
+            let Some(held) = lease.as_ref() else { continue };
+            match anchor_store(&p.chain, &shared.store, &key, p.max_batch, held).await {
                 Ok(run) => {
                     for b in &run.anchored {
                         metrics.anchored_batches.inc();

@@ -182,7 +182,7 @@ pub fn anchor(a: AnchorArgs, paths: &Paths) -> Result<i32> {
     let data_dir = a.data_dir.clone().unwrap_or_else(|| paths.data_dir.clone());
     let store = open_store(a.store.as_deref(), &data_dir)?;
     let key = public_key(a.key.as_deref().unwrap_or(&paths.default_key))?;
-    let Some(_lease) = store.anchoring_lease()? else {
+    let Some(lease) = store.anchoring_lease()? else {
         bail!(
             "another `sworn anchor` (or a server anchoring with --anchor-every) is running on {}",
             store.location().describe()
@@ -190,7 +190,7 @@ pub fn anchor(a: AnchorArgs, paths: &Paths) -> Result<i32> {
     };
     runtime()?.block_on(async {
         let chain = a.chain.connect(true).await?;
-        let run = anchor_store(&chain, &store, &key, a.max_batch).await?;
+        let run = anchor_store(&chain, &store, &key, a.max_batch, &lease).await?;
         let reg = RegistryRef {
             chain_id: chain.chain_id,
             registry: chain.registry_hex(),

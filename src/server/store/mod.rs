@@ -229,6 +229,19 @@ fn planned_leaves(
 /// Where a transcript was anchored: (batch id, leaf index, chain id, registry).
 pub type AnchoredIn = (i64, i64, i64, String);
 
+/// An update of one pending anchor batch must touch exactly one row: none means the batch is
+/// gone or no longer pending (another replica released or finished it), and passing that over
+/// would leave a batch on chain that the store does not know.
+pub(crate) fn one_row(n: usize, id: i64, doing: &str) -> Result<(), StoreError> {
+    match n {
+        1 => Ok(()),
+        _ => Err(StoreError::Unavailable(
+            format!("anchor batch {id}"),
+            format!("{doing}: {n} pending batches matched, not 1 (released or finished elsewhere?)"),
+        )),
+    }
+}
+
 /// What a store backend does. Every method is synchronous: the scheduler thread and the
 /// handlers call it (SQLite blocks on its file; PostgreSQL on a round trip through its own
 /// runtime), and each write is durable when it returns.

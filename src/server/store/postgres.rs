@@ -441,22 +441,23 @@ impl Backend for Postgres {
 
     fn set_batch_tx(&self, id: i64, tx_hash: &str) -> Result<(), StoreError> {
         let c = self.client()?;
-        block_on(c.execute(
-            "UPDATE anchor_batches SET tx_hash = $2 WHERE id = $1",
+        let n = block_on(c.execute(
+            "UPDATE anchor_batches SET tx_hash = $2 WHERE id = $1 AND state = 'pending'",
             &[&id, &tx_hash],
         ))
         .map_err(|e| self.err(e))?;
-        Ok(())
+        super::one_row(n as usize, id, "recording its transaction")
     }
 
     fn mark_anchored(&self, id: i64, batch: i64, anchored_at: i64) -> Result<(), StoreError> {
         let c = self.client()?;
-        block_on(c.execute(
-            "UPDATE anchor_batches SET state = 'anchored', batch = $2, anchored_at = $3 WHERE id = $1",
+        let n = block_on(c.execute(
+            "UPDATE anchor_batches SET state = 'anchored', batch = $2, anchored_at = $3
+             WHERE id = $1 AND state = 'pending'",
             &[&id, &batch, &anchored_at],
         ))
         .map_err(|e| self.err(e))?;
-        Ok(())
+        super::one_row(n as usize, id, "marking it anchored")
     }
 
     fn drop_pending(&self, id: i64) -> Result<(), StoreError> {

@@ -9,8 +9,8 @@ use std::sync::Mutex;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::{
-    AnchorLease, AnchoredIn, Backend, LeaseHold, NewTranscript, PlanRequest, Planned, RawBatch,
-    RootOf, StoreError,
+    one_row, AnchorLease, AnchoredIn, Backend, LeaseHold, NewTranscript, PlanRequest, Planned,
+    RawBatch, RootOf, StoreError,
 };
 
 /// Schema migrations, in order. Never edit one that has shipped; append a new one.
@@ -261,19 +261,20 @@ impl Backend for Sqlite {
     }
 
     fn set_batch_tx(&self, id: i64, tx_hash: &str) -> Result<(), StoreError> {
-        self.conn().execute(
-            "UPDATE anchor_batches SET tx_hash = ?2 WHERE id = ?1",
+        let n = self.conn().execute(
+            "UPDATE anchor_batches SET tx_hash = ?2 WHERE id = ?1 AND state = 'pending'",
             params![id, tx_hash],
         )?;
-        Ok(())
+        one_row(n, id, "recording its transaction")
     }
 
     fn mark_anchored(&self, id: i64, batch: i64, anchored_at: i64) -> Result<(), StoreError> {
-        self.conn().execute(
-            "UPDATE anchor_batches SET state = 'anchored', batch = ?2, anchored_at = ?3 WHERE id = ?1",
+        let n = self.conn().execute(
+            "UPDATE anchor_batches SET state = 'anchored', batch = ?2, anchored_at = ?3
+             WHERE id = ?1 AND state = 'pending'",
             params![id, batch, anchored_at],
         )?;
-        Ok(())
+        one_row(n, id, "marking it anchored")
     }
 
     fn drop_pending(&self, id: i64) -> Result<(), StoreError> {

@@ -30,6 +30,7 @@ suite!(
     one_anchoring_lease_at_a_time,
     reopening_migrates_nothing_twice,
     serves_every_format_it_holds,
+    updates_of_a_batch_that_is_not_pending_are_errors,
 );
 
 fn sqlite_store(name: &str) -> Store {
@@ -70,6 +71,29 @@ fn golden() -> Transcript {
         "/tests/vectors/greedy-text.json"
     );
     Transcript::from_json(&std::fs::read_to_string(p).unwrap(), Limits::default()).unwrap()
+}
+
+/// Recording a transaction for, or marking anchored, a batch that is gone (another replica
+/// released it) or already anchored touches no row: an error, never a silent success that
+/// would leave a batch on chain that the store does not know. (Before, 0-row updates passed.)
+fn updates_of_a_batch_that_is_not_pending_are_errors(s: &Store) {
+    let a = RegistryRef {
+        chain_id: 1,
+        registry: format!("0x{}", "aa".repeat(20)),
+    };
+    for i in 0..2u8 {
+        add(s, &format!("t{i}"), [i; 32], Some(a.binding_key("0xop")));
+    }
+    let p = s.plan_batch(&a, "0xop", 1, 10, 0, root).unwrap().unwrap();
+    s.drop_pending(p.id).unwrap();
+    let e = s.set_batch_tx(p.id, "0x12").unwrap_err().to_string();
+    assert!(e.contains("not 1"), "{e}");
+    assert!(s.mark_anchored(p.id, 0, 1).is_err());
+    let q = s.plan_batch(&a, "0xop", 1, 10, 0, root).unwrap().unwrap();
+    s.set_batch_tx(q.id, "0x34").unwrap();
+    s.mark_anchored(q.id, 0, 1).unwrap();
+    assert!(s.mark_anchored(q.id, 1, 2).is_err(), "anchored twice");
+    assert!(s.set_batch_tx(q.id, "0x56").is_err(), "a second transaction");
 }
 
 /// A golden vector, by its path under tests/vectors.
