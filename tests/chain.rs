@@ -1151,7 +1151,7 @@ fn replicas_on_postgres_hand_over_anchoring_when_the_anchoring_one_dies() {
         Arc::new(AtomicBool::new(false)),
         Arc::new(AtomicUsize::new(0)),
     );
-    let clients: Vec<_> = (0..4u64)
+    let clients: Vec<_> = (0..16u64)
         .map(|c| {
             let bases = [a.base.clone(), b.base.clone()];
             let (received, stop, failed) = (received.clone(), stop.clone(), failed.clone());

@@ -358,7 +358,10 @@ fn verify_takes_old_formats_and_warns_about_them() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{text}");
     assert!(text.contains("format 1"), "{text}");
-    assert!(text.contains("warning: format 1: no operator binding"), "{text}");
+    assert!(
+        text.contains("warning: format 1: no operator binding"),
+        "{text}"
+    );
     let out = sworn_in(&dir, &["verify", &old, "--key", &key, "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["valid"], true);

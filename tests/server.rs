@@ -492,7 +492,7 @@ fn attestations_survive_sigkill_and_sigterm_is_clean() {
     // Load: clients run while the server is killed; every id a client received must persist.
     let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(String, Transcript)>::new()));
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let handles: Vec<_> = (0..4)
+    let handles: Vec<_> = (0..16)
         .map(|c| {
             let (base, received, stop) = (srv.base.clone(), received.clone(), stop.clone());
             std::thread::spawn(move || {
@@ -1434,7 +1434,11 @@ fn each_data_dir_has_its_own_key() {
     let Some(model) = require_model("each_data_dir_has_its_own_key") else {
         return;
     };
-    let (a, b, default) = (data_dir("key-a"), data_dir("key-b"), data_dir("key-default"));
+    let (a, b, default) = (
+        data_dir("key-a"),
+        data_dir("key-b"),
+        data_dir("key-default"),
+    );
     let sa = start_in(&model, &a, &default, &[]);
     let sb = start_in(&model, &b, &default, &[]);
     let (ka, kb) = (operator_key(&sa.base), operator_key(&sb.base));
@@ -1489,7 +1493,10 @@ fn readiness_follows_the_store_and_unstorable_completions_get_503() {
     set_read_only(true);
     let (status, text) = get(&srv.base, "/readyz");
     assert_eq!(status, 503, "{text}");
-    assert!(text.contains("read-only") || text.contains("store"), "{text}");
+    assert!(
+        text.contains("read-only") || text.contains("store"),
+        "{text}"
+    );
     assert_eq!(get(&srv.base, "/healthz").0, 200, "alive all the same");
     let (status, id, text) = post(&srv.base, "/v1/completions", body);
     assert_eq!(status, 503, "{text}");
@@ -1560,7 +1567,10 @@ fn sigterm_ends_long_streams_within_the_grace_period() {
     let code = srv.child.wait().unwrap();
     let took = sent.elapsed();
     assert!(took < Duration::from_secs(2 + 5), "exit took {took:?}");
-    assert!(took >= Duration::from_secs(2), "cut before the grace: {took:?}");
+    assert!(
+        took >= Duration::from_secs(2),
+        "cut before the grace: {took:?}"
+    );
     assert!(code.success(), "exit {code:?}");
     for s in streams {
         let lines = s.join().unwrap();
@@ -1575,7 +1585,10 @@ fn sigterm_ends_long_streams_within_the_grace_period() {
     let id = id.unwrap();
     let (status, body) = get(&srv.base, &format!("/v1/attestations/{id}"));
     assert_eq!(status, 200, "{id} lost");
-    assert_eq!(Transcript::from_json(&body, Default::default()).unwrap(), acked);
+    assert_eq!(
+        Transcript::from_json(&body, Default::default()).unwrap(),
+        acked
+    );
     // A second signal: out at once, though the grace is a minute.
     drop(srv);
     let mut srv = start(&model, &dir, &["--shutdown-grace", "60"]);
@@ -1586,7 +1599,11 @@ fn sigterm_ends_long_streams_within_the_grace_period() {
     std::thread::sleep(Duration::from_millis(300));
     unsafe { libc::kill(srv.child.id() as i32, libc::SIGTERM) };
     srv.child.wait().unwrap();
-    assert!(sent.elapsed() < Duration::from_secs(5), "{:?}", sent.elapsed());
+    assert!(
+        sent.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        sent.elapsed()
+    );
     for s in streams {
         let _ = s.join();
     }

@@ -252,7 +252,12 @@ fn older_formats_verify_and_replay_bit_for_bit() {
             let v = verify_bytes(&bytes, &[key]).unwrap_or_else(|e| panic!("{name}: {e}"));
             let t = v.transcript;
             assert_eq!(t.version, version, "{name}");
-            assert_eq!(v.warnings.is_empty(), version != 1, "{name}: {:?}", v.warnings);
+            assert_eq!(
+                v.warnings.is_empty(),
+                version != 1,
+                "{name}: {:?}",
+                v.warnings
+            );
             // The writer gives back the very document (same fields, same digest).
             let doc: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
             assert_eq!(t.to_json(), doc, "{name}: JSON round trip");

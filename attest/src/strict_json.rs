@@ -116,7 +116,10 @@ mod tests {
     #[test]
     fn values_read_as_serde_json_reads_them() {
         let text = r#"{"u":18446744073709551615,"i":-3,"f":0.7,"s":"\u00e9","n":null,"t":true,"l":[1,2.5]}"#;
-        assert_eq!(parse(text).unwrap(), serde_json::from_str::<Value>(text).unwrap());
+        assert_eq!(
+            parse(text).unwrap(),
+            serde_json::from_str::<Value>(text).unwrap()
+        );
         assert!(parse("{} x").is_err(), "trailing characters");
         assert!(parse("{").is_err());
     }

@@ -722,12 +722,12 @@ impl Meta {
         Ok((
             Meta {
                 operator: match r.u8("meta.operator kind")? {
-                0 => None,
-                1 => Some(OperatorBinding {
-                    chain_id: r.u64("meta.operator.chain_id")?,
-                    registry: r.fixed("meta.operator.registry")?,
-                    address: r.fixed("meta.operator.address")?,
-                }),
+                    0 => None,
+                    1 => Some(OperatorBinding {
+                        chain_id: r.u64("meta.operator.chain_id")?,
+                        registry: r.fixed("meta.operator.registry")?,
+                        address: r.fixed("meta.operator.address")?,
+                    }),
                     k => return Err(AttestError::Malformed(format!("operator kind {k}"))),
                 },
                 ..meta
@@ -1329,7 +1329,11 @@ pub(crate) mod tests {
     fn old_formats_refuse_later_fields() {
         let mut t = sample_of(2);
         t.request.logprobs = Some(1);
-        assert!(t.check_format().unwrap_err().to_string().contains("logprobs"));
+        assert!(t
+            .check_format()
+            .unwrap_err()
+            .to_string()
+            .contains("logprobs"));
         let mut j = sample_of(2).to_json();
         j["request"]["grammar"] = serde_json::json!("start: \"a\"");
         j.as_object_mut().unwrap().remove("digest");
@@ -1355,7 +1359,10 @@ pub(crate) mod tests {
     fn duplicate_json_keys_are_refused() {
         let t = sample();
         let json = serde_json::to_string(&t.to_json()).unwrap();
-        let forged = json.replace("\"text\":\"abc\"", "\"text\":\"never signed\",\"text\":\"abc\"");
+        let forged = json.replace(
+            "\"text\":\"abc\"",
+            "\"text\":\"never signed\",\"text\":\"abc\"",
+        );
         assert_ne!(forged, json);
         let e = Transcript::from_json(&forged, Limits::default()).unwrap_err();
         assert!(e.to_string().contains("duplicate key"), "{e}");

@@ -299,15 +299,23 @@ mod tests {
         assert!(e.contains("two keys"), "{e}");
         let old = ApiKeys::from_entries(vec![entry("alice", "old-key", 1)]).unwrap();
         let new = ApiKeys::from_entries(vec![entry("alice", "new-key", 1)]).unwrap();
-        let (old, new) = (old.caller("old-key").unwrap(), new.caller("new-key").unwrap());
+        let (old, new) = (
+            old.caller("old-key").unwrap(),
+            new.caller("new-key").unwrap(),
+        );
         assert_ne!(old.owner, new.owner);
         assert!(old.owner.starts_with("key:") && old.owner.len() == 4 + 32);
         assert!(old.owns(&old.owner));
-        assert!(!new.owns(&old.owner), "a reused name reads the old key's transcripts");
+        assert!(
+            !new.owns(&old.owner),
+            "a reused name reads the old key's transcripts"
+        );
         assert!(new.owns("alice"), "a row from before owner ids, by name");
         assert!(!new.owns("bob"));
         // The owner id is not the key's hash (the store holds nothing from the key file).
-        assert!(!old.owner.contains(&sworn_attest::hexser::encode(&sha256("old-key"))[..32]));
+        assert!(!old
+            .owner
+            .contains(&sworn_attest::hexser::encode(&sha256("old-key"))[..32]));
     }
 
     #[test]

@@ -484,7 +484,10 @@ async fn serve_connections(
     // Streams end within the grace period (then they are cut off); idle and slow connections
     // get a few seconds more, then the server stops waiting for them.
     let bound = limits.shutdown_grace + Duration::from_secs(5);
-    if tokio::time::timeout(bound, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(bound, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!("connections still open {bound:?} after shutdown began: closing them");
     }
 }

@@ -95,7 +95,7 @@ pub fn run(shared: Arc<Shared>, jobs: Receiver<Job>) {
     let mut live: Vec<Live> = Vec::new();
     let mut open = true;
     while open || !batch.is_idle() {
-        if shared.cut_off.load(Ordering::SeqCst) && !(live.is_empty() && !open) {
+        if shared.cut_off.load(Ordering::SeqCst) {
             cut_off(&shared, &mut batch, &mut live, &jobs);
             break;
         }

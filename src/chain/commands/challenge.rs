@@ -389,8 +389,8 @@ async fn resolve(a: ResolveArgs) -> Result<i32> {
     let mut verdicts = Vec::new();
     for f in &a.verdicts {
         let text = String::from_utf8(read_limited(f)?)?;
-        let v: SignedVerdict =
-            sworn_attest::strict_json::from_str(&text).with_context(|| format!("{}", f.display()))?;
+        let v: SignedVerdict = sworn_attest::strict_json::from_str(&text)
+            .with_context(|| format!("{}", f.display()))?;
         let who = v.recover().with_context(|| format!("{}", f.display()))?;
         verdicts.push((who, v));
     }

@@ -237,7 +237,9 @@ pub(crate) fn one_row(n: usize, id: i64, doing: &str) -> Result<(), StoreError> 
         1 => Ok(()),
         _ => Err(StoreError::Unavailable(
             format!("anchor batch {id}"),
-            format!("{doing}: {n} pending batches matched, not 1 (released or finished elsewhere?)"),
+            format!(
+                "{doing}: {n} pending batches matched, not 1 (released or finished elsewhere?)"
+            ),
         )),
     }
 }

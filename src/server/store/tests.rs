@@ -93,7 +93,10 @@ fn updates_of_a_batch_that_is_not_pending_are_errors(s: &Store) {
     s.set_batch_tx(q.id, "0x34").unwrap();
     s.mark_anchored(q.id, 0, 1).unwrap();
     assert!(s.mark_anchored(q.id, 1, 2).is_err(), "anchored twice");
-    assert!(s.set_batch_tx(q.id, "0x56").is_err(), "a second transaction");
+    assert!(
+        s.set_batch_tx(q.id, "0x56").is_err(),
+        "a second transaction"
+    );
 }
 
 /// A golden vector, by its path under tests/vectors.
@@ -110,7 +113,10 @@ fn serves_every_format_it_holds(s: &Store) {
         vector("format2/sampled-text.json"),
         vector("greedy-text.json"),
     ];
-    assert_eq!(held.iter().map(|t| t.version).collect::<Vec<_>>(), [1, 2, 3]);
+    assert_eq!(
+        held.iter().map(|t| t.version).collect::<Vec<_>>(),
+        [1, 2, 3]
+    );
     for (i, t) in held.iter().enumerate() {
         s.put(&format!("cmpl-v{}", t.version), t, i as u64).unwrap();
     }
