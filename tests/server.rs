@@ -1512,12 +1512,15 @@ fn readiness_follows_the_store_and_unstorable_completions_get_503() {
 }
 
 /// Starts a long stream and returns once its first token arrived; the thread yields every
-/// `data:` line it read.
-fn long_stream(base: &str, seed: u64) -> std::thread::JoinHandle<Vec<String>> {
+/// `data:` line it read. Greedy counting: SmolLM2 goes on counting for hundreds of tokens
+/// (checked: 600 tokens at `max_tokens` 600), far past the grace periods used here, whereas
+/// sampled stories end within seconds.
+fn long_stream(base: &str, from: u64) -> std::thread::JoinHandle<Vec<String>> {
     let (base, (tx, rx)) = (base.to_string(), std::sync::mpsc::channel());
     let h = std::thread::spawn(move || {
-        let body = json!({"prompt": "Write a very long story about the sea.", "max_tokens": 2048,
-            "stream": true, "temperature": 0.9, "seed": seed, "stop": []});
+        let count: Vec<String> = (from..from + 10).map(|i| i.to_string()).collect();
+        let body = json!({"prompt": format!("{},", count.join(", ")), "max_tokens": 2048,
+            "stream": true, "temperature": 0, "stop": []});
         let r = agent()
             .post(format!("{base}/v1/completions"))
             .header("content-type", "application/json")
