@@ -463,23 +463,17 @@ impl RequestRecord {
         let stop = (0..n)
             .map(|_| r.str("request.stop"))
             .collect::<Result<_, _>>()?;
-        if version < 3 {
-            return Ok(RequestRecord {
-                spec_version,
-                prompt,
-                prompt_tokens,
-                sampling,
-                max_tokens,
-                stop,
-                logprobs: None,
-                grammar: None,
-                tools: None,
-            });
-        }
-        let logprobs = match r.u8("request.logprobs kind")? {
-            0 => None,
-            1 => Some(r.u8("request.logprobs")?),
-            k => return Err(AttestError::Malformed(format!("logprobs kind {k}"))),
+        // Formats 1 and 2 end here; format 3 adds logprobs, grammar and tools.
+        let (logprobs, grammar, tools) = if version < 3 {
+            (None, None, None)
+        } else {
+            let logprobs = match r.u8("request.logprobs kind")? {
+                0 => None,
+                1 => Some(r.u8("request.logprobs")?),
+                k => return Err(AttestError::Malformed(format!("logprobs kind {k}"))),
+            };
+            let grammar = read_opt_str(r, "request.grammar")?;
+            (logprobs, grammar, read_opt_str(r, "request.tools")?)
         };
         Ok(RequestRecord {
             spec_version,
@@ -489,8 +483,8 @@ impl RequestRecord {
             max_tokens,
             stop,
             logprobs,
-            grammar: read_opt_str(r, "request.grammar")?,
-            tools: read_opt_str(r, "request.tools")?,
+            grammar,
+            tools,
         })
     }
     /// `SHA-256(TAG_REQUEST || encoding)` in the current format.
