@@ -1181,7 +1181,7 @@ pub(crate) mod tests {
 
     /// The JSON reader follows docs/transcript.md §5: hex in either case, `digest` optional but
     /// checked, `meta.operator` absent or null, floats read as binary64 then rounded to
-    /// binary32, integers exact to 2^64 - 1, version 2 only, unknown fields refused.
+    /// binary32, integers exact to 2^64 - 1, versions 1 to 3 only, unknown fields refused.
     #[test]
     fn json_reader_follows_the_spec() {
         let mut t = sample();
