@@ -800,7 +800,7 @@ fn anchor_prove_verify_slash_and_dispute_on_a_real_chain() {
     let (w0, w2) = (verdict("2", 0, bws), verdict("2", 2, bws));
     // The verdicts sign the honest output's commitment.
     let w0v = json_of(&std::fs::read_to_string(&w0).unwrap());
-    let honest_output = sworn_attest::hexser::encode(&honest.output.commitment());
+    let honest_output = sworn_attest::hexser::encode(&honest.commitments().output);
     assert_eq!(w0v["replayed_output"], honest_output.as_str());
     // Given in any order: resolve sorts the signers as the contract wants.
     let out = reg.run(

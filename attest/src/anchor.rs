@@ -249,7 +249,7 @@ impl AnchoredTranscript {
             Ok(serde_json::Value::Object(o)) => o,
             Ok(_) => return Ok(None),
             // A document with a key twice is refused, whatever it claims to be.
-            Err(e) if e.to_string().contains("duplicate key") => {
+            Err(e) if crate::strict_json::is_duplicate_key(&e) => {
                 return Err(AttestError::Json(e.to_string()))
             }
             Err(_) => return Ok(None),
@@ -259,8 +259,9 @@ impl AnchoredTranscript {
         }
         let anchor: AnchorProof = serde_json::from_value(o.remove("anchor").unwrap_or_default())
             .map_err(|e| AttestError::Json(format!("anchor: {e}")))?;
-        let t = o.remove("transcript").unwrap_or_default().to_string();
-        let transcript = Transcript::from_json(&t, limits)?;
+        // Already parsed (strictly) with the bundle: read from the value, not from its text again.
+        let transcript =
+            Transcript::from_json_value(o.remove("transcript").unwrap_or_default(), limits)?;
         AnchoredTranscript::new(transcript, anchor).map(Some)
     }
 }

@@ -487,13 +487,9 @@ impl RequestRecord {
             tools,
         })
     }
-    /// `SHA-256(TAG_REQUEST || encoding)` in the current format.
-    pub fn commitment(&self) -> [u8; 32] {
-        self.commitment_v(FORMAT_VERSION)
-    }
-
-    /// The commitment as format `version` computes it (its tag and encoding).
-    pub fn commitment_v(&self, version: u16) -> [u8; 32] {
+    /// `SHA-256(request tag || encoding)` as format `version` computes them. The version is
+    /// always the transcript's own: a commitment in another format's layout is another hash.
+    pub fn commitment(&self, version: u16) -> [u8; 32] {
         let mut w = Writer::default();
         self.encode(&mut w, version);
         sha256(&[tags(version).request, &w.buf])
@@ -649,15 +645,10 @@ impl OutputRecord {
             },
         })
     }
-    /// `SHA-256(TAG_OUTPUT || tokens || text || finish_reason || trace_root || n_steps ||
-    /// logprobs)`: the trace enters through its root, so a challenge can open one step without
-    /// the others.
-    pub fn commitment(&self) -> [u8; 32] {
-        self.commitment_v(FORMAT_VERSION)
-    }
-
-    /// The commitment as format `version` computes it (formats 1 and 2: no logprobs).
-    pub fn commitment_v(&self, version: u16) -> [u8; 32] {
+    /// `SHA-256(output tag || tokens || text || finish_reason || trace_root || n_steps ||
+    /// logprobs)` as format `version` computes it (formats 1 and 2: no logprobs): the trace
+    /// enters through its root, so a challenge can open one step without the others.
+    pub fn commitment(&self, version: u16) -> [u8; 32] {
         let mut w = Writer::default();
         w.u32s(&self.tokens)
             .str(&self.text)
@@ -702,40 +693,34 @@ impl Meta {
             1 => Some(r.str("meta.spec_version")?),
             _ => None,
         };
+        let backend = r.str("meta.backend")?;
+        let operator_key_id = r.fixed("meta.operator_key_id")?;
+        let timestamp_ms = r.u64("meta.timestamp_ms")?;
+        let operator = match version {
+            1 => None,
+            _ => match r.u8("meta.operator kind")? {
+                0 => None,
+                1 => Some(OperatorBinding {
+                    chain_id: r.u64("meta.operator.chain_id")?,
+                    registry: r.fixed("meta.operator.registry")?,
+                    address: r.fixed("meta.operator.address")?,
+                }),
+                k => return Err(AttestError::Malformed(format!("operator kind {k}"))),
+            },
+        };
         let meta = Meta {
             engine,
             engine_version,
-            backend: r.str("meta.backend")?,
-            operator_key_id: r.fixed("meta.operator_key_id")?,
-            timestamp_ms: r.u64("meta.timestamp_ms")?,
-            operator: None,
+            backend,
+            operator_key_id,
+            timestamp_ms,
+            operator,
         };
-        if version == 1 {
-            return Ok((meta, spec_version));
-        }
-        Ok((
-            Meta {
-                operator: match r.u8("meta.operator kind")? {
-                    0 => None,
-                    1 => Some(OperatorBinding {
-                        chain_id: r.u64("meta.operator.chain_id")?,
-                        registry: r.fixed("meta.operator.registry")?,
-                        address: r.fixed("meta.operator.address")?,
-                    }),
-                    k => return Err(AttestError::Malformed(format!("operator kind {k}"))),
-                },
-                ..meta
-            },
-            None,
-        ))
+        Ok((meta, spec_version))
     }
-    /// `SHA-256(TAG_META || encoding)` in the current format.
-    pub fn commitment(&self) -> [u8; 32] {
-        self.commitment_v(FORMAT_VERSION, "")
-    }
-
-    /// The commitment as format `version` computes it; format 1's meta holds `spec_version`.
-    pub fn commitment_v(&self, version: u16, spec_version: &str) -> [u8; 32] {
+    /// `SHA-256(meta tag || encoding)` as format `version` computes them; format 1's meta holds
+    /// the request's `spec_version`.
+    pub fn commitment(&self, version: u16, spec_version: &str) -> [u8; 32] {
         let mut w = Writer::default();
         self.encode(&mut w, version, spec_version);
         sha256(&[tags(version).meta, &w.buf])
@@ -776,9 +761,9 @@ impl Transcript {
         let v = self.version;
         Commitments {
             model: self.model.commitment(),
-            request: self.request.commitment_v(v),
-            output: self.output.commitment_v(v),
-            meta: self.meta.commitment_v(v, &self.request.spec_version),
+            request: self.request.commitment(v),
+            output: self.output.commitment(v),
+            meta: self.meta.commitment(v, &self.request.spec_version),
         }
     }
 
@@ -1127,7 +1112,7 @@ pub(crate) mod tests {
         // One logprob's bits changed changes the output commitment.
         let mut u = t.clone();
         u.output.logprobs[1].top[1].logprob = -1.5000001;
-        assert_ne!(u.output.commitment(), c.output);
+        assert_ne!(u.output.commitment(u.version), c.output);
         // A non-finite logprob is refused by the decoder.
         let mut inf = t.clone();
         inf.output.logprobs[0].logprob = f32::NEG_INFINITY;

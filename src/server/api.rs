@@ -47,6 +47,16 @@ impl ApiError {
             retry_after: None,
         }
     }
+    /// 503: the server cannot take or finish the request now (shutting down, store down); the
+    /// client may retry, here later or on another replica.
+    fn unavailable(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_error",
+            code,
+            message,
+        )
+    }
     fn new(
         status: StatusCode,
         kind: &'static str,
@@ -693,9 +703,7 @@ fn enqueue(
         caller,
     };
     if state.jobs.send(job).is_err() {
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "server_error",
+        return Err(ApiError::unavailable(
             "shutting_down",
             "the server is shutting down",
         ));
@@ -874,20 +882,10 @@ async fn respond(
                         ))
                     }
                     Update::ShuttingDown(e) => {
-                        return Err(ApiError::new(
-                            StatusCode::SERVICE_UNAVAILABLE,
-                            "server_error",
-                            "shutting_down",
-                            e,
-                        ))
+                        return Err(ApiError::unavailable("shutting_down", e))
                     }
                     Update::StoreFailed(e) => {
-                        return Err(ApiError::new(
-                            StatusCode::SERVICE_UNAVAILABLE,
-                            "server_error",
-                            "store_unavailable",
-                            e,
-                        ))
+                        return Err(ApiError::unavailable("store_unavailable", e))
                     }
                 }
             }
@@ -1227,20 +1225,16 @@ pub async fn healthz() -> &'static str {
 /// balancer sends no completions that could not be stored.
 pub async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     let shared = state.shared.clone();
-    let store = tokio::task::spawn_blocking(move || shared.store.ready()).await;
-    match store {
-        Ok(Ok(())) => (StatusCode::OK, "ready\n").into_response(),
-        Ok(Err(e)) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"ready": false, "store": e.to_string()})),
-        )
-            .into_response(),
-        Err(e) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"ready": false, "store": e.to_string()})),
-        )
-            .into_response(),
-    }
+    let why = match tokio::task::spawn_blocking(move || shared.store.ready()).await {
+        Ok(Ok(())) => return (StatusCode::OK, "ready\n").into_response(),
+        Ok(Err(e)) => e.to_string(),
+        Err(e) => e.to_string(),
+    };
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(json!({"ready": false, "store": why})),
+    )
+        .into_response()
 }
 
 pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {

@@ -9,8 +9,7 @@ use axum::response::IntoResponse;
 
 /// The page may load only its own script, the verifier's worker and WebAssembly, and talk only
 /// to this server.
-pub const CSP: &str =
-    "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; worker-src 'self'; \
+const CSP: &str = "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; worker-src 'self'; \
     connect-src 'self'; style-src 'unsafe-inline'; img-src 'self'; base-uri 'none'; \
     form-action 'none'; frame-ancestors 'none'";
 

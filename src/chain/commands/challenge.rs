@@ -240,8 +240,9 @@ fn honest_output(t: &Transcript, r: &ReplayModel) -> Result<(bool, [u8; 32])> {
         );
     }
     let out = sworn_verifier::replay::regenerate(t, &engine, &m)?;
-    let commitment = out.commitment();
-    let right = commitment == t.output.commitment();
+    // In the transcript's own format: the contract compares with the anchored output commitment.
+    let commitment = out.commitment(t.version);
+    let right = commitment == t.commitments().output;
     // A transcript the teacher-forced replay accepts must regenerate to the same output.
     if report.ok() && !right {
         bail!("replay accepts the transcript but regeneration differs (an engine bug)");

@@ -66,11 +66,7 @@ fn root(l: &[[u8; 32]]) -> [u8; 32] {
 }
 
 fn golden() -> Transcript {
-    let p = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/vectors/greedy-text.json"
-    );
-    Transcript::from_json(&std::fs::read_to_string(p).unwrap(), Limits::default()).unwrap()
+    vector("greedy-text.json")
 }
 
 /// Recording a transaction for, or marking anchored, a batch that is gone (another replica
