@@ -3,5 +3,6 @@
 
 pub mod attestation;
 pub mod chain;
+pub mod fuzzing;
 pub mod gpu_check;
 pub mod server;

@@ -9,9 +9,12 @@ use sworn_verifier::{parse, verify, Limits, PublicKey};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(t) = parse(data, Limits::default()) {
-        let again = sworn_verifier::Transcript::decode(&t.encode(), Limits::default()).expect("re-decodes");
+        let again =
+            sworn_verifier::Transcript::decode(&t.encode(), Limits::default()).expect("re-decodes");
         assert_eq!(again, t);
-        let key = PublicKey::parse("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a").unwrap();
+        let key =
+            PublicKey::parse("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a")
+                .unwrap();
         let _ = verify(t, &[key]);
     }
 });

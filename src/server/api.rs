@@ -516,40 +516,108 @@ fn prompt_bytes(p: &Prompt) -> usize {
 }
 
 /// Parses a JSON body, mapping every failure to a clear 4xx.
-fn parse_body<T: for<'de> Deserialize<'de>>(
-    body: Result<Bytes, BytesRejection>,
-) -> Result<T, ApiError> {
-    let body = body.map_err(|e| ApiError {
+/// The request body's bytes, or the error the body limit or a slow client caused.
+fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    body.map_err(|e| ApiError {
         status: e.status(),
         kind: "invalid_request_error",
         code: Some("body_rejected"),
         message: format!("request body: {}", e.body_text()),
         retry_after: None,
-    })?;
-    let text = std::str::from_utf8(&body)
+    })
+}
+
+fn parse_json<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, ApiError> {
+    let text = std::str::from_utf8(body)
         .map_err(|e| ApiError::bad(format!("request body is not UTF-8: {e}")))?;
     serde_json::from_str(text).map_err(|e| ApiError::bad(format!("invalid request: {e}")))
 }
 
-/// Builds the engine request and checks it against the server's limits: the cheap checks first,
-/// then a place in the queue, then tokenization (bounded in bytes, on a blocking thread, at most
-/// one per core at once), then the token limits.
-async fn build(
-    state: &AppState,
+/// What checking a request needs of the server: the model's name, the limits, the engine
+/// (its chat template and tokenizer). Borrowed from [`AppState`], or built by the fuzzer.
+pub struct Rules<'a> {
+    pub model_id: &'a str,
+    pub limits: &'a super::Limits,
+    pub engine: &'a sworn_engine::Engine,
+}
+
+impl AppState {
+    fn rules(&self) -> Rules<'_> {
+        Rules {
+            model_id: &self.model_id,
+            limits: &self.limits,
+            engine: &self.shared.engine,
+        }
+    }
+}
+
+/// A request body parsed and checked against every limit that needs no tokenizing.
+struct Checked {
+    req: Request,
+    shape: Shaping,
+    stream: bool,
+}
+
+/// Parses and checks a `/v1/completions` body.
+fn check_completion(rules: &Rules, body: &[u8]) -> Result<Checked, ApiError> {
+    let b: CompletionBody = parse_json(body)?;
+    let prompt = match &b.prompt {
+        Value::String(s) => s.clone(),
+        Value::Array(v) if v.len() == 1 && v[0].is_string() => {
+            v[0].as_str().unwrap_or_default().to_string()
+        }
+        _ => return Err(ApiError::bad("prompt must be a string")),
+    };
+    let prompt = if b.sworn_raw_prompt {
+        Prompt::RawText(prompt)
+    } else {
+        Prompt::Text(prompt)
+    };
+    let shape = shaping(&b.common, false)?;
+    let req = check_common(rules, prompt, &b.common, false, &shape)?;
+    let stream = b.common.stream.unwrap_or(false);
+    Ok(Checked { req, shape, stream })
+}
+
+/// Parses and checks a `/v1/chat/completions` body.
+fn check_chat(rules: &Rules, body: &[u8]) -> Result<Checked, ApiError> {
+    let b: ChatBody = parse_json(body)?;
+    if b.messages.is_empty() {
+        return Err(ApiError::bad("messages must not be empty"));
+    }
+    let msgs = b
+        .messages
+        .iter()
+        .map(ChatMessage::to_message)
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut shape = shaping(&b.common, true)?;
+    if let Some(tools) = &b.tools {
+        tool_shaping(rules.engine, tools, b.tool_choice.as_ref(), &mut shape)?;
+    } else if b.tool_choice.is_some() {
+        return Err(ApiError::bad("tool_choice needs tools"));
+    }
+    let req = check_common(rules, Prompt::Chat(msgs), &b.common, true, &shape)?;
+    let stream = b.common.stream.unwrap_or(false);
+    Ok(Checked { req, shape, stream })
+}
+
+/// Builds the engine request and checks it against the limits that need no tokenizing.
+fn check_common(
+    rules: &Rules,
     prompt: Prompt,
     c: &Common,
     chat: bool,
     shape: &Shaping,
-) -> Result<Prepared, ApiError> {
+) -> Result<Request, ApiError> {
     if let Some(m) = &c.model {
-        if *m != state.model_id {
+        if *m != rules.model_id {
             return Err(ApiError::new(
                 StatusCode::NOT_FOUND,
                 "invalid_request_error",
                 "model_not_found",
                 format!(
                     "model {m:?} is not served here (this server serves {:?})",
-                    state.model_id
+                    rules.model_id
                 ),
             ));
         }
@@ -562,10 +630,10 @@ async fn build(
         .max_completion_tokens
         .or(c.max_tokens)
         .unwrap_or(default_max);
-    if max_tokens == 0 || max_tokens > state.limits.max_output_tokens {
+    if max_tokens == 0 || max_tokens > rules.limits.max_output_tokens {
         return Err(ApiError::bad(format!(
             "max_tokens must be between 1 and {}",
-            state.limits.max_output_tokens
+            rules.limits.max_output_tokens
         )));
     }
     let seed = match c.seed {
@@ -609,13 +677,13 @@ async fn build(
     let bytes = prompt_bytes(&prompt)
         + shape.tools.as_ref().map_or(0, String::len)
         + shape.grammar.as_ref().map_or(0, String::len);
-    if bytes > state.limits.max_prompt_bytes {
+    if bytes > rules.limits.max_prompt_bytes {
         return Err(ApiError::bad(format!(
             "the prompt is {bytes} bytes; this server accepts at most {}",
-            state.limits.max_prompt_bytes
+            rules.limits.max_prompt_bytes
         )));
     }
-    let req = Request {
+    Ok(Request {
         prompt,
         params,
         max_tokens,
@@ -623,7 +691,49 @@ async fn build(
         logprobs: shape.logprobs,
         grammar: shape.grammar.clone(),
         tools: shape.tools.clone(),
+    })
+}
+
+/// Tokenizes a checked request's prompt and compiles its grammar, then checks the token
+/// limits. Scales with what the client sent (bounded in bytes before): callers run it on a
+/// blocking thread.
+fn tokenize(
+    rules: &Rules,
+    req: &Request,
+) -> Result<(Vec<u32>, Option<sworn_engine::grammar::Constraint>), ApiError> {
+    let engine = rules.engine;
+    let tokens = engine
+        .request_prompt_tokens(req)
+        .map_err(|e| ApiError::bad(e.to_string()))?;
+    let constraint = match &req.grammar {
+        Some(g) => Some(
+            engine
+                .constraint(g)
+                .map_err(|e| ApiError::bad(e.to_string()))?,
+        ),
+        None => None,
     };
+    if tokens.len() > rules.limits.max_prompt_tokens {
+        return Err(ApiError::bad(format!(
+            "the prompt is {} tokens; this server accepts at most {}",
+            tokens.len(),
+            rules.limits.max_prompt_tokens
+        )));
+    }
+    let ctx = engine.model.max_context;
+    if tokens.len() + req.max_tokens as usize > ctx {
+        return Err(ApiError::bad(format!(
+            "prompt ({} tokens) plus max_tokens ({}) exceeds the context of {ctx}",
+            tokens.len(),
+            req.max_tokens
+        )));
+    }
+    Ok((tokens, constraint))
+}
+
+/// Takes a place in the queue for a checked request, then tokenizes it (on a blocking thread,
+/// at most one per core at once).
+async fn prepare(state: &Arc<AppState>, req: Request) -> Result<Prepared, ApiError> {
     let slot = QueueSlot::take(state)?;
     let internal = |e: String| {
         ApiError::new(
@@ -639,41 +749,35 @@ async fn build(
         .acquire_owned()
         .await
         .map_err(|e| internal(e.to_string()))?;
-    // Tokenizing and compiling the grammar both scale with what the client sent: on a
-    // blocking thread, never on the async ones nor the scheduler's.
-    let (engine, r) = (state.shared.engine.clone(), req.clone());
-    let (tokens, constraint) = tokio::task::spawn_blocking(move || {
+    // Never on the async threads nor the scheduler's.
+    let (st, r) = (state.clone(), req);
+    let (req, (tokens, constraint)) = tokio::task::spawn_blocking(move || {
         let _permit = permit;
-        let tokens = engine.request_prompt_tokens(&r)?;
-        let constraint = match &r.grammar {
-            Some(g) => Some(engine.constraint(g)?),
-            None => None,
-        };
-        Ok::<_, sworn_engine::EngineError>((tokens, constraint))
+        let out = tokenize(&st.rules(), &r);
+        out.map(|t| (r, t))
     })
     .await
-    .map_err(|e| internal(e.to_string()))?
-    .map_err(|e| ApiError::bad(e.to_string()))?;
-    if tokens.len() > state.limits.max_prompt_tokens {
-        return Err(ApiError::bad(format!(
-            "the prompt is {} tokens; this server accepts at most {}",
-            tokens.len(),
-            state.limits.max_prompt_tokens
-        )));
-    }
-    let ctx = state.shared.engine.model.max_context;
-    if tokens.len() + max_tokens as usize > ctx {
-        return Err(ApiError::bad(format!(
-            "prompt ({} tokens) plus max_tokens ({max_tokens}) exceeds the context of {ctx}",
-            tokens.len()
-        )));
-    }
+    .map_err(|e| internal(e.to_string()))??;
     Ok(Prepared {
         req,
         tokens,
         constraint,
         slot,
     })
+}
+
+/// Runs every check a completion request meets before it is queued (body, limits, tokenizing,
+/// grammar, token limits) on `body`, as the handler does (`chat` picks the endpoint): the
+/// API's fuzz target. Refusals are `Err` with the message a client would get.
+pub fn check_request(rules: &Rules, chat: bool, body: &[u8]) -> Result<usize, String> {
+    let checked = if chat {
+        check_chat(rules, body)
+    } else {
+        check_completion(rules, body)
+    }
+    .map_err(|e| e.message)?;
+    let (tokens, _) = tokenize(rules, &checked.req).map_err(|e| e.message)?;
+    Ok(tokens.len())
 }
 
 /// A request checked and ready for the scheduler.
@@ -719,23 +823,9 @@ pub async fn completions(
 ) -> Response {
     let res = async {
         let caller = admit(caller.as_deref())?;
-        let b: CompletionBody = parse_body(body)?;
-        let prompt = match &b.prompt {
-            Value::String(s) => s.clone(),
-            Value::Array(v) if v.len() == 1 && v[0].is_string() => {
-                v[0].as_str().unwrap_or_default().to_string()
-            }
-            _ => return Err(ApiError::bad("prompt must be a string")),
-        };
-        let prompt = if b.sworn_raw_prompt {
-            Prompt::RawText(prompt)
-        } else {
-            Prompt::Text(prompt)
-        };
-        let shape = shaping(&b.common, false)?;
-        let p = build(&state, prompt, &b.common, false, &shape).await?;
-        let stream = b.common.stream.unwrap_or(false);
-        respond(&state, p, &shape, stream, false, caller).await
+        let c = check_completion(&state.rules(), &body_bytes(body)?)?;
+        let p = prepare(&state, c.req).await?;
+        respond(&state, p, &c.shape, c.stream, false, caller).await
     };
     counted(&state, res.await)
 }
@@ -747,24 +837,9 @@ pub async fn chat_completions(
 ) -> Response {
     let res = async {
         let caller = admit(caller.as_deref())?;
-        let b: ChatBody = parse_body(body)?;
-        if b.messages.is_empty() {
-            return Err(ApiError::bad("messages must not be empty"));
-        }
-        let msgs = b
-            .messages
-            .iter()
-            .map(ChatMessage::to_message)
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut shape = shaping(&b.common, true)?;
-        if let Some(tools) = &b.tools {
-            tool_shaping(&state, tools, b.tool_choice.as_ref(), &mut shape)?;
-        } else if b.tool_choice.is_some() {
-            return Err(ApiError::bad("tool_choice needs tools"));
-        }
-        let p = build(&state, Prompt::Chat(msgs), &b.common, true, &shape).await?;
-        let stream = b.common.stream.unwrap_or(false);
-        respond(&state, p, &shape, stream, true, caller).await
+        let c = check_chat(&state.rules(), &body_bytes(body)?)?;
+        let p = prepare(&state, c.req).await?;
+        respond(&state, p, &c.shape, c.stream, true, caller).await
     };
     counted(&state, res.await)
 }
@@ -772,12 +847,12 @@ pub async fn chat_completions(
 /// Offers `tools` to the model: rendered by its template, its calls parsed from the output, and
 /// forced by a grammar when `tool_choice` is `required` or names a function.
 fn tool_shaping(
-    state: &AppState,
+    engine: &sworn_engine::Engine,
     tools: &[Value],
     choice: Option<&Value>,
     shape: &mut Shaping,
 ) -> Result<(), ApiError> {
-    let template = state.shared.engine.chat_template.as_ref();
+    let template = engine.chat_template.as_ref();
     let style =
         match template.map(|t| (t.supports_tools(), t.tool_call_style())) {
             Some((true, Some(style))) => style,
