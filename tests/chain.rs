@@ -820,8 +820,9 @@ fn anchor_prove_verify_slash_and_dispute_on_a_real_chain() {
 }
 
 /// `sworn anchor` after a crash: a batch whose transaction was mined but never recorded is found
-/// from the chain's `Anchored` events, a batch that was planned but never sent is released and
-/// anchored afresh, and every transcript ends up provable.
+/// from the chain's `Anchored` events, a batch that was planned but never sent (or signed and
+/// recorded but never broadcast) is released and anchored afresh, a batch whose transaction
+/// waits in the mempool is waited for, and every transcript ends up provable.
 #[test]
 fn a_crashed_anchoring_run_is_recovered_from_the_chain() {
     use sworn::server::anchor_log::RegistryRef;
@@ -953,6 +954,35 @@ fn a_crashed_anchoring_run_is_recovered_from_the_chain() {
     assert_eq!(v["anchored"][0]["tx"], tx, "{v}");
     assert_eq!(v["unanchored"], 0, "{v}");
     expect(0, &work, &["proof", "greedy-chat-again"]);
+
+    // Crash after the signed transaction's hash was recorded (anchoring records it before
+    // broadcasting), before it was broadcast: the chain never saw it, so the batch is released
+    // and its transcripts anchored afresh, once.
+    let store = Store::open(&work.join("sworn.db")).unwrap();
+    for name in &names[2..] {
+        let t = store.get(name).unwrap().unwrap();
+        store.put(&format!("{name}-third"), &t, 0).unwrap();
+    }
+    let head = rpc_u64(&url, "eth_blockNumber");
+    let unsent = store
+        .plan_batch(&r, &op, 2, head, 0, root)
+        .unwrap()
+        .unwrap();
+    store
+        .set_batch_tx(unsent.id, &format!("0x{}", "ab".repeat(32)))
+        .unwrap();
+    drop(store);
+    let v = json_of(&reg.run(0, &work, &["anchor", "--json"], &op_wallet));
+    assert_eq!(v["released"], 1, "{v}");
+    assert_eq!(v["anchored"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v["anchored"][0]["batch"], 3, "{v}");
+    assert_eq!(v["anchored"][0]["size"], 2, "{v}");
+    assert_eq!(v["unanchored"], 0, "{v}");
+    let anchored_tx = v["anchored"][0]["tx"].as_str().unwrap();
+    assert_ne!(anchored_tx, format!("0x{}", "ab".repeat(32)));
+    let b = work.join("third.bundle.json");
+    expect(0, &work, &["proof", "sampled-chat-third", "--out", p(&b)]);
+    assert!(reg.verify(0, p(&b)).contains("valid: anchored"));
 }
 
 /// `sworn serve --anchor-every`: the server anchors its own transcripts, refuses to start for a

@@ -123,16 +123,21 @@ pub async fn anchor_store(
             return Err(e);
         }
         let call = chain.registry.anchor(FixedBytes(p.root), p.size);
-        let pending = match call.send().await {
-            Ok(pending) => pending,
+        let signed = match chain.sign(&what, call).await {
+            Ok(signed) => signed,
             Err(e) => {
-                // Refused before it was sent (gas estimation): nothing is on chain.
+                // Refused before it was signed (gas estimation): nothing is on chain.
                 store.drop_pending(p.id)?;
-                return Err(super::client::decode_error(&what, e).into());
+                return Err(e.into());
             }
         };
-        let tx = format!("{:#x}", pending.tx_hash());
+        // The hash is recorded before the transaction leaves this process: whoever resolves
+        // this batch after a crash (this process, or a replica that takes the lease) waits for
+        // that transaction rather than planning its transcripts again while it may still be
+        // mined.
+        let tx = format!("{:#x}", signed.tx_hash());
         store.set_batch_tx(p.id, &tx)?;
+        let pending = chain.broadcast(signed).await?;
         tracing::info!(size = p.size, %tx, "anchor transaction sent");
         let receipt = match chain.wait(&what, pending, tx).await {
             Ok(r) => r,

@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use alloy::contract::{CallBuilder, CallDecoder};
-use alloy::network::EthereumWallet;
+use alloy::consensus::TxEnvelope;
+use alloy::network::{EthereumWallet, NetworkTransactionBuilder, TransactionBuilder};
 use alloy::primitives::{keccak256, Address, FixedBytes, U256};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::rpc::types::TransactionReceipt;
@@ -177,6 +178,57 @@ impl Chain {
         let pending = call.send().await.map_err(|e| decode_error(what, e))?;
         let tx = format!("{:#x}", pending.tx_hash());
         self.wait(what, pending, tx).await
+    }
+
+    /// Signs `call` as the wallet's transaction, filled as the provider fills what it sends
+    /// (gas estimated, nonce counting pending transactions, EIP-1559 fees, chain id), without
+    /// sending it: its hash is known before anyone else sees the transaction, so a caller can
+    /// record it first (anchoring's crash safety, `docs/anchoring.md` section 9.2). A call the
+    /// registry refuses fails here, at gas estimation, decoded as [`Chain::send`] decodes it.
+    pub async fn sign<D: CallDecoder>(
+        &self,
+        what: &str,
+        call: CallBuilder<&DynProvider, D>,
+    ) -> Result<TxEnvelope, ChainError> {
+        let signer = self.signer(what)?;
+        let from = signer.address();
+        let call = call.from(from);
+        let gas = call
+            .estimate_gas()
+            .await
+            .map_err(|e| decode_error(what, e))?;
+        let nonce = self
+            .provider
+            .get_transaction_count(from)
+            .pending()
+            .await
+            .map_err(|source| self.rpc_error(source))?;
+        let fees = self
+            .provider
+            .estimate_eip1559_fees()
+            .await
+            .map_err(|source| self.rpc_error(source))?;
+        call.into_transaction_request()
+            .with_nonce(nonce)
+            .with_chain_id(self.chain_id)
+            .with_gas_limit(gas)
+            .with_max_fee_per_gas(fees.max_fee_per_gas)
+            .with_max_priority_fee_per_gas(fees.max_priority_fee_per_gas)
+            .build(&EthereumWallet::from(signer.clone()))
+            .await
+            .map_err(|e| ChainError::Other(format!("signing the transaction for {what}: {e}")))
+    }
+
+    /// Sends a transaction [`Chain::sign`] made.
+    pub async fn broadcast(
+        &self,
+        tx: TxEnvelope,
+    ) -> Result<alloy::providers::PendingTransactionBuilder<alloy::network::Ethereum>, ChainError>
+    {
+        self.provider
+            .send_tx_envelope(tx)
+            .await
+            .map_err(|source| self.rpc_error(source))
     }
 
     /// Waits for a pending transaction's receipt and checks it succeeded.
