@@ -296,6 +296,13 @@ impl Tokenizer {
         })
     }
 
+    /// Whether this is SentencePiece-style BPE (`tokenizer.ggml.model = "llama"`), whose pieces
+    /// spell spaces as `▁` (U+2581): a `▁` in the input decodes as a space
+    /// (`docs/tokenization.md` §2).
+    pub fn is_sentencepiece(&self) -> bool {
+        self.spm.is_some()
+    }
+
     pub fn vocab_size(&self) -> usize {
         self.pieces.len()
     }
