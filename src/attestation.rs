@@ -85,7 +85,7 @@ pub fn binding_path(data_dir: &Path) -> PathBuf {
 
 /// Records that `key` is registered as `binding`.
 pub fn save_binding(data_dir: &Path, binding: &OperatorBinding, key: &PublicKey) -> Result<()> {
-    crate::server::store::create_private_dir(data_dir)
+    crate::store::create_private_dir(data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
     let path = binding_path(data_dir);
     let doc = BindingFile {

@@ -478,7 +478,7 @@ fn default_key_path() -> PathBuf {
 /// Writes a new key and its public document; returns the key.
 fn write_new_key(path: &Path) -> Result<OperatorKey> {
     if let Some(dir) = path.parent() {
-        sworn::server::store::create_private_dir(dir)
+        sworn::store::create_private_dir(dir)
             .with_context(|| format!("creating {}", dir.display()))?;
     }
     let key = OperatorKey::generate()?;
@@ -1023,7 +1023,7 @@ fn serve(a: ServeArgs) -> Result<i32> {
     // one by accident (replicas that must share a key are given it with --key).
     let data_dir = a.data_dir.unwrap_or_else(data_dir);
     let key = signing_key(a.key, &data_dir.join("operator.key"))?;
-    let store = sworn::server::store::Location::parse(a.store.as_deref(), &data_dir)?;
+    let store = sworn::store::Location::parse(a.store.as_deref(), &data_dir)?;
     let cfg = sworn::server::Config {
         store,
         binding: attestation::load_binding(&data_dir, &key.public())?,

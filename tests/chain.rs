@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use common::require_model;
 use serde_json::{json, Value};
-use sworn::server::store::Store;
+use sworn::store::Store;
 use sworn_attest::{OperatorKey, Transcript};
 
 struct Proc {
@@ -825,7 +825,7 @@ fn anchor_prove_verify_slash_and_dispute_on_a_real_chain() {
 /// waits in the mempool is waited for, and every transcript ends up provable.
 #[test]
 fn a_crashed_anchoring_run_is_recovered_from_the_chain() {
-    use sworn::server::anchor_log::RegistryRef;
+    use sworn::store::anchor_log::RegistryRef;
     use sworn_attest::anchor;
 
     let Some(anvil) = anvil_bin() else {
@@ -1138,7 +1138,7 @@ fn replicas_on_postgres_hand_over_anchoring_when_the_anchoring_one_dies() {
     let Some(pg) = common::require_postgres("replicas on PostgreSQL") else {
         return;
     };
-    let store = sworn::server::store::postgres::fresh_database(
+    let store = sworn::store::postgres::fresh_database(
         &pg,
         &format!("sworn_replicas_{}", std::process::id()),
     );

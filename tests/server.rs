@@ -1468,14 +1468,14 @@ fn readiness_follows_the_store_and_unstorable_completions_get_503() {
         return;
     };
     let db = format!("sworn_ready_{}", std::process::id());
-    let url = sworn::server::store::postgres::fresh_database(&pg, &db);
+    let url = sworn::store::postgres::fresh_database(&pg, &db);
     let dir = data_dir("ready");
     let srv = start(&model, &dir, &["--store", &url]);
     let body = br#"{"prompt": "Hello", "max_tokens": 2}"#;
     assert_eq!(get(&srv.base, "/readyz").0, 200);
     assert_eq!(post(&srv.base, "/v1/completions", body).0, 200);
     let set_read_only = |on: bool| {
-        let sql = sworn::server::store::postgres::execute_sql;
+        let sql = sworn::store::postgres::execute_sql;
         sql(
             &pg,
             &[

@@ -10,8 +10,8 @@ use sworn_attest::{anchor, PublicKey};
 
 use super::bindings::SwornRegistry;
 use super::client::{lower_hex, Chain, ChainError};
-use crate::server::anchor_log::{BatchRow, RegistryRef};
-use crate::server::store::{AnchorLease, Store};
+use crate::store::anchor_log::{BatchRow, RegistryRef};
+use crate::store::{AnchorLease, Store};
 
 /// What anchoring did.
 #[derive(Debug, Default)]

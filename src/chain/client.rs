@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use alloy::contract::{CallBuilder, CallDecoder};
 use alloy::consensus::TxEnvelope;
+use alloy::contract::{CallBuilder, CallDecoder};
 use alloy::network::{EthereumWallet, NetworkTransactionBuilder, TransactionBuilder};
 use alloy::primitives::{keccak256, Address, FixedBytes, U256};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};

@@ -8,8 +8,8 @@ use sworn_attest::{hexser, PublicKey, Transcript};
 
 use super::bindings::SwornRegistry;
 use super::client::{batch_word, claim, decode_error, parse_address, Chain, ChainError};
-use crate::server::anchor_log::RegistryRef;
-use crate::server::store::Store;
+use crate::store::anchor_log::RegistryRef;
+use crate::store::Store;
 
 /// Why a proof cannot be had from the store.
 #[derive(Debug, thiserror::Error)]
@@ -27,7 +27,7 @@ pub enum ProofError {
     #[error("the stored batch does not reproduce its root: the store is corrupt ({0})")]
     Corrupt(String),
     #[error(transparent)]
-    Store(#[from] crate::server::store::StoreError),
+    Store(#[from] crate::store::StoreError),
 }
 
 /// The anchored transcript `id` (a request id, or with `by_digest` also a digest) with its

@@ -1,19 +1,18 @@
 //! `sworn serve`: an OpenAI-compatible HTTP server in which every completion is attested.
 //!
 //! Layout: `api` (HTTP handlers and OpenAI shapes), `scheduler` (one thread running the engine's
-//! continuous batch), `store` (durable store of transcripts: SQLite, or PostgreSQL shared by
-//! replicas), `metrics` (Prometheus).
+//! continuous batch), `metrics` (Prometheus). The durable store of transcripts and the anchor
+//! log are [`crate::store`] (the CLI's `anchor` and `proof` use them without a server); the
+//! server uses [`crate::chain`] to anchor, never the other way round.
 //! Shutdown on SIGTERM or Ctrl-C: stop accepting, let in-flight requests finish, stop the
 //! scheduler, checkpoint the store.
 
-pub mod anchor_log;
 pub mod api;
 pub mod auth;
 pub mod chat_page;
 pub mod logprobs;
 pub mod metrics;
 pub mod scheduler;
-pub mod store;
 pub mod structured;
 pub mod verify_page;
 
@@ -31,6 +30,7 @@ use axum::Router;
 use sworn_attest::{OperatorBinding, OperatorKey};
 use sworn_engine::{Engine, EngineOptions};
 
+use crate::store;
 use scheduler::{Job, Shared};
 
 /// Limits on what clients may ask, and on how long and how many they may hold on.

@@ -18,8 +18,8 @@ use tokio::sync::mpsc::UnboundedSender;
 use super::auth::Caller;
 
 use super::metrics::Metrics;
-use super::store::Store;
 use crate::attestation::{now_ms, sign_completion};
+use crate::store::Store;
 
 /// What a client hears about its request.
 #[derive(Debug)]

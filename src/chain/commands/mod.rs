@@ -19,8 +19,8 @@ use super::anchoring::anchor_store;
 use super::client::{lower_hex, parse_address, Chain};
 use super::onchain::{check, load_bundle, parse_proof, proof_from_store};
 use super::wallet;
-use crate::server::anchor_log::RegistryRef;
-use crate::server::store::Store;
+use crate::store::anchor_log::RegistryRef;
+use crate::store::Store;
 
 /// Where the chain is and who signs.
 #[derive(Args, Clone)]
@@ -108,8 +108,8 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 
 /// Opens an existing store: `--store`, or the data directory's SQLite file.
 fn open_store(spec: Option<&str>, data_dir: &Path) -> Result<Store> {
-    let location = crate::server::store::Location::parse(spec, data_dir)?;
-    if let crate::server::store::Location::Sqlite(path) = &location {
+    let location = crate::store::Location::parse(spec, data_dir)?;
+    if let crate::store::Location::Sqlite(path) = &location {
         if !path.exists() {
             bail!(
                 "no transcript store at {} (wrong --data-dir or --store?)",

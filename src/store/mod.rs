@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 
 use sworn_attest::{Limits, Transcript};
 
+pub mod anchor_log;
 pub mod postgres;
 pub mod sqlite;
 #[cfg(test)]
@@ -164,7 +165,7 @@ pub struct NewTranscript<'a> {
     pub owner: Option<&'a str>,
 }
 
-/// A batch as stored, before its hex fields are checked ([`crate::server::anchor_log`]).
+/// A batch as stored, before its hex fields are checked ([`anchor_log`]).
 pub struct RawBatch {
     pub operator: String,
     pub state: String,

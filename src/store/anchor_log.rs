@@ -12,7 +12,7 @@
 
 use sworn_attest::hexser;
 
-use super::store::{decode_leaves, Planned, RawBatch, Store, StoreError};
+use super::{decode_leaves, Planned, RawBatch, Store, StoreError};
 
 /// A registry on a chain: the log is kept per registry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,7 +67,7 @@ impl Store {
         created_ms: u64,
         root_of: impl Fn(&[[u8; 32]]) -> [u8; 32],
     ) -> Result<Option<BatchRow>, StoreError> {
-        let req = super::store::PlanRequest {
+        let req = super::PlanRequest {
             chain_id: reg.chain_id as i64,
             registry: &reg.registry,
             operator,

@@ -3,8 +3,8 @@
 //! its own). `scripts/test.sh` starts such a server and sets `SWORN_REQUIRE_POSTGRES=1`, under
 //! which a missing server fails the PostgreSQL half instead of skipping it.
 
+use super::anchor_log::RegistryRef;
 use super::*;
-use crate::server::anchor_log::RegistryRef;
 use sworn_attest::{anchor, hexser};
 
 /// Each suite test, once per backend.
