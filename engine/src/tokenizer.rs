@@ -53,6 +53,15 @@ enum PreTokenizer {
     Qwen2,
 }
 
+/// The token ids a file names for sequence boundaries, as its metadata gives them (checked
+/// against the vocabulary when the tokenizer is built).
+struct Markers {
+    bos: Option<usize>,
+    eos: Option<usize>,
+    eot: Option<usize>,
+    add_bos: bool,
+}
+
 /// A byte-level BPE tokenizer.
 pub struct Tokenizer {
     /// Token strings as the file spells them.
@@ -160,26 +169,31 @@ impl Tokenizer {
             &merges_raw,
             pre,
             spm,
-            f.meta_usize("tokenizer.ggml.bos_token_id")?,
-            f.meta_usize("tokenizer.ggml.eos_token_id")?,
-            f.meta_usize("tokenizer.ggml.eot_token_id")?,
-            f.meta_bool("tokenizer.ggml.add_bos_token")?
-                .unwrap_or(false),
+            Markers {
+                bos: f.meta_usize("tokenizer.ggml.bos_token_id")?,
+                eos: f.meta_usize("tokenizer.ggml.eos_token_id")?,
+                eot: f.meta_usize("tokenizer.ggml.eot_token_id")?,
+                add_bos: f
+                    .meta_bool("tokenizer.ggml.add_bos_token")?
+                    .unwrap_or(false),
+            },
         )
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn build(
         tokens: &[&str],
         types: &[i64],
         merges_raw: &[&str],
         pre: PreTokenizer,
         spm: Option<Spm>,
-        bos: Option<usize>,
-        eos: Option<usize>,
-        eot: Option<usize>,
-        add_bos: bool,
+        markers: Markers,
     ) -> Result<Tokenizer> {
+        let Markers {
+            bos,
+            eos,
+            eot,
+            add_bos,
+        } = markers;
         let n = tokens.len();
         let b2c = byte_to_char();
         let mut c2b: HashMap<char, u8> = HashMap::new();
@@ -583,10 +597,12 @@ mod tests {
             &merges,
             PreTokenizer::DigitsThenGpt2,
             None,
-            None,
-            Some(l - 1),
-            None,
-            false,
+            Markers {
+                bos: None,
+                eos: Some(l - 1),
+                eot: None,
+                add_bos: false,
+            },
         )
         .unwrap()
     }

@@ -41,7 +41,12 @@ fn tokenize_corpus_round_trips_on_every_tokenizer() {
             // A byte the vocabulary cannot spell is refused (SmolLM2 has no token for some
             // control bytes); the hand-written seeds are text every tokenizer encodes.
             let r = tokenizer_case(&toks, &d);
-            if path.file_name().unwrap().to_string_lossy().starts_with("seed-text") {
+            if path
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("seed-text")
+            {
                 r.unwrap_or_else(|e| panic!("{}: tokenizer {k}: {e}", path.display()));
             }
         }
