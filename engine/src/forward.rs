@@ -8,7 +8,7 @@
 //! what makes a batched server, a chunked prefill and a teacher-forced replay give the same bits,
 //! on any backend.
 
-use crate::backend::{Backend, Gate, MatId, VecId};
+use crate::backend::{Backend, Gate, MatId, Qkv, VecId};
 use crate::error::{EngineError, Result};
 use crate::model::{Arch, Config, Feed};
 
@@ -80,7 +80,12 @@ pub fn forward<B: Backend>(
             b.rmsnorm_in_place(&mut kb, VecId::KNorm(li))?;
         }
         b.rope(li, &mut qb, &mut kb, &at)?;
-        b.attend(li, feeds, &at, &qb, &kb, &vb, &mut att)?;
+        let qkv = Qkv {
+            q: &qb,
+            k: &kb,
+            v: &vb,
+        };
+        b.attend(li, feeds, &at, qkv, &mut att)?;
         b.quantize(&att, qd, &mut xq)?;
         b.matmul(&[MatId::O(li)], &xq, &att, nt, &mut [&mut ob])?;
         if gemma {

@@ -1,7 +1,7 @@
 //! The CPU backend: [`crate::kernels`] on a [`Runner`]'s threads, buffers in host memory, keys
 //! and values in each [`crate::model::Sequence`].
 
-use super::{Backend, Gate, MatId, Positions, VecId};
+use super::{Backend, Gate, MatId, Positions, Qkv, VecId};
 use crate::canon::quant::QActs;
 use crate::error::{EngineError, Result};
 use crate::kernels::{Query, Runner};
@@ -147,11 +147,14 @@ impl Backend for Cpu<'_> {
         li: usize,
         feeds: &mut [Feed<'_>],
         at: &Positions,
-        qb: &Vec<f32>,
-        kb: &Vec<f32>,
-        vb: &Vec<f32>,
+        qkv: Qkv<'_, Vec<f32>>,
         att: &mut Vec<f32>,
     ) -> Result<()> {
+        let Qkv {
+            q: qb,
+            k: kb,
+            v: vb,
+        } = qkv;
         let cfg = &self.model.cfg;
         let (hd, qd, kvd) = (cfg.head_dim, cfg.q_dim(), cfg.kv_dim());
         let nt = at.len();

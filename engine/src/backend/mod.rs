@@ -139,15 +139,12 @@ pub trait Backend {
     ) -> Result<()>;
     /// Appends each token's key and value to its sequence's cache for `layer`, then computes
     /// every query head's attention output into `att` (spec §3.5, §3.9).
-    #[allow(clippy::too_many_arguments)]
     fn attend(
         &self,
         layer: usize,
         feeds: &mut [Feed<'_>],
         at: &Positions,
-        q: &Self::Buf,
-        k: &Self::Buf,
-        v: &Self::Buf,
+        qkv: Qkv<'_, Self::Buf>,
         att: &mut Self::Buf,
     ) -> Result<()>;
     /// `x += y`, elementwise.
@@ -163,6 +160,13 @@ pub trait Backend {
     ) -> Result<()>;
     /// The buffer's values, on the host.
     fn to_host(&self, x: Self::Buf) -> Result<Vec<f32>>;
+}
+
+/// One layer's queries, keys and values for the tokens of a pass (rows in token order).
+pub struct Qkv<'a, B> {
+    pub q: &'a B,
+    pub k: &'a B,
+    pub v: &'a B,
 }
 
 /// A sequence's keys and values kept by a backend other than the CPU (in GPU memory, say).

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 pub use device::{Arg, DevBuf, Device, Shape};
 
-use super::{Backend, Gate, MatId, Positions, SeqCache, VecId};
+use super::{Backend, Gate, MatId, Positions, Qkv, SeqCache, VecId};
 use crate::error::{EngineError, Result};
 use crate::gguf::GgufFile;
 use crate::model::{Feed, Model};
@@ -682,11 +682,10 @@ impl Backend for Kernels<'_> {
         li: usize,
         feeds: &mut [Feed<'_>],
         at: &Positions,
-        q: &DevVec,
-        k: &DevVec,
-        v: &DevVec,
+        qkv: Qkv<'_, DevVec>,
         att: &mut DevVec,
     ) -> Result<()> {
+        let Qkv { q, k, v } = qkv;
         let cfg = &self.model.cfg;
         let (kvd, qd, hd) = (cfg.kv_dim(), cfg.q_dim(), cfg.head_dim);
         let nt = at.len();
