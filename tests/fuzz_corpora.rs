@@ -8,26 +8,14 @@ use sworn::fuzzing::{api_request, json_schema, REQUEST_TEMPLATE};
 use sworn_engine::fuzzing::synthetic_engine;
 
 fn corpus(name: &str) -> Vec<(PathBuf, Vec<u8>)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("fuzz/corpus")
-        .join(name);
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("corpus {}: {e}", dir.display()))
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
+    let files =
+        sworn_engine::fuzzing::corpus(name).unwrap_or_else(|e| panic!("corpus {name}: {e}"));
     assert!(
         files.len() >= 4,
         "corpus {name} has only {} files",
         files.len()
     );
     files
-        .into_iter()
-        .map(|p| {
-            let b = std::fs::read(&p).unwrap();
-            (p, b)
-        })
-        .collect()
 }
 
 #[test]

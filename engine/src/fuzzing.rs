@@ -242,3 +242,19 @@ pub fn tokenizer_case(toks: &[Arc<Tokenizer>], data: &[u8]) -> Result<()> {
         _ => Ok(()),
     }
 }
+
+/// The files of fuzz corpus `name` (`fuzz/corpus/NAME` in this checkout), sorted by name, with
+/// their bytes: what the corpus-replay tests feed the entry points above.
+pub fn corpus(name: &str) -> std::io::Result<Vec<(std::path::PathBuf, Vec<u8>)>> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fuzz/corpus")
+        .join(name);
+    let mut files = std::fs::read_dir(&dir)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<std::io::Result<Vec<_>>>()?;
+    files.sort();
+    files
+        .into_iter()
+        .map(|p| std::fs::read(&p).map(|b| (p, b)))
+        .collect()
+}

@@ -9,23 +9,14 @@ use std::path::PathBuf;
 use sworn_engine::fuzzing::{chat_engines, chat_template, tokenizer_case, tokenizers};
 
 fn corpus(name: &str) -> Vec<(PathBuf, Vec<u8>)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../fuzz/corpus")
-        .join(name);
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("corpus {}: {e}", dir.display()))
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
-    let out: Vec<_> = files
-        .into_iter()
-        .map(|p| {
-            let b = std::fs::read(&p).unwrap();
-            (p, b)
-        })
-        .collect();
-    assert!(out.len() >= 4, "corpus {name} has only {} files", out.len());
-    out
+    let files =
+        sworn_engine::fuzzing::corpus(name).unwrap_or_else(|e| panic!("corpus {name}: {e}"));
+    assert!(
+        files.len() >= 4,
+        "corpus {name} has only {} files",
+        files.len()
+    );
+    files
 }
 
 #[test]

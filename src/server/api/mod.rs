@@ -88,30 +88,44 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The caller of a handler, when the server has API keys.
+type CallerExt = Option<axum::Extension<Arc<Caller>>>;
+
+/// `POST /v1/completions`.
 pub async fn completions(
     State(state): State<Arc<AppState>>,
-    caller: Option<axum::Extension<Arc<Caller>>>,
+    caller: CallerExt,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let res = async {
-        let caller = admit(caller.as_deref())?;
-        let c = check_completion(&state.rules(), &body_bytes(body)?)?;
-        let p = prepare(&state, c.req).await?;
-        respond(&state, p, &c.shape, c.stream, false, caller).await
-    };
-    counted(&state, res.await)
+    complete(state, caller, body, false).await
 }
 
+/// `POST /v1/chat/completions`.
 pub async fn chat_completions(
     State(state): State<Arc<AppState>>,
-    caller: Option<axum::Extension<Arc<Caller>>>,
+    caller: CallerExt,
     body: Result<Bytes, BytesRejection>,
+) -> Response {
+    complete(state, caller, body, true).await
+}
+
+/// Both endpoints: admit the caller, check the body, queue it, answer.
+async fn complete(
+    state: Arc<AppState>,
+    caller: CallerExt,
+    body: Result<Bytes, BytesRejection>,
+    chat: bool,
 ) -> Response {
     let res = async {
         let caller = admit(caller.as_deref())?;
-        let c = check_chat(&state.rules(), &body_bytes(body)?)?;
+        let body = body_bytes(body)?;
+        let c = if chat {
+            check_chat(&state.rules(), &body)?
+        } else {
+            check_completion(&state.rules(), &body)?
+        };
         let p = prepare(&state, c.req).await?;
-        respond(&state, p, &c.shape, c.stream, true, caller).await
+        respond(&state, p, &c.shape, c.stream, chat, caller).await
     };
     counted(&state, res.await)
 }
