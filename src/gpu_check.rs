@@ -77,48 +77,10 @@ fn requests(n: u32) -> Vec<Request> {
 
 /// Synthetic models covering every tensor type and architecture, written under `dir`.
 fn synthetic_models(dir: &Path) -> Result<Vec<PathBuf>> {
-    use sworn_engine::model::Arch;
-    use sworn_engine::synthetic::GgmlDType as T;
     let specs = [
         ("synthetic-llama", SyntheticSpec::default()),
-        (
-            "synthetic-kquants",
-            SyntheticSpec {
-                d_model: 256,
-                n_head: 4,
-                n_kv_head: 2,
-                d_ff: 512,
-                kinds: vec![
-                    T::Q4K,
-                    T::Q6K,
-                    T::Q5_0,
-                    T::Q5K,
-                    T::Q3K,
-                    T::Q2K,
-                    T::Q5_1,
-                    T::BF16,
-                ],
-                embd_kind: T::Q6K,
-                seed: 21,
-                ..Default::default()
-            },
-        ),
-        (
-            "synthetic-gemma3",
-            SyntheticSpec {
-                arch: Arch::Gemma3,
-                head_dim: Some(32),
-                sliding_window: 8,
-                n_layer: 6,
-                d_model: 64,
-                n_head: 4,
-                n_kv_head: 2,
-                d_ff: 96,
-                kinds: vec![T::Q4_1, T::Q8_0, T::Q5_0, T::F32, T::Q4_0],
-                seed: 33,
-                ..Default::default()
-            },
-        ),
+        ("synthetic-kquants", SyntheticSpec::k_quants()),
+        ("synthetic-gemma3", SyntheticSpec::gemma3()),
     ];
     let mut out = Vec::new();
     for (name, spec) in specs {

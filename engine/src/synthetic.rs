@@ -68,6 +68,54 @@ impl Default for SyntheticSpec {
     }
 }
 
+impl SyntheticSpec {
+    /// Llama with its projections in every other block format (spec §1.4: the K-quants, Q5_0,
+    /// Q5_1) and BF16, width 256 so that K-quant super-blocks fit. One spec for the determinism
+    /// suite, the CUDA host-shim suite and `sworn gpu-check`, so that all three check the same
+    /// model.
+    pub fn k_quants() -> SyntheticSpec {
+        use GgmlDType as T;
+        SyntheticSpec {
+            d_model: 256,
+            n_head: 4,
+            n_kv_head: 2,
+            d_ff: 512,
+            kinds: vec![
+                T::Q4K,
+                T::Q6K,
+                T::Q5_0,
+                T::Q5K,
+                T::Q3K,
+                T::Q2K,
+                T::Q5_1,
+                T::BF16,
+            ],
+            embd_kind: T::Q6K,
+            seed: 21,
+            ..Default::default()
+        }
+    }
+
+    /// Gemma 3 with six layers (five sliding-window ones, window 8, then a global one) and
+    /// 32-wide heads. Shared like [`SyntheticSpec::k_quants`].
+    pub fn gemma3() -> SyntheticSpec {
+        use GgmlDType as T;
+        SyntheticSpec {
+            arch: crate::model::Arch::Gemma3,
+            head_dim: Some(32),
+            sliding_window: 8,
+            n_layer: 6,
+            d_model: 64,
+            n_head: 4,
+            n_kv_head: 2,
+            d_ff: 96,
+            kinds: vec![T::Q4_1, T::Q8_0, T::Q5_0, T::F32, T::Q4_0],
+            seed: 33,
+            ..Default::default()
+        }
+    }
+}
+
 /// Merges of the synthetic vocabulary, each also a token.
 const MERGES: [(&str, &str); 8] = [
     ("t", "h"),

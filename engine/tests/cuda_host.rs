@@ -10,7 +10,6 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use candle_core::quantized::GgmlDType as T;
 use half::f16;
 use sworn_engine::backend::cuda::host::{HostShim, Order};
 use sworn_engine::backend::cuda::{
@@ -679,38 +678,8 @@ fn synthetic_llama_runs_bit_exact_on_the_kernels_in_every_order() {
 
 #[test]
 fn synthetic_k_quants_gemma_qwen_and_llama3_run_bit_exact_on_the_kernels() {
-    let kquants = SyntheticSpec {
-        d_model: 256,
-        n_head: 4,
-        n_kv_head: 2,
-        d_ff: 512,
-        kinds: vec![
-            T::Q4K,
-            T::Q6K,
-            T::Q5_0,
-            T::Q5K,
-            T::Q3K,
-            T::Q2K,
-            T::Q5_1,
-            T::BF16,
-        ],
-        embd_kind: T::Q6K,
-        seed: 21,
-        ..Default::default()
-    };
-    let gemma = SyntheticSpec {
-        arch: sworn_engine::model::Arch::Gemma3,
-        head_dim: Some(32),
-        sliding_window: 8,
-        n_layer: 6,
-        d_model: 64,
-        n_head: 4,
-        n_kv_head: 2,
-        d_ff: 96,
-        kinds: vec![T::Q4_1, T::Q8_0, T::Q5_0, T::F32, T::Q4_0],
-        seed: 33,
-        ..Default::default()
-    };
+    let kquants = SyntheticSpec::k_quants();
+    let gemma = SyntheticSpec::gemma3();
     let qwen2 = SyntheticSpec {
         arch: sworn_engine::model::Arch::Qwen2,
         seed: 41,

@@ -294,26 +294,7 @@ fn synthetic_models_are_bit_exact_across_execution_modes() {
 /// product on every ISA for now; the whole determinism suite holds for them too.
 #[test]
 fn k_quant_synthetic_model_is_bit_exact_across_execution_modes() {
-    use candle_core::quantized::GgmlDType as T;
-    let spec = SyntheticSpec {
-        d_model: 256,
-        n_head: 4,
-        n_kv_head: 2,
-        d_ff: 512,
-        kinds: vec![
-            T::Q4K,
-            T::Q6K,
-            T::Q5_0,
-            T::Q5K,
-            T::Q3K,
-            T::Q2K,
-            T::Q5_1,
-            T::BF16,
-        ],
-        embd_kind: T::Q6K,
-        seed: 21,
-        ..Default::default()
-    };
+    let spec = SyntheticSpec::k_quants();
     let p = synthetic("kquants.gguf", &spec);
     // Every block format is loaded as such (BF16 is widened to f32 at load).
     let e = engine(&p, Isa::Scalar, 1);
@@ -337,20 +318,7 @@ fn k_quant_synthetic_model_is_bit_exact_across_execution_modes() {
 /// not change a bit, windowed or not.
 #[test]
 fn gemma3_synthetic_model_is_bit_exact_across_execution_modes() {
-    use candle_core::quantized::GgmlDType as T;
-    let spec = SyntheticSpec {
-        arch: sworn_engine::model::Arch::Gemma3,
-        head_dim: Some(32),
-        sliding_window: 8,
-        n_layer: 6,
-        d_model: 64,
-        n_head: 4,
-        n_kv_head: 2,
-        d_ff: 96,
-        kinds: vec![T::Q4_1, T::Q8_0, T::Q5_0, T::F32, T::Q4_0],
-        seed: 33,
-        ..Default::default()
-    };
+    let spec = SyntheticSpec::gemma3();
     let p = synthetic("gemma3.gguf", &spec);
     let e = engine(&p, Isa::Scalar, 1);
     assert_eq!(e.model.cfg.arch, sworn_engine::model::Arch::Gemma3);
