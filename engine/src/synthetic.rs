@@ -319,3 +319,33 @@ fn write_weights(
     let tensor_refs: Vec<(&str, &QTensor)> = named.iter().map(|(k, v)| (k.as_str(), v)).collect();
     gguf_file::write(&mut file, &meta_refs, &tensor_refs).map_err(err)
 }
+
+/// A xorshift generator for test data (kernel inputs, random blocks): fixed, fast, and the same
+/// on every platform, so that a failing case is reproduced from its seed.
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// Uniform in [-1, 1).
+    pub fn f(&mut self) -> f32 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+    }
+
+    pub fn byte(&mut self) -> u8 {
+        self.f();
+        (self.0 >> 20) as u8
+    }
+
+    /// Values over twelve binary orders of magnitude, some exactly zero.
+    pub fn wild(&mut self) -> f32 {
+        let v = self.f();
+        let e = (self.byte() % 12) as i32 - 6;
+        if self.byte().is_multiple_of(17) {
+            0.0
+        } else {
+            v * 2f32.powi(e)
+        }
+    }
+}

@@ -31,29 +31,7 @@ fn shim(order: Order) -> Arc<dyn Device> {
     Arc::new(HostShim::new(order))
 }
 
-struct Rng(u64);
-impl Rng {
-    fn f(&mut self) -> f32 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
-    }
-    fn byte(&mut self) -> u8 {
-        self.f();
-        (self.0 >> 20) as u8
-    }
-    /// Values over twelve binary orders of magnitude, some exactly zero.
-    fn wild(&mut self) -> f32 {
-        let v = self.f();
-        let e = (self.byte() % 12) as i32 - 6;
-        if self.byte().is_multiple_of(17) {
-            0.0
-        } else {
-            v * 2f32.powi(e)
-        }
-    }
-}
+use sworn_engine::synthetic::Rng;
 
 #[track_caller]
 fn same(a: &[f32], b: &[f32], what: &str) {
