@@ -1,7 +1,7 @@
 //! Criterion benchmarks of the canonical kernels at SmolLM2-135M's shapes (synthetic weights, no
 //! download needed), and of whole decode/prefill steps on the real model when it is present.
 //! Run: `cargo bench -p sworn-engine --bench kernels`. For side-by-side figures with llama.cpp
-//! and candle, see `scripts/bench-compare.py`.
+//! and candle, see `scripts/bench/compare.py`.
 
 use std::hint::black_box;
 use std::path::PathBuf;

@@ -1,6 +1,6 @@
 // sworn's CUDA kernels: shared definitions.
 //
-// These files are compiled two ways: by NVRTC to PTX for the GPU (scripts/build-ptx.py, with
+// These files are compiled two ways: by NVRTC to PTX for the GPU (scripts/gen/build-ptx.py, with
 // --fmad=false, IEEE division and square root, no flush-to-zero), and by the host C++ compiler
 // under `shim/host.h`, which runs the same kernels on the CPU for the tests (with
 // -ffp-contract=off). Nothing here may use a header: NVRTC has no C library.

@@ -1,5 +1,5 @@
 //! candle-transformers' `quantized_llama` on a GGUF: prefill and decode tokens/s, printed as one
-//! JSON line, for `scripts/bench-compare.py`. Threads follow RAYON_NUM_THREADS.
+//! JSON line, for `scripts/bench/compare.py`. Threads follow RAYON_NUM_THREADS.
 //!
 //!     RAYON_NUM_THREADS=1 cargo run --release -p sworn-engine --example candle_bench -- MODEL.gguf
 

@@ -4,7 +4,7 @@
 //! no `strftime_now`, so a template that would print today's date (Llama 3.2's) takes its own
 //! fixed fallback: a rendered prompt depends on the messages alone. Tested on Qwen 2.5, Qwen 3,
 //! Llama 3.1/3.2 and Gemma 3's published templates against Jinja2
-//! (`tests/golden/chat_templates.json`, `scripts/golden_templates.py`).
+//! (`tests/golden/chat_templates.json`, `scripts/gen/golden-templates.py`).
 
 use minijinja::{Environment, ErrorKind};
 

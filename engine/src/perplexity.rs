@@ -36,7 +36,7 @@ pub struct Perplexity {
     /// the model adds one), as llama.cpp's `--kl-divergence-base` file lists them.
     pub tokens: Vec<u32>,
     /// The most likely token at every scored position (lowest id on a tie), in order: what
-    /// `scripts/perplexity-compare.py` compares with llama.cpp's.
+    /// `scripts/bench/perplexity.py` compares with llama.cpp's.
     pub top1: Vec<u32>,
 }
 

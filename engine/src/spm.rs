@@ -15,7 +15,7 @@
 //!    UTF-8 byte (byte fallback).
 //!
 //! Golden ids from Google's `sentencepiece` library on the real Gemma 3 vocabulary are in
-//! `tests/golden/gemma3_tokens.json` (`scripts/golden_spm.py`).
+//! `tests/golden/gemma3_tokens.json` (`scripts/gen/golden-spm.py`).
 
 use std::collections::BinaryHeap;
 use std::hash::BuildHasher;

@@ -78,7 +78,7 @@ fn perplexity_follows_llama_cpps_definition() {
 
 /// Fidelity on the real models without llama.cpp in CI: sworn's perplexity on the GPL-3 text is
 /// within 1% of what llama.cpp's `llama-perplexity` measured on the same GGUF and text
-/// (recorded by `scripts/perplexity-compare.py --write`, which runs both side by side). sworn's
+/// (recorded by `scripts/bench/perplexity.py --write`, which runs both side by side). sworn's
 /// own figure is deterministic, so it must also be exactly the one recorded beside llama.cpp's.
 #[test]
 fn real_models_are_within_one_percent_of_llama_cpp() {

@@ -1,7 +1,7 @@
 //! The tokenizers against golden ids from independent implementations, on the real models'
 //! vocabularies: Hugging Face `tokenizers` for SmolLM2's byte-level BPE
-//! (scripts/golden_tokens.py), Google's `sentencepiece` for Gemma 3's scored BPE
-//! (scripts/golden_spm.py).
+//! (scripts/gen/golden-tokens.py), Google's `sentencepiece` for Gemma 3's scored BPE
+//! (scripts/gen/golden-spm.py).
 
 mod common;
 
@@ -72,7 +72,7 @@ fn sentencepiece_style_matches_golden_ids_and_round_trips() {
 }
 
 /// Qwen 2/3's (`qwen2`) and Llama 3's (`llama-bpe`) byte-level BPE pre-tokenizers against Hugging
-/// Face `tokenizers` (scripts/golden_bpe.py): its vocabulary and merges, trained there with the
+/// Face `tokenizers` (scripts/gen/golden-bpe.py): its vocabulary and merges, trained there with the
 /// models' own split regexes, go into a GGUF written here; sworn's ids must be `tokenizers'`.
 #[test]
 fn qwen2_and_llama3_pre_tokenizers_match_hugging_face() {
@@ -137,7 +137,7 @@ fn qwen2_and_llama3_pre_tokenizers_match_hugging_face() {
 }
 
 /// The published chat templates of Qwen 2.5, Qwen 3 and Llama 3.1/3.2 render as Jinja2 renders
-/// them under `transformers`' settings (scripts/golden_templates.py), byte for byte.
+/// them under `transformers`' settings (scripts/gen/golden-templates.py), byte for byte.
 #[test]
 fn family_chat_templates_render_as_transformers_renders_them() {
     use sworn_engine::chat::{ChatTemplate, Message};

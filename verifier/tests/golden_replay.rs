@@ -1,6 +1,6 @@
 //! Every golden vector (made on x86 with the AVX2 kernels) verifies and replays bit for bit on
 //! this machine's own kernels: the check that carries determinism across CPUs. CI runs it on x86
-//! and, cross-compiled, on aarch64 under qemu (`scripts/test-aarch64.sh`), where the hashes of
+//! and, cross-compiled, on aarch64 under qemu (`scripts/ci/test-aarch64.sh`), where the hashes of
 //! every step's logits must be x86's.
 #![cfg(feature = "replay")]
 

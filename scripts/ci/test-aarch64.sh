@@ -20,7 +20,7 @@
 # qemu-user and the aarch64 cross gcc/g++ (g++ builds the CUDA host shim under --all-features) (apt-get, pinned to these upstream versions; a Debian rebuild, "+bN", is accepted),
 # when missing.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 QEMU_VERSION="1:7.2+dfsg-7+deb12u18"
 GCC_VERSION="4:12.2.0-3"
 LIBC_VERSION="2.36-8cross1"

@@ -7,7 +7,7 @@ p50/p99 request latency for each server, and the ratios. Traffic goes to 127.0.0
 loop is bounded in count and time.
 
     python3 -m pip install "llama-cpp-python[server]==0.3.36"   # optional; else sworn alone
-    python3 scripts/bench-server.py [MODEL.gguf] [--seconds 20] [--postgres URL]
+    python3 scripts/bench/server.py [MODEL.gguf] [--seconds 20] [--postgres URL]
 
 With --postgres (a database URL: scripts/postgres.sh starts a throwaway server), sworn is also
 measured with its transcript store on that PostgreSQL (`--store`), beside the default SQLite.
@@ -24,7 +24,7 @@ import threading
 import time
 import urllib.request
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # Prompts whose greedy continuations run the full max_tokens on SmolLM2 (no early end-of-text),
 # so that every request does the same work and tokens/s compares like with like.
 PROMPTS = [

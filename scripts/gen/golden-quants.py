@@ -8,7 +8,7 @@ that no NaN or infinity hides a wrong bit), and the f32 values `gguf.quants.dequ
 `engine/src/quant/` tests decode the same bytes with sworn's block readers and compare.
 
     python3 -m venv /tmp/gguf-venv && /tmp/gguf-venv/bin/pip install gguf==0.19.0 numpy==2.4.6
-    /tmp/gguf-venv/bin/python scripts/golden_quants.py > tests/golden/quants.json
+    /tmp/gguf-venv/bin/python scripts/gen/golden-quants.py > tests/golden/quants.json
 """
 
 import json

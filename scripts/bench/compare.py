@@ -6,11 +6,11 @@ Prefill of 128 tokens and decode of 128 tokens, at 1 and 2 threads, best of 3 fo
 prints a table per model with sworn's ratio to each. Ratios, not absolute seconds, are what to
 compare across machines.
 
-    python3 scripts/bench-compare.py                  # SmolLM2-135M Q4_1 and Gemma 3 270M Q4_K_M
-    python3 scripts/bench-compare.py MODEL.gguf ...   # any GGUFs
-    python3 scripts/bench-compare.py --candle         # add candle-transformers' quantized_llama
+    python3 scripts/bench/compare.py                  # SmolLM2-135M Q4_1 and Gemma 3 270M Q4_K_M
+    python3 scripts/bench/compare.py MODEL.gguf ...   # any GGUFs
+    python3 scripts/bench/compare.py --candle         # add candle-transformers' quantized_llama
 
-llama.cpp is its own `llama-bench`, built from the pinned source by scripts/llama-cpp.sh (cached;
+llama.cpp is its own `llama-bench`, built from the pinned source by scripts/bench/llama-cpp.sh (cached;
 about 20 minutes the first time). candle is candle-transformers' quantized_llama
 (engine/examples/candle_bench.rs), built without target-cpu=native, as a user would get it; it
 runs Llama-architecture models only.
@@ -20,7 +20,7 @@ import os
 import subprocess
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PP, TG, REPS = 128, 128, 3
 TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
 
@@ -68,7 +68,7 @@ def main():
     args = [a for a in sys.argv[1:] if a != "--candle"]
     with_candle = "--candle" in sys.argv[1:]
     models = args or [sh(["scripts/fetch-model.sh", m]).strip() for m in ("smollm2", "gemma3")]
-    bindir = sh(["scripts/llama-cpp.sh"]).strip()
+    bindir = sh(["scripts/bench/llama-cpp.sh"]).strip()
     sh(["cargo", "build", "--release", "--locked", "--quiet", "--bin", "sworn"])
     if with_candle:
         sh(["cargo", "build", "--release", "--locked", "--quiet", "-p", "sworn-engine",

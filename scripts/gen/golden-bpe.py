@@ -12,14 +12,14 @@ tests/golden/bpe_<pre>.json; engine/tests/tokenizer_golden.rs puts the vocabular
 a GGUF and checks sworn's ids against them.
 
     python3 -m venv /tmp/bpe-venv && /tmp/bpe-venv/bin/pip install tokenizers==0.22.1
-    /tmp/bpe-venv/bin/python scripts/golden_bpe.py
+    /tmp/bpe-venv/bin/python scripts/gen/golden-bpe.py
 """
 import json
 import os
 
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 GPT2 = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"
 

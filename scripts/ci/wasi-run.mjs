@@ -1,5 +1,5 @@
 // Runs a wasm32-wasip1 program (a cargo test binary) under Node's WASI: cargo's runner for the
-// WebAssembly leg (scripts/test-wasm.sh). Each top-level folder of the host is preopened under
+// WebAssembly leg (scripts/ci/test-wasm.sh). Each top-level folder of the host is preopened under
 // its own name (a preopened "/" alone is not matched by absolute paths), and the current
 // directory as `.`, so absolute paths (the tests' CARGO_MANIFEST_DIR, the models) resolve as on
 // the host; arguments and the environment are passed through. Single-threaded: wasip1 has no

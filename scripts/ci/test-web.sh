@@ -12,7 +12,7 @@
 # in its archive with each security update, so when the pinned build is gone the current one is
 # installed with a warning), the npm packages, and what build-web.sh installs.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 CHROMIUM_VERSION="156.0.8078.114-1~deb12u1"
 if ! command -v chromium >/dev/null; then
     sudo=""

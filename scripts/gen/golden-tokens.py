@@ -6,7 +6,7 @@ with SmolLM2's published pre-tokenizer (split every digit, then GPT-2 byte-level
 GGUF's control tokens as special tokens, and writes tests/golden/tokens.json.
 
     python3 -m pip install gguf==0.19.0 tokenizers==0.23.3
-    python3 scripts/golden_tokens.py MODEL.gguf > tests/golden/tokens.json
+    python3 scripts/gen/golden-tokens.py MODEL.gguf > tests/golden/tokens.json
 """
 import json
 import sys
