@@ -48,13 +48,15 @@ fn same(a: &[f32], b: &[f32], what: &str) {
 }
 
 #[test]
-fn every_kernel_is_in_the_shim_and_in_the_ptx_of_every_target() {
+fn every_kernel_is_in_the_shim_and_in_the_ptx() {
     let mut shim = HostShim::kernels();
     shim.sort();
     let mut want: Vec<String> = KERNELS.iter().map(|s| s.to_string()).collect();
     want.sort();
     assert_eq!(shim, want, "the shim's kernel table");
-    for target in ["sm_80", "sm_90"] {
+    // One PTX, for compute capability 8.0: the driver JIT-compiles it for any later GPU.
+    {
+        let target = "sm_80";
         let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("cuda/ptx/{target}.ptx"));
         let ptx = std::fs::read_to_string(&p).unwrap();
         for k in KERNELS {

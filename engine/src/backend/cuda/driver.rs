@@ -14,8 +14,10 @@ use super::device::{Arg, Device, Shape};
 use crate::error::{EngineError, Result};
 
 /// The PTX for compute capability 8.0 (runs on 8.x and 9.x by JIT) and 9.0.
-const PTX_SM80: &str = include_str!("../../../cuda/ptx/sm_80.ptx");
-const PTX_SM90: &str = include_str!("../../../cuda/ptx/sm_90.ptx");
+/// The kernels for compute capability 8.0, which the driver JIT-compiles for the GPU at hand
+/// (8.x, 9.x and later: PTX is forward compatible). A PTX per later target would differ in its
+/// `.target` line alone, since the kernels use nothing newer than 8.0.
+const PTX: &str = include_str!("../../../cuda/ptx/sm_80.ptx");
 
 /// The kernels every backend launches (those in `engine/cuda/kernels.cu`).
 pub const KERNELS: [&str; 14] = [
@@ -86,8 +88,7 @@ impl Gpu {
         let ctx = unsafe { result::primary_ctx::retain(dev) }.map_err(|e| err("context", e))?;
         // SAFETY: `ctx` was just retained.
         unsafe { result::ctx::set_current(ctx) }.map_err(|e| err("context", e))?;
-        let ptx = if major >= 9 { PTX_SM90 } else { PTX_SM80 };
-        let image = CString::new(ptx).map_err(|e| err("PTX", e))?;
+        let image = CString::new(PTX).map_err(|e| err("PTX", e))?;
         // SAFETY: a NUL-terminated PTX image; the context is current.
         let module = unsafe { result::module::load_data(image.as_ptr() as *const c_void) }
             .map_err(|e| err("loading the kernels' PTX", e))?;
@@ -99,11 +100,10 @@ impl Gpu {
                 .map_err(|e| err(&format!("kernel {k}"), e))?;
             functions.push((k, f));
         }
-        let target = if major >= 9 { 90 } else { 80 };
         Ok(Gpu {
             ctx,
             functions,
-            name: format!("cuda sm_{major}{minor} {gpu_name} (ptx sm_{target})"),
+            name: format!("cuda sm_{major}{minor} {gpu_name} (ptx sm_80)"),
         })
     }
 
