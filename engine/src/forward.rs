@@ -1,6 +1,6 @@
 //! The forward pass (spec §3) of every architecture sworn runs, written once against the
-//! [`Backend`] operations. The architectures differ in a few switches of [`Arch`] (see
-//! [`crate::model`]); everything else is shared.
+//! [`Backend`] operations. The architectures differ in the switches of their
+//! [`crate::arch::ArchSpec`]; everything else is shared.
 //!
 //! Every token's computation depends only on its own sequence's earlier tokens, never on what
 //! else is in the batch or how a prompt was chunked: matrix products run each (token, row) in the
@@ -8,9 +8,13 @@
 //! what makes a batched server, a chunked prefill and a teacher-forced replay give the same bits,
 //! on any backend.
 
-use crate::backend::{Backend, Gate, MatId, Qkv, VecId};
+use crate::arch::LayerMat::{Down, Gate as GateMat, Up, K, O, Q, V};
+use crate::arch::LayerVec::{
+    AttnNorm, FfnNorm, KBias, KNorm, PostAttnNorm, PostFfnNorm, QBias, QNorm, VBias,
+};
+use crate::backend::{Backend, MatId, Qkv, VecId};
 use crate::error::{EngineError, Result};
-use crate::model::{Arch, Config, Feed};
+use crate::model::{Config, Feed};
 
 /// Runs the new tokens of every feed through the model on backend `b`, appending them to their
 /// sequences. Returns the final-normed hidden state of every new token, feeds in order,
@@ -47,8 +51,8 @@ pub fn forward<B: Backend>(
     let nt = at.len();
     let mut x = b.buf()?;
     b.embed(&tokens, &mut x)?;
-    let gemma = cfg.arch == Arch::Gemma3;
-    if gemma {
+    let spec = cfg.arch.spec();
+    if spec.embed_scale {
         // Spec §3.9: embeddings times sqrt(d_model), itself rounded to f32.
         b.scale(&mut x, (d as f32).sqrt())?;
     }
@@ -58,26 +62,27 @@ pub fn forward<B: Backend>(
     let (mut gb, mut ub, mut db, mut h) = (b.buf()?, b.buf()?, b.buf()?, b.buf()?);
     let mut att = b.buf()?;
     for li in 0..cfg.n_layer {
+        let (m, v) = (|r| MatId::Layer(li, r), |r| VecId::Layer(li, r));
         // Attention block.
-        b.rmsnorm(&x, VecId::AttnNorm(li), &mut xn)?;
+        b.rmsnorm(&x, v(AttnNorm), &mut xn)?;
         b.quantize(&xn, d, &mut xq)?;
         b.matmul(
-            &[MatId::Q(li), MatId::K(li), MatId::V(li)],
+            &[m(Q), m(K), m(V)],
             &xq,
             &xn,
             nt,
             &mut [&mut qb, &mut kb, &mut vb],
         )?;
-        if cfg.arch == Arch::Qwen2 {
+        if spec.qkv_bias {
             // The projections' biases, one f32 add each (spec §3.10).
-            b.add_rows(&mut qb, VecId::QBias(li))?;
-            b.add_rows(&mut kb, VecId::KBias(li))?;
-            b.add_rows(&mut vb, VecId::VBias(li))?;
+            b.add_rows(&mut qb, v(QBias))?;
+            b.add_rows(&mut kb, v(KBias))?;
+            b.add_rows(&mut vb, v(VBias))?;
         }
-        if cfg.arch.qk_norm() {
-            // Gemma 3, Qwen 3: RMSNorm of every query and key head (rows of `head_dim`).
-            b.rmsnorm_in_place(&mut qb, VecId::QNorm(li))?;
-            b.rmsnorm_in_place(&mut kb, VecId::KNorm(li))?;
+        if spec.qk_norm {
+            // RMSNorm of every query and key head (rows of `head_dim`).
+            b.rmsnorm_in_place(&mut qb, v(QNorm))?;
+            b.rmsnorm_in_place(&mut kb, v(KNorm))?;
         }
         b.rope(li, &mut qb, &mut kb, &at)?;
         let qkv = Qkv {
@@ -87,27 +92,20 @@ pub fn forward<B: Backend>(
         };
         b.attend(li, feeds, &at, qkv, &mut att)?;
         b.quantize(&att, qd, &mut xq)?;
-        b.matmul(&[MatId::O(li)], &xq, &att, nt, &mut [&mut ob])?;
-        if gemma {
-            b.rmsnorm_in_place(&mut ob, VecId::PostAttnNorm(li))?;
+        b.matmul(&[m(O)], &xq, &att, nt, &mut [&mut ob])?;
+        if spec.post_attn_norm {
+            b.rmsnorm_in_place(&mut ob, v(PostAttnNorm))?;
         }
         b.add(&mut x, &ob)?;
         // Feed-forward block.
-        b.rmsnorm(&x, VecId::FfnNorm(li), &mut xn)?;
+        b.rmsnorm(&x, v(FfnNorm), &mut xn)?;
         b.quantize(&xn, d, &mut xq)?;
-        b.matmul(
-            &[MatId::Gate(li), MatId::Up(li)],
-            &xq,
-            &xn,
-            nt,
-            &mut [&mut gb, &mut ub],
-        )?;
-        let act = if gemma { Gate::Gelu } else { Gate::Silu };
-        b.gated(act, &gb, &ub, cfg.d_ff, &mut h)?;
+        b.matmul(&[m(GateMat), m(Up)], &xq, &xn, nt, &mut [&mut gb, &mut ub])?;
+        b.gated(spec.gate, &gb, &ub, cfg.d_ff, &mut h)?;
         b.quantize(&h, cfg.d_ff, &mut xq)?;
-        b.matmul(&[MatId::Down(li)], &xq, &h, nt, &mut [&mut db])?;
-        if gemma {
-            b.rmsnorm_in_place(&mut db, VecId::PostFfnNorm(li))?;
+        b.matmul(&[m(Down)], &xq, &h, nt, &mut [&mut db])?;
+        if spec.post_ffn_norm {
+            b.rmsnorm_in_place(&mut db, v(PostFfnNorm))?;
         }
         b.add(&mut x, &db)?;
     }

@@ -1,10 +1,7 @@
-//! The Llama, Qwen 2/3 and Gemma 3 architectures: hyperparameters, weights and sequences (the
-//! forward pass over a batch of sequences at arbitrary positions is [`crate::forward`]). Qwen
-//! (spec §3.10) adds Q/K/V biases (2) or q/k head norms (3) and NeoX RoPE; Gemma 3 (spec §3.9)
-//! differs from Llama in a few switches that [`Config`] and [`Arch`] carry: embeddings scaled
-//! by `sqrt(d_model)`, RMSNorm of each query and key head, norms after attention and after the
-//! feed-forward as well as before, GeGLU instead of SwiGLU, NeoX-paired RoPE with another base on
-//! sliding-window layers, and sliding-window attention on five layers of six.
+//! A loaded model: hyperparameters ([`Config`]), weights in the engine's layout, and sequences
+//! (the forward pass over a batch of sequences at arbitrary positions is [`crate::forward`]).
+//! What differs between architectures, and which tensors each has, is [`crate::arch`]: the
+//! loader reads its tables.
 
 use std::path::Path;
 
@@ -16,43 +13,8 @@ use crate::gguf::GgufFile;
 use crate::kernels::Runner;
 use crate::qmatrix::{GgufKind, QMatrix};
 
-/// The architectures sworn runs (`general.architecture`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Arch {
-    /// Llama 1-3 and SmolLM.
-    Llama,
-    /// Qwen 2 / 2.5: biases on the Q, K and V projections, NeoX RoPE.
-    Qwen2,
-    /// Qwen 3: RMSNorm of each query and key head, NeoX RoPE.
-    Qwen3,
-    /// Gemma 3 (spec §3.9).
-    Gemma3,
-}
-
-impl Arch {
-    /// Every architecture, for the error that lists them.
-    pub const ALL: [Arch; 4] = [Arch::Llama, Arch::Qwen2, Arch::Qwen3, Arch::Gemma3];
-
-    /// The GGUF metadata prefix.
-    pub fn name(self) -> &'static str {
-        match self {
-            Arch::Llama => "llama",
-            Arch::Qwen2 => "qwen2",
-            Arch::Qwen3 => "qwen3",
-            Arch::Gemma3 => "gemma3",
-        }
-    }
-
-    /// RoPE rotates `(x_i, x_{i+hd/2})` ("NeoX") rather than adjacent pairs.
-    pub fn neox_rope(self) -> bool {
-        self != Arch::Llama
-    }
-
-    /// Each query and key head is RMS-normed before RoPE.
-    pub fn qk_norm(self) -> bool {
-        matches!(self, Arch::Qwen3 | Arch::Gemma3)
-    }
-}
+pub use crate::arch::Arch;
+use crate::arch::{Dim, LayerMat, LayerVec, LAYER_MATRICES, LAYER_VECTORS};
 
 /// Gemma 3's local-attention RoPE base (llama.cpp's and transformers' fixed value; the GGUF
 /// carries only the global one).
@@ -86,8 +48,8 @@ pub const MAX_CONTEXT: usize = 1 << 16;
 impl Config {
     fn from_gguf<R: std::io::Read + std::io::Seek>(f: &GgufFile<R>) -> Result<Config> {
         let name = f.meta_str("general.architecture")?.unwrap_or("");
-        let Some(arch) = Arch::ALL.into_iter().find(|a| a.name() == name) else {
-            let known: Vec<&str> = Arch::ALL.iter().map(|a| a.name()).collect();
+        let Some(arch) = Arch::from_name(name) else {
+            let known: Vec<&str> = Arch::all().map(|a| a.name()).collect();
             return Err(EngineError::Unsupported(format!(
                 "architecture {name:?} (sworn runs {})",
                 known.join(", ")
@@ -125,9 +87,10 @@ impl Config {
                 )))
             }
         };
-        let sliding_window = match arch {
-            Arch::Gemma3 => Some((need("attention.sliding_window")?, GEMMA3_LOCAL_ROPE_BASE)),
-            _ => None,
+        let sliding_window = if arch.spec().sliding_window {
+            Some((need("attention.sliding_window")?, GEMMA3_LOCAL_ROPE_BASE))
+        } else {
+            None
         };
         if let Some(rd) = f.meta_usize(&format!("{p}.rope.dimension_count"))? {
             if rd != head_dim {
@@ -219,28 +182,36 @@ impl Config {
     pub fn q_dim(&self) -> usize {
         self.n_head * self.head_dim
     }
+
+    /// The length a [`Dim`] of the tensor tables stands for in this model.
+    pub fn dim(&self, d: Dim) -> usize {
+        match d {
+            Dim::Model => self.d_model,
+            Dim::Q => self.q_dim(),
+            Dim::Kv => self.kv_dim(),
+            Dim::Ff => self.d_ff,
+            Dim::Head => self.head_dim,
+        }
+    }
 }
 
-/// One transformer block's weights.
+/// One transformer block's weights, by role ([`crate::arch`]'s tables).
 pub struct Layer {
-    pub attn_norm: Vec<f32>,
-    pub wq: QMatrix,
-    pub wk: QMatrix,
-    pub wv: QMatrix,
-    pub wo: QMatrix,
-    pub ffn_norm: Vec<f32>,
-    pub w_gate: QMatrix,
-    pub w_up: QMatrix,
-    pub w_down: QMatrix,
-    /// Gemma 3 and Qwen 3: RMSNorm weights of each query and key head (`head_dim` each);
-    /// Gemma 3: the norms applied to the attention and feed-forward outputs before they join
-    /// the residual.
-    pub q_norm: Option<Vec<f32>>,
-    pub k_norm: Option<Vec<f32>>,
-    pub post_attn_norm: Option<Vec<f32>>,
-    pub post_ffn_norm: Option<Vec<f32>>,
-    /// Qwen 2: biases added to the Q, K and V projections.
-    pub qkv_bias: Option<[Vec<f32>; 3]>,
+    /// In [`LayerMat`] order.
+    pub mats: Vec<QMatrix>,
+    /// In [`LayerVec`] order; `None` where the architecture has no such vector.
+    pub vecs: Vec<Option<Vec<f32>>>,
+}
+
+impl Layer {
+    pub fn mat(&self, role: LayerMat) -> &QMatrix {
+        &self.mats[role as usize]
+    }
+
+    /// The vector `role`, if this architecture has it.
+    pub fn vec(&self, role: LayerVec) -> Option<&[f32]> {
+        self.vecs[role as usize].as_deref()
+    }
 }
 
 /// A loaded model: configuration, weights in the engine's layout, and the RoPE table.
@@ -317,54 +288,25 @@ impl Model {
         max_context: Option<usize>,
     ) -> Result<Model> {
         let cfg = Config::from_gguf(f)?;
-        let (d, q, kv, ff) = (cfg.d_model, cfg.q_dim(), cfg.kv_dim(), cfg.d_ff);
+        let d = cfg.d_model;
         let tok_embd = matrix(f, "token_embd.weight", cfg.vocab, d)?;
         let mut layers = Vec::with_capacity(cfg.n_layer);
-        let gemma = cfg.arch == Arch::Gemma3;
+        let spec = cfg.arch.spec();
         for i in 0..cfg.n_layer {
-            let n = |s: &str| format!("blk.{i}.{s}.weight");
-            // A vector the architecture has (`when`), under `blk.i.{name}`.
-            let mut opt = |when: bool, name: &str, len: usize| -> Result<Option<Vec<f32>>> {
-                if when {
-                    vector(f, &format!("blk.{i}.{name}"), len).map(Some)
+            let mut vecs = Vec::with_capacity(LAYER_VECTORS.len());
+            for t in &LAYER_VECTORS {
+                vecs.push(if (t.has)(spec) {
+                    Some(vector(f, &format!("blk.{i}.{}", t.gguf), cfg.dim(t.len))?)
                 } else {
-                    Ok(None)
-                }
-            };
-            let qk = cfg.arch.qk_norm();
-            let (q_norm, k_norm) = (
-                opt(qk, "attn_q_norm.weight", cfg.head_dim)?,
-                opt(qk, "attn_k_norm.weight", cfg.head_dim)?,
-            );
-            let (post_attn_norm, post_ffn_norm) = (
-                opt(gemma, "post_attention_norm.weight", d)?,
-                opt(gemma, "post_ffw_norm.weight", d)?,
-            );
-            let qwen2 = cfg.arch == Arch::Qwen2;
-            let qkv_bias = match (
-                opt(qwen2, "attn_q.bias", q)?,
-                opt(qwen2, "attn_k.bias", kv)?,
-                opt(qwen2, "attn_v.bias", kv)?,
-            ) {
-                (Some(bq), Some(bk), Some(bv)) => Some([bq, bk, bv]),
-                _ => None,
-            };
-            layers.push(Layer {
-                q_norm,
-                k_norm,
-                post_attn_norm,
-                post_ffn_norm,
-                qkv_bias,
-                attn_norm: vector(f, &n("attn_norm"), d)?,
-                wq: matrix(f, &n("attn_q"), q, d)?,
-                wk: matrix(f, &n("attn_k"), kv, d)?,
-                wv: matrix(f, &n("attn_v"), kv, d)?,
-                wo: matrix(f, &n("attn_output"), d, q)?,
-                ffn_norm: vector(f, &n("ffn_norm"), d)?,
-                w_gate: matrix(f, &n("ffn_gate"), ff, d)?,
-                w_up: matrix(f, &n("ffn_up"), ff, d)?,
-                w_down: matrix(f, &n("ffn_down"), d, ff)?,
-            });
+                    None
+                });
+            }
+            let mut mats = Vec::with_capacity(LAYER_MATRICES.len());
+            for t in &LAYER_MATRICES {
+                let name = format!("blk.{i}.{}.weight", t.gguf);
+                mats.push(matrix(f, &name, cfg.dim(t.rows), cfg.dim(t.cols))?);
+            }
+            layers.push(Layer { mats, vecs });
         }
         let out_norm = vector(f, "output_norm.weight", d)?;
         let output = match f.describe("output.weight")? {

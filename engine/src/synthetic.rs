@@ -143,7 +143,6 @@ pub fn write_model(path: &Path, spec: &SyntheticSpec) -> Result<()> {
     }
     let eos = (vocab - 1) as u32;
     let u32v = |v: usize| Value::U32(v as u32);
-    let gemma = spec.arch == crate::model::Arch::Gemma3;
     let a = spec.arch.name();
     let k = |s: &str| format!("{a}.{s}");
     let hd = spec.head_dim.unwrap_or(spec.d_model / spec.n_head);
@@ -168,7 +167,7 @@ pub fn write_model(path: &Path, spec: &SyntheticSpec) -> Result<()> {
         meta.push((k("attention.key_length"), u32v(hd)));
         meta.push((k("attention.value_length"), u32v(hd)));
     }
-    if gemma {
+    if spec.arch.spec().sliding_window {
         meta.push((k("attention.sliding_window"), u32v(spec.sliding_window)));
     }
     let meta: Vec<(String, Value)> = meta
@@ -230,8 +229,10 @@ fn write_weights(
     meta: &[(String, Value)],
 ) -> Result<()> {
     let err = |e: candle_core::Error| EngineError::Malformed(format!("synthetic model: {e}"));
-    use crate::model::Arch;
-    let gemma = spec.arch == Arch::Gemma3;
+    use crate::arch::{
+        Dim, LayerMat, LayerVec, MatTensor, VecTensor, LAYER_MATRICES, LAYER_VECTORS,
+    };
+    let arch = spec.arch.spec();
     let mut rng = spec.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let mut next = move || {
         rng ^= rng << 13;
@@ -264,37 +265,47 @@ fn write_weights(
         t
     };
     let ws = 1.0 / (d as f32).sqrt();
+    let dim = |x: Dim| match x {
+        Dim::Model => d,
+        Dim::Q => q,
+        Dim::Kv => kv,
+        Dim::Ff => ff,
+        Dim::Head => hd,
+    };
+    let attention =
+        |r: LayerMat| matches!(r, LayerMat::Q | LayerMat::K | LayerMat::V | LayerMat::O);
+    let scale = |r: LayerMat| {
+        if r == LayerMat::Down {
+            1.0 / (ff as f32).sqrt()
+        } else {
+            ws
+        }
+    };
+    let (attn_norm, ffn_norm) = (LayerVec::AttnNorm.tensor(), LayerVec::FfnNorm.tensor());
+    // Per layer, from the tensor tables: the attention norm and matrices, the architecture's
+    // other vectors (a norm's weights around 1, a bias around 0), then the feed-forward norm and
+    // matrices.
     for l in 0..spec.n_layer {
-        let n = |s: &str| format!("blk.{l}.{s}.weight");
-        named.push((n("attn_norm"), tensor(1, d, 0.2, 1.0, GgmlDType::F32)?));
-        named.push((n("attn_q"), tensor(q, d, ws, 0.0, kind())?));
-        named.push((n("attn_k"), tensor(kv, d, ws, 0.0, kind())?));
-        named.push((n("attn_v"), tensor(kv, d, ws, 0.0, kind())?));
-        named.push((n("attn_output"), tensor(d, q, ws, 0.0, kind())?));
-        let mut extra: Vec<(String, usize, f32)> = Vec::new();
-        if spec.arch.qk_norm() {
-            extra.push((n("attn_q_norm"), hd, 1.0));
-            extra.push((n("attn_k_norm"), hd, 1.0));
+        let vname = |t: &VecTensor| format!("blk.{l}.{}", t.gguf);
+        let mname = |t: &MatTensor| format!("blk.{l}.{}.weight", t.gguf);
+        let offset = |t: &VecTensor| if t.is_norm { 1.0 } else { 0.0 };
+        named.push((vname(attn_norm), tensor(1, d, 0.2, 1.0, GgmlDType::F32)?));
+        for t in LAYER_MATRICES.iter().filter(|t| attention(t.role)) {
+            let w = tensor(dim(t.rows), dim(t.cols), scale(t.role), 0.0, kind())?;
+            named.push((mname(t), w));
         }
-        if gemma {
-            extra.push((n("post_attention_norm"), d, 1.0));
-            extra.push((n("post_ffw_norm"), d, 1.0));
+        let others = LAYER_VECTORS
+            .iter()
+            .filter(|t| t.role != LayerVec::AttnNorm && t.role != LayerVec::FfnNorm);
+        for t in others.filter(|t| (t.has)(arch)) {
+            let v = tensor(1, dim(t.len), 0.2, offset(t), GgmlDType::F32)?;
+            named.push((vname(t), v));
         }
-        if spec.arch == Arch::Qwen2 {
-            for (s, len) in [("attn_q", q), ("attn_k", kv), ("attn_v", kv)] {
-                extra.push((format!("blk.{l}.{s}.bias"), len, 0.0));
-            }
+        named.push((vname(ffn_norm), tensor(1, d, 0.2, 1.0, GgmlDType::F32)?));
+        for t in LAYER_MATRICES.iter().filter(|t| !attention(t.role)) {
+            let w = tensor(dim(t.rows), dim(t.cols), scale(t.role), 0.0, kind())?;
+            named.push((mname(t), w));
         }
-        for (name, len, offset) in extra {
-            named.push((name, tensor(1, len, 0.2, offset, GgmlDType::F32)?));
-        }
-        named.push((n("ffn_norm"), tensor(1, d, 0.2, 1.0, GgmlDType::F32)?));
-        named.push((n("ffn_gate"), tensor(ff, d, ws, 0.0, kind())?));
-        named.push((n("ffn_up"), tensor(ff, d, ws, 0.0, kind())?));
-        named.push((
-            n("ffn_down"),
-            tensor(d, ff, 1.0 / (ff as f32).sqrt(), 0.0, kind())?,
-        ));
     }
     named.push((
         "output_norm.weight".into(),

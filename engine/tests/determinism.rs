@@ -302,7 +302,7 @@ fn k_quant_synthetic_model_is_bit_exact_across_execution_modes() {
         .model
         .layers
         .iter()
-        .flat_map(|l| [&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down])
+        .flat_map(|l| &l.mats)
         .chain([&e.model.tok_embd])
         .map(|m| format!("{:?}", m.kind))
         .collect();
@@ -362,8 +362,9 @@ fn qwen_synthetic_models_are_bit_exact_across_execution_modes() {
         let e = engine(&p, Isa::Scalar, 1);
         assert_eq!(e.model.cfg.arch, arch);
         let l = &e.model.layers[0];
-        assert_eq!(l.qkv_bias.is_some(), arch == Arch::Qwen2);
-        assert_eq!(l.q_norm.is_some(), arch == Arch::Qwen3);
+        use sworn_engine::arch::LayerVec;
+        assert_eq!(l.vec(LayerVec::QBias).is_some(), arch == Arch::Qwen2);
+        assert_eq!(l.vec(LayerVec::QNorm).is_some(), arch == Arch::Qwen3);
         check_all(&p, 40, 40);
     }
 }

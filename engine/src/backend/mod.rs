@@ -7,6 +7,7 @@
 
 use std::any::Any;
 
+use crate::arch::{LayerMat, LayerVec};
 use crate::error::Result;
 use crate::model::{Feed, Model};
 use crate::qmatrix::QMatrix;
@@ -24,74 +25,38 @@ pub enum MatId {
     TokEmbd,
     /// The output projection (`output.weight`, or the embedding when the file has none).
     LmHead,
-    Q(usize),
-    K(usize),
-    V(usize),
-    O(usize),
-    Gate(usize),
-    Up(usize),
-    Down(usize),
+    /// A layer's matrix.
+    Layer(usize, LayerMat),
 }
 
 /// A vector of the model (norm weights, biases), by role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VecId {
-    AttnNorm(usize),
-    FfnNorm(usize),
-    QNorm(usize),
-    KNorm(usize),
-    PostAttnNorm(usize),
-    PostFfnNorm(usize),
-    QBias(usize),
-    KBias(usize),
-    VBias(usize),
+    /// A layer's vector.
+    Layer(usize, LayerVec),
     OutNorm,
 }
 
 impl Model {
     /// The matrix `id` names.
     pub fn mat(&self, id: MatId) -> &QMatrix {
-        let l = |i: usize| &self.layers[i];
         match id {
             MatId::TokEmbd => &self.tok_embd,
             MatId::LmHead => self.lm_head(),
-            MatId::Q(i) => &l(i).wq,
-            MatId::K(i) => &l(i).wk,
-            MatId::V(i) => &l(i).wv,
-            MatId::O(i) => &l(i).wo,
-            MatId::Gate(i) => &l(i).w_gate,
-            MatId::Up(i) => &l(i).w_up,
-            MatId::Down(i) => &l(i).w_down,
+            MatId::Layer(i, role) => self.layers[i].mat(role),
         }
     }
 
     /// The vector `id` names; empty when this architecture has none there.
     pub fn vector(&self, id: VecId) -> &[f32] {
-        let l = |i: usize| &self.layers[i];
-        let bias = |i: usize, k: usize| l(i).qkv_bias.as_ref().map_or(&[][..], |b| &b[k][..]);
         match id {
-            VecId::AttnNorm(i) => &l(i).attn_norm,
-            VecId::FfnNorm(i) => &l(i).ffn_norm,
-            VecId::QNorm(i) => l(i).q_norm.as_deref().unwrap_or(&[]),
-            VecId::KNorm(i) => l(i).k_norm.as_deref().unwrap_or(&[]),
-            VecId::PostAttnNorm(i) => l(i).post_attn_norm.as_deref().unwrap_or(&[]),
-            VecId::PostFfnNorm(i) => l(i).post_ffn_norm.as_deref().unwrap_or(&[]),
-            VecId::QBias(i) => bias(i, 0),
-            VecId::KBias(i) => bias(i, 1),
-            VecId::VBias(i) => bias(i, 2),
+            VecId::Layer(i, role) => self.layers[i].vec(role).unwrap_or(&[]),
             VecId::OutNorm => &self.out_norm,
         }
     }
 }
 
-/// The gated activation of the feed-forward block.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Gate {
-    /// `silu(g) * u` (spec §3.6).
-    Silu,
-    /// `gelu(g) * u` (spec §3.9).
-    Gelu,
-}
+pub use crate::arch::Gate;
 
 /// Where a batch's new tokens sit: `(feed index, position)` per token, feeds in order.
 pub type Positions = [(usize, usize)];

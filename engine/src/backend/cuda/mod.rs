@@ -17,6 +17,7 @@ use std::sync::Arc;
 pub use device::{Arg, DevBuf, Device, Shape};
 
 use super::{Backend, Gate, MatId, Positions, Qkv, SeqCache, VecId};
+use crate::arch::{LAYER_MATRICES, LAYER_VECTORS};
 use crate::error::{EngineError, Result};
 use crate::gguf::GgufFile;
 use crate::model::{Feed, Model};
@@ -92,22 +93,20 @@ impl DevMat {
 /// The model's weights in device memory, ready for [`Kernels`].
 pub struct GpuModel {
     pub dev: Arc<dyn Device>,
-    /// The embedding, the untied output projection (if any), then seven per layer.
-    mats: Vec<DevMat>,
-    tied: bool,
-    /// The output norm, then nine per layer (empty where the architecture has none).
-    vecs: Vec<Option<DevBuf>>,
+    embd: DevMat,
+    /// The untied output projection, if any.
+    output: Option<DevMat>,
+    out_norm: DevBuf,
+    layers: Vec<GpuLayer>,
 }
 
-const LAYER_MATS: [&str; 7] = [
-    "attn_q",
-    "attn_k",
-    "attn_v",
-    "attn_output",
-    "ffn_gate",
-    "ffn_up",
-    "ffn_down",
-];
+/// A layer's weights in device memory, by role ([`crate::arch`]'s tables).
+struct GpuLayer {
+    /// In [`LayerMat`] order.
+    mats: Vec<DevMat>,
+    /// In [`LayerVec`] order; `None` where the architecture has no such vector.
+    vecs: Vec<Option<DevBuf>>,
+}
 
 impl GpuModel {
     /// Uploads `model`'s weights, read again from the file it was loaded from (`f`), to `dev`.
@@ -116,101 +115,53 @@ impl GpuModel {
         f: &mut GgufFile<R>,
         model: &Model,
     ) -> Result<GpuModel> {
-        let mut mats = vec![DevMat::upload(
-            &dev,
-            f,
-            "token_embd.weight",
-            &model.tok_embd,
-        )?];
-        if let Some(out) = &model.output {
-            mats.push(DevMat::upload(&dev, f, "output.weight", out)?);
-        }
-        for li in 0..model.cfg.n_layer {
-            let ids = [
-                MatId::Q(li),
-                MatId::K(li),
-                MatId::V(li),
-                MatId::O(li),
-                MatId::Gate(li),
-                MatId::Up(li),
-                MatId::Down(li),
-            ];
-            for (id, n) in ids.into_iter().zip(LAYER_MATS) {
-                mats.push(DevMat::upload(
-                    &dev,
-                    f,
-                    &format!("blk.{li}.{n}.weight"),
-                    model.mat(id),
-                )?);
+        let embd = DevMat::upload(&dev, f, "token_embd.weight", &model.tok_embd)?;
+        let output = match &model.output {
+            Some(out) => Some(DevMat::upload(&dev, f, "output.weight", out)?),
+            None => None,
+        };
+        let mut layers = Vec::with_capacity(model.cfg.n_layer);
+        for (li, layer) in model.layers.iter().enumerate() {
+            let mut mats = Vec::with_capacity(LAYER_MATRICES.len());
+            for t in &LAYER_MATRICES {
+                let name = format!("blk.{li}.{}.weight", t.gguf);
+                mats.push(DevMat::upload(&dev, f, &name, layer.mat(t.role))?);
             }
+            let mut vecs = Vec::with_capacity(LAYER_VECTORS.len());
+            for t in &LAYER_VECTORS {
+                vecs.push(match layer.vec(t.role) {
+                    Some(v) => Some(DevBuf::from_f32(&dev, v)?),
+                    None => None,
+                });
+            }
+            layers.push(GpuLayer { mats, vecs });
         }
-        let mut vecs = Vec::new();
-        for id in std::iter::once(VecId::OutNorm).chain((0..model.cfg.n_layer).flat_map(layer_vecs))
-        {
-            let v = model.vector(id);
-            vecs.push(if v.is_empty() {
-                None
-            } else {
-                Some(DevBuf::from_f32(&dev, v)?)
-            });
-        }
+        let out_norm = DevBuf::from_f32(&dev, &model.out_norm)?;
         Ok(GpuModel {
             dev,
-            tied: model.output.is_none(),
-            mats,
-            vecs,
+            embd,
+            output,
+            out_norm,
+            layers,
         })
     }
 
     fn mat(&self, id: MatId) -> &DevMat {
-        let base = if self.tied { 1 } else { 2 };
-        let i = match id {
-            MatId::TokEmbd => 0,
-            MatId::LmHead => usize::from(!self.tied),
-            MatId::Q(l) => base + 7 * l,
-            MatId::K(l) => base + 7 * l + 1,
-            MatId::V(l) => base + 7 * l + 2,
-            MatId::O(l) => base + 7 * l + 3,
-            MatId::Gate(l) => base + 7 * l + 4,
-            MatId::Up(l) => base + 7 * l + 5,
-            MatId::Down(l) => base + 7 * l + 6,
-        };
-        &self.mats[i]
+        match id {
+            MatId::TokEmbd => &self.embd,
+            MatId::LmHead => self.output.as_ref().unwrap_or(&self.embd),
+            MatId::Layer(l, role) => &self.layers[l].mats[role as usize],
+        }
     }
 
     fn vector(&self, id: VecId) -> Result<(&DevBuf, usize)> {
-        let i = match id {
-            VecId::OutNorm => 0,
-            VecId::AttnNorm(l) => 1 + 9 * l,
-            VecId::FfnNorm(l) => 2 + 9 * l,
-            VecId::QNorm(l) => 3 + 9 * l,
-            VecId::KNorm(l) => 4 + 9 * l,
-            VecId::PostAttnNorm(l) => 5 + 9 * l,
-            VecId::PostFfnNorm(l) => 6 + 9 * l,
-            VecId::QBias(l) => 7 + 9 * l,
-            VecId::KBias(l) => 8 + 9 * l,
-            VecId::VBias(l) => 9 + 9 * l,
+        let v = match id {
+            VecId::OutNorm => Some(&self.out_norm),
+            VecId::Layer(l, role) => self.layers[l].vecs[role as usize].as_ref(),
         };
-        self.vecs[i]
-            .as_ref()
-            .map(|b| (b, b.bytes / 4))
+        v.map(|b| (b, b.bytes / 4))
             .ok_or_else(|| EngineError::Device(format!("the model has no {id:?}")))
     }
-}
-
-/// A layer's vectors in [`GpuModel`]'s order.
-fn layer_vecs(l: usize) -> [VecId; 9] {
-    [
-        VecId::AttnNorm(l),
-        VecId::FfnNorm(l),
-        VecId::QNorm(l),
-        VecId::KNorm(l),
-        VecId::PostAttnNorm(l),
-        VecId::PostFfnNorm(l),
-        VecId::QBias(l),
-        VecId::KBias(l),
-        VecId::VBias(l),
-    ]
 }
 
 /// An f32 buffer on the device: `len` values in memory that may be larger.
