@@ -12,9 +12,10 @@ use crate::arch::LayerMat::{Down, Gate as GateMat, Up, K, O, Q, V};
 use crate::arch::LayerVec::{
     AttnNorm, FfnNorm, KBias, KNorm, PostAttnNorm, PostFfnNorm, QBias, QNorm, VBias,
 };
-use crate::backend::{Backend, MatId, Qkv, VecId};
+use crate::backend::{Backend, Cpu, MatId, Qkv, VecId};
 use crate::error::{EngineError, Result};
-use crate::model::{Config, Feed};
+use crate::kernels::Runner;
+use crate::model::{Config, Feed, Model};
 
 /// Runs the new tokens of every feed through the model on backend `b`, appending them to their
 /// sequences. Returns the final-normed hidden state of every new token, feeds in order,
@@ -133,4 +134,20 @@ pub fn logits<B: Backend>(cfg: &Config, b: &B, hidden: &B::Buf, n: usize) -> Res
         )));
     }
     Ok(out)
+}
+
+impl Model {
+    /// Runs the new tokens of every feed through the model on the CPU kernels, appending them
+    /// to their sequences. Returns the final-normed hidden state of every new token, feeds in
+    /// order, `d_model` each.
+    pub fn forward(&self, rt: &Runner, feeds: &mut [Feed<'_>]) -> Result<Vec<f32>> {
+        forward(&self.cfg, self.max_context, &Cpu::new(self, rt), feeds)
+    }
+
+    /// Logits for `n` final hidden states (`n * d_model` floats), `n * vocab` out. Fails if any
+    /// logit is not finite: such a step has no defined sample.
+    pub fn logits(&self, rt: &Runner, hidden: &[f32]) -> Result<Vec<f32>> {
+        let n = hidden.len() / self.cfg.d_model;
+        logits(&self.cfg, &Cpu::new(self, rt), &hidden.to_vec(), n)
+    }
 }

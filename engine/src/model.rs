@@ -3,14 +3,14 @@
 //! What differs between architectures, and which tensors each has, is [`crate::arch`]: the
 //! loader reads its tables.
 
+use std::any::Any;
 use std::path::Path;
 
-use crate::backend::{Cpu, SeqCache};
 use crate::canon::quant::QK;
 use crate::canon::rope::RopeTable;
 use crate::error::{EngineError, Result};
 use crate::gguf::GgufFile;
-use crate::kernels::Runner;
+
 use crate::qmatrix::{GgufKind, QMatrix};
 
 pub use crate::arch::Arch;
@@ -229,6 +229,21 @@ pub struct Model {
     pub max_context: usize,
 }
 
+/// A sequence's keys and values kept by a backend other than the CPU (in GPU memory, say).
+pub trait SeqCache: Send + Sync + std::fmt::Debug {
+    /// Forgets everything after the first `n` positions.
+    fn truncate(&mut self, n: usize);
+    /// A copy that shares nothing with this one.
+    fn clone_box(&self) -> Box<dyn SeqCache>;
+    fn as_any_mut(&mut self) -> &mut dyn Any;
+}
+
+impl Clone for Box<dyn SeqCache> {
+    fn clone(&self) -> Self {
+        self.clone_box()
+    }
+}
+
 /// A sequence's state: the tokens it has seen and their keys and values, layer by layer.
 #[derive(Debug, Clone, Default)]
 pub struct Sequence {
@@ -353,20 +368,6 @@ impl Model {
     /// The output projection (the tied embedding when the file has no `output.weight`).
     pub fn lm_head(&self) -> &QMatrix {
         self.output.as_ref().unwrap_or(&self.tok_embd)
-    }
-
-    /// Runs the new tokens of every feed through the model on the CPU kernels, appending them
-    /// to their sequences. Returns the final-normed hidden state of every new token, feeds in
-    /// order, `d_model` each.
-    pub fn forward(&self, rt: &Runner, feeds: &mut [Feed<'_>]) -> Result<Vec<f32>> {
-        crate::forward::forward(&self.cfg, self.max_context, &Cpu::new(self, rt), feeds)
-    }
-
-    /// Logits for `n` final hidden states (`n * d_model` floats), `n * vocab` out. Fails if any
-    /// logit is not finite: such a step has no defined sample.
-    pub fn logits(&self, rt: &Runner, hidden: &[f32]) -> Result<Vec<f32>> {
-        let n = hidden.len() / self.cfg.d_model;
-        crate::forward::logits(&self.cfg, &Cpu::new(self, rt), &hidden.to_vec(), n)
     }
 
     /// The RoPE table of layer `li` (Gemma 3's sliding-window layers have their own).

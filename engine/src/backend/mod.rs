@@ -5,8 +5,6 @@
 //! (`docs/canonical-arithmetic.md`) fixes each output's operations, and backends only choose how
 //! to spread outputs over hardware.
 
-use std::any::Any;
-
 use crate::arch::{LayerMat, LayerVec};
 use crate::error::Result;
 use crate::model::{Feed, Model};
@@ -57,6 +55,7 @@ impl Model {
 }
 
 pub use crate::arch::Gate;
+pub use crate::model::SeqCache;
 
 /// Where a batch's new tokens sit: `(feed index, position)` per token, feeds in order.
 pub type Positions = [(usize, usize)];
@@ -132,19 +131,4 @@ pub struct Qkv<'a, B> {
     pub q: &'a B,
     pub k: &'a B,
     pub v: &'a B,
-}
-
-/// A sequence's keys and values kept by a backend other than the CPU (in GPU memory, say).
-pub trait SeqCache: Send + Sync + std::fmt::Debug {
-    /// Forgets everything after the first `n` positions.
-    fn truncate(&mut self, n: usize);
-    /// A copy that shares nothing with this one.
-    fn clone_box(&self) -> Box<dyn SeqCache>;
-    fn as_any_mut(&mut self) -> &mut dyn Any;
-}
-
-impl Clone for Box<dyn SeqCache> {
-    fn clone(&self) -> Self {
-        self.clone_box()
-    }
 }
