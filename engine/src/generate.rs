@@ -147,45 +147,34 @@ pub struct Engine {
     pub chat_template: Option<ChatTemplate>,
     pub runner: Runner,
     /// The model's weights on the GPU (or the host shim), when the forward pass runs there.
-    #[cfg(feature = "cuda")]
-    pub gpu: Option<crate::backend::cuda::GpuModel>,
+    pub accel: crate::backend::accel::Accelerator,
 }
 
 impl Engine {
     /// Runs the new tokens of every feed through the model on this engine's device, appending
     /// them to their sequences; the final-normed hidden state of every new token, `d_model` each.
     pub fn forward(&self, feeds: &mut [Feed<'_>]) -> Result<Vec<f32>> {
-        #[cfg(feature = "cuda")]
-        if let Some(gpu) = &self.gpu {
-            use crate::backend::Backend;
-            let k = crate::backend::cuda::Kernels::new(&self.model, gpu);
-            let h = crate::forward::forward(&self.model.cfg, self.model.max_context, &k, feeds)?;
-            return k.to_host(h);
+        match self.accel.forward(&self.model, feeds) {
+            Some(on_device) => on_device,
+            None => self.model.forward(&self.runner, feeds),
         }
-        self.model.forward(&self.runner, feeds)
     }
 
     /// Logits of final hidden states (`d_model` each) on this engine's device, `vocab` each.
     /// Fails if any logit is not finite.
     pub fn logits(&self, hidden: &[f32]) -> Result<Vec<f32>> {
-        #[cfg(feature = "cuda")]
-        if let Some(gpu) = &self.gpu {
-            let k = crate::backend::cuda::Kernels::new(&self.model, gpu);
-            let d = self.model.cfg.d_model;
-            let rows = crate::backend::cuda::upload_rows(&k, hidden)?;
-            return crate::forward::logits(&self.model.cfg, &k, &rows, hidden.len() / d);
+        match self.accel.logits(&self.model, hidden) {
+            Some(on_device) => on_device,
+            None => self.model.logits(&self.runner, hidden),
         }
-        self.model.logits(&self.runner, hidden)
     }
 
     /// What computes the forward pass, for logs and transcripts: `cpu-avx2 x2`, or the GPU
     /// (`cuda sm_90 NVIDIA H200 ...`).
     pub fn backend_name(&self) -> String {
-        #[cfg(feature = "cuda")]
-        if let Some(gpu) = &self.gpu {
-            return gpu.dev.name();
-        }
-        format!("{} x{}", self.runner.isa.name(), self.runner.threads())
+        self.accel
+            .name()
+            .unwrap_or_else(|| format!("{} x{}", self.runner.isa.name(), self.runner.threads()))
     }
 
     /// Loads model, tokenizer and template from one GGUF file.
@@ -275,34 +264,14 @@ impl Engine {
             threads = runner.threads(),
             "engine ready"
         );
-        #[cfg(feature = "cuda")]
-        let gpu = match opts.device {
-            DeviceKind::Cpu => None,
-            kind => {
-                use crate::backend::cuda::{driver::Gpu, host::HostShim, host::Order, Device};
-                let dev: std::sync::Arc<dyn Device> = match kind {
-                    DeviceKind::Cuda => std::sync::Arc::new(Gpu::open(0)?),
-                    _ => std::sync::Arc::new(HostShim::new(Order::Shuffled(1))),
-                };
-                tracing::info!(device = %dev.name(), "uploading the weights");
-                Some(crate::backend::cuda::GpuModel::upload(dev, f, &model)?)
-            }
-        };
-        #[cfg(not(feature = "cuda"))]
-        if opts.device != DeviceKind::Cpu {
-            return Err(EngineError::Unsupported(format!(
-                "--device {}: this build has no CUDA backend (build with --features cuda)",
-                opts.device.name()
-            )));
-        }
+        let accel = crate::backend::accel::Accelerator::open(opts.device, f, &model)?;
         Ok(Engine {
             model,
             tokenizer: std::sync::Arc::new(tokenizer),
             grammars: std::sync::OnceLock::new(),
             chat_template,
             runner,
-            #[cfg(feature = "cuda")]
-            gpu,
+            accel,
         })
     }
 

@@ -556,7 +556,8 @@ fn cpu_engine(path: &Path) -> Engine {
 fn shim_engine(path: &Path, order: Order) -> Engine {
     let mut e = cpu_engine(path);
     let mut f = GgufFile::open(path).unwrap();
-    e.gpu = Some(GpuModel::upload(shim(order), &mut f, &e.model).unwrap());
+    let gpu = GpuModel::upload(shim(order), &mut f, &e.model).unwrap();
+    e.accel = sworn_engine::backend::accel::Accelerator::with_gpu(gpu);
     e
 }
 

@@ -1,0 +1,91 @@
+//! The device the forward pass runs on when it is not the CPU: with the `cuda` feature, sworn's
+//! CUDA kernels on a GPU or on the host shim; without it, nothing, and asking for a device is a
+//! clear error (as candle's `dummy_cuda` does). This module is the one place that knows whether
+//! the feature is on: the engine calls [`Accelerator`] and writes no `cfg` of its own.
+
+use crate::error::Result;
+use crate::generate::DeviceKind;
+use crate::gguf::GgufFile;
+use crate::model::{Feed, Model};
+
+/// The weights and kernels of the device the forward pass runs on, or none for the CPU.
+pub struct Accelerator {
+    #[cfg(feature = "cuda")]
+    gpu: Option<super::cuda::GpuModel>,
+}
+
+impl Accelerator {
+    /// Opens the device `kind` names and uploads `model`'s weights to it (read again from `f`,
+    /// the file `model` came from); nothing for the CPU.
+    pub fn open<R: std::io::Read + std::io::Seek>(
+        kind: DeviceKind,
+        f: &mut GgufFile<R>,
+        model: &Model,
+    ) -> Result<Accelerator> {
+        #[cfg(feature = "cuda")]
+        {
+            use super::cuda::{driver::Gpu, host::HostShim, host::Order, Device, GpuModel};
+            let dev: std::sync::Arc<dyn Device> = match kind {
+                DeviceKind::Cpu => return Ok(Accelerator { gpu: None }),
+                DeviceKind::Cuda => std::sync::Arc::new(Gpu::open(0)?),
+                DeviceKind::CudaHostShim => std::sync::Arc::new(HostShim::new(Order::Shuffled(1))),
+            };
+            tracing::info!(device = %dev.name(), "uploading the weights");
+            Ok(Accelerator {
+                gpu: Some(GpuModel::upload(dev, f, model)?),
+            })
+        }
+        #[cfg(not(feature = "cuda"))]
+        {
+            let _ = (f, model);
+            match kind {
+                DeviceKind::Cpu => Ok(Accelerator {}),
+                other => Err(crate::error::EngineError::Unsupported(format!(
+                    "--device {}: this build has no CUDA backend (build with --features cuda)",
+                    other.name()
+                ))),
+            }
+        }
+    }
+
+    /// Runs on the weights already uploaded to a device (tests pick the shim's thread order).
+    #[cfg(feature = "cuda")]
+    pub fn with_gpu(gpu: super::cuda::GpuModel) -> Accelerator {
+        Accelerator { gpu: Some(gpu) }
+    }
+
+    /// The forward pass on the device (see [`crate::forward::forward`]); `None` on the CPU.
+    pub fn forward(&self, model: &Model, feeds: &mut [Feed<'_>]) -> Option<Result<Vec<f32>>> {
+        #[cfg(feature = "cuda")]
+        if let Some(gpu) = &self.gpu {
+            use super::Backend;
+            let k = super::cuda::Kernels::new(model, gpu);
+            let h = crate::forward::forward(&model.cfg, model.max_context, &k, feeds);
+            return Some(h.and_then(|h| k.to_host(h)));
+        }
+        let _ = (model, feeds);
+        None
+    }
+
+    /// Logits on the device (see [`crate::forward::logits`]); `None` on the CPU.
+    pub fn logits(&self, model: &Model, hidden: &[f32]) -> Option<Result<Vec<f32>>> {
+        #[cfg(feature = "cuda")]
+        if let Some(gpu) = &self.gpu {
+            let k = super::cuda::Kernels::new(model, gpu);
+            let n = hidden.len() / model.cfg.d_model;
+            let rows = super::cuda::upload_rows(&k, hidden);
+            return Some(rows.and_then(|r| crate::forward::logits(&model.cfg, &k, &r, n)));
+        }
+        let _ = (model, hidden);
+        None
+    }
+
+    /// What runs the forward pass, for logs and transcripts; `None` on the CPU.
+    pub fn name(&self) -> Option<String> {
+        #[cfg(feature = "cuda")]
+        if let Some(gpu) = &self.gpu {
+            return Some(gpu.dev.name());
+        }
+        None
+    }
+}
