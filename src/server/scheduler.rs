@@ -1,8 +1,9 @@
 //! The scheduler: one thread owns the engine's batch and runs it, so that concurrent requests
 //! share forward passes (continuous batching: prefill chunks and decode steps of different
 //! requests in the same pass). The engine is batch-invariant, so each output is bit-identical to
-//! the same request run alone. Finished completions are signed and stored before their reply is
-//! sent.
+//! the same request run alone. Finished completions are signed and stored by a second thread,
+//! off the batch's critical path (the next forward pass does not wait for an fsync or a
+//! PostgreSQL round trip), and a reply is sent only once its transcript is durable.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -89,14 +90,45 @@ struct Live {
     caller: Option<Arc<Caller>>,
 }
 
-/// Runs until `jobs` is closed and every accepted request has finished.
+/// Runs until `jobs` is closed and every accepted request has finished (and its transcript is
+/// stored and acknowledged).
 pub fn run(shared: Arc<Shared>, jobs: Receiver<Job>) {
+    let (finished, to_finish) = std::sync::mpsc::channel::<(Live, sworn_engine::Completion)>();
+    let finisher = {
+        let shared = shared.clone();
+        std::thread::Builder::new()
+            .name("sworn-finish".into())
+            .spawn(move || {
+                for (l, c) in to_finish {
+                    finish(&shared, l, c);
+                }
+            })
+    };
+    if let Err(e) = &finisher {
+        tracing::warn!(error = %e, "no finishing thread: transcripts are stored by the batch's");
+    }
+    run_batch(&shared, &jobs, &finished);
+    // Every completion handed over is stored and acknowledged before the scheduler stops.
+    drop(finished);
+    if let Ok(h) = finisher {
+        let _ = h.join();
+    }
+    tracing::info!("scheduler stopped");
+}
+
+/// The batch loop: admits jobs, runs forward passes, streams tokens, and hands finished
+/// completions to the finishing thread (or, without one, finishes them itself).
+fn run_batch(
+    shared: &Shared,
+    jobs: &Receiver<Job>,
+    finished: &std::sync::mpsc::Sender<(Live, sworn_engine::Completion)>,
+) {
     let mut batch = Batcher::new(&shared.engine, Some(shared.prefill_chunk));
     let mut live: Vec<Live> = Vec::new();
     let mut open = true;
     while open || !batch.is_idle() {
         if shared.cut_off.load(Ordering::SeqCst) {
-            cut_off(&shared, &mut batch, &mut live, &jobs);
+            cut_off(shared, &mut batch, &mut live, jobs);
             break;
         }
         // Admit new work: wait for it when idle, otherwise take what is there.
@@ -183,7 +215,11 @@ pub fn run(shared: Arc<Shared>, jobs: Receiver<Job>) {
                 }
                 Event::Finished { id, completion } => {
                     if let Some(pos) = live.iter().position(|l| l.id == id) {
-                        finish(&shared, live.swap_remove(pos), completion);
+                        if let Err(std::sync::mpsc::SendError((l, c))) =
+                            finished.send((live.swap_remove(pos), completion))
+                        {
+                            finish(shared, l, c);
+                        }
                     }
                 }
                 Event::Failed { id, error } => {
@@ -197,7 +233,6 @@ pub fn run(shared: Arc<Shared>, jobs: Receiver<Job>) {
             }
         }
     }
-    tracing::info!("scheduler stopped");
 }
 
 /// Ends every running and queued request with [`Update::ShuttingDown`]: past the grace period
