@@ -7,10 +7,7 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use sworn_attest::hexser;
 
-use sworn_attest::{
-    Meta, OperatorBinding, OperatorKey, OutputRecord, PublicKey, RequestRecord, Transcript,
-    FORMAT_VERSION,
-};
+use sworn_attest::{Meta, OperatorBinding, OperatorKey, PublicKey, Transcript, FORMAT_VERSION};
 use sworn_engine::commit::ModelManifest;
 use sworn_engine::{Completion, Engine, Request};
 
@@ -27,24 +24,8 @@ pub fn sign_completion(
     let mut t = Transcript {
         version: FORMAT_VERSION,
         model: manifest.commitment.clone(),
-        request: RequestRecord {
-            spec_version: sworn_engine::canon::SPEC_VERSION.into(),
-            prompt: req.prompt.clone(),
-            prompt_tokens: c.prompt_tokens.clone(),
-            sampling: req.params.clone(),
-            max_tokens: req.max_tokens,
-            stop: req.stop.clone(),
-            logprobs: req.logprobs,
-            grammar: req.grammar.clone(),
-            tools: req.tools.clone(),
-        },
-        output: OutputRecord {
-            tokens: c.tokens.clone(),
-            text: c.text.clone(),
-            finish_reason: c.finish_reason,
-            step_hashes: c.logits_hashes.clone(),
-            logprobs: c.logprobs.clone(),
-        },
+        request: req.to_record(c.prompt_tokens.clone()),
+        output: c.to_record(),
         meta: Meta {
             engine: "sworn".into(),
             engine_version: env!("CARGO_PKG_VERSION").into(),

@@ -20,6 +20,7 @@ mod packed;
 pub mod perplexity;
 pub mod qmatrix;
 pub mod quant;
+pub mod record;
 
 pub use error::{EngineError, Result};
 pub mod chat;

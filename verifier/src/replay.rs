@@ -149,16 +149,7 @@ impl ReplayReport {
 
 /// Converts a transcript's request to the engine's.
 pub fn engine_request(t: &Transcript) -> Request {
-    let r = &t.request;
-    Request {
-        prompt: r.prompt.clone(),
-        params: r.sampling.clone(),
-        max_tokens: r.max_tokens,
-        stop: r.stop.clone(),
-        logprobs: r.logprobs,
-        grammar: r.grammar.clone(),
-        tools: r.tools.clone(),
-    }
+    Request::from_record(&t.request)
 }
 
 /// Replays `t` on the model at `model` (loaded with `opts`).
@@ -370,12 +361,5 @@ pub fn regenerate(
     }
     let req = engine_request(t);
     req.params.validate().map_err(EngineError::InvalidRequest)?;
-    let c = engine.generate(&req)?;
-    Ok(OutputRecord {
-        tokens: c.tokens,
-        text: c.text,
-        finish_reason: c.finish_reason,
-        step_hashes: c.logits_hashes,
-        logprobs: c.logprobs,
-    })
+    Ok(engine.generate(&req)?.to_record())
 }
