@@ -10,7 +10,6 @@ use candle_core::quantized::GgmlDType;
 
 use crate::error::{EngineError, Result};
 use crate::qmatrix::GgufKind;
-use crate::quant::QuantType;
 
 /// Metadata of a GGUF file and a handle to read its tensors.
 pub struct GgufFile<R> {
@@ -230,26 +229,12 @@ impl<R: Read + Seek> GgufFile<R> {
         let Some(info) = self.content.tensor_infos.get(name) else {
             return Ok(None);
         };
-        let kind = match info.ggml_dtype {
-            GgmlDType::F32 => GgufKind::F32,
-            GgmlDType::F16 => GgufKind::F16,
-            GgmlDType::Q4_0 => GgufKind::Q4_0,
-            GgmlDType::Q4_1 => GgufKind::Q4_1,
-            GgmlDType::Q8_0 => GgufKind::Q8_0,
-            GgmlDType::BF16 => GgufKind::BF16,
-            GgmlDType::Q5_0 => GgufKind::Blocks(QuantType::Q5_0),
-            GgmlDType::Q5_1 => GgufKind::Blocks(QuantType::Q5_1),
-            GgmlDType::Q2K => GgufKind::Blocks(QuantType::Q2K),
-            GgmlDType::Q3K => GgufKind::Blocks(QuantType::Q3K),
-            GgmlDType::Q4K => GgufKind::Blocks(QuantType::Q4K),
-            GgmlDType::Q5K => GgufKind::Blocks(QuantType::Q5K),
-            GgmlDType::Q6K => GgufKind::Blocks(QuantType::Q6K),
-            other => {
-                return Err(EngineError::Unsupported(format!(
-                    "tensor {name} has type {other:?}; sworn reads F32, F16, BF16, Q4_0, Q4_1, \
-                     Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K and Q6_K"
-                )))
-            }
+        let Some(kind) = GgufKind::from_ggml_code(ggml_type_code(info.ggml_dtype)) else {
+            return Err(EngineError::Unsupported(format!(
+                "tensor {name} has type {:?}; sworn reads F32, F16, BF16, Q4_0, Q4_1, Q5_0, \
+                 Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K and Q6_K",
+                info.ggml_dtype
+            )));
         };
         Ok(Some(TensorDesc {
             name: name.to_string(),

@@ -479,28 +479,53 @@ pub enum GgufKind {
 }
 
 impl GgufKind {
+    /// The block format of a quantized type; `None` for F32, F16 and BF16.
+    pub fn quant(self) -> Option<QuantType> {
+        match self {
+            GgufKind::F32 | GgufKind::F16 | GgufKind::BF16 => None,
+            GgufKind::Q4_0 => Some(QuantType::Q4_0),
+            GgufKind::Q4_1 => Some(QuantType::Q4_1),
+            GgufKind::Q8_0 => Some(QuantType::Q8_0),
+            GgufKind::Blocks(qt) => Some(qt),
+        }
+    }
+
+    /// ggml's numeric code of the type (as files store it).
+    pub fn ggml_code(self) -> u32 {
+        match self {
+            GgufKind::F32 => 0,
+            GgufKind::F16 => 1,
+            GgufKind::BF16 => 30,
+            k => k.quant().map_or(0, QuantType::ggml_code),
+        }
+    }
+
+    /// The type ggml's code `code` names, if the engine loads it.
+    pub fn from_ggml_code(code: u32) -> Option<GgufKind> {
+        use GgufKind::*;
+        let whole = [F32, F16, BF16, Q4_0, Q4_1, Q8_0];
+        whole
+            .into_iter()
+            .find(|k| k.ggml_code() == code)
+            .or_else(|| {
+                QuantType::ALL
+                    .into_iter()
+                    .map(Blocks)
+                    .find(|k| k.ggml_code() == code)
+            })
+    }
+
     /// Bytes a tensor of `elems` elements occupies in the file, or `None` if `elems` does not fill
     /// whole blocks or overflows.
     pub fn byte_len(self, elems: usize) -> Option<usize> {
-        match self {
-            GgufKind::F32 => elems.checked_mul(4),
-            GgufKind::F16 | GgufKind::BF16 => elems.checked_mul(2),
-            GgufKind::Blocks(qt) => {
+        match self.quant() {
+            None if self == GgufKind::F32 => elems.checked_mul(4),
+            None => elems.checked_mul(2),
+            Some(qt) => {
                 if !elems.is_multiple_of(qt.block_elements()) {
                     return None;
                 }
                 (elems / qt.block_elements()).checked_mul(qt.block_bytes())
-            }
-            q => {
-                if !elems.is_multiple_of(QK) {
-                    return None;
-                }
-                let bb = match q {
-                    GgufKind::Q4_0 => 18,
-                    GgufKind::Q4_1 => 20,
-                    _ => 34,
-                };
-                (elems / QK).checked_mul(bb)
             }
         }
     }
@@ -513,11 +538,7 @@ mod tests {
     use super::*;
 
     fn raw_block(kind: GgufKind, raw: &[u8], r: usize, b: usize, nb: usize) -> Block {
-        let bb = match kind {
-            GgufKind::Q4_0 => 18,
-            GgufKind::Q4_1 => 20,
-            _ => 34,
-        };
+        let bb = kind.quant().unwrap().block_bytes();
         let s = &raw[(r * nb + b) * bb..][..bb];
         let h = |o: usize| f16::from_bits(u16::from_le_bytes([s[o], s[o + 1]])).to_f32();
         let mut q = [0i32; QK];

@@ -66,6 +66,23 @@ impl QuantType {
         }
     }
 
+    /// ggml's numeric code of the type (`ggml_type`, as files store it, and the CUDA kernels'
+    /// `T_*`).
+    pub fn ggml_code(self) -> u32 {
+        match self {
+            QuantType::Q4_0 => 2,
+            QuantType::Q4_1 => 3,
+            QuantType::Q5_0 => 6,
+            QuantType::Q5_1 => 7,
+            QuantType::Q8_0 => 8,
+            QuantType::Q2K => 10,
+            QuantType::Q3K => 11,
+            QuantType::Q4K => 12,
+            QuantType::Q5K => 13,
+            QuantType::Q6K => 14,
+        }
+    }
+
     /// Elements per block in the file (32, or 256 for K-quants).
     pub fn block_elements(self) -> usize {
         match self {
@@ -502,5 +519,40 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// The CUDA kernels' type codes (`T_*` in `engine/cuda/common.cuh`) are ggml's, as
+    /// [`QuantType::ggml_code`] gives them: one source, checked against the header.
+    #[test]
+    fn the_cuda_header_uses_the_same_type_codes() {
+        let header = include_str!("../../cuda/common.cuh");
+        for qt in QuantType::ALL {
+            let define = format!("#define T_{} {}", qt.name(), qt.ggml_code());
+            assert!(header.contains(&define), "common.cuh lacks {define:?}");
+        }
+    }
+
+    #[test]
+    fn ggml_codes_name_each_file_type_once() {
+        use crate::qmatrix::GgufKind;
+        let whole = [GgufKind::F32, GgufKind::F16, GgufKind::BF16];
+        for k in whole
+            .into_iter()
+            .chain(QuantType::ALL.map(GgufKind::Blocks))
+        {
+            let back = GgufKind::from_ggml_code(k.ggml_code()).unwrap();
+            assert_eq!(back.ggml_code(), k.ggml_code());
+            assert_eq!(back.byte_len(256), k.byte_len(256), "{k:?}");
+        }
+        assert_eq!(GgufKind::from_ggml_code(2), Some(GgufKind::Q4_0));
+        assert_eq!(
+            GgufKind::from_ggml_code(6),
+            Some(GgufKind::Blocks(QuantType::Q5_0))
+        );
+        assert_eq!(
+            GgufKind::from_ggml_code(15),
+            None,
+            "Q8_K is not a weight type sworn reads"
+        );
     }
 }

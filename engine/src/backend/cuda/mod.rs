@@ -22,7 +22,6 @@ use crate::error::{EngineError, Result};
 use crate::gguf::GgufFile;
 use crate::model::{Feed, Model};
 use crate::qmatrix::GgufKind;
-use crate::quant::QuantType;
 
 /// Largest grid dimension `y` the kernels are launched with (CUDA's limit), so the most tokens
 /// one forward pass may carry on this backend.
@@ -34,22 +33,9 @@ const MATVEC_MAX_TOKENS: usize = 4;
 /// ggml's type id for the kernels (`T_*` in `common.cuh`); 0 is f32.
 pub fn type_code(kind: GgufKind) -> i32 {
     match kind {
+        // F16 and BF16 are uploaded widened to f32.
         GgufKind::F32 | GgufKind::F16 | GgufKind::BF16 => 0,
-        GgufKind::Q4_0 => 2,
-        GgufKind::Q4_1 => 3,
-        GgufKind::Q8_0 => 8,
-        GgufKind::Blocks(qt) => match qt {
-            QuantType::Q4_0 => 2,
-            QuantType::Q4_1 => 3,
-            QuantType::Q5_0 => 6,
-            QuantType::Q5_1 => 7,
-            QuantType::Q8_0 => 8,
-            QuantType::Q2K => 10,
-            QuantType::Q3K => 11,
-            QuantType::Q4K => 12,
-            QuantType::Q5K => 13,
-            QuantType::Q6K => 14,
-        },
+        k => k.ggml_code() as i32,
     }
 }
 
