@@ -28,28 +28,7 @@ pub struct EngineOptions {
     pub device: DeviceKind,
 }
 
-/// Where the forward pass runs. Every choice computes the same bits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum DeviceKind {
-    /// The CPU kernels ([`EngineOptions::isa`], [`EngineOptions::threads`]).
-    #[default]
-    Cpu,
-    /// sworn's CUDA kernels on NVIDIA GPU 0 (feature `cuda`; needs only the driver).
-    Cuda,
-    /// sworn's CUDA kernels executed on the host by the shim (feature `cuda`): a GPU's
-    /// arithmetic without a GPU, for tests and for checking a kernel change. Very slow.
-    CudaHostShim,
-}
-
-impl DeviceKind {
-    pub fn name(self) -> &'static str {
-        match self {
-            DeviceKind::Cpu => "cpu",
-            DeviceKind::Cuda => "cuda",
-            DeviceKind::CudaHostShim => "cuda-host-shim",
-        }
-    }
-}
+pub use crate::accel::DeviceKind;
 
 impl Default for EngineOptions {
     fn default() -> Self {
@@ -147,7 +126,7 @@ pub struct Engine {
     pub chat_template: Option<ChatTemplate>,
     pub runner: Runner,
     /// The model's weights on the GPU (or the host shim), when the forward pass runs there.
-    pub accel: crate::backend::accel::Accelerator,
+    pub accel: crate::accel::Accelerator,
 }
 
 impl Engine {
@@ -264,7 +243,7 @@ impl Engine {
             threads = runner.threads(),
             "engine ready"
         );
-        let accel = crate::backend::accel::Accelerator::open(opts.device, f, &model)?;
+        let accel = crate::accel::Accelerator::open(opts.device, f, &model)?;
         Ok(Engine {
             model,
             tokenizer: std::sync::Arc::new(tokenizer),

@@ -4,6 +4,7 @@
 //! SIMD, any thread count, any batch, any chunking of the prompt. `docs/canonical-arithmetic.md`
 //! is the contract; [`canon`] and [`kernels::scalar`] are its reference implementation.
 
+pub mod accel;
 pub mod arch;
 pub mod backend;
 pub mod batcher;

@@ -557,7 +557,7 @@ fn shim_engine(path: &Path, order: Order) -> Engine {
     let mut e = cpu_engine(path);
     let mut f = GgufFile::open(path).unwrap();
     let gpu = GpuModel::upload(shim(order), &mut f, &e.model).unwrap();
-    e.accel = sworn_engine::backend::accel::Accelerator::with_gpu(gpu);
+    e.accel = sworn_engine::accel::Accelerator::with_gpu(gpu);
     e
 }
 

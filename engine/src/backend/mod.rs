@@ -10,7 +10,6 @@ use crate::error::Result;
 use crate::model::{Feed, Model};
 use crate::qmatrix::QMatrix;
 
-pub mod accel;
 pub mod cpu;
 #[cfg(feature = "cuda")]
 pub mod cuda;
