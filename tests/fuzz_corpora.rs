@@ -2,34 +2,16 @@
 //! `json_schema`), minimized after their libFuzzer runs, replayed through the targets' own
 //! entry points on the same synthetic engine: what a fuzzer once found stays fixed.
 
-use std::path::PathBuf;
-
 use sworn::fuzzing::{api_request, json_schema, REQUEST_TEMPLATE};
-use sworn_engine::fuzzing::synthetic_engine;
-
-fn corpus(name: &str) -> Vec<(PathBuf, Vec<u8>)> {
-    let files =
-        sworn_engine::fuzzing::corpus(name).unwrap_or_else(|e| panic!("corpus {name}: {e}"));
-    assert!(
-        files.len() >= 4,
-        "corpus {name} has only {} files",
-        files.len()
-    );
-    files
-}
+use sworn_engine::fuzzing::{corpus, is_seed, synthetic_engine};
 
 #[test]
 fn api_request_corpus_replays_and_its_seeds_are_accepted() {
     let engine = synthetic_engine(Some(REQUEST_TEMPLATE)).unwrap();
-    for (path, data) in corpus("api_request") {
+    for (path, data) in corpus("api_request").expect("fuzz/corpus/api_request") {
         let r = api_request(&engine, &data);
         // The hand-written seeds are valid requests: the target reaches the tokenizer with them.
-        if path
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-            .starts_with("seed-")
-        {
+        if is_seed(&path, "seed-") {
             let n = r.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             assert!(n > 0);
         }
@@ -63,14 +45,9 @@ fn api_request_refuses_what_the_handler_refuses() {
 #[test]
 fn json_schema_corpus_replays_and_its_seeds_compile() {
     let engine = synthetic_engine(None).unwrap();
-    for (path, data) in corpus("json_schema") {
+    for (path, data) in corpus("json_schema").expect("fuzz/corpus/json_schema") {
         let r = json_schema(&engine, &data);
-        if path
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-            .starts_with("seed-")
-        {
+        if is_seed(&path, "seed-") {
             r.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         }
     }

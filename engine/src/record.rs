@@ -19,17 +19,17 @@ impl Request {
             logprobs,
             grammar,
             tools,
-        } = self.clone();
+        } = self;
         RequestRecord {
             spec_version: crate::canon::SPEC_VERSION.into(),
-            prompt,
+            prompt: prompt.clone(),
             prompt_tokens,
-            sampling: params,
-            max_tokens,
-            stop,
-            logprobs,
-            grammar,
-            tools,
+            sampling: params.clone(),
+            max_tokens: *max_tokens,
+            stop: stop.clone(),
+            logprobs: *logprobs,
+            grammar: grammar.clone(),
+            tools: tools.clone(),
         }
     }
 
@@ -46,15 +46,15 @@ impl Request {
             logprobs,
             grammar,
             tools,
-        } = r.clone();
+        } = r;
         Request {
-            prompt,
-            params: sampling,
-            max_tokens,
-            stop,
-            logprobs,
-            grammar,
-            tools,
+            prompt: prompt.clone(),
+            params: sampling.clone(),
+            max_tokens: *max_tokens,
+            stop: stop.clone(),
+            logprobs: *logprobs,
+            grammar: grammar.clone(),
+            tools: tools.clone(),
         }
     }
 }
@@ -70,13 +70,13 @@ impl Completion {
             finish_reason,
             logits_hashes,
             logprobs,
-        } = self.clone();
+        } = self;
         OutputRecord {
-            tokens,
-            text,
-            finish_reason,
-            step_hashes: logits_hashes,
-            logprobs,
+            tokens: tokens.clone(),
+            text: text.clone(),
+            finish_reason: *finish_reason,
+            step_hashes: logits_hashes.clone(),
+            logprobs: logprobs.clone(),
         }
     }
 }

@@ -233,16 +233,10 @@ fn write_weights(
         Dim, LayerMat, LayerVec, MatTensor, VecTensor, LAYER_MATRICES, LAYER_VECTORS,
     };
     let arch = spec.arch.spec();
-    let mut rng = spec.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut next = move || {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        (rng >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
-    };
+    let mut rng = Rng(spec.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
     let mut tensor =
         |rows: usize, cols: usize, scale: f32, offset: f32, kind: GgmlDType| -> Result<QTensor> {
-            let v: Vec<f32> = (0..rows * cols).map(|_| offset + scale * next()).collect();
+            let v: Vec<f32> = (0..rows * cols).map(|_| offset + scale * rng.f()).collect();
             let shape: Vec<usize> = if rows == 1 {
                 vec![cols]
             } else {

@@ -4,25 +4,14 @@
 //! (round trips, no control token from protected text). The real tokenizers join when
 //! `SWORN_MODEL` / `SWORN_GEMMA` name the models, as in CI.
 
-use std::path::PathBuf;
-
-use sworn_engine::fuzzing::{chat_engines, chat_template, tokenizer_case, tokenizers};
-
-fn corpus(name: &str) -> Vec<(PathBuf, Vec<u8>)> {
-    let files =
-        sworn_engine::fuzzing::corpus(name).unwrap_or_else(|e| panic!("corpus {name}: {e}"));
-    assert!(
-        files.len() >= 4,
-        "corpus {name} has only {} files",
-        files.len()
-    );
-    files
-}
+use sworn_engine::fuzzing::{
+    chat_engines, chat_template, corpus, is_seed, tokenizer_case, tokenizers,
+};
 
 #[test]
 fn tokenize_corpus_round_trips_on_every_tokenizer() {
     let toks = tokenizers().unwrap();
-    for (path, data) in corpus("tokenize") {
+    for (path, data) in corpus("tokenize").expect("fuzz/corpus/tokenize") {
         // Every file through every tokenizer, not only the one its first byte picks.
         for k in 0..toks.len() {
             let mut d = data.clone();
@@ -32,12 +21,7 @@ fn tokenize_corpus_round_trips_on_every_tokenizer() {
             // A byte the vocabulary cannot spell is refused (SmolLM2 has no token for some
             // control bytes); the hand-written seeds are text every tokenizer encodes.
             let r = tokenizer_case(&toks, &d);
-            if path
-                .file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("seed-text")
-            {
+            if is_seed(&path, "seed-text") {
                 r.unwrap_or_else(|e| panic!("{}: tokenizer {k}: {e}", path.display()));
             }
         }
@@ -49,7 +33,7 @@ fn chat_template_corpus_replays_without_panics() {
     let engines = chat_engines().unwrap();
     assert_eq!(engines.len(), 6);
     // Refusals are fine (Gemma's template refuses tool turns); a panic fails the test.
-    for (_, data) in corpus("chat_template") {
+    for (_, data) in corpus("chat_template").expect("fuzz/corpus/chat_template") {
         let _ = chat_template(&engines, &data);
     }
 }
@@ -58,7 +42,8 @@ fn chat_template_corpus_replays_without_panics() {
 fn a_plain_conversation_renders_on_every_template() {
     let engines = chat_engines().unwrap();
     let seed = std::fs::read(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/chat_template/seed-simple"),
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../fuzz/corpus/chat_template/seed-simple"),
     )
     .unwrap();
     for k in 0..engines.len() {
