@@ -9,6 +9,7 @@ use crate::generate::{hash_logits, Completion, Engine, FinishReason, Request};
 use crate::grammar::Constraint;
 use crate::model::{Feed, Sequence};
 use crate::sampling::sample_masked;
+use crate::schedule::{plan, CostModel, Policy, Want};
 
 /// What a step produced for one request.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,18 +47,26 @@ struct Slot {
 /// A set of requests generating together on one engine.
 pub struct Batcher<'e> {
     engine: &'e Engine,
+    /// In arrival order: the policy feeds older prompts first.
     slots: Vec<Slot>,
-    chunk: usize,
+    policy: Policy,
+    cost: CostModel,
     next_id: u64,
 }
 
 impl<'e> Batcher<'e> {
     /// A batcher feeding prompts at most `prefill_chunk` tokens per pass (all at once if `None`).
     pub fn new(engine: &'e Engine, prefill_chunk: Option<usize>) -> Batcher<'e> {
+        Batcher::with_policy(engine, Policy::chunked(prefill_chunk))
+    }
+
+    /// A batcher filling each pass as `policy` says (see [`crate::schedule`]).
+    pub fn with_policy(engine: &'e Engine, policy: Policy) -> Batcher<'e> {
         Batcher {
             engine,
             slots: Vec::new(),
-            chunk: prefill_chunk.unwrap_or(usize::MAX).max(1),
+            policy,
+            cost: CostModel::new(&engine.model.cfg),
             next_id: 0,
         }
     }
@@ -160,18 +169,29 @@ impl<'e> Batcher<'e> {
         if slots.is_empty() {
             return Ok(events);
         }
-        let chunk = self.chunk;
-        let fed: Vec<Vec<u32>> = slots
-            .iter_mut()
-            .map(|s| {
-                let n = s.pending.len().min(chunk);
-                s.pending.drain(..n).collect()
+        let wants: Vec<Want> = slots
+            .iter()
+            .map(|s| Want {
+                pending: s.pending.len(),
+                position: s.seq.len(),
+                decoding: !s.out.tokens.is_empty(),
             })
             .collect();
-        let sampling: Vec<bool> = slots.iter().map(|s| s.pending.is_empty()).collect();
+        // Requests the budget leaves out this time are fed nothing and keep their place.
+        let fed: Vec<Vec<u32>> = slots
+            .iter_mut()
+            .zip(plan(&self.policy, &self.cost, &wants))
+            .map(|(s, n)| s.pending.drain(..n).collect())
+            .collect();
+        let sampling: Vec<bool> = slots
+            .iter()
+            .zip(&fed)
+            .map(|(s, t)| !t.is_empty() && s.pending.is_empty())
+            .collect();
         let mut feeds: Vec<Feed<'_>> = slots
             .iter_mut()
             .zip(&fed)
+            .filter(|(_, t)| !t.is_empty())
             .map(|(s, t)| Feed {
                 seq: &mut s.seq,
                 tokens: t,

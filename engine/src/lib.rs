@@ -28,6 +28,7 @@ pub mod chat;
 pub mod commit;
 pub mod generate;
 pub mod sampling;
+pub mod schedule;
 pub mod slice;
 pub mod spm;
 pub mod synthetic;

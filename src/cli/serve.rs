@@ -78,9 +78,15 @@ pub struct ServeArgs {
     /// Serve the verify page (a folder built by scripts/build-web.sh) at /verify/.
     #[arg(long, env = "SWORN_VERIFY_DIR")]
     verify_dir: Option<PathBuf>,
-    /// Prompt tokens fed per forward pass per request (prefill interleaved with decoding).
-    #[arg(long, default_value_t = 64)]
+    /// Most prompt tokens fed to one request per forward pass (prefill interleaved with
+    /// decoding).
+    #[arg(long, default_value_t = 256)]
     prefill_chunk: usize,
+    /// Most work in one forward pass, in token units (a token's weight products; attention at
+    /// long positions costs more): decoding requests always get their token, prompts share
+    /// the rest, oldest first. 0: no budget. See docs/server.md "Scheduling".
+    #[arg(long, default_value_t = 32)]
+    pass_budget: usize,
     /// Anchor new transcripts on chain every this many seconds (as `sworn anchor` does; needs
     /// --rpc, --registry and a wallet).
     #[arg(long, requires_all = ["rpc", "registry"])]
@@ -158,7 +164,10 @@ pub fn serve(a: ServeArgs) -> Result<i32> {
             }
             groups
         },
-        prefill_chunk: a.prefill_chunk.max(1),
+        policy: sworn_engine::schedule::Policy {
+            prefill_chunk: a.prefill_chunk.max(1),
+            pass_budget: (a.pass_budget > 0).then_some(a.pass_budget),
+        },
         anchor: match (a.anchor_every, a.rpc, a.registry) {
             (Some(every), Some(rpc), Some(registry)) => Some(sworn::server::AutoAnchor {
                 chain: chain::commands::ChainArgs {

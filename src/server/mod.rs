@@ -90,8 +90,8 @@ pub struct Config {
     /// Where the forward pass runs.
     pub device: sworn_engine::DeviceKind,
     pub limits: Limits,
-    /// Prompt tokens per forward pass for each request (interleaving prefill with decoding).
-    pub prefill_chunk: usize,
+    /// What goes into each forward pass (`--prefill-chunk`, `--pass-budget`).
+    pub policy: sworn_engine::schedule::Policy,
     /// Anchor the store's new transcripts on chain periodically (`--anchor-every`).
     pub anchor: Option<AutoAnchor>,
     /// Serve `/v1/attestations/{digest}` as well as by request id (`--attestations-by-digest`).
@@ -234,7 +234,7 @@ pub async fn serve(cfg: Config) -> Result<()> {
         store,
         metrics: Default::default(),
         in_flight: AtomicUsize::new(0),
-        prefill_chunk: cfg.prefill_chunk,
+        policy: cfg.policy,
         cut_off: std::sync::atomic::AtomicBool::new(false),
     });
     let (jobs, rx) = mpsc::channel();

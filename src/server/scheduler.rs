@@ -73,8 +73,8 @@ pub struct Shared {
     pub metrics: Metrics,
     /// Requests accepted and not yet finished (queued or generating).
     pub in_flight: AtomicUsize,
-    /// Tokens a prompt may be fed per pass, so a long prompt does not stall others' decoding.
-    pub prefill_chunk: usize,
+    /// What goes into each pass, so that a long prompt does not stall others' decoding.
+    pub policy: sworn_engine::schedule::Policy,
     /// Set when the shutdown grace period is over: running and queued requests end with
     /// [`Update::ShuttingDown`], unacknowledged, and the scheduler stops.
     pub cut_off: std::sync::atomic::AtomicBool,
@@ -123,7 +123,7 @@ fn run_batch(
     jobs: &Receiver<Job>,
     finished: &std::sync::mpsc::Sender<(Live, sworn_engine::Completion)>,
 ) {
-    let mut batch = Batcher::new(&shared.engine, Some(shared.prefill_chunk));
+    let mut batch = Batcher::with_policy(&shared.engine, shared.policy);
     let mut live: Vec<Live> = Vec::new();
     let mut open = true;
     while open || !batch.is_idle() {
