@@ -4,6 +4,7 @@
 //! batch- and chunking-invariant, every request's output is bit-identical to a solo run, whatever
 //! else is in the batch and whenever it arrived.
 
+use crate::detok::OutputText;
 use crate::error::{EngineError, Result};
 use crate::generate::{hash_logits, Completion, Engine, FinishReason, Request};
 use crate::grammar::Constraint;
@@ -38,6 +39,8 @@ struct Slot {
     /// Tokens not yet fed to the model.
     pending: Vec<u32>,
     out: Completion,
+    /// The output text so far, decoded incrementally.
+    text: OutputText,
     /// Bytes of output text already reported in `Event::Token`s.
     shown: usize,
     /// The grammar's state, for a constrained request.
@@ -52,6 +55,17 @@ pub struct Batcher<'e> {
     policy: Policy,
     cost: CostModel,
     next_id: u64,
+    last: PassShape,
+}
+
+/// What the last pass carried (for metrics and logs).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PassShape {
+    /// Requests that decoded a token.
+    pub decoding: usize,
+    /// Prompt tokens fed, and the requests they belong to.
+    pub prompt_tokens: usize,
+    pub prompts: usize,
 }
 
 impl<'e> Batcher<'e> {
@@ -68,6 +82,7 @@ impl<'e> Batcher<'e> {
             policy,
             cost: CostModel::new(&engine.model.cfg),
             next_id: 0,
+            last: PassShape::default(),
         }
     }
 
@@ -132,6 +147,7 @@ impl<'e> Batcher<'e> {
                 logprobs: Vec::new(),
             },
             req,
+            text: OutputText::new(),
             shown: 0,
             constraint,
         });
@@ -152,6 +168,11 @@ impl<'e> Batcher<'e> {
 
     pub fn is_idle(&self) -> bool {
         self.slots.is_empty()
+    }
+
+    /// What the last [`Batcher::step`] fed.
+    pub fn last_pass(&self) -> PassShape {
+        self.last
     }
 
     /// One forward pass over every request; returns its events, finished requests last.
@@ -183,6 +204,15 @@ impl<'e> Batcher<'e> {
             .zip(plan(&self.policy, &self.cost, &wants))
             .map(|(s, n)| s.pending.drain(..n).collect())
             .collect();
+        self.last = PassShape::default();
+        for (w, t) in wants.iter().zip(&fed).filter(|(_, t)| !t.is_empty()) {
+            if w.decoding {
+                self.last.decoding += 1;
+            } else {
+                self.last.prompts += 1;
+                self.last.prompt_tokens += t.len();
+            }
+        }
         let sampling: Vec<bool> = slots
             .iter()
             .zip(&fed)
@@ -238,18 +268,21 @@ impl<'e> Batcher<'e> {
             };
             slot.out.logits_hashes.push(hash_logits(l));
             slot.out.tokens.push(tok);
-            let (text, finish) = e.finish_after(&slot.out.tokens, &slot.req);
-            slot.out.text = text;
+            // The text and stop rules of `finish_after`, without decoding the whole output
+            // again (see `detok`).
+            let stopped = slot.text.push(&e.tokenizer, tok, &slot.req.stop);
+            let finish = e.finish(&slot.out.tokens, &slot.req, stopped);
+            let text = slot.text.text();
             let show = match finish {
-                Some(_) => slot.out.text.len(),
-                None => settled_len(&slot.out.text, &slot.req.stop),
+                Some(_) => text.len(),
+                None => settled_len(text, &slot.req.stop),
             };
             let shown = slot.shown.min(show);
             events.push(Event::Token {
                 id: slot.id,
                 index,
                 token: tok,
-                text: slot.out.text[shown..show].to_string(),
+                text: text[shown..show].to_string(),
                 logprobs: slot
                     .req
                     .logprobs
@@ -259,6 +292,7 @@ impl<'e> Batcher<'e> {
             match finish {
                 Some(f) => {
                     slot.out.finish_reason = f;
+                    slot.out.text = slot.text.text().to_string();
                     finished.push(Event::Finished {
                         id: slot.id,
                         completion: slot.out,

@@ -371,12 +371,8 @@ impl Engine {
     /// before the earliest stop string), and why generation ends after the last of them, if it
     /// does: a stop token or stop string (`Stop`), else `max_tokens` reached (`Length`).
     pub fn finish_after(&self, tokens: &[u32], req: &Request) -> (String, Option<FinishReason>) {
-        let mut text = self.tokenizer.decode(tokens, true);
-        let cut = first_stop(&text, &req.stop);
-        if let Some(c) = cut {
-            text.truncate(c);
-        }
-        (text, self.finish(tokens, req, cut.is_some()))
+        let (text, stopped) = output_text(&self.tokenizer, tokens, &req.stop);
+        (text, self.finish(tokens, req, stopped))
     }
 
     /// The finish reason of [`Engine::finish_after`] alone. The output is only decoded when the
@@ -388,7 +384,12 @@ impl Engine {
     }
 
     /// `Stop` after a stop token or a stop string, else `Length` at `max_tokens`.
-    fn finish(&self, tokens: &[u32], req: &Request, stop_string: bool) -> Option<FinishReason> {
+    pub(crate) fn finish(
+        &self,
+        tokens: &[u32],
+        req: &Request,
+        stop_string: bool,
+    ) -> Option<FinishReason> {
         let stop_token = tokens
             .last()
             .is_some_and(|t| self.tokenizer.stop_ids.contains(t));
@@ -488,6 +489,18 @@ fn protect_json(v: serde_json::Value, p: &impl Fn(&str) -> String) -> serde_json
 }
 
 /// Byte offset of the earliest stop string in `text`.
+/// The output text after `tokens` by the stop rules (spec §4): decoded with special tokens left
+/// out, cut before the earliest stop string; and whether there was one. The definition, which
+/// [`crate::detok::OutputText`] computes incrementally.
+pub fn output_text(tokenizer: &Tokenizer, tokens: &[u32], stops: &[String]) -> (String, bool) {
+    let mut text = tokenizer.decode(tokens, true);
+    let cut = first_stop(&text, stops);
+    if let Some(c) = cut {
+        text.truncate(c);
+    }
+    (text, cut.is_some())
+}
+
 fn first_stop(text: &str, stops: &[String]) -> Option<usize> {
     stops
         .iter()

@@ -26,6 +26,7 @@ pub mod record;
 pub use error::{EngineError, Result};
 pub mod chat;
 pub mod commit;
+pub mod detok;
 pub mod generate;
 pub mod sampling;
 pub mod schedule;

@@ -338,6 +338,12 @@ impl Rng {
         (self.0 >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
     }
 
+    /// The next 64 bits of state.
+    pub fn next_u64(&mut self) -> u64 {
+        self.f();
+        self.0
+    }
+
     pub fn byte(&mut self) -> u8 {
         self.f();
         (self.0 >> 20) as u8

@@ -9,9 +9,12 @@ noise):
   of a stream (p50, p99) and the tokens they receive per second;
 - with long prompts: the same 4 streams while one more client sends an ~8 KB prompt (1 output
   token) back to back; the streams' gaps again, and that prompt's latency;
-- the long prompt alone: its latency on an idle server.
+- the long prompt alone: its latency on an idle server;
+- throughput: 16 clients sending short completions back to back (as `server.py` measures it),
+  the tokens/s they receive, so a scheduling change that protects streams is seen to cost (or
+  not) the server's total.
 
-    python3 scripts/bench/interference.py [--sworn BIN ...] [--model M.gguf] [--seconds 20] [--rounds 2]
+    python3 scripts/bench/interference.py [--sworn BIN[:OPTIONS] ...] [--model M.gguf] [--seconds 20] [--rounds 2]
 
 Without --sworn it builds and uses target/release/sworn. Traffic stays on 127.0.0.1; every loop
 is bounded in count and time.
@@ -28,7 +31,7 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from server import PROMPTS, ROOT, free_port, wait_up  # noqa: E402
+from server import PROMPTS, ROOT, free_port, load, wait_up  # noqa: E402
 
 # About 8 KB of plain prose, a different seed sentence each time so nothing is cached.
 LONG = ("The committee met again on the question of the bridge, and again it adjourned without a "
@@ -102,12 +105,12 @@ def phase(base: str, seconds: float, streams: int, with_long: bool) -> dict:
     return out
 
 
-def measure(binary: str, model: str, seconds: float, threads: int) -> dict:
+def measure(binary: str, model: str, seconds: float, threads: int, extra: list[str]) -> dict:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory() as d:
         proc = subprocess.Popen([binary, "serve", "--model", model, "--listen", f"127.0.0.1:{port}",
-                                 "--data-dir", d, "--threads", str(threads)],
+                                 "--data-dir", d, "--threads", str(threads), *extra],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             wait_up(base + "/healthz", proc)
@@ -115,7 +118,9 @@ def measure(binary: str, model: str, seconds: float, threads: int) -> dict:
             alone = phase(base, seconds, 4, False)
             mixed = phase(base, seconds, 4, True)
             solo = [long_prompt(base, 1000 + i) for i in range(5)]
-            return {"alone": alone, "mixed": mixed, "long_alone_s": statistics.median(solo)}
+            busy = load(base, 16, seconds)
+            return {"alone": alone, "mixed": mixed, "long_alone_s": statistics.median(solo),
+                    "tok_s_16": busy["tok_s"]}
         finally:
             proc.terminate()
             proc.wait(timeout=60)
@@ -123,7 +128,9 @@ def measure(binary: str, model: str, seconds: float, threads: int) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--sworn", action="append", help="a sworn binary (repeat to compare)")
+    ap.add_argument("--sworn", action="append",
+                    help="a sworn binary, optionally with serve options after a colon "
+                    "('target/release/sworn:--pass-budget 48'); repeat to compare")
     ap.add_argument("--model")
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--rounds", type=int, default=2)
@@ -137,18 +144,21 @@ def main() -> None:
                        cwd=ROOT, check=True)
         binaries = [f"{ROOT}/target/release/sworn"]
     print("| binary | round | gap p50 / p99 alone (ms) | gap p50 / p99 with 8 KB prompts (ms) "
-          "| p99 ratio | stream tok/s alone / mixed | 8 KB prompt alone / mixed (s) |")
-    print("|---|---|---|---|---|---|---|")
+          "| p99 ratio | stream tok/s alone / mixed | 8 KB prompt alone / mixed (s) "
+          "| 16 clients tok/s |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in range(a.rounds):
         for b in binaries:
-            m = measure(b, model, a.seconds, a.threads)
+            path, _, opts = b.partition(":")
+            m = measure(path, model, a.seconds, a.threads, opts.split())
             al, mx = m["alone"], m["mixed"]
-            print(f"| {os.path.basename(b)} | {r + 1} "
+            print(f"| {os.path.basename(path)} {opts} | {r + 1} "
                   f"| {al['gap_p50_ms']:.0f} / {al['gap_p99_ms']:.0f} "
                   f"| {mx['gap_p50_ms']:.0f} / {mx['gap_p99_ms']:.0f} "
                   f"| {mx['gap_p99_ms'] / al['gap_p99_ms']:.2f}x "
                   f"| {al['stream_tok_s']:.0f} / {mx['stream_tok_s']:.0f} "
-                  f"| {m['long_alone_s']:.2f} / {mx.get('long_s', float('nan')):.2f} |", flush=True)
+                  f"| {m['long_alone_s']:.2f} / {mx.get('long_s', float('nan')):.2f} "
+                  f"| {m['tok_s_16']:.0f} |", flush=True)
 
 
 if __name__ == "__main__":

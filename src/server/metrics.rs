@@ -70,6 +70,7 @@ impl Histogram {
 }
 
 const SECONDS: &[f64] = &[0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
+const PASS_SECONDS: &[f64] = &[0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0];
 const SIZES: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0];
 
 /// Everything `/metrics` reports.
@@ -83,6 +84,8 @@ pub struct Metrics {
     pub latency: Histogram,
     pub queue_wait: Histogram,
     pub batch_size: Histogram,
+    /// Each forward pass's wall time: what every request in it waits between two tokens.
+    pub pass: Histogram,
     /// 1 while this server holds the store's anchoring lease (one replica at a time).
     pub anchoring: std::sync::atomic::AtomicBool,
     pub anchored_batches: Counter,
@@ -100,6 +103,7 @@ impl Default for Metrics {
             latency: Histogram::new(SECONDS),
             queue_wait: Histogram::new(SECONDS),
             batch_size: Histogram::new(SIZES),
+            pass: Histogram::new(PASS_SECONDS),
             anchoring: Default::default(),
             anchored_batches: Counter::default(),
         }
@@ -174,6 +178,11 @@ impl Metrics {
         );
         self.batch_size
             .render(&mut o, "sworn_batch_size", "Requests in each forward pass.");
+        self.pass.render(
+            &mut o,
+            "sworn_pass_seconds",
+            "Wall time of each forward pass (the wait between a stream's tokens).",
+        );
         o
     }
 }

@@ -180,6 +180,7 @@ fn run_batch(
             continue;
         }
         shared.metrics.batch_size.observe(batch.active() as f64);
+        let started = Instant::now();
         let events = match batch.step() {
             Ok(ev) => ev,
             Err(e) => {
@@ -193,6 +194,16 @@ fn run_batch(
                 continue;
             }
         };
+        let took = started.elapsed();
+        shared.metrics.pass.observe(took.as_secs_f64());
+        let shape = batch.last_pass();
+        tracing::debug!(
+            ms = took.as_secs_f64() * 1e3,
+            decoding = shape.decoding,
+            prompts = shape.prompts,
+            prompt_tokens = shape.prompt_tokens,
+            "pass"
+        );
         for ev in events {
             match ev {
                 Event::Token {
