@@ -38,8 +38,17 @@ pub struct Accelerator {
 }
 
 impl Accelerator {
-    /// Opens the device `kind` names and uploads `model`'s weights to it (read again from `f`,
-    /// the file `model` came from); nothing for the CPU.
+    /// The CPU: no device.
+    pub fn cpu() -> Accelerator {
+        Accelerator {
+            #[cfg(feature = "cuda")]
+            gpu: None,
+        }
+    }
+
+    /// Opens the device `kind` names and uploads `model`'s weights to it, read from `f` (the
+    /// file `model` came from: `model` gives their shapes and layout); nothing for the CPU. The
+    /// engine then frees the host copy ([`Model::release_host_weights`]).
     pub fn open<R: std::io::Read + std::io::Seek>(
         kind: DeviceKind,
         f: &mut GgufFile<R>,

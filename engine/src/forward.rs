@@ -141,13 +141,25 @@ impl Model {
     /// to their sequences. Returns the final-normed hidden state of every new token, feeds in
     /// order, `d_model` each.
     pub fn forward(&self, rt: &Runner, feeds: &mut [Feed<'_>]) -> Result<Vec<f32>> {
+        self.on_host()?;
         forward(&self.cfg, self.max_context, &Cpu::new(self, rt), feeds)
     }
 
     /// Logits for `n` final hidden states (`n * d_model` floats), `n * vocab` out. Fails if any
     /// logit is not finite: such a step has no defined sample.
     pub fn logits(&self, rt: &Runner, hidden: &[f32]) -> Result<Vec<f32>> {
+        self.on_host()?;
         let n = hidden.len() / self.cfg.d_model;
         logits(&self.cfg, &Cpu::new(self, rt), &hidden.to_vec(), n)
+    }
+
+    fn on_host(&self) -> Result<()> {
+        if self.has_host_weights() {
+            Ok(())
+        } else {
+            Err(EngineError::Device(
+                "this model's weights live on the device: the CPU kernels cannot run it".into(),
+            ))
+        }
     }
 }

@@ -130,6 +130,15 @@ pub struct Engine {
 }
 
 impl Engine {
+    /// Runs the forward pass on `accel` from now on. A device holds its own copy of the weights
+    /// (uploaded from the file), so the host's is freed: the model then runs only there.
+    pub fn set_accelerator(&mut self, accel: crate::accel::Accelerator) {
+        if accel.name().is_some() {
+            self.model.release_host_weights();
+        }
+        self.accel = accel;
+    }
+
     /// Runs the new tokens of every feed through the model on this engine's device, appending
     /// them to their sequences; the final-normed hidden state of every new token, `d_model` each.
     pub fn forward(&self, feeds: &mut [Feed<'_>]) -> Result<Vec<f32>> {
@@ -244,14 +253,16 @@ impl Engine {
             "engine ready"
         );
         let accel = crate::accel::Accelerator::open(opts.device, f, &model)?;
-        Ok(Engine {
+        let mut engine = Engine {
             model,
             tokenizer: std::sync::Arc::new(tokenizer),
             grammars: std::sync::OnceLock::new(),
             chat_template,
             runner,
-            accel,
-        })
+            accel: crate::accel::Accelerator::cpu(),
+        };
+        engine.set_accelerator(accel);
+        Ok(engine)
     }
 
     /// A grammar's state at the start of an output (spec §4.2); an invalid grammar is an

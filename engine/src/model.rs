@@ -3,7 +3,6 @@
 //! What differs between architectures, and which tensors each has, is [`crate::arch`]: the
 //! loader reads its tables.
 
-use std::any::Any;
 use std::path::Path;
 
 use crate::canon::quant::QK;
@@ -227,21 +226,8 @@ pub struct Model {
     pub rope_local: Option<RopeTable>,
     /// Positions the RoPE table covers: the longest sequence this model instance accepts.
     pub max_context: usize,
-}
-
-/// A sequence's keys and values kept by a backend other than the CPU (in GPU memory, say).
-pub trait SeqCache: Send + Sync + std::fmt::Debug {
-    /// Forgets everything after the first `n` positions.
-    fn truncate(&mut self, n: usize);
-    /// A copy that shares nothing with this one.
-    fn clone_box(&self) -> Box<dyn SeqCache>;
-    fn as_any_mut(&mut self) -> &mut dyn Any;
-}
-
-impl Clone for Box<dyn SeqCache> {
-    fn clone(&self) -> Self {
-        self.clone_box()
-    }
+    /// Whether the weight matrices are in host memory (see [`Model::release_host_weights`]).
+    host_weights: bool,
 }
 
 /// A sequence's state: the tokens it has seen and their keys and values, layer by layer.
@@ -253,7 +239,7 @@ pub struct Sequence {
     /// Per layer, `len * kv_dim` values, on the CPU backend.
     pub(crate) v: Vec<Vec<f32>>,
     /// The keys and values when another backend keeps them (GPU memory).
-    pub(crate) dev: Option<Box<dyn SeqCache>>,
+    pub(crate) dev: Option<crate::backend::DeviceCache>,
 }
 
 impl Sequence {
@@ -358,7 +344,26 @@ impl Model {
             rope,
             rope_local,
             max_context,
+            host_weights: true,
         })
+    }
+
+    /// Frees the host copy of every weight matrix, once a device has uploaded them (from the
+    /// file): while a GPU serves, the host keeps only the configuration, the norm vectors and
+    /// the RoPE tables. The CPU kernels refuse to run the model afterwards.
+    pub(crate) fn release_host_weights(&mut self) {
+        let mats = std::iter::once(&mut self.tok_embd)
+            .chain(self.output.as_mut())
+            .chain(self.layers.iter_mut().flat_map(|l| l.mats.iter_mut()));
+        for m in mats {
+            m.release();
+        }
+        self.host_weights = false;
+    }
+
+    /// Whether the CPU kernels can run this model (its weights are in host memory).
+    pub fn has_host_weights(&self) -> bool {
+        self.host_weights
     }
 
     pub fn new_sequence(&self) -> Sequence {

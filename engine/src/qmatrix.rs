@@ -87,6 +87,12 @@ pub struct QMatrix {
 }
 
 impl QMatrix {
+    /// Frees the weights, keeping the shape and kind (the device holds them).
+    pub(crate) fn release(&mut self) {
+        self.bytes = Vec::new();
+        self.f32s = Vec::new();
+    }
+
     /// Blocks per row.
     pub fn blocks(&self) -> usize {
         self.cols / QK

@@ -557,7 +557,16 @@ fn shim_engine(path: &Path, order: Order) -> Engine {
     let mut e = cpu_engine(path);
     let mut f = GgufFile::open(path).unwrap();
     let gpu = GpuModel::upload(shim(order), &mut f, &e.model).unwrap();
-    e.accel = sworn_engine::accel::Accelerator::with_gpu(gpu);
+    e.set_accelerator(sworn_engine::accel::Accelerator::with_gpu(gpu));
+    // The device serves alone: the host copy of the weights is gone (a CPU path touching it
+    // would fail, so every check below also shows that none does).
+    assert!(!e.model.has_host_weights());
+    let mut seq = e.model.new_sequence();
+    let mut feeds = [sworn_engine::model::Feed {
+        seq: &mut seq,
+        tokens: &[1],
+    }];
+    assert!(e.model.forward(&e.runner, &mut feeds).is_err());
     e
 }
 

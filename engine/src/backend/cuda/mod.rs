@@ -11,12 +11,11 @@ pub mod device;
 pub mod driver;
 pub mod host;
 
-use std::any::Any;
 use std::sync::Arc;
 
 pub use device::{Arg, DevBuf, Device, Shape};
 
-use super::{Backend, Gate, MatId, Positions, Qkv, SeqCache, VecId};
+use super::{Backend, Gate, MatId, Positions, Qkv, VecId};
 use crate::arch::{LAYER_MATRICES, LAYER_VECTORS};
 use crate::error::{EngineError, Result};
 use crate::gguf::GgufFile;
@@ -218,35 +217,34 @@ impl DevKv {
     }
 }
 
-impl SeqCache for DevKv {
-    fn truncate(&mut self, n: usize) {
+impl DevKv {
+    /// Forgets everything after the first `n` positions.
+    pub fn truncate(&mut self, n: usize) {
         self.rows.iter_mut().for_each(|r| *r = (*r).min(n));
     }
+}
 
-    fn clone_box(&self) -> Box<dyn SeqCache> {
+impl Clone for DevKv {
+    fn clone(&self) -> DevKv {
         // A sequence is cloned to fork it; device memory that cannot be copied leaves the copy
         // empty, and its next step fails with a clear error rather than reading shared rows.
         let dup = |bs: &[DevBuf]| bs.iter().map(DevBuf::duplicate).collect::<Result<Vec<_>>>();
         match (dup(&self.k), dup(&self.v)) {
-            (Ok(k), Ok(v)) => Box::new(DevKv {
+            (Ok(k), Ok(v)) => DevKv {
                 k,
                 v,
                 cap: self.cap,
                 rows: self.rows.clone(),
                 row_bytes: self.row_bytes,
-            }),
-            _ => Box::new(DevKv {
+            },
+            _ => DevKv {
                 k: Vec::new(),
                 v: Vec::new(),
                 cap: 0,
                 rows: Vec::new(),
                 row_bytes: self.row_bytes,
-            }),
+            },
         }
-    }
-
-    fn as_any_mut(&mut self) -> &mut dyn Any {
-        self
     }
 }
 
@@ -637,7 +635,7 @@ impl Backend for Kernels<'_> {
                         "this sequence's keys and values are on another backend".into(),
                     ));
                 }
-                seq.dev = Some(Box::new(DevKv::new(self.dev(), cfg.n_layer, kvd, need)?));
+                seq.dev = Some(DevKv::new(self.dev(), cfg.n_layer, kvd, need)?);
             }
             kv_of(seq)?.reserve(need)?;
         }
@@ -741,7 +739,6 @@ impl Backend for Kernels<'_> {
 fn kv_of(seq: &mut crate::model::Sequence) -> Result<&mut DevKv> {
     seq.dev
         .as_mut()
-        .and_then(|d| d.as_any_mut().downcast_mut::<DevKv>())
         .filter(|kv| !kv.k.is_empty())
         .ok_or_else(|| {
             EngineError::Device("a sequence's device cache is missing (a failed copy?)".into())
