@@ -402,7 +402,7 @@ fn both_backends_have_the_same_schema() {
     let _ = std::fs::remove_dir_all(&dir);
 
     // PostgreSQL only: an arrival sequence for oldest-first batches (SQLite has its rowid).
-    let expected_pg_only = ["transcripts.seq", "index transcripts_seq_key"];
+    let expected_pg_only = ["transcripts.seq"];
     let pg_only: Vec<&String> = pg
         .difference(&lite)
         .filter(|c| !expected_pg_only.contains(&c.as_str()))
