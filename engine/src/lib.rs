@@ -27,6 +27,7 @@ pub use error::{EngineError, Result};
 pub mod chat;
 pub mod commit;
 pub mod detok;
+pub mod devmem;
 pub mod generate;
 pub mod sampling;
 pub mod schedule;

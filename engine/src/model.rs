@@ -239,7 +239,7 @@ pub struct Sequence {
     /// Per layer, `len * kv_dim` values, on the CPU backend.
     pub(crate) v: Vec<Vec<f32>>,
     /// The keys and values when another backend keeps them (GPU memory).
-    pub(crate) dev: Option<crate::backend::DeviceCache>,
+    pub(crate) dev: Option<crate::devmem::DeviceCache>,
 }
 
 impl Sequence {

@@ -56,27 +56,6 @@ impl Model {
 
 pub use crate::arch::Gate;
 
-/// A sequence's keys and values kept off the CPU: the CUDA backend's device cache. Without the
-/// `cuda` feature it is a type with no values (as candle's `dummy_cuda` stands in for its CUDA
-/// device), so the code that holds one needs no `cfg`, and no downcast finds it.
-#[cfg(feature = "cuda")]
-pub use cuda::DevKv as DeviceCache;
-#[cfg(not(feature = "cuda"))]
-pub use no_device::DeviceCache;
-
-#[cfg(not(feature = "cuda"))]
-mod no_device {
-    /// No backend keeps keys and values off the CPU in this build.
-    #[derive(Debug, Clone)]
-    pub enum DeviceCache {}
-
-    impl DeviceCache {
-        pub fn truncate(&mut self, _n: usize) {
-            match *self {}
-        }
-    }
-}
-
 /// Where a batch's new tokens sit: `(feed index, position)` per token, feeds in order.
 pub type Positions = [(usize, usize)];
 

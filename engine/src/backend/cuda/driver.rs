@@ -10,7 +10,7 @@ use std::ffi::{c_void, CString};
 
 use cudarc::driver::{result, sys};
 
-use super::device::{Arg, Device, Shape};
+use crate::devmem::{Arg, Device, Shape};
 use crate::error::{EngineError, Result};
 
 /// The PTX for compute capability 8.0 (runs on 8.x and 9.x by JIT) and 9.0.

@@ -6,7 +6,7 @@
 use std::alloc::Layout;
 use std::ffi::{c_char, c_void, CString};
 
-use super::device::{Arg, Device, Shape};
+use crate::devmem::{Arg, Device, Shape};
 use crate::error::{EngineError, Result};
 
 extern "C" {

@@ -7,13 +7,12 @@
 //! tensors, widened exactly), and the kernels decode them on the fly. Keys and values live in
 //! device memory per sequence ([`DevKv`], in [`crate::model::Sequence`]).
 
-pub mod device;
 pub mod driver;
 pub mod host;
 
 use std::sync::Arc;
 
-pub use device::{Arg, DevBuf, Device, Shape};
+pub use crate::devmem::{Arg, DevBuf, DevKv, Device, Shape};
 
 use super::{Backend, Gate, MatId, Positions, Qkv, VecId};
 use crate::arch::{LAYER_MATRICES, LAYER_VECTORS};
@@ -170,82 +169,6 @@ pub struct DevActs {
     d: DevVec,
     qsum: DevVec,
     s: DevVec,
-}
-
-/// One sequence's keys and values in device memory: per layer, rows of `kv_dim` floats.
-#[derive(Debug)]
-pub struct DevKv {
-    k: Vec<DevBuf>,
-    v: Vec<DevBuf>,
-    /// Rows each layer's buffers hold room for, and rows filled.
-    cap: usize,
-    rows: Vec<usize>,
-    row_bytes: usize,
-}
-
-impl DevKv {
-    fn new(dev: &Arc<dyn Device>, layers: usize, kvd: usize, cap: usize) -> Result<DevKv> {
-        let row_bytes = kvd * 4;
-        let alloc = || -> Result<Vec<DevBuf>> {
-            (0..layers)
-                .map(|_| DevBuf::new(dev, cap * row_bytes))
-                .collect()
-        };
-        Ok(DevKv {
-            k: alloc()?,
-            v: alloc()?,
-            cap,
-            rows: vec![0; layers],
-            row_bytes,
-        })
-    }
-
-    /// Room for `rows` rows in every layer, keeping what is there.
-    fn reserve(&mut self, rows: usize) -> Result<()> {
-        if rows <= self.cap {
-            return Ok(());
-        }
-        let cap = rows.max(2 * self.cap).max(16);
-        for buf in self.k.iter_mut().chain(self.v.iter_mut()) {
-            let bigger = DevBuf::new(buf.device(), cap * self.row_bytes)?;
-            buf.device()
-                .copy(bigger.ptr, buf.ptr, self.cap * self.row_bytes)?;
-            *buf = bigger;
-        }
-        self.cap = cap;
-        Ok(())
-    }
-}
-
-impl DevKv {
-    /// Forgets everything after the first `n` positions.
-    pub fn truncate(&mut self, n: usize) {
-        self.rows.iter_mut().for_each(|r| *r = (*r).min(n));
-    }
-}
-
-impl Clone for DevKv {
-    fn clone(&self) -> DevKv {
-        // A sequence is cloned to fork it; device memory that cannot be copied leaves the copy
-        // empty, and its next step fails with a clear error rather than reading shared rows.
-        let dup = |bs: &[DevBuf]| bs.iter().map(DevBuf::duplicate).collect::<Result<Vec<_>>>();
-        match (dup(&self.k), dup(&self.v)) {
-            (Ok(k), Ok(v)) => DevKv {
-                k,
-                v,
-                cap: self.cap,
-                rows: self.rows.clone(),
-                row_bytes: self.row_bytes,
-            },
-            _ => DevKv {
-                k: Vec::new(),
-                v: Vec::new(),
-                cap: 0,
-                rows: Vec::new(),
-                row_bytes: self.row_bytes,
-            },
-        }
-    }
 }
 
 /// The CUDA kernels as the forward pass's backend: one model's weights on one device.

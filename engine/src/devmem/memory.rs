@@ -1,7 +1,8 @@
 //! What sworn's CUDA kernels need from a device: memory, copies and kernel launches by name. Two
-//! devices provide it: an NVIDIA GPU through the driver ([`super::driver::Gpu`]), and the host
-//! shim that runs the same kernel sources on the CPU ([`super::host::HostShim`]), which is how
-//! the kernels are tested on machines without a GPU.
+//! devices provide it: an NVIDIA GPU through the driver
+//! ([`crate::backend::cuda::driver::Gpu`]), and the host shim that runs the same kernel sources
+//! on the CPU ([`crate::backend::cuda::host::HostShim`]), which is how the kernels are tested on
+//! machines without a GPU. And the memory a sequence keeps there: its keys and values.
 
 use std::sync::Arc;
 
@@ -122,4 +123,85 @@ impl Drop for DevBuf {
 /// Little-endian bytes of f32 values (the engine runs on little-endian machines only).
 pub fn f32_bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// One sequence's keys and values in device memory: per layer, rows of `kv_dim` floats.
+#[derive(Debug)]
+pub struct DevKv {
+    pub(crate) k: Vec<DevBuf>,
+    pub(crate) v: Vec<DevBuf>,
+    /// Rows each layer's buffers hold room for, and rows filled.
+    pub(crate) cap: usize,
+    pub(crate) rows: Vec<usize>,
+    pub(crate) row_bytes: usize,
+}
+
+impl DevKv {
+    pub(crate) fn new(
+        dev: &Arc<dyn Device>,
+        layers: usize,
+        kvd: usize,
+        cap: usize,
+    ) -> Result<DevKv> {
+        let row_bytes = kvd * 4;
+        let alloc = || -> Result<Vec<DevBuf>> {
+            (0..layers)
+                .map(|_| DevBuf::new(dev, cap * row_bytes))
+                .collect()
+        };
+        Ok(DevKv {
+            k: alloc()?,
+            v: alloc()?,
+            cap,
+            rows: vec![0; layers],
+            row_bytes,
+        })
+    }
+
+    /// Room for `rows` rows in every layer, keeping what is there.
+    pub(crate) fn reserve(&mut self, rows: usize) -> Result<()> {
+        if rows <= self.cap {
+            return Ok(());
+        }
+        let cap = rows.max(2 * self.cap).max(16);
+        for buf in self.k.iter_mut().chain(self.v.iter_mut()) {
+            let bigger = DevBuf::new(buf.device(), cap * self.row_bytes)?;
+            buf.device()
+                .copy(bigger.ptr, buf.ptr, self.cap * self.row_bytes)?;
+            *buf = bigger;
+        }
+        self.cap = cap;
+        Ok(())
+    }
+}
+
+impl DevKv {
+    /// Forgets everything after the first `n` positions.
+    pub fn truncate(&mut self, n: usize) {
+        self.rows.iter_mut().for_each(|r| *r = (*r).min(n));
+    }
+}
+
+impl Clone for DevKv {
+    fn clone(&self) -> DevKv {
+        // A sequence is cloned to fork it; device memory that cannot be copied leaves the copy
+        // empty, and its next step fails with a clear error rather than reading shared rows.
+        let dup = |bs: &[DevBuf]| bs.iter().map(DevBuf::duplicate).collect::<Result<Vec<_>>>();
+        match (dup(&self.k), dup(&self.v)) {
+            (Ok(k), Ok(v)) => DevKv {
+                k,
+                v,
+                cap: self.cap,
+                rows: self.rows.clone(),
+                row_bytes: self.row_bytes,
+            },
+            _ => DevKv {
+                k: Vec::new(),
+                v: Vec::new(),
+                cap: 0,
+                rows: Vec::new(),
+                row_bytes: self.row_bytes,
+            },
+        }
+    }
 }
