@@ -170,6 +170,14 @@ impl<'e> Batcher<'e> {
         self.slots.is_empty()
     }
 
+    /// Requests whose prompt is consumed: each gets a token in every pass.
+    pub fn decoding(&self) -> usize {
+        self.slots
+            .iter()
+            .filter(|s| !s.out.tokens.is_empty())
+            .count()
+    }
+
     /// What the last [`Batcher::step`] fed.
     pub fn last_pass(&self) -> PassShape {
         self.last

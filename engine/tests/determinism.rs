@@ -11,6 +11,7 @@ use std::collections::HashMap;
 
 use sworn_engine::batcher::{Batcher, Event};
 use sworn_engine::model::Feed;
+use sworn_engine::schedule::Policy;
 use sworn_engine::synthetic::{write_model, SyntheticSpec};
 use sworn_engine::{
     hash_logits, Completion, Engine, EngineOptions, Isa, Message, Prompt, Request, SamplingParams,
@@ -237,6 +238,63 @@ fn check_all(path: &Path, n: usize, scalar_n: usize) {
         );
         assert_eq!(streamed[id], solo[i].text, "streamed text of request {i}");
     }
+    // A per-pass budget (engine::schedule): a long prompt arriving while others decode is fed
+    // in priced chunks, every decoding request gets its token in every pass, and every output
+    // is still its solo run's, streamed text included.
+    let long = Request {
+        prompt: Prompt::Text("The committee met again on the bridge. ".repeat(5)),
+        params: SamplingParams::default(),
+        max_tokens: 4,
+        ..Default::default()
+    };
+    let long_solo = fast.generate(&long).unwrap();
+    let policy = Policy {
+        prefill_chunk: 256,
+        pass_budget: Some(8),
+    };
+    let mut b = Batcher::with_policy(&e2, policy);
+    let early = b.submit(reqs[0].clone()).unwrap();
+    let mut finished: HashMap<u64, Completion> = HashMap::new();
+    let mut streamed: HashMap<u64, String> = HashMap::new();
+    let (mut long_id, mut long_passes) = (None, 0);
+    while !b.is_idle() {
+        let decoding = b.decoding();
+        if long_id.is_none() && decoding == 1 {
+            long_id = Some(b.submit(long.clone()).unwrap());
+        }
+        let events = b.step().unwrap();
+        let shape = b.last_pass();
+        // Whoever was decoding got a token in this pass.
+        assert_eq!(shape.decoding, decoding, "{shape:?}");
+        if shape.prompt_tokens > 0 && shape.decoding > 0 {
+            long_passes += 1;
+            // A budget of 8 units feeds a few prompt tokens at a time, not the whole prompt.
+            assert!(shape.prompt_tokens <= 8, "{shape:?}");
+        }
+        for ev in events {
+            match ev {
+                Event::Token { id, text, .. } => streamed.entry(id).or_default().push_str(&text),
+                Event::Finished { id, completion } => {
+                    finished.insert(id, completion);
+                }
+                Event::Failed { id, error } => panic!("request {id} failed: {error}"),
+            }
+        }
+    }
+    let long_id = long_id.expect("the long prompt arrived while the first request decoded");
+    assert!(
+        long_passes >= 3,
+        "the long prompt shared {long_passes} passes"
+    );
+    assert_eq!(
+        finished[&early], solo[0],
+        "under a budget, the early request"
+    );
+    assert_eq!(
+        finished[&long_id], long_solo,
+        "under a budget, the long prompt"
+    );
+    assert_eq!(streamed[&long_id], long_solo.text);
     // Teacher-forced replay reproduces every step's logits.
     for (r, c) in reqs.iter().zip(&solo) {
         let mut hashes = Vec::new();
