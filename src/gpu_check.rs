@@ -41,37 +41,26 @@ struct Row {
 }
 
 fn requests(n: u32) -> Vec<Request> {
-    let sampled = |seed, t| SamplingParams {
-        temperature: t,
-        top_k: 40,
-        top_p: 0.95,
-        min_p: 0.02,
-        repeat_penalty: 1.1,
-        repeat_last_n: 32,
-        seed,
-    };
+    use sworn_engine::synthetic::{filtered_sampling as sampled, request};
     vec![
-        Request {
-            prompt: Prompt::Text("The history of the Roman Empire".into()),
-            params: SamplingParams::default(),
-            max_tokens: n,
-            stop: vec![],
-            ..Default::default()
-        },
-        Request {
-            prompt: Prompt::Text("Once upon a time, in a small village,".into()),
-            params: sampled(7, 0.9),
-            max_tokens: n,
-            stop: vec![],
-            ..Default::default()
-        },
-        Request {
-            prompt: Prompt::Chat(vec![Message::new("user", "Name three colours.")]),
-            params: sampled(42, 1.2),
-            max_tokens: n,
-            stop: vec![],
-            ..Default::default()
-        },
+        request(
+            Prompt::Text("The history of the Roman Empire".into()),
+            SamplingParams::default(),
+            n,
+            &[],
+        ),
+        request(
+            Prompt::Text("Once upon a time, in a small village,".into()),
+            sampled(7, 0.9),
+            n,
+            &[],
+        ),
+        request(
+            Prompt::Chat(vec![Message::new("user", "Name three colours.")]),
+            sampled(42, 1.2),
+            n,
+            &[],
+        ),
     ]
 }
 

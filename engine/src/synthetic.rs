@@ -360,3 +360,35 @@ impl Rng {
         }
     }
 }
+
+/// Sampling at `temperature` with every filter on (top-k 40, top-p 0.95, min-p 0.02, and a
+/// repetition penalty of 1.1 over the last 32 tokens): the sampled requests that the invariance
+/// tests and `sworn gpu-check` run beside greedy ones.
+pub fn filtered_sampling(seed: u64, temperature: f32) -> crate::SamplingParams {
+    crate::SamplingParams {
+        temperature,
+        top_k: 40,
+        top_p: 0.95,
+        min_p: 0.02,
+        repeat_penalty: 1.1,
+        repeat_last_n: 32,
+        seed,
+    }
+}
+
+/// A request for test tables: `prompt`, sampled by `params`, at most `max_tokens`, ending at any
+/// of `stop`.
+pub fn request(
+    prompt: crate::Prompt,
+    params: crate::SamplingParams,
+    max_tokens: u32,
+    stop: &[&str],
+) -> crate::Request {
+    crate::Request {
+        prompt,
+        params,
+        max_tokens,
+        stop: stop.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    }
+}

@@ -22,7 +22,7 @@ use sworn_engine::kernels::{scalar, Isa, Runner};
 use sworn_engine::model::Feed;
 use sworn_engine::qmatrix::{GgufKind, QMatrix};
 use sworn_engine::quant::QuantType;
-use sworn_engine::synthetic::{write_model, SyntheticSpec};
+use sworn_engine::synthetic::{filtered_sampling, request, write_model, SyntheticSpec};
 use sworn_engine::{hash_logits, Engine, EngineOptions, Message, Prompt, Request, SamplingParams};
 
 const ORDERS: [Order; 3] = [Order::Ascending, Order::Descending, Order::Shuffled(7)];
@@ -589,30 +589,19 @@ fn logits_by_chunks(e: &Engine, tokens: &[u32], chunks: &[usize]) -> Vec<[u8; 32
 }
 
 fn requests() -> Vec<Request> {
-    let sampled = |seed, t| SamplingParams {
-        temperature: t,
-        top_k: 40,
-        top_p: 0.95,
-        min_p: 0.02,
-        repeat_penalty: 1.1,
-        repeat_last_n: 32,
-        seed,
-    };
     vec![
-        Request {
-            prompt: Prompt::Text("Once upon a time".into()),
-            params: SamplingParams::default(),
-            max_tokens: 6,
-            stop: vec![],
-            ..Default::default()
-        },
-        Request {
-            prompt: Prompt::Chat(vec![Message::new("user", "Name three colours.")]),
-            params: sampled(7, 0.8),
-            max_tokens: 6,
-            stop: vec![],
-            ..Default::default()
-        },
+        request(
+            Prompt::Text("Once upon a time".into()),
+            SamplingParams::default(),
+            6,
+            &[],
+        ),
+        request(
+            Prompt::Chat(vec![Message::new("user", "Name three colours.")]),
+            filtered_sampling(7, 0.8),
+            6,
+            &[],
+        ),
     ]
 }
 

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use sworn_engine::batcher::{Batcher, Event};
 use sworn_engine::model::Feed;
 use sworn_engine::schedule::Policy;
-use sworn_engine::synthetic::{write_model, SyntheticSpec};
+use sworn_engine::synthetic::{filtered_sampling as sampled, request, write_model, SyntheticSpec};
 use sworn_engine::{
     hash_logits, Completion, Engine, EngineOptions, Isa, Message, Prompt, Request, SamplingParams,
 };
@@ -72,44 +72,26 @@ fn tokens_for(e: &Engine, n: usize) -> Vec<u32> {
 }
 
 fn requests() -> Vec<Request> {
-    let sampled = |seed, t| SamplingParams {
-        temperature: t,
-        top_k: 40,
-        top_p: 0.95,
-        min_p: 0.02,
-        repeat_penalty: 1.1,
-        repeat_last_n: 32,
-        seed,
-    };
     vec![
-        Request {
-            prompt: Prompt::Text("Once upon a time".into()),
-            params: SamplingParams::default(),
-            max_tokens: 12,
-            stop: vec![],
-            ..Default::default()
-        },
-        Request {
-            prompt: Prompt::Chat(vec![Message::new("user", "Name three colours.")]),
-            params: sampled(7, 0.8),
-            max_tokens: 16,
-            stop: vec![],
-            ..Default::default()
-        },
-        Request {
-            prompt: Prompt::Text("1, 2, 3, 4,".into()),
-            params: sampled(42, 1.3),
-            max_tokens: 9,
-            stop: vec![", 9".into(), "\n\n".into()],
-            ..Default::default()
-        },
-        Request {
-            prompt: Prompt::Text("x".repeat(40)),
-            params: sampled(3, 0.5),
-            max_tokens: 5,
-            stop: vec![],
-            ..Default::default()
-        },
+        request(
+            Prompt::Text("Once upon a time".into()),
+            SamplingParams::default(),
+            12,
+            &[],
+        ),
+        request(
+            Prompt::Chat(vec![Message::new("user", "Name three colours.")]),
+            sampled(7, 0.8),
+            16,
+            &[],
+        ),
+        request(
+            Prompt::Text("1, 2, 3, 4,".into()),
+            sampled(42, 1.3),
+            9,
+            &[", 9", "\n\n"],
+        ),
+        request(Prompt::Text("x".repeat(40)), sampled(3, 0.5), 5, &[]),
     ]
 }
 
