@@ -102,6 +102,12 @@ fn reaches(g: &BTreeMap<String, BTreeSet<String>>, from: &str, to: &str) -> bool
 fn no_crate_has_a_circle_of_imports_between_its_modules() {
     for crate_src in ["src", "engine/src", "attest/src", "verifier/src", "web/src"] {
         let g = module_graph(&root().join(crate_src));
+        // The listing (`cargo test --test architecture -- --nocapture`), as `cargo modules`
+        // would show the dependencies between top-level modules.
+        for (m, uses) in &g {
+            let uses: Vec<&str> = uses.iter().map(String::as_str).collect();
+            println!("{crate_src}: {m} -> {}", uses.join(", "));
+        }
         let circles: Vec<(String, String)> = g
             .iter()
             .flat_map(|(a, uses)| uses.iter().map(move |b| (a.clone(), b.clone())))
