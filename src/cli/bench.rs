@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 use sworn::attestation;
 use sworn_attest::OperatorKey;
-use sworn_engine::{Engine, EngineOptions, Isa, Prompt, Request, SamplingParams};
+use sworn_engine::{Engine, EngineOptions, Prompt, Request, SamplingParams};
 
 use super::{DeviceArg, Kernels};
 
@@ -75,12 +75,7 @@ pub fn bench(a: BenchArgs) -> Result<i32> {
         .unwrap_or_else(sworn_engine::default_model_path);
     let opts = EngineOptions {
         threads: a.threads,
-        isa: match a.kernels {
-            Kernels::Auto => None,
-            Kernels::Scalar => Some(Isa::Scalar),
-            Kernels::Portable => Some(Isa::Portable),
-            Kernels::Neon => Some(Isa::Neon),
-        },
+        isa: a.kernels.isa(),
         max_context: None,
         device: a.device.into(),
     };

@@ -5,7 +5,7 @@ use clap::Args;
 use std::path::PathBuf;
 use std::time::Instant;
 use sworn::attestation;
-use sworn_engine::{Engine, EngineOptions, Isa, Message, Prompt, Request, SamplingParams};
+use sworn_engine::{Engine, EngineOptions, Message, Prompt, Request, SamplingParams};
 
 use super::{data_dir, default_key_path, hex, signing_key, DeviceArg, Kernels};
 
@@ -88,12 +88,7 @@ pub fn generate(a: GenerateArgs) -> Result<i32> {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let opts = EngineOptions {
         threads,
-        isa: match a.kernels {
-            Kernels::Auto => None,
-            Kernels::Scalar => Some(Isa::Scalar),
-            Kernels::Portable => Some(Isa::Portable),
-            Kernels::Neon => Some(Isa::Neon),
-        },
+        isa: a.kernels.isa(),
         max_context: None,
         device: a.device.into(),
     };

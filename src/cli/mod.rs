@@ -115,3 +115,16 @@ pub enum Kernels {
     /// aarch64 NEON without the dotprod extension (to compare with `auto` on a CPU that has it).
     Neon,
 }
+
+impl Kernels {
+    /// The instruction set to force, or `None` for the engine's choice.
+    pub fn isa(self) -> Option<sworn_engine::Isa> {
+        use sworn_engine::Isa;
+        match self {
+            Kernels::Auto => None,
+            Kernels::Scalar => Some(Isa::Scalar),
+            Kernels::Portable => Some(Isa::Portable),
+            Kernels::Neon => Some(Isa::Neon),
+        }
+    }
+}

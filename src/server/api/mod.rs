@@ -180,18 +180,26 @@ fn not_found(id: &str) -> Response {
     .into_response()
 }
 
+/// The answer refusing a malformed transcript id, or one the caller may not read (as not
+/// found: whether someone else's transcript exists is not the caller's business); `None` to go on.
+fn refusal(state: &AppState, id: &str, caller: Option<&Arc<Caller>>) -> Option<Response> {
+    if id.len() > 128 || !id.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-') {
+        return Some(ApiError::bad("malformed transcript id").into_response());
+    }
+    match readable_by(state, id, caller) {
+        Ok(true) => None,
+        Ok(false) => Some(not_found(id)),
+        Err(e) => Some(e.into_response()),
+    }
+}
+
 pub async fn attestation(
     State(state): State<Arc<AppState>>,
     caller: Option<axum::Extension<Arc<Caller>>>,
     Path(id): Path<String>,
 ) -> Response {
-    if id.len() > 128 || !id.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-') {
-        return ApiError::bad("malformed transcript id").into_response();
-    }
-    match readable_by(&state, &id, caller.as_deref()) {
-        Ok(true) => {}
-        Ok(false) => return not_found(&id),
-        Err(e) => return e.into_response(),
+    if let Some(refused) = refusal(&state, &id, caller.as_deref()) {
+        return refused;
     }
     let store = &state.shared.store;
     let found = if state.attestations_by_digest {
@@ -201,13 +209,7 @@ pub async fn attestation(
     };
     match found {
         Ok(Some(t)) => Json(t.to_json()).into_response(),
-        Ok(None) => ApiError::new(
-            StatusCode::NOT_FOUND,
-            "invalid_request_error",
-            "not_found",
-            format!("no transcript {id}"),
-        )
-        .into_response(),
+        Ok(None) => not_found(&id),
         Err(e) => ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "server_error",
@@ -226,13 +228,8 @@ pub async fn attestation_proof(
     Path(id): Path<String>,
 ) -> Response {
     use crate::chain::onchain::{proof_from_store, ProofError};
-    if id.len() > 128 || !id.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-') {
-        return ApiError::bad("malformed transcript id").into_response();
-    }
-    match readable_by(&state, &id, caller.as_deref()) {
-        Ok(true) => {}
-        Ok(false) => return not_found(&id),
-        Err(e) => return e.into_response(),
+    if let Some(refused) = refusal(&state, &id, caller.as_deref()) {
+        return refused;
     }
     let by_digest = state.attestations_by_digest;
     let res = tokio::task::spawn_blocking(move || {
