@@ -10,6 +10,7 @@ pub mod backend;
 pub mod batcher;
 pub mod canon;
 pub mod error;
+pub mod float_vectors;
 pub mod forward;
 pub mod fuzzing;
 pub mod gguf;

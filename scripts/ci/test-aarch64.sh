@@ -53,6 +53,13 @@ echo "== aarch64 with dotprod (qemu -cpu max)"
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="${qemu[*]} -cpu max"
 SWORN_EXPECT_ISA=cpu-neon-dotprod \
     cargo test "${target[@]}" -p sworn-engine --lib --test tokenizer_golden
+# The float vectors the Solidity executors are checked on: ARM's results, its NaNs made
+# canonical, are the bytes x86 writes (docs/dispute.md §1).
+vectors="$(mktemp -d)"
+cargo run -q --release --locked -p sworn-engine --example float-vectors -- "$vectors/x86"
+cargo run -q "${target[@]}" -p sworn-engine --example float-vectors -- "$vectors/arm"
+diff -r "$vectors/x86" "$vectors/arm"
+rm -rf "$vectors"
 SWORN_REPLAY_ISAS=cpu-neon-dotprod \
     cargo test "${target[@]}" -p sworn-verifier --features replay --test golden_replay
 

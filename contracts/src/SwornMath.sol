@@ -1,0 +1,117 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.37;
+
+import {SwornF32} from "./SwornF32.sol";
+
+/// @title SwornMath
+/// @notice The canonical elementary functions of docs/canonical-arithmetic.md §1.3 and §2, on
+/// binary32 bit patterns, operation for operation as the Rust engine's `canon::math` writes them
+/// (each `+ - * /` rounded on its own through [`SwornF32`]): `exp` (§2.1), SiLU (§2.2), tanh
+/// (§2.4), GELU (§2.5), and the fixed-order dot product (§1.3) that matrix rows, RMSNorm and
+/// attention scores use. NaN results are canonical (`SwornF32.NAN`). Checked against the Rust
+/// side on shared vectors (`test/SwornMath.t.sol`).
+library SwornMath {
+    using SwornF32 for uint32;
+
+    uint32 internal constant ONE = 0x3F800000;
+    uint32 internal constant TWO = 0x40000000;
+    uint32 internal constant HALF = 0x3F000000;
+    /// `exp`'s clamp: -87 and 88.
+    uint32 internal constant EXP_MIN = 0xC2AE0000;
+    uint32 internal constant EXP_MAX = 0x42B00000;
+    /// log2(e), and ln 2 split so that `k * LN2_HI` is exact for |k| <= 128.
+    uint32 internal constant LOG2E = 0x3FB8AA3B;
+    uint32 internal constant LN2_HI = 0x3F317200;
+    uint32 internal constant LN2_LO = 0x35BFBE8E;
+    /// 1/n! for n = 2..7 as f32 (1/0! and 1/1! are ONE).
+    uint32 internal constant C2 = 0x3F000000;
+    uint32 internal constant C3 = 0x3E2AAAAB;
+    uint32 internal constant C4 = 0x3D2AAAAB;
+    uint32 internal constant C5 = 0x3C088889;
+    uint32 internal constant C6 = 0x3AB60B61;
+    uint32 internal constant C7 = 0x39500D01;
+    /// GELU's sqrt(2 / pi) and cubic coefficient, as ggml writes them.
+    uint32 internal constant SQRT_2_OVER_PI = 0x3F4C422A;
+    uint32 internal constant GELU_COEF_A = 0x3D372713;
+
+    /// @notice Whether `a < b` (neither NaN; -0 == +0).
+    function lt(uint32 a, uint32 b) internal pure returns (bool) {
+        return ordered(a) < ordered(b);
+    }
+
+    /// @dev An integer in the order of the floats (zeros equal).
+    function ordered(uint32 x) private pure returns (int256) {
+        int256 m = int256(uint256(x & 0x7FFFFFFF));
+        return x >> 31 == 1 ? -m : m;
+    }
+
+    /// @notice `x` rounded to an integer, ties to even (a finite `x`), as a float and as an
+    /// integer; a zero keeps `x`'s sign.
+    function roundTiesEven(uint32 x) internal pure returns (uint32 r, int256 k) {
+        uint256 sign = x >> 31;
+        uint256 e = (x >> 23) & 0xFF;
+        if (e >= 150) {
+            // Already an integer (|x| >= 2**23). Not reached by `exp`, whose argument is clamped.
+            return (x, 0);
+        }
+        uint256 sig = e == 0 ? x & 0x7FFFFF : (x & 0x7FFFFF) | (1 << 23);
+        uint256 shift = e == 0 ? 149 : 150 - e;
+        uint256 m = shift > 25 ? 0 : sig >> shift;
+        if (shift <= 25) {
+            uint256 rem = sig & ((1 << shift) - 1);
+            uint256 half = 1 << (shift - 1);
+            if (rem > half || (rem == half && (m & 1) == 1)) m += 1;
+        }
+        r = uint32(SwornF32.round(sign, 0, m, 23, 8));
+        k = sign == 1 ? -int256(m) : int256(m);
+    }
+
+    /// @notice The canonical `exp` (§2.1): clamp to [-87, 88] (NaN counts as -87), split
+    /// `x = k ln 2 + r`, a degree-7 Taylor polynomial in `r` by Horner's rule, times `2**k`.
+    function exp(uint32 x) internal pure returns (uint32) {
+        if (x.isNaN() || lt(x, EXP_MIN)) x = EXP_MIN;
+        if (lt(EXP_MAX, x)) x = EXP_MAX;
+        (uint32 k, int256 ki) = roundTiesEven(x.mul(LOG2E));
+        uint32 r = x.sub(k.mul(LN2_HI)).sub(k.mul(LN2_LO));
+        uint32 p = C7;
+        p = p.mul(r).add(C6);
+        p = p.mul(r).add(C5);
+        p = p.mul(r).add(C4);
+        p = p.mul(r).add(C3);
+        p = p.mul(r).add(C2);
+        p = p.mul(r).add(ONE);
+        p = p.mul(r).add(ONE);
+        // 2**k for k in [-126, 127], from its bits.
+        return p.mul(uint32(uint256(ki + 127) << 23));
+    }
+
+    /// @notice SiLU (§2.2): `x / (1 + exp(-x))`.
+    function silu(uint32 x) internal pure returns (uint32) {
+        return x.div(ONE.add(exp(x ^ SwornF32.SIGN)));
+    }
+
+    /// @notice tanh (§2.4): `1 - 2 / (exp(2x) + 1)`.
+    function tanh(uint32 x) internal pure returns (uint32) {
+        uint32 e = exp(x.add(x));
+        return ONE.sub(TWO.div(e.add(ONE)));
+    }
+
+    /// @notice GELU, tanh form (§2.5): `(0.5 x) (1 + tanh(s (x (1 + a (x x)))))`.
+    function gelu(uint32 x) internal pure returns (uint32) {
+        uint32 u = SQRT_2_OVER_PI.mul(x.mul(ONE.add(GELU_COEF_A.mul(x.mul(x)))));
+        return HALF.mul(x).mul(ONE.add(tanh(u)));
+    }
+
+    /// @notice The fixed-order dot product (§1.3): eight accumulators, lane `l` adding
+    /// `a[i] * b[i]` for `i = l, l + 8, ...` in order, then `((a0+a1)+(a2+a3))+((a4+a5)+(a6+a7))`.
+    /// The length is a multiple of 8.
+    function dot8(uint32[] memory a, uint32[] memory b) internal pure returns (uint32) {
+        require(a.length == b.length && a.length % 8 == 0, "dot8: lengths");
+        uint32[8] memory acc;
+        for (uint256 i = 0; i < a.length; i++) {
+            uint256 l = i % 8;
+            acc[l] = acc[l].add(a[i].mul(b[i]));
+        }
+        return acc[0].add(acc[1]).add(acc[2].add(acc[3])).add(acc[4].add(acc[5]).add(acc[6].add(acc[7])));
+    }
+}

@@ -1,0 +1,133 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.37;
+
+import {SwornMath} from "../src/SwornMath.sol";
+import {TestBase} from "./Vm.sol";
+
+/// The canonical elementary functions and dot product against the Rust engine's `canon::math`,
+/// bit for bit, on the shared vectors of `sworn_engine::float_vectors` (10,000 cases each).
+contract SwornMathTest is TestBase {
+    uint256 constant CASES = 10_000;
+
+    function word(bytes memory data, uint256 offset) internal pure returns (uint32 w) {
+        assembly {
+            w := shr(224, mload(add(add(data, 32), offset)))
+        }
+    }
+
+    /// Cases `half * CASES / 2` to the end of that half of `op`'s file (two tests per function,
+    /// each within a test's gas limit).
+    function unary(string memory op, function(uint32) pure returns (uint32) f, uint256 half) internal view {
+        bytes memory data = vm.readFileBinary(string.concat("test/vectors/f32/", op, ".bin"));
+        assertEq(data.length, CASES * 8, string.concat(op, ": case count"));
+        for (uint256 i = half * CASES / 2; i < (half + 1) * CASES / 2; i++) {
+            (uint32 a, uint32 want) = (word(data, i * 8), word(data, i * 8 + 4));
+            uint32 got = f(a);
+            if (got != want) {
+                revert(
+                    string.concat(
+                        op,
+                        " case ",
+                        vm.toString(i),
+                        ": x=",
+                        vm.toString(uint256(a)),
+                        " want ",
+                        vm.toString(uint256(want)),
+                        " got ",
+                        vm.toString(uint256(got))
+                    )
+                );
+            }
+        }
+    }
+
+    function test_exp_matches_rust_0() public view {
+        unary("exp", SwornMath.exp, 0);
+    }
+
+    function test_exp_matches_rust_1() public view {
+        unary("exp", SwornMath.exp, 1);
+    }
+
+    function test_silu_matches_rust_0() public view {
+        unary("silu", SwornMath.silu, 0);
+    }
+
+    function test_silu_matches_rust_1() public view {
+        unary("silu", SwornMath.silu, 1);
+    }
+
+    function test_tanh_matches_rust_0() public view {
+        unary("tanh", SwornMath.tanh, 0);
+    }
+
+    function test_tanh_matches_rust_1() public view {
+        unary("tanh", SwornMath.tanh, 1);
+    }
+
+    function test_gelu_matches_rust_0() public view {
+        unary("gelu", SwornMath.gelu, 0);
+    }
+
+    function test_gelu_matches_rust_1() public view {
+        unary("gelu", SwornMath.gelu, 1);
+    }
+
+    /// `dot8.bin` in four parts (each a test, to keep one test's gas moderate).
+    function dots(uint256 part) internal view {
+        bytes memory data = vm.readFileBinary("test/vectors/f32/dot8.bin");
+        uint256 off = 0;
+        uint256 i = 0;
+        for (; off < data.length; i++) {
+            uint256 n = word(data, off);
+            if (i % 4 == part) {
+                uint32[] memory a = new uint32[](n);
+                uint32[] memory b = new uint32[](n);
+                for (uint256 j = 0; j < n; j++) {
+                    a[j] = word(data, off + 4 + 4 * j);
+                    b[j] = word(data, off + 4 + 4 * (n + j));
+                }
+                uint32 want = word(data, off + 4 + 8 * n);
+                uint32 got = SwornMath.dot8(a, b);
+                if (got != want) {
+                    revert(
+                        string.concat(
+                            "dot8 case ",
+                            vm.toString(i),
+                            ": want ",
+                            vm.toString(uint256(want)),
+                            " got ",
+                            vm.toString(uint256(got))
+                        )
+                    );
+                }
+            }
+            off += 4 * (2 + 2 * n);
+        }
+        assertEq(i, CASES, "dot8: case count");
+    }
+
+    function test_dot8_matches_rust_0() public view {
+        dots(0);
+    }
+
+    function test_dot8_matches_rust_1() public view {
+        dots(1);
+    }
+
+    function test_dot8_matches_rust_2() public view {
+        dots(2);
+    }
+
+    function test_dot8_matches_rust_3() public view {
+        dots(3);
+    }
+
+    /// exp's clamp: NaN and -inf give exp(-87), +inf gives exp(88), both finite.
+    function test_exp_clamps() public pure {
+        assertEq(SwornMath.exp(0x7FC00000), SwornMath.exp(SwornMath.EXP_MIN), "NaN");
+        assertEq(SwornMath.exp(0xFF800000), SwornMath.exp(SwornMath.EXP_MIN), "-inf");
+        assertEq(SwornMath.exp(0x7F800000), SwornMath.exp(SwornMath.EXP_MAX), "+inf");
+        assertEq(SwornMath.exp(0), SwornMath.ONE, "exp(0) = 1");
+    }
+}

@@ -1,0 +1,277 @@
+//! The IEEE binary32 vectors shared with the Solidity float code (`contracts/src/SwornF32.sol`,
+//! `SwornMath.sol` and `SwornPhilox.sol`, checked by the tests beside them): for each operation
+//! the engine's arithmetic uses (add, sub, mul, div, sqrt, the binary16 and bfloat16
+//! conversions, the elementary functions of spec §2, the dot product of §1.3, and the sampling
+//! draw of §4), 10,000 inputs, random and adversarial (NaN, infinities, zeros, subnormals, the
+//! largest finite values, 1e30, exact ties, cancellations, f16 overflow and underflow edges),
+//! with the result this platform computes (every NaN canonical: `0x7FC00000`, binary16
+//! `0x7E00`; `docs/dispute.md` §1).
+//!
+//! Each file is records of big-endian 32-bit words: `a b result` for the two-operand
+//! operations, `n a[n] b[n] result` for `dot8`, `seed step philox[4] uniform` for `philox`,
+//! `a result` for the others (binary16 and bfloat16 values in the low half). The files are
+//! generated, not committed: `scripts/contracts.sh` writes them with the `float-vectors` example
+//! before the Solidity tests run, and the aarch64 leg checks that ARM writes the same bytes.
+
+use crate::canon::math::{dot8_f32, exp_f32, gelu_tanh_f32, silu_f32, tanh_f32};
+use crate::canon::quant::round_f16;
+use crate::sampling::{philox4x32_10, uniform};
+use crate::synthetic::Rng;
+use half::{bf16, f16};
+
+/// Cases per operation.
+pub const CASES: usize = 10_000;
+/// The canonical NaN every NaN result is replaced by.
+pub const NAN: u32 = 0x7FC0_0000;
+
+/// `x`'s bits, with any NaN replaced by [`NAN`].
+pub fn canonical(x: f32) -> u32 {
+    if x.is_nan() {
+        NAN
+    } else {
+        x.to_bits()
+    }
+}
+
+/// Values every operation meets: signed zeros, infinities, NaNs (quiet, signalling, negative),
+/// the subnormal and normal extremes, one, 1e30, and neighbours of those.
+fn specials() -> Vec<u32> {
+    let mut v = vec![
+        0x0000_0000,
+        0x8000_0000,
+        0x7F80_0000,
+        0xFF80_0000,
+        0x7FC0_0000,
+        0xFFC0_0000,
+        0x7F80_0001,
+        0x7FBF_FFFF,
+        0x0000_0001,
+        0x8000_0001,
+        0x007F_FFFF,
+        0x0080_0000,
+        0x0080_0001,
+        0x7F7F_FFFF,
+        0xFF7F_FFFF,
+        0x3F80_0000,
+        0xBF80_0000,
+        0x3F80_0001,
+        0x3F7F_FFFF,
+        1e30f32.to_bits(),
+        (-1e30f32).to_bits(),
+        1e-30f32.to_bits(),
+        65504f32.to_bits(),
+        65520f32.to_bits(),
+        5.960_464_5e-8f32.to_bits(),
+        2.980_232_2e-8f32.to_bits(),
+        0x4000_0000,
+        0x3400_0000,
+    ];
+    v.extend(v.clone().iter().map(|x| x ^ 0x8000_0000));
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+/// One input by one of several recipes, chosen by the draw.
+fn draw(rng: &mut Rng) -> u32 {
+    let bits = rng.next_u64() as u32;
+    let sign = bits & 0x8000_0000;
+    let man = bits & 0x007F_FFFF;
+    match rng.next_u64() % 8 {
+        // Any pattern: every exponent alike.
+        0 | 1 => bits,
+        // Around one: most arithmetic lives here.
+        2 => sign | ((120 + (rng.next_u64() % 16) as u32) << 23) | man,
+        // Subnormal, or just above.
+        3 => sign | (((rng.next_u64() % 3) as u32) << 23) | man,
+        // Near overflow.
+        4 => sign | ((250 + (rng.next_u64() % 5) as u32) << 23) | man,
+        // Short significands: products and quotients that are exact, or exact ties.
+        5 => sign | ((100 + (rng.next_u64() % 56) as u32) << 23) | (man & 0x007F_F000),
+        // The f16 range's edges (its overflow at 65520, its subnormals below 2^-14).
+        6 => sign | ((100 + (rng.next_u64() % 45) as u32) << 23) | man,
+        _ => {
+            let s = specials();
+            s[(rng.next_u64() % s.len() as u64) as usize]
+        }
+    }
+}
+
+/// A second operand related to `a`: the same binade (cancellation), half an ulp of it (an
+/// exact tie of the sum), far below it, or independent.
+fn partner(rng: &mut Rng, a: u32) -> u32 {
+    let e = (a >> 23) & 0xFF;
+    let sign = (rng.next_u64() as u32) & 0x8000_0000;
+    match rng.next_u64() % 6 {
+        0 => (a & 0xFF80_0000) ^ sign | (rng.next_u64() as u32 & 0x007F_FFFF),
+        1 if e > 24 => sign | ((e - 24) << 23),
+        2 if e > 24 => sign | ((e - 24) << 23) | (0x0040_0000 * (rng.next_u64() % 2) as u32),
+        3 if e > 70 => sign | ((e - 70) << 23) | (rng.next_u64() as u32 & 0x007F_FFFF),
+        _ => draw(rng),
+    }
+}
+
+fn binary(rng: &mut Rng, f: impl Fn(f32, f32) -> f32) -> Vec<u8> {
+    let s = specials();
+    let mut out = Vec::with_capacity(CASES * 12);
+    let mut put = |a: u32, b: u32| {
+        let r = canonical(f(f32::from_bits(a), f32::from_bits(b)));
+        for w in [a, b, r] {
+            out.extend_from_slice(&w.to_be_bytes());
+        }
+    };
+    // Every pair of specials, then drawn pairs.
+    for &a in &s {
+        for &b in &s {
+            put(a, b);
+        }
+    }
+    for _ in s.len() * s.len()..CASES {
+        let a = draw(rng);
+        let b = partner(rng, a);
+        if rng.next_u64().is_multiple_of(2) {
+            put(a, b)
+        } else {
+            put(b, a)
+        }
+    }
+    out
+}
+
+fn unary(inputs: impl Iterator<Item = u32>, f: impl Fn(u32) -> u32) -> Vec<u8> {
+    let mut out = Vec::with_capacity(CASES * 8);
+    for a in inputs.take(CASES) {
+        out.extend_from_slice(&a.to_be_bytes());
+        out.extend_from_slice(&f(a).to_be_bytes());
+    }
+    out
+}
+
+/// Dot products (spec §1.3) of 8 and 16 elements (one lane pass, and two): records
+/// `n, a[n], b[n], result`.
+fn dots(rng: &mut Rng) -> Vec<u8> {
+    let mut out = Vec::new();
+    for i in 0..CASES {
+        let n = 8 * (1 + i % 2);
+        // Mostly ordinary magnitudes (where the order of additions shows), some wild.
+        let value = |rng: &mut Rng| {
+            if rng.next_u64().is_multiple_of(8) {
+                draw(rng)
+            } else {
+                (rng.wild() * 4.0).to_bits()
+            }
+        };
+        let a: Vec<u32> = (0..n).map(|_| value(rng)).collect();
+        let b: Vec<u32> = (0..n).map(|_| value(rng)).collect();
+        let fa: Vec<f32> = a.iter().map(|&x| f32::from_bits(x)).collect();
+        let fb: Vec<f32> = b.iter().map(|&x| f32::from_bits(x)).collect();
+        let r = canonical(dot8_f32(&fa, &fb));
+        for w in std::iter::once(n as u32).chain(a).chain(b).chain([r]) {
+            out.extend_from_slice(&w.to_be_bytes());
+        }
+    }
+    out
+}
+
+/// The sampler's randomness (spec §4): records `seed (2 words), step (2 words), Philox's four
+/// output words, uniform(seed, step)`, over small and huge seeds and steps.
+fn draws(rng: &mut Rng) -> Vec<u8> {
+    let mut out = Vec::new();
+    for i in 0..CASES as u64 {
+        let (seed, step) = match i % 4 {
+            0 => (i, i / 4),
+            1 => (rng.next_u64(), i),
+            2 => (rng.next_u64(), rng.next_u64()),
+            _ => (u64::MAX - i, u64::MAX - rng.next_u64() % 1000),
+        };
+        let words = philox4x32_10(
+            [step as u32, (step >> 32) as u32, 0, 0],
+            [seed as u32, (seed >> 32) as u32],
+        );
+        let u = uniform(seed, step).to_bits();
+        let head = [
+            (seed >> 32) as u32,
+            seed as u32,
+            (step >> 32) as u32,
+            step as u32,
+        ];
+        for w in head.into_iter().chain(words).chain([u]) {
+            out.extend_from_slice(&w.to_be_bytes());
+        }
+    }
+    out
+}
+
+/// Every file: its name (without `.bin`) and its bytes.
+pub fn generate() -> Vec<(&'static str, Vec<u8>)> {
+    let mut rng = Rng(0x1EEE_754F);
+    let mut files = vec![
+        ("add", binary(&mut rng, |a, b| a + b)),
+        ("sub", binary(&mut rng, |a, b| a - b)),
+        ("mul", binary(&mut rng, |a, b| a * b)),
+        ("div", binary(&mut rng, |a, b| a / b)),
+    ];
+    let mut drawn: Vec<u32> = specials();
+    while drawn.len() < CASES {
+        drawn.push(draw(&mut rng));
+    }
+    files.push((
+        "sqrt",
+        unary(drawn.iter().copied(), |a| {
+            canonical(f32::from_bits(a).sqrt())
+        }),
+    ));
+    files.push((
+        "f32_to_f16",
+        unary(drawn.iter().copied(), |a| {
+            let h = f16::from_f32(f32::from_bits(a));
+            // The engine's rounding (round_f16) is this conversion and back.
+            let back = round_f16(f32::from_bits(a));
+            assert!(h.is_nan() || h.to_f32().to_bits() == back.to_bits());
+            if h.is_nan() {
+                0x7E00
+            } else {
+                u32::from(h.to_bits())
+            }
+        }),
+    ));
+    // The elementary functions (spec §2), on the same inputs and on their working range.
+    let mut near: Vec<u32> = specials();
+    while near.len() < CASES {
+        near.push(if rng.next_u64().is_multiple_of(2) {
+            draw(&mut rng)
+        } else {
+            // Uniform in [-100, 100): both clamps of exp, and everything between.
+            ((rng.next_u64() % 200_000) as f32 / 1000.0 - 100.0).to_bits()
+        });
+    }
+    let f = |g: fn(f32) -> f32| move |a: u32| canonical(g(f32::from_bits(a)));
+    files.push(("exp", unary(near.iter().copied(), f(exp_f32))));
+    files.push(("silu", unary(near.iter().copied(), f(silu_f32))));
+    files.push(("tanh", unary(near.iter().copied(), f(tanh_f32))));
+    files.push(("gelu", unary(near.iter().copied(), f(gelu_tanh_f32))));
+    files.push(("dot8", dots(&mut rng)));
+    files.push(("philox", draws(&mut rng)));
+    // Half-precision inputs: every special pattern, then random ones.
+    let halves: Vec<u32> = [
+        0x0000, 0x8000, 0x0001, 0x03FF, 0x0400, 0x7BFF, 0x7C00, 0xFC00,
+    ]
+    .into_iter()
+    .chain([0x7E00, 0x7C01, 0xFE00, 0x3C00, 0xBC00])
+    .chain((0..).map(|_| rng.next_u64() as u32 & 0xFFFF))
+    .take(CASES)
+    .collect();
+    files.push((
+        "f16_to_f32",
+        unary(halves.iter().copied(), |h| {
+            canonical(f16::from_bits(h as u16).to_f32())
+        }),
+    ));
+    files.push((
+        "bf16_to_f32",
+        unary(halves.iter().copied(), |h| {
+            canonical(bf16::from_bits(h as u16).to_f32())
+        }),
+    ));
+    files
+}
