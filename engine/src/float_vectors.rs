@@ -1,20 +1,21 @@
 //! The IEEE binary32 vectors shared with the Solidity float code (`contracts/src/SwornF32.sol`,
 //! `SwornMath.sol` and `SwornPhilox.sol`, checked by the tests beside them): for each operation
 //! the engine's arithmetic uses (add, sub, mul, div, sqrt, the binary16 and bfloat16
-//! conversions, the elementary functions of spec §2, the dot product of §1.3, and the sampling
-//! draw of §4), 10,000 inputs, random and adversarial (NaN, infinities, zeros, subnormals, the
+//! conversions, the elementary functions of spec §2, the dot product of §1.3, activation
+//! quantization of §1.1, and the sampling draw of §4), 10,000 inputs, random and adversarial (NaN, infinities, zeros, subnormals, the
 //! largest finite values, 1e30, exact ties, cancellations, f16 overflow and underflow edges),
 //! with the result this platform computes (every NaN canonical: `0x7FC00000`, binary16
 //! `0x7E00`; `docs/dispute.md` §1).
 //!
 //! Each file is records of big-endian 32-bit words: `a b result` for the two-operand
 //! operations, `n a[n] b[n] result` for `dot8`, `seed step philox[4] uniform` for `philox`,
+//! `x[32] q[32] d qsum s` for `quant`,
 //! `a result` for the others (binary16 and bfloat16 values in the low half). The files are
 //! generated, not committed: `scripts/contracts.sh` writes them with the `float-vectors` example
 //! before the Solidity tests run, and the aarch64 leg checks that ARM writes the same bytes.
 
 use crate::canon::math::{dot8_f32, exp_f32, gelu_tanh_f32, silu_f32, tanh_f32};
-use crate::canon::quant::round_f16;
+use crate::canon::quant::{quantize_block_ref, round_f16};
 use crate::sampling::{philox4x32_10, uniform};
 use crate::synthetic::Rng;
 use half::{bf16, f16};
@@ -202,6 +203,43 @@ fn draws(rng: &mut Rng) -> Vec<u8> {
     out
 }
 
+/// Activation quantization (spec §1.1) of blocks of 32: records `x[32], q[32] (as i32), d, qsum,
+/// s`. Blocks of ordinary values at many scales, with NaN, infinities, a zero block, subnormal
+/// maxima (whose scale's inverse overflows) and values at exact half steps.
+fn blocks(rng: &mut Rng) -> Vec<u8> {
+    let mut out = Vec::new();
+    for i in 0..CASES {
+        let scale = f32::from_bits(((100 + rng.next_u64() % 56) as u32) << 23);
+        let mut x: Vec<f32> = (0..32).map(|_| rng.wild() * scale).collect();
+        match i % 8 {
+            0 => x[(rng.next_u64() % 32) as usize] = f32::from_bits(draw(rng)),
+            1 => x.iter_mut().for_each(|v| *v = 0.0),
+            2 => x
+                .iter_mut()
+                .for_each(|v| *v = f32::from_bits(rng.next_u64() as u32 & 0x807F_FFFF)),
+            3 => {
+                // Multiples of amax / 254: many land on exact half steps of the scale.
+                let amax = x.iter().fold(0f32, |m, v| m.max(v.abs()));
+                for v in x.iter_mut() {
+                    *v = amax / 254.0 * ((rng.next_u64() % 509) as f32 - 254.0);
+                }
+            }
+            _ => {}
+        }
+        let mut q = [0i8; 32];
+        let (d, qsum, s) = quantize_block_ref(&x, &mut q);
+        let words = x
+            .iter()
+            .map(|v| v.to_bits())
+            .chain(q.iter().map(|&v| i32::from(v) as u32))
+            .chain([canonical(d), qsum as u32, canonical(s)]);
+        for w in words {
+            out.extend_from_slice(&w.to_be_bytes());
+        }
+    }
+    out
+}
+
 /// Every file: its name (without `.bin`) and its bytes.
 pub fn generate() -> Vec<(&'static str, Vec<u8>)> {
     let mut rng = Rng(0x1EEE_754F);
@@ -252,6 +290,7 @@ pub fn generate() -> Vec<(&'static str, Vec<u8>)> {
     files.push(("gelu", unary(near.iter().copied(), f(gelu_tanh_f32))));
     files.push(("dot8", dots(&mut rng)));
     files.push(("philox", draws(&mut rng)));
+    files.push(("quant", blocks(&mut rng)));
     // Half-precision inputs: every special pattern, then random ones.
     let halves: Vec<u32> = [
         0x0000, 0x8000, 0x0001, 0x03FF, 0x0400, 0x7BFF, 0x7C00, 0xFC00,
