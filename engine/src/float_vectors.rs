@@ -2,14 +2,16 @@
 //! `SwornMath.sol` and `SwornPhilox.sol`, checked by the tests beside them): for each operation
 //! the engine's arithmetic uses (add, sub, mul, div, sqrt, the binary16 and bfloat16
 //! conversions, the elementary functions of spec §2, the dot product of §1.3, activation
-//! quantization of §1.1, and the sampling draw of §4), 10,000 inputs, random and adversarial (NaN, infinities, zeros, subnormals, the
+//! quantization of §1.1, the Q4_0 / Q4_1 / Q8_0 row products of §1.2, and the sampling draw of
+//! §4), 10,000 inputs, random and adversarial (NaN, infinities, zeros, subnormals, the
 //! largest finite values, 1e30, exact ties, cancellations, f16 overflow and underflow edges),
 //! with the result this platform computes (every NaN canonical: `0x7FC00000`, binary16
 //! `0x7E00`; `docs/dispute.md` §1).
 //!
 //! Each file is records of big-endian 32-bit words: `a b result` for the two-operand
 //! operations, `n a[n] b[n] result` for `dot8`, `seed step philox[4] uniform` for `philox`,
-//! `x[32] q[32] d qsum s` for `quant`,
+//! `x[32] q[32] d qsum s` for `quant`, `type row-bytes (q[32] d qsum s)[2] result` for
+//! `products`,
 //! `a result` for the others (binary16 and bfloat16 values in the low half). The files are
 //! generated, not committed: `scripts/contracts.sh` writes them with the `float-vectors` example
 //! before the Solidity tests run, and the aarch64 leg checks that ARM writes the same bytes.
@@ -240,6 +242,77 @@ fn blocks(rng: &mut Rng) -> Vec<u8> {
     out
 }
 
+/// Quantized matrix rows times quantized activations (spec §1.2), by the scalar reference
+/// kernel: rows of two blocks of Q4_0, Q4_1 and Q8_0 (in turn), GGUF bytes as the file has them,
+/// with f16 scales from subnormal to the largest finite (the engine refuses others at load),
+/// and activations with the odd NaN or infinity. Records: the ggml type code, the
+/// row's bytes zero-padded to whole words, per block `q[32] d qsum s` of the activations, then
+/// the output.
+fn products(rng: &mut Rng) -> Vec<u8> {
+    use crate::canon::quant::QActs;
+    use crate::qmatrix::{GgufKind, QMatrix};
+    let mut out = Vec::new();
+    for i in 0..CASES {
+        let kind = [GgufKind::Q4_0, GgufKind::Q4_1, GgufKind::Q8_0][i % 3];
+        let qt = kind.quant().expect("a block format");
+        let (nb, bb) = (2, qt.block_bytes());
+        let mut raw: Vec<u8> = (0..nb * bb).map(|_| rng.byte()).collect();
+        // f16 scales: ordinary ones mostly, else any finite pattern (subnormal to 65504); the
+        // engine refuses a non-finite block scale at load, so a row never has one.
+        for b in 0..nb {
+            let fields = if kind == GgufKind::Q4_1 { 2 } else { 1 };
+            for f in 0..fields {
+                let h = if rng.next_u64().is_multiple_of(8) {
+                    let h = rng.next_u64() as u16;
+                    if h & 0x7C00 == 0x7C00 {
+                        h & !0x4000
+                    } else {
+                        h
+                    }
+                } else {
+                    f16::from_f32(rng.wild() * 0.05).to_bits()
+                };
+                raw[b * bb + 2 * f..][..2].copy_from_slice(&h.to_le_bytes());
+            }
+        }
+        let w = QMatrix::from_gguf(kind, 1, nb * 32, &raw).expect("a well-formed row");
+        let x: Vec<f32> = (0..nb * 32)
+            .map(|_| {
+                if rng.next_u64().is_multiple_of(50) {
+                    f32::from_bits(draw(rng))
+                } else {
+                    rng.wild()
+                }
+            })
+            .collect();
+        let mut acts = QActs::default();
+        acts.resize(1, nb * 32);
+        crate::kernels::scalar::quantize_blocks(&x, acts.blocks_mut());
+        let r = crate::kernels::scalar::dot_row(&w, 0, &acts, &x, 0);
+        let mut words = vec![kind.ggml_code()];
+        let mut padded = raw.clone();
+        padded.resize(raw.len().div_ceil(4) * 4, 0);
+        words.extend(
+            padded
+                .chunks_exact(4)
+                .map(|c| u32::from_be_bytes(c.try_into().unwrap())),
+        );
+        for b in 0..nb {
+            words.extend(acts.q[b * 32..][..32].iter().map(|&q| i32::from(q) as u32));
+            words.extend([
+                canonical(acts.d[b]),
+                acts.qsum[b] as u32,
+                canonical(acts.s[b]),
+            ]);
+        }
+        words.push(canonical(r));
+        for w in words {
+            out.extend_from_slice(&w.to_be_bytes());
+        }
+    }
+    out
+}
+
 /// Every file: its name (without `.bin`) and its bytes.
 pub fn generate() -> Vec<(&'static str, Vec<u8>)> {
     let mut rng = Rng(0x1EEE_754F);
@@ -291,6 +364,7 @@ pub fn generate() -> Vec<(&'static str, Vec<u8>)> {
     files.push(("dot8", dots(&mut rng)));
     files.push(("philox", draws(&mut rng)));
     files.push(("quant", blocks(&mut rng)));
+    files.push(("products", products(&mut rng)));
     // Half-precision inputs: every special pattern, then random ones.
     let halves: Vec<u32> = [
         0x0000, 0x8000, 0x0001, 0x03FF, 0x0400, 0x7BFF, 0x7C00, 0xFC00,
