@@ -2,21 +2,13 @@
 pragma solidity 0.8.37;
 
 import {SwornF32} from "../src/SwornF32.sol";
-import {TestBase} from "./Vm.sol";
+import {VectorTest} from "./Vectors.sol";
 
 /// The Solidity binary32 arithmetic against the Rust engine's, bit for bit: each file under
 /// `test/vectors/f32/` holds 10,000 cases (random and adversarial: NaNs, infinities, signed
 /// zeros, subnormals, overflow, exact ties) with the result Rust computed, NaNs canonical. They
 /// are written by the engine (`sworn_engine::float_vectors`, through `scripts/contracts.sh`).
-contract SwornF32Test is TestBase {
-    uint256 constant CASES = 10_000;
-
-    function word(bytes memory data, uint256 offset) internal pure returns (uint32 w) {
-        assembly {
-            w := shr(224, mload(add(add(data, 32), offset)))
-        }
-    }
-
+contract SwornF32Test is VectorTest {
     function fail(string memory op, uint256 i, uint32 a, uint32 b, uint32 want, uint32 got) internal pure {
         revert(
             string.concat(
@@ -36,7 +28,7 @@ contract SwornF32Test is TestBase {
     }
 
     function binary(string memory op, function(uint32, uint32) pure returns (uint32) f) internal view {
-        bytes memory data = vm.readFileBinary(string.concat("test/vectors/f32/", op, ".bin"));
+        bytes memory data = vectors(op);
         assertEq(data.length, CASES * 12, string.concat(op, ": case count"));
         for (uint256 i = 0; i < CASES; i++) {
             (uint32 a, uint32 b, uint32 want) = (word(data, i * 12), word(data, i * 12 + 4), word(data, i * 12 + 8));
@@ -46,7 +38,7 @@ contract SwornF32Test is TestBase {
     }
 
     function unary(string memory op, function(uint32) pure returns (uint32) f) internal view {
-        bytes memory data = vm.readFileBinary(string.concat("test/vectors/f32/", op, ".bin"));
+        bytes memory data = vectors(op);
         assertEq(data.length, CASES * 8, string.concat(op, ": case count"));
         for (uint256 i = 0; i < CASES; i++) {
             (uint32 a, uint32 want) = (word(data, i * 8), word(data, i * 8 + 4));

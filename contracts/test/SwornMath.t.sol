@@ -2,23 +2,15 @@
 pragma solidity 0.8.37;
 
 import {SwornMath} from "../src/SwornMath.sol";
-import {TestBase} from "./Vm.sol";
+import {VectorTest} from "./Vectors.sol";
 
 /// The canonical elementary functions and dot product against the Rust engine's `canon::math`,
 /// bit for bit, on the shared vectors of `sworn_engine::float_vectors` (10,000 cases each).
-contract SwornMathTest is TestBase {
-    uint256 constant CASES = 10_000;
-
-    function word(bytes memory data, uint256 offset) internal pure returns (uint32 w) {
-        assembly {
-            w := shr(224, mload(add(add(data, 32), offset)))
-        }
-    }
-
+contract SwornMathTest is VectorTest {
     /// Cases `half * CASES / 2` to the end of that half of `op`'s file (two tests per function,
     /// each within a test's gas limit).
     function unary(string memory op, function(uint32) pure returns (uint32) f, uint256 half) internal view {
-        bytes memory data = vm.readFileBinary(string.concat("test/vectors/f32/", op, ".bin"));
+        bytes memory data = vectors(op);
         assertEq(data.length, CASES * 8, string.concat(op, ": case count"));
         for (uint256 i = half * CASES / 2; i < (half + 1) * CASES / 2; i++) {
             (uint32 a, uint32 want) = (word(data, i * 8), word(data, i * 8 + 4));
@@ -75,7 +67,7 @@ contract SwornMathTest is TestBase {
 
     /// `dot8.bin` in four parts (each a test, to keep one test's gas moderate).
     function dots(uint256 part) internal view {
-        bytes memory data = vm.readFileBinary("test/vectors/f32/dot8.bin");
+        bytes memory data = vectors("dot8");
         uint256 off = 0;
         uint256 i = 0;
         for (; off < data.length; i++) {

@@ -2,19 +2,11 @@
 pragma solidity 0.8.37;
 
 import {SwornPhilox} from "../src/SwornPhilox.sol";
-import {TestBase} from "./Vm.sol";
+import {VectorTest} from "./Vectors.sol";
 
 /// Philox4x32-10 and the sampling draw against the engine's, on the 10,000 shared cases of
 /// `sworn_engine::float_vectors`, and Random123's known answers.
-contract SwornPhiloxTest is TestBase {
-    uint256 constant CASES = 10_000;
-
-    function word(bytes memory data, uint256 offset) internal pure returns (uint32 w) {
-        assembly {
-            w := shr(224, mload(add(add(data, 32), offset)))
-        }
-    }
-
+contract SwornPhiloxTest is VectorTest {
     /// Whether case `i` of `data` matches.
     function same(bytes memory data, uint256 i) internal pure returns (bool) {
         uint256 o = i * 36;
@@ -31,7 +23,7 @@ contract SwornPhiloxTest is TestBase {
     }
 
     function test_draws_match_rust() public view {
-        bytes memory data = vm.readFileBinary("test/vectors/f32/philox.bin");
+        bytes memory data = vectors("philox");
         assertEq(data.length, CASES * 36, "philox: case count");
         for (uint256 i = 0; i < CASES; i++) {
             // The message is built only on failure: memory is never freed within a test.

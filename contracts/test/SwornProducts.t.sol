@@ -2,19 +2,11 @@
 pragma solidity 0.8.37;
 
 import {SwornProducts} from "../src/SwornProducts.sol";
-import {TestBase} from "./Vm.sol";
+import {VectorTest} from "./Vectors.sol";
 
 /// Quantized row products against the engine's scalar reference, on the 10,000 rows of
 /// `sworn_engine::float_vectors` (`products.bin`: Q4_0, Q4_1 and Q8_0 rows of two blocks).
-contract SwornProductsTest is TestBase {
-    uint256 constant CASES = 10_000;
-
-    function word(bytes memory data, uint256 offset) internal pure returns (uint32 w) {
-        assembly {
-            w := shr(224, mload(add(add(data, 32), offset)))
-        }
-    }
-
+contract SwornProductsTest is VectorTest {
     /// Checks the record at `o`: its offset after it, or 0 on a mismatch.
     function check(bytes memory data, uint256 o) internal pure returns (uint256) {
         uint256 kind = word(data, o);
@@ -43,7 +35,7 @@ contract SwornProductsTest is TestBase {
 
     /// Records `p`, `p + 4`, ... (four tests, each within a test's gas limit).
     function part(uint256 p) internal view {
-        bytes memory data = vm.readFileBinary("test/vectors/f32/products.bin");
+        bytes memory data = vectors("products");
         uint256 o = 0;
         for (uint256 i = 0; i < CASES; i++) {
             if (i % 4 == p && check(data, o) == 0) revert(string.concat("products case ", vm.toString(i)));

@@ -2,19 +2,12 @@
 pragma solidity 0.8.37;
 
 import {SwornQuant} from "../src/SwornQuant.sol";
-import {TestBase} from "./Vm.sol";
+import {VectorTest} from "./Vectors.sol";
 
 /// Activation quantization against the engine's `quantize_block_ref`, on the 10,000 blocks of
 /// `sworn_engine::float_vectors` (`quant.bin`: x[32], q[32], d, qsum, s per record).
-contract SwornQuantTest is TestBase {
-    uint256 constant CASES = 10_000;
+contract SwornQuantTest is VectorTest {
     uint256 constant RECORD = 67 * 4;
-
-    function word(bytes memory data, uint256 offset) internal pure returns (uint32 w) {
-        assembly {
-            w := shr(224, mload(add(add(data, 32), offset)))
-        }
-    }
 
     /// Whether block `i` of `data` quantizes as the engine's did.
     function same(bytes memory data, uint256 i) internal pure returns (bool) {
@@ -32,7 +25,7 @@ contract SwornQuantTest is TestBase {
 
     /// Blocks `p`, `p + 8`, ... (eight tests, each well within a test's gas limit).
     function part(uint256 p) internal view {
-        bytes memory data = vm.readFileBinary("test/vectors/f32/quant.bin");
+        bytes memory data = vectors("quant");
         assertEq(data.length, CASES * RECORD, "quant: case count");
         for (uint256 i = p; i < CASES; i += 8) {
             // The message is built only on failure: memory is never freed within a test.
