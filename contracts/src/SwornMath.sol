@@ -102,6 +102,23 @@ library SwornMath {
         return HALF.mul(x).mul(ONE.add(tanh(u)));
     }
 
+    /// @notice RMSNorm's scale (§3.2) from the row's sum of squares `ss` (a [`dot8`] of the row
+    /// with itself) over `n` elements: `1 / sqrt(ss / n + eps)`.
+    function rmsScale(uint32 ss, uint256 n, uint32 eps) internal pure returns (uint32) {
+        uint32 nf = uint32(SwornF32.round(0, 0, n, 23, 8));
+        return ONE.div(ss.div(nf).add(eps).sqrt());
+    }
+
+    /// @notice RMSNorm of a whole row (§3.2): `y_i = (x_i * r) * w_i`.
+    function rmsnorm(uint32[] memory x, uint32[] memory w, uint32 eps) internal pure returns (uint32[] memory y) {
+        require(x.length == w.length, "rmsnorm: lengths");
+        uint32 r = rmsScale(dot8(x, x), x.length, eps);
+        y = new uint32[](x.length);
+        for (uint256 i = 0; i < x.length; i++) {
+            y[i] = x[i].mul(r).mul(w[i]);
+        }
+    }
+
     /// @notice The fixed-order dot product (§1.3): eight accumulators, lane `l` adding
     /// `a[i] * b[i]` for `i = l, l + 8, ...` in order, then `((a0+a1)+(a2+a3))+((a4+a5)+(a6+a7))`.
     /// The length is a multiple of 8.

@@ -122,4 +122,66 @@ contract SwornMathTest is VectorTest {
         assertEq(SwornMath.exp(0x7F800000), SwornMath.exp(SwornMath.EXP_MAX), "+inf");
         assertEq(SwornMath.exp(0), SwornMath.ONE, "exp(0) = 1");
     }
+
+    /// Whether the RMSNorm row at `o` of `data` matches; the offset after it, or 0.
+    function norm(bytes memory data, uint256 o) internal pure returns (uint256) {
+        uint256 n = word(data, o);
+        uint32 eps = word(data, o + 4);
+        uint32[] memory x = new uint32[](n);
+        uint32[] memory w = new uint32[](n);
+        for (uint256 j = 0; j < n; j++) {
+            x[j] = word(data, o + 8 + 4 * j);
+            w[j] = word(data, o + 8 + 4 * (n + j));
+        }
+        uint32[] memory y = SwornMath.rmsnorm(x, w, eps);
+        for (uint256 j = 0; j < n; j++) {
+            if (y[j] != word(data, o + 8 + 4 * (2 * n + j))) return 0;
+        }
+        return o + 8 + 12 * n;
+    }
+
+    /// RMSNorm rows `p`, `p + 8`, ... of `rmsnorm.bin` (eight tests, each within a test's gas
+    /// limit).
+    function norms(uint256 p) internal view {
+        bytes memory data = vectors("rmsnorm");
+        uint256 o = 0;
+        for (uint256 i = 0; i < CASES; i++) {
+            uint256 next = o + 8 + 12 * word(data, o);
+            if (i % 8 == p && norm(data, o) != next) revert(string.concat("rmsnorm case ", vm.toString(i)));
+            o = next;
+        }
+        assertEq(o, data.length, "rmsnorm: case count");
+    }
+
+    function test_rmsnorm_matches_rust_0() public view {
+        norms(0);
+    }
+
+    function test_rmsnorm_matches_rust_1() public view {
+        norms(1);
+    }
+
+    function test_rmsnorm_matches_rust_2() public view {
+        norms(2);
+    }
+
+    function test_rmsnorm_matches_rust_3() public view {
+        norms(3);
+    }
+
+    function test_rmsnorm_matches_rust_4() public view {
+        norms(4);
+    }
+
+    function test_rmsnorm_matches_rust_5() public view {
+        norms(5);
+    }
+
+    function test_rmsnorm_matches_rust_6() public view {
+        norms(6);
+    }
+
+    function test_rmsnorm_matches_rust_7() public view {
+        norms(7);
+    }
 }

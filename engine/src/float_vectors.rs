@@ -2,8 +2,8 @@
 //! `SwornMath.sol` and `SwornPhilox.sol`, checked by the tests beside them): for each operation
 //! the engine's arithmetic uses (add, sub, mul, div, sqrt, the binary16 and bfloat16
 //! conversions, the elementary functions of spec §2, the dot product of §1.3, activation
-//! quantization of §1.1, the Q4_0 / Q4_1 / Q8_0 row products of §1.2, and the sampling draw of
-//! §4), 10,000 inputs, random and adversarial (NaN, infinities, zeros, subnormals, the
+//! quantization of §1.1, the Q4_0 / Q4_1 / Q8_0 row products of §1.2, RMSNorm of §3.2, and the
+//! sampling draw of §4), 10,000 inputs, random and adversarial (NaN, infinities, zeros, subnormals, the
 //! largest finite values, 1e30, exact ties, cancellations, f16 overflow and underflow edges),
 //! with the result this platform computes (every NaN canonical: `0x7FC00000`, binary16
 //! `0x7E00`; `docs/dispute.md` §1).
@@ -11,7 +11,7 @@
 //! Each file is records of big-endian 32-bit words: `a b result` for the two-operand
 //! operations, `n a[n] b[n] result` for `dot8`, `seed step philox[4] uniform` for `philox`,
 //! `x[32] q[32] d qsum s` for `quant`, `type row-bytes (q[32] d qsum s)[2] result` for
-//! `products`,
+//! `products`, `n eps x[n] w[n] y[n]` for `rmsnorm`,
 //! `a result` for the others (binary16 and bfloat16 values in the low half). The files are
 //! generated, not committed: `scripts/contracts.sh` writes them with the `float-vectors` example
 //! before the Solidity tests run, and the aarch64 leg checks that ARM writes the same bytes.
@@ -313,6 +313,36 @@ fn products(rng: &mut Rng) -> Vec<u8> {
     out
 }
 
+/// RMSNorm rows (spec §3.2) of 8 and 16 elements by the scalar reference kernel: records
+/// `n, eps, x[n], w[n], y[n]`. Ordinary rows at many scales, some with a NaN, an infinity, all
+/// zeros, or values whose squares overflow.
+fn norms(rng: &mut Rng) -> Vec<u8> {
+    let mut out = Vec::new();
+    for i in 0..CASES {
+        let n = 8 * (1 + i % 2);
+        let eps = [1e-5f32, 1e-6, 0.0][i % 3];
+        let scale = f32::from_bits(((90 + rng.next_u64() % 80) as u32) << 23);
+        let mut x: Vec<f32> = (0..n).map(|_| rng.wild() * scale).collect();
+        let w: Vec<f32> = (0..n).map(|_| 1.0 + rng.wild()).collect();
+        match i % 16 {
+            0 => x[(rng.next_u64() % n as u64) as usize] = f32::from_bits(draw(rng)),
+            1 => x.iter_mut().for_each(|v| *v = 0.0),
+            _ => {}
+        }
+        let mut y = vec![0f32; n];
+        crate::kernels::scalar::rmsnorm_row(&x, &w, eps, &mut y);
+        let words = [n as u32, eps.to_bits()]
+            .into_iter()
+            .chain(x.iter().map(|v| v.to_bits()))
+            .chain(w.iter().map(|v| v.to_bits()))
+            .chain(y.iter().map(|&v| canonical(v)));
+        for w in words {
+            out.extend_from_slice(&w.to_be_bytes());
+        }
+    }
+    out
+}
+
 /// Every file: its name (without `.bin`) and its bytes.
 pub fn generate() -> Vec<(&'static str, Vec<u8>)> {
     let mut rng = Rng(0x1EEE_754F);
@@ -365,6 +395,7 @@ pub fn generate() -> Vec<(&'static str, Vec<u8>)> {
     files.push(("philox", draws(&mut rng)));
     files.push(("quant", blocks(&mut rng)));
     files.push(("products", products(&mut rng)));
+    files.push(("rmsnorm", norms(&mut rng)));
     // Half-precision inputs: every special pattern, then random ones.
     let halves: Vec<u32> = [
         0x0000, 0x8000, 0x0001, 0x03FF, 0x0400, 0x7BFF, 0x7C00, 0xFC00,
