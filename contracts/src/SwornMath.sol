@@ -119,6 +119,44 @@ library SwornMath {
         }
     }
 
+    /// @notice One attention head for one query (§3.5): scores `dot8(q, k_j) * scale`, their
+    /// maximum (a left fold with `>` from -inf: a NaN never replaces it), weights
+    /// `exp(s_j - max)` summed in order from +0, and each output element's weighted sum of the
+    /// values in order of `j`, divided by the sum. `keys` and `values` hold `n` rows of `q`'s
+    /// length.
+    function attend(uint32[] memory q, uint32[] memory keys, uint32[] memory values, uint256 n, uint32 scale)
+        internal
+        pure
+        returns (uint32[] memory o)
+    {
+        uint256 hd = q.length;
+        require(keys.length == n * hd && values.length == n * hd, "attend: lengths");
+        uint32[] memory e = new uint32[](n);
+        uint32 m = 0xFF800000;
+        uint32[] memory k = new uint32[](hd);
+        for (uint256 j = 0; j < n; j++) {
+            for (uint256 d = 0; d < hd; d++) {
+                k[d] = keys[j * hd + d];
+            }
+            e[j] = dot8(q, k).mul(scale);
+            if (!e[j].isNaN() && lt(m, e[j])) m = e[j];
+        }
+        uint32 sum = 0;
+        for (uint256 j = 0; j < n; j++) {
+            e[j] = exp(e[j].sub(m));
+            sum = sum.add(e[j]);
+        }
+        o = new uint32[](hd);
+        for (uint256 j = 0; j < n; j++) {
+            for (uint256 d = 0; d < hd; d++) {
+                o[d] = o[d].add(e[j].mul(values[j * hd + d]));
+            }
+        }
+        for (uint256 d = 0; d < hd; d++) {
+            o[d] = o[d].div(sum);
+        }
+    }
+
     /// @notice The fixed-order dot product (§1.3): eight accumulators, lane `l` adding
     /// `a[i] * b[i]` for `i = l, l + 8, ...` in order, then `((a0+a1)+(a2+a3))+((a4+a5)+(a6+a7))`.
     /// The length is a multiple of 8.

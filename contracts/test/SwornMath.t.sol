@@ -184,4 +184,105 @@ contract SwornMathTest is VectorTest {
     function test_rmsnorm_matches_rust_7() public view {
         norms(7);
     }
+
+    /// Whether the attention record at `o` of `data` matches; the offset after it, or 0.
+    function head(bytes memory data, uint256 o) internal pure returns (uint256) {
+        (uint256 hd, uint256 n, uint32 scale) = (word(data, o), word(data, o + 4), word(data, o + 8));
+        uint32[] memory q = new uint32[](hd);
+        uint32[] memory keys = new uint32[](n * hd);
+        uint32[] memory values = new uint32[](n * hd);
+        uint256 a = o + 12;
+        for (uint256 j = 0; j < hd; j++) {
+            q[j] = word(data, a + 4 * j);
+        }
+        a += 4 * hd;
+        for (uint256 j = 0; j < n * hd; j++) {
+            keys[j] = word(data, a + 4 * j);
+            values[j] = word(data, a + 4 * (n * hd + j));
+        }
+        a += 8 * n * hd;
+        uint32[] memory out = SwornMath.attend(q, keys, values, n, scale);
+        for (uint256 j = 0; j < hd; j++) {
+            if (out[j] != word(data, a + 4 * j)) return 0;
+        }
+        return a + 4 * hd;
+    }
+
+    /// Attention records `p`, `p + 16`, ... of `attention.bin` (sixteen tests, each within a
+    /// test's gas limit).
+    function heads(uint256 p) internal view {
+        bytes memory data = vectors("attention");
+        uint256 o = 0;
+        for (uint256 i = 0; i < CASES; i++) {
+            (uint256 hd, uint256 n) = (word(data, o), word(data, o + 4));
+            uint256 next = o + 12 + 4 * hd * (2 + 2 * n);
+            if (i % 16 == p && head(data, o) != next) revert(string.concat("attention case ", vm.toString(i)));
+            o = next;
+        }
+        assertEq(o, data.length, "attention: case count");
+    }
+
+    function test_attention_matches_rust_0() public view {
+        heads(0);
+    }
+
+    function test_attention_matches_rust_1() public view {
+        heads(1);
+    }
+
+    function test_attention_matches_rust_2() public view {
+        heads(2);
+    }
+
+    function test_attention_matches_rust_3() public view {
+        heads(3);
+    }
+
+    function test_attention_matches_rust_4() public view {
+        heads(4);
+    }
+
+    function test_attention_matches_rust_5() public view {
+        heads(5);
+    }
+
+    function test_attention_matches_rust_6() public view {
+        heads(6);
+    }
+
+    function test_attention_matches_rust_7() public view {
+        heads(7);
+    }
+
+    function test_attention_matches_rust_8() public view {
+        heads(8);
+    }
+
+    function test_attention_matches_rust_9() public view {
+        heads(9);
+    }
+
+    function test_attention_matches_rust_10() public view {
+        heads(10);
+    }
+
+    function test_attention_matches_rust_11() public view {
+        heads(11);
+    }
+
+    function test_attention_matches_rust_12() public view {
+        heads(12);
+    }
+
+    function test_attention_matches_rust_13() public view {
+        heads(13);
+    }
+
+    function test_attention_matches_rust_14() public view {
+        heads(14);
+    }
+
+    function test_attention_matches_rust_15() public view {
+        heads(15);
+    }
 }

@@ -2,8 +2,8 @@
 //! `SwornMath.sol` and `SwornPhilox.sol`, checked by the tests beside them): for each operation
 //! the engine's arithmetic uses (add, sub, mul, div, sqrt, the binary16 and bfloat16
 //! conversions, the elementary functions of spec §2, the dot product of §1.3, activation
-//! quantization of §1.1, the Q4_0 / Q4_1 / Q8_0 row products of §1.2, RMSNorm of §3.2, and the
-//! sampling draw of §4), 10,000 inputs, random and adversarial (NaN, infinities, zeros, subnormals, the
+//! quantization of §1.1, the Q4_0 / Q4_1 / Q8_0 row products of §1.2, RMSNorm of §3.2,
+//! attention of §3.5, and the sampling draw of §4), 10,000 inputs, random and adversarial (NaN, infinities, zeros, subnormals, the
 //! largest finite values, 1e30, exact ties, cancellations, f16 overflow and underflow edges),
 //! with the result this platform computes (every NaN canonical: `0x7FC00000`, binary16
 //! `0x7E00`; `docs/dispute.md` §1).
@@ -11,7 +11,8 @@
 //! Each file is records of big-endian 32-bit words: `a b result` for the two-operand
 //! operations, `n a[n] b[n] result` for `dot8`, `seed step philox[4] uniform` for `philox`,
 //! `x[32] q[32] d qsum s` for `quant`, `type row-bytes (q[32] d qsum s)[2] result` for
-//! `products`, `n eps x[n] w[n] y[n]` for `rmsnorm`,
+//! `products`, `n eps x[n] w[n] y[n]` for `rmsnorm`, `hd n scale q[hd] keys[n hd] values[n hd]
+//! out[hd]` for `attention`,
 //! `a result` for the others (binary16 and bfloat16 values in the low half). The files are
 //! generated, not committed: `scripts/contracts.sh` writes them with the `float-vectors` example
 //! before the Solidity tests run, and the aarch64 leg checks that ARM writes the same bytes.
@@ -343,6 +344,39 @@ fn norms(rng: &mut Rng) -> Vec<u8> {
     out
 }
 
+/// One attention head for one query (spec §3.5) by the scalar reference kernel, over 1 to 4
+/// keys of 8 dimensions (longer dot products are `dot8`'s vectors): records `hd, n, scale, q[hd], keys[n hd], values[n hd],
+/// out[hd]`. Ordinary values, some with a NaN or an infinity, some with scores far apart (whose
+/// weights underflow).
+fn heads(rng: &mut Rng) -> Vec<u8> {
+    let mut out = Vec::new();
+    for i in 0..CASES {
+        let hd = 8;
+        let n = 1 + (rng.next_u64() % 4) as usize;
+        let scale = 1.0 / (hd as f32).sqrt();
+        let spread = [1.0f32, 8.0, 64.0][i % 3];
+        let mut q: Vec<f32> = (0..hd).map(|_| rng.wild() * spread).collect();
+        let keys: Vec<f32> = (0..n * hd).map(|_| rng.wild() * spread).collect();
+        let values: Vec<f32> = (0..n * hd).map(|_| rng.wild()).collect();
+        if i % 32 == 0 {
+            q[(rng.next_u64() % hd as u64) as usize] = f32::from_bits(draw(rng));
+        }
+        let mut scores = vec![0f32; n];
+        let mut o = vec![0f32; hd];
+        crate::kernels::scalar::attend(&q, &keys, &values, n, hd, 0, scale, &mut scores, &mut o);
+        let words = [hd as u32, n as u32, scale.to_bits()]
+            .into_iter()
+            .chain(q.iter().map(|v| v.to_bits()))
+            .chain(keys.iter().map(|v| v.to_bits()))
+            .chain(values.iter().map(|v| v.to_bits()))
+            .chain(o.iter().map(|&v| canonical(v)));
+        for w in words {
+            out.extend_from_slice(&w.to_be_bytes());
+        }
+    }
+    out
+}
+
 /// Every file: its name (without `.bin`) and its bytes.
 pub fn generate() -> Vec<(&'static str, Vec<u8>)> {
     let mut rng = Rng(0x1EEE_754F);
@@ -396,6 +430,7 @@ pub fn generate() -> Vec<(&'static str, Vec<u8>)> {
     files.push(("quant", blocks(&mut rng)));
     files.push(("products", products(&mut rng)));
     files.push(("rmsnorm", norms(&mut rng)));
+    files.push(("attention", heads(&mut rng)));
     // Half-precision inputs: every special pattern, then random ones.
     let halves: Vec<u32> = [
         0x0000, 0x8000, 0x0001, 0x03FF, 0x0400, 0x7BFF, 0x7C00, 0xFC00,
