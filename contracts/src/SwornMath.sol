@@ -119,6 +119,25 @@ library SwornMath {
         }
     }
 
+    /// @notice RoPE's rotation of one head (§3.4) with its position's table row `(c, s)`:
+    /// pairs `(x_2i, x_2i+1)` (`neox` false: Llama's adjacent pairs) or `(x_i, x_i+half)`
+    /// (Gemma's and Qwen's), each to `(x0 c - x1 s, x0 s + x1 c)`, products rounded, then the sum.
+    function rope(uint32[] memory x, uint32[] memory c, uint32[] memory s, bool neox)
+        internal
+        pure
+        returns (uint32[] memory y)
+    {
+        uint256 half = c.length;
+        require(x.length == 2 * half && s.length == half, "rope: lengths");
+        y = new uint32[](x.length);
+        for (uint256 i = 0; i < half; i++) {
+            (uint256 a, uint256 b) = neox ? (i, i + half) : (2 * i, 2 * i + 1);
+            (uint32 x0, uint32 x1) = (x[a], x[b]);
+            y[a] = x0.mul(c[i]).sub(x1.mul(s[i]));
+            y[b] = x0.mul(s[i]).add(x1.mul(c[i]));
+        }
+    }
+
     /// @notice One attention head for one query (§3.5): scores `dot8(q, k_j) * scale`, their
     /// maximum (a left fold with `>` from -inf: a NaN never replaces it), weights
     /// `exp(s_j - max)` summed in order from +0, and each output element's weighted sum of the

@@ -285,4 +285,99 @@ contract SwornMathTest is VectorTest {
     function test_attention_matches_rust_15() public view {
         heads(15);
     }
+
+    /// Whether RoPE record `i` of `data` matches, in both pairings.
+    function rotation(bytes memory data, uint256 i) internal pure returns (bool) {
+        uint256 o = i * 4 * 65 + 4;
+        uint32[] memory c = new uint32[](8);
+        uint32[] memory s = new uint32[](8);
+        uint32[] memory x = new uint32[](16);
+        for (uint256 j = 0; j < 8; j++) {
+            c[j] = word(data, o + 4 * j);
+            s[j] = word(data, o + 32 + 4 * j);
+        }
+        for (uint256 j = 0; j < 16; j++) {
+            x[j] = word(data, o + 64 + 4 * j);
+        }
+        uint32[] memory adjacent = SwornMath.rope(x, c, s, false);
+        uint32[] memory neox = SwornMath.rope(x, c, s, true);
+        for (uint256 j = 0; j < 16; j++) {
+            if (adjacent[j] != word(data, o + 128 + 4 * j) || neox[j] != word(data, o + 192 + 4 * j)) return false;
+        }
+        return true;
+    }
+
+    /// RoPE records `p`, `p + 16`, ... of `rope.bin` (sixteen tests, each within a test's gas
+    /// limit).
+    function rotations(uint256 p) internal view {
+        bytes memory data = vectors("rope");
+        assertEq(data.length, CASES * 4 * 65, "rope: case count");
+        for (uint256 i = p; i < CASES; i += 16) {
+            if (!rotation(data, i)) revert(string.concat("rope case ", vm.toString(i)));
+        }
+    }
+
+    function test_rope_matches_rust_0() public view {
+        rotations(0);
+    }
+
+    function test_rope_matches_rust_1() public view {
+        rotations(1);
+    }
+
+    function test_rope_matches_rust_2() public view {
+        rotations(2);
+    }
+
+    function test_rope_matches_rust_3() public view {
+        rotations(3);
+    }
+
+    function test_rope_matches_rust_4() public view {
+        rotations(4);
+    }
+
+    function test_rope_matches_rust_5() public view {
+        rotations(5);
+    }
+
+    function test_rope_matches_rust_6() public view {
+        rotations(6);
+    }
+
+    function test_rope_matches_rust_7() public view {
+        rotations(7);
+    }
+
+    function test_rope_matches_rust_8() public view {
+        rotations(8);
+    }
+
+    function test_rope_matches_rust_9() public view {
+        rotations(9);
+    }
+
+    function test_rope_matches_rust_10() public view {
+        rotations(10);
+    }
+
+    function test_rope_matches_rust_11() public view {
+        rotations(11);
+    }
+
+    function test_rope_matches_rust_12() public view {
+        rotations(12);
+    }
+
+    function test_rope_matches_rust_13() public view {
+        rotations(13);
+    }
+
+    function test_rope_matches_rust_14() public view {
+        rotations(14);
+    }
+
+    function test_rope_matches_rust_15() public view {
+        rotations(15);
+    }
 }

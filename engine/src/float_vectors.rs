@@ -3,7 +3,7 @@
 //! the engine's arithmetic uses (add, sub, mul, div, sqrt, the binary16 and bfloat16
 //! conversions, the elementary functions of spec §2, the dot product of §1.3, activation
 //! quantization of §1.1, the Q4_0 / Q4_1 / Q8_0 row products of §1.2, RMSNorm of §3.2,
-//! attention of §3.5, and the sampling draw of §4), 10,000 inputs, random and adversarial (NaN, infinities, zeros, subnormals, the
+//! RoPE's rotation of §3.4, attention of §3.5, and the sampling draw of §4), 10,000 inputs, random and adversarial (NaN, infinities, zeros, subnormals, the
 //! largest finite values, 1e30, exact ties, cancellations, f16 overflow and underflow edges),
 //! with the result this platform computes (every NaN canonical: `0x7FC00000`, binary16
 //! `0x7E00`; `docs/dispute.md` §1).
@@ -12,7 +12,7 @@
 //! operations, `n a[n] b[n] result` for `dot8`, `seed step philox[4] uniform` for `philox`,
 //! `x[32] q[32] d qsum s` for `quant`, `type row-bytes (q[32] d qsum s)[2] result` for
 //! `products`, `n eps x[n] w[n] y[n]` for `rmsnorm`, `hd n scale q[hd] keys[n hd] values[n hd]
-//! out[hd]` for `attention`,
+//! out[hd]` for `attention`, `pos c[8] s[8] x[16] adjacent[16] neox[16]` for `rope`,
 //! `a result` for the others (binary16 and bfloat16 values in the low half). The files are
 //! generated, not committed: `scripts/contracts.sh` writes them with the `float-vectors` example
 //! before the Solidity tests run, and the aarch64 leg checks that ARM writes the same bytes.
@@ -377,6 +377,34 @@ fn heads(rng: &mut Rng) -> Vec<u8> {
     out
 }
 
+/// RoPE (spec §3.4) of one 16-wide head at a random position of a base-10000 table, in both
+/// pairings: records `pos, c[8], s[8], x[16], adjacent[16], neox[16]`, with the table's `(c, s)`
+/// (built in f64, §2.3: an input to the rotation).
+fn rotations(rng: &mut Rng) -> Vec<u8> {
+    use crate::canon::rope::RopeTable;
+    let table = RopeTable::new(16, 10000.0, 4096);
+    let mut out = Vec::new();
+    for i in 0..CASES {
+        let pos = (rng.next_u64() % 4096) as usize;
+        let mut x: Vec<f32> = (0..16).map(|_| rng.wild() * 4.0).collect();
+        if i % 32 == 0 {
+            x[(rng.next_u64() % 16) as usize] = f32::from_bits(draw(rng));
+        }
+        let (c, s) = table.row(pos);
+        let (mut adjacent, mut neox) = (x.clone(), x.clone());
+        table.apply(&mut adjacent, pos);
+        table.apply_neox(&mut neox, pos);
+        let words = [pos as u32]
+            .into_iter()
+            .chain(c.iter().chain(s).chain(&x).map(|v| v.to_bits()))
+            .chain(adjacent.iter().chain(&neox).map(|&v| canonical(v)));
+        for w in words {
+            out.extend_from_slice(&w.to_be_bytes());
+        }
+    }
+    out
+}
+
 /// Every file: its name (without `.bin`) and its bytes.
 pub fn generate() -> Vec<(&'static str, Vec<u8>)> {
     let mut rng = Rng(0x1EEE_754F);
@@ -431,6 +459,7 @@ pub fn generate() -> Vec<(&'static str, Vec<u8>)> {
     files.push(("products", products(&mut rng)));
     files.push(("rmsnorm", norms(&mut rng)));
     files.push(("attention", heads(&mut rng)));
+    files.push(("rope", rotations(&mut rng)));
     // Half-precision inputs: every special pattern, then random ones.
     let halves: Vec<u32> = [
         0x0000, 0x8000, 0x0001, 0x03FF, 0x0400, 0x7BFF, 0x7C00, 0xFC00,
