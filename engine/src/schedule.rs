@@ -117,7 +117,9 @@ pub fn plan(policy: &Policy, cost: &CostModel, wants: &[Want]) -> Vec<usize> {
         return wants.iter().map(chunk).collect();
     };
     let alone = wants.len() == 1 && !wants[0].decoding;
-    let budget = (budget.max(1) * if alone { LONE_PROMPT_BUDGETS } else { 1 }) as f64;
+    let budget = budget
+        .max(1)
+        .saturating_mul(if alone { LONE_PROMPT_BUDGETS } else { 1 }) as f64;
     let mut fed = vec![0; wants.len()];
     let mut used = 0.0;
     for (i, w) in wants.iter().enumerate().filter(|(_, w)| w.decoding) {
@@ -308,6 +310,12 @@ mod tests {
         assert!(early > 200 && late < 70, "{early} {late}");
         // A short prompt is never cut.
         assert_eq!(plan(&p, &c, &[prompt(40, 0)]), vec![40]);
+        // Any budget an operator gives is safe (no overflow).
+        let huge = Policy {
+            prefill_chunk: 256,
+            pass_budget: Some(usize::MAX),
+        };
+        assert_eq!(plan(&huge, &c, &[prompt(2000, 0)]), vec![256]);
         // Two prompts, nobody decoding: one budget, as usual.
         let two = plan(&p, &c, &[prompt(2000, 0), prompt(50, 0)]);
         assert!(two.iter().sum::<usize>() <= 32, "{two:?}");
