@@ -4,12 +4,12 @@ pragma solidity 0.8.37;
 import {SwornF32} from "./SwornF32.sol";
 
 /// @title SwornMath
-/// @notice The canonical elementary functions of docs/canonical-arithmetic.md §1.3 and §2, on
-/// binary32 bit patterns, operation for operation as the Rust engine's `canon::math` writes them
-/// (each `+ - * /` rounded on its own through [`SwornF32`]): `exp` (§2.1), SiLU (§2.2), tanh
-/// (§2.4), GELU (§2.5), and the fixed-order dot product (§1.3) that matrix rows, RMSNorm and
-/// attention scores use. NaN results are canonical (`SwornF32.NAN`). Checked against the Rust
-/// side on shared vectors (`test/SwornMath.t.sol`).
+/// @notice The canonical functions of docs/canonical-arithmetic.md on binary32 bit patterns,
+/// operation for operation as the Rust engine writes them (each `+ - * / sqrt` rounded on its
+/// own through [`SwornF32`]): `exp` (§2.1), SiLU (§2.2), tanh (§2.4), GELU (§2.5), the
+/// fixed-order dot product (§1.3), RMSNorm (§3.2), RoPE's rotation (§3.4) and one attention head
+/// (§3.5). NaN results are canonical (`SwornF32.NAN`). Checked against the Rust side on shared
+/// vectors (`test/SwornMath.t.sol`).
 library SwornMath {
     using SwornF32 for uint32;
 
@@ -45,14 +45,16 @@ library SwornMath {
         return x >> 31 == 1 ? -m : m;
     }
 
-    /// @notice `x` rounded to an integer, ties to even (a finite `x`), as a float and as an
-    /// integer; a zero keeps `x`'s sign.
+    /// @notice `x` rounded to an integer, ties to even, as a float and as an integer; a zero
+    /// keeps `x`'s sign. Infinities and NaN come back as they are, with `k` 0.
     function roundTiesEven(uint32 x) internal pure returns (uint32 r, int256 k) {
         uint256 sign = x >> 31;
         uint256 e = (x >> 23) & 0xFF;
+        if (e == 0xFF) return (x, 0);
         if (e >= 150) {
-            // Already an integer (|x| >= 2**23). Not reached by `exp`, whose argument is clamped.
-            return (x, 0);
+            // Already an integer (|x| >= 2**23): its value, below 2**128.
+            int256 v = int256((uint256(x & 0x7FFFFF) | (1 << 23)) << (e - 150));
+            return (x, sign == 1 ? -v : v);
         }
         uint256 sig = e == 0 ? x & 0x7FFFFF : (x & 0x7FFFFF) | (1 << 23);
         uint256 shift = e == 0 ? 149 : 150 - e;

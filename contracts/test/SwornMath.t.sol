@@ -380,4 +380,22 @@ contract SwornMathTest is VectorTest {
     function test_rope_matches_rust_15() public view {
         rotations(15);
     }
+
+    /// Rounding to an integer, at both ends: halves go to even, and values already integral
+    /// (beyond 2**23) come back with their exact integer value.
+    function test_round_ties_even() public pure {
+        (uint32 r, int256 k) = SwornMath.roundTiesEven(0x3FC00000); // 1.5
+        assertEq(r, 0x40000000, "1.5 -> 2.0");
+        assertTrue(k == 2, "1.5 -> 2");
+        (r, k) = SwornMath.roundTiesEven(0x40200000); // 2.5
+        assertTrue(r == 0x40000000 && k == 2, "2.5 -> 2");
+        (r, k) = SwornMath.roundTiesEven(0xBE99999A); // -0.3
+        assertTrue(r == 0x80000000 && k == 0, "-0.3 -> -0");
+        (r, k) = SwornMath.roundTiesEven(0xCB000001); // -(2**23 + 1)
+        assertTrue(r == 0xCB000001 && k == -8388609, "-(2^23 + 1)");
+        (r, k) = SwornMath.roundTiesEven(0x7F7FFFFF); // the largest finite value
+        assertTrue(k == int256(uint256(0xFFFFFF) << 104), "max");
+        (r, k) = SwornMath.roundTiesEven(0x7F800000);
+        assertTrue(r == 0x7F800000 && k == 0, "inf");
+    }
 }
