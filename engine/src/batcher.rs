@@ -47,6 +47,13 @@ struct Slot {
     constraint: Option<Constraint>,
 }
 
+impl Slot {
+    /// Its prompt is consumed: it is fed one sampled token per pass.
+    fn decoding(&self) -> bool {
+        !self.out.tokens.is_empty()
+    }
+}
+
 /// A set of requests generating together on one engine.
 pub struct Batcher<'e> {
     engine: &'e Engine,
@@ -172,10 +179,7 @@ impl<'e> Batcher<'e> {
 
     /// Requests whose prompt is consumed: each gets a token in every pass.
     pub fn decoding(&self) -> usize {
-        self.slots
-            .iter()
-            .filter(|s| !s.out.tokens.is_empty())
-            .count()
+        self.slots.iter().filter(|s| s.decoding()).count()
     }
 
     /// What the last [`Batcher::step`] fed.
@@ -203,7 +207,7 @@ impl<'e> Batcher<'e> {
             .map(|s| Want {
                 pending: s.pending.len(),
                 position: s.seq.len(),
-                decoding: !s.out.tokens.is_empty(),
+                decoding: s.decoding(),
             })
             .collect();
         // Requests the budget leaves out this time are fed nothing and keep their place.

@@ -23,12 +23,13 @@ use crate::tokenizer::Tokenizer;
 /// The text of an output so far, kept equal to `Engine::finish_after`'s.
 #[derive(Debug, Clone, Default)]
 pub struct OutputText {
-    /// Every output byte not yet settled into `settled` (a possibly incomplete last character).
+    /// Output bytes after the settled text (a possibly incomplete last character).
     pending: Vec<u8>,
-    /// The decoded text of every byte before `pending`: final.
-    settled: String,
-    /// `settled` plus the lossy decoding of `pending`, cut at the stop string if one is found.
+    /// The settled text (final: the decoding of every byte before `pending`), then the lossy
+    /// decoding of `pending`; cut at the stop string once one is found.
     text: String,
+    /// Bytes of `text` that are settled.
+    settled: usize,
     /// Where the earliest stop string starts in `text`, once one is found.
     stop: Option<usize>,
 }
@@ -47,14 +48,15 @@ impl OutputText {
         if tokenizer.is_special(token) {
             return false;
         }
-        let before = self.settled.len();
+        let before = self.settled;
         self.pending.extend_from_slice(tokenizer.token_bytes(token));
         let clean = clean_prefix(&self.pending);
-        self.settled
+        // Only the unsettled tail is rewritten: the settled text is never copied again.
+        self.text.truncate(self.settled);
+        self.text
             .push_str(&String::from_utf8_lossy(&self.pending[..clean]));
+        self.settled = self.text.len();
         self.pending.drain(..clean);
-        self.text.clear();
-        self.text.push_str(&self.settled);
         self.text.push_str(&String::from_utf8_lossy(&self.pending));
         // A new match ends after `before` (the text up to it has not changed), so it starts at
         // most `longest - 1` bytes before it.
@@ -78,11 +80,6 @@ impl OutputText {
     /// The text so far (cut before a stop string, once one is found).
     pub fn text(&self) -> &str {
         &self.text
-    }
-
-    /// Whether a stop string was found.
-    pub fn stopped(&self) -> bool {
-        self.stop.is_some()
     }
 }
 

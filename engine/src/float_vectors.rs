@@ -37,6 +37,13 @@ pub fn canonical(x: f32) -> u32 {
     }
 }
 
+/// Appends `words` to `out`, big-endian.
+fn put(out: &mut Vec<u8>, words: impl IntoIterator<Item = u32>) {
+    for w in words {
+        out.extend_from_slice(&w.to_be_bytes());
+    }
+}
+
 /// Values every operation meets: signed zeros, infinities, NaNs (quiet, signalling, negative),
 /// the subnormal and normal extremes, one, 1e30, and neighbours of those.
 fn specials() -> Vec<u32> {
@@ -118,25 +125,23 @@ fn partner(rng: &mut Rng, a: u32) -> u32 {
 fn binary(rng: &mut Rng, f: impl Fn(f32, f32) -> f32) -> Vec<u8> {
     let s = specials();
     let mut out = Vec::with_capacity(CASES * 12);
-    let mut put = |a: u32, b: u32| {
+    let mut case = |a: u32, b: u32| {
         let r = canonical(f(f32::from_bits(a), f32::from_bits(b)));
-        for w in [a, b, r] {
-            out.extend_from_slice(&w.to_be_bytes());
-        }
+        put(&mut out, [a, b, r]);
     };
     // Every pair of specials, then drawn pairs.
     for &a in &s {
         for &b in &s {
-            put(a, b);
+            case(a, b);
         }
     }
     for _ in s.len() * s.len()..CASES {
         let a = draw(rng);
         let b = partner(rng, a);
         if rng.next_u64().is_multiple_of(2) {
-            put(a, b)
+            case(a, b)
         } else {
-            put(b, a)
+            case(b, a)
         }
     }
     out
@@ -170,9 +175,10 @@ fn dots(rng: &mut Rng) -> Vec<u8> {
         let fa: Vec<f32> = a.iter().map(|&x| f32::from_bits(x)).collect();
         let fb: Vec<f32> = b.iter().map(|&x| f32::from_bits(x)).collect();
         let r = canonical(dot8_f32(&fa, &fb));
-        for w in std::iter::once(n as u32).chain(a).chain(b).chain([r]) {
-            out.extend_from_slice(&w.to_be_bytes());
-        }
+        put(
+            &mut out,
+            std::iter::once(n as u32).chain(a).chain(b).chain([r]),
+        );
     }
     out
 }
@@ -199,9 +205,7 @@ fn draws(rng: &mut Rng) -> Vec<u8> {
             (step >> 32) as u32,
             step as u32,
         ];
-        for w in head.into_iter().chain(words).chain([u]) {
-            out.extend_from_slice(&w.to_be_bytes());
-        }
+        put(&mut out, head.into_iter().chain(words).chain([u]));
     }
     out
 }
@@ -236,9 +240,7 @@ fn blocks(rng: &mut Rng) -> Vec<u8> {
             .map(|v| v.to_bits())
             .chain(q.iter().map(|&v| i32::from(v) as u32))
             .chain([canonical(d), qsum as u32, canonical(s)]);
-        for w in words {
-            out.extend_from_slice(&w.to_be_bytes());
-        }
+        put(&mut out, words);
     }
     out
 }
@@ -307,9 +309,7 @@ fn products(rng: &mut Rng) -> Vec<u8> {
             ]);
         }
         words.push(canonical(r));
-        for w in words {
-            out.extend_from_slice(&w.to_be_bytes());
-        }
+        put(&mut out, words);
     }
     out
 }
@@ -337,9 +337,7 @@ fn norms(rng: &mut Rng) -> Vec<u8> {
             .chain(x.iter().map(|v| v.to_bits()))
             .chain(w.iter().map(|v| v.to_bits()))
             .chain(y.iter().map(|&v| canonical(v)));
-        for w in words {
-            out.extend_from_slice(&w.to_be_bytes());
-        }
+        put(&mut out, words);
     }
     out
 }
@@ -370,9 +368,7 @@ fn heads(rng: &mut Rng) -> Vec<u8> {
             .chain(keys.iter().map(|v| v.to_bits()))
             .chain(values.iter().map(|v| v.to_bits()))
             .chain(o.iter().map(|&v| canonical(v)));
-        for w in words {
-            out.extend_from_slice(&w.to_be_bytes());
-        }
+        put(&mut out, words);
     }
     out
 }
@@ -398,9 +394,7 @@ fn rotations(rng: &mut Rng) -> Vec<u8> {
             .into_iter()
             .chain(c.iter().chain(s).chain(&x).map(|v| v.to_bits()))
             .chain(adjacent.iter().chain(&neox).map(|&v| canonical(v)));
-        for w in words {
-            out.extend_from_slice(&w.to_be_bytes());
-        }
+        put(&mut out, words);
     }
     out
 }
