@@ -188,6 +188,11 @@ library SwornMath {
             uint256 l = i % 8;
             acc[l] = acc[l].add(a[i].mul(b[i]));
         }
-        return acc[0].add(acc[1]).add(acc[2].add(acc[3])).add(acc[4].add(acc[5]).add(acc[6].add(acc[7])));
+        return tree8(acc);
+    }
+
+    /// @notice §1.3's fixed tree over eight lanes: `((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))`.
+    function tree8(uint32[8] memory a) internal pure returns (uint32) {
+        return a[0].add(a[1]).add(a[2].add(a[3])).add(a[4].add(a[5]).add(a[6].add(a[7])));
     }
 }

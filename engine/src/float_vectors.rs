@@ -1,9 +1,10 @@
 //! The IEEE binary32 vectors shared with the Solidity float code (`contracts/src/SwornF32.sol`,
-//! `SwornMath.sol` and `SwornPhilox.sol`, checked by the tests beside them): for each operation
-//! the engine's arithmetic uses (add, sub, mul, div, sqrt, the binary16 and bfloat16
-//! conversions, the elementary functions of spec §2, the dot product of §1.3, activation
-//! quantization of §1.1, the Q4_0 / Q4_1 / Q8_0 row products of §1.2, RMSNorm of §3.2,
-//! RoPE's rotation of §3.4, attention of §3.5, and the sampling draw of §4), 10,000 inputs, random and adversarial (NaN, infinities, zeros, subnormals, the
+//! `SwornMath.sol`, `SwornPhilox.sol`, `SwornQuant.sol` and `SwornProducts.sol`, checked by the
+//! tests beside them): for each operation the engine's arithmetic uses (add, sub, mul, div, sqrt,
+//! the binary16 and bfloat16 conversions, the elementary functions of spec §2, the dot product
+//! of §1.3, activation quantization of §1.1, the row products of §1.2-§1.4 for every tensor type
+//! sworn loads, RMSNorm of §3.2, RoPE's rotation of §3.4, attention of §3.5, and the sampling
+//! draw of §4), 10,000 inputs, random and adversarial (NaN, infinities, zeros, subnormals, the
 //! largest finite values, 1e30, exact ties, cancellations, f16 overflow and underflow edges),
 //! with the result this platform computes (every NaN canonical: `0x7FC00000`, binary16
 //! `0x7E00`; `docs/dispute.md` §1).
@@ -11,14 +12,18 @@
 //! Each file is records of big-endian 32-bit words: `a b result` for the two-operand
 //! operations, `n a[n] b[n] result` for `dot8`, `seed step philox[4] uniform` for `philox`,
 //! `x[32] q[32] d qsum s` for `quant`, `type row-bytes (q[32] d qsum s)[2] result` for
-//! `products`, `n eps x[n] w[n] y[n]` for `rmsnorm`, `hd n scale q[hd] keys[n hd] values[n hd]
-//! out[hd]` for `attention`, `pos c[8] s[8] x[16] adjacent[16] neox[16]` for `rope`,
-//! `a result` for the others (binary16 and bfloat16 values in the low half). The files are
-//! generated, not committed: `scripts/contracts.sh` writes them with the `float-vectors` example
-//! before the Solidity tests run, and the aarch64 leg checks that ARM writes the same bytes.
+//! `products`, `k acc q[8] d s block result` for `pieces_*` (one file per quantized type; `q`
+//! is 32 signed bytes), `type from to acc row-bytes (q[8] d s)[8] result` for `folds`, `type n
+//! row-bytes x[n] result` for `float_rows`, `n eps x[n] w[n] y[n]` for `rmsnorm`, `hd n scale
+//! q[hd] keys[n hd] values[n hd] out[hd]` for `attention`, `pos c[8] s[8] x[16] adjacent[16]
+//! neox[16]` for `rope`, `a result` for the others (binary16 and bfloat16 values in the low
+//! half); bytes are padded with zeros to whole words. The files are generated, not committed:
+//! `scripts/contracts.sh` writes them with the `float-vectors` example before the Solidity tests
+//! run, and the aarch64 leg checks that ARM writes the same bytes.
 
 use crate::canon::math::{dot8_f32, exp_f32, gelu_tanh_f32, silu_f32, tanh_f32};
 use crate::canon::quant::{quantize_block_ref, round_f16};
+use crate::quant::{ActBlock, QuantType};
 use crate::sampling::{philox4x32_10, uniform};
 use crate::synthetic::Rng;
 use half::{bf16, f16};
@@ -483,5 +488,223 @@ pub fn generate() -> Vec<(&'static str, Vec<u8>)> {
             canonical(bf16::from_bits(h as u16).to_f32())
         }),
     ));
+    for qt in QuantType::ALL {
+        files.push((piece_file(qt), pieces(&mut rng, qt)));
+    }
+    files.push(("folds", folds(&mut rng)));
+    files.push(("float_rows", float_rows(&mut rng)));
     files
+}
+
+/// The file of one quantized type's piece terms: `pieces_q4_0`, …, `pieces_q6_k`.
+pub fn piece_file(qt: QuantType) -> &'static str {
+    match qt {
+        QuantType::Q4_0 => "pieces_q4_0",
+        QuantType::Q4_1 => "pieces_q4_1",
+        QuantType::Q5_0 => "pieces_q5_0",
+        QuantType::Q5_1 => "pieces_q5_1",
+        QuantType::Q8_0 => "pieces_q8_0",
+        QuantType::Q2K => "pieces_q2_k",
+        QuantType::Q3K => "pieces_q3_k",
+        QuantType::Q4K => "pieces_q4_k",
+        QuantType::Q5K => "pieces_q5_k",
+        QuantType::Q6K => "pieces_q6_k",
+    }
+}
+
+/// Byte offsets of a block's f16 fields (`d`, and `m` or `dmin` where the type has one).
+fn f16_fields(qt: QuantType) -> &'static [usize] {
+    match qt {
+        QuantType::Q4_0 | QuantType::Q5_0 | QuantType::Q8_0 => &[0],
+        QuantType::Q4_1 | QuantType::Q5_1 | QuantType::Q4K | QuantType::Q5K => &[0, 2],
+        QuantType::Q2K => &[80, 82],
+        QuantType::Q3K => &[108],
+        QuantType::Q6K => &[208],
+    }
+}
+
+/// `n` blocks of type `qt` of random bytes whose f16 fields are ordinary scales mostly, else
+/// any finite pattern (subnormal to 65504): the engine refuses a non-finite scale at load.
+fn random_blocks(rng: &mut Rng, qt: QuantType, n: usize) -> Vec<u8> {
+    let bb = qt.block_bytes();
+    let mut raw: Vec<u8> = (0..n * bb).map(|_| rng.byte()).collect();
+    for b in 0..n {
+        for &at in f16_fields(qt) {
+            let h = if rng.next_u64().is_multiple_of(8) {
+                let h = rng.next_u64() as u16;
+                if h & 0x7C00 == 0x7C00 {
+                    h & !0x4000
+                } else {
+                    h
+                }
+            } else {
+                f16::from_f32(rng.wild() * 0.05).to_bits()
+            };
+            raw[b * bb + at..][..2].copy_from_slice(&h.to_le_bytes());
+        }
+    }
+    raw
+}
+
+/// An activation block quantized (spec §1.1) from ordinary values, with the odd NaN, infinity
+/// or extreme among them: `(q, d, s)`.
+fn random_act(rng: &mut Rng) -> ([i8; 32], f32, f32) {
+    let scale = f32::from_bits(((110 + rng.next_u64() % 30) as u32) << 23);
+    let x: Vec<f32> = (0..32)
+        .map(|_| {
+            if rng.next_u64().is_multiple_of(100) {
+                f32::from_bits(draw(rng))
+            } else {
+                rng.wild() * scale
+            }
+        })
+        .collect();
+    let mut q = [0i8; 32];
+    let (d, _, s) = quantize_block_ref(&x, &mut q);
+    (q, d, s)
+}
+
+/// Bytes as big-endian words, zero-padded to a whole word.
+fn words_of(raw: &[u8]) -> impl Iterator<Item = u32> + '_ {
+    raw.chunks(4).map(|c| {
+        let mut w = [0u8; 4];
+        w[..c.len()].copy_from_slice(c);
+        u32::from_be_bytes(w)
+    })
+}
+
+/// The words of an activation block: `q` (32 signed bytes, 8 words), `d`, `s`.
+fn act_words(q: &[i8; 32], d: f32, s: f32) -> Vec<u32> {
+    let bytes: Vec<u8> = q.iter().map(|&v| v as u8).collect();
+    words_of(&bytes)
+        .chain([canonical(d), canonical(s)])
+        .collect()
+}
+
+/// One fold step of a quantized product (spec §1.4), `acc + term`, by the engine's reference
+/// reader and term (`quant::QuantType::read_block`, `Piece::term`): records `k, acc, q[8
+/// words], d, s, block, result` with `k` the piece of the block (0, or 0..8 for K-quants) and
+/// `acc` any value (a segment's committed running sum may be anything an output's prefix is).
+fn pieces(rng: &mut Rng, qt: QuantType) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut read = Vec::new();
+    for _ in 0..CASES {
+        let raw = random_blocks(rng, qt, 1);
+        read.clear();
+        qt.read_block(&raw, &mut read);
+        let k = (rng.next_u64() % read.len() as u64) as usize;
+        let acc = if rng.next_u64().is_multiple_of(4) {
+            draw(rng)
+        } else {
+            rng.wild().to_bits()
+        };
+        let (q, d, s) = random_act(rng);
+        let term = read[k].term(ActBlock { q: &q, d, s });
+        let r = canonical(f32::from_bits(acc) + term);
+        let words = [k as u32, acc]
+            .into_iter()
+            .chain(act_words(&q, d, s))
+            .chain(words_of(&raw))
+            .chain([r]);
+        put(&mut out, words);
+    }
+    out
+}
+
+/// Segments of quantized rows of eight pieces (eight blocks, or one K-quant super-block) of
+/// every type in turn: pieces `from .. to` folded from `acc`, by the engine's reference; a
+/// fifth of them whole rows from +0.0, which must be the engine's scalar kernel's output
+/// (asserted here). Records `type, from, to, acc, row bytes, (q[8 words] d s)[8], result`.
+fn folds(rng: &mut Rng) -> Vec<u8> {
+    use crate::canon::quant::QActs;
+    use crate::qmatrix::{GgufKind, QMatrix};
+    let mut out = Vec::new();
+    for i in 0..CASES / 10 {
+        let qt = QuantType::ALL[i % QuantType::ALL.len()];
+        let blocks = 8 / (qt.block_elements() / 32);
+        let raw = random_blocks(rng, qt, blocks);
+        let row = qt.read_row(&raw, 256);
+        let acts: Vec<([i8; 32], f32, f32)> = (0..8).map(|_| random_act(rng)).collect();
+        let whole = i % 5 == 0;
+        let (from, to, acc) = if whole {
+            (0, 8, 0f32)
+        } else {
+            let a = (rng.next_u64() % 9) as usize;
+            let b = (rng.next_u64() % 9) as usize;
+            (a.min(b), a.max(b), f32::from_bits(draw(rng)))
+        };
+        let mut r = acc;
+        for k in from..to {
+            let (q, d, s) = &acts[k];
+            r += row[k].term(ActBlock { q, d: *d, s: *s });
+        }
+        if whole {
+            let kind = match qt {
+                QuantType::Q4_0 => GgufKind::Q4_0,
+                QuantType::Q4_1 => GgufKind::Q4_1,
+                QuantType::Q8_0 => GgufKind::Q8_0,
+                other => GgufKind::Blocks(other),
+            };
+            let w = QMatrix::from_gguf(kind, 1, 256, &raw).expect("a well-formed row");
+            let mut xq = QActs::default();
+            xq.resize(1, 256);
+            for (b, (q, d, s)) in acts.iter().enumerate() {
+                xq.q[b * 32..][..32].copy_from_slice(q);
+                xq.d[b] = *d;
+                xq.s[b] = *s;
+                xq.qsum[b] = q.iter().map(|&v| i32::from(v)).sum();
+            }
+            let kernel = crate::kernels::scalar::dot_row(&w, 0, &xq, &[0.0; 256], 0);
+            assert_eq!(canonical(kernel), canonical(r), "{qt:?} row");
+        }
+        let mut words = vec![qt.ggml_code(), from as u32, to as u32, acc.to_bits()];
+        words.extend(words_of(&raw));
+        for (q, d, s) in &acts {
+            words.extend(act_words(q, *d, *s));
+        }
+        words.push(canonical(r));
+        put(&mut out, words);
+    }
+    out
+}
+
+/// F32, F16 and BF16 rows (in turn) of 8, 16 or 24 elements times f32 activations (spec §1.3),
+/// by the engine's scalar kernel on the row as it loads it: records `type, n, row bytes, x[n],
+/// result`. Weights and activations are ordinary values mostly, with the odd special one.
+fn float_rows(rng: &mut Rng) -> Vec<u8> {
+    use crate::qmatrix::{GgufKind, QMatrix};
+    let mut out = Vec::new();
+    for i in 0..CASES {
+        let kind = [GgufKind::F32, GgufKind::F16, GgufKind::BF16][i % 3];
+        let n = 8 * (1 + (i / 3) % 3);
+        let value = |rng: &mut Rng| {
+            if rng.next_u64().is_multiple_of(20) {
+                f32::from_bits(draw(rng))
+            } else {
+                rng.wild() * 4.0
+            }
+        };
+        let w: Vec<f32> = (0..n).map(|_| value(rng)).collect();
+        let raw: Vec<u8> = match kind {
+            GgufKind::F32 => w.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            GgufKind::F16 => w
+                .iter()
+                .flat_map(|&v| f16::from_f32(v).to_bits().to_le_bytes())
+                .collect(),
+            _ => w
+                .iter()
+                .flat_map(|&v| bf16::from_f32(v).to_bits().to_le_bytes())
+                .collect(),
+        };
+        let x: Vec<f32> = (0..n).map(|_| value(rng)).collect();
+        let m = QMatrix::from_gguf(kind, 1, n, &raw).expect("a float row");
+        let r = crate::kernels::scalar::dot_row(&m, 0, &Default::default(), &x, 0);
+        let words = [kind.ggml_code(), n as u32]
+            .into_iter()
+            .chain(words_of(&raw))
+            .chain(x.iter().map(|v| v.to_bits()))
+            .chain([canonical(r)]);
+        put(&mut out, words);
+    }
+    out
 }

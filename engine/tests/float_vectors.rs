@@ -1,12 +1,13 @@
 //! The shared float vectors (`sworn_engine::float_vectors`, which the Solidity executors are
 //! checked on) reach the cases they are for.
 
-use sworn_engine::float_vectors::{generate, CASES, NAN};
+use sworn_engine::float_vectors::{generate, piece_file, CASES, NAN};
+use sworn_engine::quant::QuantType;
 
 #[test]
 fn every_file_has_its_cases() {
     let files = generate();
-    assert_eq!(files.len(), 19);
+    assert_eq!(files.len(), 31);
     for (name, bytes) in &files {
         assert!(bytes.len() >= CASES * 8, "{name}: {} bytes", bytes.len());
     }
@@ -43,4 +44,28 @@ fn the_vectors_cover_the_hard_cases() {
         subnormal > 100 && inf > 100 && nan > 100 && ties > 300,
         "subnormal {subnormal}, inf {inf}, nan {nan}, ties {ties}"
     );
+}
+
+/// Every piece of a K-quant super-block is drawn, and the fold steps meet special results.
+#[test]
+fn the_piece_vectors_reach_every_piece() {
+    let files = generate();
+    for qt in QuantType::ALL {
+        let name = piece_file(qt);
+        let bytes = &files.iter().find(|(n, _)| *n == name).expect("a file").1;
+        let size = 4 * (2 + 10 + qt.block_bytes().div_ceil(4) + 1);
+        assert_eq!(bytes.len(), CASES * size, "{name}");
+        let per = qt.block_elements() / 32;
+        let (mut seen, mut special) = (vec![0usize; per], 0);
+        for rec in bytes.chunks_exact(size) {
+            let w = |i: usize| u32::from_be_bytes(rec[i * 4..i * 4 + 4].try_into().unwrap());
+            seen[w(0) as usize] += 1;
+            special += usize::from(!f32::from_bits(w(size / 4 - 1)).is_finite());
+        }
+        assert!(
+            seen.iter().all(|&n| n > CASES / per / 2),
+            "{name}: {seen:?}"
+        );
+        assert!(special > 100, "{name}: {special} non-finite results");
+    }
 }
