@@ -133,6 +133,7 @@ contract SwornRegistry {
     error AlreadyCommitted();
     error AlreadyDisputed(uint256 dispute);
     error ClaimSettled();
+    error NotGame();
 
     // ---------------------------------------------------------------------------------------
     // Events
@@ -182,6 +183,7 @@ contract SwornRegistry {
     /// Reason tags of `OperatorSlashed`.
     bytes32 public constant REASON_EQUIVOCATION = "equivocation";
     bytes32 public constant REASON_WRONG_RESULT = "wrong-result";
+    bytes32 public constant REASON_GAME = "dispute-game";
 
     /// @notice Smallest bond an operator registers with.
     uint256 public immutable minBond;
@@ -202,6 +204,9 @@ contract SwornRegistry {
     uint64 public immutable unbondingDelay;
     /// @notice Matching verdicts needed to resolve a dispute (M of the N verifiers).
     uint256 public immutable threshold;
+    /// @notice The trustless dispute game (`SwornGame`, docs/dispute.md §6) that may slash
+    /// through `gameOpened` and `gameClosed`, or `address(0)` for none; fixed at deployment.
+    address public immutable game;
     bytes32 private immutable domainSeparator;
     uint256 private immutable domainChainId;
 
@@ -219,6 +224,15 @@ contract SwornRegistry {
     /// anchoring cheap whatever the batch size.
     mapping(address => mapping(uint64 => bytes32)) private _batches;
     mapping(uint256 => Dispute) private _disputes;
+    /// The earliest-opened game won against each slashed operator (its id + 1, and its
+    /// challenger): the reward pool goes to it once no dispute is open (`_settleAfterSlash`).
+    mapping(address => GameWin) private _gameWin;
+
+    struct GameWin {
+        address challenger;
+        uint64 idPlusOne;
+    }
+
     /// @notice Disputes opened so far (the next dispute's id).
     uint256 public disputeCount;
     /// @notice Wei each account can `withdraw`.
@@ -255,6 +269,8 @@ contract SwornRegistry {
     /// @param unbondingDelay_ seconds from an exit request to the bond's release; at least
     ///        `challengeWindow_ + verdictWindow_`, so that an exit cannot outrun a dispute
     /// @param verifiers_ the committee's addresses (distinct, non-zero)
+    /// @param game_ the dispute game, deployed first with this registry's address (its
+    ///        `registry()` must be this contract), or `address(0)` for none
     /// @param threshold_ verdicts needed, 1 <= threshold_ <= verifiers_.length, and more than half
     constructor(
         uint256 minBond_,
@@ -265,7 +281,8 @@ contract SwornRegistry {
         uint64 verdictWindow_,
         uint64 unbondingDelay_,
         address[] memory verifiers_,
-        uint256 threshold_
+        uint256 threshold_,
+        address game_
     ) {
         if (
             minBond_ == 0 || disputeBond_ == 0 || disputeBond_ > type(uint96).max || disputeFee_ == 0
@@ -288,6 +305,11 @@ contract SwornRegistry {
         verdictWindow = verdictWindow_;
         unbondingDelay = unbondingDelay_;
         threshold = threshold_;
+        if (game_ != address(0)) {
+            (bool ok, bytes memory ret) = game_.staticcall(abi.encodeWithSignature("registry()"));
+            if (!ok || ret.length != 32 || abi.decode(ret, (address)) != address(this)) revert BadConfig();
+        }
+        game = game_;
         domainChainId = block.chainid;
         domainSeparator = _domainSeparator();
     }
@@ -585,7 +607,7 @@ contract SwornRegistry {
                 _payFromPool(op, challenger);
             }
         }
-        _settleAfterSlash(op);
+        _settleAfterSlash(operator, op);
     }
 
     /// @notice Closes dispute `id` after its deadline passed without a verdict: nobody is
@@ -602,7 +624,51 @@ contract SwornRegistry {
         emit DisputeExpired(id);
         _burn(disputeFee);
         _credit(d.challenger, d.bond - disputeFee);
-        _settleAfterSlash(op);
+        _settleAfterSlash(d.operator, op);
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Wrong results: the dispute game
+    // ---------------------------------------------------------------------------------------
+
+    /// @notice Called by the game when it opens game `id` on `claim`: the claim must be anchored
+    /// in `operator`'s current registration, the operator active and the batch not final. The
+    /// game counts as an open dispute until `gameClosed` (so the bond cannot be withdrawn).
+    function gameOpened(address operator, uint256 id, Claim calldata claim) external {
+        if (msg.sender != game || game == address(0)) revert NotGame();
+        Operator storage op = _active(operator);
+        uint64 anchoredAt = _provenAnchorTime(operator, op, claim);
+        if (block.timestamp >= uint256(anchoredAt) + challengeWindow) {
+            revert BatchFinal(claim.batch, uint256(anchoredAt) + challengeWindow);
+        }
+        op.openDisputes += 1;
+        id; // the game's own record names it
+    }
+
+    /// @notice Called by the game when game `id` ends, with the challenger's bond as
+    /// `msg.value`, credited to `payee` (the winner). A challenger win slashes the operator if it
+    /// was not already (`_slash`); the reward share goes, once no dispute of the operator is
+    /// open, to the earliest-opened game won against it: a game the operator opens against
+    /// itself from another address after an honest challenger's cannot take that challenger's
+    /// reward, however fast the operator lets it win.
+    function gameClosed(address operator, uint256 id, address challenger, bool challengerWon, address payee)
+        external
+        payable
+        nonReentrant
+    {
+        if (msg.sender != game || game == address(0)) revert NotGame();
+        Operator storage op = _operators[operator];
+        op.openDisputes -= 1;
+        _credit(payee, msg.value);
+        if (challengerWon) {
+            GameWin storage w = _gameWin[operator];
+            if (w.idPlusOne == 0 || id + 1 < w.idPlusOne) {
+                (w.challenger, w.idPlusOne) = (challenger, uint64(id + 1));
+            }
+            op.slashDisputeWon = true;
+            if (!op.slashed) _slash(operator, op, challenger, REASON_GAME);
+        }
+        _settleAfterSlash(operator, op);
     }
 
     /// @notice Dispute `id`.
@@ -693,7 +759,9 @@ contract SwornRegistry {
         op.slashPool = uint128(share);
         emit OperatorSlashed(operator, reporter, amount, reason);
         _burn(amount - share);
-        if (reason == REASON_WRONG_RESULT || op.openDisputes == 0) {
+        if (reason == REASON_GAME) {
+            // Paid by `_settleAfterSlash` to the earliest-opened game won.
+        } else if (reason == REASON_WRONG_RESULT || op.openDisputes == 0) {
             _payFromPool(op, reporter);
         } else {
             op.pendingReporter = reporter;
@@ -709,8 +777,13 @@ contract SwornRegistry {
 
     /// Once a slashed operator has no open dispute left: pays a deferred reporter unless one of
     /// those disputes was won, and burns the rest of the pool.
-    function _settleAfterSlash(Operator storage op) private {
+    function _settleAfterSlash(address operator, Operator storage op) private {
         if (!op.slashed || op.openDisputes != 0) return;
+        GameWin memory w = _gameWin[operator];
+        if (w.idPlusOne != 0) {
+            delete _gameWin[operator];
+            _payFromPool(op, w.challenger);
+        }
         address reporter = op.pendingReporter;
         if (reporter != address(0)) {
             op.pendingReporter = address(0);

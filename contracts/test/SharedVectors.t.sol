@@ -31,7 +31,7 @@ contract SharedVectorsTest is TestBase {
         harness = new MerkleHarness();
         address[] memory vs = new address[](1);
         vs[0] = address(0xA11CE);
-        reg = new SwornRegistry(1 ether, 0.1 ether, 0.01 ether, 1000, 1 days, 1 days, 3 days, vs, 1);
+        reg = new SwornRegistry(1 ether, 0.1 ether, 0.01 ether, 1000, 1 days, 1 days, 3 days, vs, 1, address(0));
     }
 
     function key(string memory list, uint256 i, string memory field) internal pure returns (string memory) {

@@ -94,7 +94,7 @@ contract SwornRegistryTest is TestBase {
         vs[0] = vm.addr(V1);
         vs[1] = vm.addr(V2);
         vs[2] = vm.addr(V3);
-        reg = new SwornRegistry(1 ether, 0.1 ether, FEE, SHARE_BPS, window, VERDICT, unbonding, vs, 2);
+        reg = new SwornRegistry(1 ether, 0.1 ether, FEE, SHARE_BPS, window, VERDICT, unbonding, vs, 2, address(0));
         vm.prank(op);
         reg.register{value: 2 ether}(KEY, POP);
     }
@@ -214,14 +214,14 @@ contract SwornRegistryTest is TestBase {
         vs[1] = vm.addr(V2);
         vs[2] = vm.addr(V3);
         vm.expectRevert(SwornRegistry.BadConfig.selector);
-        new SwornRegistry(1 ether, 0.1 ether, FEE, SHARE_BPS, WINDOW, VERDICT, WINDOW, vs, 2); // unbonding too short
+        new SwornRegistry(1 ether, 0.1 ether, FEE, SHARE_BPS, WINDOW, VERDICT, WINDOW, vs, 2, address(0)); // unbonding too short
         vm.expectRevert(SwornRegistry.BadConfig.selector);
-        new SwornRegistry(1 ether, 0.1 ether, FEE, SHARE_BPS, WINDOW, VERDICT, UNBONDING, vs, 1); // not a majority
+        new SwornRegistry(1 ether, 0.1 ether, FEE, SHARE_BPS, WINDOW, VERDICT, UNBONDING, vs, 1, address(0)); // not a majority
         vm.expectRevert(SwornRegistry.BadConfig.selector);
-        new SwornRegistry(1 ether, 0.1 ether, FEE, SHARE_BPS, WINDOW, VERDICT, UNBONDING, vs, 4); // more than N
+        new SwornRegistry(1 ether, 0.1 ether, FEE, SHARE_BPS, WINDOW, VERDICT, UNBONDING, vs, 4, address(0)); // more than N
         vs[2] = vs[1];
         vm.expectRevert(SwornRegistry.BadConfig.selector);
-        new SwornRegistry(1 ether, 0.1 ether, FEE, SHARE_BPS, WINDOW, VERDICT, UNBONDING, vs, 2); // duplicate
+        new SwornRegistry(1 ether, 0.1 ether, FEE, SHARE_BPS, WINDOW, VERDICT, UNBONDING, vs, 2, address(0)); // duplicate
     }
 
     function test_register() public {

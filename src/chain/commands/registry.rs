@@ -67,6 +67,10 @@ pub struct DeployArgs {
     /// Seconds from an exit request to the bond's release (at least the two windows).
     #[arg(long, default_value_t = 3 * 86_400)]
     pub unbonding_delay: u64,
+    /// The trustless dispute game (`SwornGame`, docs/dispute.md), deployed first for this
+    /// registry's address; without it the registry has the committee only.
+    #[arg(long)]
+    pub game: Option<String>,
 }
 
 #[derive(Args)]
@@ -201,6 +205,12 @@ async fn deploy(a: DeployArgs) -> Result<i32> {
     let min_bond = parse_amount(&a.min_bond)?;
     let dispute_bond = parse_amount(&a.dispute_bond)?;
     let dispute_fee = parse_amount(&a.dispute_fee)?;
+    let game = a
+        .game
+        .as_deref()
+        .map(parse_address)
+        .transpose()?
+        .unwrap_or(Address::ZERO);
     let builder = SwornRegistry::deploy_builder(
         chain.provider.clone(),
         min_bond,
@@ -212,6 +222,7 @@ async fn deploy(a: DeployArgs) -> Result<i32> {
         a.unbonding_delay,
         verifiers,
         U256::from(a.threshold),
+        game,
     );
     let address = builder
         .deploy()
@@ -249,6 +260,7 @@ async fn info(a: InfoArgs) -> Result<i32> {
         "threshold": r.threshold().call().await.map_err(err("threshold"))?.to_string(),
         "verifiers": r.verifierCount().call().await.map_err(err("verifierCount"))?.to_string(),
         "disputes": r.disputeCount().call().await.map_err(err("disputeCount"))?.to_string(),
+        "game": lower_hex(&r.game().call().await.map_err(err("game"))?),
         "operator": {
             "address": lower_hex(&operator),
             "bond_wei": op.bond.to_string(),
