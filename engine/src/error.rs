@@ -29,6 +29,10 @@ pub enum EngineError {
     Numerical(String),
     #[error("GPU backend: {0}")]
     Device(String),
+    /// A dispute trace whose reference computation disagrees with the kernels, or whose
+    /// layout does not match the computation: a bug, reported rather than signed.
+    #[error("trace: {0}")]
+    Trace(String),
     #[error("starting kernel threads: {0}")]
     ThreadPool(#[from] std::io::Error),
 }

@@ -36,6 +36,7 @@ pub mod slice;
 pub mod spm;
 pub mod synthetic;
 pub mod tokenizer;
+pub mod trace;
 
 pub use chat::{ChatTemplate, Message};
 pub use generate::{

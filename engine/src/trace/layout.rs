@@ -1,0 +1,337 @@
+//! Where every value of a replay lives in its trace (`docs/dispute.md` §5): the regions, in
+//! order, each a fixed shape of 32-bit words starting on a leaf boundary.
+//!
+//! The layout is a function of the model's shape, the sequence length and the number of output
+//! steps alone, so that the two parties of a dispute and the on-chain executor compute the same
+//! one. Reductions longer than one bounded step are cut into segments whose running values are
+//! regions of their own: a row's product every [`PIECES_PER_SEGMENT`] pieces, RMSNorm's eight
+//! lanes every [`NORM_SEGMENT`] elements, attention's maximum, sum and weighted sums every
+//! [`KEYS_PER_SEGMENT`] keys, and greedy sampling's maximum every [`ARGMAX_SEGMENT`] logits.
+
+use crate::arch::{LayerMat, LayerVec};
+use crate::model::Config;
+
+/// Words per leaf of the trace tree.
+pub const LEAF: usize = 32;
+/// Pieces (32-element blocks) of a matrix row folded in one step.
+pub const PIECES_PER_SEGMENT: usize = 8;
+/// Elements of a row whose squares one RMSNorm step folds into the eight lanes (16 chunks of 8).
+pub const NORM_SEGMENT: usize = 128;
+/// Keys one attention step folds into a maximum, a sum or a weighted sum.
+pub const KEYS_PER_SEGMENT: usize = 64;
+/// Logits one greedy-sampling step scans.
+pub const ARGMAX_SEGMENT: usize = 256;
+/// Words of one quantized activation block: 32 signed bytes in 8 big-endian words, `d`, `s`,
+/// then 6 zero words (two blocks a leaf).
+pub const QBLOCK_WORDS: usize = 16;
+
+/// Which RMSNorm a norm region belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Norm {
+    /// A layer's norm vector (`AttnNorm`, `FfnNorm`, `QNorm`, `KNorm`, `PostAttnNorm`,
+    /// `PostFfnNorm`).
+    Layer(LayerVec),
+    /// The final norm.
+    Out,
+}
+
+/// Which activations a quantization region holds (the input of the products after it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuantOf {
+    /// The attention norm's output (input of Q, K, V).
+    AttnIn,
+    /// The attention output (input of O).
+    AttnOut,
+    /// The feed-forward norm's output (input of gate and up).
+    FfnIn,
+    /// The gated activation (input of down).
+    DownIn,
+    /// The final norm's output at the output positions (input of the head).
+    Head,
+}
+
+/// A matrix of a product region.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mat {
+    Layer(LayerMat),
+    Head,
+}
+
+/// What a region holds; `layer` is in [`Region`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `[positions][half][2]`: RoPE table `(c, s)` pairs of table `table` (0: the model's
+    /// base, 1: Gemma 3's local base).
+    RopeTable { table: usize },
+    /// `[T][d]`: the embedding rows of the sequence's tokens (Gemma 3: times `sqrt(d)`).
+    Embed,
+    /// `[rows][segments][8]`: RMSNorm's eight lanes of `sum x^2` after each segment.
+    NormLanes { norm: Norm },
+    /// `[rows]`: `r = 1 / sqrt(ss / n + eps)`, `ss` the tree of the last lanes.
+    NormScale { norm: Norm },
+    /// `[rows][n]`: `y = (x * r) * w`.
+    NormOut { norm: Norm },
+    /// `[rows][blocks][16]`: activation blocks.
+    Quant { of: QuantOf },
+    /// `[rows][R][segments - 1]`: a row's accumulator after each segment but the last.
+    MatPartial { mat: Mat },
+    /// `[rows][R]`: the products.
+    MatOut { mat: Mat },
+    /// `[T][width]`: a projection plus its bias (Qwen 2), one add each.
+    Bias { vec: LayerVec },
+    /// `[T][heads * hd]`: queries (`k` false) or keys after RoPE.
+    Rope { k: bool },
+    /// `[T][H][keys(t)]`: `dot(q, k_j) * scale`.
+    Scores,
+    /// `[T][H][segments(t)]`: the running maximum of the scores.
+    Max,
+    /// `[T][H][keys(t)]`: `exp(s_j - max)`.
+    Exps,
+    /// `[T][H][segments(t)]`: the running sum of the exponentials.
+    Sums,
+    /// `[kv heads][hd][T]`: the values, transposed (so one step's keys share leaves).
+    ValuesT,
+    /// `[T][H][hd][segments(t)]`: the running weighted sums `sum_j e_j v_j`.
+    Weighted,
+    /// `[T][H * hd]`: the weighted sums divided by the sum.
+    AttnOut,
+    /// `[T][d]`: the residual stream after adding the attention (`ffn` false) or feed-forward
+    /// output.
+    Residual { ffn: bool },
+    /// `[T][d_ff]`: `act(g) * u`.
+    Gated,
+    /// `[steps][V]`: the logits after the repetition penalty (only when it is not 1).
+    Penalized,
+    /// `[steps][segments][2]`: greedy sampling's running `(largest logit, its lowest id)`.
+    Argmax,
+}
+
+/// One region: `len` words from `start` (a multiple of [`LEAF`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Region {
+    pub kind: Kind,
+    pub layer: Option<usize>,
+    pub start: u64,
+    pub len: u64,
+}
+
+/// The shape a trace is laid out for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Shape {
+    pub cfg: Config,
+    /// Positions of the teacher-forced pass: prompt tokens plus output tokens but the last.
+    pub positions: usize,
+    /// Output steps (sampled tokens).
+    pub steps: usize,
+    /// Whether sampling applies a repetition penalty (`repeat_penalty != 1`).
+    pub penalty: bool,
+}
+
+impl Shape {
+    /// Keys position `t` attends to on layer `li`.
+    pub fn keys(&self, li: usize, t: usize) -> usize {
+        t + 1 - self.cfg.first_key(self.cfg.is_sliding(li), t)
+    }
+
+    /// Segments of `n` keys.
+    pub fn key_segments(n: usize) -> usize {
+        n.div_ceil(KEYS_PER_SEGMENT)
+    }
+
+    /// Segments of a matrix row of `cols` elements.
+    pub fn row_segments(cols: usize) -> usize {
+        (cols / 32).div_ceil(PIECES_PER_SEGMENT)
+    }
+
+    /// Segments of greedy sampling over the vocabulary.
+    pub fn argmax_segments(&self) -> usize {
+        self.cfg.vocab.div_ceil(ARGMAX_SEGMENT)
+    }
+
+    /// Number of RoPE tables (Gemma 3 has a second, local one).
+    pub fn tables(&self) -> usize {
+        if self.cfg.sliding_window.is_some() {
+            2
+        } else {
+            1
+        }
+    }
+
+    /// Which table layer `li` rotates with.
+    pub fn table_of(&self, li: usize) -> usize {
+        usize::from(self.cfg.sliding_window.is_some() && self.cfg.is_sliding(li))
+    }
+}
+
+/// The regions of a trace, in order.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    pub shape: Shape,
+    pub regions: Vec<Region>,
+    /// Words in all (a multiple of [`LEAF`]).
+    pub words: u64,
+}
+
+impl Layout {
+    /// The layout of `shape` (`docs/dispute.md` §5).
+    pub fn new(shape: Shape) -> Layout {
+        let mut b = Builder {
+            regions: Vec::new(),
+            at: 0,
+        };
+        let s = &shape;
+        let c = &s.cfg;
+        let spec = c.arch.spec();
+        let (t, d, hd) = (s.positions, c.d_model, c.head_dim);
+        let (qd, kvd, ff, v) = (c.q_dim(), c.kv_dim(), c.d_ff, c.vocab);
+        for table in 0..s.tables() {
+            b.push(Kind::RopeTable { table }, None, t * hd);
+        }
+        b.push(Kind::Embed, None, t * d);
+        for li in 0..c.n_layer {
+            let l = Some(li);
+            b.norm(Norm::Layer(LayerVec::AttnNorm), l, t, d);
+            b.quant(QuantOf::AttnIn, l, t, d);
+            for (m, rows) in [(LayerMat::Q, qd), (LayerMat::K, kvd), (LayerMat::V, kvd)] {
+                b.mat(Mat::Layer(m), l, t, rows, d);
+            }
+            if spec.qkv_bias {
+                b.push(
+                    Kind::Bias {
+                        vec: LayerVec::QBias,
+                    },
+                    l,
+                    t * qd,
+                );
+                b.push(
+                    Kind::Bias {
+                        vec: LayerVec::KBias,
+                    },
+                    l,
+                    t * kvd,
+                );
+                b.push(
+                    Kind::Bias {
+                        vec: LayerVec::VBias,
+                    },
+                    l,
+                    t * kvd,
+                );
+            }
+            if spec.qk_norm {
+                b.norm(Norm::Layer(LayerVec::QNorm), l, t * c.n_head, hd);
+                b.norm(Norm::Layer(LayerVec::KNorm), l, t * c.n_kv_head, hd);
+            }
+            b.push(Kind::Rope { k: false }, l, t * qd);
+            b.push(Kind::Rope { k: true }, l, t * kvd);
+            let keys: usize = (0..t).map(|p| s.keys(li, p)).sum();
+            let segs: usize = (0..t).map(|p| Shape::key_segments(s.keys(li, p))).sum();
+            let h = c.n_head;
+            b.push(Kind::Scores, l, h * keys);
+            b.push(Kind::Max, l, h * segs);
+            b.push(Kind::Exps, l, h * keys);
+            b.push(Kind::Sums, l, h * segs);
+            b.push(Kind::ValuesT, l, kvd * t);
+            b.push(Kind::Weighted, l, h * hd * segs);
+            b.push(Kind::AttnOut, l, t * qd);
+            b.quant(QuantOf::AttnOut, l, t, qd);
+            b.mat(Mat::Layer(LayerMat::O), l, t, d, qd);
+            if spec.post_attn_norm {
+                b.norm(Norm::Layer(LayerVec::PostAttnNorm), l, t, d);
+            }
+            b.push(Kind::Residual { ffn: false }, l, t * d);
+            b.norm(Norm::Layer(LayerVec::FfnNorm), l, t, d);
+            b.quant(QuantOf::FfnIn, l, t, d);
+            b.mat(Mat::Layer(LayerMat::Gate), l, t, ff, d);
+            b.mat(Mat::Layer(LayerMat::Up), l, t, ff, d);
+            b.push(Kind::Gated, l, t * ff);
+            b.quant(QuantOf::DownIn, l, t, ff);
+            b.mat(Mat::Layer(LayerMat::Down), l, t, d, ff);
+            if spec.post_ffn_norm {
+                b.norm(Norm::Layer(LayerVec::PostFfnNorm), l, t, d);
+            }
+            b.push(Kind::Residual { ffn: true }, l, t * d);
+        }
+        b.norm(Norm::Out, None, t, d);
+        b.quant(QuantOf::Head, None, s.steps, d);
+        b.mat(Mat::Head, None, s.steps, v, d);
+        if s.penalty {
+            b.push(Kind::Penalized, None, s.steps * v);
+        }
+        b.push(Kind::Argmax, None, s.steps * s.argmax_segments() * 2);
+        Layout {
+            words: b.at,
+            regions: b.regions,
+            shape,
+        }
+    }
+
+    /// Leaves in all.
+    pub fn leaves(&self) -> u64 {
+        self.words / LEAF as u64
+    }
+
+    /// The region of `kind` (on `layer`).
+    pub fn region(&self, kind: Kind, layer: Option<usize>) -> Option<&Region> {
+        self.regions
+            .iter()
+            .find(|r| r.kind == kind && r.layer == layer)
+    }
+
+    /// The region holding word `element`.
+    pub fn region_of(&self, element: u64) -> Option<&Region> {
+        let i = self.regions.partition_point(|r| r.start + r.len <= element);
+        self.regions.get(i).filter(|r| r.start <= element)
+    }
+
+    /// The word holding output step `step`'s token: the id of the last greedy segment.
+    pub fn token_element(&self, step: usize) -> u64 {
+        let r = self
+            .region(Kind::Argmax, None)
+            .expect("every layout samples");
+        let g = self.shape.argmax_segments();
+        r.start + ((step * g + g - 1) * 2 + 1) as u64
+    }
+}
+
+struct Builder {
+    regions: Vec<Region>,
+    at: u64,
+}
+
+impl Builder {
+    /// Appends a region of `len` words (none if empty), padded to a whole leaf.
+    fn push(&mut self, kind: Kind, layer: Option<usize>, len: usize) {
+        if len == 0 {
+            return;
+        }
+        let len = len as u64;
+        self.regions.push(Region {
+            kind,
+            layer,
+            start: self.at,
+            len,
+        });
+        self.at += len.div_ceil(LEAF as u64) * LEAF as u64;
+    }
+
+    fn norm(&mut self, norm: Norm, layer: Option<usize>, rows: usize, n: usize) {
+        self.push(
+            Kind::NormLanes { norm },
+            layer,
+            rows * n.div_ceil(NORM_SEGMENT) * 8,
+        );
+        self.push(Kind::NormScale { norm }, layer, rows);
+        self.push(Kind::NormOut { norm }, layer, rows * n);
+    }
+
+    fn quant(&mut self, of: QuantOf, layer: Option<usize>, rows: usize, cols: usize) {
+        self.push(Kind::Quant { of }, layer, rows * (cols / 32) * QBLOCK_WORDS);
+    }
+
+    fn mat(&mut self, mat: Mat, layer: Option<usize>, rows: usize, out: usize, cols: usize) {
+        let g = Shape::row_segments(cols);
+        self.push(Kind::MatPartial { mat }, layer, rows * out * (g - 1));
+        self.push(Kind::MatOut { mat }, layer, rows * out);
+    }
+}
