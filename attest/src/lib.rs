@@ -12,6 +12,7 @@ pub mod hexser;
 pub mod keys;
 pub mod merkle;
 pub mod strict_json;
+pub mod trace_tree;
 pub mod transcript;
 
 pub use codec::Limits;

@@ -5,8 +5,10 @@
 //!
 //! [`record::trace`] computes a trace with the engine's own forward pass on a tracing backend.
 
+pub mod inputs;
 pub mod layout;
 pub mod record;
+pub mod vectors;
 
 pub use layout::{Kind, Layout, Region, Shape, LEAF};
 pub use record::{trace, Corruption, Trace};

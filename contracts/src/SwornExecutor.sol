@@ -1,0 +1,413 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.37;
+
+import {ISwornExecutor} from "./ISwornExecutor.sol";
+import {SwornF32} from "./SwornF32.sol";
+import {SwornMath} from "./SwornMath.sol";
+import {SwornQuant} from "./SwornQuant.sol";
+import {SwornTrace} from "./SwornTrace.sol";
+import {SwornLayout as L} from "./SwornLayout.sol";
+
+/// @title SwornExecutor
+/// @notice The one-step executor of sworn's traces (docs/dispute.md §5.4): given any word of a
+/// trace laid out by `SwornLayout`, it recomputes that word by the canonical arithmetic from the
+/// earlier words it depends on, which the witness proves against the trace's root. Bit for bit
+/// as `sworn_engine::trace` computes them (checked on the engine's own traces,
+/// `test/SwornExecutor.t.sol`).
+///
+/// Built so far: every step that reads only the trace — residual adds, gated activations,
+/// attention (scores, running maximum, exponentials, running sums, transposed values, running
+/// weighted sums, outputs), RMSNorm's lanes and scales, activation quantization, RoPE's rotation
+/// and greedy sampling. Steps that read the model's weights (embedding, products, norm outputs,
+/// biases), the RoPE table (f64) and the repetition penalty (the transcript's history) are not,
+/// and neither is `bind`: both need the model commitment whose rows are provable on chain.
+contract SwornExecutor is ISwornExecutor {
+    using SwornF32 for uint32;
+
+    uint32 private constant NEG_INF = 0xFF800000;
+
+    /// A proven leaf of the trace.
+    struct Leaf {
+        uint256 index;
+        uint32[32] words;
+        bytes32[] proof;
+    }
+
+    /// One execution: the shape, the proven leaves, the word in dispute, its region and its
+    /// index in the region.
+    struct Ctx {
+        L.Shape s;
+        Leaf[] leaves;
+        uint256 element;
+        L.Region r;
+        uint256 i;
+    }
+
+    /// @notice The context a shape's traces are executed in (version 0: the shape alone).
+    function contextOf(L.Shape memory s) public pure returns (bytes32) {
+        return keccak256(abi.encode(uint256(0), s));
+    }
+
+    /// @inheritdoc ISwornExecutor
+    function bind(bytes32, bytes32, bytes32, uint256, bytes calldata)
+        external
+        pure
+        returns (bytes32, uint256, uint256, uint32)
+    {
+        revert("executor: binding a transcript needs the row-provable model commitment (not built)");
+    }
+
+    /// @inheritdoc ISwornExecutor
+    /// @dev `witness` is `abi.encode(SwornLayout.Shape, Leaf[])`: the trace's shape and the
+    /// leaves holding the inputs.
+    function execute(bytes32 context, bytes32 root, uint256 leaves, uint256 element, bytes calldata witness)
+        external
+        pure
+        returns (uint32)
+    {
+        (L.Shape memory s, Leaf[] memory ls) = abi.decode(witness, (L.Shape, Leaf[]));
+        require(context == contextOf(s), "executor: context");
+        require(L.words(s) == leaves * L.LEAF, "executor: trace size");
+        for (uint256 k = 0; k < ls.length; k++) {
+            require(SwornTrace.proves(ls[k].words, ls[k].index, leaves, ls[k].proof, root), "executor: leaf proof");
+        }
+        L.Region memory r = L.locate(s, element);
+        Ctx memory c = Ctx(s, ls, element, r, element - r.start);
+        if (c.i >= r.len) return 0; // a leaf's padding after its region
+        return step(c).canonical();
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Dispatch
+    // ---------------------------------------------------------------------------------------
+
+    function step(Ctx memory c) private pure returns (uint32) {
+        uint256 k = c.r.kind;
+        if (k == L.RESIDUAL) return residual(c);
+        if (k == L.GATED) return gated(c);
+        if (k == L.SCORES) return scores(c);
+        if (k == L.MAX) return runningMax(c);
+        if (k == L.EXPS) return exps(c);
+        if (k == L.SUMS) return sums(c);
+        if (k == L.VALUES_T) return valuesT(c);
+        if (k == L.WEIGHTED) return weighted(c);
+        if (k == L.ATTN_OUT) return attnOut(c);
+        if (k == L.NORM_LANES) return normLanes(c);
+        if (k == L.NORM_SCALE) return normScale(c);
+        if (k == L.QUANT) return quantize(c);
+        if (k == L.ROPE) return rope(c);
+        if (k == L.ARGMAX) return argmax(c);
+        revert("executor: this step reads the model or the transcript (not built)");
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Reading the witness
+    // ---------------------------------------------------------------------------------------
+
+    /// Word `idx` of the trace, which must come before the word in dispute (so both traces
+    /// hold it alike) and lie in a proven leaf of the witness.
+    function word(Ctx memory c, uint256 idx) private pure returns (uint32) {
+        require(idx < c.element, "executor: an input after the element");
+        uint256 leaf = idx / L.LEAF;
+        for (uint256 k = 0; k < c.leaves.length; k++) {
+            if (c.leaves[k].index == leaf) return c.leaves[k].words[idx % L.LEAF];
+        }
+        revert("executor: a leaf the step reads is missing");
+    }
+
+    function region(Ctx memory c, uint256 kind, uint256 sub, uint256 layer) private pure returns (uint256) {
+        return L.find(c.s, kind, sub, layer).start;
+    }
+
+    /// The residual stream entering layer `l` (the embedding for layer 0).
+    function stream(Ctx memory c, uint256 l) private pure returns (uint256) {
+        return l == 0 ? region(c, L.EMBED, 0, L.NONE) : region(c, L.RESIDUAL, 1, l - 1);
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Elementwise steps
+    // ---------------------------------------------------------------------------------------
+
+    /// `x + y`: the stream plus the attention (or feed-forward) output, post-normed on Gemma 3.
+    function residual(Ctx memory c) private pure returns (uint32) {
+        uint256 l = c.r.layer;
+        bool ffn = c.r.sub == 1;
+        uint256 x = ffn ? region(c, L.RESIDUAL, 0, l) : stream(c, l);
+        uint256 y;
+        if (L.postNorms(c.s)) y = region(c, L.NORM_OUT, ffn ? L.POST_FFN_NORM : L.POST_ATTN_NORM, l);
+        else y = region(c, L.MAT_OUT, ffn ? L.M_DOWN : L.M_O, l);
+        return word(c, x + c.i).add(word(c, y + c.i));
+    }
+
+    /// `act(g) * u`: SiLU, or GELU on Gemma 3.
+    function gated(Ctx memory c) private pure returns (uint32) {
+        uint256 l = c.r.layer;
+        uint32 g = word(c, region(c, L.MAT_OUT, L.M_GATE, l) + c.i);
+        uint32 u = word(c, region(c, L.MAT_OUT, L.M_UP, l) + c.i);
+        return (L.gelu(c.s) ? SwornMath.gelu(g) : SwornMath.silu(g)).mul(u);
+    }
+
+    /// A value of V, transposed: `vt[col][j] = v[j][col]`.
+    function valuesT(Ctx memory c) private pure returns (uint32) {
+        uint256 l = c.r.layer;
+        uint256 t = c.s.positions;
+        uint256 v = L.qkvBias(c.s) ? region(c, L.BIAS, L.M_V, l) : region(c, L.MAT_OUT, L.M_V, l);
+        return word(c, v + (c.i % t) * L.kvd(c.s) + c.i / t);
+    }
+
+    /// RoPE's rotation of one query or key element, with its pair and the table's `(c, s)`.
+    function rope(Ctx memory c) private pure returns (uint32) {
+        bool isK = c.r.sub == 1;
+        uint256 width = isK ? L.kvd(c.s) : L.qd(c.s);
+        uint256 col = (c.i % width) % c.s.hd;
+        (uint256 a, uint256 b, uint256 p) = pairOf(c.s, col);
+        (uint32 cs, uint32 sn) = tableAt(c, c.i / width, p);
+        uint256 row = ropeInput(c, c.r.layer, isK) + c.i - col; // this head's row
+        (uint32 x0, uint32 x1) = (word(c, row + a), word(c, row + b));
+        return col == a ? x0.mul(cs).sub(x1.mul(sn)) : x0.mul(sn).add(x1.mul(cs));
+    }
+
+    /// The pair element `col` of a head rotates with (`a`, `b`), and its table column `p`:
+    /// `(i, i + hd/2)` for NeoX, `(2i, 2i + 1)` otherwise.
+    function pairOf(L.Shape memory s, uint256 col) private pure returns (uint256 a, uint256 b, uint256 p) {
+        uint256 half = s.hd / 2;
+        if (!L.neox(s)) return (col & ~uint256(1), col | 1, col / 2);
+        return col < half ? (col, col + half, col) : (col - half, col, col - half);
+    }
+
+    /// `(c, s)` of the layer's table at position `t`, column `p`.
+    function tableAt(Ctx memory c, uint256 t, uint256 p) private pure returns (uint32, uint32) {
+        uint256 table = region(c, L.ROPE_TABLE, L.sliding(c.s, c.r.layer) ? 1 : 0, L.NONE);
+        table += (t * (c.s.hd / 2) + p) * 2;
+        return (word(c, table), word(c, table + 1));
+    }
+
+    /// Where RoPE's input lives: the head norms' output (Qwen 3, Gemma 3), the biased
+    /// projection (Qwen 2), or the projection.
+    function ropeInput(Ctx memory c, uint256 l, bool isK) private pure returns (uint256) {
+        if (L.qkNorm(c.s)) return region(c, L.NORM_OUT, isK ? L.K_NORM : L.Q_NORM, l);
+        if (L.qkvBias(c.s)) return region(c, L.BIAS, isK ? L.M_K : L.M_Q, l);
+        return region(c, L.MAT_OUT, isK ? L.M_K : L.M_Q, l);
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Attention
+    // ---------------------------------------------------------------------------------------
+
+    /// Where a (position, head) row of attention lies.
+    struct Row {
+        uint256 t;
+        uint256 h;
+        uint256 n; // keys
+        uint256 segs;
+        uint256 w; // window
+        uint256 keysAt; // H * keysBefore(t)
+        uint256 segsAt; // H * segmentsBefore(t)
+    }
+
+    function attnRow(Ctx memory c, uint256 t, uint256 h) private pure returns (Row memory r) {
+        r.w = L.windowOf(c.s, c.r.layer);
+        (r.t, r.h, r.n) = (t, h, L.keys(t, r.w));
+        r.segs = L.segments(r.n, L.KEYS_PER_SEGMENT);
+        r.keysAt = c.s.nHead * L.keysBefore(t, r.w);
+        r.segsAt = c.s.nHead * L.segmentsBefore(t, r.w);
+    }
+
+    /// The row of a word of a keys-long region (scores, exponentials): the row and key `j`.
+    function byKeys(Ctx memory c) private pure returns (Row memory r, uint256 j) {
+        uint256 w = L.windowOf(c.s, c.r.layer);
+        uint256 t = L.rowOf(c.i, c.s.nHead, c.s.positions, w, true);
+        uint256 rem = c.i - c.s.nHead * L.keysBefore(t, w);
+        uint256 n = L.keys(t, w);
+        r = attnRow(c, t, rem / n);
+        j = rem % n;
+    }
+
+    /// The row of a word of a segments-long region (max, sums; `per` words per segment):
+    /// the row, and the rest of the index within the row.
+    function bySegments(Ctx memory c, uint256 per) private pure returns (Row memory r, uint256 rest) {
+        uint256 w = L.windowOf(c.s, c.r.layer);
+        uint256 t = L.rowOf(c.i, c.s.nHead * per, c.s.positions, w, false);
+        uint256 rem = c.i - c.s.nHead * per * L.segmentsBefore(t, w);
+        uint256 segs = L.segments(L.keys(t, w), L.KEYS_PER_SEGMENT);
+        r = attnRow(c, t, rem / (per * segs));
+        rest = rem % (per * segs);
+    }
+
+    /// `dot(q_h, k_j) * (1 / sqrt(hd))`, the dot product in §1.3's order.
+    function scores(Ctx memory c) private pure returns (uint32) {
+        (Row memory r, uint256 j) = byKeys(c);
+        uint256 l = c.r.layer;
+        uint256 hd = c.s.hd;
+        uint256 g = r.h / (c.s.nHead / c.s.nKv);
+        uint256 q = region(c, L.ROPE, 0, l) + r.t * L.qd(c.s) + r.h * hd;
+        uint256 k = region(c, L.ROPE, 1, l) + (L.firstKey(r.t, r.w) + j) * L.kvd(c.s) + g * hd;
+        uint32[] memory a = new uint32[](hd);
+        uint32[] memory b = new uint32[](hd);
+        for (uint256 d = 0; d < hd; d++) {
+            (a[d], b[d]) = (word(c, q + d), word(c, k + d));
+        }
+        uint32 scale = SwornMath.ONE.div(fromInt(hd).sqrt());
+        return SwornMath.dot8(a, b).mul(scale);
+    }
+
+    /// The scores' running maximum after segment `sg` (a fold with `>`, from -inf).
+    function runningMax(Ctx memory c) private pure returns (uint32 m) {
+        (Row memory r, uint256 sg) = bySegments(c, 1);
+        m = sg == 0 ? NEG_INF : word(c, c.r.start + c.i - 1);
+        uint256 base = region(c, L.SCORES, 0, c.r.layer) + r.keysAt + r.h * r.n;
+        for (uint256 j = sg * L.KEYS_PER_SEGMENT; j < r.n && j < (sg + 1) * L.KEYS_PER_SEGMENT; j++) {
+            uint32 x = word(c, base + j);
+            if (SwornMath.lt(m, x)) m = x;
+        }
+    }
+
+    /// `exp(s_j - max)`, the maximum the row's last.
+    function exps(Ctx memory c) private pure returns (uint32) {
+        (Row memory r,) = byKeys(c);
+        uint256 l = c.r.layer;
+        uint32 m = word(c, region(c, L.MAX, 0, l) + r.segsAt + r.h * r.segs + r.segs - 1);
+        uint32 s = word(c, region(c, L.SCORES, 0, l) + c.i);
+        return SwornMath.exp(s.sub(m));
+    }
+
+    /// The exponentials' running sum after segment `sg`, in order from +0.
+    function sums(Ctx memory c) private pure returns (uint32 acc) {
+        (Row memory r, uint256 sg) = bySegments(c, 1);
+        acc = sg == 0 ? 0 : word(c, c.r.start + c.i - 1);
+        uint256 base = region(c, L.EXPS, 0, c.r.layer) + r.keysAt + r.h * r.n;
+        for (uint256 j = sg * L.KEYS_PER_SEGMENT; j < r.n && j < (sg + 1) * L.KEYS_PER_SEGMENT; j++) {
+            acc = acc.add(word(c, base + j));
+        }
+    }
+
+    /// The running weighted sum `sum_j e_j v_j,d` after segment `sg`, in order from +0.
+    function weighted(Ctx memory c) private pure returns (uint32 acc) {
+        (Row memory r, uint256 rest) = bySegments(c, c.s.hd);
+        (uint256 d, uint256 sg) = (rest / r.segs, rest % r.segs);
+        uint256 l = c.r.layer;
+        acc = sg == 0 ? 0 : word(c, c.r.start + c.i - 1);
+        uint256 g = r.h / (c.s.nHead / c.s.nKv);
+        uint256 e = region(c, L.EXPS, 0, l) + r.keysAt + r.h * r.n;
+        uint256 v = region(c, L.VALUES_T, 0, l) + (g * c.s.hd + d) * c.s.positions + L.firstKey(r.t, r.w);
+        for (uint256 j = sg * L.KEYS_PER_SEGMENT; j < r.n && j < (sg + 1) * L.KEYS_PER_SEGMENT; j++) {
+            acc = acc.add(word(c, e + j).mul(word(c, v + j)));
+        }
+    }
+
+    /// The head's output element: the last weighted sum over the last sum.
+    function attnOut(Ctx memory c) private pure returns (uint32) {
+        uint256 hd = c.s.hd;
+        Row memory r = attnRow(c, c.i / L.qd(c.s), (c.i % L.qd(c.s)) / hd);
+        uint256 at = r.segsAt * hd + (r.h * hd + c.i % hd) * r.segs + r.segs - 1;
+        uint32 w = word(c, region(c, L.WEIGHTED, 0, c.r.layer) + at);
+        at = r.segsAt + r.h * r.segs + r.segs - 1;
+        return w.div(word(c, region(c, L.SUMS, 0, c.r.layer) + at));
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // RMSNorm
+    // ---------------------------------------------------------------------------------------
+
+    /// A norm's input region and row width.
+    function normInput(Ctx memory c) private pure returns (uint256 start, uint256 n) {
+        uint256 l = c.r.layer;
+        uint256 sub = c.r.sub;
+        if (sub == L.ATTN_NORM) return (stream(c, l), c.s.d);
+        if (sub == L.FFN_NORM) return (region(c, L.RESIDUAL, 0, l), c.s.d);
+        if (sub == L.Q_NORM) return (region(c, L.MAT_OUT, L.M_Q, l), c.s.hd);
+        if (sub == L.K_NORM) return (region(c, L.MAT_OUT, L.M_K, l), c.s.hd);
+        if (sub == L.POST_ATTN_NORM) return (region(c, L.MAT_OUT, L.M_O, l), c.s.d);
+        if (sub == L.POST_FFN_NORM) return (region(c, L.MAT_OUT, L.M_DOWN, l), c.s.d);
+        return (region(c, L.RESIDUAL, 1, c.s.nLayer - 1), c.s.d);
+    }
+
+    /// Lane `l` of `sum x^2` after segment `sg` of a row: 16 chunks of 8, from the lane's value
+    /// after the segment before (+0 first).
+    function normLanes(Ctx memory c) private pure returns (uint32 acc) {
+        (uint256 x, uint256 n) = normInput(c);
+        uint256 segs = L.segments(n, L.NORM_SEGMENT);
+        (uint256 row, uint256 sg, uint256 lane) = (c.i / (segs * 8), (c.i / 8) % segs, c.i % 8);
+        acc = sg == 0 ? 0 : word(c, c.r.start + c.i - 8);
+        for (uint256 e = sg * L.NORM_SEGMENT + lane; e < n && e < (sg + 1) * L.NORM_SEGMENT; e += 8) {
+            uint32 v = word(c, x + row * n + e);
+            acc = acc.add(v.mul(v));
+        }
+    }
+
+    /// `1 / sqrt(tree8(last lanes) / n + eps)`.
+    function normScale(Ctx memory c) private pure returns (uint32) {
+        (, uint256 n) = normInput(c);
+        uint256 segs = L.segments(n, L.NORM_SEGMENT);
+        uint256 lanes = region(c, L.NORM_LANES, c.r.sub, c.r.layer) + (c.i * segs + segs - 1) * 8;
+        uint32[8] memory a;
+        for (uint256 k = 0; k < 8; k++) {
+            a[k] = word(c, lanes + k);
+        }
+        uint32 ss = SwornMath.tree8(a);
+        return SwornMath.ONE.div(ss.div(fromInt(n)).add(c.s.eps).sqrt());
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Activation quantization
+    // ---------------------------------------------------------------------------------------
+
+    /// A word of an activation block record (`q` as 8 words of signed bytes, `d`, `s`, zeros),
+    /// the block requantized from its 32 inputs.
+    function quantize(Ctx memory c) private pure returns (uint32) {
+        (uint256 rec, uint256 k) = (c.i / L.QBLOCK_WORDS, c.i % L.QBLOCK_WORDS);
+        if (k >= 10) return 0;
+        (uint256 x, uint256 cols, uint256 row0) = quantInput(c);
+        uint256 per = cols / 32;
+        uint256 at = x + (row0 + rec / per) * cols + (rec % per) * 32;
+        uint32[32] memory v;
+        for (uint256 j = 0; j < 32; j++) {
+            v[j] = word(c, at + j);
+        }
+        (int256[32] memory q, uint32 d,, uint32 s) = SwornQuant.quantize(v);
+        if (k == 8) return d;
+        if (k == 9) return s;
+        uint32 w;
+        for (uint256 j = 0; j < 4; j++) {
+            w = (w << 8) | uint32(uint8(int8(q[4 * k + j])));
+        }
+        return w;
+    }
+
+    /// A quantization's input region, its width, and its first row (the head quantizes the
+    /// output positions only: the prompt's last position onwards).
+    function quantInput(Ctx memory c) private pure returns (uint256 x, uint256 cols, uint256 row0) {
+        uint256 l = c.r.layer;
+        uint256 sub = c.r.sub;
+        if (sub == L.Q_ATTN_IN) return (region(c, L.NORM_OUT, L.ATTN_NORM, l), c.s.d, 0);
+        if (sub == L.Q_ATTN_OUT) return (region(c, L.ATTN_OUT, 0, l), L.qd(c.s), 0);
+        if (sub == L.Q_FFN_IN) return (region(c, L.NORM_OUT, L.FFN_NORM, l), c.s.d, 0);
+        if (sub == L.Q_DOWN_IN) return (region(c, L.GATED, 0, l), c.s.ff, 0);
+        return (region(c, L.NORM_OUT, L.OUT_NORM, L.NONE), c.s.d, c.s.positions - c.s.steps);
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Greedy sampling
+    // ---------------------------------------------------------------------------------------
+
+    /// The running `(largest logit, its lowest id)` after a segment of 256 logits: a logit
+    /// replaces the best only when larger (so ties keep the lower id).
+    function argmax(Ctx memory c) private pure returns (uint32) {
+        uint256 g = L.segments(c.s.vocab, L.ARGMAX_SEGMENT);
+        (uint256 n, uint256 sg) = (c.i / (2 * g), (c.i / 2) % g);
+        uint256 pair = c.r.start + (n * g + sg) * 2;
+        (uint32 best, uint32 id) = sg == 0 ? (NEG_INF, uint32(0)) : (word(c, pair - 2), word(c, pair - 1));
+        uint256 logits = c.s.penalty ? region(c, L.PENALIZED, 0, L.NONE) : region(c, L.MAT_OUT, L.M_HEAD, L.NONE);
+        logits += n * c.s.vocab;
+        for (uint256 i = sg * L.ARGMAX_SEGMENT; i < c.s.vocab && i < (sg + 1) * L.ARGMAX_SEGMENT; i++) {
+            uint32 x = word(c, logits + i);
+            if (SwornMath.lt(best, x)) (best, id) = (x, uint32(i));
+        }
+        return c.i % 2 == 0 ? best : id;
+    }
+
+    /// An integer as binary32 (exact below 2**24).
+    function fromInt(uint256 v) private pure returns (uint32) {
+        return uint32(SwornF32.round(0, 0, v, 23, 8));
+    }
+}

@@ -1,0 +1,282 @@
+//! Which earlier words of a trace each word is computed from (`docs/dispute.md` §5.4): what a
+//! player must prove to the on-chain executor (`contracts/src/SwornExecutor.sol`) for its one
+//! step. The word lists mirror the executor's reads, step for step.
+
+use super::layout::{
+    Kind, Layout, Mat, Norm, QuantOf, Shape, ARGMAX_SEGMENT, KEYS_PER_SEGMENT, NORM_SEGMENT,
+    QBLOCK_WORDS,
+};
+use crate::arch::{LayerMat, LayerVec};
+use crate::error::{EngineError, Result};
+
+/// The trace words the step computing word `element` reads, in no particular order; empty for
+/// a leaf's padding. Steps that read the model's weights or the transcript are not executable
+/// on chain yet, and give an error.
+pub fn reads(layout: &Layout, element: u64) -> Result<Vec<u64>> {
+    let r = *layout
+        .region_of(element)
+        .ok_or_else(|| EngineError::InvalidRequest(format!("word {element} is past the trace")))?;
+    let i = element - r.start;
+    if i >= r.len {
+        return Ok(Vec::new());
+    }
+    let s = &layout.shape;
+    let c = &s.cfg;
+    let spec = c.arch.spec();
+    let start = |kind: Kind, layer: Option<usize>| -> Result<u64> {
+        layout
+            .region(kind, layer)
+            .map(|r| r.start)
+            .ok_or_else(|| EngineError::Trace(format!("no region {kind:?} on {layer:?}")))
+    };
+    let stream = |l: usize| -> Result<u64> {
+        if l == 0 {
+            start(Kind::Embed, None)
+        } else {
+            start(Kind::Residual { ffn: true }, Some(l - 1))
+        }
+    };
+    let mat_out = |m: LayerMat, l: usize| start(Kind::MatOut { mat: Mat::Layer(m) }, Some(l));
+    let norm_out = |v: LayerVec, l: Option<usize>| {
+        let norm = l.map_or(Norm::Out, |_| Norm::Layer(v));
+        start(Kind::NormOut { norm }, l)
+    };
+    let (hd, qd, kvd, nh) = (c.head_dim, c.q_dim(), c.kv_dim(), c.n_head);
+    let t_n = s.positions as u64;
+    let mut out = Vec::new();
+    let layer = r.layer.unwrap_or(0);
+    // Attention rows: (t, h) with its window's keys, segments, and offsets.
+    let row = |t: usize, h: usize| {
+        let n = s.keys(layer, t);
+        let keys_at: usize = (0..t).map(|p| s.keys(layer, p)).sum::<usize>() * nh;
+        let segs_at: usize = (0..t)
+            .map(|p| Shape::key_segments(s.keys(layer, p)))
+            .sum::<usize>()
+            * nh;
+        (
+            n,
+            Shape::key_segments(n),
+            keys_at as u64,
+            segs_at as u64,
+            t + 1 - n,
+            h,
+        )
+    };
+    // The (t, h, rest) of index i in a region of rows `unit * f(t)`.
+    let locate = |i: u64, unit: usize, by_keys: bool| {
+        let mut at = 0u64;
+        for t in 0..s.positions {
+            let n = s.keys(layer, t);
+            let f = if by_keys { n } else { Shape::key_segments(n) };
+            let size = (nh * unit * f) as u64;
+            if i < at + size {
+                let rem = i - at;
+                let per = (unit * f) as u64;
+                return (t, (rem / per) as usize, rem % per);
+            }
+            at += size;
+        }
+        unreachable!("an index inside its region")
+    };
+    match r.kind {
+        Kind::Residual { ffn } => {
+            let x = if ffn {
+                start(Kind::Residual { ffn: false }, r.layer)?
+            } else {
+                stream(layer)?
+            };
+            let y = match (spec.post_attn_norm, ffn) {
+                (true, false) => norm_out(LayerVec::PostAttnNorm, r.layer)?,
+                (true, true) => norm_out(LayerVec::PostFfnNorm, r.layer)?,
+                (false, false) => mat_out(LayerMat::O, layer)?,
+                (false, true) => mat_out(LayerMat::Down, layer)?,
+            };
+            out.extend([x + i, y + i]);
+        }
+        Kind::Gated => {
+            out.push(mat_out(LayerMat::Gate, layer)? + i);
+            out.push(mat_out(LayerMat::Up, layer)? + i);
+        }
+        Kind::ValuesT => {
+            let v = if spec.qkv_bias {
+                start(
+                    Kind::Bias {
+                        vec: LayerVec::VBias,
+                    },
+                    r.layer,
+                )?
+            } else {
+                mat_out(LayerMat::V, layer)?
+            };
+            out.push(v + (i % t_n) * kvd as u64 + i / t_n);
+        }
+        Kind::Rope { k } => {
+            let width = if k { kvd } else { qd } as u64;
+            let col = (i % width) % hd as u64;
+            let half = hd as u64 / 2;
+            let (a, b, p) = if !spec.neox_rope {
+                (col & !1, col | 1, col / 2)
+            } else if col < half {
+                (col, col + half, col)
+            } else {
+                (col - half, col, col - half)
+            };
+            let table = start(
+                Kind::RopeTable {
+                    table: s.table_of(layer),
+                },
+                None,
+            )? + ((i / width) * half + p) * 2;
+            let input = if spec.qk_norm {
+                norm_out(if k { LayerVec::KNorm } else { LayerVec::QNorm }, r.layer)?
+            } else if spec.qkv_bias {
+                let vec = if k { LayerVec::KBias } else { LayerVec::QBias };
+                start(Kind::Bias { vec }, r.layer)?
+            } else {
+                mat_out(if k { LayerMat::K } else { LayerMat::Q }, layer)?
+            };
+            let row = input + i - col;
+            out.extend([table, table + 1, row + a, row + b]);
+        }
+        Kind::Scores => {
+            let (t, h, j) = locate(i, 1, true);
+            let (_, _, _, _, first, _) = row(t, h);
+            let g = h / (nh / c.n_kv_head);
+            let q = start(Kind::Rope { k: false }, r.layer)? + (t * qd + h * hd) as u64;
+            let k = start(Kind::Rope { k: true }, r.layer)?
+                + ((first + j as usize) * kvd + g * hd) as u64;
+            for d in 0..hd as u64 {
+                out.extend([q + d, k + d]);
+            }
+        }
+        Kind::Max | Kind::Sums => {
+            let (t, h, sg) = locate(i, 1, false);
+            let (n, _, keys_at, _, _, _) = row(t, h);
+            if sg > 0 {
+                out.push(element - 1);
+            }
+            let from = if r.kind == Kind::Max {
+                Kind::Scores
+            } else {
+                Kind::Exps
+            };
+            let base = start(from, r.layer)? + keys_at + (h * n) as u64;
+            let seg = sg as usize * KEYS_PER_SEGMENT..((sg as usize + 1) * KEYS_PER_SEGMENT).min(n);
+            out.extend(seg.map(|j| base + j as u64));
+        }
+        Kind::Exps => {
+            let (t, h, _) = locate(i, 1, true);
+            let (_, segs, _, segs_at, _, _) = row(t, h);
+            out.push(start(Kind::Max, r.layer)? + segs_at + (h * segs + segs - 1) as u64);
+            out.push(start(Kind::Scores, r.layer)? + i);
+        }
+        Kind::Weighted => {
+            let (t, h, rest) = locate(i, hd, false);
+            let (n, segs, keys_at, _, first, _) = row(t, h);
+            let (d, sg) = ((rest / segs as u64) as usize, (rest % segs as u64) as usize);
+            if sg > 0 {
+                out.push(element - 1);
+            }
+            let g = h / (nh / c.n_kv_head);
+            let e = start(Kind::Exps, r.layer)? + keys_at + (h * n) as u64;
+            let v = start(Kind::ValuesT, r.layer)? + ((g * hd + d) * s.positions + first) as u64;
+            for j in sg * KEYS_PER_SEGMENT..((sg + 1) * KEYS_PER_SEGMENT).min(n) {
+                out.extend([e + j as u64, v + j as u64]);
+            }
+        }
+        Kind::AttnOut => {
+            let (t, h) = (
+                (i / qd as u64) as usize,
+                ((i % qd as u64) / hd as u64) as usize,
+            );
+            let (_, segs, _, segs_at, _, _) = row(t, h);
+            let d = (i % hd as u64) as usize;
+            out.push(
+                start(Kind::Weighted, r.layer)?
+                    + segs_at * hd as u64
+                    + ((h * hd + d) * segs + segs - 1) as u64,
+            );
+            out.push(start(Kind::Sums, r.layer)? + segs_at + (h * segs + segs - 1) as u64);
+        }
+        Kind::NormLanes { norm } | Kind::NormScale { norm } => {
+            let (x, n) = match norm {
+                Norm::Layer(LayerVec::AttnNorm) => (stream(layer)?, c.d_model),
+                Norm::Layer(LayerVec::FfnNorm) => {
+                    (start(Kind::Residual { ffn: false }, r.layer)?, c.d_model)
+                }
+                Norm::Layer(LayerVec::QNorm) => (mat_out(LayerMat::Q, layer)?, hd),
+                Norm::Layer(LayerVec::KNorm) => (mat_out(LayerMat::K, layer)?, hd),
+                Norm::Layer(LayerVec::PostAttnNorm) => (mat_out(LayerMat::O, layer)?, c.d_model),
+                Norm::Layer(LayerVec::PostFfnNorm) => (mat_out(LayerMat::Down, layer)?, c.d_model),
+                Norm::Layer(v) => {
+                    return Err(EngineError::Trace(format!("no norm of {v:?}")));
+                }
+                Norm::Out => (
+                    start(Kind::Residual { ffn: true }, Some(c.n_layer - 1))?,
+                    c.d_model,
+                ),
+            };
+            let segs = n.div_ceil(NORM_SEGMENT) as u64;
+            if let Kind::NormLanes { .. } = r.kind {
+                let (row, sg, lane) = (i / (segs * 8), (i / 8) % segs, i % 8);
+                if sg > 0 {
+                    out.push(element - 8);
+                }
+                let seg =
+                    sg * NORM_SEGMENT as u64 + lane..((sg + 1) * NORM_SEGMENT as u64).min(n as u64);
+                out.extend(seg.step_by(8).map(|e| x + row * n as u64 + e));
+            } else {
+                let lanes = start(Kind::NormLanes { norm }, r.layer)? + (i * segs + segs - 1) * 8;
+                out.extend(lanes..lanes + 8);
+            }
+        }
+        Kind::Quant { of } => {
+            let (rec, k) = (i / QBLOCK_WORDS as u64, i % QBLOCK_WORDS as u64);
+            if k < 10 {
+                let (x, cols, row0) = match of {
+                    QuantOf::AttnIn => (norm_out(LayerVec::AttnNorm, r.layer)?, c.d_model, 0),
+                    QuantOf::AttnOut => (start(Kind::AttnOut, r.layer)?, qd, 0),
+                    QuantOf::FfnIn => (norm_out(LayerVec::FfnNorm, r.layer)?, c.d_model, 0),
+                    QuantOf::DownIn => (start(Kind::Gated, r.layer)?, c.d_ff, 0),
+                    QuantOf::Head => (
+                        norm_out(LayerVec::AttnNorm, None)?,
+                        c.d_model,
+                        s.positions - s.steps,
+                    ),
+                };
+                let per = (cols / 32) as u64;
+                let at = x + (row0 as u64 + rec / per) * cols as u64 + (rec % per) * 32;
+                out.extend(at..at + 32);
+            }
+        }
+        Kind::Argmax => {
+            let g = s.argmax_segments() as u64;
+            let (n, sg) = (i / (2 * g), (i / 2) % g);
+            let pair = r.start + (n * g + sg) * 2;
+            if sg > 0 {
+                out.extend([pair - 2, pair - 1]);
+            }
+            let logits = if s.penalty {
+                start(Kind::Penalized, None)?
+            } else {
+                start(Kind::MatOut { mat: Mat::Head }, None)?
+            } + n * c.vocab as u64;
+            let seg =
+                sg * ARGMAX_SEGMENT as u64..((sg + 1) * ARGMAX_SEGMENT as u64).min(c.vocab as u64);
+            out.extend(seg.map(|j| logits + j));
+        }
+        k => {
+            return Err(EngineError::Unsupported(format!(
+                "{k:?} steps read the model or the transcript: not executable on chain yet"
+            )))
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    if out.last().is_some_and(|&w| w >= element) {
+        return Err(EngineError::Trace(format!(
+            "word {element} would read a later word"
+        )));
+    }
+    Ok(out)
+}

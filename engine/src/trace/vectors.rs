@@ -1,0 +1,162 @@
+//! Vectors for the on-chain executor (`contracts/test/SwornExecutor.t.sol`): real traces of
+//! synthetic models (Llama with Q4_0/Q4_1/Q8_0, Gemma 3 with its sliding window), and for
+//! words of every executable kind, the leaves the step reads with their proofs, and the word.
+//!
+//! File layout (big-endian 32-bit words): the shape (`arch n_layer d n_head n_kv hd ff vocab
+//! window positions steps penalty eps`), the root (8 words), the leaf count, the case count,
+//! then per case `element value n_leaves (index words[32] n_proof proof[8 n_proof])*`.
+
+use std::path::Path;
+
+use super::inputs::reads;
+use super::layout::{Kind, LEAF};
+use super::record::{trace, Trace};
+use crate::error::Result;
+use crate::model::Arch;
+use crate::synthetic::{write_model, Rng, SyntheticSpec};
+use sworn_attest::trace_tree::TraceTree;
+
+/// The architecture's code in the executor's shape.
+pub fn arch_code(a: Arch) -> u32 {
+    match a {
+        Arch::Llama => 0,
+        Arch::Qwen2 => 1,
+        Arch::Qwen3 => 2,
+        Arch::Gemma3 => 3,
+        #[allow(unreachable_patterns)]
+        _ => u32::MAX,
+    }
+}
+
+/// The shape's words, as the executor's `SwornLayout.Shape` takes them.
+pub fn shape_words(t: &Trace) -> Vec<u32> {
+    let s = &t.layout.shape;
+    let c = &s.cfg;
+    vec![
+        arch_code(c.arch),
+        c.n_layer as u32,
+        c.d_model as u32,
+        c.n_head as u32,
+        c.n_kv_head as u32,
+        c.head_dim as u32,
+        c.d_ff as u32,
+        c.vocab as u32,
+        c.sliding_window.map_or(0, |(w, _)| w as u32),
+        s.positions as u32,
+        s.steps as u32,
+        u32::from(s.penalty),
+        c.rms_eps.to_bits(),
+    ]
+}
+
+/// Whether the executor runs this kind of step yet.
+fn executable(k: Kind) -> bool {
+    !matches!(
+        k,
+        Kind::RopeTable { .. }
+            | Kind::Embed
+            | Kind::NormOut { .. }
+            | Kind::MatPartial { .. }
+            | Kind::MatOut { .. }
+            | Kind::Bias { .. }
+            | Kind::Penalized
+    )
+}
+
+/// The cases of one trace: per executable region of the first and the last layer (and those
+/// outside the layers), its first and last word and `per_region - 2` random ones.
+fn cases(t: &Trace, tree: &TraceTree, per_region: usize, rng: &mut Rng) -> Result<Vec<u8>> {
+    let last = t.layout.shape.cfg.n_layer - 1;
+    let mut elements = Vec::new();
+    for r in &t.layout.regions {
+        if !executable(r.kind) || r.layer.is_some_and(|l| l != 0 && l != last) {
+            continue;
+        }
+        elements.extend([r.start, r.start + r.len - 1]);
+        for _ in 2..per_region {
+            elements.push(r.start + rng.next_u64() % r.len);
+        }
+    }
+    let mut out = Vec::new();
+    let put = |out: &mut Vec<u8>, w: u32| out.extend_from_slice(&w.to_be_bytes());
+    put(&mut out, elements.len() as u32);
+    for e in elements {
+        let mut leaves: Vec<u64> = reads(&t.layout, e)?
+            .into_iter()
+            .map(|w| w / LEAF as u64)
+            .collect();
+        leaves.dedup();
+        put(&mut out, e as u32);
+        put(&mut out, t.words[e as usize]);
+        put(&mut out, leaves.len() as u32);
+        for l in leaves {
+            put(&mut out, l as u32);
+            for &w in t.leaf(l) {
+                put(&mut out, w);
+            }
+            let proof = tree.proof(l);
+            put(&mut out, proof.len() as u32);
+            for h in proof {
+                out.extend_from_slice(&h);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The vector files (name, bytes), from models written into `dir`.
+pub fn generate(dir: &Path) -> Result<Vec<(String, Vec<u8>)>> {
+    use candle_core::quantized::GgmlDType as T;
+    let specs = [
+        (
+            "trace_llama",
+            SyntheticSpec {
+                kinds: vec![T::Q4_1, T::Q4_0, T::Q8_0],
+                d_ff: 288,
+                ..Default::default()
+            },
+            70,
+            1.0,
+        ),
+        (
+            "trace_gemma3",
+            SyntheticSpec {
+                kinds: vec![T::Q4_1, T::Q8_0, T::Q5_0, T::Q4_0],
+                ..SyntheticSpec::gemma3()
+            },
+            12,
+            1.3,
+        ),
+    ];
+    let mut rng = Rng(0x7ACE);
+    let mut files = Vec::new();
+    for (name, spec, prompt_len, penalty) in specs {
+        let path = dir.join(format!("{name}.gguf"));
+        write_model(&path, &spec)?;
+        let model = crate::model::Model::load(&path, None)?;
+        let rt = crate::kernels::Runner::new(crate::kernels::Isa::detect(), 1)?;
+        let prompt: Vec<u32> = (0..prompt_len).map(|i| (i * 29 % 250) as u32 + 3).collect();
+        // Any output tokens do: the trace holds what the model computes from them.
+        let output: Vec<u32> = vec![7, 100, 42];
+        let params = crate::sampling::SamplingParams {
+            temperature: 0.0,
+            top_k: 0,
+            top_p: 1.0,
+            min_p: 0.0,
+            repeat_penalty: penalty,
+            repeat_last_n: 16,
+            seed: 0,
+        };
+        let t = trace(&model, &rt, &prompt, &output, &params, None)?;
+        let tree = TraceTree::new(&t.words);
+        let mut out = Vec::new();
+        for w in shape_words(&t) {
+            out.extend_from_slice(&w.to_be_bytes());
+        }
+        out.extend_from_slice(&tree.root());
+        out.extend_from_slice(&(tree.leaves() as u32).to_be_bytes());
+        out.extend(cases(&t, &tree, 4, &mut rng)?);
+        files.push((name.to_string(), out));
+    }
+    Ok(files)
+}
