@@ -20,6 +20,27 @@ pub fn leaf_hash(words: &[u32]) -> [u8; 32] {
     h.finalize().into()
 }
 
+/// `keccak256(0x00 || bytes)`: a leaf of the model's row trees (`docs/dispute.md` §5.5), whose
+/// leaves are rows of bytes rather than words.
+pub fn bytes_leaf_hash(bytes: &[u8]) -> [u8; 32] {
+    let mut h = Keccak256::new();
+    h.update([0u8]);
+    h.update(bytes);
+    h.finalize().into()
+}
+
+/// A weight tensor's leaf in the weights tree (`docs/dispute.md` §5.5): `keccak256(0x00 || u32
+/// ggml_type || u32 rows || u32 cols || row_root)`, big-endian.
+pub fn tensor_leaf(code: u32, rows: u32, cols: u32, row_root: [u8; 32]) -> [u8; 32] {
+    let mut h = Keccak256::new();
+    h.update([0u8]);
+    h.update(code.to_be_bytes());
+    h.update(rows.to_be_bytes());
+    h.update(cols.to_be_bytes());
+    h.update(row_root);
+    h.finalize().into()
+}
+
 /// `keccak256(0x01 || left || right)`.
 pub fn node_hash(l: &[u8; 32], r: &[u8; 32]) -> [u8; 32] {
     let mut h = Keccak256::new();
@@ -53,7 +74,13 @@ impl TraceTree {
             !words.is_empty() && words.len().is_multiple_of(WIDTH),
             "a trace is a whole number of leaves"
         );
-        let mut levels = vec![words.chunks_exact(WIDTH).map(leaf_hash).collect::<Vec<_>>()];
+        TraceTree::from_leaf_hashes(words.chunks_exact(WIDTH).map(leaf_hash).collect())
+    }
+
+    /// The tree over leaves already hashed (at least one).
+    pub fn from_leaf_hashes(leaves: Vec<[u8; 32]>) -> TraceTree {
+        assert!(!leaves.is_empty(), "a tree has a leaf");
+        let mut levels = vec![leaves];
         while levels.last().is_some_and(|l| l.len() > 1) {
             let below = levels.last().expect("a level");
             let next = below

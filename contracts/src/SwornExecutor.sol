@@ -5,6 +5,7 @@ import {ISwornExecutor} from "./ISwornExecutor.sol";
 import {SwornF32} from "./SwornF32.sol";
 import {SwornMath} from "./SwornMath.sol";
 import {SwornQuant} from "./SwornQuant.sol";
+import {SwornProducts} from "./SwornProducts.sol";
 import {SwornTrace} from "./SwornTrace.sol";
 import {SwornLayout as L} from "./SwornLayout.sol";
 
@@ -15,12 +16,14 @@ import {SwornLayout as L} from "./SwornLayout.sol";
 /// as `sworn_engine::trace` computes them (checked on the engine's own traces,
 /// `test/SwornExecutor.t.sol`).
 ///
-/// Built so far: every step that reads only the trace — residual adds, gated activations,
-/// attention (scores, running maximum, exponentials, running sums, transposed values, running
-/// weighted sums, outputs), RMSNorm's lanes and scales, activation quantization, RoPE's rotation
-/// and greedy sampling. Steps that read the model's weights (embedding, products, norm outputs,
-/// biases), the RoPE table (f64) and the repetition penalty (the transcript's history) are not,
-/// and neither is `bind`: both need the model commitment whose rows are provable on chain.
+/// Every kind of step but one: residual adds, gated activations, attention (scores, running
+/// maximum, exponentials, running sums, transposed values, running weighted sums, outputs),
+/// RMSNorm (lanes, scales, outputs), activation quantization, the products' segments of every
+/// quantized type, biases, the embedding, RoPE's rotation, the repetition penalty and greedy
+/// sampling; weight rows are proven against the weights root (docs/dispute.md §5.5), tokens
+/// against their hash. Not built: the RoPE table's steps (f64 arithmetic), sampled
+/// (temperature) steps, and `bind`, which needs the transcript format that commits to the
+/// weights root.
 contract SwornExecutor is ISwornExecutor {
     using SwornF32 for uint32;
 
@@ -33,19 +36,57 @@ contract SwornExecutor is ISwornExecutor {
         bytes32[] proof;
     }
 
-    /// One execution: the shape, the proven leaves, the word in dispute, its region and its
-    /// index in the region.
+    /// What a trace is executed against beyond itself: its shape, the weights root, the hash
+    /// of the teacher-forced tokens (`tokensHash`), and the repetition penalty (`penalty` as
+    /// binary32 bits, over the last `lastN` tokens).
+    struct Context {
+        L.Shape shape;
+        bytes32 weights;
+        bytes32 tokens;
+        uint32 penalty;
+        uint256 lastN;
+    }
+
+    /// A row of a weight tensor, with its proofs: `data` is row `row` of the tensor in slot
+    /// `slot` (type `code`, `rows` x `cols`), `rowProof` proves it in the tensor's row tree,
+    /// `slotProof` the tensor's leaf in the weights tree.
+    struct Weight {
+        uint256 slot;
+        uint32 code;
+        uint256 rows;
+        uint256 cols;
+        uint256 row;
+        bytes data;
+        bytes32[] rowProof;
+        bytes32[] slotProof;
+    }
+
+    /// One execution: the context, the proven leaves, weight rows and tokens, the word in
+    /// dispute, its region and its index in the region.
     struct Ctx {
         L.Shape s;
+        Context x;
         Leaf[] leaves;
+        Weight[] weights;
+        uint32[] tokens;
         uint256 element;
         L.Region r;
         uint256 i;
     }
 
-    /// @notice The context a shape's traces are executed in (version 0: the shape alone).
-    function contextOf(L.Shape memory s) public pure returns (bytes32) {
-        return keccak256(abi.encode(uint256(0), s));
+    /// Slots before the layers' in the weights tree, and per layer.
+    uint256 private constant GLOBAL_SLOTS = 4;
+    uint256 private constant LAYER_SLOTS = 16;
+    uint32 private constant ABSENT = 0xFFFFFFFF;
+
+    /// @notice The hash the execution context is committed by.
+    function contextOf(Context memory x) public pure returns (bytes32) {
+        return keccak256(abi.encode(x));
+    }
+
+    /// @notice The hash of the teacher-forced tokens.
+    function tokensHash(uint32[] memory tokens) public pure returns (bytes32) {
+        return keccak256(abi.encode(tokens));
     }
 
     /// @inheritdoc ISwornExecutor
@@ -58,23 +99,31 @@ contract SwornExecutor is ISwornExecutor {
     }
 
     /// @inheritdoc ISwornExecutor
-    /// @dev `witness` is `abi.encode(SwornLayout.Shape, Leaf[])`: the trace's shape and the
-    /// leaves holding the inputs.
+    /// @dev `witness` is `abi.encode(Context, Leaf[], Weight[], uint32[] tokens)`: the
+    /// context, the leaves holding the inputs, the weight rows the step reads and the
+    /// teacher-forced tokens (empty when the step reads none).
     function execute(bytes32 context, bytes32 root, uint256 leaves, uint256 element, bytes calldata witness)
         external
         pure
         returns (uint32)
     {
-        (L.Shape memory s, Leaf[] memory ls) = abi.decode(witness, (L.Shape, Leaf[]));
-        require(context == contextOf(s), "executor: context");
-        require(L.words(s) == leaves * L.LEAF, "executor: trace size");
-        for (uint256 k = 0; k < ls.length; k++) {
-            require(SwornTrace.proves(ls[k].words, ls[k].index, leaves, ls[k].proof, root), "executor: leaf proof");
+        Ctx memory c;
+        (c.x, c.leaves, c.weights, c.tokens) = abi.decode(witness, (Context, Leaf[], Weight[], uint32[]));
+        c.s = c.x.shape;
+        require(context == contextOf(c.x), "executor: context");
+        require(L.words(c.s) == leaves * L.LEAF, "executor: trace size");
+        for (uint256 k = 0; k < c.leaves.length; k++) {
+            Leaf memory f = c.leaves[k];
+            require(SwornTrace.proves(f.words, f.index, leaves, f.proof, root), "executor: leaf proof");
         }
-        L.Region memory r = L.locate(s, element);
-        Ctx memory c = Ctx(s, ls, element, r, element - r.start);
-        if (c.i >= r.len) return 0; // a leaf's padding after its region
-        return step(c).canonical();
+        if (c.tokens.length > 0) require(tokensHash(c.tokens) == c.x.tokens, "executor: tokens");
+        c.element = element;
+        c.r = L.locate(c.s, element);
+        c.i = element - c.r.start;
+        if (c.i >= c.r.len) return 0; // a leaf's padding after its region
+        // Float results are canonical (SwornF32 makes every NaN so, and the trace's words are);
+        // integer words (packed quants, ids) are returned as they are.
+        return step(c);
     }
 
     // ---------------------------------------------------------------------------------------
@@ -97,7 +146,12 @@ contract SwornExecutor is ISwornExecutor {
         if (k == L.QUANT) return quantize(c);
         if (k == L.ROPE) return rope(c);
         if (k == L.ARGMAX) return argmax(c);
-        revert("executor: this step reads the model or the transcript (not built)");
+        if (k == L.EMBED) return embed(c);
+        if (k == L.NORM_OUT) return normOut(c);
+        if (k == L.MAT_PARTIAL || k == L.MAT_OUT) return product(c);
+        if (k == L.BIAS) return bias(c);
+        if (k == L.PENALIZED) return penalized(c);
+        revert("executor: RoPE table steps (f64) are not executable yet");
     }
 
     // ---------------------------------------------------------------------------------------
@@ -113,6 +167,46 @@ contract SwornExecutor is ISwornExecutor {
             if (c.leaves[k].index == leaf) return c.leaves[k].words[idx % L.LEAF];
         }
         revert("executor: a leaf the step reads is missing");
+    }
+
+    /// Row `row` of the tensor in `slot`, proven against the weights root.
+    function weightRow(Ctx memory c, uint256 slot, uint256 row) private pure returns (Weight memory w) {
+        for (uint256 k = 0; k < c.weights.length; k++) {
+            w = c.weights[k];
+            if (w.slot != slot || w.row != row) continue;
+            require(w.code != ABSENT, "executor: an absent tensor");
+            (bool ok, bytes32 rowRoot) =
+                SwornTrace.rootFromInclusion(keccak256(abi.encodePacked(bytes1(0), w.data)), row, w.rows, w.rowProof);
+            require(ok, "executor: row proof");
+            bytes32 leaf =
+                keccak256(abi.encodePacked(bytes1(0), uint32(w.code), uint32(w.rows), uint32(w.cols), rowRoot));
+            uint256 slots = GLOBAL_SLOTS + LAYER_SLOTS * c.s.nLayer;
+            (bool ok2, bytes32 r) = SwornTrace.rootFromInclusion(leaf, slot, slots, w.slotProof);
+            require(ok2 && r == c.x.weights, "executor: weight proof");
+            return w;
+        }
+        revert("executor: a weight row the step reads is missing");
+    }
+
+    /// Element `col` of a weight row, as the engine reads it (a quantized row's piece value).
+    function valueAt(Weight memory w, uint256 col) private pure returns (uint32) {
+        uint256 k = w.code;
+        if (k == SwornProducts.F32 || k == SwornProducts.F16 || k == SwornProducts.BF16) {
+            return SwornProducts.element(k, w.data, col).canonical();
+        }
+        return SwornProducts.value(SwornProducts.piece(k, w.data, col / 32), col % 32);
+    }
+
+    /// The slot of layer `l`'s vector `v` (norms in `SwornLayout`'s norm order, then the
+    /// biases).
+    function vecSlot(uint256 l, uint256 v) private pure returns (uint256) {
+        return GLOBAL_SLOTS + LAYER_SLOTS * l + 7 + v;
+    }
+
+    /// Token `t` of the teacher-forced sequence.
+    function token(Ctx memory c, uint256 t) private pure returns (uint32) {
+        require(t < c.tokens.length, "executor: tokens missing");
+        return c.tokens[t];
     }
 
     function region(Ctx memory c, uint256 kind, uint256 sub, uint256 layer) private pure returns (uint256) {
@@ -384,6 +478,122 @@ contract SwornExecutor is ISwornExecutor {
         if (sub == L.Q_FFN_IN) return (region(c, L.NORM_OUT, L.FFN_NORM, l), c.s.d, 0);
         if (sub == L.Q_DOWN_IN) return (region(c, L.GATED, 0, l), c.s.ff, 0);
         return (region(c, L.NORM_OUT, L.OUT_NORM, L.NONE), c.s.d, c.s.positions - c.s.steps);
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Steps that read the weights or the tokens
+    // ---------------------------------------------------------------------------------------
+
+    /// The embedding row of the position's token, element by element (Gemma 3: times
+    /// `sqrt(d)` rounded to binary32).
+    function embed(Ctx memory c) private pure returns (uint32 v) {
+        uint256 d = c.s.d;
+        Weight memory w = weightRow(c, 0, token(c, c.i / d));
+        require(w.cols == d, "executor: embedding width");
+        v = valueAt(w, c.i % d);
+        if (L.embedScale(c.s)) v = v.mul(fromInt(d).sqrt());
+    }
+
+    /// RMSNorm's output `(x * r) * w`.
+    function normOut(Ctx memory c) private pure returns (uint32) {
+        (uint256 x, uint256 n) = normInput(c);
+        uint256 l = c.r.layer;
+        uint32 r = word(c, region(c, L.NORM_SCALE, c.r.sub, l) + c.i / n);
+        Weight memory w = weightRow(c, c.r.sub == L.OUT_NORM ? 1 : vecSlot(l, c.r.sub), 0);
+        require(w.cols == n, "executor: norm width");
+        return word(c, x + c.i).mul(r).mul(valueAt(w, c.i % n));
+    }
+
+    /// A product's rows, columns and input quantization (`SwornLayout`'s sub codes).
+    function matShape(Ctx memory c) private pure returns (uint256 rows, uint256 cols, uint256 q) {
+        uint256 m = c.r.sub;
+        (uint256 d, uint256 qdim, uint256 kv) = (c.s.d, L.qd(c.s), L.kvd(c.s));
+        if (m == L.M_Q) return (qdim, d, L.Q_ATTN_IN);
+        if (m == L.M_K || m == L.M_V) return (kv, d, L.Q_ATTN_IN);
+        if (m == L.M_O) return (d, qdim, L.Q_ATTN_OUT);
+        if (m == L.M_GATE || m == L.M_UP) return (c.s.ff, d, L.Q_FFN_IN);
+        if (m == L.M_DOWN) return (d, c.s.ff, L.Q_DOWN_IN);
+        return (c.s.vocab, d, L.Q_HEAD);
+    }
+
+    /// Where a product's word lies: input row `t`, output `row`, segment `seg` of `segs`.
+    struct Seg {
+        uint256 rows;
+        uint256 pieces;
+        uint256 q;
+        uint256 segs;
+        uint256 t;
+        uint256 row;
+        uint256 seg;
+    }
+
+    function segOf(Ctx memory c) private pure returns (Seg memory g) {
+        uint256 cols;
+        (g.rows, cols, g.q) = matShape(c);
+        g.pieces = cols / 32;
+        g.segs = L.segments(g.pieces, L.PIECES_PER_SEGMENT);
+        if (c.r.kind == L.MAT_PARTIAL) {
+            uint256 p = g.segs - 1;
+            (g.t, g.row, g.seg) = (c.i / (g.rows * p), (c.i / p) % g.rows, c.i % p);
+        } else {
+            (g.t, g.row, g.seg) = (c.i / g.rows, c.i % g.rows, g.segs - 1);
+        }
+    }
+
+    /// One segment of a row's product: up to 8 pieces folded from the accumulator the
+    /// segment before left (+0 first), against the activation blocks of the input's row.
+    function product(Ctx memory c) private pure returns (uint32) {
+        Seg memory g = segOf(c);
+        uint32 acc = 0;
+        if (g.seg > 0) {
+            uint256 prev = (g.t * g.rows + g.row) * (g.segs - 1) + g.seg - 1;
+            acc = word(c, region(c, L.MAT_PARTIAL, c.r.sub, c.r.layer) + prev);
+        }
+        uint256 slot = c.r.sub == L.M_HEAD ? 2 : GLOBAL_SLOTS + LAYER_SLOTS * c.r.layer + c.r.sub;
+        Weight memory w = weightRow(c, slot, g.row);
+        require(w.rows == g.rows && w.cols == g.pieces * 32, "executor: matrix shape");
+        uint256 from = g.seg * L.PIECES_PER_SEGMENT;
+        uint256 to = from + L.PIECES_PER_SEGMENT < g.pieces ? from + L.PIECES_PER_SEGMENT : g.pieces;
+        SwornProducts.Act[] memory x = new SwornProducts.Act[](to - from);
+        uint256 base = region(c, L.QUANT, g.q, c.r.layer) + (g.t * g.pieces + from) * L.QBLOCK_WORDS;
+        for (uint256 k = 0; k < to - from; k++) {
+            x[k] = act(c, base + k * L.QBLOCK_WORDS);
+        }
+        return SwornProducts.fold(w.code, w.data, from, to, x, acc);
+    }
+
+    /// The activation block recorded at `rec`.
+    function act(Ctx memory c, uint256 rec) private pure returns (SwornProducts.Act memory a) {
+        uint256 q;
+        for (uint256 j = 0; j < 8; j++) {
+            q = (q << 32) | word(c, rec + j);
+        }
+        (a.q, a.d, a.s) = (bytes32(q), word(c, rec + 8), word(c, rec + 9));
+    }
+
+    /// A projection plus its bias (Qwen 2).
+    function bias(Ctx memory c) private pure returns (uint32) {
+        uint256 width = c.r.sub == L.M_Q ? L.qd(c.s) : L.kvd(c.s);
+        uint32 y = word(c, region(c, L.MAT_OUT, c.r.sub, c.r.layer) + c.i);
+        Weight memory w = weightRow(c, vecSlot(c.r.layer, 6 + c.r.sub), 0);
+        require(w.cols == width, "executor: bias width");
+        return y.add(valueAt(w, c.i % width));
+    }
+
+    /// A logit after the repetition penalty: divided by it (positive) or multiplied (else)
+    /// when its id is among the last `lastN` tokens of the history (the prompt, then the
+    /// output tokens before this step).
+    function penalized(Ctx memory c) private pure returns (uint32) {
+        (uint256 n, uint256 id) = (c.i / c.s.vocab, c.i % c.s.vocab);
+        uint32 l = word(c, region(c, L.MAT_OUT, L.M_HEAD, L.NONE) + c.i);
+        uint256 len = c.s.positions - c.s.steps + 1 + n;
+        uint256 from = len > c.x.lastN ? len - c.x.lastN : 0;
+        for (uint256 t = from; t < len; t++) {
+            if (token(c, t) == id) {
+                return SwornMath.lt(0, l) ? l.div(c.x.penalty) : l.mul(c.x.penalty);
+            }
+        }
+        return l;
     }
 
     // ---------------------------------------------------------------------------------------

@@ -101,7 +101,7 @@ library SwornLayout {
     /// The walk over the regions: looking for the one holding `element` (`byElement`), or for
     /// (`kind`, `sub`, `layer`).
     struct Walk {
-        uint256 at;
+        uint256 cursor;
         bool byElement;
         uint256 element;
         uint256 kind;
@@ -239,17 +239,17 @@ library SwornLayout {
         Walk memory w;
         (w.byElement, w.element) = (true, type(uint256).max);
         walk(s, w);
-        return w.at;
+        return w.cursor;
     }
 
     function push(Walk memory w, uint256 kind, uint256 sub, uint256 layer, uint256 len) private pure {
         if (w.found || len == 0) return;
-        bool hit = w.byElement ? w.element < w.at + len : (kind == w.kind && sub == w.sub && layer == w.layer);
+        bool hit = w.byElement ? w.element < w.cursor + len : (kind == w.kind && sub == w.sub && layer == w.layer);
         if (hit) {
             w.found = true;
-            w.r = Region(kind, sub, layer, w.at, len);
+            w.r = Region(kind, sub, layer, w.cursor, len);
         }
-        w.at += ((len + LEAF - 1) / LEAF) * LEAF;
+        w.cursor += ((len + LEAF - 1) / LEAF) * LEAF;
     }
 
     function norm(Walk memory w, uint256 sub, uint256 layer, uint256 rows, uint256 n) private pure {

@@ -106,6 +106,18 @@ library SwornProducts {
         return dd.mul(fromInt(isum)).sub(p.mw.mul(x.d).mul(fromInt(msum)));
     }
 
+    /// @notice Weight `j` of a piece, as the engine dequantizes it (`Piece::value`): `dw * q`,
+    /// `dw * q + mw`, `(dw * s_h) * q`, or `(dw * s_h) * q - dmin * m_h` with `h = j / 16`.
+    function value(Piece memory p, uint256 j) internal pure returns (uint32) {
+        uint32 q = fromInt(signedByte(p.q, j));
+        if (p.form == SCALED) return p.dw.mul(q);
+        if (p.form == AFFINE) return p.dw.mul(q).add(p.mw);
+        uint32 s = fromInt(j < 16 ? p.s0 : p.s1);
+        uint32 v = p.dw.mul(s).mul(q);
+        if (p.form == SUB_SCALED) return v;
+        return v.sub(p.mw.mul(fromInt(j < 16 ? p.m0 : p.m1)));
+    }
+
     /// @notice The fold of pieces `from .. to` (exclusive) of the row from accumulator `acc`:
     /// `acc = acc + term` for each in order. `x[i]` is the activation block of piece `from + i`.
     /// From +0.0 over the whole row, this is the output (§1.2).

@@ -4,21 +4,32 @@
 
 use super::layout::{
     Kind, Layout, Mat, Norm, QuantOf, Shape, ARGMAX_SEGMENT, KEYS_PER_SEGMENT, NORM_SEGMENT,
-    QBLOCK_WORDS,
+    PIECES_PER_SEGMENT, QBLOCK_WORDS,
 };
+use super::weights::{mat_slot, vec_slot};
 use crate::arch::{LayerMat, LayerVec};
 use crate::error::{EngineError, Result};
 
-/// The trace words the step computing word `element` reads, in no particular order; empty for
-/// a leaf's padding. Steps that read the model's weights or the transcript are not executable
-/// on chain yet, and give an error.
-pub fn reads(layout: &Layout, element: u64) -> Result<Vec<u64>> {
+/// What the step computing a word reads: earlier words of the trace (sorted), rows of the
+/// model's weights (`(slot, row)`, [`super::weights`]), and whether it reads the sequence's
+/// tokens (the embedding's row, the repetition penalty's history).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reads {
+    pub words: Vec<u64>,
+    pub weights: Vec<(usize, usize)>,
+    pub tokens: bool,
+}
+
+/// What the step computing word `element` reads (nothing, for a leaf's padding). `tokens` is
+/// the teacher-forced sequence (prompt, then output tokens but the last). The RoPE table's
+/// steps (f64) are not executable on chain yet, and give an error.
+pub fn reads(layout: &Layout, element: u64, tokens: &[u32]) -> Result<Reads> {
     let r = *layout
         .region_of(element)
         .ok_or_else(|| EngineError::InvalidRequest(format!("word {element} is past the trace")))?;
     let i = element - r.start;
     if i >= r.len {
-        return Ok(Vec::new());
+        return Ok(Reads::default());
     }
     let s = &layout.shape;
     let c = &s.cfg;
@@ -44,6 +55,8 @@ pub fn reads(layout: &Layout, element: u64) -> Result<Vec<u64>> {
     let (hd, qd, kvd, nh) = (c.head_dim, c.q_dim(), c.kv_dim(), c.n_head);
     let t_n = s.positions as u64;
     let mut out = Vec::new();
+    let mut weights = Vec::new();
+    let mut reads_tokens = false;
     let layer = r.layer.unwrap_or(0);
     // Attention rows: (t, h) with its window's keys, segments, and offsets.
     let row = |t: usize, h: usize| {
@@ -199,23 +212,7 @@ pub fn reads(layout: &Layout, element: u64) -> Result<Vec<u64>> {
             out.push(start(Kind::Sums, r.layer)? + segs_at + (h * segs + segs - 1) as u64);
         }
         Kind::NormLanes { norm } | Kind::NormScale { norm } => {
-            let (x, n) = match norm {
-                Norm::Layer(LayerVec::AttnNorm) => (stream(layer)?, c.d_model),
-                Norm::Layer(LayerVec::FfnNorm) => {
-                    (start(Kind::Residual { ffn: false }, r.layer)?, c.d_model)
-                }
-                Norm::Layer(LayerVec::QNorm) => (mat_out(LayerMat::Q, layer)?, hd),
-                Norm::Layer(LayerVec::KNorm) => (mat_out(LayerMat::K, layer)?, hd),
-                Norm::Layer(LayerVec::PostAttnNorm) => (mat_out(LayerMat::O, layer)?, c.d_model),
-                Norm::Layer(LayerVec::PostFfnNorm) => (mat_out(LayerMat::Down, layer)?, c.d_model),
-                Norm::Layer(v) => {
-                    return Err(EngineError::Trace(format!("no norm of {v:?}")));
-                }
-                Norm::Out => (
-                    start(Kind::Residual { ffn: true }, Some(c.n_layer - 1))?,
-                    c.d_model,
-                ),
-            };
+            let (x, n, _) = norm_source(layout, norm, layer)?;
             let segs = n.div_ceil(NORM_SEGMENT) as u64;
             if let Kind::NormLanes { .. } = r.kind {
                 let (row, sg, lane) = (i / (segs * 8), (i / 8) % segs, i % 8);
@@ -265,10 +262,65 @@ pub fn reads(layout: &Layout, element: u64) -> Result<Vec<u64>> {
                 sg * ARGMAX_SEGMENT as u64..((sg + 1) * ARGMAX_SEGMENT as u64).min(c.vocab as u64);
             out.extend(seg.map(|j| logits + j));
         }
-        k => {
-            return Err(EngineError::Unsupported(format!(
-                "{k:?} steps read the model or the transcript: not executable on chain yet"
-            )))
+        Kind::Embed => {
+            let t = (i / c.d_model as u64) as usize;
+            let tok = *tokens
+                .get(t)
+                .ok_or_else(|| EngineError::Trace(format!("no token at position {t}")))?;
+            weights.push((0, tok as usize));
+            reads_tokens = true;
+        }
+        Kind::NormOut { norm } => {
+            let (x, n, slot) = norm_source(layout, norm, layer)?;
+            out.push(x + i);
+            out.push(start(Kind::NormScale { norm }, r.layer)? + i / n as u64);
+            weights.push((slot, 0));
+        }
+        Kind::MatPartial { mat } | Kind::MatOut { mat } => {
+            let (rows, cols, of, slot) = mat_shape(s, mat, layer);
+            let segs = Shape::row_segments(cols) as u64;
+            let (t, row, seg) = if let Kind::MatPartial { .. } = r.kind {
+                (
+                    i / (rows * (segs - 1)),
+                    (i / (segs - 1)) % rows,
+                    i % (segs - 1),
+                )
+            } else {
+                (i / rows, i % rows, segs - 1)
+            };
+            if seg > 0 {
+                out.push(
+                    start(Kind::MatPartial { mat }, r.layer)? + (t * rows + row) * (segs - 1) + seg
+                        - 1,
+                );
+            }
+            let pieces = (cols / 32) as u64;
+            let q = start(Kind::Quant { of }, r.layer)?;
+            for k in
+                seg * PIECES_PER_SEGMENT as u64..((seg + 1) * PIECES_PER_SEGMENT as u64).min(pieces)
+            {
+                let rec = q + (t * pieces + k) * QBLOCK_WORDS as u64;
+                out.extend(rec..rec + 10);
+            }
+            weights.push((slot, row as usize));
+        }
+        Kind::Bias { vec } => {
+            let m = match vec {
+                LayerVec::QBias => LayerMat::Q,
+                LayerVec::KBias => LayerMat::K,
+                _ => LayerMat::V,
+            };
+            out.push(mat_out(m, layer)? + i);
+            weights.push((vec_slot(layer, vec), 0));
+        }
+        Kind::Penalized => {
+            out.push(start(Kind::MatOut { mat: Mat::Head }, None)? + i);
+            reads_tokens = true;
+        }
+        Kind::RopeTable { .. } => {
+            return Err(EngineError::Unsupported(
+                "RoPE table steps (f64) are not executable on chain yet".into(),
+            ))
         }
     }
     out.sort_unstable();
@@ -278,5 +330,66 @@ pub fn reads(layout: &Layout, element: u64) -> Result<Vec<u64>> {
             "word {element} would read a later word"
         )));
     }
-    Ok(out)
+    Ok(Reads {
+        words: out,
+        weights,
+        tokens: reads_tokens,
+    })
+}
+
+/// A product's rows, columns, input quantization and weight slot.
+pub fn mat_shape(s: &Shape, mat: Mat, layer: usize) -> (u64, usize, QuantOf, usize) {
+    let c = &s.cfg;
+    let (qd, kvd) = (c.q_dim(), c.kv_dim());
+    let (rows, cols, of) = match mat {
+        Mat::Head => (c.vocab, c.d_model, QuantOf::Head),
+        Mat::Layer(m) => match m {
+            LayerMat::Q => (qd, c.d_model, QuantOf::AttnIn),
+            LayerMat::K | LayerMat::V => (kvd, c.d_model, QuantOf::AttnIn),
+            LayerMat::O => (c.d_model, qd, QuantOf::AttnOut),
+            LayerMat::Gate | LayerMat::Up => (c.d_ff, c.d_model, QuantOf::FfnIn),
+            LayerMat::Down => (c.d_model, c.d_ff, QuantOf::DownIn),
+        },
+    };
+    let slot = match mat {
+        Mat::Head => 2,
+        Mat::Layer(m) => mat_slot(layer, m),
+    };
+    (rows as u64, cols, of, slot)
+}
+
+/// A norm's input region, its row width and its weight's slot.
+pub fn norm_source(layout: &Layout, norm: Norm, layer: usize) -> Result<(u64, usize, usize)> {
+    let c = &layout.shape.cfg;
+    let start = |kind: Kind, layer: Option<usize>| -> Result<u64> {
+        layout
+            .region(kind, layer)
+            .map(|r| r.start)
+            .ok_or_else(|| EngineError::Trace(format!("no region {kind:?} on {layer:?}")))
+    };
+    let l = Some(layer);
+    let mat = |m: LayerMat| start(Kind::MatOut { mat: Mat::Layer(m) }, l);
+    Ok(match norm {
+        Norm::Layer(v) => {
+            let (x, n) = match v {
+                LayerVec::AttnNorm if layer == 0 => (start(Kind::Embed, None)?, c.d_model),
+                LayerVec::AttnNorm => (
+                    start(Kind::Residual { ffn: true }, Some(layer - 1))?,
+                    c.d_model,
+                ),
+                LayerVec::FfnNorm => (start(Kind::Residual { ffn: false }, l)?, c.d_model),
+                LayerVec::QNorm => (mat(LayerMat::Q)?, c.head_dim),
+                LayerVec::KNorm => (mat(LayerMat::K)?, c.head_dim),
+                LayerVec::PostAttnNorm => (mat(LayerMat::O)?, c.d_model),
+                LayerVec::PostFfnNorm => (mat(LayerMat::Down)?, c.d_model),
+                v => return Err(EngineError::Trace(format!("no norm of {v:?}"))),
+            };
+            (x, n, vec_slot(layer, v))
+        }
+        Norm::Out => (
+            start(Kind::Residual { ffn: true }, Some(c.n_layer - 1))?,
+            c.d_model,
+            1,
+        ),
+    })
 }

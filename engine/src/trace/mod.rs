@@ -9,6 +9,7 @@ pub mod inputs;
 pub mod layout;
 pub mod record;
 pub mod vectors;
+pub mod weights;
 
 pub use layout::{Kind, Layout, Region, Shape, LEAF};
 pub use record::{trace, Corruption, Trace};

@@ -3,14 +3,17 @@
 //! words of every executable kind, the leaves the step reads with their proofs, and the word.
 //!
 //! File layout (big-endian 32-bit words): the shape (`arch n_layer d n_head n_kv hd ff vocab
-//! window positions steps penalty eps`), the root (8 words), the leaf count, the case count,
-//! then per case `element value n_leaves (index words[32] n_proof proof[8 n_proof])*`.
+//! window positions steps penalty eps`), the root (8 words), the leaf count, the weights root (8
+//! words), the penalty's bits, its window, the token count and the tokens, the case count, then
+//! per case `element value n_leaves (index words[32] n_proof proof[8 n_proof])* n_weights (slot
+//! code rows cols row n_bytes bytes[padded] n_row_proof proof* n_slot_proof proof*)* tokens?`.
 
 use std::path::Path;
 
 use super::inputs::reads;
 use super::layout::{Kind, LEAF};
 use super::record::{trace, Trace};
+use super::weights::Weights;
 use crate::error::Result;
 use crate::model::Arch;
 use crate::synthetic::{write_model, Rng, SyntheticSpec};
@@ -51,21 +54,19 @@ pub fn shape_words(t: &Trace) -> Vec<u32> {
 
 /// Whether the executor runs this kind of step yet.
 fn executable(k: Kind) -> bool {
-    !matches!(
-        k,
-        Kind::RopeTable { .. }
-            | Kind::Embed
-            | Kind::NormOut { .. }
-            | Kind::MatPartial { .. }
-            | Kind::MatOut { .. }
-            | Kind::Bias { .. }
-            | Kind::Penalized
-    )
+    !matches!(k, Kind::RopeTable { .. })
 }
 
 /// The cases of one trace: per executable region of the first and the last layer (and those
 /// outside the layers), its first and last word and `per_region - 2` random ones.
-fn cases(t: &Trace, tree: &TraceTree, per_region: usize, rng: &mut Rng) -> Result<Vec<u8>> {
+fn cases(
+    t: &Trace,
+    tree: &TraceTree,
+    weights: &Weights,
+    tokens: &[u32],
+    per_region: usize,
+    rng: &mut Rng,
+) -> Result<Vec<u8>> {
     let last = t.layout.shape.cfg.n_layer - 1;
     let mut elements = Vec::new();
     for r in &t.layout.regions {
@@ -81,10 +82,8 @@ fn cases(t: &Trace, tree: &TraceTree, per_region: usize, rng: &mut Rng) -> Resul
     let put = |out: &mut Vec<u8>, w: u32| out.extend_from_slice(&w.to_be_bytes());
     put(&mut out, elements.len() as u32);
     for e in elements {
-        let mut leaves: Vec<u64> = reads(&t.layout, e)?
-            .into_iter()
-            .map(|w| w / LEAF as u64)
-            .collect();
+        let reads = reads(&t.layout, e, tokens)?;
+        let mut leaves: Vec<u64> = reads.words.iter().map(|w| w / LEAF as u64).collect();
         leaves.dedup();
         put(&mut out, e as u32);
         put(&mut out, t.words[e as usize]);
@@ -100,6 +99,30 @@ fn cases(t: &Trace, tree: &TraceTree, per_region: usize, rng: &mut Rng) -> Resul
                 out.extend_from_slice(&h);
             }
         }
+        put(&mut out, reads.weights.len() as u32);
+        for &(slot, row) in &reads.weights {
+            let w = weights.tensor(slot)?;
+            for v in [
+                slot as u32,
+                w.code,
+                w.rows as u32,
+                w.cols as u32,
+                row as u32,
+            ] {
+                put(&mut out, v);
+            }
+            let bytes = w.row(row);
+            put(&mut out, bytes.len() as u32);
+            out.extend_from_slice(bytes);
+            out.resize(out.len().div_ceil(4) * 4, 0);
+            for proof in [w.tree.proof(row as u64), weights.tree.proof(slot as u64)] {
+                put(&mut out, proof.len() as u32);
+                for h in proof {
+                    out.extend_from_slice(&h);
+                }
+            }
+        }
+        put(&mut out, u32::from(reads.tokens));
     }
     Ok(out)
 }
@@ -119,6 +142,16 @@ pub fn generate(dir: &Path) -> Result<Vec<(String, Vec<u8>)>> {
             1.0,
         ),
         (
+            "trace_kquants",
+            SyntheticSpec {
+                kinds: vec![T::Q4K, T::Q6K, T::Q5_0, T::Q5K, T::Q3K, T::Q2K, T::Q5_1],
+                n_layer: 1,
+                ..SyntheticSpec::k_quants()
+            },
+            5,
+            1.0,
+        ),
+        (
             "trace_gemma3",
             SyntheticSpec {
                 kinds: vec![T::Q4_1, T::Q8_0, T::Q5_0, T::Q4_0],
@@ -126,6 +159,28 @@ pub fn generate(dir: &Path) -> Result<Vec<(String, Vec<u8>)>> {
             },
             12,
             1.3,
+        ),
+        (
+            "trace_qwen2",
+            SyntheticSpec {
+                arch: Arch::Qwen2,
+                kinds: vec![T::Q8_0, T::Q4_1],
+                n_layer: 1,
+                ..Default::default()
+            },
+            6,
+            0.8,
+        ),
+        (
+            "trace_qwen3",
+            SyntheticSpec {
+                arch: Arch::Qwen3,
+                kinds: vec![T::Q4_0, T::Q8_0],
+                n_layer: 1,
+                ..Default::default()
+            },
+            6,
+            1.0,
         ),
     ];
     let mut rng = Rng(0x7ACE);
@@ -149,13 +204,24 @@ pub fn generate(dir: &Path) -> Result<Vec<(String, Vec<u8>)>> {
         };
         let t = trace(&model, &rt, &prompt, &output, &params, None)?;
         let tree = TraceTree::new(&t.words);
+        let weights = Weights::load(&path, &model.cfg)?;
+        let mut tokens = prompt.clone();
+        tokens.extend_from_slice(&output[..output.len() - 1]);
         let mut out = Vec::new();
+        let put = |out: &mut Vec<u8>, w: u32| out.extend_from_slice(&w.to_be_bytes());
         for w in shape_words(&t) {
-            out.extend_from_slice(&w.to_be_bytes());
+            put(&mut out, w);
         }
         out.extend_from_slice(&tree.root());
-        out.extend_from_slice(&(tree.leaves() as u32).to_be_bytes());
-        out.extend(cases(&t, &tree, 4, &mut rng)?);
+        put(&mut out, tree.leaves() as u32);
+        out.extend_from_slice(&weights.root());
+        put(&mut out, params.repeat_penalty.to_bits());
+        put(&mut out, params.repeat_last_n);
+        put(&mut out, tokens.len() as u32);
+        for &tok in &tokens {
+            put(&mut out, tok);
+        }
+        out.extend(cases(&t, &tree, &weights, &tokens, 4, &mut rng)?);
         files.push((name.to_string(), out));
     }
     Ok(files)
