@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds and tests the Solidity contracts offline: installs the pinned toolchain from npm (solc-js
 # and Foundry's forge/anvil/cast, contracts/package-lock.json), rebuilds the contract, checks the
-# committed artifact (ABI + bytecode) against the build, writes the engine's float vectors
-# (cargo), and runs `forge test` with a gas report.
+# committed artifact (ABI + bytecode) against the build, writes the engine's float and trace
+# vectors (cargo; fetches the real models), and runs `forge test` with a gas report.
 #   scripts/contracts.sh          check and test (what CI runs)
 #   scripts/contracts.sh --write  rewrite contracts/artifacts/SwornRegistry.json
 set -euo pipefail
@@ -19,6 +19,10 @@ else
   node tools/artifacts.js --check
 fi
 forge fmt --check
-# The float vectors the executor libraries are checked on, from the engine (docs/dispute.md §3).
-cargo run -q --release --locked -p sworn-engine --example float-vectors -- test/vectors/f32
+# The vectors the executor libraries are checked on, from the engine (docs/dispute.md §3): the
+# float vectors, and traces of synthetic and of the two real models (fetched and cached here, as
+# scripts/test.sh does: the executor's gas is checked on their real shapes).
+SWORN_MODEL="${SWORN_MODEL:-$(../scripts/fetch-model.sh)}" \
+SWORN_GEMMA="${SWORN_GEMMA:-$(../scripts/fetch-model.sh gemma3)}" \
+    cargo run -q --release --locked -p sworn-engine --example float-vectors -- test/vectors/f32
 forge test --gas-report

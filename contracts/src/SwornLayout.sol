@@ -268,6 +268,8 @@ library SwornLayout {
         push(w, MAT_OUT, sub, layer, rows * out);
     }
 
+    /// The walk, jumping over whole layers: a layer's size depends only on whether it is a
+    /// sliding-window one, so the regions of one layer are walked, not all of them.
     function walk(Shape memory s, Walk memory w) private pure {
         uint256 t = s.positions;
         uint256 tables = s.window != 0 ? 2 : 1;
@@ -275,14 +277,30 @@ library SwornLayout {
             push(w, ROPE_TABLE, i, NONE, t * s.hd);
         }
         push(w, EMBED, 0, NONE, t * s.d);
-        for (uint256 l = 0; l < s.nLayer && !w.found; l++) {
-            layer(s, w, l);
+        if (w.found) return;
+        (uint256 global, uint256 slid) = (layerWords(s, 5), layerWords(s, 0));
+        for (uint256 l = 0; l < s.nLayer; l++) {
+            uint256 size = sliding(s, l) ? slid : global;
+            bool here = w.byElement ? w.element < w.cursor + size : w.layer == l;
+            if (here) {
+                layer(s, w, l);
+                return;
+            }
+            w.cursor += size;
         }
         norm(w, OUT_NORM, NONE, t, s.d);
         quant(w, Q_HEAD, NONE, s.steps, s.d);
         mat(w, M_HEAD, NONE, s.steps, s.vocab, s.d);
         if (s.penalty) push(w, PENALIZED, 0, NONE, s.steps * s.vocab);
         push(w, ARGMAX, 0, NONE, s.steps * segments(s.vocab, ARGMAX_SEGMENT) * 2);
+    }
+
+    /// Words in a layer like layer `l` (all layers of one kind, sliding or not, are alike).
+    function layerWords(Shape memory s, uint256 l) private pure returns (uint256) {
+        Walk memory dry;
+        (dry.byElement, dry.element) = (true, type(uint256).max);
+        layer(s, dry, l);
+        return dry.cursor;
     }
 
     function layer(Shape memory s, Walk memory w, uint256 l) private pure {

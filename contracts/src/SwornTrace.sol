@@ -14,15 +14,16 @@ library SwornTrace {
 
     /// @notice `keccak256(0x00 || words)`, the words as 4 big-endian bytes each.
     function leafHash(uint32[32] memory words) internal pure returns (bytes32 h) {
-        bytes memory packed = new bytes(129);
-        for (uint256 i = 0; i < 32; i++) {
-            uint32 w = words[i];
-            packed[1 + 4 * i] = bytes1(uint8(w >> 24));
-            packed[2 + 4 * i] = bytes1(uint8(w >> 16));
-            packed[3 + 4 * i] = bytes1(uint8(w >> 8));
-            packed[4 + 4 * i] = bytes1(uint8(w));
+        assembly {
+            // Packed into free memory (not allocated: nothing else runs before the hash). Each
+            // store writes a word's 4 bytes and zeros after them, which the next overwrites.
+            let buf := mload(0x40)
+            mstore8(buf, 0)
+            for { let i := 0 } lt(i, 32) { i := add(i, 1) } {
+                mstore(add(add(buf, 1), mul(i, 4)), shl(224, mload(add(words, mul(i, 32)))))
+            }
+            h := keccak256(buf, 129)
         }
-        h = keccak256(packed);
     }
 
     /// @notice `keccak256(0x01 || left || right)`.

@@ -4,6 +4,7 @@ pragma solidity 0.8.37;
 import {SwornExecutor} from "../src/SwornExecutor.sol";
 import {SwornLayout} from "../src/SwornLayout.sol";
 import {VectorTest} from "./Vectors.sol";
+import {Vm} from "./Vm.sol";
 
 /// The one-step executor against the engine's own traces (`sworn_engine::trace::vectors`:
 /// synthetic Llama, K-quant, Gemma 3, Qwen 2 and Qwen 3 models, every executable kind of step on
@@ -146,6 +147,78 @@ contract SwornExecutorTest is VectorTest {
             }
         }
         assertEq(f.at, f.data.length, "every case read");
+    }
+
+    /// Forge prints these with `-vv`.
+    event log_named_uint(string key, uint256 val);
+
+    /// The kind of step a region holds, as a name for the gas table.
+    function kindName(SwornLayout.Region memory r) internal pure returns (string memory) {
+        string[22] memory names = [
+            "",
+            "rope table",
+            "embedding",
+            "norm lanes",
+            "norm scale",
+            "norm output",
+            "quantization",
+            "product segment",
+            "product output",
+            "bias",
+            "rope",
+            "score",
+            "running max",
+            "exp",
+            "running sum",
+            "values transposed",
+            "weighted sum",
+            "attention output",
+            "residual add",
+            "gated activation",
+            "penalty",
+            "greedy argmax"
+        ];
+        return string.concat(names[r.kind], " (", vm.toString(r.sub), ")");
+    }
+
+    /// A real model's steps: each must match the engine and cost well under a block. Logs the
+    /// largest execution gas (and the witness's calldata gas at 16 a byte, an upper bound) per
+    /// kind of step.
+    function real(string memory name) internal {
+        File memory f = open(name);
+        assertEq(SwornLayout.words(f.x.shape), f.leaves * 32, "the layout's size is the engine's");
+        bytes32 context = exec.contextOf(f.x);
+        uint256[32][2] memory most; // per kind and sub: gas, calldata
+        uint256 worst;
+        for (uint256 i = 0; i < f.cases; i++) {
+            (uint256 element, uint32 value, bytes memory witness) = next(f);
+            uint32 got = exec.execute(context, f.root, f.leaves, element, witness);
+            Vm.Gas memory g = vm.lastCallGas();
+            SwornLayout.Region memory r = SwornLayout.locate(f.x.shape, element);
+            if (got != value) revert(string.concat(name, ": ", kindName(r), " differs at ", vm.toString(element)));
+            uint256 total = g.gasTotalUsed + 16 * witness.length;
+            assertTrue(total < 5_000_000, string.concat(name, ": ", kindName(r), " over 5M gas"));
+            uint256 k = r.kind;
+            if (g.gasTotalUsed > most[0][k]) {
+                most[0][k] = g.gasTotalUsed;
+                most[1][k] = 16 * witness.length;
+                emit log_named_uint(string.concat(name, " ", kindName(r), " gas"), g.gasTotalUsed);
+                emit log_named_uint(string.concat(name, " ", kindName(r), " calldata gas"), 16 * witness.length);
+            }
+            if (total > worst) worst = total;
+        }
+        emit log_named_uint(string.concat(name, " worst step, gas with calldata"), worst);
+        assertEq(f.at, f.data.length, "every case read");
+    }
+
+    /// SmolLM2-135M (Q4_1, Q8_0) and Gemma 3 270M (Q5_0, Q8_0, Q4_K, Q6_K): the files
+    /// `scripts/contracts.sh` writes from the fetched models.
+    function test_smollm2_steps_match_and_fit_in_a_block() public {
+        real("trace_smollm2");
+    }
+
+    function test_gemma3_270m_steps_match_and_fit_in_a_block() public {
+        real("trace_gemma3_270m");
     }
 
     function test_llama_steps_match_the_engine() public view {

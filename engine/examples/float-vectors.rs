@@ -1,6 +1,7 @@
 //! Writes the vectors the Solidity executors are checked on into a folder: the float vectors
 //! (`sworn_engine::float_vectors`) and the trace vectors of the one-step executor
-//! (`sworn_engine::trace::vectors`, from synthetic models written to a temporary folder):
+//! (`sworn_engine::trace::vectors`, from synthetic models written to a temporary folder, and
+//! from the real models that `SWORN_MODEL` and `SWORN_GEMMA` name):
 //! `cargo run --release -p sworn-engine --example float-vectors -- DIR`.
 //! `scripts/contracts.sh` runs it before `forge test`.
 
@@ -18,6 +19,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let traces = sworn_engine::trace::vectors::generate(&models);
     std::fs::remove_dir_all(&models)?;
     for (name, bytes) in traces? {
+        std::fs::write(dir.join(format!("{name}.bin")), bytes)?;
+    }
+    // The real models' steps, for the executor's gas on real shapes (SWORN_MODEL: SmolLM2,
+    // SWORN_GEMMA: Gemma 3 270M; scripts/contracts.sh fetches both).
+    let mut real = Vec::new();
+    for (var, name) in [
+        ("SWORN_MODEL", "trace_smollm2"),
+        ("SWORN_GEMMA", "trace_gemma3_270m"),
+    ] {
+        if let Some(p) = std::env::var_os(var) {
+            real.push((name, std::path::PathBuf::from(p)));
+        }
+    }
+    let refs: Vec<(&str, &std::path::Path)> = real.iter().map(|(n, p)| (*n, p.as_path())).collect();
+    for (name, bytes) in sworn_engine::trace::vectors::generate_real(&refs)? {
         std::fs::write(dir.join(format!("{name}.bin")), bytes)?;
     }
     eprintln!("wrote the float and trace vectors to {}", dir.display());

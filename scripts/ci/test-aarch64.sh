@@ -53,8 +53,9 @@ echo "== aarch64 with dotprod (qemu -cpu max)"
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="${qemu[*]} -cpu max"
 SWORN_EXPECT_ISA=cpu-neon-dotprod \
     cargo test "${target[@]}" -p sworn-engine --lib --test tokenizer_golden
-# The float vectors the Solidity executors are checked on: ARM's results, its NaNs made
-# canonical, are the bytes x86 writes (docs/dispute.md §1).
+# The float and trace vectors the Solidity executors are checked on: ARM's results, its NaNs
+# made canonical, and its traces of the synthetic models are the bytes x86 writes
+# (docs/dispute.md §1, §5).
 vectors="$(mktemp -d)"
 cargo run -q --release --locked -p sworn-engine --example float-vectors -- "$vectors/x86"
 cargo run -q "${target[@]}" -p sworn-engine --example float-vectors -- "$vectors/arm"

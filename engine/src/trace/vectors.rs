@@ -57,25 +57,44 @@ fn executable(k: Kind) -> bool {
     !matches!(k, Kind::RopeTable { .. })
 }
 
-/// The cases of one trace: per executable region of the first and the last layer (and those
-/// outside the layers), its first and last word and `per_region - 2` random ones.
+/// The cases of one trace: per executable region of the first and (with `last_layer`) the
+/// last layer, and those outside the layers, its last word, then its first and `per_region - 2`
+/// random ones.
 fn cases(
     t: &Trace,
     tree: &TraceTree,
     weights: &Weights,
     tokens: &[u32],
-    per_region: usize,
+    (per_region, last_layer): (usize, bool),
     rng: &mut Rng,
 ) -> Result<Vec<u8>> {
     let last = t.layout.shape.cfg.n_layer - 1;
     let mut elements = Vec::new();
     for r in &t.layout.regions {
-        if !executable(r.kind) || r.layer.is_some_and(|l| l != 0 && l != last) {
+        let other_layer = r
+            .layer
+            .is_some_and(|l| l != 0 && (l != last || !last_layer));
+        if !executable(r.kind) || other_layer {
             continue;
         }
-        elements.extend([r.start, r.start + r.len - 1]);
+        elements.push(r.start + r.len - 1);
+        if per_region > 1 {
+            elements.push(r.start);
+        }
         for _ in 2..per_region {
             elements.push(r.start + rng.next_u64() % r.len);
+        }
+        if r.kind == Kind::Penalized {
+            // The logits the penalty changes: each step's recent history ids.
+            let s = &t.layout.shape;
+            let v = s.cfg.vocab as u64;
+            let prompt = s.positions + 1 - s.steps;
+            for n in 0..s.steps {
+                let end = prompt + n;
+                for &tok in &tokens[end.saturating_sub(16)..end] {
+                    elements.push(r.start + n as u64 * v + u64::from(tok));
+                }
+            }
         }
     }
     let mut out = Vec::new();
@@ -125,6 +144,66 @@ fn cases(
         put(&mut out, u32::from(reads.tokens));
     }
     Ok(out)
+}
+
+/// One trace's vector file: the model at `path` replaying `prompt` and three output tokens
+/// (any do: the trace holds what the model computes from them) under greedy sampling with
+/// repetition penalty `penalty`.
+fn file(
+    path: &Path,
+    prompt: &[u32],
+    penalty: f32,
+    per: (usize, bool),
+    rng: &mut Rng,
+) -> Result<Vec<u8>> {
+    let model = crate::model::Model::load(path, None)?;
+    let rt = crate::kernels::Runner::new(crate::kernels::Isa::detect(), 1)?;
+    let output: Vec<u32> = vec![7, 100, 42];
+    let params = crate::sampling::SamplingParams {
+        temperature: 0.0,
+        top_k: 0,
+        top_p: 1.0,
+        min_p: 0.0,
+        repeat_penalty: penalty,
+        repeat_last_n: 16,
+        seed: 0,
+    };
+    let t = trace(&model, &rt, prompt, &output, &params, None)?;
+    let tree = TraceTree::new(&t.words);
+    let weights = Weights::load(path, &model.cfg)?;
+    let mut tokens = prompt.to_vec();
+    tokens.extend_from_slice(&output[..output.len() - 1]);
+    let mut out = Vec::new();
+    let put = |out: &mut Vec<u8>, w: u32| out.extend_from_slice(&w.to_be_bytes());
+    for w in shape_words(&t) {
+        put(&mut out, w);
+    }
+    out.extend_from_slice(&tree.root());
+    put(&mut out, tree.leaves() as u32);
+    out.extend_from_slice(&weights.root());
+    put(&mut out, params.repeat_penalty.to_bits());
+    put(&mut out, params.repeat_last_n);
+    put(&mut out, tokens.len() as u32);
+    for &tok in &tokens {
+        put(&mut out, tok);
+    }
+    out.extend(cases(&t, &tree, &weights, &tokens, per, rng)?);
+    Ok(out)
+}
+
+/// Vector files of real models (`(file name, GGUF path)`): the last word of every executable
+/// region of the first layer and outside the layers, for the executor's gas on real shapes.
+pub fn generate_real(models: &[(&str, &Path)]) -> Result<Vec<(String, Vec<u8>)>> {
+    let mut rng = Rng(0x8EA1);
+    let mut files = Vec::new();
+    for (name, path) in models {
+        let prompt: Vec<u32> = vec![1, 504, 3158, 282, 4649, 314];
+        files.push((
+            name.to_string(),
+            file(path, &prompt, 1.1, (1, false), &mut rng)?,
+        ));
+    }
+    Ok(files)
 }
 
 /// The vector files (name, bytes), from models written into `dir`.
@@ -188,41 +267,9 @@ pub fn generate(dir: &Path) -> Result<Vec<(String, Vec<u8>)>> {
     for (name, spec, prompt_len, penalty) in specs {
         let path = dir.join(format!("{name}.gguf"));
         write_model(&path, &spec)?;
-        let model = crate::model::Model::load(&path, None)?;
-        let rt = crate::kernels::Runner::new(crate::kernels::Isa::detect(), 1)?;
         let prompt: Vec<u32> = (0..prompt_len).map(|i| (i * 29 % 250) as u32 + 3).collect();
-        // Any output tokens do: the trace holds what the model computes from them.
-        let output: Vec<u32> = vec![7, 100, 42];
-        let params = crate::sampling::SamplingParams {
-            temperature: 0.0,
-            top_k: 0,
-            top_p: 1.0,
-            min_p: 0.0,
-            repeat_penalty: penalty,
-            repeat_last_n: 16,
-            seed: 0,
-        };
-        let t = trace(&model, &rt, &prompt, &output, &params, None)?;
-        let tree = TraceTree::new(&t.words);
-        let weights = Weights::load(&path, &model.cfg)?;
-        let mut tokens = prompt.clone();
-        tokens.extend_from_slice(&output[..output.len() - 1]);
-        let mut out = Vec::new();
-        let put = |out: &mut Vec<u8>, w: u32| out.extend_from_slice(&w.to_be_bytes());
-        for w in shape_words(&t) {
-            put(&mut out, w);
-        }
-        out.extend_from_slice(&tree.root());
-        put(&mut out, tree.leaves() as u32);
-        out.extend_from_slice(&weights.root());
-        put(&mut out, params.repeat_penalty.to_bits());
-        put(&mut out, params.repeat_last_n);
-        put(&mut out, tokens.len() as u32);
-        for &tok in &tokens {
-            put(&mut out, tok);
-        }
-        out.extend(cases(&t, &tree, &weights, &tokens, 4, &mut rng)?);
-        files.push((name.to_string(), out));
+        let bytes = file(&path, &prompt, penalty, (4, true), &mut rng)?;
+        files.push((name.to_string(), bytes));
     }
     Ok(files)
 }
