@@ -21,6 +21,7 @@ fn transcript(key: &OperatorKey) -> Transcript {
             n_tensors: 272,
             tokenizer_blake3: [3; 32],
             chat_template_blake3: [4; 32],
+            exec_root: Some([5; 32]),
         },
         request: RequestRecord {
             spec_version: "sworn-canon/1".into(),

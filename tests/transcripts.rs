@@ -224,6 +224,7 @@ fn gemma3_golden_vectors_verify_and_replay_bit_for_bit() {
             .transcript;
         assert_eq!(&sworn_verifier::replay::engine_request(&t), req, "{name}");
         assert_eq!(t.model.commitment(), m.commitment.commitment(), "{name}");
+        assert!(t.model.exec_root.is_some(), "{name}: format 4 commits to the execution");
         let r = replay_with(&t, &engine, m.clone()).unwrap();
         assert!(r.ok(), "{name}: {}", r.reason());
         let again = engine.generate(req).unwrap();
@@ -232,14 +233,14 @@ fn gemma3_golden_vectors_verify_and_replay_bit_for_bit() {
     }
 }
 
-/// Receipts are forever: the golden vectors sworn issued in formats 1 and 2 (kept as they were
-/// written, from the repository's history) still verify, keep their exact JSON and digest
+/// Receipts are forever: the golden vectors sworn issued in formats 1, 2 and 3 (kept as they
+/// were written, from the repository's history) still verify, keep their exact JSON and digest
 /// through a read and a write, warn about what their format lacks, and replay bit for bit.
 #[test]
 fn older_formats_verify_and_replay_bit_for_bit() {
     let key = OperatorKey::from_seed(&VECTOR_KEY_SEED).public();
     let mut loaded = Vec::new();
-    for (version, dir) in [(1u16, "format1"), (2, "format2")] {
+    for (version, dir) in [(1u16, "format1"), (2, "format2"), (3, "format3")] {
         let mut names: Vec<_> = std::fs::read_dir(vectors_dir().join(dir))
             .unwrap()
             .map(|e| e.unwrap().path())
@@ -252,8 +253,10 @@ fn older_formats_verify_and_replay_bit_for_bit() {
             let v = verify_bytes(&bytes, &[key]).unwrap_or_else(|e| panic!("{name}: {e}"));
             let t = v.transcript;
             assert_eq!(t.version, version, "{name}");
+            // Format 1 lacks much; formats 2 and 3 lack the execution commitment.
+            assert!(!v.warnings.is_empty(), "{name}");
             assert_eq!(
-                v.warnings.is_empty(),
+                v.warnings.iter().any(|w| w.contains("exec_root")),
                 version != 1,
                 "{name}: {:?}",
                 v.warnings
@@ -509,9 +512,10 @@ fn replay_names_changed_weights() {
     .unwrap();
     let r = replay_with(&t, &ce, cm.clone()).unwrap();
     assert!(!r.ok());
+    // The execution commitment's weights root holds the changed row too.
     assert_eq!(
         r.model_mismatches,
-        vec!["file", "tensors"],
+        vec!["file", "tensors", "exec_root"],
         "{}",
         r.reason()
     );

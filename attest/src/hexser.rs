@@ -61,6 +61,23 @@ pub mod list {
     }
 }
 
+/// An optional 32-byte value (absent fields are skipped by the caller's serde attributes).
+pub mod option {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<[u8; 32]>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(h) => s.serialize_str(&super::encode(h)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<[u8; 32]>, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        super::decode(&s).map(Some).map_err(serde::de::Error::custom)
+    }
+}
+
 /// An Ethereum address as `0x` and 40 hex digits (written lowercase).
 pub mod address {
     use serde::{Deserialize, Deserializer, Serializer};

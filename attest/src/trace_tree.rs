@@ -41,6 +41,16 @@ pub fn tensor_leaf(code: u32, rows: u32, cols: u32, row_root: [u8; 32]) -> [u8; 
     h.finalize().into()
 }
 
+/// `keccak256` of 32-byte words laid end to end (what Solidity's `keccak256(abi.encode(...))`
+/// gives for a struct of static fields).
+pub fn words_hash(words: &[[u8; 32]]) -> [u8; 32] {
+    let mut h = Keccak256::new();
+    for w in words {
+        h.update(w);
+    }
+    h.finalize().into()
+}
+
 /// `keccak256(0x01 || left || right)`.
 pub fn node_hash(l: &[u8; 32], r: &[u8; 32]) -> [u8; 32] {
     let mut h = Keccak256::new();

@@ -1,6 +1,8 @@
 //! Commitments to a model file, as transcripts record them (docs/transcript.md §2): the file's
 //! BLAKE3, a Merkle root over per-tensor hashes (so a verifier holding the per-tensor list can
-//! name a swapped tensor), the tokenizer's canonical description and the chat template.
+//! name a swapped tensor), the tokenizer's canonical description and the chat template, and
+//! (format 4) the execution commitment of `docs/dispute.md` §5.5: the shape and a Keccak root
+//! over the weights' rows.
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
@@ -66,6 +68,7 @@ pub fn manifest_of<R: Read + Seek>(
     let tokenizer_blake3 = tokenizer_hash(f)?;
     let template = crate::chat::template_source(f)?.unwrap_or("");
     let chat_template_blake3 = *blake3::hash(template.as_bytes()).as_bytes();
+    let cfg = crate::model::Config::from_gguf(f)?;
     f.release_vocabulary();
     let names: Vec<String> = f.tensor_names().into_iter().map(str::to_string).collect();
     let mut tensors = Vec::with_capacity(names.len());
@@ -74,6 +77,7 @@ pub fn manifest_of<R: Read + Seek>(
         tensors.push((n, h));
     }
     let leaves: Vec<[u8; 32]> = tensors.iter().map(|(_, h)| *h).collect();
+    let weights = crate::trace::weights::weights_root(f, &cfg)?;
     Ok(ModelManifest {
         commitment: ModelCommitment {
             file_blake3,
@@ -81,6 +85,7 @@ pub fn manifest_of<R: Read + Seek>(
             n_tensors: tensors.len() as u32,
             tokenizer_blake3,
             chat_template_blake3,
+            exec_root: Some(crate::trace::weights::exec_root(&cfg, weights)),
         },
         tensors,
     })

@@ -45,7 +45,7 @@ pub struct Config {
 pub const MAX_CONTEXT: usize = 1 << 16;
 
 impl Config {
-    fn from_gguf<R: std::io::Read + std::io::Seek>(f: &GgufFile<R>) -> Result<Config> {
+    pub(crate) fn from_gguf<R: std::io::Read + std::io::Seek>(f: &GgufFile<R>) -> Result<Config> {
         let name = f.meta_str("general.architecture")?.unwrap_or("");
         let Some(arch) = Arch::from_name(name) else {
             let known: Vec<&str> = Arch::all().map(|a| a.name()).collect();

@@ -76,6 +76,7 @@ pub fn manifest(a: ManifestArgs) -> Result<i32> {
                 "file_blake3": hex(&c.file_blake3), "tensors_root": hex(&c.tensors_root),
                 "n_tensors": c.n_tensors, "tokenizer_blake3": hex(&c.tokenizer_blake3),
                 "chat_template_blake3": hex(&c.chat_template_blake3),
+                "exec_root": c.exec_root.as_ref().map(|e| hex(e)),
                 "model_commitment": hex(&c.commitment()), "tensors": tensors, "seconds": secs,
             }))?
         );
@@ -89,6 +90,9 @@ pub fn manifest(a: ManifestArgs) -> Result<i32> {
         );
         println!("tokenizer        {}", hex(&c.tokenizer_blake3));
         println!("chat template    {}", hex(&c.chat_template_blake3));
+        if let Some(e) = &c.exec_root {
+            println!("execution        {}", hex(e));
+        }
         println!("commitment       {}", hex(&c.commitment()));
         eprintln!("[hashed in {secs:.3}s]");
     }

@@ -240,6 +240,10 @@ pub fn replay_with_progress(
     if c.chat_template_blake3 != mine.chat_template_blake3 {
         model_mismatches.push("chat_template");
     }
+    // Formats 1 to 3 carry no execution commitment; from format 4 it must be the file's.
+    if c.exec_root.is_some() && c.exec_root != mine.exec_root {
+        model_mismatches.push("exec_root");
+    }
     let req = engine_request(t);
     req.params.validate().map_err(EngineError::InvalidRequest)?;
     let prompt = &t.request.prompt_tokens;
@@ -354,7 +358,7 @@ pub fn regenerate(
 ) -> Result<OutputRecord, EngineError> {
     check_spec(t)?;
     check_size(t, engine)?;
-    if t.model.commitment() != m.commitment.commitment() {
+    if t.model.commitment() != m.commitment.for_version(t.version).commitment() {
         return Err(EngineError::InvalidRequest(
             "the local model is not the one the transcript commits to".into(),
         ));

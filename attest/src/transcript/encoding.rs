@@ -16,27 +16,52 @@ pub(super) fn sha256(parts: &[&[u8]]) -> [u8; 32] {
 }
 
 impl ModelCommitment {
+    /// Formats 1 to 3 end after the chat template; format 4 adds the execution commitment.
     pub(super) fn encode(&self, w: &mut Writer) {
         w.fixed(&self.file_blake3)
             .fixed(&self.tensors_root)
             .u32(self.n_tensors);
         w.fixed(&self.tokenizer_blake3)
             .fixed(&self.chat_template_blake3);
+        if let Some(e) = &self.exec_root {
+            w.fixed(e);
+        }
     }
-    pub(super) fn decode(r: &mut Reader<'_>) -> Result<Self, AttestError> {
+    pub(super) fn decode(r: &mut Reader<'_>, version: u16) -> Result<Self, AttestError> {
         Ok(ModelCommitment {
             file_blake3: r.fixed("model.file_blake3")?,
             tensors_root: r.fixed("model.tensors_root")?,
             n_tensors: r.u32("model.n_tensors")?,
             tokenizer_blake3: r.fixed("model.tokenizer_blake3")?,
             chat_template_blake3: r.fixed("model.chat_template_blake3")?,
+            exec_root: if version >= 4 {
+                Some(r.fixed("model.exec_root")?)
+            } else {
+                None
+            },
         })
     }
-    /// `SHA-256(TAG_MODEL || file_blake3 || tensors_root || n_tensors || tokenizer || template)`.
+    /// `SHA-256(TAG_MODEL || file_blake3 || tensors_root || n_tensors || tokenizer || template)`,
+    /// or with the execution commitment (format 4) `SHA-256(TAG_MODEL_V2 || … || exec_root)`.
     pub fn commitment(&self) -> [u8; 32] {
         let mut w = Writer::default();
         self.encode(&mut w);
-        sha256(&[TAG_MODEL, &w.buf])
+        let tag = if self.exec_root.is_some() {
+            TAG_MODEL_V2
+        } else {
+            TAG_MODEL
+        };
+        sha256(&[tag, &w.buf])
+    }
+
+    /// The same model, as a transcript of format `version` commits to it (formats 1 to 3 have
+    /// no execution commitment).
+    pub fn for_version(&self, version: u16) -> ModelCommitment {
+        let mut m = self.clone();
+        if version < 4 {
+            m.exec_root = None;
+        }
+        m
     }
 }
 

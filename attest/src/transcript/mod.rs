@@ -16,16 +16,19 @@ use encoding::sha256;
 /// Version of the binary format (and of the commitment layout) that sworn writes. Version 2 put
 /// the arithmetic's `spec_version` into the request commitment and added the operator binding
 /// to the meta; version 3 added what shapes or reports tokens beyond sampling: logprobs, a
-/// grammar, tools, and tool calls in chat messages.
-pub const FORMAT_VERSION: u16 = 3;
+/// grammar, tools, and tool calls in chat messages; version 4 added the model's execution
+/// commitment (`ModelCommitment::exec_root`), which the trustless dispute game binds to.
+pub const FORMAT_VERSION: u16 = 4;
 /// Every format version sworn has ever issued. Receipts are forever: readers, verifiers and
 /// replay take each of them, and a new format is added here, never replaces one.
-pub const FORMAT_VERSIONS: [u16; 3] = [1, 2, 3];
+pub const FORMAT_VERSIONS: [u16; 4] = [1, 2, 3, 4];
 /// First bytes of every encoded transcript.
 pub const MAGIC: &[u8; 8] = b"SWORNTX\0";
 
 /// Domain tags: every hash says what it is a hash of.
 pub const TAG_MODEL: &[u8] = b"sworn.model.v1\0";
+/// The model commitment with the execution commitment (format 4).
+pub const TAG_MODEL_V2: &[u8] = b"sworn.model.v2\0";
 pub const TAG_REQUEST: &[u8] = b"sworn.request.v3\0";
 pub const TAG_OUTPUT: &[u8] = b"sworn.output.v2\0";
 pub const TAG_META: &[u8] = b"sworn.meta.v2\0";
@@ -90,6 +93,11 @@ pub struct ModelCommitment {
     /// BLAKE3 of the chat template text (of the empty string if there is none).
     #[serde(with = "hexser")]
     pub chat_template_blake3: [u8; 32],
+    /// The model's execution commitment (format 4 on): Keccak-256 of its shape and of the root
+    /// of its weights, provable row by row in the EVM (`docs/dispute.md` §5.5). What the
+    /// trustless dispute game binds a transcript's trace to. `None` in formats 1 to 3.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "hexser::option")]
+    pub exec_root: Option<[u8; 32]>,
 }
 
 /// A chat message. Besides OpenAI's `role` and `content`, an assistant message may carry the
@@ -421,6 +429,14 @@ impl Transcript {
         if v < 2 && self.meta.operator.is_some() {
             return lacks("meta.operator");
         }
+        if v < 4 && self.model.exec_root.is_some() {
+            return lacks("model.exec_root");
+        }
+        if v >= 4 && self.model.exec_root.is_none() {
+            return Err(AttestError::Malformed(format!(
+                "format {v} needs model.exec_root"
+            )));
+        }
         if v < 3 {
             if req.logprobs.is_some() || !out.logprobs.is_empty() {
                 return lacks("logprobs");
@@ -460,6 +476,12 @@ impl Transcript {
                  control tokens (replay follows that rule); a user's text could forge chat turns"
                     .into(),
             ],
+            2 | 3 => vec![format!(
+                "format {}: no execution commitment (model.exec_root): a wrong result can be \
+                 disputed on chain only before the committee, not in the trustless game \
+                 (docs/dispute.md)",
+                self.version
+            )],
             _ => Vec::new(),
         }
     }
@@ -495,7 +517,7 @@ impl Transcript {
         }
         let version = r.u16("version")?;
         check_version(version)?;
-        let model = ModelCommitment::decode(&mut r)?;
+        let model = ModelCommitment::decode(&mut r, version)?;
         let mut request = RequestRecord::decode(&mut r, version)?;
         let output = OutputRecord::decode(&mut r, version)?;
         let (meta, spec_in_meta) = Meta::decode(&mut r, version)?;

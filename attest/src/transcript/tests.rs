@@ -11,6 +11,7 @@ pub(crate) fn sample() -> Transcript {
             n_tensors: 272,
             tokenizer_blake3: [3; 32],
             chat_template_blake3: [4; 32],
+            exec_root: Some([5; 32]),
         },
         request: RequestRecord {
             spec_version: "sworn-canon/1".into(),
@@ -159,10 +160,10 @@ fn decoder_rejects_malformed_input() {
         Err(AttestError::TooLarge { .. })
     ));
     let mut v = bin.clone();
-    v[9] = 4;
+    v[9] = 5;
     assert!(matches!(
         Transcript::decode(&v, Limits::default()),
-        Err(AttestError::Version(4))
+        Err(AttestError::Version(5))
     ));
     v[9] = 0; // never issued
     assert!(matches!(
@@ -219,9 +220,15 @@ fn json_reader_follows_the_spec() {
     let mut up = v.clone();
     up["digest"] = serde_json::json!(hexser::encode(&t.digest()).to_uppercase());
     assert_eq!(read(&up.to_string()).unwrap().encode(), bin);
-    // Versions never issued and unknown fields are refused; a format-3 body relabelled
-    // as format 1 lacks format 1's meta.spec_version.
-    for (version, want) in [(4, "version 4"), (0, "version 0"), (1, "spec_version")] {
+    // Versions never issued and unknown fields are refused; a format-4 body relabelled
+    // as format 1 lacks format 1's meta.spec_version, as format 3 carries an execution
+    // commitment format 3 cannot.
+    for (version, want) in [
+        (5, "version 5"),
+        (0, "version 0"),
+        (1, "spec_version"),
+        (3, "exec_root"),
+    ] {
         let mut old = v.clone();
         old["version"] = serde_json::json!(version);
         let e = read(&old.to_string()).unwrap_err().to_string();
@@ -274,6 +281,7 @@ fn json_reader_follows_the_spec() {
 fn sample_of(version: u16) -> Transcript {
     let mut t = sample();
     t.version = version;
+    t.model = t.model.for_version(version);
     if version >= 2 {
         t.meta.operator = Some(OperatorBinding {
             chain_id: 1,
@@ -307,7 +315,7 @@ fn every_issued_format_round_trips() {
         digests.push(t.digest());
         // The version number is signed: relabelling breaks the digest.
         let mut other = t.clone();
-        other.version = if version == 3 { 2 } else { version + 1 };
+        other.version = if version == 4 { 3 } else { version + 1 };
         if other.check_format().is_ok() {
             assert_ne!(other.digest(), t.digest());
         }
@@ -315,7 +323,8 @@ fn every_issued_format_round_trips() {
     digests.dedup();
     assert_eq!(digests.len(), FORMAT_VERSIONS.len());
     assert!(sample_of(1).format_warnings().len() >= 2);
-    assert!(sample_of(3).format_warnings().is_empty());
+    assert!(sample_of(3).format_warnings()[0].contains("exec_root"));
+    assert!(sample_of(4).format_warnings().is_empty());
 }
 
 /// An old format cannot carry what came later: a transcript claiming format 2 with logprobs
@@ -340,6 +349,13 @@ fn old_formats_refuse_later_fields() {
     let mut raw = sample_of(1);
     raw.request.prompt = Prompt::RawText("x".into());
     assert!(raw.check_format().is_err());
+    // Format 3 cannot carry the execution commitment, and format 4 must.
+    let mut three = sample_of(3);
+    three.model.exec_root = Some([9; 32]);
+    assert!(three.check_format().unwrap_err().to_string().contains("exec_root"));
+    let mut four = sample_of(4);
+    four.model.exec_root = None;
+    assert!(four.check_format().unwrap_err().to_string().contains("exec_root"));
     // In binary, prompt kind 2 (raw text) does not exist in format 1.
     let mut b = sample_of(1).encode();
     let pos = 10 + 32 * 4 + 4; // magic, version, model; then the prompt kind

@@ -16,7 +16,7 @@ use crate::arch::{LayerMat, LayerVec, LAYER_MATRICES, LAYER_VECTORS};
 use crate::error::{EngineError, Result};
 use crate::gguf::GgufFile;
 use crate::model::Config;
-use sworn_attest::trace_tree::{bytes_leaf_hash, tensor_leaf as slot_leaf, TraceTree};
+use sworn_attest::trace_tree::{bytes_leaf_hash, tensor_leaf as slot_leaf, words_hash, TraceTree};
 
 /// Slots before the layers'.
 pub const GLOBAL_SLOTS: usize = 4;
@@ -69,58 +69,118 @@ pub struct Weights {
     pub tree: TraceTree,
 }
 
+/// The GGUF names of the slots' tensors, in slot order.
+fn slot_names<R: std::io::Read + std::io::Seek>(f: &GgufFile<R>, cfg: &Config) -> Result<Vec<String>> {
+    let mut names: Vec<String> = vec![
+        "token_embd.weight".into(),
+        "output_norm.weight".into(),
+        "output.weight".into(),
+        "rope_freqs.weight".into(),
+    ];
+    for l in 0..cfg.n_layer {
+        names.extend(LAYER_MATRICES.iter().map(|t| format!("blk.{l}.{}.weight", t.gguf)));
+        names.extend(LAYER_VECTORS.iter().map(|t| format!("blk.{l}.{}", t.gguf)));
+    }
+    if f.describe("output.weight")?.is_none() {
+        names[2] = names[0].clone(); // tied: the head is the embedding
+    }
+    Ok(names)
+}
+
+/// A tensor's rows and columns, and its row's bytes.
+fn row_shape(desc: &crate::gguf::TensorDesc) -> Result<(usize, usize, usize)> {
+    let name = &desc.name;
+    let (rows, cols) = match desc.dims[..] {
+        [n] => (1, n),
+        [r, c] => (r, c),
+        _ => {
+            return Err(EngineError::Unsupported(format!(
+                "tensor {name} has {} dimensions",
+                desc.dims.len()
+            )))
+        }
+    };
+    let row_bytes = desc
+        .kind
+        .byte_len(cols)
+        .ok_or_else(|| EngineError::Malformed(format!("tensor {name}: row of {cols}")))?;
+    Ok((rows, cols, row_bytes))
+}
+
+/// The weights root of an opened GGUF, streamed row by row (no tensor is held whole).
+pub fn weights_root<R: std::io::Read + std::io::Seek>(f: &mut GgufFile<R>, cfg: &Config) -> Result<[u8; 32]> {
+    let mut leaves = Vec::new();
+    for name in slot_names(f, cfg)? {
+        let Some(desc) = f.describe(&name)? else {
+            leaves.push(slot_leaf(ABSENT, 0, 0, [0; 32]));
+            continue;
+        };
+        let (rows, cols, row_bytes) = row_shape(&desc)?;
+        let mut rd = f.tensor_reader(&name)?;
+        if rd.left() != (rows * row_bytes) as u64 {
+            return Err(EngineError::Malformed(format!("tensor {name}: size")));
+        }
+        let mut buf = vec![0u8; row_bytes];
+        let mut hashes = Vec::with_capacity(rows);
+        for _ in 0..rows {
+            rd.read(&mut buf)?;
+            hashes.push(bytes_leaf_hash(&buf));
+        }
+        let root = TraceTree::from_leaf_hashes(hashes).root();
+        leaves.push(slot_leaf(desc.kind.ggml_code(), rows as u32, cols as u32, root));
+    }
+    Ok(TraceTree::from_leaf_hashes(leaves).root())
+}
+
+/// The model's execution commitment (`docs/dispute.md` §5.5): `keccak256` of 13 words, each
+/// right-aligned in 32 bytes as Solidity's `abi.encode` lays them out: the architecture's code,
+/// layers, `d`, heads, KV heads, head width, feed-forward width, vocabulary, sliding window (0:
+/// none), RMSNorm's epsilon, the RoPE base and the local RoPE base (binary32 bits; 0 without a
+/// window), then the weights root.
+pub fn exec_root(cfg: &Config, weights_root: [u8; 32]) -> [u8; 32] {
+    let (window, local) = cfg.sliding_window.map_or((0, 0), |(w, b)| (w as u32, b.to_bits()));
+    let nums = [
+        super::vectors::arch_code(cfg.arch),
+        cfg.n_layer as u32,
+        cfg.d_model as u32,
+        cfg.n_head as u32,
+        cfg.n_kv_head as u32,
+        cfg.head_dim as u32,
+        cfg.d_ff as u32,
+        cfg.vocab as u32,
+        window,
+        cfg.rms_eps.to_bits(),
+        cfg.rope_base.to_bits(),
+        local,
+    ];
+    let mut words: Vec<[u8; 32]> = nums
+        .iter()
+        .map(|&n| {
+            let mut w = [0u8; 32];
+            w[28..].copy_from_slice(&n.to_be_bytes());
+            w
+        })
+        .collect();
+    words.push(weights_root);
+    words_hash(&words)
+}
+
 impl Weights {
     /// Reads every slot's tensor from the GGUF file at `path` (the model `cfg` describes).
     pub fn load(path: &Path, cfg: &Config) -> Result<Weights> {
         let mut f = GgufFile::open(path)?;
-        let mut names: Vec<Option<String>> = vec![
-            Some("token_embd.weight".into()),
-            Some("output_norm.weight".into()),
-            Some("output.weight".into()),
-            Some("rope_freqs.weight".into()),
-        ];
-        for l in 0..cfg.n_layer {
-            names.extend(
-                LAYER_MATRICES
-                    .iter()
-                    .map(|t| Some(format!("blk.{l}.{}.weight", t.gguf))),
-            );
-            names.extend(
-                LAYER_VECTORS
-                    .iter()
-                    .map(|t| Some(format!("blk.{l}.{}", t.gguf))),
-            );
-        }
-        if f.describe("output.weight")?.is_none() {
-            names[2] = names[0].clone(); // tied: the head is the embedding
-        }
-        let mut slots = Vec::with_capacity(names.len());
-        for name in names.into_iter().flatten() {
+        let mut slots = Vec::new();
+        for name in slot_names(&f, cfg)? {
             let Some(desc) = f.describe(&name)? else {
                 slots.push(None);
                 continue;
             };
-            let (rows, cols) = match desc.dims[..] {
-                [n] => (1, n),
-                [r, c] => (r, c),
-                _ => {
-                    return Err(EngineError::Unsupported(format!(
-                        "tensor {name} has {} dimensions",
-                        desc.dims.len()
-                    )))
-                }
-            };
-            let row_bytes = desc
-                .kind
-                .byte_len(cols)
-                .ok_or_else(|| EngineError::Malformed(format!("tensor {name}: row of {cols}")))?;
+            let (rows, cols, row_bytes) = row_shape(&desc)?;
             let data = f.read_bytes(&desc)?;
             if data.len() != rows * row_bytes {
                 return Err(EngineError::Malformed(format!("tensor {name}: size")));
             }
-            let tree = TraceTree::from_leaf_hashes(
-                data.chunks_exact(row_bytes).map(bytes_leaf_hash).collect(),
-            );
+            let tree = TraceTree::from_leaf_hashes(data.chunks_exact(row_bytes).map(bytes_leaf_hash).collect());
             slots.push(Some(Tensor {
                 code: desc.kind.ggml_code(),
                 rows,
