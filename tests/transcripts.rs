@@ -224,7 +224,10 @@ fn gemma3_golden_vectors_verify_and_replay_bit_for_bit() {
             .transcript;
         assert_eq!(&sworn_verifier::replay::engine_request(&t), req, "{name}");
         assert_eq!(t.model.commitment(), m.commitment.commitment(), "{name}");
-        assert!(t.model.exec_root.is_some(), "{name}: format 4 commits to the execution");
+        assert!(
+            t.model.exec_root.is_some(),
+            "{name}: format 4 commits to the execution"
+        );
         let r = replay_with(&t, &engine, m.clone()).unwrap();
         assert!(r.ok(), "{name}: {}", r.reason());
         let again = engine.generate(req).unwrap();

@@ -74,7 +74,9 @@ pub mod option {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<[u8; 32]>, D::Error> {
         let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        super::decode(&s).map(Some).map_err(serde::de::Error::custom)
+        super::decode(&s)
+            .map(Some)
+            .map_err(serde::de::Error::custom)
     }
 }
 

@@ -8,6 +8,7 @@ import {SwornQuant} from "./SwornQuant.sol";
 import {SwornProducts} from "./SwornProducts.sol";
 import {SwornTrace} from "./SwornTrace.sol";
 import {SwornLayout as L} from "./SwornLayout.sol";
+import {SwornTranscript} from "./SwornTranscript.sol";
 
 /// @title SwornExecutor
 /// @notice The one-step executor of sworn's traces (docs/dispute.md §5.4): given any word of a
@@ -89,13 +90,134 @@ contract SwornExecutor is ISwornExecutor {
         return keccak256(abi.encode(tokens));
     }
 
+    /// The model's execution commitment's preimage (docs/dispute.md §5.5): its shape (binary32
+    /// values as bits) and its weights root; `exec_root = keccak256(abi.encode(ExecModel))`.
+    struct ExecModel {
+        uint256 arch;
+        uint256 nLayer;
+        uint256 d;
+        uint256 nHead;
+        uint256 nKv;
+        uint256 hd;
+        uint256 ff;
+        uint256 vocab;
+        uint256 window;
+        uint256 eps;
+        uint256 ropeBase;
+        uint256 localBase;
+        bytes32 weights;
+    }
+
+    /// A format-4 model commitment's preimage.
+    struct ModelPreimage {
+        bytes32 file;
+        bytes32 tensors;
+        uint32 nTensors;
+        bytes32 tokenizer;
+        bytes32 template;
+        ExecModel exec;
+    }
+
+    /// `bind`'s data: the model commitment's preimage, the request's body, the output tokens and
+    /// the rest of the output's body (docs/dispute.md §6.1).
+    struct Binding {
+        ModelPreimage model;
+        bytes request;
+        uint32[] output;
+        bytes outputRest;
+    }
+
+    /// The canonical arithmetic the executor implements.
+    bytes32 private constant SPEC = keccak256("sworn-canon/1");
+
     /// @inheritdoc ISwornExecutor
-    function bind(bytes32, bytes32, bytes32, uint256, bytes calldata)
+    /// @dev `data` is `abi.encode(Binding)`. The transcript must be of format 4 (its model
+    /// commitment carries the execution commitment), of the canonical arithmetic
+    /// `sworn-canon/1`, greedy (temperature 0) and without a grammar: sampled and
+    /// grammar-constrained steps stay with the committee.
+    function bind(bytes32 model, bytes32 request, bytes32 output, uint256 step, bytes calldata data)
         external
         pure
-        returns (bytes32, uint256, uint256, uint32)
+        returns (bytes32 context, uint256 leaves, uint256 element, uint32 token)
     {
-        revert("executor: binding a transcript needs the row-provable model commitment (not built)");
+        Binding memory b = abi.decode(data, (Binding));
+        require(modelCommitment(b.model) == model, "executor: not the model commitment (format 4)");
+        require(sha256(abi.encodePacked("sworn.request.v3\x00", b.request)) == request, "executor: request");
+        require(outputCommitment(b.output, b.outputRest) == output, "executor: output");
+        SwornTranscript.Request memory r = SwornTranscript.request(b.request);
+        require(keccak256(r.specVersion) == SPEC, "executor: another canonical arithmetic");
+        require(r.temperature & 0x7FFFFFFF == 0, "executor: sampled steps go to the committee");
+        require(!r.grammar, "executor: grammar-constrained steps go to the committee");
+        require(b.model.exec.arch <= L.GEMMA3, "executor: architecture");
+        uint256 n = b.output.length;
+        require(step < n && r.promptTokens.length > 0, "executor: no such step");
+        Context memory x = contextFor(b, r);
+        context = contextOf(x);
+        leaves = L.words(x.shape) / L.LEAF;
+        uint256 g = L.segments(x.shape.vocab, L.ARGMAX_SEGMENT);
+        element = L.find(x.shape, L.ARGMAX, 0, L.NONE).start + (step * g + g - 1) * 2 + 1;
+        token = b.output[step];
+    }
+
+    /// `SHA-256("sworn.model.v2\0" || file || tensors || n_tensors || tokenizer || template ||
+    /// exec_root)`.
+    function modelCommitment(ModelPreimage memory m) private pure returns (bytes32) {
+        bytes32 execRoot = keccak256(abi.encode(m.exec));
+        return sha256(
+            abi.encodePacked("sworn.model.v2\x00", m.file, m.tensors, m.nTensors, m.tokenizer, m.template, execRoot)
+        );
+    }
+
+    /// `SHA-256("sworn.output.v2\0" || u32 count || tokens || rest)`.
+    function outputCommitment(uint32[] memory tokens, bytes memory rest) private pure returns (bytes32) {
+        bytes memory packed = new bytes(4 + 4 * tokens.length);
+        uint256 n = tokens.length;
+        assembly {
+            mstore(add(packed, 32), shl(224, n))
+        }
+        for (uint256 i = 0; i < n; i++) {
+            uint256 t = tokens[i];
+            // Each store writes the token's 4 bytes and zeros after them, which the next token's
+            // store overwrites (the last spills into unallocated memory).
+            assembly {
+                mstore(add(add(packed, 36), mul(i, 4)), shl(224, t))
+            }
+        }
+        return sha256(abi.encodePacked("sworn.output.v2\x00", packed, rest));
+    }
+
+    /// The execution context of a bound transcript: its shape, weights root, the
+    /// teacher-forced tokens (the prompt, then every output token but the last) and its penalty.
+    function contextFor(Binding memory b, SwornTranscript.Request memory r) private pure returns (Context memory x) {
+        ExecModel memory e = b.model.exec;
+        uint256 p = r.promptTokens.length;
+        uint256 n = b.output.length;
+        x.shape = L.Shape(
+            e.arch,
+            e.nLayer,
+            e.d,
+            e.nHead,
+            e.nKv,
+            e.hd,
+            e.ff,
+            e.vocab,
+            e.window,
+            p + n - 1,
+            n,
+            r.repeatPenalty != 0x3F800000,
+            uint32(e.eps)
+        );
+        uint32[] memory tokens = new uint32[](p + n - 1);
+        for (uint256 i = 0; i < p; i++) {
+            tokens[i] = r.promptTokens[i];
+        }
+        for (uint256 i = 0; i + 1 < n; i++) {
+            tokens[p + i] = b.output[i];
+        }
+        x.weights = e.weights;
+        x.tokens = tokensHash(tokens);
+        x.penalty = r.repeatPenalty;
+        x.lastN = r.repeatLastN;
     }
 
     /// @inheritdoc ISwornExecutor

@@ -221,6 +221,104 @@ contract SwornExecutorTest is VectorTest {
         real("trace_gemma3_270m");
     }
 
+    // --- bind ---
+
+    /// `bytes` at `o` (u32 length, padded to words), and the offset after.
+    function bytesAt(bytes memory d, uint256 o) internal pure returns (bytes memory b, uint256) {
+        uint256 n = word(d, o);
+        b = new bytes(n);
+        for (uint256 i = 0; i < n; i++) {
+            b[i] = d[o + 4 + i];
+        }
+        return (b, o + 4 + ((n + 3) / 4) * 4);
+    }
+
+    struct BindCase {
+        bytes32 model;
+        bytes32 request;
+        bytes32 output;
+        uint256 step;
+        bytes data;
+        bool takes;
+        bytes32 context;
+        uint256 leaves;
+        uint256 element;
+        uint32 token;
+    }
+
+    function bindCase(string memory name) internal view returns (BindCase memory c) {
+        bytes memory d = vectors(name);
+        SwornExecutor.Binding memory b;
+        b.model.file = hashAt(d, 0);
+        b.model.tensors = hashAt(d, 32);
+        b.model.nTensors = word(d, 64);
+        b.model.tokenizer = hashAt(d, 68);
+        b.model.template = hashAt(d, 100);
+        uint256[12] memory e;
+        for (uint256 i = 0; i < 12; i++) {
+            e[i] = word(d, 132 + 4 * i);
+        }
+        b.model.exec = SwornExecutor.ExecModel(
+            e[0], e[1], e[2], e[3], e[4], e[5], e[6], e[7], e[8], e[9], e[10], e[11], hashAt(d, 180)
+        );
+        uint256 o;
+        (b.request, o) = bytesAt(d, 212);
+        uint256 n = word(d, o);
+        b.output = new uint32[](n);
+        for (uint256 i = 0; i < n; i++) {
+            b.output[i] = word(d, o + 4 + 4 * i);
+        }
+        (b.outputRest, o) = bytesAt(d, o + 4 + 4 * n);
+        (c.model, c.request, c.output) = (hashAt(d, o), hashAt(d, o + 32), hashAt(d, o + 64));
+        c.step = word(d, o + 96);
+        c.takes = word(d, o + 100) == 1;
+        if (c.takes) {
+            c.context = hashAt(d, o + 104);
+            (c.leaves, c.element, c.token) = (word(d, o + 136), word(d, o + 140), word(d, o + 144));
+        }
+        c.data = abi.encode(b);
+    }
+
+    /// `bind` on a real format-4 transcript gives what the engine's binding gives (context,
+    /// trace size, the disputed token's word and the token), and refuses a tampered body.
+    function checkBind(string memory name) internal view {
+        BindCase memory c = bindCase(name);
+        require(c.takes, "a greedy transcript");
+        (bytes32 context, uint256 leaves, uint256 element, uint32 token) =
+            exec.bind(c.model, c.request, c.output, c.step, c.data);
+        assertEq(context, c.context, "context");
+        assertEq(leaves, c.leaves, "leaves");
+        assertEq(element, c.element, "element");
+        assertEq(token, c.token, "token");
+        bytes32 other = bytes32(uint256(c.output) ^ 1);
+        try exec.bind(c.model, c.request, other, c.step, c.data) {
+            revert("an output commitment that is not the transcript's is refused");
+        } catch {}
+        try exec.bind(c.model, c.request, c.output, c.step + 1, c.data) {
+            revert("a step past the output is refused");
+        } catch {}
+    }
+
+    function test_bind_greedy_smollm2_transcripts() public view {
+        checkBind("bind_greedy-text");
+        checkBind("bind_greedy-chat");
+    }
+
+    function test_bind_greedy_gemma3_transcripts() public view {
+        checkBind("bind_gemma3-greedy-text");
+        checkBind("bind_gemma3-greedy-chat");
+    }
+
+    /// A sampled transcript stays with the committee.
+    function test_bind_refuses_sampled_transcripts() public {
+        for (uint256 i = 0; i < 2; i++) {
+            BindCase memory c = bindCase(i == 0 ? "bind_sampled-text" : "bind_gemma3-sampled-text");
+            assertTrue(!c.takes, "the engine refuses it too");
+            vm.expectRevert(bytes("executor: sampled steps go to the committee"));
+            exec.bind(c.model, c.request, c.output, c.step, c.data);
+        }
+    }
+
     function test_llama_steps_match_the_engine() public view {
         check("trace_llama");
     }

@@ -36,6 +36,27 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for (name, bytes) in sworn_engine::trace::vectors::generate_real(&refs)? {
         std::fs::write(dir.join(format!("{name}.bin")), bytes)?;
     }
+    // `bind` on the format-4 golden vectors of each model (tests/vectors).
+    let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/vectors");
+    for (var, prefix) in [("SWORN_MODEL", ""), ("SWORN_GEMMA", "gemma3-")] {
+        let Some(model) = std::env::var_os(var) else {
+            continue;
+        };
+        let kinds = ["greedy-text", "greedy-chat", "sampled-text"];
+        let names: Vec<String> = kinds.iter().map(|k| format!("{prefix}{k}")).collect();
+        let paths: Vec<std::path::PathBuf> = names
+            .iter()
+            .map(|n| golden.join(format!("{n}.json")))
+            .collect();
+        let list: Vec<(&str, &std::path::Path)> = names
+            .iter()
+            .map(String::as_str)
+            .zip(paths.iter().map(|p| p.as_path()))
+            .collect();
+        for (name, bytes) in sworn_engine::trace::vectors::generate_bind(model.as_ref(), &list)? {
+            std::fs::write(dir.join(format!("{name}.bin")), bytes)?;
+        }
+    }
     eprintln!("wrote the float and trace vectors to {}", dir.display());
     Ok(())
 }

@@ -167,9 +167,15 @@ impl RequestRecord {
     /// `SHA-256(request tag || encoding)` as format `version` computes them. The version is
     /// always the transcript's own: a commitment in another format's layout is another hash.
     pub fn commitment(&self, version: u16) -> [u8; 32] {
+        sha256(&[tags(version).request, &self.body(version)])
+    }
+
+    /// What the request commitment hashes after its tag (an on-chain dispute parses it for the
+    /// prompt tokens and sampling, `docs/dispute.md` §6.1).
+    pub fn body(&self, version: u16) -> Vec<u8> {
         let mut w = Writer::default();
         self.encode(&mut w, version);
-        sha256(&[tags(version).request, &w.buf])
+        w.buf
     }
 }
 
@@ -326,6 +332,12 @@ impl OutputRecord {
     /// logprobs)` as format `version` computes it (formats 1 and 2: no logprobs): the trace
     /// enters through its root, so a challenge can open one step without the others.
     pub fn commitment(&self, version: u16) -> [u8; 32] {
+        sha256(&[tags(version).output, &self.body(version)])
+    }
+
+    /// What the output commitment hashes after its tag: the tokens come first, so that a
+    /// contract reads them and takes the rest as opaque bytes (`docs/dispute.md` §6.1).
+    pub fn body(&self, version: u16) -> Vec<u8> {
         let mut w = Writer::default();
         w.u32s(&self.tokens)
             .str(&self.text)
@@ -335,7 +347,7 @@ impl OutputRecord {
         if version >= 3 {
             encode_logprobs(&mut w, &self.logprobs);
         }
-        sha256(&[tags(version).output, &w.buf])
+        w.buf
     }
 }
 

@@ -96,7 +96,11 @@ pub struct ModelCommitment {
     /// The model's execution commitment (format 4 on): Keccak-256 of its shape and of the root
     /// of its weights, provable row by row in the EVM (`docs/dispute.md` §5.5). What the
     /// trustless dispute game binds a transcript's trace to. `None` in formats 1 to 3.
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "hexser::option")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "hexser::option"
+    )]
     pub exec_root: Option<[u8; 32]>,
 }
 

@@ -352,10 +352,18 @@ fn old_formats_refuse_later_fields() {
     // Format 3 cannot carry the execution commitment, and format 4 must.
     let mut three = sample_of(3);
     three.model.exec_root = Some([9; 32]);
-    assert!(three.check_format().unwrap_err().to_string().contains("exec_root"));
+    assert!(three
+        .check_format()
+        .unwrap_err()
+        .to_string()
+        .contains("exec_root"));
     let mut four = sample_of(4);
     four.model.exec_root = None;
-    assert!(four.check_format().unwrap_err().to_string().contains("exec_root"));
+    assert!(four
+        .check_format()
+        .unwrap_err()
+        .to_string()
+        .contains("exec_root"));
     // In binary, prompt kind 2 (raw text) does not exist in format 1.
     let mut b = sample_of(1).encode();
     let pos = 10 + 32 * 4 + 4; // magic, version, model; then the prompt kind

@@ -5,6 +5,7 @@
 //!
 //! [`record::trace`] computes a trace with the engine's own forward pass on a tracing backend.
 
+pub mod bind;
 pub mod inputs;
 pub mod layout;
 pub mod record;

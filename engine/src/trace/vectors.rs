@@ -14,7 +14,7 @@ use super::inputs::reads;
 use super::layout::{Kind, LEAF};
 use super::record::{trace, Trace};
 use super::weights::Weights;
-use crate::error::Result;
+use crate::error::{EngineError, Result};
 use crate::model::Arch;
 use crate::synthetic::{write_model, Rng, SyntheticSpec};
 use sworn_attest::trace_tree::TraceTree;
@@ -32,24 +32,8 @@ pub fn arch_code(a: Arch) -> u32 {
 }
 
 /// The shape's words, as the executor's `SwornLayout.Shape` takes them.
-pub fn shape_words(t: &Trace) -> Vec<u32> {
-    let s = &t.layout.shape;
-    let c = &s.cfg;
-    vec![
-        arch_code(c.arch),
-        c.n_layer as u32,
-        c.d_model as u32,
-        c.n_head as u32,
-        c.n_kv_head as u32,
-        c.head_dim as u32,
-        c.d_ff as u32,
-        c.vocab as u32,
-        c.sliding_window.map_or(0, |(w, _)| w as u32),
-        s.positions as u32,
-        s.steps as u32,
-        u32::from(s.penalty),
-        c.rms_eps.to_bits(),
-    ]
+pub fn shape_words(t: &Trace) -> [u32; 13] {
+    super::bind::shape_words(&t.layout.shape)
 }
 
 /// Whether the executor runs this kind of step yet.
@@ -202,6 +186,80 @@ pub fn generate_real(models: &[(&str, &Path)]) -> Result<Vec<(String, Vec<u8>)>>
             name.to_string(),
             file(path, &prompt, 1.1, (1, false), &mut rng)?,
         ));
+    }
+    Ok(files)
+}
+
+/// Vector files of `bind` (`bind_*`) for transcripts of the model at `model`: per transcript,
+/// the model commitment's preimage (its fields, the execution model's 12 words and the weights
+/// root), the request's body, the output tokens and the rest of the output's body, the three
+/// commitments, the disputed step (the last), then what `bind` must give (context, leaves,
+/// element, token), or nothing but a zero flag for a transcript the game does not take.
+pub fn generate_bind(
+    model: &Path,
+    transcripts: &[(&str, &Path)],
+) -> Result<Vec<(String, Vec<u8>)>> {
+    use sworn_attest::{Limits, Transcript};
+    let m = crate::model::Model::load(model, None)?;
+    let mut f = crate::gguf::GgufFile::open(model)?;
+    let weights = super::weights::weights_root(&mut f, &m.cfg)?;
+    let mut files = Vec::new();
+    for (name, path) in transcripts {
+        let bytes = std::fs::read(path).map_err(|source| EngineError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let json = String::from_utf8_lossy(&bytes);
+        let t = Transcript::from_json(&json, Limits::default())
+            .map_err(|e| EngineError::InvalidRequest(format!("{name}: {e}")))?;
+        let mut out = Vec::new();
+        let put = |out: &mut Vec<u8>, w: u32| out.extend_from_slice(&w.to_be_bytes());
+        let put_bytes = |out: &mut Vec<u8>, b: &[u8]| {
+            out.extend_from_slice(&(b.len() as u32).to_be_bytes());
+            out.extend_from_slice(b);
+            out.resize(out.len().div_ceil(4) * 4, 0);
+        };
+        let c = &t.model;
+        out.extend_from_slice(&c.file_blake3);
+        out.extend_from_slice(&c.tensors_root);
+        put(&mut out, c.n_tensors);
+        out.extend_from_slice(&c.tokenizer_blake3);
+        out.extend_from_slice(&c.chat_template_blake3);
+        for w in super::weights::exec_words(&m.cfg) {
+            put(&mut out, w);
+        }
+        out.extend_from_slice(&weights);
+        put_bytes(&mut out, &t.request.body(t.version));
+        let body = t.output.body(t.version);
+        let n = t.output.tokens.len();
+        put(&mut out, n as u32);
+        for &tok in &t.output.tokens {
+            put(&mut out, tok);
+        }
+        put_bytes(&mut out, &body[4 + 4 * n..]);
+        let cs = t.commitments();
+        for h in [cs.model, cs.request, cs.output] {
+            out.extend_from_slice(&h);
+        }
+        let step = n - 1;
+        put(&mut out, step as u32);
+        match super::bind::bind(
+            &m.cfg,
+            weights,
+            &t.request.prompt_tokens,
+            &t.output.tokens,
+            &t.request.sampling,
+        ) {
+            Ok(b) if t.request.grammar.is_none() => {
+                put(&mut out, 1);
+                out.extend_from_slice(&b.context);
+                put(&mut out, b.leaves as u32);
+                put(&mut out, b.element(step) as u32);
+                put(&mut out, t.output.tokens[step]);
+            }
+            _ => put(&mut out, 0),
+        }
+        files.push((format!("bind_{name}"), out));
     }
     Ok(files)
 }

@@ -70,7 +70,10 @@ pub struct Weights {
 }
 
 /// The GGUF names of the slots' tensors, in slot order.
-fn slot_names<R: std::io::Read + std::io::Seek>(f: &GgufFile<R>, cfg: &Config) -> Result<Vec<String>> {
+fn slot_names<R: std::io::Read + std::io::Seek>(
+    f: &GgufFile<R>,
+    cfg: &Config,
+) -> Result<Vec<String>> {
     let mut names: Vec<String> = vec![
         "token_embd.weight".into(),
         "output_norm.weight".into(),
@@ -78,7 +81,11 @@ fn slot_names<R: std::io::Read + std::io::Seek>(f: &GgufFile<R>, cfg: &Config) -
         "rope_freqs.weight".into(),
     ];
     for l in 0..cfg.n_layer {
-        names.extend(LAYER_MATRICES.iter().map(|t| format!("blk.{l}.{}.weight", t.gguf)));
+        names.extend(
+            LAYER_MATRICES
+                .iter()
+                .map(|t| format!("blk.{l}.{}.weight", t.gguf)),
+        );
         names.extend(LAYER_VECTORS.iter().map(|t| format!("blk.{l}.{}", t.gguf)));
     }
     if f.describe("output.weight")?.is_none() {
@@ -108,7 +115,10 @@ fn row_shape(desc: &crate::gguf::TensorDesc) -> Result<(usize, usize, usize)> {
 }
 
 /// The weights root of an opened GGUF, streamed row by row (no tensor is held whole).
-pub fn weights_root<R: std::io::Read + std::io::Seek>(f: &mut GgufFile<R>, cfg: &Config) -> Result<[u8; 32]> {
+pub fn weights_root<R: std::io::Read + std::io::Seek>(
+    f: &mut GgufFile<R>,
+    cfg: &Config,
+) -> Result<[u8; 32]> {
     let mut leaves = Vec::new();
     for name in slot_names(f, cfg)? {
         let Some(desc) = f.describe(&name)? else {
@@ -127,7 +137,12 @@ pub fn weights_root<R: std::io::Read + std::io::Seek>(f: &mut GgufFile<R>, cfg: 
             hashes.push(bytes_leaf_hash(&buf));
         }
         let root = TraceTree::from_leaf_hashes(hashes).root();
-        leaves.push(slot_leaf(desc.kind.ggml_code(), rows as u32, cols as u32, root));
+        leaves.push(slot_leaf(
+            desc.kind.ggml_code(),
+            rows as u32,
+            cols as u32,
+            root,
+        ));
     }
     Ok(TraceTree::from_leaf_hashes(leaves).root())
 }
@@ -138,8 +153,24 @@ pub fn weights_root<R: std::io::Read + std::io::Seek>(f: &mut GgufFile<R>, cfg: 
 /// none), RMSNorm's epsilon, the RoPE base and the local RoPE base (binary32 bits; 0 without a
 /// window), then the weights root.
 pub fn exec_root(cfg: &Config, weights_root: [u8; 32]) -> [u8; 32] {
-    let (window, local) = cfg.sliding_window.map_or((0, 0), |(w, b)| (w as u32, b.to_bits()));
-    let nums = [
+    let mut words: Vec<[u8; 32]> = exec_words(cfg)
+        .iter()
+        .map(|&n| {
+            let mut w = [0u8; 32];
+            w[28..].copy_from_slice(&n.to_be_bytes());
+            w
+        })
+        .collect();
+    words.push(weights_root);
+    words_hash(&words)
+}
+
+/// The execution commitment's 12 numbers before the weights root (see [`exec_root`]).
+pub fn exec_words(cfg: &Config) -> [u32; 12] {
+    let (window, local) = cfg
+        .sliding_window
+        .map_or((0, 0), |(w, b)| (w as u32, b.to_bits()));
+    [
         super::vectors::arch_code(cfg.arch),
         cfg.n_layer as u32,
         cfg.d_model as u32,
@@ -152,17 +183,7 @@ pub fn exec_root(cfg: &Config, weights_root: [u8; 32]) -> [u8; 32] {
         cfg.rms_eps.to_bits(),
         cfg.rope_base.to_bits(),
         local,
-    ];
-    let mut words: Vec<[u8; 32]> = nums
-        .iter()
-        .map(|&n| {
-            let mut w = [0u8; 32];
-            w[28..].copy_from_slice(&n.to_be_bytes());
-            w
-        })
-        .collect();
-    words.push(weights_root);
-    words_hash(&words)
+    ]
 }
 
 impl Weights {
@@ -180,7 +201,9 @@ impl Weights {
             if data.len() != rows * row_bytes {
                 return Err(EngineError::Malformed(format!("tensor {name}: size")));
             }
-            let tree = TraceTree::from_leaf_hashes(data.chunks_exact(row_bytes).map(bytes_leaf_hash).collect());
+            let tree = TraceTree::from_leaf_hashes(
+                data.chunks_exact(row_bytes).map(bytes_leaf_hash).collect(),
+            );
             slots.push(Some(Tensor {
                 code: desc.kind.ggml_code(),
                 rows,

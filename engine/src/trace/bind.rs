@@ -1,0 +1,124 @@
+//! How a dispute binds a transcript to its trace (`docs/dispute.md` §6.1), computed as the
+//! on-chain `SwornExecutor.bind` computes it: the trace's layout, the execution context the
+//! executor checks every step against, the leaf count, and the word holding the disputed output
+//! token.
+
+use super::layout::{Layout, Shape};
+use super::vectors::arch_code;
+use crate::error::{EngineError, Result};
+use crate::model::Config;
+use crate::sampling::SamplingParams;
+use sworn_attest::trace_tree::words_hash;
+
+/// A transcript's binding to its trace.
+#[derive(Debug, Clone)]
+pub struct Binding {
+    pub layout: Layout,
+    /// The teacher-forced sequence: the prompt, then every output token but the last.
+    pub tokens: Vec<u32>,
+    pub context: [u8; 32],
+    /// The trace's leaves.
+    pub leaves: u64,
+}
+
+impl Binding {
+    /// The word holding output step `step`'s token.
+    pub fn element(&self, step: usize) -> u64 {
+        self.layout.token_element(step)
+    }
+}
+
+/// A number as a 32-byte ABI word.
+fn word(n: u64) -> [u8; 32] {
+    let mut w = [0u8; 32];
+    w[24..].copy_from_slice(&n.to_be_bytes());
+    w
+}
+
+/// `keccak256(abi.encode(uint32[] tokens))`: the offset word, the length, one word a token.
+pub fn tokens_hash(tokens: &[u32]) -> [u8; 32] {
+    let mut words = vec![word(32), word(tokens.len() as u64)];
+    words.extend(tokens.iter().map(|&t| word(u64::from(t))));
+    words_hash(&words)
+}
+
+/// The shape's 13 words as the executor's `SwornLayout.Shape` holds them.
+pub fn shape_words(s: &Shape) -> [u32; 13] {
+    let c = &s.cfg;
+    [
+        arch_code(c.arch),
+        c.n_layer as u32,
+        c.d_model as u32,
+        c.n_head as u32,
+        c.n_kv_head as u32,
+        c.head_dim as u32,
+        c.d_ff as u32,
+        c.vocab as u32,
+        c.sliding_window.map_or(0, |(w, _)| w as u32),
+        s.positions as u32,
+        s.steps as u32,
+        u32::from(s.penalty),
+        c.rms_eps.to_bits(),
+    ]
+}
+
+/// `keccak256(abi.encode(Context))` of `SwornExecutor.Context`: the shape's words, the weights
+/// root, the tokens' hash, the penalty's bits and its window.
+pub fn context_hash(
+    s: &Shape,
+    weights: [u8; 32],
+    tokens: [u8; 32],
+    penalty: f32,
+    last_n: u32,
+) -> [u8; 32] {
+    let mut words: Vec<[u8; 32]> = shape_words(s).iter().map(|&w| word(u64::from(w))).collect();
+    words.extend([
+        weights,
+        tokens,
+        word(u64::from(penalty.to_bits())),
+        word(u64::from(last_n)),
+    ]);
+    words_hash(&words)
+}
+
+/// The binding of a greedy completion of `output` after `prompt` on the model `cfg` describes,
+/// whose weights root is `weights`. Refuses what the game does not cover (sampled steps).
+pub fn bind(
+    cfg: &Config,
+    weights: [u8; 32],
+    prompt: &[u32],
+    output: &[u32],
+    sampling: &SamplingParams,
+) -> Result<Binding> {
+    if !sampling.is_greedy() {
+        return Err(EngineError::Unsupported(
+            "the dispute game covers greedy completions only, so far".into(),
+        ));
+    }
+    if prompt.is_empty() || output.is_empty() {
+        return Err(EngineError::InvalidRequest(
+            "a dispute needs a prompt and an output token".into(),
+        ));
+    }
+    let mut tokens = prompt.to_vec();
+    tokens.extend_from_slice(&output[..output.len() - 1]);
+    let layout = Layout::new(Shape {
+        cfg: cfg.clone(),
+        positions: tokens.len(),
+        steps: output.len(),
+        penalty: sampling.repeat_penalty != 1.0,
+    });
+    let context = context_hash(
+        &layout.shape,
+        weights,
+        tokens_hash(&tokens),
+        sampling.repeat_penalty,
+        sampling.repeat_last_n,
+    );
+    Ok(Binding {
+        leaves: layout.leaves(),
+        layout,
+        tokens,
+        context,
+    })
+}
