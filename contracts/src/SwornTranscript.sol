@@ -20,34 +20,34 @@ library SwornTranscript {
 
     struct Cursor {
         bytes b;
-        uint256 at;
+        uint256 pos;
     }
 
     function need(Cursor memory c, uint256 n) private pure {
-        require(c.at + n <= c.b.length, "transcript: request body too short");
+        require(c.pos + n <= c.b.length, "transcript: request body too short");
     }
 
     function u8(Cursor memory c) private pure returns (uint256 v) {
         need(c, 1);
-        v = uint8(c.b[c.at]);
-        c.at += 1;
+        v = uint8(c.b[c.pos]);
+        c.pos += 1;
     }
 
     function u32(Cursor memory c) private pure returns (uint32 v) {
         need(c, 4);
         bytes memory b = c.b;
-        uint256 at = c.at;
+        uint256 pos = c.pos;
         assembly {
-            v := shr(224, mload(add(add(b, 32), at)))
+            v := shr(224, mload(add(add(b, 32), pos)))
         }
-        c.at += 4;
+        c.pos += 4;
     }
 
     /// Skips a `str` (u32 length, bytes).
     function skipStr(Cursor memory c) private pure {
         uint256 n = u32(c);
         need(c, n);
-        c.at += n;
+        c.pos += n;
     }
 
     /// Skips an optional string: u8 0, or u8 1 and the string.
@@ -65,12 +65,12 @@ library SwornTranscript {
         need(c, n);
         r.specVersion = new bytes(n);
         for (uint256 i = 0; i < n; i++) {
-            r.specVersion[i] = body[c.at + i];
+            r.specVersion[i] = body[c.pos + i];
         }
-        c.at += n;
+        c.pos += n;
         skipPrompt(c);
         n = u32(c);
-        require(n <= (body.length - c.at) / 4, "transcript: prompt tokens");
+        require(n <= (body.length - c.pos) / 4, "transcript: prompt tokens");
         r.promptTokens = new uint32[](n);
         for (uint256 i = 0; i < n; i++) {
             r.promptTokens[i] = u32(c);
@@ -82,7 +82,7 @@ library SwornTranscript {
         r.repeatPenalty = u32(c);
         r.repeatLastN = u32(c);
         need(c, 8); // seed
-        c.at += 8;
+        c.pos += 8;
         u32(c); // max_tokens
         n = u32(c); // stop strings
         for (uint256 i = 0; i < n; i++) {
@@ -93,7 +93,7 @@ library SwornTranscript {
         if (lp == 1) u8(c);
         r.grammar = skipOpt(c);
         skipOpt(c); // tools
-        require(c.at == body.length, "transcript: trailing bytes in the request");
+        require(c.pos == body.length, "transcript: trailing bytes in the request");
     }
 
     /// Skips the prompt: kind 0 (text) or 2 (raw text), a string; kind 1, chat messages (role,

@@ -2,6 +2,8 @@
 pragma solidity 0.8.37;
 
 import {SwornExecutor} from "../src/SwornExecutor.sol";
+import {SwornAttentionSteps} from "../src/SwornAttentionSteps.sol";
+import {SwornWeightSteps} from "../src/SwornWeightSteps.sol";
 import {SwornLayout} from "../src/SwornLayout.sol";
 import {VectorTest} from "./Vectors.sol";
 import {Vm} from "./Vm.sol";
@@ -14,7 +16,7 @@ contract SwornExecutorTest is VectorTest {
     SwornExecutor exec;
 
     function setUp() public {
-        exec = new SwornExecutor();
+        exec = new SwornExecutor(new SwornAttentionSteps(), new SwornWeightSteps());
     }
 
     struct File {
@@ -317,6 +319,13 @@ contract SwornExecutorTest is VectorTest {
             vm.expectRevert(bytes("executor: sampled steps go to the committee"));
             exec.bind(c.model, c.request, c.output, c.step, c.data);
         }
+    }
+
+    /// Each part of the executor fits the EVM's 24,576-byte code size limit (EIP-170).
+    function test_the_executor_fits_the_code_size_limit() public view {
+        assertTrue(address(exec).code.length <= 24_576, "SwornExecutor");
+        assertTrue(address(exec.attention()).code.length <= 24_576, "SwornAttentionSteps");
+        assertTrue(address(exec.weightSteps()).code.length <= 24_576, "SwornWeightSteps");
     }
 
     function test_llama_steps_match_the_engine() public view {

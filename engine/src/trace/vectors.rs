@@ -68,6 +68,19 @@ fn cases(
         for _ in 2..per_region {
             elements.push(r.start + rng.next_u64() % r.len);
         }
+        if per_region == 1 && matches!(r.kind, Kind::Max | Kind::Sums | Kind::Weighted) {
+            // The last position's first segment: a full one when the replay is longer than a
+            // segment of keys (the real models' vectors), the costliest of these steps.
+            let s = &t.layout.shape;
+            let l = r.layer.unwrap_or(0);
+            let last = s.positions - 1;
+            let (nh, hd) = (s.cfg.n_head, s.cfg.head_dim);
+            let segs = |p: usize| super::layout::Shape::key_segments(s.keys(l, p));
+            let before: usize = (0..last).map(segs).sum::<usize>() * nh;
+            let unit = if r.kind == Kind::Weighted { hd } else { 1 };
+            let row = before * unit + ((nh - 1) * unit + unit - 1) * segs(last);
+            elements.push(r.start + row as u64);
+        }
         if r.kind == Kind::Penalized {
             // The logits the penalty changes: each step's recent history ids.
             let s = &t.layout.shape;
@@ -181,7 +194,8 @@ pub fn generate_real(models: &[(&str, &Path)]) -> Result<Vec<(String, Vec<u8>)>>
     let mut rng = Rng(0x8EA1);
     let mut files = Vec::new();
     for (name, path) in models {
-        let prompt: Vec<u32> = vec![1, 504, 3158, 282, 4649, 314];
+        // 70 tokens: past a segment of 64 keys, so that attention's segments are full ones.
+        let prompt: Vec<u32> = (0..70).map(|i| 100 + (i * 37 % 4000)).collect();
         files.push((
             name.to_string(),
             file(path, &prompt, 1.1, (1, false), &mut rng)?,

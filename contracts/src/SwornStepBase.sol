@@ -1,0 +1,146 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.37;
+
+import {SwornF32} from "./SwornF32.sol";
+import {SwornProducts} from "./SwornProducts.sol";
+import {SwornLayout as L} from "./SwornLayout.sol";
+import {SwornTrace} from "./SwornTrace.sol";
+
+/// @title SwornStepBase
+/// @notice What the one-step executor's parts share (docs/dispute.md §5.4): the witness's types,
+/// reading proven trace words, weight rows proven against the weights root, the teacher-forced
+/// tokens, and where regions lie. `SwornExecutor` checks the witness and dispatches each kind of
+/// step to `SwornAttentionSteps` or `SwornWeightSteps` (one contract would pass the EVM's 24 KB
+/// code size limit).
+abstract contract SwornStepBase {
+    using SwornF32 for uint32;
+
+    uint32 internal constant NEG_INF = 0xFF800000;
+    /// Slots before the layers' in the weights tree, and per layer.
+    uint256 internal constant GLOBAL_SLOTS = 4;
+    uint256 internal constant LAYER_SLOTS = 16;
+    uint32 internal constant ABSENT = 0xFFFFFFFF;
+
+    /// A proven leaf of the trace.
+    struct Leaf {
+        uint256 index;
+        uint32[32] words;
+        bytes32[] proof;
+    }
+
+    /// What a trace is executed against beyond itself: its shape, the weights root, the hash
+    /// of the teacher-forced tokens (`tokensHash`), and the repetition penalty (`penalty` as
+    /// binary32 bits, over the last `lastN` tokens).
+    struct Context {
+        L.Shape shape;
+        bytes32 weights;
+        bytes32 tokens;
+        uint32 penalty;
+        uint256 lastN;
+    }
+
+    /// A row of a weight tensor, with its proofs: `data` is row `row` of the tensor in slot
+    /// `slot` (type `code`, `rows` x `cols`), `rowProof` proves it in the tensor's row tree,
+    /// `slotProof` the tensor's leaf in the weights tree.
+    struct Weight {
+        uint256 slot;
+        uint32 code;
+        uint256 rows;
+        uint256 cols;
+        uint256 row;
+        bytes data;
+        bytes32[] rowProof;
+        bytes32[] slotProof;
+    }
+
+    /// One execution: the context, the proven leaves, weight rows and tokens, the word in
+    /// dispute, its region and its index in the region.
+    struct Ctx {
+        L.Shape s;
+        Context x;
+        Leaf[] leaves;
+        Weight[] weights;
+        uint32[] tokens;
+        uint256 element;
+        L.Region r;
+        uint256 i;
+    }
+
+    /// Word `idx` of the trace, which must come before the word in dispute (so both traces
+    /// hold it alike) and lie in a proven leaf of the witness.
+    function word(Ctx memory c, uint256 idx) internal pure returns (uint32) {
+        require(idx < c.element, "executor: an input after the element");
+        uint256 leaf = idx / L.LEAF;
+        for (uint256 k = 0; k < c.leaves.length; k++) {
+            if (c.leaves[k].index == leaf) return c.leaves[k].words[idx % L.LEAF];
+        }
+        revert("executor: a leaf the step reads is missing");
+    }
+
+    /// Row `row` of the tensor in `slot`, proven against the weights root.
+    function weightRow(Ctx memory c, uint256 slot, uint256 row) internal pure returns (Weight memory w) {
+        for (uint256 k = 0; k < c.weights.length; k++) {
+            w = c.weights[k];
+            if (w.slot != slot || w.row != row) continue;
+            require(w.code != ABSENT, "executor: an absent tensor");
+            (bool ok, bytes32 rowRoot) =
+                SwornTrace.rootFromInclusion(keccak256(abi.encodePacked(bytes1(0), w.data)), row, w.rows, w.rowProof);
+            require(ok, "executor: row proof");
+            bytes32 leaf =
+                keccak256(abi.encodePacked(bytes1(0), uint32(w.code), uint32(w.rows), uint32(w.cols), rowRoot));
+            uint256 slots = GLOBAL_SLOTS + LAYER_SLOTS * c.s.nLayer;
+            (bool ok2, bytes32 r) = SwornTrace.rootFromInclusion(leaf, slot, slots, w.slotProof);
+            require(ok2 && r == c.x.weights, "executor: weight proof");
+            return w;
+        }
+        revert("executor: a weight row the step reads is missing");
+    }
+
+    /// Element `col` of a weight row, as the engine reads it (a quantized row's piece value).
+    function valueAt(Weight memory w, uint256 col) internal pure returns (uint32) {
+        uint256 k = w.code;
+        if (k == SwornProducts.F32 || k == SwornProducts.F16 || k == SwornProducts.BF16) {
+            return SwornProducts.element(k, w.data, col).canonical();
+        }
+        return SwornProducts.value(SwornProducts.piece(k, w.data, col / 32), col % 32);
+    }
+
+    /// The slot of layer `l`'s vector `v` (norms in `SwornLayout`'s norm order, then the
+    /// biases).
+    function vecSlot(uint256 l, uint256 v) internal pure returns (uint256) {
+        return GLOBAL_SLOTS + LAYER_SLOTS * l + 7 + v;
+    }
+
+    /// Token `t` of the teacher-forced sequence.
+    function token(Ctx memory c, uint256 t) internal pure returns (uint32) {
+        require(t < c.tokens.length, "executor: tokens missing");
+        return c.tokens[t];
+    }
+
+    function region(Ctx memory c, uint256 kind, uint256 sub, uint256 layer) internal pure returns (uint256) {
+        return L.find(c.s, kind, sub, layer).start;
+    }
+
+    /// The residual stream entering layer `l` (the embedding for layer 0).
+    function stream(Ctx memory c, uint256 l) internal pure returns (uint256) {
+        return l == 0 ? region(c, L.EMBED, 0, L.NONE) : region(c, L.RESIDUAL, 1, l - 1);
+    }
+
+    /// A norm's input region and row width.
+    function normInput(Ctx memory c) internal pure returns (uint256 start, uint256 n) {
+        uint256 l = c.r.layer;
+        uint256 sub = c.r.sub;
+        if (sub == L.ATTN_NORM) return (stream(c, l), c.s.d);
+        if (sub == L.FFN_NORM) return (region(c, L.RESIDUAL, 0, l), c.s.d);
+        if (sub == L.Q_NORM) return (region(c, L.MAT_OUT, L.M_Q, l), c.s.hd);
+        if (sub == L.K_NORM) return (region(c, L.MAT_OUT, L.M_K, l), c.s.hd);
+        if (sub == L.POST_ATTN_NORM) return (region(c, L.MAT_OUT, L.M_O, l), c.s.d);
+        if (sub == L.POST_FFN_NORM) return (region(c, L.MAT_OUT, L.M_DOWN, l), c.s.d);
+        return (region(c, L.RESIDUAL, 1, c.s.nLayer - 1), c.s.d);
+    }
+
+    /// An integer as binary32 (exact below 2**24).
+    function fromInt(uint256 v) internal pure returns (uint32) {
+        return uint32(SwornF32.round(0, 0, v, 23, 8));
+    }
+}
