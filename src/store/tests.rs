@@ -107,11 +107,12 @@ fn serves_every_format_it_holds(s: &Store) {
     let held = [
         vector("format1/greedy-chat.json"),
         vector("format2/sampled-text.json"),
+        vector("format3/greedy-chat.json"),
         vector("greedy-text.json"),
     ];
     assert_eq!(
         held.iter().map(|t| t.version).collect::<Vec<_>>(),
-        [1, 2, 3]
+        [1, 2, 3, 4]
     );
     for (i, t) in held.iter().enumerate() {
         s.put(&format!("cmpl-v{}", t.version), t, i as u64).unwrap();
