@@ -119,6 +119,22 @@ contract SwornExecutor is ISwornExecutor, SwornStepBase {
         token = b.output[step];
     }
 
+    /// @notice The execution context `bind` gives for `data`, and the teacher-forced tokens:
+    /// what a player puts in its witnesses (no commitment is checked here; `bind` checks them).
+    function execution(bytes calldata data) external pure returns (Context memory x, uint32[] memory tokens) {
+        Binding memory b = abi.decode(data, (Binding));
+        SwornTranscript.Request memory r = SwornTranscript.request(b.request);
+        x = contextFor(b, r);
+        uint256 p = r.promptTokens.length;
+        tokens = new uint32[](p + b.output.length - 1);
+        for (uint256 i = 0; i < p; i++) {
+            tokens[i] = r.promptTokens[i];
+        }
+        for (uint256 i = 0; i + 1 < b.output.length; i++) {
+            tokens[p + i] = b.output[i];
+        }
+    }
+
     /// `SHA-256("sworn.model.v2\0" || file || tensors || n_tensors || tokenizer || template ||
     /// exec_root)`.
     function modelCommitment(ModelPreimage memory m) private pure returns (bytes32) {

@@ -36,6 +36,63 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for (name, bytes) in sworn_engine::trace::vectors::generate_real(&refs)? {
         std::fs::write(dir.join(format!("{name}.bin")), bytes)?;
     }
+    // Whole disputes on SmolLM2 (docs/dispute.md §6): a cheating operator at each point
+    // against an honest challenger, and an honest operator against a lying challenger.
+    if let Some(model) = std::env::var_os("SWORN_MODEL") {
+        use sworn_engine::arch::LayerMat;
+        use sworn_engine::trace::layout::{Kind, Mat, Norm};
+        use sworn_engine::trace::vectors::{generate_games, Point};
+        // Points at the prompt's last position (5), which the first output token is sampled from.
+        let d = 576;
+        let points = [
+            // A Q4_1 product: layer 29's down projection (its outputs are often past 2, where
+            // setting exponent bit 5 multiplies by 2^32).
+            Point {
+                name: "q4_1_product",
+                kind: Kind::MatOut {
+                    mat: Mat::Layer(LayerMat::Down),
+                },
+                layer: Some(29),
+                index: 5 * d,
+                xor: 0x1000_0000,
+            },
+            // The Q8_0 head: the first token's logit, its sign flipped.
+            Point {
+                name: "q8_0_head",
+                kind: Kind::MatOut { mat: Mat::Head },
+                layer: None,
+                index: u64::MAX,
+                xor: 0x8000_0000,
+            },
+            // The greedy token itself (step 0's id).
+            Point {
+                name: "greedy_token",
+                kind: Kind::Argmax,
+                layer: None,
+                index: (192 - 1) * 2 + 1,
+                xor: 1,
+            },
+            // The residual stream entering layer 21.
+            Point {
+                name: "residual",
+                kind: Kind::Residual { ffn: true },
+                layer: Some(20),
+                index: 5 * d,
+                xor: 0x1000_0000,
+            },
+            // The final norm's output, its sign flipped.
+            Point {
+                name: "out_norm",
+                kind: Kind::NormOut { norm: Norm::Out },
+                layer: None,
+                index: 5 * d + 17,
+                xor: 0x8000_0000,
+            },
+        ];
+        for (name, bytes) in generate_games(model.as_ref(), "smollm2", &points)? {
+            std::fs::write(dir.join(format!("{name}.bin")), bytes)?;
+        }
+    }
     // `bind` on the format-4 golden vectors of each model (tests/vectors).
     let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/vectors");
     for (var, prefix) in [("SWORN_MODEL", ""), ("SWORN_GEMMA", "gemma3-")] {

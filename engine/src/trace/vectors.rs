@@ -345,3 +345,330 @@ pub fn generate(dir: &Path) -> Result<Vec<(String, Vec<u8>)>> {
     }
     Ok(files)
 }
+
+/// One dispute's corruption point: the region, the word, and the bits flipped.
+pub struct Point {
+    pub name: &'static str,
+    pub kind: Kind,
+    pub layer: Option<usize>,
+    pub index: u64,
+    pub xor: u32,
+}
+
+/// Appends `words` as big-endian words.
+fn put_words(out: &mut Vec<u8>, words: &[u32]) {
+    for w in words {
+        out.extend_from_slice(&w.to_be_bytes());
+    }
+}
+
+/// Appends a length-prefixed byte string padded to whole words.
+fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    out.extend_from_slice(&(b.len() as u32).to_be_bytes());
+    out.extend_from_slice(b);
+    out.resize(out.len().div_ceil(4) * 4, 0);
+}
+
+/// Appends a proof: its length, then its hashes.
+fn put_proof(out: &mut Vec<u8>, proof: &[[u8; 32]]) {
+    put_words(out, &[proof.len() as u32]);
+    for h in proof {
+        out.extend_from_slice(h);
+    }
+}
+
+/// Appends what `bind` takes of a transcript (as the `bind_*` files lay it out) and its three
+/// commitments.
+fn put_binding(
+    out: &mut Vec<u8>,
+    t: &sworn_attest::Transcript,
+    cfg: &crate::model::Config,
+    weights: [u8; 32],
+) {
+    let c = &t.model;
+    out.extend_from_slice(&c.file_blake3);
+    out.extend_from_slice(&c.tensors_root);
+    put_words(out, &[c.n_tensors]);
+    out.extend_from_slice(&c.tokenizer_blake3);
+    out.extend_from_slice(&c.chat_template_blake3);
+    put_words(out, &super::weights::exec_words(cfg));
+    out.extend_from_slice(&weights);
+    put_bytes(out, &t.request.body(t.version));
+    let body = t.output.body(t.version);
+    let n = t.output.tokens.len();
+    put_words(out, &[n as u32]);
+    put_words(out, &t.output.tokens);
+    put_bytes(out, &body[4 + 4 * n..]);
+    let cs = t.commitments();
+    for h in [cs.model, cs.request, cs.output, cs.meta] {
+        out.extend_from_slice(&h);
+    }
+}
+
+/// Appends a witness for word `e` of `t`, its leaves proven in `tree` (the operator's).
+fn put_witness(
+    out: &mut Vec<u8>,
+    t: &Trace,
+    tree: &TraceTree,
+    weights: &Weights,
+    tokens: &[u32],
+    e: u64,
+) -> Result<()> {
+    let reads = reads(&t.layout, e, tokens)?;
+    let mut leaves: Vec<u64> = reads.words.iter().map(|w| w / LEAF as u64).collect();
+    leaves.dedup();
+    put_words(out, &[leaves.len() as u32]);
+    for l in leaves {
+        put_words(out, &[l as u32]);
+        put_words(out, t.leaf(l));
+        put_proof(out, &tree.proof(l));
+    }
+    put_words(out, &[reads.weights.len() as u32]);
+    for &(slot, row) in &reads.weights {
+        let w = weights.tensor(slot)?;
+        put_words(
+            out,
+            &[
+                slot as u32,
+                w.code,
+                w.rows as u32,
+                w.cols as u32,
+                row as u32,
+            ],
+        );
+        put_bytes(out, w.row(row));
+        put_proof(out, &w.tree.proof(row as u64));
+        put_proof(out, &weights.tree.proof(slot as u64));
+    }
+    put_words(out, &[u32::from(reads.tokens)]);
+    Ok(())
+}
+
+/// Whole disputes on a real model, for `contracts/test/SwornDispute.t.sol`: for each
+/// corruption point, a cheating operator's greedy completion (its computation changed at that
+/// word, everything after computed from it, so its transcript signs wrong tokens), the honest
+/// challenger's trace of that transcript, and every move of the game as the contract will ask
+/// for them: the opening, the operator's root, both parties' children at each level of the
+/// bisection, both leaves, and the witness of the word in dispute. Then the same transcript
+/// defended by an honest operator against a challenger that lies about one sampled token.
+/// File layout (big-endian words): `put_binding`, the disputed step, the token's word, the
+/// leaf count, the challenger's root and token leaf with its proof, the operator's, the levels
+/// (each: operator left and right, challenger left and right), both leaves, the word in
+/// dispute, its operator and challenger values, the witness (as the executor vectors), the
+/// expected winner (1: the challenger).
+pub fn generate_games(
+    model_path: &Path,
+    name: &str,
+    points: &[Point],
+) -> Result<Vec<(String, Vec<u8>)>> {
+    use sworn_attest::{
+        FinishReason, Meta, OperatorBinding, OutputRecord, Prompt, RequestRecord, Transcript,
+    };
+    let model = crate::model::Model::load(model_path, None)?;
+    let rt = crate::kernels::Runner::new(crate::kernels::Isa::detect(), 2)?;
+    let manifest = crate::commit::manifest(model_path)?;
+    let weights = Weights::load(model_path, &model.cfg)?;
+    let prompt: Vec<u32> = vec![1, 504, 3158, 282, 4649, 314];
+    let steps = 4;
+    let params = crate::sampling::SamplingParams {
+        temperature: 0.0,
+        top_k: 0,
+        top_p: 1.0,
+        min_p: 0.0,
+        repeat_penalty: 1.0,
+        repeat_last_n: 64,
+        seed: 0,
+    };
+    let greedy_from = |corruption: Option<super::record::Corruption>| -> Result<Vec<u32>> {
+        // One token at a time (the last token fed is a placeholder: the step that samples it
+        // never reads it).
+        let mut out: Vec<u32> = Vec::new();
+        for n in 0..steps {
+            let mut feed = out.clone();
+            feed.push(0);
+            let t = trace(&model, &rt, &prompt, &feed, &params, corruption)?;
+            out.push(t.token(n));
+        }
+        Ok(out)
+    };
+    let transcript_of = |out: &[u32]| Transcript {
+        version: sworn_attest::FORMAT_VERSION,
+        model: manifest.commitment.clone(),
+        request: RequestRecord {
+            spec_version: crate::canon::SPEC_VERSION.into(),
+            prompt: Prompt::Text("a disputed completion".into()),
+            prompt_tokens: prompt.clone(),
+            sampling: params.clone(),
+            max_tokens: steps as u32,
+            stop: vec![],
+            logprobs: None,
+            grammar: None,
+            tools: None,
+        },
+        output: OutputRecord {
+            tokens: out.to_vec(),
+            text: String::new(),
+            finish_reason: FinishReason::Length,
+            step_hashes: vec![[0; 32]; steps],
+            logprobs: vec![],
+        },
+        meta: Meta {
+            engine: "sworn".into(),
+            engine_version: "test".into(),
+            backend: "cpu".into(),
+            operator_key_id: [0; 32],
+            timestamp_ms: 0,
+            operator: Some(OperatorBinding {
+                chain_id: 31337,
+                registry: [0; 20],
+                address: [0; 20],
+            }),
+        },
+        signature: [0; 64],
+    };
+    // The honest operator's completion, and a challenger that lies about its last token.
+    let honest_out = greedy_from(None)?;
+    let honest_trace = trace(&model, &rt, &prompt, &honest_out, &params, None)?;
+    let lie = {
+        let mut words = honest_trace.words.clone();
+        words[honest_trace.layout.token_element(steps - 1) as usize] ^= 1;
+        Trace {
+            layout: honest_trace.layout.clone(),
+            words,
+        }
+    };
+    type Game = (
+        String,
+        Transcript,
+        Trace,
+        Trace,
+        usize,
+        u32,
+        Option<(Kind, Option<usize>, u64)>,
+    );
+    let mut games: Vec<Game> = vec![(
+        format!("game_{name}_lie"),
+        transcript_of(&honest_out),
+        honest_trace.clone(),
+        lie,
+        steps - 1,
+        0,
+        None,
+    )];
+    for p in points {
+        // `index` u64::MAX on the head: the logit of the honest first token (flipping its sign
+        // makes another token the greedy one). Otherwise the first word from `index` on (up to
+        // 32 further) whose change changes the first sampled token and leaves the logits finite.
+        let mut corruption = super::record::Corruption {
+            kind: p.kind,
+            layer: p.layer,
+            index: if p.index == u64::MAX {
+                u64::from(honest_out[0])
+            } else {
+                p.index
+            },
+            xor: p.xor,
+        };
+        for _ in 0..32 {
+            // (A change that makes a logit infinite has no sampled token: the next word.)
+            let t = trace(&model, &rt, &prompt, &[0], &params, Some(corruption));
+            if t.is_ok_and(|t| t.token(0) != honest_out[0]) {
+                break;
+            }
+            corruption.index += 1;
+        }
+        eprintln!("{}: index {}", p.name, corruption.index);
+        let index = corruption.index;
+        let out = greedy_from(Some(corruption))?;
+        let cheat = trace(&model, &rt, &prompt, &out, &params, Some(corruption))?;
+        let honest = trace(&model, &rt, &prompt, &out, &params, None)?;
+        for (n, &tok) in out.iter().enumerate() {
+            assert_eq!(
+                cheat.token(n),
+                tok,
+                "{} step {n}: the cheater's trace is its transcript",
+                p.name
+            );
+        }
+        let step = (0..steps)
+            .find(|&n| honest.token(n) != out[n])
+            .ok_or_else(|| {
+                EngineError::Trace(format!(
+                    "{}: the corruption does not change the output",
+                    p.name
+                ))
+            })?;
+        games.push((
+            format!("game_{name}_{}", p.name),
+            transcript_of(&out),
+            cheat,
+            honest,
+            step,
+            1,
+            Some((p.kind, p.layer, index)),
+        ));
+    }
+    let mut files = Vec::new();
+    for (file, transcript, op, ch, step, winner, point) in &games {
+        let (op, ch, step, winner) = (op, ch, *step, *winner);
+        let out = &transcript.output.tokens;
+        let mut tokens = prompt.clone();
+        tokens.extend_from_slice(&out[..steps - 1]);
+        {
+            let (op_tree, ch_tree) = (TraceTree::new(&op.words), TraceTree::new(&ch.words));
+            let mut f = Vec::new();
+            put_binding(&mut f, &transcript, &model.cfg, weights.root());
+            let element = op.layout.token_element(step);
+            let leaf = element / LEAF as u64;
+            put_words(
+                &mut f,
+                &[step as u32, element as u32, op_tree.leaves() as u32],
+            );
+            for (tr, tree) in [(ch, &ch_tree), (op, &op_tree)] {
+                f.extend_from_slice(&tree.root());
+                put_words(&mut f, tr.leaf(leaf));
+                put_proof(&mut f, &tree.proof(leaf));
+            }
+            let (mut lo, mut hi) = (0u64, op_tree.leaves());
+            let mut levels = Vec::new();
+            while hi - lo > 1 {
+                let k = sworn_attest::trace_tree::split(hi - lo);
+                let (ol, or) = (op_tree.node(lo, lo + k), op_tree.node(lo + k, hi));
+                let (cl, cr) = (ch_tree.node(lo, lo + k), ch_tree.node(lo + k, hi));
+                levels.push([ol, or, cl, cr]);
+                if ol != cl {
+                    hi = lo + k;
+                } else {
+                    lo += k;
+                }
+            }
+            put_words(&mut f, &[levels.len() as u32]);
+            for l in &levels {
+                for h in l {
+                    f.extend_from_slice(h);
+                }
+            }
+            put_words(&mut f, op.leaf(lo));
+            put_words(&mut f, ch.leaf(lo));
+            let e = (0..LEAF)
+                .find(|&i| op.leaf(lo)[i] != ch.leaf(lo)[i])
+                .expect("the leaves differ");
+            let e = lo * LEAF as u64 + e as u64;
+            if let Some((kind, layer, index)) = point {
+                let expect = op.layout.region(*kind, *layer).expect("the region").start + index;
+                assert_eq!(
+                    e, expect,
+                    "{file}: the bisection ends at the corrupted word"
+                );
+            }
+            put_words(
+                &mut f,
+                &[e as u32, op.words[e as usize], ch.words[e as usize]],
+            );
+            put_witness(&mut f, op, &op_tree, &weights, &tokens, e)?;
+            put_words(&mut f, &[winner]);
+            files.push((file.clone(), f));
+        }
+    }
+    Ok(files)
+}
