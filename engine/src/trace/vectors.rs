@@ -617,7 +617,7 @@ pub fn generate_games(
         {
             let (op_tree, ch_tree) = (TraceTree::new(&op.words), TraceTree::new(&ch.words));
             let mut f = Vec::new();
-            put_binding(&mut f, &transcript, &model.cfg, weights.root());
+            put_binding(&mut f, transcript, &model.cfg, weights.root());
             let element = op.layout.token_element(step);
             let leaf = element / LEAF as u64;
             put_words(
