@@ -6,7 +6,7 @@ import {SwornGame} from "../src/SwornGame.sol";
 import {SwornExecutor} from "../src/SwornExecutor.sol";
 import {SwornAttentionSteps} from "../src/SwornAttentionSteps.sol";
 import {SwornWeightSteps} from "../src/SwornWeightSteps.sol";
-import {VectorTest} from "./Vectors.sol";
+import {TraceVectors} from "./TraceVectors.sol";
 import {MerkleBuilder} from "./MerkleBuilder.sol";
 
 /// Whole disputes on the real SmolLM2, through the real game, registry and executor: the moves
@@ -16,7 +16,7 @@ import {MerkleBuilder} from "./MerkleBuilder.sol";
 /// token). The transcript is anchored; the challenger commits and opens with `bind`'s data, the
 /// operator answers, both bisect to one word, and `execute` settles it by the engine's
 /// arithmetic: the cheater loses its bond to the challenger, the liar its bond to the operator.
-contract SwornDisputeTest is VectorTest {
+contract SwornDisputeTest is TraceVectors {
     SwornRegistry reg;
     SwornGame game;
     SwornExecutor exec;
@@ -46,58 +46,10 @@ contract SwornDisputeTest is VectorTest {
 
     // --- reading a game file ---
 
-    function hashAt(bytes memory d, uint256 o) internal pure returns (bytes32 h) {
-        assembly {
-            h := mload(add(add(d, 32), o))
-        }
-    }
-
-    function bytesAt(bytes memory d, uint256 o) internal pure returns (bytes memory b, uint256) {
-        uint256 n = word(d, o);
-        b = new bytes(n);
-        for (uint256 i = 0; i < n; i++) {
-            b[i] = d[o + 4 + i];
-        }
-        return (b, o + 4 + ((n + 3) / 4) * 4);
-    }
-
-    function proofAt(bytes memory d, uint256 o) internal pure returns (bytes32[] memory p, uint256) {
-        uint256 n = word(d, o);
-        p = new bytes32[](n);
-        for (uint256 j = 0; j < n; j++) {
-            p[j] = hashAt(d, o + 4 + 32 * j);
-        }
-        return (p, o + 4 + 32 * n);
-    }
-
-    function wordsAt(bytes memory d, uint256 o) internal pure returns (uint32[32] memory w) {
-        for (uint256 j = 0; j < 32; j++) {
-            w[j] = word(d, o + 4 * j);
-        }
-    }
-
     /// The binding data and the four commitments at the start of a game file.
     function binding(bytes memory d) internal pure returns (bytes memory data, bytes32[4] memory c, uint256 o) {
         SwornExecutor.Binding memory b;
-        b.model.file = hashAt(d, 0);
-        b.model.tensors = hashAt(d, 32);
-        b.model.nTensors = word(d, 64);
-        b.model.tokenizer = hashAt(d, 68);
-        b.model.template = hashAt(d, 100);
-        uint256[12] memory e;
-        for (uint256 i = 0; i < 12; i++) {
-            e[i] = word(d, 132 + 4 * i);
-        }
-        b.model.exec = SwornExecutor.ExecModel(
-            e[0], e[1], e[2], e[3], e[4], e[5], e[6], e[7], e[8], e[9], e[10], e[11], hashAt(d, 180)
-        );
-        (b.request, o) = bytesAt(d, 212);
-        uint256 n = word(d, o);
-        b.output = new uint32[](n);
-        for (uint256 i = 0; i < n; i++) {
-            b.output[i] = word(d, o + 4 + 4 * i);
-        }
-        (b.outputRest, o) = bytesAt(d, o + 4 + 4 * n);
+        (b, o) = bindingAt(d);
         for (uint256 i = 0; i < 4; i++) {
             c[i] = hashAt(d, o + 32 * i);
         }
@@ -107,28 +59,12 @@ contract SwornDisputeTest is VectorTest {
 
     /// The witness at `o`: leaves, weight rows, whether it reads the tokens.
     function witnessAt(bytes memory d, uint256 o, bytes memory bindData) internal view returns (bytes memory, uint256) {
-        uint256 n = word(d, o);
-        o += 4;
-        SwornExecutor.Leaf[] memory leaves = new SwornExecutor.Leaf[](n);
-        for (uint256 k = 0; k < n; k++) {
-            leaves[k].index = word(d, o);
-            leaves[k].words = wordsAt(d, o + 4);
-            (leaves[k].proof, o) = proofAt(d, o + 132);
-        }
-        n = word(d, o);
-        o += 4;
-        SwornExecutor.Weight[] memory ws = new SwornExecutor.Weight[](n);
-        for (uint256 k = 0; k < n; k++) {
-            SwornExecutor.Weight memory w = ws[k];
-            (w.slot, w.code, w.rows, w.cols, w.row) =
-            (word(d, o), word(d, o + 4), word(d, o + 8), word(d, o + 12), word(d, o + 16));
-            (w.data, o) = bytesAt(d, o + 20);
-            (w.rowProof, o) = proofAt(d, o);
-            (w.slotProof, o) = proofAt(d, o);
-        }
+        (SwornExecutor.Leaf[] memory leaves, uint256 at) = leavesAt(d, o);
+        SwornExecutor.Weight[] memory ws;
+        (ws, at) = weightsAt(d, at);
         (SwornExecutor.Context memory x, uint32[] memory tokens) = exec.execution(bindData);
-        if (word(d, o) == 0) tokens = new uint32[](0);
-        return (abi.encode(x, leaves, ws, tokens), o + 4);
+        if (word(d, at) == 0) tokens = new uint32[](0);
+        return (abi.encode(x, leaves, ws, tokens), at + 4);
     }
 
     /// Anchors the transcript of commitments `c` as `op`'s batch.

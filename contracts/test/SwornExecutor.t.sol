@@ -5,14 +5,14 @@ import {SwornExecutor} from "../src/SwornExecutor.sol";
 import {SwornAttentionSteps} from "../src/SwornAttentionSteps.sol";
 import {SwornWeightSteps} from "../src/SwornWeightSteps.sol";
 import {SwornLayout} from "../src/SwornLayout.sol";
-import {VectorTest} from "./Vectors.sol";
+import {TraceVectors} from "./TraceVectors.sol";
 import {Vm} from "./Vm.sol";
 
 /// The one-step executor against the engine's own traces (`sworn_engine::trace::vectors`:
 /// synthetic Llama, K-quant, Gemma 3, Qwen 2 and Qwen 3 models, every executable kind of step on
 /// the first and last layers): each word recomputed on chain from its proven inputs and weight
 /// rows is the engine's, and the layout's size is the engine's.
-contract SwornExecutorTest is VectorTest {
+contract SwornExecutorTest is TraceVectors {
     SwornExecutor exec;
 
     function setUp() public {
@@ -27,12 +27,6 @@ contract SwornExecutorTest is VectorTest {
         uint32[] tokens;
         uint256 cases;
         uint256 at;
-    }
-
-    function hashAt(bytes memory d, uint256 off) internal pure returns (bytes32 h) {
-        assembly {
-            h := mload(add(add(d, 32), off))
-        }
     }
 
     function open(string memory name) internal view returns (File memory f) {
@@ -57,56 +51,6 @@ contract SwornExecutorTest is VectorTest {
         f.x.tokens = exec.tokensHash(f.tokens);
         f.cases = word(f.data, 132 + 4 * n);
         f.at = 136 + 4 * n;
-    }
-
-    /// The proof of `n` hashes at `o`.
-    function proofAt(bytes memory d, uint256 o, uint256 n) internal pure returns (bytes32[] memory p) {
-        p = new bytes32[](n);
-        for (uint256 j = 0; j < n; j++) {
-            p[j] = hashAt(d, o + 32 * j);
-        }
-    }
-
-    /// The leaves of the case at `o`, and the offset after them.
-    function leavesAt(bytes memory d, uint256 o) internal pure returns (SwornExecutor.Leaf[] memory leaves, uint256) {
-        uint256 n = word(d, o);
-        o += 4;
-        leaves = new SwornExecutor.Leaf[](n);
-        for (uint256 k = 0; k < n; k++) {
-            leaves[k].index = word(d, o);
-            for (uint256 j = 0; j < 32; j++) {
-                leaves[k].words[j] = word(d, o + 4 + 4 * j);
-            }
-            uint256 np = word(d, o + 132);
-            leaves[k].proof = proofAt(d, o + 136, np);
-            o += 136 + 32 * np;
-        }
-        return (leaves, o);
-    }
-
-    /// The weight rows of the case at `o`, and the offset after them.
-    function weightsAt(bytes memory d, uint256 o) internal pure returns (SwornExecutor.Weight[] memory ws, uint256) {
-        uint256 n = word(d, o);
-        o += 4;
-        ws = new SwornExecutor.Weight[](n);
-        for (uint256 k = 0; k < n; k++) {
-            SwornExecutor.Weight memory w = ws[k];
-            (w.slot, w.code, w.rows, w.cols, w.row) =
-            (word(d, o), word(d, o + 4), word(d, o + 8), word(d, o + 12), word(d, o + 16));
-            uint256 nb = word(d, o + 20);
-            w.data = new bytes(nb);
-            for (uint256 j = 0; j < nb; j++) {
-                w.data[j] = d[o + 24 + j];
-            }
-            o += 24 + ((nb + 3) / 4) * 4;
-            uint256 np = word(d, o);
-            w.rowProof = proofAt(d, o + 4, np);
-            o += 4 + 32 * np;
-            np = word(d, o);
-            w.slotProof = proofAt(d, o + 4, np);
-            o += 4 + 32 * np;
-        }
-        return (ws, o);
     }
 
     /// Reads the case at `f.at` and advances past it: its element, value and witness.
@@ -225,16 +169,6 @@ contract SwornExecutorTest is VectorTest {
 
     // --- bind ---
 
-    /// `bytes` at `o` (u32 length, padded to words), and the offset after.
-    function bytesAt(bytes memory d, uint256 o) internal pure returns (bytes memory b, uint256) {
-        uint256 n = word(d, o);
-        b = new bytes(n);
-        for (uint256 i = 0; i < n; i++) {
-            b[i] = d[o + 4 + i];
-        }
-        return (b, o + 4 + ((n + 3) / 4) * 4);
-    }
-
     struct BindCase {
         bytes32 model;
         bytes32 request;
@@ -250,27 +184,7 @@ contract SwornExecutorTest is VectorTest {
 
     function bindCase(string memory name) internal view returns (BindCase memory c) {
         bytes memory d = vectors(name);
-        SwornExecutor.Binding memory b;
-        b.model.file = hashAt(d, 0);
-        b.model.tensors = hashAt(d, 32);
-        b.model.nTensors = word(d, 64);
-        b.model.tokenizer = hashAt(d, 68);
-        b.model.template = hashAt(d, 100);
-        uint256[12] memory e;
-        for (uint256 i = 0; i < 12; i++) {
-            e[i] = word(d, 132 + 4 * i);
-        }
-        b.model.exec = SwornExecutor.ExecModel(
-            e[0], e[1], e[2], e[3], e[4], e[5], e[6], e[7], e[8], e[9], e[10], e[11], hashAt(d, 180)
-        );
-        uint256 o;
-        (b.request, o) = bytesAt(d, 212);
-        uint256 n = word(d, o);
-        b.output = new uint32[](n);
-        for (uint256 i = 0; i < n; i++) {
-            b.output[i] = word(d, o + 4 + 4 * i);
-        }
-        (b.outputRest, o) = bytesAt(d, o + 4 + 4 * n);
+        (SwornExecutor.Binding memory b, uint256 o) = bindingAt(d);
         (c.model, c.request, c.output) = (hashAt(d, o), hashAt(d, o + 32), hashAt(d, o + 64));
         c.step = word(d, o + 96);
         c.takes = word(d, o + 100) == 1;

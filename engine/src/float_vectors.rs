@@ -263,26 +263,8 @@ fn products(rng: &mut Rng) -> Vec<u8> {
     for i in 0..CASES {
         let kind = [GgufKind::Q4_0, GgufKind::Q4_1, GgufKind::Q8_0][i % 3];
         let qt = kind.quant().expect("a block format");
-        let (nb, bb) = (2, qt.block_bytes());
-        let mut raw: Vec<u8> = (0..nb * bb).map(|_| rng.byte()).collect();
-        // f16 scales: ordinary ones mostly, else any finite pattern (subnormal to 65504); the
-        // engine refuses a non-finite block scale at load, so a row never has one.
-        for b in 0..nb {
-            let fields = if kind == GgufKind::Q4_1 { 2 } else { 1 };
-            for f in 0..fields {
-                let h = if rng.next_u64().is_multiple_of(8) {
-                    let h = rng.next_u64() as u16;
-                    if h & 0x7C00 == 0x7C00 {
-                        h & !0x4000
-                    } else {
-                        h
-                    }
-                } else {
-                    f16::from_f32(rng.wild() * 0.05).to_bits()
-                };
-                raw[b * bb + 2 * f..][..2].copy_from_slice(&h.to_le_bytes());
-            }
-        }
+        let nb = 2;
+        let raw = random_blocks(rng, qt, nb);
         let w = QMatrix::from_gguf(kind, 1, nb * 32, &raw).expect("a well-formed row");
         let x: Vec<f32> = (0..nb * 32)
             .map(|_| {

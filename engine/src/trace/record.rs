@@ -25,17 +25,9 @@ use crate::qmatrix::{QMatrix, WeightKind};
 use crate::quant::{ActBlock, Form, Piece};
 use crate::sampling::SamplingParams;
 
-/// The canonical NaN every NaN in a trace is replaced by (`docs/dispute.md` §1).
-pub const NAN: u32 = 0x7FC0_0000;
-
-/// A value's word in the trace: its bits, any NaN canonical.
-pub fn word(x: f32) -> u32 {
-    if x.is_nan() {
-        NAN
-    } else {
-        x.to_bits()
-    }
-}
+/// A value's word in the trace: its bits, any NaN canonical (`docs/dispute.md` §1), as in the
+/// float vectors.
+pub use crate::float_vectors::canonical as word;
 
 /// The words of `values`.
 fn words(values: &[f32]) -> Vec<u32> {
