@@ -76,7 +76,7 @@ pub fn reads(layout: &Layout, element: u64, tokens: &[u32]) -> Result<Reads> {
         )
     };
     // The (t, h, rest) of index i in a region of rows `unit * f(t)`.
-    let locate = |i: u64, unit: usize, by_keys: bool| {
+    let locate = |i: u64, unit: usize, by_keys: bool| -> Result<(usize, usize, u64)> {
         let mut at = 0u64;
         for t in 0..s.positions {
             let n = s.keys(layer, t);
@@ -85,11 +85,13 @@ pub fn reads(layout: &Layout, element: u64, tokens: &[u32]) -> Result<Reads> {
             if i < at + size {
                 let rem = i - at;
                 let per = (unit * f) as u64;
-                return (t, (rem / per) as usize, rem % per);
+                return Ok((t, (rem / per) as usize, rem % per));
             }
             at += size;
         }
-        unreachable!("an index inside its region")
+        Err(EngineError::Trace(format!(
+            "word {i} is past its attention region"
+        )))
     };
     match r.kind {
         Kind::Residual { ffn } => {
@@ -152,7 +154,7 @@ pub fn reads(layout: &Layout, element: u64, tokens: &[u32]) -> Result<Reads> {
             out.extend([table, table + 1, row + a, row + b]);
         }
         Kind::Scores => {
-            let (t, h, j) = locate(i, 1, true);
+            let (t, h, j) = locate(i, 1, true)?;
             let (_, _, _, _, first, _) = row(t, h);
             let g = h / (nh / c.n_kv_head);
             let q = start(Kind::Rope { k: false }, r.layer)? + (t * qd + h * hd) as u64;
@@ -163,7 +165,7 @@ pub fn reads(layout: &Layout, element: u64, tokens: &[u32]) -> Result<Reads> {
             }
         }
         Kind::Max | Kind::Sums => {
-            let (t, h, sg) = locate(i, 1, false);
+            let (t, h, sg) = locate(i, 1, false)?;
             let (n, _, keys_at, _, _, _) = row(t, h);
             if sg > 0 {
                 out.push(element - 1);
@@ -178,13 +180,13 @@ pub fn reads(layout: &Layout, element: u64, tokens: &[u32]) -> Result<Reads> {
             out.extend(seg.map(|j| base + j as u64));
         }
         Kind::Exps => {
-            let (t, h, _) = locate(i, 1, true);
+            let (t, h, _) = locate(i, 1, true)?;
             let (_, segs, _, segs_at, _, _) = row(t, h);
             out.push(start(Kind::Max, r.layer)? + segs_at + (h * segs + segs - 1) as u64);
             out.push(start(Kind::Scores, r.layer)? + i);
         }
         Kind::Weighted => {
-            let (t, h, rest) = locate(i, hd, false);
+            let (t, h, rest) = locate(i, hd, false)?;
             let (n, segs, keys_at, _, first, _) = row(t, h);
             let (d, sg) = ((rest / segs as u64) as usize, (rest % segs as u64) as usize);
             if sg > 0 {
