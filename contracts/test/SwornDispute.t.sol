@@ -10,7 +10,7 @@ import {TraceVectors} from "./TraceVectors.sol";
 import {MerkleBuilder} from "./MerkleBuilder.sol";
 
 /// Whole disputes on the real SmolLM2, through the real game, registry and executor: the moves
-/// of both players come from the engine (`sworn_engine::trace::vectors::generate_games`: a
+/// of both players come from the engine (`sworn_engine::dispute_vectors::generate_games`: a
 /// cheating operator's completion, its computation changed at one word, and the honest
 /// challenger's trace of its transcript; or an honest operator and a challenger lying about a
 /// token). The transcript is anchored; the challenger commits and opens with `bind`'s data, the

@@ -8,7 +8,7 @@ import {SwornLayout} from "../src/SwornLayout.sol";
 import {TraceVectors} from "./TraceVectors.sol";
 import {Vm} from "./Vm.sol";
 
-/// The one-step executor against the engine's own traces (`sworn_engine::trace::vectors`:
+/// The one-step executor against the engine's own traces (`sworn_engine::dispute_vectors`:
 /// synthetic Llama, K-quant, Gemma 3, Qwen 2 and Qwen 3 models, every executable kind of step on
 /// the first and last layers): each word recomputed on chain from its proven inputs and weight
 /// rows is the engine's, and the layout's size is the engine's.

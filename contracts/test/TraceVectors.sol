@@ -4,7 +4,7 @@ pragma solidity 0.8.37;
 import {SwornExecutor} from "../src/SwornExecutor.sol";
 import {VectorTest} from "./Vectors.sol";
 
-/// Reading the engine's trace vectors (`sworn_engine::trace::vectors`: big-endian words,
+/// Reading the engine's trace vectors (`sworn_engine::dispute_vectors`: big-endian words,
 /// byte strings and proofs prefixed with their length), shared by the executor's and the
 /// disputes' tests.
 abstract contract TraceVectors is VectorTest {

@@ -1,6 +1,6 @@
 //! Writes the vectors the Solidity executors are checked on into a folder: the float vectors
 //! (`sworn_engine::float_vectors`) and the trace vectors of the one-step executor
-//! (`sworn_engine::trace::vectors`, from synthetic models written to a temporary folder, and
+//! (`sworn_engine::dispute_vectors`, from synthetic models written to a temporary folder, and
 //! from the real models that `SWORN_MODEL` and `SWORN_GEMMA` name):
 //! `cargo run --release -p sworn-engine --example float-vectors -- DIR`.
 //! `scripts/contracts.sh` runs it before `forge test`.
@@ -16,7 +16,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let models = std::env::temp_dir().join(format!("sworn-trace-vectors-{}", std::process::id()));
     std::fs::create_dir_all(&models)?;
-    let traces = sworn_engine::trace::vectors::generate(&models);
+    let traces = sworn_engine::dispute_vectors::generate(&models);
     std::fs::remove_dir_all(&models)?;
     for (name, bytes) in traces? {
         std::fs::write(dir.join(format!("{name}.bin")), bytes)?;
@@ -33,15 +33,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     let refs: Vec<(&str, &std::path::Path)> = real.iter().map(|(n, p)| (*n, p.as_path())).collect();
-    for (name, bytes) in sworn_engine::trace::vectors::generate_real(&refs)? {
+    for (name, bytes) in sworn_engine::dispute_vectors::generate_real(&refs)? {
         std::fs::write(dir.join(format!("{name}.bin")), bytes)?;
     }
     // Whole disputes on SmolLM2 (docs/dispute.md §6): a cheating operator at each point
     // against an honest challenger, and an honest operator against a lying challenger.
     if let Some(model) = std::env::var_os("SWORN_MODEL") {
         use sworn_engine::arch::LayerMat;
+        use sworn_engine::dispute_vectors::{generate_games, Point};
         use sworn_engine::trace::layout::{Kind, Mat, Norm};
-        use sworn_engine::trace::vectors::{generate_games, Point};
         // Points at the prompt's last position (5), which the first output token is sampled from.
         let d = 576;
         let points = [
@@ -110,7 +110,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .map(String::as_str)
             .zip(paths.iter().map(|p| p.as_path()))
             .collect();
-        for (name, bytes) in sworn_engine::trace::vectors::generate_bind(model.as_ref(), &list)? {
+        for (name, bytes) in sworn_engine::dispute_vectors::generate_bind(model.as_ref(), &list)? {
             std::fs::write(dir.join(format!("{name}.bin")), bytes)?;
         }
     }

@@ -29,6 +29,7 @@ pub mod chat;
 pub mod commit;
 pub mod detok;
 pub mod devmem;
+pub mod dispute_vectors;
 pub mod generate;
 pub mod sampling;
 pub mod schedule;

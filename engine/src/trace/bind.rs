@@ -3,8 +3,8 @@
 //! executor checks every step against, the leaf count, and the word holding the disputed output
 //! token.
 
+use super::layout::arch_code;
 use super::layout::{Layout, Shape};
-use super::vectors::arch_code;
 use crate::error::{EngineError, Result};
 use crate::model::Config;
 use crate::sampling::SamplingParams;

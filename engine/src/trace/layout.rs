@@ -9,7 +9,7 @@
 //! [`KEYS_PER_SEGMENT`] keys, and greedy sampling's maximum every [`ARGMAX_SEGMENT`] logits.
 
 use crate::arch::{LayerMat, LayerVec};
-use crate::model::Config;
+use crate::model::{Arch, Config};
 
 /// Words per leaf of the trace tree.
 pub const LEAF: usize = 32;
@@ -333,5 +333,17 @@ impl Builder {
         let g = Shape::row_segments(cols);
         self.push(Kind::MatPartial { mat }, layer, rows * out * (g - 1));
         self.push(Kind::MatOut { mat }, layer, rows * out);
+    }
+}
+
+/// The architecture's code in the executor's shape.
+pub fn arch_code(a: Arch) -> u32 {
+    match a {
+        Arch::Llama => 0,
+        Arch::Qwen2 => 1,
+        Arch::Qwen3 => 2,
+        Arch::Gemma3 => 3,
+        #[allow(unreachable_patterns)] // a test-only architecture
+        _ => u32::MAX,
     }
 }

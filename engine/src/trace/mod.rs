@@ -9,7 +9,6 @@ pub mod bind;
 pub mod inputs;
 pub mod layout;
 pub mod record;
-pub mod vectors;
 pub mod weights;
 
 pub use layout::{Kind, Layout, Region, Shape, LEAF};

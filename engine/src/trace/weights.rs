@@ -171,7 +171,7 @@ pub fn exec_words(cfg: &Config) -> [u32; 12] {
         .sliding_window
         .map_or((0, 0), |(w, b)| (w as u32, b.to_bits()));
     [
-        super::vectors::arch_code(cfg.arch),
+        super::layout::arch_code(cfg.arch),
         cfg.n_layer as u32,
         cfg.d_model as u32,
         cfg.n_head as u32,

@@ -1,3 +1,7 @@
+//! Vectors for the on-chain dispute code, from the engine's traces (`crate::trace`): kept out
+//! of `trace` itself because they also build transcripts and model commitments
+//! (`crate::commit`), which depend on `trace`'s weights.
+//!
 //! Vectors for the on-chain executor (`contracts/test/SwornExecutor.t.sol`): real traces of
 //! synthetic models (Llama with Q4_0/Q4_1/Q8_0, Gemma 3 with its sliding window), and for
 //! words of every executable kind, the leaves the step reads with their proofs, and the word.
@@ -10,30 +14,18 @@
 
 use std::path::Path;
 
-use super::inputs::reads;
-use super::layout::{Kind, LEAF};
-use super::record::{trace, Trace};
-use super::weights::Weights;
 use crate::error::{EngineError, Result};
 use crate::model::Arch;
 use crate::synthetic::{write_model, Rng, SyntheticSpec};
+use crate::trace::inputs::reads;
+use crate::trace::layout::{Kind, LEAF};
+use crate::trace::record::{trace, Trace};
+use crate::trace::weights::Weights;
 use sworn_attest::trace_tree::TraceTree;
-
-/// The architecture's code in the executor's shape.
-pub fn arch_code(a: Arch) -> u32 {
-    match a {
-        Arch::Llama => 0,
-        Arch::Qwen2 => 1,
-        Arch::Qwen3 => 2,
-        Arch::Gemma3 => 3,
-        #[allow(unreachable_patterns)]
-        _ => u32::MAX,
-    }
-}
 
 /// The shape's words, as the executor's `SwornLayout.Shape` takes them.
 pub fn shape_words(t: &Trace) -> [u32; 13] {
-    super::bind::shape_words(&t.layout.shape)
+    crate::trace::bind::shape_words(&t.layout.shape)
 }
 
 /// Whether the executor runs this kind of step yet.
@@ -75,7 +67,7 @@ fn cases(
             let l = r.layer.unwrap_or(0);
             let last = s.positions - 1;
             let (nh, hd) = (s.cfg.n_head, s.cfg.head_dim);
-            let segs = |p: usize| super::layout::Shape::key_segments(s.keys(l, p));
+            let segs = |p: usize| crate::trace::layout::Shape::key_segments(s.keys(l, p));
             let before: usize = (0..last).map(segs).sum::<usize>() * nh;
             let unit = if r.kind == Kind::Weighted { hd } else { 1 };
             let row = before * unit + ((nh - 1) * unit + unit - 1) * segs(last);
@@ -216,7 +208,7 @@ pub fn generate_bind(
     use sworn_attest::{Limits, Transcript};
     let m = crate::model::Model::load(model, None)?;
     let mut f = crate::gguf::GgufFile::open(model)?;
-    let weights = super::weights::weights_root(&mut f, &m.cfg)?;
+    let weights = crate::trace::weights::weights_root(&mut f, &m.cfg)?;
     let mut files = Vec::new();
     for (name, path) in transcripts {
         let bytes = std::fs::read(path).map_err(|source| EngineError::Io {
@@ -239,7 +231,7 @@ pub fn generate_bind(
         put(&mut out, c.n_tensors);
         out.extend_from_slice(&c.tokenizer_blake3);
         out.extend_from_slice(&c.chat_template_blake3);
-        for w in super::weights::exec_words(&m.cfg) {
+        for w in crate::trace::weights::exec_words(&m.cfg) {
             put(&mut out, w);
         }
         out.extend_from_slice(&weights);
@@ -257,7 +249,7 @@ pub fn generate_bind(
         }
         let step = n - 1;
         put(&mut out, step as u32);
-        match super::bind::bind(
+        match crate::trace::bind::bind(
             &m.cfg,
             weights,
             &t.request.prompt_tokens,
@@ -391,7 +383,7 @@ fn put_binding(
     put_words(out, &[c.n_tensors]);
     out.extend_from_slice(&c.tokenizer_blake3);
     out.extend_from_slice(&c.chat_template_blake3);
-    put_words(out, &super::weights::exec_words(cfg));
+    put_words(out, &crate::trace::weights::exec_words(cfg));
     out.extend_from_slice(&weights);
     put_bytes(out, &t.request.body(t.version));
     let body = t.output.body(t.version);
@@ -479,7 +471,7 @@ pub fn generate_games(
         repeat_last_n: 64,
         seed: 0,
     };
-    let greedy_from = |corruption: Option<super::record::Corruption>| -> Result<Vec<u32>> {
+    let greedy_from = |corruption: Option<crate::trace::record::Corruption>| -> Result<Vec<u32>> {
         // One token at a time (the last token fed is a placeholder: the step that samples it
         // never reads it).
         let mut out: Vec<u32> = Vec::new();
@@ -559,7 +551,7 @@ pub fn generate_games(
         // `index` u64::MAX on the head: the logit of the honest first token (flipping its sign
         // makes another token the greedy one). Otherwise the first word from `index` on (up to
         // 32 further) whose change changes the first sampled token and leaves the logits finite.
-        let mut corruption = super::record::Corruption {
+        let mut corruption = crate::trace::record::Corruption {
             kind: p.kind,
             layer: p.layer,
             index: if p.index == u64::MAX {
