@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use alloy::primitives::{Address, Bytes, FixedBytes, U256};
+use alloy::providers::Provider;
 use anyhow::Result;
 use clap::{Args, Subcommand};
 use sworn_attest::{hexser, OperatorKey};
@@ -69,8 +70,18 @@ pub struct DeployArgs {
     pub unbonding_delay: u64,
     /// The trustless dispute game (`SwornGame`, docs/dispute.md), deployed first for this
     /// registry's address; without it the registry has the committee only.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "with_game")]
     pub game: Option<String>,
+    /// Deploy the trustless dispute game too: its executor (three contracts), then the game
+    /// for this registry's address, then the registry naming it.
+    #[arg(long)]
+    pub with_game: bool,
+    /// With --with-game: the exact bond a challenger posts to open a game.
+    #[arg(long, default_value = "0.1ether", requires = "with_game")]
+    pub game_bond: String,
+    /// With --with-game: seconds each move of a game may take (a party that misses one loses).
+    #[arg(long, default_value_t = 3600, requires = "with_game")]
+    pub move_window: u64,
 }
 
 #[derive(Args)]
@@ -205,12 +216,11 @@ async fn deploy(a: DeployArgs) -> Result<i32> {
     let min_bond = parse_amount(&a.min_bond)?;
     let dispute_bond = parse_amount(&a.dispute_bond)?;
     let dispute_fee = parse_amount(&a.dispute_fee)?;
-    let game = a
-        .game
-        .as_deref()
-        .map(parse_address)
-        .transpose()?
-        .unwrap_or(Address::ZERO);
+    let game = match (&a.game, a.with_game) {
+        (Some(g), _) => parse_address(g)?,
+        (None, true) => deploy_game(&chain, &a).await?,
+        (None, false) => Address::ZERO,
+    };
     let builder = SwornRegistry::deploy_builder(
         chain.provider.clone(),
         min_bond,
@@ -230,6 +240,47 @@ async fn deploy(a: DeployArgs) -> Result<i32> {
         .map_err(|e| decode_error("deploying the registry", e))?;
     println!("{}", lower_hex(&address));
     Ok(0)
+}
+
+/// Deploys the executor's contracts and a `SwornGame` for the registry the deployer's next
+/// transaction will create (the game names its registry, and the registry checks the game
+/// names it back); returns the game's address.
+async fn deploy_game(chain: &Chain, a: &DeployArgs) -> Result<Address> {
+    use crate::chain::bindings::{attention_steps, executor, game, weight_steps};
+    let p = chain.provider.clone();
+    let err = |what: &'static str| move |e| decode_error(what, e);
+    let attention = attention_steps::SwornAttentionSteps::deploy(p.clone())
+        .await
+        .map_err(err("deploying the executor's attention steps"))?;
+    let weights = weight_steps::SwornWeightSteps::deploy(p.clone())
+        .await
+        .map_err(err("deploying the executor's weight steps"))?;
+    let exec = executor::SwornExecutor::deploy(p.clone(), *attention.address(), *weights.address())
+        .await
+        .map_err(err("deploying the executor"))?;
+    let deployer = chain.sender("deploying")?;
+    let nonce = p
+        .get_transaction_count(deployer)
+        .await
+        .map_err(|e| chain.rpc_error(e))?;
+    // The game's creation takes `nonce`; the registry's, the next.
+    let registry = deployer.create(nonce + 1);
+    let g = game::SwornGame::deploy(
+        p,
+        registry,
+        *exec.address(),
+        parse_amount(&a.game_bond)?,
+        a.move_window,
+    )
+    .await
+    .map_err(err("deploying the dispute game"))?;
+    eprintln!(
+        "deployed the dispute game {} (executor {}) for registry {}",
+        lower_hex(g.address()),
+        lower_hex(exec.address()),
+        lower_hex(&registry)
+    );
+    Ok(*g.address())
 }
 
 async fn info(a: InfoArgs) -> Result<i32> {
