@@ -17,7 +17,6 @@ use std::path::Path;
 use crate::error::{EngineError, Result};
 use crate::model::Arch;
 use crate::synthetic::{write_model, Rng, SyntheticSpec};
-use crate::trace::inputs::reads;
 use crate::trace::layout::{Kind, LEAF};
 use crate::trace::record::{trace, Trace};
 use crate::trace::weights::Weights;
@@ -90,47 +89,8 @@ fn cases(
     let put = |out: &mut Vec<u8>, w: u32| out.extend_from_slice(&w.to_be_bytes());
     put(&mut out, elements.len() as u32);
     for e in elements {
-        let reads = reads(&t.layout, e, tokens)?;
-        let mut leaves: Vec<u64> = reads.words.iter().map(|w| w / LEAF as u64).collect();
-        leaves.dedup();
-        put(&mut out, e as u32);
-        put(&mut out, t.words[e as usize]);
-        put(&mut out, leaves.len() as u32);
-        for l in leaves {
-            put(&mut out, l as u32);
-            for &w in t.leaf(l) {
-                put(&mut out, w);
-            }
-            let proof = tree.proof(l);
-            put(&mut out, proof.len() as u32);
-            for h in proof {
-                out.extend_from_slice(&h);
-            }
-        }
-        put(&mut out, reads.weights.len() as u32);
-        for &(slot, row) in &reads.weights {
-            let w = weights.tensor(slot)?;
-            for v in [
-                slot as u32,
-                w.code,
-                w.rows as u32,
-                w.cols as u32,
-                row as u32,
-            ] {
-                put(&mut out, v);
-            }
-            let bytes = w.row(row);
-            put(&mut out, bytes.len() as u32);
-            out.extend_from_slice(bytes);
-            out.resize(out.len().div_ceil(4) * 4, 0);
-            for proof in [w.tree.proof(row as u64), weights.tree.proof(slot as u64)] {
-                put(&mut out, proof.len() as u32);
-                for h in proof {
-                    out.extend_from_slice(&h);
-                }
-            }
-        }
-        put(&mut out, u32::from(reads.tokens));
+        put_words(&mut out, &[e as u32, t.words[e as usize]]);
+        put_witness(&mut out, t, tree, weights, tokens, e)?;
     }
     Ok(out)
 }
@@ -406,33 +366,24 @@ fn put_witness(
     tokens: &[u32],
     e: u64,
 ) -> Result<()> {
-    let reads = reads(&t.layout, e, tokens)?;
-    let mut leaves: Vec<u64> = reads.words.iter().map(|w| w / LEAF as u64).collect();
-    leaves.dedup();
-    put_words(out, &[leaves.len() as u32]);
-    for l in leaves {
-        put_words(out, &[l as u32]);
-        put_words(out, t.leaf(l));
-        put_proof(out, &tree.proof(l));
+    let w = crate::trace::witness::witness(t, tree, weights, tokens, e)?;
+    put_words(out, &[w.leaves.len() as u32]);
+    for l in &w.leaves {
+        put_words(out, &[l.index as u32]);
+        put_words(out, &l.words);
+        put_proof(out, &l.proof);
     }
-    put_words(out, &[reads.weights.len() as u32]);
-    for &(slot, row) in &reads.weights {
-        let w = weights.tensor(slot)?;
+    put_words(out, &[w.rows.len() as u32]);
+    for r in &w.rows {
         put_words(
             out,
-            &[
-                slot as u32,
-                w.code,
-                w.rows as u32,
-                w.cols as u32,
-                row as u32,
-            ],
+            &[r.slot as u32, r.code, r.rows as u32, r.cols as u32, r.row as u32],
         );
-        put_bytes(out, w.row(row));
-        put_proof(out, &w.tree.proof(row as u64));
-        put_proof(out, &weights.tree.proof(slot as u64));
+        put_bytes(out, &r.data);
+        put_proof(out, &r.row_proof);
+        put_proof(out, &r.slot_proof);
     }
-    put_words(out, &[u32::from(reads.tokens)]);
+    put_words(out, &[u32::from(w.tokens)]);
     Ok(())
 }
 

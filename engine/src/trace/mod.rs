@@ -10,6 +10,7 @@ pub mod inputs;
 pub mod layout;
 pub mod record;
 pub mod weights;
+pub mod witness;
 
 pub use layout::{Kind, Layout, Region, Shape, LEAF};
 pub use record::{trace, Corruption, Trace};
