@@ -54,6 +54,10 @@ enum Command {
     /// Challenge an operator on chain: equivocation, wrong-result disputes and their verdicts.
     #[command(subcommand)]
     Challenge(chain::commands::ChallengeCommand),
+    /// The trustless dispute game: open a game on a wrong anchored transcript, defend one,
+    /// show games (docs/dispute.md).
+    #[command(subcommand)]
+    Dispute(chain::commands::DisputeCommand),
     /// Deploy the registry, register as an operator, manage the bond, withdraw.
     #[command(subcommand)]
     Registry(chain::commands::RegistryCommand),
@@ -100,6 +104,7 @@ fn main() {
         Command::Anchor(a) => chain::commands::anchor(a, &chain_paths()),
         Command::Proof(a) => chain::commands::proof(a, &chain_paths()),
         Command::Challenge(c) => chain::commands::challenge(c),
+        Command::Dispute(c) => chain::commands::dispute(c),
         Command::Registry(c) => chain::commands::registry(c, &chain_paths()),
     };
     match res {

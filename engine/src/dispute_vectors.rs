@@ -18,7 +18,7 @@ use crate::error::{EngineError, Result};
 use crate::model::Arch;
 use crate::synthetic::{write_model, Rng, SyntheticSpec};
 use crate::trace::layout::{Kind, LEAF};
-use crate::trace::record::{trace, Trace};
+use crate::trace::record::{trace, Corruption, Trace};
 use crate::trace::weights::Weights;
 use sworn_attest::trace_tree::TraceTree;
 
@@ -377,7 +377,13 @@ fn put_witness(
     for r in &w.rows {
         put_words(
             out,
-            &[r.slot as u32, r.code, r.rows as u32, r.cols as u32, r.row as u32],
+            &[
+                r.slot as u32,
+                r.code,
+                r.rows as u32,
+                r.cols as u32,
+                r.row as u32,
+            ],
         );
         put_bytes(out, &r.data);
         put_proof(out, &r.row_proof);
@@ -385,6 +391,104 @@ fn put_witness(
     }
     put_words(out, &[u32::from(w.tokens)]);
     Ok(())
+}
+
+/// The greedy completion of `steps` tokens after `prompt` by an operator whose computation is
+/// changed by `corruption` (none: an honest one), one token at a time as a server decodes.
+pub fn greedy(
+    model: &crate::model::Model,
+    rt: &crate::kernels::Runner,
+    prompt: &[u32],
+    steps: usize,
+    params: &crate::sampling::SamplingParams,
+    corruption: Option<Corruption>,
+) -> Result<Vec<u32>> {
+    // (The last token fed is a placeholder: the step that samples it never reads it.)
+    let mut out: Vec<u32> = Vec::new();
+    for n in 0..steps {
+        let mut feed = out.clone();
+        feed.push(0);
+        let t = trace(model, rt, prompt, &feed, params, corruption)?;
+        out.push(t.token(n));
+    }
+    Ok(out)
+}
+
+/// The corruption of point `p` that changes the first token a greedy operator samples after
+/// `prompt`: `index` `u64::MAX` on the head names the logit of the honest first token
+/// (`honest_first`; flipping its sign makes another token the greedy one); otherwise the first
+/// word from `index` on (up to 32 further) whose change changes the first token and leaves the
+/// logits finite.
+pub fn effective_corruption(
+    model: &crate::model::Model,
+    rt: &crate::kernels::Runner,
+    prompt: &[u32],
+    params: &crate::sampling::SamplingParams,
+    p: &Point,
+    honest_first: u32,
+) -> Corruption {
+    let mut c = Corruption {
+        kind: p.kind,
+        layer: p.layer,
+        index: if p.index == u64::MAX {
+            u64::from(honest_first)
+        } else {
+            p.index
+        },
+        xor: p.xor,
+    };
+    for _ in 0..32 {
+        // (A change that makes a logit infinite has no sampled token: the next word.)
+        let t = trace(model, rt, prompt, &[0], params, Some(c));
+        if t.is_ok_and(|t| t.token(0) != honest_first) {
+            break;
+        }
+        c.index += 1;
+    }
+    c
+}
+
+/// An unsigned format-4 transcript of the greedy completion `out` of `prompt` on the model
+/// `commitment` commits to, naming `operator` (chain id, registry, address) in its meta.
+pub fn greedy_transcript(
+    commitment: &sworn_attest::ModelCommitment,
+    prompt: &[u32],
+    params: &crate::sampling::SamplingParams,
+    out: &[u32],
+    operator: sworn_attest::OperatorBinding,
+) -> sworn_attest::Transcript {
+    use sworn_attest::{FinishReason, Meta, OutputRecord, Prompt, RequestRecord, Transcript};
+    Transcript {
+        version: sworn_attest::FORMAT_VERSION,
+        model: commitment.clone(),
+        request: RequestRecord {
+            spec_version: crate::canon::SPEC_VERSION.into(),
+            prompt: Prompt::Text("a disputed completion".into()),
+            prompt_tokens: prompt.to_vec(),
+            sampling: params.clone(),
+            max_tokens: out.len() as u32,
+            stop: vec![],
+            logprobs: None,
+            grammar: None,
+            tools: None,
+        },
+        output: OutputRecord {
+            tokens: out.to_vec(),
+            text: String::new(),
+            finish_reason: FinishReason::Length,
+            step_hashes: vec![[0; 32]; out.len()],
+            logprobs: vec![],
+        },
+        meta: Meta {
+            engine: "sworn".into(),
+            engine_version: "test".into(),
+            backend: "cpu".into(),
+            operator_key_id: [0; 32],
+            timestamp_ms: 0,
+            operator: Some(operator),
+        },
+        signature: [0; 64],
+    }
 }
 
 /// Whole disputes on a real model, for `contracts/test/SwornDispute.t.sol`: for each
@@ -404,9 +508,7 @@ pub fn generate_games(
     name: &str,
     points: &[Point],
 ) -> Result<Vec<(String, Vec<u8>)>> {
-    use sworn_attest::{
-        FinishReason, Meta, OperatorBinding, OutputRecord, Prompt, RequestRecord, Transcript,
-    };
+    use sworn_attest::{OperatorBinding, Transcript};
     let model = crate::model::Model::load(model_path, None)?;
     let rt = crate::kernels::Runner::new(crate::kernels::Isa::detect(), 2)?;
     let manifest = crate::commit::manifest(model_path)?;
@@ -422,52 +524,21 @@ pub fn generate_games(
         repeat_last_n: 64,
         seed: 0,
     };
-    let greedy_from = |corruption: Option<crate::trace::record::Corruption>| -> Result<Vec<u32>> {
-        // One token at a time (the last token fed is a placeholder: the step that samples it
-        // never reads it).
-        let mut out: Vec<u32> = Vec::new();
-        for n in 0..steps {
-            let mut feed = out.clone();
-            feed.push(0);
-            let t = trace(&model, &rt, &prompt, &feed, &params, corruption)?;
-            out.push(t.token(n));
-        }
-        Ok(out)
+    let greedy_from = |corruption: Option<Corruption>| -> Result<Vec<u32>> {
+        greedy(&model, &rt, &prompt, steps, &params, corruption)
     };
-    let transcript_of = |out: &[u32]| Transcript {
-        version: sworn_attest::FORMAT_VERSION,
-        model: manifest.commitment.clone(),
-        request: RequestRecord {
-            spec_version: crate::canon::SPEC_VERSION.into(),
-            prompt: Prompt::Text("a disputed completion".into()),
-            prompt_tokens: prompt.clone(),
-            sampling: params.clone(),
-            max_tokens: steps as u32,
-            stop: vec![],
-            logprobs: None,
-            grammar: None,
-            tools: None,
-        },
-        output: OutputRecord {
-            tokens: out.to_vec(),
-            text: String::new(),
-            finish_reason: FinishReason::Length,
-            step_hashes: vec![[0; 32]; steps],
-            logprobs: vec![],
-        },
-        meta: Meta {
-            engine: "sworn".into(),
-            engine_version: "test".into(),
-            backend: "cpu".into(),
-            operator_key_id: [0; 32],
-            timestamp_ms: 0,
-            operator: Some(OperatorBinding {
+    let transcript_of = |out: &[u32]| {
+        greedy_transcript(
+            &manifest.commitment,
+            &prompt,
+            &params,
+            out,
+            OperatorBinding {
                 chain_id: 31337,
                 registry: [0; 20],
                 address: [0; 20],
-            }),
-        },
-        signature: [0; 64],
+            },
+        )
     };
     // The honest operator's completion, and a challenger that lies about its last token.
     let honest_out = greedy_from(None)?;
@@ -499,27 +570,7 @@ pub fn generate_games(
         None,
     )];
     for p in points {
-        // `index` u64::MAX on the head: the logit of the honest first token (flipping its sign
-        // makes another token the greedy one). Otherwise the first word from `index` on (up to
-        // 32 further) whose change changes the first sampled token and leaves the logits finite.
-        let mut corruption = crate::trace::record::Corruption {
-            kind: p.kind,
-            layer: p.layer,
-            index: if p.index == u64::MAX {
-                u64::from(honest_out[0])
-            } else {
-                p.index
-            },
-            xor: p.xor,
-        };
-        for _ in 0..32 {
-            // (A change that makes a logit infinite has no sampled token: the next word.)
-            let t = trace(&model, &rt, &prompt, &[0], &params, Some(corruption));
-            if t.is_ok_and(|t| t.token(0) != honest_out[0]) {
-                break;
-            }
-            corruption.index += 1;
-        }
+        let corruption = effective_corruption(&model, &rt, &prompt, &params, p, honest_out[0]);
         eprintln!("{}: index {}", p.name, corruption.index);
         let index = corruption.index;
         let out = greedy_from(Some(corruption))?;

@@ -10,6 +10,7 @@ pub mod anchoring;
 pub mod bindings;
 pub mod client;
 pub mod commands;
+pub mod dispute;
 pub mod onchain;
 pub mod verdict;
 pub mod wallet;

@@ -3,9 +3,11 @@
 //! section 9.5 walks through them.
 
 mod challenge;
+mod dispute;
 mod registry;
 
 pub use challenge::{challenge, ChallengeCommand};
+pub use dispute::{dispute, DisputeCommand};
 pub use registry::{registry, RegistryCommand};
 
 use std::path::{Path, PathBuf};

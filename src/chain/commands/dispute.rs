@@ -1,0 +1,280 @@
+//! `sworn dispute ...`: the trustless dispute game's players (`docs/dispute.md` §6). A
+//! challenger opens a game on an anchored transcript its replay disagrees with and plays it;
+//! the operator answers and plays its side; both run to the game's end, ending it themselves
+//! when the other side misses a deadline.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use alloy::primitives::U256;
+use anyhow::{bail, Result};
+use clap::{Args, Subcommand};
+use sworn_attest::hexser;
+
+use super::{read_bundle, runtime, ChainArgs};
+use crate::chain::client::{format_eth, lower_hex, parse_address};
+use crate::chain::dispute::{game_of, open, Outcome, Phase, Player, Side};
+
+#[derive(Subcommand)]
+pub enum DisputeCommand {
+    /// As a challenger: replay an anchored transcript with the tracing backend, open a game at
+    /// the first output token the replay disagrees with (posting the game's bond), and play it
+    /// to the end. Exit 0 when the challenger wins, 1 when it loses or nothing is wrong.
+    Open(OpenArgs),
+    /// As the operator: defend a transcript in a game opened against it, playing to the end
+    /// (or, as `play`, resume either side of a game). Exit 0 when this side wins, 1 when it
+    /// loses.
+    #[command(alias = "play")]
+    Respond(RespondArgs),
+    /// Show a game, or the games opened against an operator.
+    Status(StatusArgs),
+}
+
+/// The model the players trace on, and how they wait.
+#[derive(Args)]
+pub struct PlayArgs {
+    /// The model to replay on [default: the cached SmolLM2-135M-Instruct].
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Kernel threads for the replay [default: all cores].
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Seconds between looks at the game while it waits for the other side.
+    #[arg(long, default_value_t = 2.0)]
+    pub poll: f64,
+}
+
+impl PlayArgs {
+    fn side(&self, t: &sworn_attest::Transcript) -> Result<Side> {
+        let model = self
+            .model
+            .clone()
+            .unwrap_or_else(sworn_engine::default_model_path);
+        let threads = self
+            .threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        Side::honest(t, &model, threads)
+    }
+
+    fn poll(&self) -> Result<Duration> {
+        Duration::try_from_secs_f64(self.poll)
+            .map_err(|_| anyhow::anyhow!("--poll {}: not a number of seconds", self.poll))
+    }
+}
+
+#[derive(Args)]
+pub struct OpenArgs {
+    #[command(flatten)]
+    pub chain: ChainArgs,
+    /// The anchored transcript (a bundle from `sworn proof`).
+    pub bundle: PathBuf,
+    #[command(flatten)]
+    pub play: PlayArgs,
+    /// Open the game and stop (play it later with `sworn dispute play --game ID BUNDLE`).
+    #[arg(long)]
+    pub no_play: bool,
+}
+
+#[derive(Args)]
+pub struct RespondArgs {
+    #[command(flatten)]
+    pub chain: ChainArgs,
+    /// The game's id.
+    #[arg(long)]
+    pub game: u64,
+    /// The disputed transcript (the operator's bundle from `sworn proof`).
+    pub bundle: PathBuf,
+    #[command(flatten)]
+    pub play: PlayArgs,
+}
+
+#[derive(Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub chain: ChainArgs,
+    /// The game's id.
+    #[arg(long, conflicts_with = "operator")]
+    pub game: Option<u64>,
+    /// List the games opened against this operator (the last week's blocks).
+    #[arg(long)]
+    pub operator: Option<String>,
+}
+
+/// `sworn dispute ...`.
+pub fn dispute(cmd: DisputeCommand) -> Result<i32> {
+    let rt = runtime()?;
+    match cmd {
+        DisputeCommand::Open(a) => rt.block_on(open_game(a)),
+        DisputeCommand::Respond(a) => rt.block_on(respond(a)),
+        DisputeCommand::Status(a) => rt.block_on(status(a)),
+    }
+}
+
+fn report(id: U256, o: Outcome, challenger: bool) -> i32 {
+    let won = o.challenger_won == challenger;
+    println!(
+        "game {id} ended after {} bisection rounds: the {} won{}",
+        o.rounds,
+        if o.challenger_won {
+            "challenger"
+        } else {
+            "operator"
+        },
+        if won {
+            " (this side)"
+        } else {
+            " (the other side)"
+        }
+    );
+    if won {
+        0
+    } else {
+        1
+    }
+}
+
+async fn open_game(a: OpenArgs) -> Result<i32> {
+    let b = read_bundle(&a.bundle)?;
+    let side = a.play.side(&b.transcript)?;
+    let Some(step) = side.disputed_step() else {
+        println!("the replay gives exactly the anchored tokens: nothing to dispute");
+        return Ok(1);
+    };
+    let chain = a.chain.connect(true).await?;
+    let id = open(&chain, &side, &b.anchor).await?;
+    let game = game_of(&chain).await?;
+    println!(
+        "opened game {id} against {}: the replay's token at step {step} is {}, the transcript's {}",
+        b.anchor.operator,
+        side.trace.token(step),
+        b.transcript.output.tokens[step]
+    );
+    if a.no_play {
+        return Ok(0);
+    }
+    let player = Player {
+        chain: &chain,
+        game,
+        id,
+        side: &side,
+        poll: a.play.poll()?,
+    };
+    Ok(report(id, player.play().await?, true))
+}
+
+async fn respond(a: RespondArgs) -> Result<i32> {
+    let b = read_bundle(&a.bundle)?;
+    let chain = a.chain.connect(true).await?;
+    let game = game_of(&chain).await?;
+    let id = U256::from(a.game);
+    let g = game
+        .gameInfo(id)
+        .call()
+        .await
+        .map_err(|e| crate::chain::client::decode_error("reading the game", e))?;
+    if g.phase == 0 {
+        bail!("there is no game {id}");
+    }
+    if g.digest.0 != b.transcript.digest() {
+        bail!(
+            "game {id} disputes transcript {}, not this bundle's ({})",
+            hexser::encode(&g.digest.0),
+            hexser::encode(&b.transcript.digest())
+        );
+    }
+    let side = a.play.side(&b.transcript)?;
+    let me = chain.sender("playing a game")?;
+    if let Some(step) = side.disputed_step().filter(|_| g.operator == me) {
+        eprintln!(
+            "warning: this model's replay disagrees with the transcript at step {step}: the \
+             executor will rule against it"
+        );
+    }
+    let challenger = g.challenger == me;
+    let player = Player {
+        chain: &chain,
+        game,
+        id,
+        side: &side,
+        poll: a.play.poll()?,
+    };
+    Ok(report(id, player.play().await?, challenger))
+}
+
+async fn status(a: StatusArgs) -> Result<i32> {
+    let chain = a.chain.connect(false).await?;
+    let game = game_of(&chain).await?;
+    if let Some(id) = a.game {
+        let id = U256::from(id);
+        let g = game
+            .gameInfo(id)
+            .call()
+            .await
+            .map_err(|e| crate::chain::client::decode_error("reading the game", e))?;
+        if g.phase == 0 {
+            bail!("there is no game {id}");
+        }
+        let phase = phase_name(g.phase);
+        let v = serde_json::json!({
+            "game": id.to_string(),
+            "contract": lower_hex(game.address()),
+            "phase": phase,
+            "operator": lower_hex(&g.operator),
+            "challenger": lower_hex(&g.challenger),
+            "digest": hexser::encode(&g.digest.0),
+            "leaves": g.leaves,
+            "rounds": g.rounds,
+            "node": [g.lo, g.hi],
+            "element": g.element,
+            "token": g.token,
+            "operator_value": g.opValue,
+            "challenger_value": g.chValue,
+            "deadline": g.deadline,
+            "now": chain.now().await?,
+            "bond_wei": game.bond().call().await.map_err(|e| crate::chain::client::decode_error("bond", e))?.to_string(),
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(0);
+    }
+    let operator = match &a.operator {
+        Some(o) => parse_address(o)?,
+        None => bail!("give --game ID or --operator ADDRESS"),
+    };
+    let latest = alloy::providers::Provider::get_block_number(&chain.provider)
+        .await
+        .map_err(|e| chain.rpc_error(e))?;
+    let logs = game
+        .GameOpened_filter()
+        .topic2(operator)
+        .from_block(latest.saturating_sub(50_400))
+        .query()
+        .await
+        .map_err(|e| anyhow::anyhow!("reading the game's logs: {e}"))?;
+    let bond = game
+        .bond()
+        .call()
+        .await
+        .map_err(|e| crate::chain::client::decode_error("bond", e))?;
+    for (ev, _) in logs {
+        let g = game
+            .gameInfo(ev.game)
+            .call()
+            .await
+            .map_err(|e| crate::chain::client::decode_error("reading the game", e))?;
+        println!(
+            "game {}: {} by {} on transcript {} (step {}, bond {}), deadline {}",
+            ev.game,
+            phase_name(g.phase),
+            lower_hex(&ev.challenger),
+            hexser::encode(&ev.digest.0),
+            ev.step,
+            format_eth(bond),
+            g.deadline
+        );
+    }
+    Ok(0)
+}
+
+fn phase_name(code: u8) -> &'static str {
+    Phase::of(code).map_or("none", Phase::name)
+}
