@@ -231,22 +231,38 @@ impl Chain {
             .map_err(|source| self.rpc_error(source))
     }
 
-    /// Waits for a pending transaction's receipt and checks it succeeded.
+    /// Waits for a pending transaction's receipt and checks it succeeded. Polls
+    /// `eth_getTransactionReceipt` itself (every 100 ms, backing off to 2 s): alloy's block
+    /// heartbeat can miss the block of a transaction a fast node (anvil) mined before the watch
+    /// began, and then waits out the whole timeout (alloy-rs/alloy#3916, #4181).
     pub async fn wait(
         &self,
         what: &str,
         pending: alloy::providers::PendingTransactionBuilder<alloy::network::Ethereum>,
         tx: String,
     ) -> Result<TransactionReceipt, ChainError> {
-        let receipt = pending
-            .with_timeout(Some(RECEIPT_TIMEOUT))
-            .get_receipt()
-            .await
-            .map_err(|e| ChainError::Receipt {
-                what: what.into(),
-                tx: tx.clone(),
-                reason: e.to_string(),
-            })?;
+        let hash = *pending.tx_hash();
+        let deadline = tokio::time::Instant::now() + RECEIPT_TIMEOUT;
+        let mut pause = Duration::from_millis(100);
+        let receipt = loop {
+            if let Some(r) = self
+                .provider
+                .get_transaction_receipt(hash)
+                .await
+                .map_err(|source| self.rpc_error(source))?
+            {
+                break r;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(ChainError::Receipt {
+                    what: what.into(),
+                    tx,
+                    reason: format!("not mined within {} s", RECEIPT_TIMEOUT.as_secs()),
+                });
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(2));
+        };
         if !receipt.status() {
             return Err(ChainError::TxReverted {
                 what: what.into(),

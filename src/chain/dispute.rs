@@ -431,16 +431,33 @@ impl Player<'_> {
                 );
             };
             if self.chain.now().await? > g.deadline {
-                self.chain
-                    .send(
-                        "ending the game after a missed deadline",
-                        self.game.timeout(self.id),
-                    )
-                    .await?;
+                let call = self.game.timeout(self.id);
+                if let Err(e) = self
+                    .chain
+                    .send("ending the game after a missed deadline", call)
+                    .await
+                {
+                    // Unless the other side ended it first.
+                    if !Phase::of(self.info().await?.phase)?.ended() {
+                        return Err(e.into());
+                    }
+                }
                 continue;
             }
-            if !self.act(&g, phase, operator).await? {
-                tokio::time::sleep(self.poll).await;
+            match self.act(&g, phase, operator).await {
+                Ok(true) => {}
+                Ok(false) => tokio::time::sleep(self.poll).await,
+                // The other side moved between the look and the move (both revealing the last
+                // leaf at once, both ending a game): look again. Otherwise the error stands.
+                Err(e) => {
+                    let now = self.info().await?;
+                    let moved_on =
+                        (now.phase, now.moved, now.lo, now.hi) != (g.phase, g.moved, g.lo, g.hi);
+                    if !moved_on {
+                        return Err(e);
+                    }
+                    tracing::debug!(game = %self.id, "the game moved under this move ({e:#}): looking again");
+                }
             }
         }
     }

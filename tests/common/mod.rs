@@ -1,6 +1,8 @@
 //! Helpers shared by the root package's integration tests.
 #![allow(dead_code)]
 
+pub mod anvil;
+
 use std::path::PathBuf;
 
 /// The real model from `$SWORN_MODEL` (scripts/test.sh sets it), if it exists.
