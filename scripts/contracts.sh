@@ -24,5 +24,5 @@ forge fmt --check
 # scripts/test.sh does: the executor's gas is checked on their real shapes).
 SWORN_MODEL="${SWORN_MODEL:-$(../scripts/fetch-model.sh)}" \
 SWORN_GEMMA="${SWORN_GEMMA:-$(../scripts/fetch-model.sh gemma3)}" \
-    cargo run -q --release --locked -p sworn-engine --example float-vectors -- test/vectors/f32
+    cargo run -q --release --locked -p sworn-engine --features test-doubles --example float-vectors -- test/vectors/f32
 forge test --gas-report

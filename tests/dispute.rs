@@ -1,22 +1,22 @@
 //! The trustless dispute game end to end on a real `anvil` node (`docs/dispute.md` §6): the
 //! registry deployed with its game and executor by `sworn registry deploy --with-game`,
 //! operators registered by `sworn registry register`, and games played by `sworn dispute` on
-//! the real SmolLM2 against test doubles: cheating operators (their computation changed at one
+//! the real SmolLM2 and Gemma 3 against test doubles: cheating operators (their computation changed at one
 //! word of a chosen operation, so their signed transcripts carry wrong tokens, and they defend
 //! their corrupted traces) lose their bond to the challenger; an honest operator beats a lying
 //! challenger and wins its bond; a missed deadline loses, on each side. No committee votes.
 //!
-//! Needs the real model (`SWORN_MODEL`) and anvil (as tests/chain.rs).
+//! Needs the real models (`SWORN_MODEL`, `SWORN_GEMMA`) and anvil (as tests/chain.rs).
 
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
 use alloy::primitives::{Address, U256};
 use common::anvil::*;
-use common::require_model;
+use common::{require_gemma, require_model};
 use serde_json::{json, Value};
 use sworn::chain::dispute::{self, Player, Side};
 use sworn::chain::Chain;
@@ -32,7 +32,6 @@ use sworn_engine::trace::weights::Weights;
 use sworn_engine::trace::{trace, Trace};
 
 const MOVE_WINDOW: u64 = 600;
-const PROMPT: [u32; 6] = [1, 504, 3158, 282, 4649, 314];
 const STEPS: usize = 3;
 
 fn params() -> SamplingParams {
@@ -86,18 +85,29 @@ fn expect(code: i32, args: &[&str]) -> String {
 }
 
 /// A sworn process running in the background (a player waiting on the other side).
-fn spawn(args: &[&str]) -> Child {
-    sworn_cmd(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+/// Its output goes to a file, not a pipe: a pipe nobody reads while the test plays the other
+/// side would stop the player once full.
+fn spawn(args: &[&str]) -> (Child, PathBuf) {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let log = std::env::temp_dir().join(format!(
+        "sworn-dispute-{}-player-{n}.log",
+        std::process::id()
+    ));
+    let f = std::fs::File::create(&log).unwrap();
+    let child = sworn_cmd(args)
+        .stdout(f.try_clone().unwrap())
+        .stderr(f)
         .spawn()
-        .unwrap()
+        .unwrap();
+    (child, log)
 }
 
-fn finish(child: Child, code: i32, what: &str) -> String {
-    let o = child.wait_with_output().unwrap();
-    let t = text(&o);
-    assert_eq!(o.status.code(), Some(code), "{what}:\n{t}");
+fn finish((mut child, log): (Child, PathBuf), code: i32, what: &str) -> String {
+    let status = child.wait().unwrap();
+    let t = std::fs::read_to_string(&log).unwrap();
+    let _ = std::fs::remove_file(&log);
+    assert_eq!(status.code(), Some(code), "{what}:\n{t}");
     t
 }
 
@@ -107,7 +117,6 @@ struct World {
     registry: String,
     keys: Vec<String>,
     work: PathBuf,
-    model: PathBuf,
 }
 
 impl World {
@@ -127,7 +136,7 @@ impl World {
     }
 
     /// `sworn dispute ARGS` as wallet `i`, with the model and a short poll.
-    fn dispute_args(&self, i: usize, args: &[&str]) -> Vec<String> {
+    fn dispute_args(&self, i: usize, model: &Path, args: &[&str]) -> Vec<String> {
         let mut a: Vec<String> = ["dispute"]
             .iter()
             .chain(args)
@@ -136,7 +145,7 @@ impl World {
         a.extend(self.chain_args(i));
         a.extend([
             "--model".into(),
-            p(&self.model).into(),
+            p(model).into(),
             "--poll".into(),
             "0.2".into(),
         ]);
@@ -166,16 +175,7 @@ impl World {
     }
 
     fn connect(&self, i: usize) -> (tokio::runtime::Runtime, Chain) {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let signer = sworn::chain::wallet::parse_key(&self.keys[i]).unwrap();
-        let reg: Address = self.registry.parse().unwrap();
-        let chain = rt
-            .block_on(Chain::connect(&self.url, Some(reg), Some(signer)))
-            .unwrap();
-        (rt, chain)
+        connect(&self.url, &self.registry, &self.keys[i])
     }
 
     /// Registers wallet `i` as an operator with a fresh Ed25519 key and a 1 ETH bond.
@@ -204,15 +204,39 @@ fn wei(v: &Value) -> U256 {
 
 /// What the operators' transcripts are computed with.
 struct Engine {
+    path: PathBuf,
+    prompt: Vec<u32>,
     model: Model,
     rt: Runner,
-    weights: Weights,
     commitment: sworn_attest::ModelCommitment,
 }
 
 impl Engine {
+    fn new(path: &Path, prompt: &[u32]) -> Engine {
+        Engine {
+            path: path.to_path_buf(),
+            prompt: prompt.to_vec(),
+            model: Model::load(path, None).unwrap(),
+            rt: Runner::new(Isa::detect(), 2).unwrap(),
+            commitment: sworn_engine::commit::manifest(path).unwrap().commitment,
+        }
+    }
+
     fn trace(&self, out: &[u32], c: Option<Corruption>) -> Trace {
-        trace(&self.model, &self.rt, &PROMPT, out, &params(), c).unwrap()
+        trace(&self.model, &self.rt, &self.prompt, out, &params(), c).unwrap()
+    }
+
+    fn greedy(&self, c: Option<Corruption>) -> Vec<u32> {
+        greedy(&self.model, &self.rt, &self.prompt, STEPS, &params(), c).unwrap()
+    }
+
+    fn weights(&self) -> Weights {
+        Weights::load(&self.path, &self.model.cfg).unwrap()
+    }
+
+    /// The side holding `trace` of `t`.
+    fn side(&self, t: &Transcript, trace: Trace) -> Side {
+        Side::with_trace(t, &self.model.cfg, self.weights(), trace).unwrap()
     }
 
     /// Operator `i`'s signed transcript of `out`, anchored alone as its batch `batch`; the
@@ -231,11 +255,25 @@ impl Engine {
             registry: address_bytes(&w.registry),
             address: address_bytes(&operator),
         };
-        let mut t = greedy_transcript(&self.commitment, &PROMPT, &params(), out, binding);
+        let mut t = greedy_transcript(&self.commitment, &self.prompt, &params(), out, binding);
         key.sign(&mut t);
         let bundle = raw_bundle(&w.url, &operator, &w.registry, &t, batch, &w.work);
         (t, bundle)
     }
+}
+
+/// A runtime and a connection to the registry at `url`, signing with `key`.
+fn connect(url: &str, registry: &str, key: &str) -> (tokio::runtime::Runtime, Chain) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let signer = sworn::chain::wallet::parse_key(key).unwrap();
+    let reg: Address = registry.parse().unwrap();
+    let chain = rt
+        .block_on(Chain::connect(url, Some(reg), Some(signer)))
+        .unwrap();
+    (rt, chain)
 }
 
 /// Waits for game `id` to exist.
@@ -269,9 +307,9 @@ fn address_bytes(a: &str) -> [u8; 20] {
 /// corrupted word.
 fn cheater_loses(w: &World, e: &Engine, i: usize, point: &Point, game_id: u64) {
     let key = w.register(i);
-    let honest = greedy(&e.model, &e.rt, &PROMPT, STEPS, &params(), None).unwrap();
-    let c = effective_corruption(&e.model, &e.rt, &PROMPT, &params(), point, honest[0]);
-    let out = greedy(&e.model, &e.rt, &PROMPT, STEPS, &params(), Some(c)).unwrap();
+    let honest = e.greedy(None);
+    let c = effective_corruption(&e.model, &e.rt, &e.prompt, &params(), point, honest[0]);
+    let out = e.greedy(Some(c));
     assert_ne!(
         out, honest,
         "{}: the corruption changes the output",
@@ -279,41 +317,49 @@ fn cheater_loses(w: &World, e: &Engine, i: usize, point: &Point, game_id: u64) {
     );
     let cheat = e.trace(&out, Some(c));
     let (t, bundle) = e.anchored(w, i, &key, &out, 0);
-    let side = Side::with_trace(&t, &e.model.cfg, weights_of(w), cheat).unwrap();
+    let cheat_layout = cheat.layout.clone();
+    let side = e.side(&t, cheat);
     let before = wei(&w.info(1)["operator"]["credits_wei"]);
 
-    let challenger = spawn(&refs(&w.dispute_args(1, &["open", &bundle])));
+    let challenger = spawn(&refs(&w.dispute_args(1, &e.path, &["open", &bundle])));
     wait_for_game(w, game_id);
-    let (rt, chain) = w.connect(i);
-    let outcome = rt.block_on(async {
-        let player = Player {
-            game: dispute::game_of(&chain).await.unwrap(),
-            chain: &chain,
-            id: U256::from(game_id),
-            side: &side,
-            poll: Duration::from_millis(200),
-        };
-        player.play().await.unwrap()
+    // The cheater plays in a thread; the challenger's exit (and output, should it fail) first.
+    let (url, registry, key) = (w.url.clone(), w.registry.clone(), w.keys[i].clone());
+    let (done, outcome) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let (rt, chain) = connect(&url, &registry, &key);
+        rt.block_on(async {
+            let player = Player {
+                game: dispute::game_of(&chain).await.unwrap(),
+                chain: &chain,
+                id: U256::from(game_id),
+                side: &side,
+                poll: Duration::from_millis(200),
+            };
+            done.send(player.play().await.unwrap()).unwrap()
+        })
     });
-    let out = finish(challenger, 0, point.name);
-    assert!(outcome.challenger_won, "{}: {out}", point.name);
-    assert!(out.contains("the challenger won (this side)"), "{out}");
+    let text = finish(challenger, 0, point.name);
+    let outcome = outcome
+        .recv_timeout(Duration::from_secs(120))
+        .unwrap_or_else(|e| {
+            panic!(
+                "{}: the cheater's player did not end ({e}): {text}",
+                point.name
+            )
+        });
+    assert!(outcome.challenger_won, "{}: {text}", point.name);
+    assert!(text.contains("the challenger won (this side)"), "{text}");
     let g = w.game(game_id);
     assert_eq!(g["phase"], "challenger won", "{g}");
-    let region = e
-        .trace(&out_tokens(&t), None)
-        .layout
-        .region(c.kind, c.layer)
-        .unwrap()
-        .start;
+    let start = cheat_layout.region(c.kind, c.layer).unwrap().start;
     assert_eq!(
         g["element"],
-        json!(region + c.index),
+        json!(start + c.index),
         "{}: the bisection ends at the corrupted word: {g}",
         point.name
     );
-    let info = w.info(i);
-    assert_eq!(info["operator"]["slashed"], true, "{info}");
+    assert_eq!(w.info(i)["operator"]["slashed"], true, "{}", point.name);
     let after = wei(&w.info(1)["operator"]["credits_wei"]);
     // The challenger's bond back (0.1) and the reward (10% of the 1 ETH bond).
     assert_eq!(
@@ -323,36 +369,22 @@ fn cheater_loses(w: &World, e: &Engine, i: usize, point: &Point, game_id: u64) {
         point.name
     );
     eprintln!(
-        "{}: {} rounds; the cheater lost",
-        point.name, outcome.rounds
+        "{}: corrupted word {} of {:?}; {} rounds; the cheater lost",
+        point.name, c.index, c.kind, outcome.rounds
     );
-}
-
-fn out_tokens(t: &Transcript) -> Vec<u32> {
-    t.output.tokens.clone()
 }
 
 fn refs(a: &[String]) -> Vec<&str> {
     a.iter().map(String::as_str).collect()
 }
 
-fn weights_of(w: &World) -> Weights {
-    let m = Model::load(&w.model, None).unwrap();
-    Weights::load(&w.model, &m.cfg).unwrap()
-}
-
-#[test]
-fn dispute_games_on_a_real_chain() {
-    let Some(model) = require_model("dispute games end to end") else {
-        return;
-    };
-    let Some(anvil) = anvil_bin() else {
-        return;
-    };
-    let (_anvil, url, keys) = start_anvil(&anvil);
-    let work = dir("work");
+/// Starts anvil and deploys a registry with its game (`sworn registry deploy --with-game`).
+fn world(name: &str) -> Option<(Proc, World)> {
+    let anvil = anvil_bin()?;
+    let (node, url, keys) = start_anvil(&anvil);
+    let work = dir(name);
     let deployer = write_wallet(&work, "deployer", &keys[0]);
-    let committee: Vec<String> = (9..12).map(|i| address_of(&keys[i])).collect();
+    let committee: Vec<String> = (21..24).map(|i| address_of(&keys[i])).collect();
     let window = MOVE_WINDOW.to_string();
     let mut args = vec![
         "registry",
@@ -378,13 +410,14 @@ fn dispute_games_on_a_real_chain() {
     for v in &committee {
         args.extend(["--verifier", v]);
     }
-    let registry = expect(0, &args).lines().next().unwrap().trim().to_string();
+    let out = expect(0, &args);
+    assert!(out.contains("deployed the dispute game"), "{out}");
+    let registry = out.lines().next().unwrap().trim().to_string();
     let w = World {
         url,
         registry,
         keys,
         work,
-        model,
     };
     let info = w.info(0);
     assert_ne!(
@@ -392,18 +425,24 @@ fn dispute_games_on_a_real_chain() {
         json!(format!("0x{}", "0".repeat(40))),
         "{info}"
     );
+    Some((node, w))
+}
 
-    let m = Model::load(&w.model, None).unwrap();
-    let e = Engine {
-        weights: Weights::load(&w.model, &m.cfg).unwrap(),
-        commitment: sworn_engine::commit::manifest(&w.model).unwrap().commitment,
-        rt: Runner::new(Isa::detect(), 2).unwrap(),
-        model: m,
+/// Cheaters at eight points of SmolLM2 (three kinds of product, two of RMSNorm, SiLU's gate,
+/// attention's exp, the greedy token) lose; an honest operator beats a lying challenger, and a liar that stops
+/// playing; an operator that never answers loses.
+#[test]
+fn smollm2_dispute_games_on_a_real_chain() {
+    let Some(model) = require_model("SmolLM2 dispute games") else {
+        return;
     };
-    let _ = &e.weights;
-    let d = 576;
-    // Cheating operators at three kinds of operation: a Q4_1 matrix product, the Q8_0 head,
-    // RMSNorm's output (the same points as contracts/test/SwornDispute.t.sol).
+    let Some((_node, w)) = world("smollm2") else {
+        return;
+    };
+    let e = Engine::new(&model, &[1, 504, 3158, 282, 4649, 314]);
+    let (d, ff) = (576, 1536);
+    // Points at the prompt's last position (5), which the first output token is sampled from
+    // (the first five as in contracts/test/SwornDispute.t.sol).
     let points = [
         Point {
             name: "q4_1_product",
@@ -422,23 +461,61 @@ fn dispute_games_on_a_real_chain() {
             xor: 0x8000_0000,
         },
         Point {
-            name: "out_norm",
+            name: "norm_output",
             kind: Kind::NormOut { norm: Norm::Out },
             layer: None,
             index: 5 * d + 17,
             xor: 0x8000_0000,
         },
+        Point {
+            name: "norm_scale",
+            kind: Kind::NormScale { norm: Norm::Out },
+            layer: None,
+            index: 5,
+            xor: 0x1000_0000,
+        },
+        Point {
+            name: "value_product",
+            kind: Kind::MatOut {
+                mat: Mat::Layer(LayerMat::V),
+            },
+            layer: Some(29),
+            index: 5 * 192,
+            xor: 0x1000_0000,
+        },
+        Point {
+            name: "silu_gate",
+            kind: Kind::Gated,
+            layer: Some(29),
+            index: 5 * ff,
+            xor: 0x1000_0000,
+        },
+        // Position 5's exponentials in the last layer (`15 * 9` before them).
+        Point {
+            name: "exp",
+            kind: Kind::Exps,
+            layer: Some(29),
+            index: 15 * 9,
+            xor: 0x4000_0000,
+        },
+        Point {
+            name: "greedy_token",
+            kind: Kind::Argmax,
+            layer: None,
+            index: (192 - 1) * 2 + 1,
+            xor: 1,
+        },
     ];
-    let mut next_game = 0;
+    let mut game = 0;
     for (k, point) in points.iter().enumerate() {
-        cheater_loses(&w, &e, 3 + k, point, next_game);
-        next_game += 1;
+        cheater_loses(&w, &e, 3 + k, point, game);
+        game += 1;
     }
 
     // An honest operator (wallet 2) against a challenger (wallet 1) that lies about the last
-    // token's step: the operator defends with `sworn dispute respond` and wins the liar's bond.
+    // step's token: the operator defends with `sworn dispute respond` and wins the liar's bond.
     let key = w.register(2);
-    let honest = greedy(&e.model, &e.rt, &PROMPT, STEPS, &params(), None).unwrap();
+    let honest = e.greedy(None);
     let (t, bundle) = e.anchored(&w, 2, &key, &honest, 0);
     let lie = {
         let mut tr = e.trace(&honest, None);
@@ -446,7 +523,7 @@ fn dispute_games_on_a_real_chain() {
         tr.words[at] ^= 1;
         tr
     };
-    let liar = Side::with_trace(&t, &e.model.cfg, weights_of(&w), lie).unwrap();
+    let liar = e.side(&t, lie);
     let op_before = wei(&w.info(2)["operator"]["credits_wei"]);
     let (rt, chain) = w.connect(1);
     let proof = sworn::chain::onchain::load_bundle(&std::fs::read(&bundle).unwrap(), None)
@@ -454,23 +531,28 @@ fn dispute_games_on_a_real_chain() {
         .1
         .unwrap();
     let id = rt.block_on(dispute::open(&chain, &liar, &proof)).unwrap();
-    assert_eq!(id, U256::from(next_game));
-    let gid = next_game.to_string();
-    let operator = spawn(&refs(
-        &w.dispute_args(2, &["respond", "--game", &gid, &bundle]),
-    ));
-    let outcome = rt.block_on(async {
-        Player {
-            game: dispute::game_of(&chain).await.unwrap(),
-            chain: &chain,
-            id,
-            side: &liar,
-            poll: Duration::from_millis(200),
-        }
-        .play()
-        .await
-        .unwrap()
-    });
+    assert_eq!(id, U256::from(game));
+    let gid = game.to_string();
+    let operator = spawn(&refs(&w.dispute_args(
+        2,
+        &e.path,
+        &["respond", "--game", &gid, &bundle],
+    )));
+    let play = |id| {
+        rt.block_on(async {
+            Player {
+                game: dispute::game_of(&chain).await.unwrap(),
+                chain: &chain,
+                id,
+                side: &liar,
+                poll: Duration::from_millis(200),
+            }
+            .play()
+            .await
+            .unwrap()
+        })
+    };
+    let outcome = play(id);
     let out = finish(operator, 0, "the honest operator");
     assert!(
         !outcome.challenger_won && out.contains("the operator won (this side)"),
@@ -480,17 +562,20 @@ fn dispute_games_on_a_real_chain() {
     assert_eq!(info["operator"]["slashed"], false, "{info}");
     assert_eq!(
         wei(&info["operator"]["credits_wei"]) - op_before,
-        U256::from(100_000_000_000_000_000u64)
+        U256::from(100_000_000_000_000_000u64),
+        "the liar's bond"
     );
-    next_game += 1;
+    game += 1;
 
-    // A liar that stops playing: the operator bisects once, then ends the game on the
-    // deadline and wins again.
+    // A liar that stops playing: the operator answers and bisects once, then ends the game on
+    // the deadline and wins again.
     let id = rt.block_on(dispute::open(&chain, &liar, &proof)).unwrap();
-    let gid = next_game.to_string();
-    let operator = spawn(&refs(
-        &w.dispute_args(2, &["respond", "--game", &gid, &bundle]),
-    ));
+    let gid = game.to_string();
+    let operator = spawn(&refs(&w.dispute_args(
+        2,
+        &e.path,
+        &["respond", "--game", &gid, &bundle],
+    )));
     let deadline = Instant::now() + Duration::from_secs(120);
     while !operator_moved(&rt, &chain, id) {
         assert!(Instant::now() < deadline, "the operator never bisected");
@@ -499,27 +584,89 @@ fn dispute_games_on_a_real_chain() {
     time_travel(&w.url, MOVE_WINDOW + 1);
     let out = finish(operator, 0, "the operator after the liar's silence");
     assert!(out.contains("the operator won (this side)"), "{out}");
-    next_game += 1;
+    game += 1;
 
     // An operator that never answers: the challenger opens (`--no-play`), the window passes,
     // and `sworn dispute play` ends the game for the challenger.
-    let cheat_key = w.register(6);
+    let silent = 3 + points.len();
+    let cheat_key = w.register(silent);
     let wrong: Vec<u32> = honest.iter().map(|&t| t ^ 1).collect();
-    let (_, bundle) = e.anchored(&w, 6, &cheat_key, &wrong, 0);
+    let (_, bundle) = e.anchored(&w, silent, &cheat_key, &wrong, 0);
     let out = expect(
         0,
-        &refs(&w.dispute_args(1, &["open", "--no-play", &bundle])),
+        &refs(&w.dispute_args(1, &e.path, &["open", "--no-play", &bundle])),
     );
-    assert!(out.contains(&format!("opened game {next_game}")), "{out}");
+    assert!(out.contains(&format!("opened game {game}")), "{out}");
     time_travel(&w.url, MOVE_WINDOW + 1);
-    let gid = next_game.to_string();
+    let gid = game.to_string();
     let out = expect(
         0,
-        &refs(&w.dispute_args(1, &["play", "--game", &gid, &bundle])),
+        &refs(&w.dispute_args(1, &e.path, &["play", "--game", &gid, &bundle])),
     );
     assert!(out.contains("the challenger won (this side)"), "{out}");
-    assert_eq!(w.info(6)["operator"]["slashed"], true);
-    assert_eq!(w.game(next_game)["phase"], "challenger won");
+    assert_eq!(w.info(silent)["operator"]["slashed"], true);
+    assert_eq!(w.game(game)["phase"], "challenger won");
+}
+
+/// Cheaters at five points of Gemma 3 (Q4_K, Q5_0 and Q8_0 products, attention's exp, the Q8_0
+/// embedding row) lose.
+#[test]
+fn gemma3_dispute_games_on_a_real_chain() {
+    let Some(model) = require_gemma("Gemma 3 dispute games") else {
+        return;
+    };
+    let Some((_node, w)) = world("gemma3") else {
+        return;
+    };
+    let e = Engine::new(&model, &[2, 818, 5279, 529, 7001, 563]);
+    let (d, ff, heads) = (640, 2048, 4);
+    let points = [
+        Point {
+            name: "q4_k_product",
+            kind: Kind::MatOut {
+                mat: Mat::Layer(LayerMat::O),
+            },
+            layer: Some(0),
+            index: 5 * d,
+            xor: 0x1000_0000,
+        },
+        Point {
+            name: "q5_0_product",
+            kind: Kind::MatOut {
+                mat: Mat::Layer(LayerMat::Up),
+            },
+            layer: Some(3),
+            index: 5 * ff,
+            xor: 0x1000_0000,
+        },
+        // Position 5's first exponential in the last layer: `15 * heads` exponentials before it.
+        Point {
+            name: "exp",
+            kind: Kind::Exps,
+            layer: Some(17),
+            index: 15 * heads,
+            xor: 0x1000_0000,
+        },
+        Point {
+            name: "embedding_row",
+            kind: Kind::Embed,
+            layer: None,
+            index: 5 * d,
+            xor: 0x1000_0000,
+        },
+        Point {
+            name: "value_product",
+            kind: Kind::MatOut {
+                mat: Mat::Layer(LayerMat::V),
+            },
+            layer: Some(17),
+            index: 5 * 256,
+            xor: 0x1000_0000,
+        },
+    ];
+    for (k, point) in points.iter().enumerate() {
+        cheater_loses(&w, &e, 3 + k, point, k as u64);
+    }
 }
 
 /// Whether the operator has bisected in game `id`'s first level.

@@ -29,6 +29,7 @@ pub mod chat;
 pub mod commit;
 pub mod detok;
 pub mod devmem;
+#[cfg(feature = "test-doubles")]
 pub mod dispute_vectors;
 pub mod generate;
 pub mod sampling;

@@ -60,9 +60,9 @@ SWORN_EXPECT_ISA=cpu-neon-dotprod \
 # emulator most of an hour; the x86 legs check those.)
 vectors="$(mktemp -d)"
 env -u SWORN_MODEL -u SWORN_GEMMA \
-    cargo run -q --release --locked -p sworn-engine --example float-vectors -- "$vectors/x86"
+    cargo run -q --release --locked -p sworn-engine --features test-doubles --example float-vectors -- "$vectors/x86"
 env -u SWORN_MODEL -u SWORN_GEMMA \
-    cargo run -q "${target[@]}" -p sworn-engine --example float-vectors -- "$vectors/arm"
+    cargo run -q "${target[@]}" -p sworn-engine --features test-doubles --example float-vectors -- "$vectors/arm"
 diff -r "$vectors/x86" "$vectors/arm"
 rm -rf "$vectors"
 SWORN_REPLAY_ISAS=cpu-neon-dotprod \

@@ -45,7 +45,7 @@ pub fn anvil_bin() -> Option<PathBuf> {
 /// Starts anvil on a free loopback port; returns it, its URL and its funded accounts' keys.
 pub fn start_anvil(bin: &Path) -> (Proc, String, Vec<String>) {
     let mut child = Command::new(bin)
-        .args(["--host", "127.0.0.1", "--port", "0", "--accounts", "12"])
+        .args(["--host", "127.0.0.1", "--port", "0", "--accounts", "24"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

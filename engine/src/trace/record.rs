@@ -35,13 +35,17 @@ fn words(values: &[f32]) -> Vec<u32> {
 }
 
 /// One value changed as it is computed: word `index` of region (`kind`, `layer`) xor-ed with
-/// `xor`. A test double for a cheating operator (`docs/dispute.md` §7).
+/// `xor`. A test double for a cheating operator (`docs/dispute.md` §7), compiled only for
+/// tests: without the `test-doubles` feature the type holds an uninhabited field, so no value
+/// of it can exist and every trace is honest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Corruption {
     pub kind: Kind,
     pub layer: Option<usize>,
     pub index: u64,
     pub xor: u32,
+    #[cfg(not(feature = "test-doubles"))]
+    _never: std::convert::Infallible,
 }
 
 /// A replay's trace: its layout and every word.

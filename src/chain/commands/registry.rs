@@ -73,7 +73,8 @@ pub struct DeployArgs {
     #[arg(long, conflicts_with = "with_game")]
     pub game: Option<String>,
     /// Deploy the trustless dispute game too: its executor (three contracts), then the game
-    /// for this registry's address, then the registry naming it.
+    /// for this registry's address, then the registry naming it. Test chains only, until the
+    /// game can execute RoPE-table words (docs/dispute.md section 6.5).
     #[arg(long)]
     pub with_game: bool,
     /// With --with-game: the exact bond a challenger posts to open a game.
@@ -274,6 +275,11 @@ async fn deploy_game(chain: &Chain, a: &DeployArgs) -> Result<Address> {
     )
     .await
     .map_err(err("deploying the dispute game"))?;
+    eprintln!(
+        "WARNING: the game cannot execute RoPE-table words yet, so a challenger lying about one \
+         beats an honest operator: deploy it on test chains only, never to guard real bonds \
+         (docs/dispute.md section 6.5)"
+    );
     eprintln!(
         "deployed the dispute game {} (executor {}) for registry {}",
         lower_hex(g.address()),
