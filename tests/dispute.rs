@@ -606,6 +606,37 @@ fn smollm2_dispute_games_on_a_real_chain() {
     assert!(out.contains("the challenger won (this side)"), "{out}");
     assert_eq!(w.info(silent)["operator"]["slashed"], true);
     assert_eq!(w.game(game)["phase"], "challenger won");
+
+    // What the game does not take is refused before anything is sent, with the reason: a
+    // sampled completion (the committee's), and a model the transcript does not commit to.
+    let binding = OperatorBinding {
+        chain_id: 31337,
+        registry: address_bytes(&w.registry),
+        address: address_bytes(&address_of(&w.keys[2])),
+    };
+    let sampled = SamplingParams {
+        temperature: 0.7,
+        seed: 9,
+        ..params()
+    };
+    let mut t = greedy_transcript(&e.commitment, &e.prompt, &sampled, &honest, binding);
+    key.sign(&mut t);
+    let bundle = raw_bundle(&w.url, &address_of(&w.keys[2]), &w.registry, &t, 1, &w.work);
+    let out = expect(2, &refs(&w.dispute_args(1, &e.path, &["open", &bundle])));
+    assert!(
+        out.contains("sampled completions go to the committee"),
+        "{out}"
+    );
+    let (_, bundle) = e.anchored(&w, 2, &key, &honest, 2);
+    if let Some(gemma) = common::gemma() {
+        let out = expect(2, &refs(&w.dispute_args(1, &gemma, &["open", &bundle])));
+        assert!(
+            out.contains("not the one the transcript commits to"),
+            "{out}"
+        );
+    }
+    let out = expect(1, &refs(&w.dispute_args(1, &e.path, &["open", &bundle])));
+    assert!(out.contains("nothing to dispute"), "{out}");
 }
 
 /// Cheaters at five points of Gemma 3 (Q4_K, Q5_0 and Q8_0 products, attention's exp, the Q8_0

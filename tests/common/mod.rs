@@ -11,6 +11,12 @@ pub fn model() -> Option<PathBuf> {
     p.exists().then_some(p)
 }
 
+/// Gemma 3 270M from `$SWORN_GEMMA`, if it exists.
+pub fn gemma() -> Option<PathBuf> {
+    let p = PathBuf::from(std::env::var_os("SWORN_GEMMA")?);
+    p.exists().then_some(p)
+}
+
 /// The real model, or a loud skip; a failure when `SWORN_REQUIRE_MODEL=1` (as in CI).
 pub fn require_model(test: &str) -> Option<PathBuf> {
     match model() {
