@@ -119,6 +119,9 @@ impl Phase {
     }
 }
 
+/// The most words a player's trace may hold (4 GiB of them; the tree adds a third).
+pub const MAX_TRACE_WORDS: u64 = 1 << 30;
+
 /// What one party knows of a disputed transcript: its trace of the replay (its claim of every
 /// value), the trace's tree, the model's weights, and the binding of transcript to trace.
 pub struct Side {
@@ -141,6 +144,23 @@ impl Side {
         let weights = Weights::load(model_path, &model.cfg)
             .with_context(|| format!("reading the weights of {}", model_path.display()))?;
         check_coverage(t, &model.cfg, &weights)?;
+        // The trace grows with the square of the sequence (attention's scores): its size is
+        // known from the layout before anything runs, and refused past the bound.
+        let leaves = bind(
+            &model.cfg,
+            weights.root(),
+            &t.request.prompt_tokens,
+            &t.output.tokens,
+            &t.request.sampling,
+        )?
+        .leaves;
+        if leaves.saturating_mul(LEAF as u64) > MAX_TRACE_WORDS {
+            bail!(
+                "the trace of this transcript would hold {} words, over the {MAX_TRACE_WORDS}-word \
+                 bound (4 GiB): too long a sequence to dispute on this machine",
+                leaves.saturating_mul(LEAF as u64)
+            );
+        }
         let rt = sworn_engine::kernels::Runner::new(sworn_engine::kernels::Isa::detect(), threads)?;
         let trace = sworn_engine::trace::trace(
             &model,
