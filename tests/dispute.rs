@@ -374,6 +374,66 @@ fn cheater_loses(w: &World, e: &Engine, i: usize, point: &Point, game_id: u64) {
     );
 }
 
+/// An honest operator (wallet `op`, transcript `t` anchored in `bundle`) against a challenger
+/// (wallet 1) whose trace `lie` claims another result: the operator defends with `sworn
+/// dispute respond` and wins the liar's bond with no committee. Returns the word the game
+/// ended at.
+fn liar_loses(
+    w: &World,
+    e: &Engine,
+    op: usize,
+    t: &Transcript,
+    bundle: &str,
+    lie: Trace,
+    game: u64,
+) -> u64 {
+    let liar = e.side(t, lie);
+    let op_before = wei(&w.info(op)["operator"]["credits_wei"]);
+    let (rt, chain) = w.connect(1);
+    let proof = sworn::chain::onchain::load_bundle(&std::fs::read(bundle).unwrap(), None)
+        .unwrap()
+        .1
+        .unwrap();
+    let id = rt.block_on(dispute::open(&chain, &liar, &proof)).unwrap();
+    assert_eq!(id, U256::from(game));
+    let gid = game.to_string();
+    let operator = spawn(&refs(&w.dispute_args(
+        op,
+        &e.path,
+        &["respond", "--game", &gid, bundle],
+    )));
+    let outcome = rt.block_on(async {
+        Player {
+            game: dispute::game_of(&chain).await.unwrap(),
+            chain: &chain,
+            id,
+            side: &liar,
+            poll: Duration::from_millis(200),
+        }
+        .play()
+        .await
+        .unwrap()
+    });
+    let out = finish(operator, 0, "the honest operator");
+    assert!(
+        !outcome.challenger_won && out.contains("the operator won (this side)"),
+        "{out}"
+    );
+    let info = w.info(op);
+    assert_eq!(info["operator"]["slashed"], false, "{info}");
+    assert_eq!(
+        wei(&info["operator"]["credits_wei"]) - op_before,
+        U256::from(100_000_000_000_000_000u64),
+        "the liar's bond"
+    );
+    let g = w.game(game);
+    eprintln!(
+        "a liar lost game {game} in {} rounds at word {}",
+        outcome.rounds, g["element"]
+    );
+    g["element"].as_u64().unwrap()
+}
+
 fn refs(a: &[String]) -> Vec<&str> {
     a.iter().map(String::as_str).collect()
 }
@@ -381,7 +441,7 @@ fn refs(a: &[String]) -> Vec<&str> {
 /// Starts anvil and deploys a registry with its game (`sworn registry deploy --with-game`).
 fn world(name: &str) -> Option<(Proc, World)> {
     let anvil = anvil_bin()?;
-    let (node, url, keys) = start_anvil(&anvil);
+    let (node, url, keys) = start_anvil_mixed(&anvil);
     let work = dir(name);
     let deployer = write_wallet(&work, "deployer", &keys[0]);
     let committee: Vec<String> = (21..24).map(|i| address_of(&keys[i])).collect();
@@ -517,55 +577,40 @@ fn smollm2_dispute_games_on_a_real_chain() {
     let key = w.register(2);
     let honest = e.greedy(None);
     let (t, bundle) = e.anchored(&w, 2, &key, &honest, 0);
+    let token_lie = |tr: &mut Trace| {
+        let at = tr.layout.token_element(STEPS - 1);
+        tr.words[at as usize] ^= 1;
+        at
+    };
     let lie = {
         let mut tr = e.trace(&honest, None);
-        let at = tr.layout.token_element(STEPS - 1) as usize;
-        tr.words[at] ^= 1;
+        token_lie(&mut tr);
         tr
     };
-    let liar = e.side(&t, lie);
-    let op_before = wei(&w.info(2)["operator"]["credits_wei"]);
+    liar_loses(&w, &e, 2, &t, &bundle, lie, game);
+    game += 1;
+    // A liar about a word of the RoPE table (position 5, pair 7's sine; SmolLM2 has no
+    // frequency factors, so the operator proves their absence): the game ends at that word,
+    // which the operator executes in binary64 on chain.
+    let mut lie = e.trace(&honest, None);
+    let table = lie
+        .layout
+        .region(Kind::RopeTable { table: 0 }, None)
+        .unwrap();
+    let word = table.start + (5 * e.model.cfg.head_dim as u64 / 2 + 7) * 2 + 1;
+    lie.words[word as usize] ^= 0x0000_0100;
+    token_lie(&mut lie);
+    let ended = liar_loses(&w, &e, 2, &t, &bundle, lie, game);
+    assert_eq!(ended, word, "the game ends at the table's word");
+    game += 1;
     let (rt, chain) = w.connect(1);
     let proof = sworn::chain::onchain::load_bundle(&std::fs::read(&bundle).unwrap(), None)
         .unwrap()
         .1
         .unwrap();
-    let id = rt.block_on(dispute::open(&chain, &liar, &proof)).unwrap();
-    assert_eq!(id, U256::from(game));
-    let gid = game.to_string();
-    let operator = spawn(&refs(&w.dispute_args(
-        2,
-        &e.path,
-        &["respond", "--game", &gid, &bundle],
-    )));
-    let play = |id| {
-        rt.block_on(async {
-            Player {
-                game: dispute::game_of(&chain).await.unwrap(),
-                chain: &chain,
-                id,
-                side: &liar,
-                poll: Duration::from_millis(200),
-            }
-            .play()
-            .await
-            .unwrap()
-        })
-    };
-    let outcome = play(id);
-    let out = finish(operator, 0, "the honest operator");
-    assert!(
-        !outcome.challenger_won && out.contains("the operator won (this side)"),
-        "{out}"
-    );
-    let info = w.info(2);
-    assert_eq!(info["operator"]["slashed"], false, "{info}");
-    assert_eq!(
-        wei(&info["operator"]["credits_wei"]) - op_before,
-        U256::from(100_000_000_000_000_000u64),
-        "the liar's bond"
-    );
-    game += 1;
+    let mut lie = e.trace(&honest, None);
+    token_lie(&mut lie);
+    let liar = e.side(&t, lie);
 
     // A liar that stops playing: the operator answers and bisects once, then ends the game on
     // the deadline and wins again.
@@ -640,7 +685,7 @@ fn smollm2_dispute_games_on_a_real_chain() {
 }
 
 /// Cheaters at five points of Gemma 3 (Q4_K, Q5_0 and Q8_0 products, attention's exp, the Q8_0
-/// embedding row) lose.
+/// embedding row) lose, and so does a liar about a word of the local RoPE table.
 #[test]
 fn gemma3_dispute_games_on_a_real_chain() {
     let Some(model) = require_gemma("Gemma 3 dispute games") else {
@@ -698,6 +743,24 @@ fn gemma3_dispute_games_on_a_real_chain() {
     for (k, point) in points.iter().enumerate() {
         cheater_loses(&w, &e, 3 + k, point, k as u64);
     }
+
+    // A liar about a word of the local RoPE table (the sliding-window layers', base 10,000:
+    // position 4, pair 100's cosine): the honest operator executes it on chain and wins.
+    let op = 3 + points.len();
+    let key = w.register(op);
+    let honest = e.greedy(None);
+    let (t, bundle) = e.anchored(&w, op, &key, &honest, 0);
+    let mut lie = e.trace(&honest, None);
+    let table = lie
+        .layout
+        .region(Kind::RopeTable { table: 1 }, None)
+        .unwrap();
+    let word = table.start + (4 * e.model.cfg.head_dim as u64 / 2 + 100) * 2;
+    lie.words[word as usize] ^= 0x0000_0100;
+    let last = lie.layout.token_element(STEPS - 1);
+    lie.words[last as usize] ^= 1;
+    let ended = liar_loses(&w, &e, op, &t, &bundle, lie, points.len() as u64);
+    assert_eq!(ended, word, "the game ends at the local table's word");
 }
 
 /// Whether the operator has bisected in game `id`'s first level.

@@ -11,6 +11,7 @@ import {SwornLayout as L} from "./SwornLayout.sol";
 import {SwornStepBase} from "./SwornStepBase.sol";
 import {SwornAttentionSteps} from "./SwornAttentionSteps.sol";
 import {SwornWeightSteps} from "./SwornWeightSteps.sol";
+import {SwornTableSteps} from "./SwornTableSteps.sol";
 import {SwornTranscript} from "./SwornTranscript.sol";
 
 /// @title SwornExecutor
@@ -20,24 +21,25 @@ import {SwornTranscript} from "./SwornTranscript.sol";
 /// as `sworn_engine::trace` computes them (checked on the engine's own traces,
 /// `test/SwornExecutor.t.sol`).
 ///
-/// Every kind of step but one: residual adds, gated activations, attention (scores, running
-/// maximum, exponentials, running sums, transposed values, running weighted sums, outputs),
-/// RMSNorm (lanes, scales, outputs), activation quantization, the products' segments of every
-/// quantized type, biases, the embedding, RoPE's rotation, the repetition penalty and greedy
-/// sampling; weight rows are proven against the weights root (docs/dispute.md §5.5), tokens
-/// against their hash. Not built: the RoPE table's steps (f64 arithmetic), sampled
-/// (temperature) steps, and `bind`, which needs the transcript format that commits to the
-/// weights root.
+/// Every kind of step of a greedy transcript's trace: the RoPE tables (binary64 arithmetic),
+/// residual adds, gated activations, attention (scores, running maximum, exponentials, running
+/// sums, transposed values, running weighted sums, outputs), RMSNorm (lanes, scales, outputs),
+/// activation quantization, the products' segments of every quantized type, biases, the
+/// embedding, RoPE's rotation, the repetition penalty and greedy sampling; weight rows are
+/// proven against the weights root (docs/dispute.md §5.5), tokens against their hash. Not
+/// built: sampled (temperature) steps, which `bind` refuses (they stay with the committee).
 contract SwornExecutor is ISwornExecutor, SwornStepBase {
     using SwornF32 for uint32;
 
     /// @notice The parts that run the steps (docs/dispute.md §5.4).
     SwornAttentionSteps public immutable attention;
     SwornWeightSteps public immutable weightSteps;
+    SwornTableSteps public immutable tableSteps;
 
-    constructor(SwornAttentionSteps attention_, SwornWeightSteps weightSteps_) {
+    constructor(SwornAttentionSteps attention_, SwornWeightSteps weightSteps_, SwornTableSteps tableSteps_) {
         attention = attention_;
         weightSteps = weightSteps_;
+        tableSteps = tableSteps_;
     }
 
     /// @notice The hash the execution context is committed by.
@@ -194,6 +196,8 @@ contract SwornExecutor is ISwornExecutor, SwornStepBase {
         x.tokens = tokensHash(tokens);
         x.penalty = r.repeatPenalty;
         x.lastN = r.repeatLastN;
+        x.ropeBase = uint32(e.ropeBase);
+        x.localBase = uint32(e.localBase);
     }
 
     /// @inheritdoc ISwornExecutor
@@ -222,7 +226,7 @@ contract SwornExecutor is ISwornExecutor, SwornStepBase {
         // Float results are canonical (SwornF32 makes every NaN so, and the trace's words are);
         // integer words (packed quants, ids) are returned as they are.
         uint256 k = c.r.kind;
-        if (k == L.ROPE_TABLE) revert("executor: RoPE table steps (f64) are not executable yet");
+        if (k == L.ROPE_TABLE) return tableSteps.step(c);
         bool w = k == L.QUANT || k == L.EMBED || k == L.NORM_OUT || k == L.MAT_PARTIAL || k == L.MAT_OUT || k == L.BIAS
             || k == L.PENALIZED;
         return w ? weightSteps.step(c) : attention.step(c);

@@ -20,6 +20,8 @@ abstract contract SwornStepBase {
     uint256 internal constant GLOBAL_SLOTS = 4;
     uint256 internal constant LAYER_SLOTS = 16;
     uint32 internal constant ABSENT = 0xFFFFFFFF;
+    /// The weights tree's slot of `rope_freqs.weight` (docs/dispute.md §5.5).
+    uint256 internal constant ROPE_FREQS_SLOT = 3;
 
     /// A proven leaf of the trace.
     struct Leaf {
@@ -29,14 +31,17 @@ abstract contract SwornStepBase {
     }
 
     /// What a trace is executed against beyond itself: its shape, the weights root, the hash
-    /// of the teacher-forced tokens (`tokensHash`), and the repetition penalty (`penalty` as
-    /// binary32 bits, over the last `lastN` tokens).
+    /// of the teacher-forced tokens (`tokensHash`), the repetition penalty (`penalty` as
+    /// binary32 bits, over the last `lastN` tokens), and the RoPE tables' bases (binary32 bits;
+    /// `localBase` is 0 without a sliding window).
     struct Context {
         L.Shape shape;
         bytes32 weights;
         bytes32 tokens;
         uint32 penalty;
         uint256 lastN;
+        uint32 ropeBase;
+        uint32 localBase;
     }
 
     /// A row of a weight tensor, with its proofs: `data` is row `row` of the tensor in slot
@@ -86,14 +91,38 @@ abstract contract SwornStepBase {
             (bool ok, bytes32 rowRoot) =
                 SwornTrace.rootFromInclusion(keccak256(abi.encodePacked(bytes1(0), w.data)), row, w.rows, w.rowProof);
             require(ok, "executor: row proof");
-            bytes32 leaf =
-                keccak256(abi.encodePacked(bytes1(0), uint32(w.code), uint32(w.rows), uint32(w.cols), rowRoot));
-            uint256 slots = GLOBAL_SLOTS + LAYER_SLOTS * c.s.nLayer;
-            (bool ok2, bytes32 r) = SwornTrace.rootFromInclusion(leaf, slot, slots, w.slotProof);
-            require(ok2 && r == c.x.weights, "executor: weight proof");
+            provesSlot(c, w, rowRoot);
             return w;
         }
         revert("executor: a weight row the step reads is missing");
+    }
+
+    /// Checks that `w`'s slot leaf (its type, shape and row root `rowRoot`) is in the weights
+    /// tree.
+    function provesSlot(Ctx memory c, Weight memory w, bytes32 rowRoot) internal pure {
+        bytes32 leaf = keccak256(abi.encodePacked(bytes1(0), uint32(w.code), uint32(w.rows), uint32(w.cols), rowRoot));
+        uint256 slots = GLOBAL_SLOTS + LAYER_SLOTS * c.s.nLayer;
+        (bool ok, bytes32 r) = SwornTrace.rootFromInclusion(leaf, w.slot, slots, w.slotProof);
+        require(ok && r == c.x.weights, "executor: weight proof");
+    }
+
+    /// Llama 3's RoPE frequency factor of pair `p` (`rope_freqs.weight`, slot 3), or
+    /// `scaled = false` when the weights tree proves the slot absent: the witness carries the
+    /// slot either way, so a player cannot leave the factors out.
+    function ropeFactor(Ctx memory c, uint256 p) internal pure returns (bool scaled, uint32 factor) {
+        for (uint256 k = 0; k < c.weights.length; k++) {
+            Weight memory w = c.weights[k];
+            if (w.slot != ROPE_FREQS_SLOT) continue;
+            if (w.code == ABSENT) {
+                require(w.rows == 0 && w.cols == 0, "executor: an absent tensor has no shape");
+                provesSlot(c, w, bytes32(0));
+                return (false, 0);
+            }
+            w = weightRow(c, ROPE_FREQS_SLOT, 0);
+            require(p < w.cols, "executor: rope_freqs is too short");
+            return (true, valueAt(w, p));
+        }
+        revert("executor: the rope_freqs slot (present or absent) is missing");
     }
 
     /// Element `col` of a weight row, as the engine reads it (a quantized row's piece value).

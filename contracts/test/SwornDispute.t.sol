@@ -6,6 +6,7 @@ import {SwornGame} from "../src/SwornGame.sol";
 import {SwornExecutor} from "../src/SwornExecutor.sol";
 import {SwornAttentionSteps} from "../src/SwornAttentionSteps.sol";
 import {SwornWeightSteps} from "../src/SwornWeightSteps.sol";
+import {SwornTableSteps} from "../src/SwornTableSteps.sol";
 import {TraceVectors} from "./TraceVectors.sol";
 import {MerkleBuilder} from "./MerkleBuilder.sol";
 
@@ -34,7 +35,7 @@ contract SwornDisputeTest is TraceVectors {
         vm.warp(1_000_000);
         vm.deal(op, 10 ether);
         vm.deal(challenger, 10 ether);
-        exec = new SwornExecutor(new SwornAttentionSteps(), new SwornWeightSteps());
+        exec = new SwornExecutor(new SwornAttentionSteps(), new SwornWeightSteps(), new SwornTableSteps());
         address predicted = vm.computeCreateAddress(address(this), vm.getNonce(address(this)) + 1);
         game = new SwornGame(SwornRegistry(predicted), exec, BOND, MOVE);
         address[] memory vs = new address[](1);

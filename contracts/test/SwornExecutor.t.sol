@@ -4,19 +4,20 @@ pragma solidity 0.8.37;
 import {SwornExecutor} from "../src/SwornExecutor.sol";
 import {SwornAttentionSteps} from "../src/SwornAttentionSteps.sol";
 import {SwornWeightSteps} from "../src/SwornWeightSteps.sol";
+import {SwornTableSteps} from "../src/SwornTableSteps.sol";
 import {SwornLayout} from "../src/SwornLayout.sol";
 import {TraceVectors} from "./TraceVectors.sol";
 import {Vm} from "./Vm.sol";
 
 /// The one-step executor against the engine's own traces (`sworn_engine::dispute_vectors`:
-/// synthetic Llama, K-quant, Gemma 3, Qwen 2 and Qwen 3 models, every executable kind of step on
+/// synthetic Llama, Llama 3, K-quant, Gemma 3, Qwen 2 and Qwen 3 models, every executable kind of step on
 /// the first and last layers): each word recomputed on chain from its proven inputs and weight
 /// rows is the engine's, and the layout's size is the engine's.
 contract SwornExecutorTest is TraceVectors {
     SwornExecutor exec;
 
     function setUp() public {
-        exec = new SwornExecutor(new SwornAttentionSteps(), new SwornWeightSteps());
+        exec = new SwornExecutor(new SwornAttentionSteps(), new SwornWeightSteps(), new SwornTableSteps());
     }
 
     struct File {
@@ -43,27 +44,47 @@ contract SwornExecutorTest is TraceVectors {
         f.x.weights = hashAt(f.data, 88);
         f.x.penalty = word(f.data, 120);
         f.x.lastN = word(f.data, 124);
-        uint256 n = word(f.data, 128);
+        f.x.ropeBase = word(f.data, 128);
+        f.x.localBase = word(f.data, 132);
+        uint256 n = word(f.data, 136);
         f.tokens = new uint32[](n);
         for (uint256 i = 0; i < n; i++) {
-            f.tokens[i] = word(f.data, 132 + 4 * i);
+            f.tokens[i] = word(f.data, 140 + 4 * i);
         }
         f.x.tokens = exec.tokensHash(f.tokens);
-        f.cases = word(f.data, 132 + 4 * n);
-        f.at = 136 + 4 * n;
+        f.cases = word(f.data, 140 + 4 * n);
+        f.at = 144 + 4 * n;
     }
 
     /// Reads the case at `f.at` and advances past it: its element, value and witness.
     function next(File memory f) internal pure returns (uint256 element, uint32 value, bytes memory witness) {
+        SwornExecutor.Leaf[] memory leaves;
+        SwornExecutor.Weight[] memory ws;
+        uint32[] memory tokens;
+        (element, value, leaves, ws, tokens) = nextParts(f);
+        witness = abi.encode(f.x, leaves, ws, tokens);
+    }
+
+    /// As `next`, with the witness's parts apart.
+    function nextParts(File memory f)
+        internal
+        pure
+        returns (
+            uint256 element,
+            uint32 value,
+            SwornExecutor.Leaf[] memory leaves,
+            SwornExecutor.Weight[] memory ws,
+            uint32[] memory tokens
+        )
+    {
         bytes memory d = f.data;
         element = word(d, f.at);
         value = word(d, f.at + 4);
-        (SwornExecutor.Leaf[] memory leaves, uint256 o) = leavesAt(d, f.at + 8);
-        SwornExecutor.Weight[] memory ws;
+        uint256 o;
+        (leaves, o) = leavesAt(d, f.at + 8);
         (ws, o) = weightsAt(d, o);
-        uint32[] memory tokens = word(d, o) == 1 ? f.tokens : new uint32[](0);
+        tokens = word(d, o) == 1 ? f.tokens : new uint32[](0);
         f.at = o + 4;
-        witness = abi.encode(f.x, leaves, ws, tokens);
     }
 
     function check(string memory name) internal view {
@@ -240,6 +261,47 @@ contract SwornExecutorTest is TraceVectors {
         assertTrue(address(exec).code.length <= 24_576, "SwornExecutor");
         assertTrue(address(exec.attention()).code.length <= 24_576, "SwornAttentionSteps");
         assertTrue(address(exec.weightSteps()).code.length <= 24_576, "SwornWeightSteps");
+        assertTrue(address(exec.tableSteps()).code.length <= 24_576, "SwornTableSteps");
+    }
+
+    /// Llama 3's RoPE table 0 divides each frequency by the file's factor: a table step must
+    /// carry the `rope_freqs` row, and cannot pass the factors off as absent (the absent leaf
+    /// is not the slot's) or leave the slot out.
+    function test_llama3_rope_table_steps_need_the_frequency_factors() public {
+        File memory f = open("trace_llama3");
+        bytes32 context = exec.contextOf(f.x);
+        uint256 seen;
+        for (uint256 i = 0; i < f.cases; i++) {
+            (uint256 element, uint32 value, SwornExecutor.Leaf[] memory leaves, SwornExecutor.Weight[] memory ws,) =
+                nextParts(f);
+            SwornLayout.Region memory r = SwornLayout.locate(f.x.shape, element);
+            if (r.kind != SwornLayout.ROPE_TABLE || element - r.start >= r.len) continue;
+            seen++;
+            assertEq(ws.length, 1, "one weight row: the factors");
+            assertEq(ws[0].slot, 3, "the rope_freqs slot");
+            uint32[] memory none = new uint32[](0);
+            bytes memory witness = abi.encode(f.x, leaves, ws, none);
+            assertEq(exec.execute(context, f.root, f.leaves, element, witness), value, "the engine's word");
+
+            SwornExecutor.Weight[] memory absent = new SwornExecutor.Weight[](1);
+            absent[0] = ws[0];
+            absent[0].code = 0xFFFFFFFF;
+            absent[0].rows = 0;
+            absent[0].cols = 0;
+            absent[0].data = "";
+            absent[0].rowProof = new bytes32[](0);
+            vm.expectRevert(bytes("executor: weight proof"));
+            exec.execute(context, f.root, f.leaves, element, abi.encode(f.x, leaves, absent, none));
+
+            SwornExecutor.Weight[] memory empty = new SwornExecutor.Weight[](0);
+            vm.expectRevert(bytes("executor: the rope_freqs slot (present or absent) is missing"));
+            exec.execute(context, f.root, f.leaves, element, abi.encode(f.x, leaves, empty, none));
+        }
+        assertTrue(seen > 0, "the vectors hold RoPE table steps");
+    }
+
+    function test_llama3_steps_match_the_engine() public view {
+        check("trace_llama3");
     }
 
     function test_llama_steps_match_the_engine() public view {

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Writes the committed artifacts (ABI and bytecode, from forge's build output) of the contracts
-// sworn deploys and calls: the registry, the dispute game, its executor and the executor's two
+// sworn deploys and calls: the registry, the dispute game, its executor and the executor's three
 // step contracts, to artifacts/NAME.json; or with --check compares and fails if any differs: CI
 // rebuilds the contracts and refuses a stale artifact (the Rust bindings are generated from
 // these files, so they cannot drift from the contracts).
@@ -9,7 +9,14 @@ const fs = require("fs");
 const path = require("path");
 
 const root = path.join(__dirname, "..");
-const CONTRACTS = ["SwornRegistry", "SwornGame", "SwornExecutor", "SwornAttentionSteps", "SwornWeightSteps"];
+const CONTRACTS = [
+  "SwornRegistry",
+  "SwornGame",
+  "SwornExecutor",
+  "SwornAttentionSteps",
+  "SwornWeightSteps",
+  "SwornTableSteps",
+];
 const check = process.argv.includes("--check");
 let stale = 0;
 for (const name of CONTRACTS) {

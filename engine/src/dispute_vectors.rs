@@ -3,12 +3,14 @@
 //! (`crate::commit`), which depend on `trace`'s weights.
 //!
 //! Vectors for the on-chain executor (`contracts/test/SwornExecutor.t.sol`): real traces of
-//! synthetic models (Llama with Q4_0/Q4_1/Q8_0, Gemma 3 with its sliding window), and for
-//! words of every executable kind, the leaves the step reads with their proofs, and the word.
+//! synthetic models (Llama with Q4_0/Q4_1/Q8_0, Llama 3 with RoPE frequency factors, Gemma 3
+//! with its sliding window, ...), and for words of every kind, the leaves the step reads with
+//! their proofs, and the word.
 //!
 //! File layout (big-endian 32-bit words): the shape (`arch n_layer d n_head n_kv hd ff vocab
 //! window positions steps penalty eps`), the root (8 words), the leaf count, the weights root (8
-//! words), the penalty's bits, its window, the token count and the tokens, the case count, then
+//! words), the penalty's bits, its window, the RoPE base's and local base's bits, the token
+//! count and the tokens, the case count, then
 //! per case `element value n_leaves (index words[32] n_proof proof[8 n_proof])* n_weights (slot
 //! code rows cols row n_bytes bytes[padded] n_row_proof proof* n_slot_proof proof*)* tokens?`.
 
@@ -27,12 +29,7 @@ pub fn shape_words(t: &Trace) -> [u32; 13] {
     crate::trace::bind::shape_words(&t.layout.shape)
 }
 
-/// Whether the executor runs this kind of step yet.
-fn executable(k: Kind) -> bool {
-    !matches!(k, Kind::RopeTable { .. })
-}
-
-/// The cases of one trace: per executable region of the first and (with `last_layer`) the
+/// The cases of one trace: per region of the first and (with `last_layer`) the
 /// last layer, and those outside the layers, its last word, then its first and `per_region - 2`
 /// random ones.
 fn cases(
@@ -49,7 +46,7 @@ fn cases(
         let other_layer = r
             .layer
             .is_some_and(|l| l != 0 && (l != last || !last_layer));
-        if !executable(r.kind) || other_layer {
+        if other_layer {
             continue;
         }
         elements.push(r.start + r.len - 1);
@@ -132,6 +129,8 @@ fn file(
     out.extend_from_slice(&weights.root());
     put(&mut out, params.repeat_penalty.to_bits());
     put(&mut out, params.repeat_last_n);
+    put(&mut out, model.cfg.rope_base.to_bits());
+    put(&mut out, crate::trace::bind::local_base(&model.cfg));
     put(&mut out, tokens.len() as u32);
     for &tok in &tokens {
         put(&mut out, tok);
@@ -140,8 +139,7 @@ fn file(
     Ok(out)
 }
 
-/// Vector files of real models (`(file name, GGUF path)`): the last word of every executable
-/// region of the first layer and outside the layers, for the executor's gas on real shapes.
+/// Vector files of real models (`(file name, GGUF path)`): the last word of every region of the first layer and outside the layers, for the executor's gas on real shapes.
 pub fn generate_real(models: &[(&str, &Path)]) -> Result<Vec<(String, Vec<u8>)>> {
     let mut rng = Rng(0x8EA1);
     let mut files = Vec::new();
@@ -242,6 +240,17 @@ pub fn generate(dir: &Path) -> Result<Vec<(String, Vec<u8>)>> {
                 ..Default::default()
             },
             70,
+            1.0,
+        ),
+        (
+            "trace_llama3",
+            SyntheticSpec {
+                kinds: vec![T::Q8_0],
+                n_layer: 1,
+                llama3: true,
+                ..Default::default()
+            },
+            6,
             1.0,
         ),
         (

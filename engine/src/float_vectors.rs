@@ -17,7 +17,8 @@
 //! row-bytes x[n] result` for `float_rows`, `n eps x[n] w[n] y[n]` for `rmsnorm`, `hd n scale
 //! q[hd] keys[n hd] values[n hd] out[hd]` for `attention`, `pos c[8] s[8] x[16] adjacent[16]
 //! neox[16]` for `rope`, `a result` for the others (binary16 and bfloat16 values in the low
-//! half); bytes are padded with zeros to whole words. The files are generated, not committed:
+//! half); bytes are padded with zeros to whole words. The binary64 files of the RoPE table's
+//! arithmetic are described in `float_vectors/binary64.rs`. The files are generated, not committed:
 //! `scripts/contracts.sh` writes them with the `float-vectors` example before the Solidity tests
 //! run, and the aarch64 leg checks that ARM writes the same bytes.
 
@@ -27,6 +28,8 @@ use crate::quant::{ActBlock, QuantType};
 use crate::sampling::{philox4x32_10, uniform};
 use crate::synthetic::Rng;
 use half::{bf16, f16};
+
+mod binary64;
 
 /// Cases per operation.
 pub const CASES: usize = 10_000;
@@ -475,6 +478,7 @@ pub fn generate() -> Vec<(&'static str, Vec<u8>)> {
     }
     files.push(("folds", folds(&mut rng)));
     files.push(("float_rows", float_rows(&mut rng)));
+    files.extend(binary64::generate(&mut rng));
     files
 }
 

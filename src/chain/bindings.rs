@@ -50,3 +50,13 @@ pub mod weight_steps {
         "contracts/artifacts/SwornWeightSteps.json"
     );
 }
+
+/// The executor's table steps (the RoPE tables, in binary64).
+pub mod table_steps {
+    alloy::sol!(
+        #[sol(rpc)]
+        #[allow(missing_docs)]
+        SwornTableSteps,
+        "contracts/artifacts/SwornTableSteps.json"
+    );
+}

@@ -254,10 +254,11 @@ impl Chain {
                 break r;
             }
             if tokio::time::Instant::now() >= deadline {
+                let why = self.why_unmined(hash).await;
                 return Err(ChainError::Receipt {
                     what: what.into(),
                     tx,
-                    reason: format!("not mined within {} s", RECEIPT_TIMEOUT.as_secs()),
+                    reason: format!("not mined within {} s{why}", RECEIPT_TIMEOUT.as_secs()),
                 });
             }
             tokio::time::sleep(pause).await;
@@ -270,6 +271,40 @@ impl Chain {
             });
         }
         Ok(receipt)
+    }
+}
+
+impl Chain {
+    /// What the node says of a transaction it has not mined: its nonce against its sender's
+    /// next one (a gap keeps it queued for good) and its fee cap against the latest base fee;
+    /// empty when the node cannot say.
+    async fn why_unmined(&self, hash: alloy::primitives::B256) -> String {
+        use alloy::consensus::Transaction as _;
+        let Ok(Some(tx)) = self.provider.get_transaction_by_hash(hash).await else {
+            return ": the node no longer knows the transaction (dropped or replaced)".into();
+        };
+        let from = tx.inner.signer();
+        let mined = self
+            .provider
+            .get_transaction_count(from)
+            .latest()
+            .await
+            .ok();
+        let base = self
+            .provider
+            .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|b| b.header.base_fee_per_gas);
+        format!(
+            " (its nonce {}, the sender's next mined nonce {}; its fee cap {} wei, the latest \
+             base fee {} wei)",
+            tx.nonce(),
+            mined.map_or("unknown".into(), |n| n.to_string()),
+            tx.max_fee_per_gas(),
+            base.map_or("unknown".into(), |b| b.to_string()),
+        )
     }
 }
 

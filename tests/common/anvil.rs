@@ -43,9 +43,25 @@ pub fn anvil_bin() -> Option<PathBuf> {
 }
 
 /// Starts anvil on a free loopback port; returns it, its URL and its funded accounts' keys.
+/// It mines a block for each transaction it receives.
 pub fn start_anvil(bin: &Path) -> (Proc, String, Vec<String>) {
+    start_anvil_with(bin, &[])
+}
+
+/// Starts anvil that mines a block for each transaction and, besides, a block every second
+/// holding whatever its pool still has ready. Anvil's one-block-per-transaction miner now and
+/// then leaves a ready transaction unmined for good (foundry-rs/foundry#10122); tests whose
+/// players send many transactions from several processes at once hit it, and the interval
+/// sweeps such a transaction up within a second. Block times then follow the wall clock too,
+/// which the dispute tests' windows (minutes) allow for.
+pub fn start_anvil_mixed(bin: &Path) -> (Proc, String, Vec<String>) {
+    start_anvil_with(bin, &["--block-time", "1", "--mixed-mining"])
+}
+
+fn start_anvil_with(bin: &Path, extra: &[&str]) -> (Proc, String, Vec<String>) {
     let mut child = Command::new(bin)
         .args(["--host", "127.0.0.1", "--port", "0", "--accounts", "24"])
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

@@ -75,17 +75,24 @@ impl RopeTable {
             let mut v = vec![0f32; 2 * CHUNK * self.half];
             let (cos, sin) = v.split_at_mut(CHUNK * self.half);
             for j in 0..CHUNK {
-                let p = (k * CHUNK + j) as f64;
-                for (n, &f) in self.inv_freq.iter().enumerate() {
-                    let (s, c) = sin_cos_f64(p * f);
-                    cos[j * self.half + n] = c as f32;
-                    sin[j * self.half + n] = s as f32;
+                for n in 0..self.half {
+                    let (c, s) = self.entry(k * CHUNK + j, n);
+                    cos[j * self.half + n] = c;
+                    sin[j * self.half + n] = s;
                 }
             }
             v.into_boxed_slice()
         });
         let h = self.half;
         (&chunk[i * h..][..h], &chunk[(CHUNK + i) * h..][..h])
+    }
+
+    /// `(cos, sin)` of pair `i` at position `pos`, computed directly (at any position, whatever
+    /// `max_pos`): what [`RopeTable::row`] holds, and what one RoPE table step of a dispute
+    /// recomputes on chain (`contracts/src/SwornRopeTable.sol`).
+    pub fn entry(&self, pos: usize, i: usize) -> (f32, f32) {
+        let (s, c) = sin_cos_f64(pos as f64 * self.inv_freq[i]);
+        (c as f32, s as f32)
     }
 
     /// Rotates the pairs `(x[i], x[i + half])` of one head at position `pos` (the "NeoX" pairing

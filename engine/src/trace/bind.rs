@@ -62,8 +62,14 @@ pub fn shape_words(s: &Shape) -> [u32; 13] {
     ]
 }
 
+/// The local RoPE base's bits (Gemma 3's sliding-window layers), 0 without a window.
+pub fn local_base(cfg: &Config) -> u32 {
+    cfg.sliding_window.map_or(0, |(_, b)| b.to_bits())
+}
+
 /// `keccak256(abi.encode(Context))` of `SwornExecutor.Context`: the shape's words, the weights
-/// root, the tokens' hash, the penalty's bits and its window.
+/// root, the tokens' hash, the penalty's bits and its window, and the RoPE bases' bits (the
+/// local one 0 without a sliding window).
 pub fn context_hash(
     s: &Shape,
     weights: [u8; 32],
@@ -77,6 +83,8 @@ pub fn context_hash(
         tokens,
         word(u64::from(penalty.to_bits())),
         word(u64::from(last_n)),
+        word(u64::from(s.cfg.rope_base.to_bits())),
+        word(u64::from(local_base(&s.cfg))),
     ]);
     words_hash(&words)
 }

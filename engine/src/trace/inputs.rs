@@ -6,7 +6,7 @@ use super::layout::{
     Kind, Layout, Mat, Norm, QuantOf, Shape, ARGMAX_SEGMENT, KEYS_PER_SEGMENT, NORM_SEGMENT,
     PIECES_PER_SEGMENT, QBLOCK_WORDS,
 };
-use super::weights::{mat_slot, vec_slot};
+use super::weights::{mat_slot, vec_slot, ROPE_FREQS_SLOT};
 use crate::arch::{LayerMat, LayerVec};
 use crate::error::{EngineError, Result};
 
@@ -21,8 +21,7 @@ pub struct Reads {
 }
 
 /// What the step computing word `element` reads (nothing, for a leaf's padding). `tokens` is
-/// the teacher-forced sequence (prompt, then output tokens but the last). The RoPE table's
-/// steps (f64) are not executable on chain yet, and give an error.
+/// the teacher-forced sequence (prompt, then output tokens but the last).
 pub fn reads(layout: &Layout, element: u64, tokens: &[u32]) -> Result<Reads> {
     let r = *layout
         .region_of(element)
@@ -319,10 +318,11 @@ pub fn reads(layout: &Layout, element: u64, tokens: &[u32]) -> Result<Reads> {
             out.push(start(Kind::MatOut { mat: Mat::Head }, None)? + i);
             reads_tokens = true;
         }
-        Kind::RopeTable { .. } => {
-            return Err(EngineError::Unsupported(
-                "RoPE table steps (f64) are not executable on chain yet".into(),
-            ))
+        Kind::RopeTable { table } => {
+            // Table 0 reads Llama 3's frequency factors, or the proof that the file has none.
+            if table == 0 {
+                weights.push((ROPE_FREQS_SLOT, 0));
+            }
         }
     }
     out.sort_unstable();

@@ -24,6 +24,9 @@ pub const GLOBAL_SLOTS: usize = 4;
 pub const LAYER_SLOTS: usize = 16;
 /// The type code of an absent tensor's slot.
 pub const ABSENT: u32 = 0xffff_ffff;
+/// The slot of `rope_freqs.weight` (Llama 3's RoPE frequency factors), which a RoPE table's step
+/// reads, or proves absent.
+pub const ROPE_FREQS_SLOT: usize = 3;
 
 /// The slot of layer `l`'s matrix.
 pub fn mat_slot(l: usize, m: LayerMat) -> usize {
@@ -229,6 +232,14 @@ impl Weights {
     /// The weights root.
     pub fn root(&self) -> [u8; 32] {
         self.tree.root()
+    }
+
+    /// The tensor in `slot`, or `None` for an absent one (an error past the last slot).
+    pub fn slot(&self, slot: usize) -> Result<Option<&Tensor>> {
+        self.slots
+            .get(slot)
+            .map(|s| s.as_ref())
+            .ok_or_else(|| EngineError::Trace(format!("no weight slot {slot}")))
     }
 
     /// The tensor in `slot`.

@@ -7,7 +7,7 @@
 use super::inputs::reads;
 use super::layout::LEAF;
 use super::record::Trace;
-use super::weights::Weights;
+use super::weights::{Weights, ABSENT, ROPE_FREQS_SLOT};
 use crate::error::Result;
 use sworn_attest::trace_tree::TraceTree;
 
@@ -20,7 +20,9 @@ pub struct ProvenLeaf {
 }
 
 /// Row `row` of the tensor in weight slot `slot` (type `code`, `rows` x `cols`) and its two
-/// proofs: in the tensor's row tree, and the tensor's leaf in the weights tree.
+/// proofs: in the tensor's row tree, and the tensor's leaf in the weights tree. An absent
+/// tensor (only `rope_freqs` is read so) has type [`ABSENT`], no shape, no data and no row
+/// proof: its slot proof proves the absence.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProvenRow {
     pub slot: usize,
@@ -63,6 +65,20 @@ pub fn witness(
         .collect();
     let mut rows = Vec::with_capacity(r.weights.len());
     for &(slot, row) in &r.weights {
+        if slot == ROPE_FREQS_SLOT && weights.slot(slot)?.is_none() {
+            // The RoPE table's step proves the factors absent by the slot's leaf.
+            rows.push(ProvenRow {
+                slot,
+                code: ABSENT,
+                rows: 0,
+                cols: 0,
+                row: 0,
+                data: Vec::new(),
+                row_proof: Vec::new(),
+                slot_proof: weights.tree.proof(slot as u64),
+            });
+            continue;
+        }
         let t = weights.tensor(slot)?;
         rows.push(ProvenRow {
             slot,

@@ -72,9 +72,8 @@ pub struct DeployArgs {
     /// registry's address; without it the registry has the committee only.
     #[arg(long, conflicts_with = "with_game")]
     pub game: Option<String>,
-    /// Deploy the trustless dispute game too: its executor (three contracts), then the game
-    /// for this registry's address, then the registry naming it. Test chains only, until the
-    /// game can execute RoPE-table words (docs/dispute.md section 6.5).
+    /// Deploy the trustless dispute game too: its executor (four contracts), then the game
+    /// for this registry's address, then the registry naming it (docs/dispute.md section 6).
     #[arg(long)]
     pub with_game: bool,
     /// With --with-game: the exact bond a challenger posts to open a game.
@@ -247,7 +246,7 @@ async fn deploy(a: DeployArgs) -> Result<i32> {
 /// transaction will create (the game names its registry, and the registry checks the game
 /// names it back); returns the game's address.
 async fn deploy_game(chain: &Chain, a: &DeployArgs) -> Result<Address> {
-    use crate::chain::bindings::{attention_steps, executor, game, weight_steps};
+    use crate::chain::bindings::{attention_steps, executor, game, table_steps, weight_steps};
     let p = chain.provider.clone();
     let err = |what: &'static str| move |e| decode_error(what, e);
     let attention = attention_steps::SwornAttentionSteps::deploy(p.clone())
@@ -256,9 +255,17 @@ async fn deploy_game(chain: &Chain, a: &DeployArgs) -> Result<Address> {
     let weights = weight_steps::SwornWeightSteps::deploy(p.clone())
         .await
         .map_err(err("deploying the executor's weight steps"))?;
-    let exec = executor::SwornExecutor::deploy(p.clone(), *attention.address(), *weights.address())
+    let tables = table_steps::SwornTableSteps::deploy(p.clone())
         .await
-        .map_err(err("deploying the executor"))?;
+        .map_err(err("deploying the executor's table steps"))?;
+    let exec = executor::SwornExecutor::deploy(
+        p.clone(),
+        *attention.address(),
+        *weights.address(),
+        *tables.address(),
+    )
+    .await
+    .map_err(err("deploying the executor"))?;
     let deployer = chain.sender("deploying")?;
     let nonce = p
         .get_transaction_count(deployer)
@@ -275,11 +282,6 @@ async fn deploy_game(chain: &Chain, a: &DeployArgs) -> Result<Address> {
     )
     .await
     .map_err(err("deploying the dispute game"))?;
-    eprintln!(
-        "WARNING: the game cannot execute RoPE-table words yet, so a challenger lying about one \
-         beats an honest operator: deploy it on test chains only, never to guard real bonds \
-         (docs/dispute.md section 6.5)"
-    );
     eprintln!(
         "deployed the dispute game {} (executor {}) for registry {}",
         lower_hex(g.address()),
