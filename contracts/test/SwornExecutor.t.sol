@@ -28,6 +28,7 @@ contract SwornExecutorTest is TraceVectors {
         uint32[] tokens;
         uint256 cases;
         uint256 at;
+        bytes32 context;
     }
 
     function open(string memory name) internal view returns (File memory f) {
@@ -269,7 +270,7 @@ contract SwornExecutorTest is TraceVectors {
     /// is not the slot's) or leave the slot out.
     function test_llama3_rope_table_steps_need_the_frequency_factors() public {
         File memory f = open("trace_llama3");
-        bytes32 context = exec.contextOf(f.x);
+        f.context = exec.contextOf(f.x);
         uint256 seen;
         for (uint256 i = 0; i < f.cases; i++) {
             (uint256 element, uint32 value, SwornExecutor.Leaf[] memory leaves, SwornExecutor.Weight[] memory ws,) =
@@ -279,9 +280,7 @@ contract SwornExecutorTest is TraceVectors {
             seen++;
             assertEq(ws.length, 1, "one weight row: the factors");
             assertEq(ws[0].slot, 3, "the rope_freqs slot");
-            uint32[] memory none = new uint32[](0);
-            bytes memory witness = abi.encode(f.x, leaves, ws, none);
-            assertEq(exec.execute(context, f.root, f.leaves, element, witness), value, "the engine's word");
+            assertEq(run(f, element, leaves, ws), value, "the engine's word");
 
             SwornExecutor.Weight[] memory absent = new SwornExecutor.Weight[](1);
             absent[0] = ws[0];
@@ -291,13 +290,22 @@ contract SwornExecutorTest is TraceVectors {
             absent[0].data = "";
             absent[0].rowProof = new bytes32[](0);
             vm.expectRevert(bytes("executor: weight proof"));
-            exec.execute(context, f.root, f.leaves, element, abi.encode(f.x, leaves, absent, none));
+            run(f, element, leaves, absent);
 
-            SwornExecutor.Weight[] memory empty = new SwornExecutor.Weight[](0);
             vm.expectRevert(bytes("executor: the rope_freqs slot (present or absent) is missing"));
-            exec.execute(context, f.root, f.leaves, element, abi.encode(f.x, leaves, empty, none));
+            run(f, element, leaves, new SwornExecutor.Weight[](0));
         }
         assertTrue(seen > 0, "the vectors hold RoPE table steps");
+    }
+
+    /// Executes `element` of `f`'s trace with these leaves and weight rows (no tokens).
+    function run(File memory f, uint256 element, SwornExecutor.Leaf[] memory leaves, SwornExecutor.Weight[] memory ws)
+        internal
+        view
+        returns (uint32)
+    {
+        bytes memory witness = abi.encode(f.x, leaves, ws, new uint32[](0));
+        return exec.execute(f.context, f.root, f.leaves, element, witness);
     }
 
     function test_llama3_steps_match_the_engine() public view {

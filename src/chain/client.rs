@@ -170,12 +170,56 @@ impl Chain {
     /// Sends `call` as a transaction and waits for its receipt. A call the registry refuses
     /// (seen when the node estimates its gas) is reported by the contract's error name and
     /// arguments, e.g. `BatchFinal { batch: 0, finalAt: ... }`.
+    ///
+    /// The nonce is the sender's count of *mined* transactions: `send` waits for each receipt,
+    /// so none of the sender's own transactions is pending when it sends the next. Counting a
+    /// node's pending ones instead would build on any transaction the node holds but never
+    /// mines, and leave a gap that stalls every later one (seen on anvil under load: a player's
+    /// move queued forever behind a nonce that never came). When the node does hold one of the
+    /// sender's transactions unmined, the fees are doubled, so that this one replaces it. One
+    /// wallet must not be used by two senders at once.
     pub async fn send<D: CallDecoder>(
         &self,
         what: &str,
         call: CallBuilder<&DynProvider, D>,
     ) -> Result<TransactionReceipt, ChainError> {
-        let pending = call.send().await.map_err(|e| decode_error(what, e))?;
+        let from = self.sender(what)?;
+        let count = |pending: bool| {
+            let c = self.provider.get_transaction_count(from);
+            async move {
+                if pending {
+                    c.pending().await
+                } else {
+                    c.latest().await
+                }
+            }
+        };
+        let mined = count(false)
+            .await
+            .map_err(|source| self.rpc_error(source))?;
+        let held = count(true).await.map_err(|source| self.rpc_error(source))?;
+        let mut fees = self
+            .provider
+            .estimate_eip1559_fees()
+            .await
+            .map_err(|source| self.rpc_error(source))?;
+        if held > mined {
+            tracing::warn!(
+                nonce = mined,
+                held,
+                "the node holds transactions of this wallet it has not mined: replacing them"
+            );
+            fees.max_fee_per_gas *= 2;
+            fees.max_priority_fee_per_gas *= 2;
+        }
+        let pending = call
+            .from(from)
+            .nonce(mined)
+            .max_fee_per_gas(fees.max_fee_per_gas)
+            .max_priority_fee_per_gas(fees.max_priority_fee_per_gas)
+            .send()
+            .await
+            .map_err(|e| decode_error(what, e))?;
         let tx = format!("{:#x}", pending.tx_hash());
         self.wait(what, pending, tx).await
     }
