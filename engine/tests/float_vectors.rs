@@ -7,7 +7,7 @@ use sworn_engine::quant::QuantType;
 #[test]
 fn every_file_has_its_cases() {
     let files = generate();
-    assert_eq!(files.len(), 31);
+    assert_eq!(files.len(), 42);
     for (name, bytes) in &files {
         assert!(bytes.len() >= CASES * 8, "{name}: {} bytes", bytes.len());
     }
@@ -38,6 +38,42 @@ fn the_vectors_cover_the_hard_cases() {
                 f32::from_bits(r).next_down()
             };
             ties += usize::from((exact - rf).abs() == (f64::from(other) - exact).abs());
+        }
+    }
+    assert!(
+        subnormal > 100 && inf > 100 && nan > 100 && ties > 300,
+        "subnormal {subnormal}, inf {inf}, nan {nan}, ties {ties}"
+    );
+}
+
+/// The binary64 sums (the RoPE table's arithmetic) reach exact ties, subnormal results,
+/// overflow and NaN too. A tie is found by the error-free sum (TwoSum: `a + b = s + e`
+/// exactly): `e` is half the distance from `s` to its neighbour on `e`'s side.
+#[test]
+fn the_binary64_vectors_cover_the_hard_cases() {
+    let files = generate();
+    let add = &files
+        .iter()
+        .find(|(n, _)| *n == "f64_add")
+        .expect("f64_add")
+        .1;
+    let (mut subnormal, mut inf, mut nan, mut ties) = (0, 0, 0, 0);
+    for rec in add.chunks_exact(24) {
+        let v = |i: usize| {
+            f64::from_bits(u64::from_be_bytes(
+                rec[i * 8..i * 8 + 8].try_into().unwrap(),
+            ))
+        };
+        let (a, b, r) = (v(0), v(1), v(2));
+        subnormal += usize::from(r.is_subnormal());
+        inf += usize::from(r.is_infinite());
+        nan += usize::from(r.is_nan());
+        if r.is_finite() && a.is_finite() && b.is_finite() {
+            let bb = r - a;
+            let e = (a - (r - bb)) + (b - bb);
+            let other = if e > 0.0 { r.next_up() } else { r.next_down() };
+            ties +=
+                usize::from(e != 0.0 && other.is_finite() && (other - r).abs() == 2.0 * e.abs());
         }
     }
     assert!(
