@@ -372,9 +372,18 @@ pub fn event<E: alloy::sol_types::SolEvent>(
     })
 }
 
-/// Turns a failed contract call into an error that names the registry's custom error.
+/// Turns a failed contract call into an error that names the registry's or the dispute
+/// game's custom error (e.g. `WrongPhase { game: 3, phase: 2 }`).
 pub fn decode_error(what: &str, e: alloy::contract::Error) -> ChainError {
     if let Some(err) = e.as_decoded_interface_error::<SwornRegistryErrors>() {
+        return ChainError::Reverted {
+            what: what.into(),
+            reason: describe(&err),
+        };
+    }
+    if let Some(err) =
+        e.as_decoded_interface_error::<crate::chain::bindings::game::SwornGame::SwornGameErrors>()
+    {
         return ChainError::Reverted {
             what: what.into(),
             reason: describe(&err),
@@ -392,8 +401,8 @@ pub fn decode_error(what: &str, e: alloy::contract::Error) -> ChainError {
     }
 }
 
-/// `Name { field: value, ... }` of a registry error.
-fn describe(e: &SwornRegistryErrors) -> String {
+/// `Name { field: value, ... }` of a contract's error.
+fn describe(e: &impl std::fmt::Debug) -> String {
     let s = format!("{e:?}");
     // The Debug form is `Variant(Variant { .. })`: keep the inner part.
     match s.find('(') {
@@ -401,6 +410,20 @@ fn describe(e: &SwornRegistryErrors) -> String {
         _ => s,
     }
 }
+
+/// A fresh random 32-byte salt for a commit-reveal (a commitment that names its sender and hides
+/// what it commits to until the reveal).
+pub fn random_salt() -> Result<alloy::primitives::B256, ChainError> {
+    let mut salt = [0u8; 32];
+    getrandom::fill(&mut salt)
+        .map_err(|e| ChainError::Other(format!("no randomness for the salt: {e}")))?;
+    Ok(alloy::primitives::FixedBytes(salt))
+}
+
+/// How far back (in blocks) a look for a contract's events goes: about a week of 12-second
+/// blocks, past any challenge or move window sworn deploys with, and within what public RPC
+/// nodes answer for `eth_getLogs`.
+pub const LOG_WINDOW: u64 = 50_400;
 
 /// `0x` and 40 lowercase hex digits.
 pub fn lower_hex(a: &Address) -> String {

@@ -336,9 +336,7 @@ pub async fn open(chain: &Chain, side: &Side, p: &AnchorProof) -> Result<U256> {
     let me = chain.sender("opening a game")?;
     let digest = FixedBytes(p.digest());
     let root = FixedBytes(side.tree.root());
-    let mut salt = [0u8; 32];
-    getrandom::fill(&mut salt).map_err(|e| anyhow::anyhow!("no randomness for the salt: {e}"))?;
-    let salt = FixedBytes(salt);
+    let salt = super::client::random_salt()?;
     let commitment = keccak256((me, operator, digest, U256::from(step), root, salt).abi_encode());
     let onchain = g
         .commitment(me, operator, digest, U256::from(step), root, salt)
@@ -608,7 +606,7 @@ impl Player<'_> {
             .game
             .LeafRevealed_filter()
             .topic1(self.id)
-            .from_block(latest.saturating_sub(50_400))
+            .from_block(latest.saturating_sub(super::client::LOG_WINDOW))
             .query()
             .await
             .map_err(|e| anyhow::anyhow!("reading the other side's leaf: {e}"))?;

@@ -10,7 +10,7 @@ use sworn_attest::{hexser, Transcript};
 use super::{read_bundle, read_limited, read_proof, runtime, write_or_print, ChainArgs};
 use crate::chain::bindings::SwornRegistry;
 use crate::chain::client::{
-    claim, decode_error, event, format_eth, lower_hex, parse_address, Chain,
+    claim, decode_error, event, format_eth, lower_hex, parse_address, random_salt, Chain,
 };
 use crate::chain::onchain::load_bundle;
 use crate::chain::verdict::SignedVerdict;
@@ -63,6 +63,21 @@ pub struct ReplayModel {
     /// Kernel threads for the replay [default: all cores].
     #[arg(long)]
     pub threads: Option<usize>,
+}
+
+impl ReplayModel {
+    /// The model file: `--model`, or the cached default.
+    pub fn path(&self) -> PathBuf {
+        self.model
+            .clone()
+            .unwrap_or_else(sworn_engine::default_model_path)
+    }
+
+    /// The kernel threads: `--threads`, or every core.
+    pub fn threads(&self) -> usize {
+        self.threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+    }
 }
 
 #[derive(Args)]
@@ -207,26 +222,13 @@ fn commitment_of(sender: Address, operator: Address, a: B256, b: B256, salt: B25
     keccak256((sender, operator, a, b, salt).abi_encode())
 }
 
-/// 32 random bytes that hide a commitment until its reveal.
-fn random_salt() -> Result<B256> {
-    let mut salt = [0u8; 32];
-    getrandom::fill(&mut salt).map_err(|e| anyhow::anyhow!("no randomness for the salt: {e}"))?;
-    Ok(FixedBytes(salt))
-}
-
 /// Loads the engine, replays `t` and regenerates its completion: whether the anchored output is
 /// the one the model gives for the request (what a dispute is decided on), and that output's
 /// commitment.
 fn honest_output(t: &Transcript, r: &ReplayModel) -> Result<(bool, [u8; 32])> {
-    let model = r
-        .model
-        .clone()
-        .unwrap_or_else(sworn_engine::default_model_path);
-    let threads = r
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let model = r.path();
     let opts = sworn_engine::EngineOptions {
-        threads,
+        threads: r.threads(),
         ..Default::default()
     };
     let (engine, m) = sworn_engine::Engine::load_with_manifest(&model, &opts)

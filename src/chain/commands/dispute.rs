@@ -11,6 +11,7 @@ use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
 use sworn_attest::hexser;
 
+use super::challenge::ReplayModel;
 use super::{read_bundle, runtime, ChainArgs};
 use crate::chain::client::{format_eth, lower_hex, parse_address};
 use crate::chain::dispute::{game_of, open, Outcome, Phase, Player, Side};
@@ -33,12 +34,8 @@ pub enum DisputeCommand {
 /// The model the players trace on, and how they wait.
 #[derive(Args)]
 pub struct PlayArgs {
-    /// The model to replay on [default: the cached SmolLM2-135M-Instruct].
-    #[arg(long)]
-    pub model: Option<PathBuf>,
-    /// Kernel threads for the replay [default: all cores].
-    #[arg(long)]
-    pub threads: Option<usize>,
+    #[command(flatten)]
+    pub replay: ReplayModel,
     /// Seconds between looks at the game while it waits for the other side.
     #[arg(long, default_value_t = 2.0)]
     pub poll: f64,
@@ -46,14 +43,7 @@ pub struct PlayArgs {
 
 impl PlayArgs {
     fn side(&self, t: &sworn_attest::Transcript) -> Result<Side> {
-        let model = self
-            .model
-            .clone()
-            .unwrap_or_else(sworn_engine::default_model_path);
-        let threads = self
-            .threads
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-        Side::honest(t, &model, threads)
+        Side::honest(t, &self.replay.path(), self.replay.threads())
     }
 
     fn poll(&self) -> Result<Duration> {
@@ -246,7 +236,7 @@ async fn status(a: StatusArgs) -> Result<i32> {
     let logs = game
         .GameOpened_filter()
         .topic2(operator)
-        .from_block(latest.saturating_sub(50_400))
+        .from_block(latest.saturating_sub(crate::chain::client::LOG_WINDOW))
         .query()
         .await
         .map_err(|e| anyhow::anyhow!("reading the game's logs: {e}"))?;
