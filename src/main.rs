@@ -104,7 +104,7 @@ fn main() {
         Command::Anchor(a) => chain::commands::anchor(a, &chain_paths()),
         Command::Proof(a) => chain::commands::proof(a, &chain_paths()),
         Command::Challenge(c) => chain::commands::challenge(c),
-        Command::Dispute(c) => chain::commands::dispute(c),
+        Command::Dispute(c) => chain::commands::dispute(c, &chain_paths()),
         Command::Registry(c) => chain::commands::registry(c, &chain_paths()),
     };
     match res {

@@ -612,14 +612,16 @@ fn smollm2_dispute_games_on_a_real_chain() {
     token_lie(&mut lie);
     let liar = e.side(&t, lie);
 
-    // A liar that stops playing: the operator answers and bisects once, then ends the game on
+    // A liar that stops playing, against an operator that watches for games
+    // (`sworn dispute watch --once`, its transcripts a folder of bundles; it passes over the
+    // ended games against it): the operator answers and bisects once, then ends the game on
     // the deadline and wins again.
     let id = rt.block_on(dispute::open(&chain, &liar, &proof)).unwrap();
-    let gid = game.to_string();
+    let bundles = w.work.to_str().unwrap().to_string();
     let operator = spawn(&refs(&w.dispute_args(
         2,
         &e.path,
-        &["respond", "--game", &gid, &bundle],
+        &["watch", "--once", "--bundles", &bundles],
     )));
     let deadline = Instant::now() + Duration::from_secs(120);
     while !operator_moved(&rt, &chain, id) {
@@ -628,7 +630,12 @@ fn smollm2_dispute_games_on_a_real_chain() {
     }
     time_travel(&w.url, MOVE_WINDOW + 1);
     let out = finish(operator, 0, "the operator after the liar's silence");
-    assert!(out.contains("the operator won (this side)"), "{out}");
+    assert!(
+        out.contains(&format!("game {game} ended"))
+            && out.contains("the operator won (this side)")
+            && out.matches("defending it").count() == 1,
+        "{out}"
+    );
     game += 1;
 
     // An operator that never answers: the challenger opens (`--no-play`), the window passes,

@@ -29,6 +29,10 @@ pub enum DisputeCommand {
     Respond(RespondArgs),
     /// Show a game, or the games opened against an operator.
     Status(StatusArgs),
+    /// As the operator: watch for games opened against this wallet and defend each one with
+    /// its transcript (from the node's store, or a folder of bundles), until stopped; with
+    /// `--once`, until the games found have ended. Exit 1 if any was lost.
+    Watch(WatchArgs),
 }
 
 /// The model the players trace on, and how they wait.
@@ -90,13 +94,42 @@ pub struct StatusArgs {
     pub operator: Option<String>,
 }
 
+#[derive(Args)]
+pub struct WatchArgs {
+    #[command(flatten)]
+    pub chain: ChainArgs,
+    #[command(flatten)]
+    pub play: PlayArgs,
+    /// The server's data directory, whose transcript store holds the disputed transcripts
+    /// [default: DATA_DIR].
+    #[arg(long, conflicts_with = "bundles")]
+    pub data_dir: Option<PathBuf>,
+    /// The server's transcript store, when not DATA_DIR/sworn.db: postgres://USER@HOST:PORT/DB
+    /// or sqlite:PATH.
+    #[arg(
+        long,
+        env = "SWORN_STORE",
+        hide_env_values = true,
+        conflicts_with = "bundles"
+    )]
+    pub store: Option<String>,
+    /// Take the transcripts from this folder of bundles (`sworn proof` files, `*.json`)
+    /// instead of a store.
+    #[arg(long)]
+    pub bundles: Option<PathBuf>,
+    /// Stop once every game found has ended (instead of watching for new ones).
+    #[arg(long)]
+    pub once: bool,
+}
+
 /// `sworn dispute ...`.
-pub fn dispute(cmd: DisputeCommand) -> Result<i32> {
+pub fn dispute(cmd: DisputeCommand, paths: &super::Paths) -> Result<i32> {
     let rt = runtime()?;
     match cmd {
         DisputeCommand::Open(a) => rt.block_on(open_game(a)),
         DisputeCommand::Respond(a) => rt.block_on(respond(a)),
         DisputeCommand::Status(a) => rt.block_on(status(a)),
+        DisputeCommand::Watch(a) => rt.block_on(watch(a, paths)),
     }
 }
 
@@ -267,4 +300,135 @@ async fn status(a: StatusArgs) -> Result<i32> {
 
 fn phase_name(code: u8) -> &'static str {
     Phase::of(code).map_or("none", Phase::name)
+}
+
+/// Where the watcher finds a disputed transcript: the node's store, or a folder of bundles.
+enum Transcripts {
+    Store(crate::store::Store, crate::store::anchor_log::RegistryRef),
+    Bundles(PathBuf),
+}
+
+impl Transcripts {
+    /// The anchored transcript of `digest`.
+    fn find(&self, digest: &[u8; 32]) -> Result<sworn_attest::anchor::AnchoredTranscript> {
+        let hex = hexser::encode(digest);
+        match self {
+            Transcripts::Store(store, reg) => Ok(crate::chain::onchain::proof_from_store(
+                store,
+                &hex,
+                true,
+                Some(reg),
+            )?),
+            Transcripts::Bundles(dir) => {
+                let entries = std::fs::read_dir(dir)
+                    .map_err(|e| anyhow::anyhow!("reading {}: {e}", dir.display()))?;
+                for e in entries {
+                    let path = e?.path();
+                    if path.extension().is_none_or(|x| x != "json") {
+                        continue;
+                    }
+                    // Bundles that do not parse are someone else's files: skipped.
+                    match read_bundle(&path) {
+                        Ok(b) if b.transcript.digest() == *digest => return Ok(b),
+                        _ => continue,
+                    }
+                }
+                bail!("no bundle of transcript {hex} in {}", dir.display())
+            }
+        }
+    }
+}
+
+/// `sworn dispute watch`: looks for games against this wallet every `--poll` seconds and plays
+/// each it has not seen, concurrently, the tracing on blocking threads.
+async fn watch(a: WatchArgs, paths: &super::Paths) -> Result<i32> {
+    let chain = std::sync::Arc::new(a.chain.connect(true).await?);
+    let me = chain.sender("watching for games")?;
+    let game = game_of(&chain).await?;
+    let transcripts = match &a.bundles {
+        Some(dir) => Transcripts::Bundles(dir.clone()),
+        None => {
+            let data_dir = a.data_dir.clone().unwrap_or_else(|| paths.data_dir.clone());
+            let reg = crate::store::anchor_log::RegistryRef {
+                chain_id: chain.chain_id,
+                registry: chain.registry_hex(),
+            };
+            Transcripts::Store(super::open_store(a.store.as_deref(), &data_dir)?, reg)
+        }
+    };
+    let poll = a.play.poll()?;
+    let (model, threads) = (a.play.replay.path(), a.play.replay.threads());
+    let mut seen = std::collections::BTreeSet::new();
+    let mut games = tokio::task::JoinSet::new();
+    let mut lost = 0usize;
+    tracing::info!(operator = %lower_hex(&me), "watching for dispute games");
+    loop {
+        let latest = alloy::providers::Provider::get_block_number(&chain.provider)
+            .await
+            .map_err(|e| chain.rpc_error(e))?;
+        let logs = game
+            .GameOpened_filter()
+            .topic2(me)
+            .from_block(latest.saturating_sub(crate::chain::client::LOG_WINDOW))
+            .query()
+            .await
+            .map_err(|e| anyhow::anyhow!("reading the game's logs: {e}"))?;
+        for (ev, _) in logs {
+            if !seen.insert(ev.game) {
+                continue;
+            }
+            let g = game
+                .gameInfo(ev.game)
+                .call()
+                .await
+                .map_err(|e| crate::chain::client::decode_error("reading the game", e))?;
+            if Phase::of(g.phase)?.ended() {
+                continue;
+            }
+            let b = match transcripts.find(&ev.digest.0) {
+                Ok(b) => b,
+                Err(e) => {
+                    // Undefended, this game is lost at its deadline: say so loudly.
+                    tracing::error!(game = %ev.game, "cannot defend: {e:#}");
+                    eprintln!("game {}: cannot defend it: {e:#}", ev.game);
+                    lost += 1;
+                    continue;
+                }
+            };
+            let (chain, game, model) = (chain.clone(), game.clone(), model.clone());
+            let id = ev.game;
+            eprintln!("game {id}: opened against this operator; defending it");
+            games.spawn(async move {
+                let side = tokio::task::spawn_blocking(move || {
+                    Side::honest(&b.transcript, &model, threads)
+                })
+                .await??;
+                let player = Player {
+                    chain: &chain,
+                    game,
+                    id,
+                    side: &side,
+                    poll,
+                };
+                anyhow::Ok((id, player.play().await?))
+            });
+        }
+        while let Some(done) = games.try_join_next() {
+            match done? {
+                Ok((id, o)) => {
+                    if report(id, o, false) != 0 {
+                        lost += 1;
+                    }
+                }
+                Err(e) => {
+                    eprintln!("a game's player failed: {e:#}");
+                    lost += 1;
+                }
+            }
+        }
+        if a.once && games.is_empty() {
+            return Ok(if lost == 0 { 0 } else { 1 });
+        }
+        tokio::time::sleep(poll).await;
+    }
 }
