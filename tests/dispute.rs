@@ -34,16 +34,9 @@ use sworn_engine::trace::{trace, Trace};
 const MOVE_WINDOW: u64 = 600;
 const STEPS: usize = 3;
 
+/// Greedy decoding, the only sampling the game covers.
 fn params() -> SamplingParams {
-    SamplingParams {
-        temperature: 0.0,
-        top_k: 0,
-        top_p: 1.0,
-        min_p: 0.0,
-        repeat_penalty: 1.0,
-        repeat_last_n: 64,
-        seed: 0,
-    }
+    SamplingParams::default()
 }
 
 fn dir(name: &str) -> PathBuf {

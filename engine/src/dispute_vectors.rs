@@ -105,14 +105,11 @@ fn file(
     let model = crate::model::Model::load(path, None)?;
     let rt = crate::kernels::Runner::new(crate::kernels::Isa::detect(), 1)?;
     let output: Vec<u32> = vec![7, 100, 42];
+    // Greedy, with the penalty over the last 16 tokens.
     let params = crate::sampling::SamplingParams {
-        temperature: 0.0,
-        top_k: 0,
-        top_p: 1.0,
-        min_p: 0.0,
         repeat_penalty: penalty,
         repeat_last_n: 16,
-        seed: 0,
+        ..Default::default()
     };
     let t = trace(&model, &rt, prompt, &output, &params, None)?;
     let tree = TraceTree::new(&t.words);
@@ -524,15 +521,7 @@ pub fn generate_games(
     let weights = Weights::load(model_path, &model.cfg)?;
     let prompt: Vec<u32> = vec![1, 504, 3158, 282, 4649, 314];
     let steps = 4;
-    let params = crate::sampling::SamplingParams {
-        temperature: 0.0,
-        top_k: 0,
-        top_p: 1.0,
-        min_p: 0.0,
-        repeat_penalty: 1.0,
-        repeat_last_n: 64,
-        seed: 0,
-    };
+    let params = crate::sampling::SamplingParams::default(); // greedy
     let greedy_from = |corruption: Option<Corruption>| -> Result<Vec<u32>> {
         greedy(&model, &rt, &prompt, steps, &params, corruption)
     };
