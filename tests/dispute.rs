@@ -301,7 +301,7 @@ fn address_bytes(a: &str) -> [u8; 20] {
 fn cheater_loses(w: &World, e: &Engine, i: usize, point: &Point, game_id: u64) {
     let key = w.register(i);
     let honest = e.greedy(None);
-    let c = effective_corruption(&e.model, &e.rt, &e.prompt, &params(), point, honest[0]);
+    let c = corruption(e, point, &honest);
     let out = e.greedy(Some(c));
     assert_ne!(
         out, honest,
@@ -427,6 +427,23 @@ fn liar_loses(
     g["element"].as_u64().unwrap()
 }
 
+/// The corruption of `point`: the first word from its index whose change changes the first
+/// token (`effective_corruption`), or, when none of those does, the word itself, whose change
+/// shows in a later token only (the cheater's transcript is then wrong at a later step, which
+/// the challenger disputes).
+fn corruption(e: &Engine, point: &Point, honest: &[u32]) -> Corruption {
+    let c = effective_corruption(&e.model, &e.rt, &e.prompt, &params(), point, honest[0]);
+    if e.greedy(Some(c)) != honest {
+        return c;
+    }
+    Corruption {
+        kind: point.kind,
+        layer: point.layer,
+        index: point.index,
+        xor: point.xor,
+    }
+}
+
 fn refs(a: &[String]) -> Vec<&str> {
     a.iter().map(String::as_str).collect()
 }
@@ -481,9 +498,10 @@ fn world(name: &str) -> Option<(Proc, World)> {
     Some((node, w))
 }
 
-/// Cheaters at eight points of SmolLM2 (three kinds of product, two of RMSNorm, SiLU's gate,
-/// attention's exp, the greedy token) lose; an honest operator beats a lying challenger, and a liar that stops
-/// playing; an operator that never answers loses.
+/// Cheaters at nine points of SmolLM2 (three kinds of product, two of RMSNorm, SiLU's gate,
+/// attention's exp, a rotated query, the greedy token) lose; an honest operator beats lying
+/// challengers (about a token, about a RoPE table word) and a liar that stops playing (as
+/// `sworn dispute watch`); an operator that never answers loses.
 #[test]
 fn smollm2_dispute_games_on_a_real_chain() {
     let Some(model) = require_model("SmolLM2 dispute games") else {
@@ -550,6 +568,15 @@ fn smollm2_dispute_games_on_a_real_chain() {
             layer: Some(29),
             index: 15 * 9,
             xor: 0x4000_0000,
+        },
+        // A rotated query (RoPE; layer 10, head 6, element 49 at position 5, its sign flipped):
+        // the first token stays, a later one changes.
+        Point {
+            name: "rope_query",
+            kind: Kind::Rope { k: false },
+            layer: Some(10),
+            index: 5 * d + 6 * 64 + 49,
+            xor: 0x8000_0000,
         },
         Point {
             name: "greedy_token",
@@ -684,8 +711,8 @@ fn smollm2_dispute_games_on_a_real_chain() {
     assert!(out.contains("nothing to dispute"), "{out}");
 }
 
-/// Cheaters at five points of Gemma 3 (Q4_K, Q5_0 and Q8_0 products, attention's exp, the Q8_0
-/// embedding row) lose, and so does a liar about a word of the local RoPE table.
+/// Cheaters at six points of Gemma 3 (Q4_K, Q5_0, Q6_K and Q8_0 products, attention's exp, the
+/// Q8_0 embedding row) lose, and so does a liar about a word of the local RoPE table.
 #[test]
 fn gemma3_dispute_games_on_a_real_chain() {
     let Some(model) = require_gemma("Gemma 3 dispute games") else {
@@ -722,6 +749,16 @@ fn gemma3_dispute_games_on_a_real_chain() {
             layer: Some(17),
             index: 15 * heads,
             xor: 0x1000_0000,
+        },
+        // A Q6_K product: layer 17's down projection, element 90 at position 5 (times 16).
+        Point {
+            name: "q6_k_product",
+            kind: Kind::MatOut {
+                mat: Mat::Layer(LayerMat::Down),
+            },
+            layer: Some(17),
+            index: 5 * d + 90,
+            xor: 0x0200_0000,
         },
         Point {
             name: "embedding_row",
