@@ -13,6 +13,10 @@ import {SwornF32} from "./SwornF32.sol";
 /// quiet NaN `0x7FF8000000000000`, and a NaN's sign or payload never decides a result (the
 /// engine's f64 values only reach the trace through a binary32 rounding, whose NaN the trace
 /// canonicalizes). Checked against the Rust side on shared vectors (`test/SwornF64.t.sol`).
+///
+/// The operations mirror `SwornF32`'s at binary64's widths instead of sharing code generic in
+/// the widths: binary32 arithmetic is every other step's hot path, and its constant widths keep
+/// it cheap (Gemma 3's costliest step is within 10% of the 5M-gas target, docs/dispute.md §4).
 // Every integer cast below converts an 11-bit exponent, a shift below 2**11 or a value already
 // checked to fit: none truncates. The shifts of 1 are powers of two by design.
 // forge-lint: disable-start(unsafe-typecast,incorrect-shift)

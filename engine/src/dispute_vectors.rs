@@ -29,9 +29,8 @@ pub fn shape_words(t: &Trace) -> [u32; 13] {
     crate::trace::bind::shape_words(&t.layout.shape)
 }
 
-/// The cases of one trace: per region of the first and (with `last_layer`) the
-/// last layer, and those outside the layers, its last word, then its first and `per_region - 2`
-/// random ones.
+/// The cases of one trace: per region of the first and (with `last_layer`) the last layer,
+/// and those outside the layers, its last word, then its first and `per_region - 2` random ones.
 fn cases(
     t: &Trace,
     tree: &TraceTree,
@@ -136,7 +135,8 @@ fn file(
     Ok(out)
 }
 
-/// Vector files of real models (`(file name, GGUF path)`): the last word of every region of the first layer and outside the layers, for the executor's gas on real shapes.
+/// Vector files of real models (`(file name, GGUF path)`): the last word of every region of
+/// the first layer and outside the layers, for the executor's gas on real shapes.
 pub fn generate_real(models: &[(&str, &Path)]) -> Result<Vec<(String, Vec<u8>)>> {
     let mut rng = Rng(0x8EA1);
     let mut files = Vec::new();

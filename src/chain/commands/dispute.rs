@@ -399,30 +399,40 @@ async fn watch(a: WatchArgs, paths: &super::Paths) -> Result<i32> {
             let id = ev.game;
             eprintln!("game {id}: opened against this operator; defending it");
             games.spawn(async move {
-                let side = tokio::task::spawn_blocking(move || {
-                    Side::honest(&b.transcript, &model, threads)
-                })
-                .await??;
-                let player = Player {
-                    chain: &chain,
-                    game,
-                    id,
-                    side: &side,
-                    poll,
+                let played = async {
+                    let side = tokio::task::spawn_blocking(move || {
+                        Side::honest(&b.transcript, &model, threads)
+                    })
+                    .await??;
+                    let player = Player {
+                        chain: &chain,
+                        game,
+                        id,
+                        side: &side,
+                        poll,
+                    };
+                    player.play().await
                 };
-                anyhow::Ok((id, player.play().await?))
+                (id, played.await)
             });
         }
         while let Some(done) = games.try_join_next() {
             match done? {
-                Ok((id, o)) => {
+                (id, Ok(o)) => {
                     if report(id, o, false) != 0 {
                         lost += 1;
                     }
                 }
-                Err(e) => {
-                    eprintln!("a game's player failed: {e:#}");
-                    lost += 1;
+                // A failed player (the node unreachable, say) leaves the game where it was on
+                // chain: the next look plays it again, unless this is the last (`--once`).
+                (id, Err(e)) => {
+                    tracing::error!(game = %id, "the player failed: {e:#}");
+                    eprintln!("game {id}: the player failed: {e:#}");
+                    if a.once {
+                        lost += 1;
+                    } else {
+                        seen.remove(&id);
+                    }
                 }
             }
         }
