@@ -444,6 +444,12 @@ fn corruption(e: &Engine, point: &Point, honest: &[u32]) -> Corruption {
     }
 }
 
+/// A challenger's lie: another last output token than the trace's.
+fn lie_about_last_token(tr: &mut Trace) {
+    let at = tr.layout.token_element(STEPS - 1);
+    tr.words[at as usize] ^= 1;
+}
+
 fn refs(a: &[String]) -> Vec<&str> {
     a.iter().map(String::as_str).collect()
 }
@@ -597,14 +603,9 @@ fn smollm2_dispute_games_on_a_real_chain() {
     let key = w.register(2);
     let honest = e.greedy(None);
     let (t, bundle) = e.anchored(&w, 2, &key, &honest, 0);
-    let token_lie = |tr: &mut Trace| {
-        let at = tr.layout.token_element(STEPS - 1);
-        tr.words[at as usize] ^= 1;
-        at
-    };
     let lie = {
         let mut tr = e.trace(&honest, None);
-        token_lie(&mut tr);
+        lie_about_last_token(&mut tr);
         tr
     };
     liar_loses(&w, &e, 2, &t, &bundle, lie, game);
@@ -619,7 +620,7 @@ fn smollm2_dispute_games_on_a_real_chain() {
         .unwrap();
     let word = table.start + (5 * e.model.cfg.head_dim as u64 / 2 + 7) * 2 + 1;
     lie.words[word as usize] ^= 0x0000_0100;
-    token_lie(&mut lie);
+    lie_about_last_token(&mut lie);
     let ended = liar_loses(&w, &e, 2, &t, &bundle, lie, game);
     assert_eq!(ended, word, "the game ends at the table's word");
     game += 1;
@@ -629,7 +630,7 @@ fn smollm2_dispute_games_on_a_real_chain() {
         .1
         .unwrap();
     let mut lie = e.trace(&honest, None);
-    token_lie(&mut lie);
+    lie_about_last_token(&mut lie);
     let liar = e.side(&t, lie);
 
     // A liar that stops playing, against an operator that watches for games
@@ -794,8 +795,7 @@ fn gemma3_dispute_games_on_a_real_chain() {
         .unwrap();
     let word = table.start + (4 * e.model.cfg.head_dim as u64 / 2 + 100) * 2;
     lie.words[word as usize] ^= 0x0000_0100;
-    let last = lie.layout.token_element(STEPS - 1);
-    lie.words[last as usize] ^= 1;
+    lie_about_last_token(&mut lie);
     let ended = liar_loses(&w, &e, op, &t, &bundle, lie, points.len() as u64);
     assert_eq!(ended, word, "the game ends at the local table's word");
 }

@@ -316,9 +316,7 @@ impl Chain {
         }
         Ok(receipt)
     }
-}
 
-impl Chain {
     /// What the node says of a transaction it has not mined: its nonce against its sender's
     /// next one (a gap keeps it queued for good) and its fee cap against the latest base fee;
     /// empty when the node cannot say.

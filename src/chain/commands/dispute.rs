@@ -13,6 +13,7 @@ use sworn_attest::hexser;
 
 use super::challenge::ReplayModel;
 use super::{read_bundle, runtime, ChainArgs};
+use crate::chain::bindings::game::SwornGame;
 use crate::chain::client::{format_eth, lower_hex, parse_address};
 use crate::chain::dispute::{game_of, open, Outcome, Phase, Player, Side};
 
@@ -263,16 +264,7 @@ async fn status(a: StatusArgs) -> Result<i32> {
         Some(o) => parse_address(o)?,
         None => bail!("give --game ID or --operator ADDRESS"),
     };
-    let latest = alloy::providers::Provider::get_block_number(&chain.provider)
-        .await
-        .map_err(|e| chain.rpc_error(e))?;
-    let logs = game
-        .GameOpened_filter()
-        .topic2(operator)
-        .from_block(latest.saturating_sub(crate::chain::client::LOG_WINDOW))
-        .query()
-        .await
-        .map_err(|e| anyhow::anyhow!("reading the game's logs: {e}"))?;
+    let logs = games_against(&chain, &game, operator).await?;
     let bond = game
         .bond()
         .call()
@@ -296,6 +288,23 @@ async fn status(a: StatusArgs) -> Result<i32> {
         );
     }
     Ok(0)
+}
+
+/// The `GameOpened` events naming `operator` in the last `LOG_WINDOW` blocks.
+async fn games_against(
+    chain: &crate::chain::Chain,
+    game: &SwornGame::SwornGameInstance<alloy::providers::DynProvider>,
+    operator: alloy::primitives::Address,
+) -> Result<Vec<(SwornGame::GameOpened, alloy::rpc::types::Log)>> {
+    let latest = alloy::providers::Provider::get_block_number(&chain.provider)
+        .await
+        .map_err(|e| chain.rpc_error(e))?;
+    game.GameOpened_filter()
+        .topic2(operator)
+        .from_block(latest.saturating_sub(crate::chain::client::LOG_WINDOW))
+        .query()
+        .await
+        .map_err(|e| anyhow::anyhow!("reading the game's logs: {e}"))
 }
 
 fn phase_name(code: u8) -> &'static str {
@@ -363,16 +372,7 @@ async fn watch(a: WatchArgs, paths: &super::Paths) -> Result<i32> {
     let mut lost = 0usize;
     tracing::info!(operator = %lower_hex(&me), "watching for dispute games");
     loop {
-        let latest = alloy::providers::Provider::get_block_number(&chain.provider)
-            .await
-            .map_err(|e| chain.rpc_error(e))?;
-        let logs = game
-            .GameOpened_filter()
-            .topic2(me)
-            .from_block(latest.saturating_sub(crate::chain::client::LOG_WINDOW))
-            .query()
-            .await
-            .map_err(|e| anyhow::anyhow!("reading the game's logs: {e}"))?;
+        let logs = games_against(&chain, &game, me).await?;
         for (ev, _) in logs {
             if !seen.insert(ev.game) {
                 continue;
