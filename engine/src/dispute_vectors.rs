@@ -8,9 +8,10 @@
 //! their proofs, and the word.
 //!
 //! File layout (big-endian 32-bit words): the shape (`arch n_layer d n_head n_kv hd ff vocab
-//! window positions steps penalty eps`), the root (8 words), the leaf count, the weights root (8
-//! words), the penalty's bits, its window, the RoPE base's and local base's bits, the token
-//! count and the tokens, the case count, then
+//! window positions steps penalty eps candidates top_p min_p`), the root (8 words), the leaf
+//! count, the weights root (8 words), the penalty's bits, its window, the RoPE base's and local
+//! base's bits, the temperature's, top-p's and min-p's bits, the seed (high word first), the
+//! token count and the tokens, the case count, then
 //! per case `element value n_leaves (index words[32] n_proof proof[8 n_proof])* n_weights (slot
 //! code rows cols row n_bytes bytes[padded] n_row_proof proof* n_slot_proof proof*)* tokens?`.
 
@@ -18,6 +19,7 @@ use std::path::Path;
 
 use crate::error::{EngineError, Result};
 use crate::model::Arch;
+use crate::sampling::SamplingParams;
 use crate::synthetic::{write_model, Rng, SyntheticSpec};
 use crate::trace::layout::{Kind, LEAF};
 use crate::trace::record::{trace, Corruption, Trace};
@@ -25,7 +27,7 @@ use crate::trace::weights::Weights;
 use sworn_attest::trace_tree::TraceTree;
 
 /// The shape's words, as the executor's `SwornLayout.Shape` takes them.
-pub fn shape_words(t: &Trace) -> [u32; 13] {
+pub fn shape_words(t: &Trace) -> [u32; 16] {
     crate::trace::bind::shape_words(&t.layout.shape)
 }
 
@@ -91,25 +93,28 @@ fn cases(
     Ok(out)
 }
 
+/// Greedy sampling with repetition penalty `penalty` over the last 16 tokens.
+fn greedy_params(penalty: f32) -> SamplingParams {
+    SamplingParams {
+        repeat_penalty: penalty,
+        repeat_last_n: 16,
+        ..Default::default()
+    }
+}
+
 /// One trace's vector file: the model at `path` replaying `prompt` and three output tokens
-/// (any do: the trace holds what the model computes from them) under greedy sampling with
-/// repetition penalty `penalty`.
+/// (any do: the trace holds what the model computes from them) sampled with `params`.
 fn file(
     path: &Path,
     prompt: &[u32],
-    penalty: f32,
+    params: &SamplingParams,
     per: (usize, bool),
     rng: &mut Rng,
 ) -> Result<Vec<u8>> {
     let model = crate::model::Model::load(path, None)?;
     let rt = crate::kernels::Runner::new(crate::kernels::Isa::detect(), 1)?;
     let output: Vec<u32> = vec![7, 100, 42];
-    // Greedy, with the penalty over the last 16 tokens.
-    let params = crate::sampling::SamplingParams {
-        repeat_penalty: penalty,
-        repeat_last_n: 16,
-        ..Default::default()
-    };
+    let params = params.clone();
     let t = trace(&model, &rt, prompt, &output, &params, None)?;
     let tree = TraceTree::new(&t.words);
     let weights = Weights::load(path, &model.cfg)?;
@@ -127,6 +132,15 @@ fn file(
     put(&mut out, params.repeat_last_n);
     put(&mut out, model.cfg.rope_base.to_bits());
     put(&mut out, crate::trace::bind::local_base(&model.cfg));
+    for w in [
+        params.temperature.to_bits(),
+        params.top_p.to_bits(),
+        params.min_p.to_bits(),
+        (params.seed >> 32) as u32,
+        params.seed as u32,
+    ] {
+        put(&mut out, w);
+    }
     put(&mut out, tokens.len() as u32);
     for &tok in &tokens {
         put(&mut out, tok);
@@ -145,7 +159,7 @@ pub fn generate_real(models: &[(&str, &Path)]) -> Result<Vec<(String, Vec<u8>)>>
         let prompt: Vec<u32> = (0..70).map(|i| 100 + (i * 37 % 4000)).collect();
         files.push((
             name.to_string(),
-            file(path, &prompt, 1.1, (1, false), &mut rng)?,
+            file(path, &prompt, &greedy_params(1.1), (1, false), &mut rng)?,
         ));
     }
     Ok(files)
@@ -237,7 +251,7 @@ pub fn generate(dir: &Path) -> Result<Vec<(String, Vec<u8>)>> {
                 ..Default::default()
             },
             70,
-            1.0,
+            greedy_params(1.0),
         ),
         (
             "trace_llama3",
@@ -248,7 +262,7 @@ pub fn generate(dir: &Path) -> Result<Vec<(String, Vec<u8>)>> {
                 ..Default::default()
             },
             6,
-            1.0,
+            greedy_params(1.0),
         ),
         (
             "trace_kquants",
@@ -258,7 +272,7 @@ pub fn generate(dir: &Path) -> Result<Vec<(String, Vec<u8>)>> {
                 ..SyntheticSpec::k_quants()
             },
             5,
-            1.0,
+            greedy_params(1.0),
         ),
         (
             "trace_gemma3",
@@ -267,7 +281,7 @@ pub fn generate(dir: &Path) -> Result<Vec<(String, Vec<u8>)>> {
                 ..SyntheticSpec::gemma3()
             },
             12,
-            1.3,
+            greedy_params(1.3),
         ),
         (
             "trace_qwen2",
@@ -278,7 +292,7 @@ pub fn generate(dir: &Path) -> Result<Vec<(String, Vec<u8>)>> {
                 ..Default::default()
             },
             6,
-            0.8,
+            greedy_params(0.8),
         ),
         (
             "trace_qwen3",
@@ -289,16 +303,49 @@ pub fn generate(dir: &Path) -> Result<Vec<(String, Vec<u8>)>> {
                 ..Default::default()
             },
             6,
-            1.0,
+            greedy_params(1.0),
+        ),
+        (
+            // Every sampled step: penalty, temperature, the sort, top-p, min-p, the draw.
+            "trace_sampled",
+            SyntheticSpec {
+                kinds: vec![T::Q8_0],
+                n_layer: 1,
+                ..Default::default()
+            },
+            6,
+            SamplingParams {
+                temperature: 0.7,
+                top_p: 0.9,
+                min_p: 0.05,
+                seed: 0x1234_5678_9ABC,
+                ..greedy_params(1.1)
+            },
+        ),
+        (
+            // top-k's cut, a hot temperature, no top-p or min-p.
+            "trace_sampled_top_k",
+            SyntheticSpec {
+                kinds: vec![T::Q4_0],
+                n_layer: 1,
+                ..Default::default()
+            },
+            5,
+            SamplingParams {
+                temperature: 1.7,
+                top_k: 9,
+                seed: 77,
+                ..Default::default()
+            },
         ),
     ];
     let mut rng = Rng(0x7ACE);
     let mut files = Vec::new();
-    for (name, spec, prompt_len, penalty) in specs {
+    for (name, spec, prompt_len, params) in specs {
         let path = dir.join(format!("{name}.gguf"));
         write_model(&path, &spec)?;
         let prompt: Vec<u32> = (0..prompt_len).map(|i| (i * 29 % 250) as u32 + 3).collect();
-        let bytes = file(&path, &prompt, penalty, (4, true), &mut rng)?;
+        let bytes = file(&path, &prompt, &params, (4, true), &mut rng)?;
         files.push((name.to_string(), bytes));
     }
     Ok(files)

@@ -215,14 +215,140 @@ fn a_corruption_is_the_first_difference() {
     }
 }
 
+/// Sampling parameters that exercise every sampled step: temperatures hot and cold, top-k's
+/// cut, top-p, min-p, the penalty, and several seeds.
+fn sampled_params() -> Vec<SamplingParams> {
+    let mut out = Vec::new();
+    for seed in [1u64, 0xDEAD_BEEF_0042, u64::MAX] {
+        let base = SamplingParams {
+            temperature: 0.8,
+            seed,
+            ..greedy(1.0)
+        };
+        out.extend([
+            base.clone(),
+            SamplingParams {
+                top_p: 0.9,
+                min_p: 0.05,
+                ..greedy(1.2)
+            }
+            .with(0.7, seed),
+            SamplingParams {
+                top_k: 7,
+                top_p: 0.5,
+                ..base.clone()
+            },
+            SamplingParams {
+                top_k: 1,
+                ..base.clone()
+            },
+            SamplingParams {
+                min_p: 0.9,
+                ..base.clone()
+            }
+            .with(3.0, seed),
+        ]);
+    }
+    out
+}
+
+trait With {
+    fn with(self, temperature: f32, seed: u64) -> Self;
+}
+
+impl With for SamplingParams {
+    fn with(self, temperature: f32, seed: u64) -> Self {
+        SamplingParams {
+            temperature,
+            seed,
+            ..self
+        }
+    }
+}
+
+/// Sampled steps (docs/dispute.md §5.6): the trace's merge sort, top-p, min-p and draw give
+/// the engine's own sampled tokens (the tracer also checks each against `sampling::sample`),
+/// and the last merge level is the candidates in the total order.
 #[test]
-fn sampled_steps_are_refused_for_now() {
+fn an_honest_sampled_trace_samples_the_engines_tokens() {
+    for (name, spec) in specs() {
+        let e = engine(&synthetic(&format!("{name}-s.gguf"), &spec));
+        let prompt: Vec<u32> = (0..9).map(|i| (i * 53 % 250) as u32 + 2).collect();
+        for params in sampled_params() {
+            let output = generate(&e, &prompt, 5, &params);
+            let t = trace(&e.model, &e.runner, &prompt, &output, &params, None)
+                .unwrap_or_else(|err| panic!("{name} {params:?}: {err}"));
+            check_layout(&t);
+            for (n, &tok) in output.iter().enumerate() {
+                assert_eq!(t.token(n), tok, "{name} {params:?} step {n}");
+            }
+            let v = e.model.cfg.vocab;
+            let levels = t.layout.shape.merge_levels();
+            let scaled = t.layout.region(Kind::Scaled, None).unwrap().start as usize;
+            let sorted = t
+                .layout
+                .region(Kind::Merge { level: levels }, None)
+                .unwrap();
+            for n in 0..output.len() {
+                let l = &t.words[scaled + n * v..][..v];
+                let mut want: Vec<u32> = (0..v as u32).collect();
+                want.sort_by(|&a, &b| {
+                    f32::from_bits(l[b as usize])
+                        .total_cmp(&f32::from_bits(l[a as usize]))
+                        .then(a.cmp(&b))
+                });
+                let got: Vec<u32> = (0..v)
+                    .map(|k| t.words[sorted.start as usize + (n * v + k) * 2])
+                    .collect();
+                assert_eq!(got, want, "{name} step {n}: the sort");
+            }
+        }
+    }
+}
+
+/// A corruption of a sampled step's word is the first difference from the honest trace.
+#[test]
+fn a_sampled_corruption_is_the_first_difference() {
     let (name, spec) = specs().remove(0);
-    let e = engine(&synthetic(&format!("{name}-t.gguf"), &spec));
-    let mut params = greedy(1.0);
-    params.temperature = 0.7;
-    let err = trace(&e.model, &e.runner, &[1, 2], &[3], &params, None).unwrap_err();
-    assert!(err.to_string().contains("greedy"), "{err}");
+    let e = engine(&synthetic(&format!("{name}-sc.gguf"), &spec));
+    let prompt = vec![5, 9, 200, 31, 77];
+    let params = SamplingParams {
+        top_p: 0.95,
+        min_p: 0.01,
+        ..greedy(1.1)
+    }
+    .with(0.9, 3);
+    let output = generate(&e, &prompt, 3, &params);
+    let honest = trace(&e.model, &e.runner, &prompt, &output, &params, None).unwrap();
+    let (levels, v) = (honest.layout.shape.merge_levels(), e.model.cfg.vocab as u64);
+    assert!(levels >= 5, "{v} candidates");
+    let points = [
+        (Kind::Scaled, 300, 1 << 22),
+        (Kind::Merge { level: 1 }, 10, 1),
+        (Kind::Merge { level: 5 }, 2 * 300, 1),
+        (Kind::Merge { level: levels }, 2 * v + 4, 2),
+        (Kind::Weights, 3, 1 << 20),
+        (Kind::Cumsum, 2, 1 << 20),
+        (Kind::TopP, 1, 1),
+        (Kind::MinP, 0, 1),
+        (Kind::Draw, 0, 1),
+        (Kind::Sampled, 1, 1),
+    ];
+    for (kind, index, xor) in points {
+        let region = *honest.layout.region(kind, None).unwrap();
+        let c = Corruption {
+            kind,
+            layer: None,
+            index,
+            xor,
+        };
+        let bad = trace(&e.model, &e.runner, &prompt, &output, &params, Some(c))
+            .unwrap_or_else(|err| panic!("{kind:?}: {err}"));
+        let first = (0..honest.words.len())
+            .find(|&i| honest.words[i] != bad.words[i])
+            .unwrap_or_else(|| panic!("{name} {kind:?}: the corruption shows"));
+        assert_eq!(first as u64, region.start + index, "{name} {kind:?}");
+    }
 }
 
 /// The real SmolLM2 (Q4_1 and Q8_0) and Gemma 3 270M (Q5_0, Q8_0, Q4_K, Q6_K): the tracer's

@@ -42,9 +42,11 @@ pub fn tokens_hash(tokens: &[u32]) -> [u8; 32] {
     words_hash(&words)
 }
 
-/// The shape's 13 words as the executor's `SwornLayout.Shape` holds them.
-pub fn shape_words(s: &Shape) -> [u32; 13] {
+/// The shape's 16 words as the executor's `SwornLayout.Shape` holds them: the model's, the
+/// sequence's, then the sampled steps' (candidates, top-p, min-p; all 0 when greedy).
+pub fn shape_words(s: &Shape) -> [u32; 16] {
     let c = &s.cfg;
+    let sm = s.sampled;
     [
         arch_code(c.arch),
         c.n_layer as u32,
@@ -59,6 +61,9 @@ pub fn shape_words(s: &Shape) -> [u32; 13] {
         s.steps as u32,
         u32::from(s.penalty),
         c.rms_eps.to_bits(),
+        sm.map_or(0, |m| m.candidates as u32),
+        u32::from(sm.is_some_and(|m| m.top_p)),
+        u32::from(sm.is_some_and(|m| m.min_p)),
     ]
 }
 
@@ -68,29 +73,34 @@ pub fn local_base(cfg: &Config) -> u32 {
 }
 
 /// `keccak256(abi.encode(Context))` of `SwornExecutor.Context`: the shape's words, the weights
-/// root, the tokens' hash, the penalty's bits and its window, and the RoPE bases' bits (the
-/// local one 0 without a sliding window).
+/// root, the tokens' hash, the penalty's bits and its window, the RoPE bases' bits (the local
+/// one 0 without a sliding window), then the sampling's temperature, top-p and min-p bits and
+/// its seed.
 pub fn context_hash(
     s: &Shape,
     weights: [u8; 32],
     tokens: [u8; 32],
-    penalty: f32,
-    last_n: u32,
+    sampling: &SamplingParams,
 ) -> [u8; 32] {
     let mut words: Vec<[u8; 32]> = shape_words(s).iter().map(|&w| word(u64::from(w))).collect();
     words.extend([
         weights,
         tokens,
-        word(u64::from(penalty.to_bits())),
-        word(u64::from(last_n)),
+        word(u64::from(sampling.repeat_penalty.to_bits())),
+        word(u64::from(sampling.repeat_last_n)),
         word(u64::from(s.cfg.rope_base.to_bits())),
         word(u64::from(local_base(&s.cfg))),
+        word(u64::from(sampling.temperature.to_bits())),
+        word(u64::from(sampling.top_p.to_bits())),
+        word(u64::from(sampling.min_p.to_bits())),
+        word(sampling.seed),
     ]);
     words_hash(&words)
 }
 
-/// The binding of a greedy completion of `output` after `prompt` on the model `cfg` describes,
-/// whose weights root is `weights`. Refuses what the game does not cover (sampled steps).
+/// The binding of a completion of `output` after `prompt` on the model `cfg` describes, whose
+/// weights root is `weights`, sampled with `sampling` (greedy or not; a grammar's transcripts
+/// are refused before this, by the players and by the executor's `bind`).
 pub fn bind(
     cfg: &Config,
     weights: [u8; 32],
@@ -98,10 +108,8 @@ pub fn bind(
     output: &[u32],
     sampling: &SamplingParams,
 ) -> Result<Binding> {
-    if !sampling.is_greedy() {
-        return Err(EngineError::Unsupported(
-            "the dispute game covers greedy completions only, so far".into(),
-        ));
+    if let Err(why) = sampling.validate() {
+        return Err(EngineError::InvalidRequest(why));
     }
     if prompt.is_empty() || output.is_empty() {
         return Err(EngineError::InvalidRequest(
@@ -110,19 +118,13 @@ pub fn bind(
     }
     let mut tokens = prompt.to_vec();
     tokens.extend_from_slice(&output[..output.len() - 1]);
-    let layout = Layout::new(Shape {
-        cfg: cfg.clone(),
-        positions: tokens.len(),
-        steps: output.len(),
-        penalty: sampling.repeat_penalty != 1.0,
-    });
-    let context = context_hash(
-        &layout.shape,
-        weights,
-        tokens_hash(&tokens),
-        sampling.repeat_penalty,
-        sampling.repeat_last_n,
-    );
+    let layout = Layout::new(Shape::new(
+        cfg.clone(),
+        tokens.len(),
+        output.len(),
+        sampling,
+    ));
+    let context = context_hash(&layout.shape, weights, tokens_hash(&tokens), sampling);
     Ok(Binding {
         leaves: layout.leaves(),
         layout,

@@ -21,8 +21,10 @@ pub struct Reads {
 }
 
 /// What the step computing word `element` reads (nothing, for a leaf's padding). `tokens` is
-/// the teacher-forced sequence (prompt, then output tokens but the last).
-pub fn reads(layout: &Layout, element: u64, tokens: &[u32]) -> Result<Reads> {
+/// the teacher-forced sequence (prompt, then output tokens but the last); `trace` the trace's
+/// words before `element` at least (a sampled step's reads depend on them: the ids the sort
+/// compares, the kept counts).
+pub fn reads(layout: &Layout, element: u64, tokens: &[u32], trace: &[u32]) -> Result<Reads> {
     let r = *layout
         .region_of(element)
         .ok_or_else(|| EngineError::InvalidRequest(format!("word {element} is past the trace")))?;
@@ -318,6 +320,14 @@ pub fn reads(layout: &Layout, element: u64, tokens: &[u32]) -> Result<Reads> {
             out.push(start(Kind::MatOut { mat: Mat::Head }, None)? + i);
             reads_tokens = true;
         }
+        Kind::Scaled
+        | Kind::Merge { .. }
+        | Kind::Weights
+        | Kind::Cumsum
+        | Kind::TopP
+        | Kind::MinP
+        | Kind::Draw
+        | Kind::Sampled => out = sampled_reads(layout, r.kind, i, trace)?,
         Kind::RopeTable { table } => {
             // Table 0 reads Llama 3's frequency factors, or the proof that the file has none.
             if table == 0 {
@@ -337,6 +347,166 @@ pub fn reads(layout: &Layout, element: u64, tokens: &[u32]) -> Result<Reads> {
         weights,
         tokens: reads_tokens,
     })
+}
+
+/// The words a sampled step's word `i` of region `kind` reads (`docs/dispute.md` §5.6).
+fn sampled_reads(layout: &Layout, kind: Kind, i: u64, trace: &[u32]) -> Result<Vec<u64>> {
+    let s = &layout.shape;
+    let sm = s
+        .sampled
+        .ok_or_else(|| EngineError::Trace("a greedy layout has no sampled regions".into()))?;
+    let (v, k) = (s.cfg.vocab as u64, sm.candidates as u64);
+    let start = |kind: Kind| -> Result<u64> {
+        layout
+            .region(kind, None)
+            .map(|r| r.start)
+            .ok_or_else(|| EngineError::Trace(format!("no region {kind:?}")))
+    };
+    let at = |w: u64| -> Result<u32> {
+        trace
+            .get(w as usize)
+            .copied()
+            .ok_or_else(|| EngineError::Trace(format!("word {w} is past the trace given")))
+    };
+    let levels = s.merge_levels();
+    // Step n's scaled logits, sorted ids and running regions.
+    let step = |kind: Kind, n: u64| -> Result<u64> {
+        Ok(start(kind)?
+            + match kind {
+                Kind::Scaled => n * v,
+                Kind::Merge { .. } => n * v * 2,
+                Kind::Sampled => n,
+                _ => n * k,
+            })
+    };
+    let sorted = |n: u64, j: u64| -> Result<(Option<u64>, u32)> {
+        if levels == 0 {
+            return Ok((None, j as u32));
+        }
+        let w = step(Kind::Merge { level: levels }, n)? + 2 * j;
+        Ok((Some(w), at(w)?))
+    };
+    // The kept count after top-p and min-p, and the words it is read from.
+    let keep = |n: u64, out: &mut Vec<u64>| -> Result<u64> {
+        let kind = if sm.min_p {
+            Kind::MinP
+        } else if sm.top_p {
+            Kind::TopP
+        } else {
+            return Ok(k);
+        };
+        let w = step(kind, n)? + k - 1;
+        out.push(w);
+        let last = at(w)?;
+        Ok(if sm.min_p {
+            u64::from(last).max(1)
+        } else {
+            super::sample::top_p_keep(last, k as usize) as u64
+        })
+    };
+    let mut out = Vec::new();
+    match kind {
+        Kind::Scaled => {
+            let logits = if s.penalty {
+                start(Kind::Penalized)?
+            } else {
+                start(Kind::MatOut { mat: Mat::Head })?
+            };
+            out.push(logits + i);
+        }
+        Kind::Merge { level } => {
+            let (n, kk, half) = (i / (2 * v), (i / 2) % v, i % 2);
+            let _ = half;
+            let m = super::sample::merge_at(level, v as usize, kk as usize);
+            let here = step(kind, n)?;
+            let a = if m.q > 0 {
+                let w = here + 2 * kk - 1;
+                out.push(w);
+                at(w)? as usize
+            } else {
+                0
+            };
+            let scaled = step(Kind::Scaled, n)?;
+            let b = m.q.checked_sub(a);
+            let mut head = |j: usize| -> Result<()> {
+                let id = if level == 1 {
+                    j as u64
+                } else {
+                    let w = step(Kind::Merge { level: level - 1 }, n)? + 2 * j as u64;
+                    out.push(w);
+                    u64::from(at(w)?)
+                };
+                if id < v {
+                    out.push(scaled + id);
+                }
+                Ok(())
+            };
+            if a < m.alen {
+                head(m.a0 + a)?;
+            }
+            if let Some(b) = b.filter(|&b| b < m.blen) {
+                head(m.b0 + b)?;
+            }
+        }
+        Kind::Weights => {
+            let (n, j) = (i / k, i % k);
+            let scaled = step(Kind::Scaled, n)?;
+            for j in [0, j] {
+                let (w, id) = sorted(n, j)?;
+                out.extend(w);
+                out.push(scaled + u64::from(id).min(v - 1));
+            }
+        }
+        Kind::Cumsum => {
+            let (n, j) = (i / k, i % k);
+            out.push(step(Kind::Weights, n)? + j);
+            if j > 0 {
+                out.push(step(Kind::Cumsum, n)? + j - 1);
+            }
+        }
+        Kind::TopP => {
+            let (n, j) = (i / k, i % k);
+            let cum = step(Kind::Cumsum, n)?;
+            out.extend([cum + k - 1, cum + j]);
+            if j > 0 {
+                out.push(step(Kind::TopP, n)? + j - 1);
+            }
+        }
+        Kind::MinP => {
+            let (n, j) = (i / k, i % k);
+            if sm.top_p {
+                out.push(step(Kind::TopP, n)? + k - 1);
+            }
+            out.push(step(Kind::Weights, n)? + j);
+            if j > 0 {
+                out.push(step(Kind::MinP, n)? + j - 1);
+            }
+        }
+        Kind::Draw => {
+            let (n, j) = (i / k, i % k);
+            let kept = keep(n, &mut out)?;
+            let cum = step(Kind::Cumsum, n)?;
+            out.extend([cum + kept.clamp(1, k) - 1, cum + j]);
+            if j > 0 {
+                out.push(step(Kind::Draw, n)? + j - 1);
+            }
+        }
+        Kind::Sampled => {
+            let n = i;
+            let kept = keep(n, &mut out)?;
+            let w = step(Kind::Draw, n)? + k - 1;
+            out.push(w);
+            let pick = u64::from(at(w)?);
+            let index = if pick == 0 {
+                kept.clamp(1, k) - 1
+            } else {
+                (pick - 1).min(k - 1)
+            };
+            out.extend(sorted(n, index)?.0);
+        }
+        _ => unreachable!("only sampled kinds come here"),
+    }
+    Ok(out)
 }
 
 /// A product's rows, columns, input quantization and weight slot.

@@ -7,9 +7,12 @@
 //! regions of their own: a row's product every [`PIECES_PER_SEGMENT`] pieces, RMSNorm's eight
 //! lanes every [`NORM_SEGMENT`] elements, attention's maximum, sum and weighted sums every
 //! [`KEYS_PER_SEGMENT`] keys, and greedy sampling's maximum every [`ARGMAX_SEGMENT`] logits.
+//! A sampled step sorts its candidates by a merge sort whose every level is a region (each
+//! output word found from the one before it), then keeps running values per candidate.
 
 use crate::arch::{LayerMat, LayerVec};
 use crate::model::{Arch, Config};
+use crate::sampling::SamplingParams;
 
 /// Words per leaf of the trace tree.
 pub const LEAF: usize = 32;
@@ -104,6 +107,37 @@ pub enum Kind {
     Penalized,
     /// `[steps][segments][2]`: greedy sampling's running `(largest logit, its lowest id)`.
     Argmax,
+    /// `[steps][V]`: the logits divided by the temperature.
+    Scaled,
+    /// `[steps][V][2]`: level `level` (from 1) of the merge sort of the scaled logits in the
+    /// total order: runs of `2^level` candidates, each word pair `(id, a)` with `a` the number
+    /// of the run's first half taken so far.
+    Merge { level: usize },
+    /// `[steps][K]`: `w_j = exp(l_j - l_0)` of the first K sorted candidates.
+    Weights,
+    /// `[steps][K]`: the running sum of the weights, in order, from +0.
+    Cumsum,
+    /// `[steps][K]`: top-p's running cut: 0 until the running sum reaches `P * W`, then the
+    /// kept count.
+    TopP,
+    /// `[steps][K]`: min-p's running count of leading kept candidates with `w_j >= M`.
+    MinP,
+    /// `[steps][K]`: the draw's running choice: 0 until a kept running sum passes the target,
+    /// then that candidate's index plus one.
+    Draw,
+    /// `[steps]`: the sampled token.
+    Sampled,
+}
+
+/// What a sampled (temperature > 0) step's regions depend on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sampled {
+    /// Candidates after top-k: `top_k` when it is in `1..V`, else `V`.
+    pub candidates: usize,
+    /// Whether top-p applies (`top_p < 1`).
+    pub top_p: bool,
+    /// Whether min-p applies (`min_p > 0`).
+    pub min_p: bool,
 }
 
 /// One region: `len` words from `start` (a multiple of [`LEAF`]).
@@ -125,9 +159,37 @@ pub struct Shape {
     pub steps: usize,
     /// Whether sampling applies a repetition penalty (`repeat_penalty != 1`).
     pub penalty: bool,
+    /// The sampled steps' shape; `None` for greedy decoding.
+    pub sampled: Option<Sampled>,
 }
 
 impl Shape {
+    /// The shape of the replay of `steps` output tokens over `positions` positions sampled with
+    /// `params`.
+    pub fn new(cfg: Config, positions: usize, steps: usize, params: &SamplingParams) -> Shape {
+        let v = cfg.vocab;
+        let sampled = (!params.is_greedy()).then(|| Sampled {
+            candidates: match params.top_k as usize {
+                k if k > 0 && k < v => k,
+                _ => v,
+            },
+            top_p: params.top_p < 1.0,
+            min_p: params.min_p > 0.0,
+        });
+        Shape {
+            cfg,
+            positions,
+            steps,
+            penalty: params.repeat_penalty != 1.0,
+            sampled,
+        }
+    }
+
+    /// Levels of the merge sort of the vocabulary: `ceil(log2 V)`.
+    pub fn merge_levels(&self) -> usize {
+        merge_levels(self.cfg.vocab)
+    }
+
     /// Keys position `t` attends to on layer `li`.
     pub fn keys(&self, li: usize, t: usize) -> usize {
         t + 1 - self.cfg.first_key(self.cfg.is_sliding(li), t)
@@ -258,7 +320,26 @@ impl Layout {
         if s.penalty {
             b.push(Kind::Penalized, None, s.steps * v);
         }
-        b.push(Kind::Argmax, None, s.steps * s.argmax_segments() * 2);
+        match s.sampled {
+            None => b.push(Kind::Argmax, None, s.steps * s.argmax_segments() * 2),
+            Some(sm) => {
+                let (n, k) = (s.steps, sm.candidates);
+                b.push(Kind::Scaled, None, n * v);
+                for level in 1..=s.merge_levels() {
+                    b.push(Kind::Merge { level }, None, n * v * 2);
+                }
+                b.push(Kind::Weights, None, n * k);
+                b.push(Kind::Cumsum, None, n * k);
+                if sm.top_p {
+                    b.push(Kind::TopP, None, n * k);
+                }
+                if sm.min_p {
+                    b.push(Kind::MinP, None, n * k);
+                }
+                b.push(Kind::Draw, None, n * k);
+                b.push(Kind::Sampled, None, n);
+            }
+        }
         Layout {
             words: b.at,
             regions: b.regions,
@@ -284,8 +365,13 @@ impl Layout {
         self.regions.get(i).filter(|r| r.start <= element)
     }
 
-    /// The word holding output step `step`'s token: the id of the last greedy segment.
+    /// The word holding output step `step`'s token: the id of the last greedy segment, or the
+    /// sampled token.
     pub fn token_element(&self, step: usize) -> u64 {
+        if self.shape.sampled.is_some() {
+            let r = self.region(Kind::Sampled, None).expect("a sampled layout");
+            return r.start + step as u64;
+        }
         let r = self
             .region(Kind::Argmax, None)
             .expect("every layout samples");
@@ -334,6 +420,11 @@ impl Builder {
         self.push(Kind::MatPartial { mat }, layer, rows * out * (g - 1));
         self.push(Kind::MatOut { mat }, layer, rows * out);
     }
+}
+
+/// Levels of a merge sort of `n` elements: `ceil(log2 n)` (0 for one).
+pub fn merge_levels(n: usize) -> usize {
+    n.max(1).next_power_of_two().trailing_zeros() as usize
 }
 
 /// The architecture's code in the executor's shape.

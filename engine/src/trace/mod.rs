@@ -9,6 +9,7 @@ pub mod bind;
 pub mod inputs;
 pub mod layout;
 pub mod record;
+pub mod sample;
 pub mod weights;
 pub mod witness;
 

@@ -14,6 +14,7 @@ use std::cell::RefCell;
 
 use super::layout::{Kind, Layout, Mat, Norm, QuantOf, Shape, LEAF, QBLOCK_WORDS};
 use super::layout::{ARGMAX_SEGMENT, KEYS_PER_SEGMENT, NORM_SEGMENT, PIECES_PER_SEGMENT};
+use super::sample::{sample_step, StepWords};
 use crate::arch::LayerVec;
 use crate::backend::{Backend, Cpu, Gate, MatId, Positions, Qkv, VecId};
 use crate::canon::math::{dot8_f32, exp_f32, tree8};
@@ -70,8 +71,8 @@ impl Trace {
 /// The trace of the replay of a greedy completion: the teacher-forced pass over `prompt` and
 /// every `output` token but the last, then each step's sampling. The trace holds what the model
 /// computes, so where the output tokens are not the model's, its sampled tokens
-/// ([`Trace::token`]) say so. Only greedy sampling (`temperature` 0, with or without a
-/// repetition penalty) is laid out so far.
+/// ([`Trace::token`]) say so. Greedy and sampled steps alike (a grammar's mask is not traced:
+/// grammar-constrained transcripts stay with the committee).
 pub fn trace(
     model: &Model,
     rt: &Runner,
@@ -80,10 +81,8 @@ pub fn trace(
     params: &SamplingParams,
     corruption: Option<Corruption>,
 ) -> Result<Trace> {
-    if !params.is_greedy() {
-        return Err(EngineError::Unsupported(
-            "dispute traces cover greedy sampling only, so far".into(),
-        ));
+    if let Err(why) = params.validate() {
+        return Err(EngineError::InvalidRequest(why));
     }
     if prompt.is_empty() || output.is_empty() {
         return Err(EngineError::InvalidRequest(
@@ -92,12 +91,12 @@ pub fn trace(
     }
     let mut tokens = prompt.to_vec();
     tokens.extend_from_slice(&output[..output.len() - 1]);
-    let layout = Layout::new(Shape {
-        cfg: model.cfg.clone(),
-        positions: tokens.len(),
-        steps: output.len(),
-        penalty: params.repeat_penalty != 1.0,
-    });
+    let layout = Layout::new(Shape::new(
+        model.cfg.clone(),
+        tokens.len(),
+        output.len(),
+        params,
+    ));
     let tracer = Tracer::new(model, rt, &layout, corruption);
     let mut seq = model.new_sequence();
     let mut feeds = [Feed {
@@ -328,7 +327,7 @@ impl<'a> Tracer<'a> {
             .collect()
     }
 
-    /// Applies greedy sampling (and its repetition penalty) to each step's logits.
+    /// Applies sampling (and its repetition penalty) to each step's logits.
     fn sample(
         &self,
         logits: &[f32],
@@ -340,6 +339,7 @@ impl<'a> Tracer<'a> {
         let penalty = params.repeat_penalty != 1.0;
         let mut penalized = Vec::new();
         let mut argmax = Vec::new();
+        let mut sampled: Vec<StepWords> = Vec::new();
         for (n, row) in logits.chunks_exact(v).enumerate() {
             let mut l = row.to_vec();
             if penalty {
@@ -364,26 +364,22 @@ impl<'a> Tracer<'a> {
                 }
                 penalized.extend(l.iter().map(|&x| word(x)));
             }
-            let g = v.div_ceil(ARGMAX_SEGMENT);
-            let (mut best, mut id) = (f32::NEG_INFINITY, 0u32);
-            for s in 0..g {
-                for (i, &x) in l
-                    .iter()
-                    .enumerate()
-                    .take(((s + 1) * ARGMAX_SEGMENT).min(v))
-                    .skip(s * ARGMAX_SEGMENT)
-                {
-                    if x > best {
-                        (best, id) = (x, i as u32);
-                    }
+            let id = match self.layout.shape.sampled {
+                None => self.argmax(&l, n, &mut argmax),
+                Some(shape) => {
+                    let step = sample_step(&words(&l), params, shape, n as u64, |kind, i, w| {
+                        let at = match kind {
+                            Kind::Scaled => n * v + i,
+                            Kind::Merge { .. } => n * v * 2 + i,
+                            Kind::Sampled => n,
+                            _ => n * shape.candidates + i,
+                        };
+                        self.corrupt(kind, None, at, f32::from_bits(w)).to_bits()
+                    })?;
+                    sampled.push(step);
+                    sampled.last().expect("just pushed").token
                 }
-                let at = (n * g + s) * 2;
-                best = self.corrupt(Kind::Argmax, None, at, best);
-                id = self
-                    .corrupt(Kind::Argmax, None, at + 1, f32::from_bits(id))
-                    .to_bits();
-                argmax.extend([word(best), id]);
-            }
+            };
             if self.corruption.is_none() {
                 let mut history = prompt.to_vec();
                 history.extend_from_slice(&output[..n]);
@@ -396,7 +392,50 @@ impl<'a> Tracer<'a> {
             }
         }
         self.fill(Kind::Penalized, None, &penalized)?;
-        self.fill(Kind::Argmax, None, &argmax)
+        if self.layout.shape.sampled.is_none() {
+            return self.fill(Kind::Argmax, None, &argmax);
+        }
+        let join = |f: &dyn Fn(&StepWords) -> &[u32]| -> Vec<u32> {
+            sampled.iter().flat_map(|s| f(s).iter().copied()).collect()
+        };
+        self.fill(Kind::Scaled, None, &join(&|s| &s.scaled))?;
+        for level in 1..=self.layout.shape.merge_levels() {
+            self.fill(Kind::Merge { level }, None, &join(&|s| &s.merge[level - 1]))?;
+        }
+        self.fill(Kind::Weights, None, &join(&|s| &s.weights))?;
+        self.fill(Kind::Cumsum, None, &join(&|s| &s.cumsum))?;
+        self.fill(Kind::TopP, None, &join(&|s| &s.top_p))?;
+        self.fill(Kind::MinP, None, &join(&|s| &s.min_p))?;
+        self.fill(Kind::Draw, None, &join(&|s| &s.draw))?;
+        let tokens: Vec<u32> = sampled.iter().map(|s| s.token).collect();
+        self.fill(Kind::Sampled, None, &tokens)
+    }
+
+    /// Greedy sampling of step `n`'s logits `l`: its running `(largest, lowest id)` pairs
+    /// appended to `argmax`; the id.
+    fn argmax(&self, l: &[f32], n: usize, argmax: &mut Vec<u32>) -> u32 {
+        let v = l.len();
+        let g = v.div_ceil(ARGMAX_SEGMENT);
+        let (mut best, mut id) = (f32::NEG_INFINITY, 0u32);
+        for s in 0..g {
+            for (i, &x) in l
+                .iter()
+                .enumerate()
+                .take(((s + 1) * ARGMAX_SEGMENT).min(v))
+                .skip(s * ARGMAX_SEGMENT)
+            {
+                if x > best {
+                    (best, id) = (x, i as u32);
+                }
+            }
+            let at = (n * g + s) * 2;
+            best = self.corrupt(Kind::Argmax, None, at, best);
+            id = self
+                .corrupt(Kind::Argmax, None, at + 1, f32::from_bits(id))
+                .to_bits();
+            argmax.extend([word(best), id]);
+        }
+        id
     }
 }
 

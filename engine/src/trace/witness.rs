@@ -52,7 +52,7 @@ pub fn witness(
     tokens: &[u32],
     element: u64,
 ) -> Result<Witness> {
-    let r = reads(&trace.layout, element, tokens)?;
+    let r = reads(&trace.layout, element, tokens, &trace.words)?;
     let mut indices: Vec<u64> = r.words.iter().map(|w| w / LEAF as u64).collect();
     indices.dedup(); // `reads` sorts its words
     let leaves = indices
