@@ -34,9 +34,22 @@ use sworn_engine::trace::{trace, Trace};
 const MOVE_WINDOW: u64 = 600;
 const STEPS: usize = 3;
 
-/// Greedy decoding, the only sampling the game covers.
+/// Greedy decoding.
 fn params() -> SamplingParams {
     SamplingParams::default()
+}
+
+/// Sampled decoding with every filter of the draw: temperature, top-p, min-p, the penalty.
+fn sampled_params() -> SamplingParams {
+    SamplingParams {
+        temperature: 0.9,
+        top_p: 0.95,
+        min_p: 0.02,
+        repeat_penalty: 1.1,
+        repeat_last_n: 16,
+        seed: 0x5EED_0042,
+        ..params()
+    }
 }
 
 fn dir(name: &str) -> PathBuf {
@@ -199,6 +212,7 @@ fn wei(v: &Value) -> U256 {
 struct Engine {
     path: PathBuf,
     prompt: Vec<u32>,
+    params: SamplingParams,
     model: Model,
     rt: Runner,
     commitment: sworn_attest::ModelCommitment,
@@ -206,9 +220,14 @@ struct Engine {
 
 impl Engine {
     fn new(path: &Path, prompt: &[u32]) -> Engine {
+        Engine::sampling(path, prompt, params())
+    }
+
+    fn sampling(path: &Path, prompt: &[u32], params: SamplingParams) -> Engine {
         Engine {
             path: path.to_path_buf(),
             prompt: prompt.to_vec(),
+            params,
             model: Model::load(path, None).unwrap(),
             rt: Runner::new(Isa::detect(), 2).unwrap(),
             commitment: sworn_engine::commit::manifest(path).unwrap().commitment,
@@ -216,11 +235,13 @@ impl Engine {
     }
 
     fn trace(&self, out: &[u32], c: Option<Corruption>) -> Trace {
-        trace(&self.model, &self.rt, &self.prompt, out, &params(), c).unwrap()
+        trace(&self.model, &self.rt, &self.prompt, out, &self.params, c).unwrap()
     }
 
+    /// The completion (greedy or sampled, as `params` says) of an operator whose computation
+    /// `c` changes.
     fn greedy(&self, c: Option<Corruption>) -> Vec<u32> {
-        greedy(&self.model, &self.rt, &self.prompt, STEPS, &params(), c).unwrap()
+        greedy(&self.model, &self.rt, &self.prompt, STEPS, &self.params, c).unwrap()
     }
 
     fn weights(&self) -> Weights {
@@ -248,7 +269,7 @@ impl Engine {
             registry: address_bytes(&w.registry),
             address: address_bytes(&operator),
         };
-        let mut t = greedy_transcript(&self.commitment, &self.prompt, &params(), out, binding);
+        let mut t = greedy_transcript(&self.commitment, &self.prompt, &self.params, out, binding);
         key.sign(&mut t);
         let bundle = raw_bundle(&w.url, &operator, &w.registry, &t, batch, &w.work);
         (t, bundle)
@@ -432,7 +453,7 @@ fn liar_loses(
 /// shows in a later token only (the cheater's transcript is then wrong at a later step, which
 /// the challenger disputes).
 fn corruption(e: &Engine, point: &Point, honest: &[u32]) -> Corruption {
-    let c = effective_corruption(&e.model, &e.rt, &e.prompt, &params(), point, honest[0]);
+    let c = effective_corruption(&e.model, &e.rt, &e.prompt, &e.params, point, honest[0]);
     if e.greedy(Some(c)) != honest {
         return c;
     }
@@ -681,23 +702,20 @@ fn smollm2_dispute_games_on_a_real_chain() {
     assert_eq!(w.game(game)["phase"], "challenger won");
 
     // What the game does not take is refused before anything is sent, with the reason: a
-    // sampled completion (the committee's), and a model the transcript does not commit to.
+    // grammar-constrained completion (the committee's), and a model the transcript does not
+    // commit to.
     let binding = OperatorBinding {
         chain_id: 31337,
         registry: address_bytes(&w.registry),
         address: address_bytes(&address_of(&w.keys[2])),
     };
-    let sampled = SamplingParams {
-        temperature: 0.7,
-        seed: 9,
-        ..params()
-    };
-    let mut t = greedy_transcript(&e.commitment, &e.prompt, &sampled, &honest, binding);
+    let mut t = greedy_transcript(&e.commitment, &e.prompt, &params(), &honest, binding);
+    t.request.grammar = Some(r#"start: "yes" | "no""#.into());
     key.sign(&mut t);
     let bundle = raw_bundle(&w.url, &address_of(&w.keys[2]), &w.registry, &t, 1, &w.work);
     let out = expect(2, &refs(&w.dispute_args(1, &e.path, &["open", &bundle])));
     assert!(
-        out.contains("sampled completions go to the committee"),
+        out.contains("grammar-constrained completions go to the committee"),
         "{out}"
     );
     let (_, bundle) = e.anchored(&w, 2, &key, &honest, 2);
@@ -710,6 +728,55 @@ fn smollm2_dispute_games_on_a_real_chain() {
     }
     let out = expect(1, &refs(&w.dispute_args(1, &e.path, &["open", &bundle])));
     assert!(out.contains("nothing to dispute"), "{out}");
+    game += 1;
+
+    // Sampled completions (temperature 0.9, top-p 0.95, min-p 0.02, the penalty): cheaters at
+    // the sampled token, top-p's running sum, the merge sort's last level and the draw lose;
+    // an honest operator beats a liar about a word of the sort, executing the merge step.
+    let s = Engine::sampling(&model, &e.prompt, sampled_params());
+    let points = [
+        Point {
+            name: "sampled_token",
+            kind: Kind::Sampled,
+            layer: None,
+            index: 0,
+            xor: 1,
+        },
+        Point {
+            name: "top_p_running_sum",
+            kind: Kind::Cumsum,
+            layer: None,
+            index: 0,
+            xor: 0x0080_0000,
+        },
+        Point {
+            name: "merge_sort",
+            kind: Kind::Merge { level: 16 },
+            layer: None,
+            index: 0,
+            xor: 1,
+        },
+        Point {
+            name: "draw",
+            kind: Kind::Draw,
+            layer: None,
+            index: 0,
+            xor: 1,
+        },
+    ];
+    for (k, point) in points.iter().enumerate() {
+        cheater_loses(&w, &s, 13 + k, point, game);
+        game += 1;
+    }
+    let honest = s.greedy(None);
+    let (t, bundle) = s.anchored(&w, 2, &key, &honest, 3);
+    let mut lie = s.trace(&honest, None);
+    let sorted = lie.layout.region(Kind::Merge { level: 16 }, None).unwrap();
+    let word = sorted.start + 2; // the second candidate's id
+    lie.words[word as usize] ^= 1;
+    lie_about_last_token(&mut lie);
+    let ended = liar_loses(&w, &s, 2, &t, &bundle, lie, game);
+    assert_eq!(ended, word, "the game ends at the sort's word");
 }
 
 /// Cheaters at six points of Gemma 3 (Q4_K, Q5_0, Q6_K and Q8_0 products, attention's exp, the

@@ -12,6 +12,7 @@ import {SwornStepBase} from "./SwornStepBase.sol";
 import {SwornAttentionSteps} from "./SwornAttentionSteps.sol";
 import {SwornWeightSteps} from "./SwornWeightSteps.sol";
 import {SwornTableSteps} from "./SwornTableSteps.sol";
+import {SwornSampleSteps} from "./SwornSampleSteps.sol";
 import {SwornTranscript} from "./SwornTranscript.sol";
 
 /// @title SwornExecutor
@@ -25,9 +26,10 @@ import {SwornTranscript} from "./SwornTranscript.sol";
 /// residual adds, gated activations, attention (scores, running maximum, exponentials, running
 /// sums, transposed values, running weighted sums, outputs), RMSNorm (lanes, scales, outputs),
 /// activation quantization, the products' segments of every quantized type, biases, the
-/// embedding, RoPE's rotation, the repetition penalty and greedy sampling; weight rows are
-/// proven against the weights root (docs/dispute.md §5.5), tokens against their hash. Not
-/// built: sampled (temperature) steps, which `bind` refuses (they stay with the committee).
+/// embedding, RoPE's rotation, the repetition penalty, greedy sampling and sampled steps (the
+/// temperature, the merge sort, top-k, top-p, min-p and the draw); weight rows are proven
+/// against the weights root (docs/dispute.md §5.5), tokens against their hash.
+/// Grammar-constrained transcripts, which `bind` refuses, stay with the committee.
 contract SwornExecutor is ISwornExecutor, SwornStepBase {
     using SwornF32 for uint32;
 
@@ -35,11 +37,18 @@ contract SwornExecutor is ISwornExecutor, SwornStepBase {
     SwornAttentionSteps public immutable attention;
     SwornWeightSteps public immutable weightSteps;
     SwornTableSteps public immutable tableSteps;
+    SwornSampleSteps public immutable sampleSteps;
 
-    constructor(SwornAttentionSteps attention_, SwornWeightSteps weightSteps_, SwornTableSteps tableSteps_) {
+    constructor(
+        SwornAttentionSteps attention_,
+        SwornWeightSteps weightSteps_,
+        SwornTableSteps tableSteps_,
+        SwornSampleSteps sampleSteps_
+    ) {
         attention = attention_;
         weightSteps = weightSteps_;
         tableSteps = tableSteps_;
+        sampleSteps = sampleSteps_;
     }
 
     /// @notice The hash the execution context is committed by.
@@ -95,8 +104,8 @@ contract SwornExecutor is ISwornExecutor, SwornStepBase {
     /// @inheritdoc ISwornExecutor
     /// @dev `data` is `abi.encode(Binding)`. The transcript must be of format 4 (its model
     /// commitment carries the execution commitment), of the canonical arithmetic
-    /// `sworn-canon/1`, greedy (temperature 0) and without a grammar: sampled and
-    /// grammar-constrained steps stay with the committee.
+    /// `sworn-canon/1`, and without a grammar: grammar-constrained steps stay with the
+    /// committee. Greedy and sampled transcripts alike.
     function bind(bytes32 model, bytes32 request, bytes32 output, uint256 step, bytes calldata data)
         external
         pure
@@ -108,7 +117,6 @@ contract SwornExecutor is ISwornExecutor, SwornStepBase {
         require(outputCommitment(b.output, b.outputRest) == output, "executor: output");
         SwornTranscript.Request memory r = SwornTranscript.request(b.request);
         require(keccak256(r.specVersion) == SPEC, "executor: another canonical arithmetic");
-        require(r.temperature & 0x7FFFFFFF == 0, "executor: sampled steps go to the committee");
         require(!r.grammar, "executor: grammar-constrained steps go to the committee");
         require(b.model.exec.arch <= L.GEMMA3, "executor: architecture");
         uint256 n = b.output.length;
@@ -116,8 +124,12 @@ contract SwornExecutor is ISwornExecutor, SwornStepBase {
         Context memory x = contextFor(b, r);
         context = contextOf(x);
         leaves = L.words(x.shape) / L.LEAF;
-        uint256 g = L.segments(x.shape.vocab, L.ARGMAX_SEGMENT);
-        element = L.find(x.shape, L.ARGMAX, 0, L.NONE).start + (step * g + g - 1) * 2 + 1;
+        if (x.shape.candidates == 0) {
+            uint256 g = L.segments(x.shape.vocab, L.ARGMAX_SEGMENT);
+            element = L.find(x.shape, L.ARGMAX, 0, L.NONE).start + (step * g + g - 1) * 2 + 1;
+        } else {
+            element = L.find(x.shape, L.SAMPLED, 0, L.NONE).start + step;
+        }
         token = b.output[step];
     }
 
@@ -183,8 +195,17 @@ contract SwornExecutor is ISwornExecutor, SwornStepBase {
             p + n - 1,
             n,
             r.repeatPenalty != 0x3F800000,
-            uint32(e.eps)
+            uint32(e.eps),
+            0,
+            false,
+            false
         );
+        // A temperature's sign bit aside, 0 is greedy decoding (`SamplingParams::is_greedy`).
+        if (r.temperature & 0x7FFFFFFF != 0) {
+            x.shape.candidates = r.topK > 0 && r.topK < e.vocab ? r.topK : e.vocab;
+            x.shape.topP = SwornMath.lt(r.topP, 0x3F800000);
+            x.shape.minP = SwornMath.lt(0, r.minP);
+        }
         uint32[] memory tokens = new uint32[](p + n - 1);
         for (uint256 i = 0; i < p; i++) {
             tokens[i] = r.promptTokens[i];
@@ -198,6 +219,7 @@ contract SwornExecutor is ISwornExecutor, SwornStepBase {
         x.lastN = r.repeatLastN;
         x.ropeBase = uint32(e.ropeBase);
         x.localBase = uint32(e.localBase);
+        (x.temperature, x.topP, x.minP, x.seed) = (r.temperature, r.topP, r.minP, r.seed);
     }
 
     /// @inheritdoc ISwornExecutor
@@ -227,6 +249,7 @@ contract SwornExecutor is ISwornExecutor, SwornStepBase {
         // integer words (packed quants, ids) are returned as they are.
         uint256 k = c.r.kind;
         if (k == L.ROPE_TABLE) return tableSteps.step(c);
+        if (k >= L.SCALED) return sampleSteps.step(c);
         bool w = k == L.QUANT || k == L.EMBED || k == L.NORM_OUT || k == L.MAT_PARTIAL || k == L.MAT_OUT || k == L.BIAS
             || k == L.PENALIZED;
         return w ? weightSteps.step(c) : attention.step(c);

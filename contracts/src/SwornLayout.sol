@@ -46,6 +46,15 @@ library SwornLayout {
     uint256 internal constant GATED = 19;
     uint256 internal constant PENALIZED = 20;
     uint256 internal constant ARGMAX = 21;
+    /// A sampled step's regions (docs/dispute.md §5.6); `sub` of `MERGE` is its level, from 1.
+    uint256 internal constant SCALED = 22;
+    uint256 internal constant MERGE = 23;
+    uint256 internal constant WEIGHTS = 24;
+    uint256 internal constant CUMSUM = 25;
+    uint256 internal constant TOP_P = 26;
+    uint256 internal constant MIN_P = 27;
+    uint256 internal constant DRAW = 28;
+    uint256 internal constant SAMPLED = 29;
 
     /// `sub` of norm regions.
     uint256 internal constant ATTN_NORM = 0;
@@ -72,7 +81,9 @@ library SwornLayout {
     uint256 internal constant M_HEAD = 7;
 
     /// What a trace is laid out for. `window` is Gemma 3's sliding window (0: none);
-    /// `positions` the teacher-forced pass's length (prompt plus output tokens but the last).
+    /// `positions` the teacher-forced pass's length (prompt plus output tokens but the last);
+    /// `candidates` a sampled step's candidates after top-k (0: greedy decoding), `topP` and
+    /// `minP` whether those apply.
     struct Shape {
         uint256 arch;
         uint256 nLayer;
@@ -87,6 +98,9 @@ library SwornLayout {
         uint256 steps;
         bool penalty;
         uint32 eps;
+        uint256 candidates;
+        bool topP;
+        bool minP;
     }
 
     /// A region: what it holds and where.
@@ -292,7 +306,29 @@ library SwornLayout {
         quant(w, Q_HEAD, NONE, s.steps, s.d);
         mat(w, M_HEAD, NONE, s.steps, s.vocab, s.d);
         if (s.penalty) push(w, PENALIZED, 0, NONE, s.steps * s.vocab);
-        push(w, ARGMAX, 0, NONE, s.steps * segments(s.vocab, ARGMAX_SEGMENT) * 2);
+        if (s.candidates == 0) {
+            push(w, ARGMAX, 0, NONE, s.steps * segments(s.vocab, ARGMAX_SEGMENT) * 2);
+            return;
+        }
+        (uint256 n, uint256 k) = (s.steps, s.candidates);
+        push(w, SCALED, 0, NONE, n * s.vocab);
+        uint256 levels = mergeLevels(s.vocab);
+        for (uint256 l = 1; l <= levels; l++) {
+            push(w, MERGE, l, NONE, n * s.vocab * 2);
+        }
+        push(w, WEIGHTS, 0, NONE, n * k);
+        push(w, CUMSUM, 0, NONE, n * k);
+        if (s.topP) push(w, TOP_P, 0, NONE, n * k);
+        if (s.minP) push(w, MIN_P, 0, NONE, n * k);
+        push(w, DRAW, 0, NONE, n * k);
+        push(w, SAMPLED, 0, NONE, n);
+    }
+
+    /// Levels of the merge sort of `n` candidates: `ceil(log2 n)` (0 for one).
+    function mergeLevels(uint256 n) internal pure returns (uint256 l) {
+        while ((uint256(1) << l) < n) {
+            l++;
+        }
     }
 
     /// Words in a layer like layer `l` (all layers of one kind, sliding or not, are alike).

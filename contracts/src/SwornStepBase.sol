@@ -32,8 +32,9 @@ abstract contract SwornStepBase {
 
     /// What a trace is executed against beyond itself: its shape, the weights root, the hash
     /// of the teacher-forced tokens (`tokensHash`), the repetition penalty (`penalty` as
-    /// binary32 bits, over the last `lastN` tokens), and the RoPE tables' bases (binary32 bits;
-    /// `localBase` is 0 without a sliding window).
+    /// binary32 bits, over the last `lastN` tokens), the RoPE tables' bases (binary32 bits;
+    /// `localBase` is 0 without a sliding window), and the sampling's temperature, top-p and
+    /// min-p (binary32 bits) and seed.
     struct Context {
         L.Shape shape;
         bytes32 weights;
@@ -42,6 +43,10 @@ abstract contract SwornStepBase {
         uint256 lastN;
         uint32 ropeBase;
         uint32 localBase;
+        uint32 temperature;
+        uint32 topP;
+        uint32 minP;
+        uint64 seed;
     }
 
     /// A row of a weight tensor, with its proofs: `data` is row `row` of the tensor in slot

@@ -13,8 +13,12 @@ library SwornTranscript {
         bytes specVersion;
         uint32[] promptTokens;
         uint32 temperature;
+        uint32 topK;
+        uint32 topP;
+        uint32 minP;
         uint32 repeatPenalty;
         uint32 repeatLastN;
+        uint64 seed;
         bool grammar;
     }
 
@@ -76,13 +80,13 @@ library SwornTranscript {
             r.promptTokens[i] = u32(c);
         }
         r.temperature = u32(c);
-        u32(c); // top_k
-        u32(c); // top_p
-        u32(c); // min_p
+        r.topK = u32(c);
+        r.topP = u32(c);
+        r.minP = u32(c);
         r.repeatPenalty = u32(c);
         r.repeatLastN = u32(c);
-        need(c, 8); // seed
-        c.pos += 8;
+        uint64 high = u32(c); // (two statements: an expression's evaluation order is unspecified)
+        r.seed = (high << 32) | u32(c);
         u32(c); // max_tokens
         n = u32(c); // stop strings
         for (uint256 i = 0; i < n; i++) {

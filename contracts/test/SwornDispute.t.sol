@@ -7,6 +7,7 @@ import {SwornExecutor} from "../src/SwornExecutor.sol";
 import {SwornAttentionSteps} from "../src/SwornAttentionSteps.sol";
 import {SwornWeightSteps} from "../src/SwornWeightSteps.sol";
 import {SwornTableSteps} from "../src/SwornTableSteps.sol";
+import {SwornSampleSteps} from "../src/SwornSampleSteps.sol";
 import {TraceVectors} from "./TraceVectors.sol";
 import {MerkleBuilder} from "./MerkleBuilder.sol";
 
@@ -35,7 +36,9 @@ contract SwornDisputeTest is TraceVectors {
         vm.warp(1_000_000);
         vm.deal(op, 10 ether);
         vm.deal(challenger, 10 ether);
-        exec = new SwornExecutor(new SwornAttentionSteps(), new SwornWeightSteps(), new SwornTableSteps());
+        exec = new SwornExecutor(
+            new SwornAttentionSteps(), new SwornWeightSteps(), new SwornTableSteps(), new SwornSampleSteps()
+        );
         address predicted = vm.computeCreateAddress(address(this), vm.getNonce(address(this)) + 1);
         game = new SwornGame(SwornRegistry(predicted), exec, BOND, MOVE);
         address[] memory vs = new address[](1);

@@ -5,6 +5,7 @@ import {SwornExecutor} from "../src/SwornExecutor.sol";
 import {SwornAttentionSteps} from "../src/SwornAttentionSteps.sol";
 import {SwornWeightSteps} from "../src/SwornWeightSteps.sol";
 import {SwornTableSteps} from "../src/SwornTableSteps.sol";
+import {SwornSampleSteps} from "../src/SwornSampleSteps.sol";
 import {SwornLayout} from "../src/SwornLayout.sol";
 import {TraceVectors} from "./TraceVectors.sol";
 import {Vm} from "./Vm.sol";
@@ -17,7 +18,9 @@ contract SwornExecutorTest is TraceVectors {
     SwornExecutor exec;
 
     function setUp() public {
-        exec = new SwornExecutor(new SwornAttentionSteps(), new SwornWeightSteps(), new SwornTableSteps());
+        exec = new SwornExecutor(
+            new SwornAttentionSteps(), new SwornWeightSteps(), new SwornTableSteps(), new SwornSampleSteps()
+        );
     }
 
     struct File {
@@ -33,28 +36,45 @@ contract SwornExecutorTest is TraceVectors {
 
     function open(string memory name) internal view returns (File memory f) {
         f.data = vectors(name);
-        uint256[13] memory w;
-        for (uint256 i = 0; i < 13; i++) {
+        uint256[16] memory w;
+        for (uint256 i = 0; i < 16; i++) {
             w[i] = word(f.data, 4 * i);
         }
         f.x.shape = SwornLayout.Shape(
-            w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7], w[8], w[9], w[10], w[11] == 1, uint32(w[12])
+            w[0],
+            w[1],
+            w[2],
+            w[3],
+            w[4],
+            w[5],
+            w[6],
+            w[7],
+            w[8],
+            w[9],
+            w[10],
+            w[11] == 1,
+            uint32(w[12]),
+            w[13],
+            w[14] == 1,
+            w[15] == 1
         );
-        f.root = hashAt(f.data, 52);
-        f.leaves = word(f.data, 84);
-        f.x.weights = hashAt(f.data, 88);
-        f.x.penalty = word(f.data, 120);
-        f.x.lastN = word(f.data, 124);
-        f.x.ropeBase = word(f.data, 128);
-        f.x.localBase = word(f.data, 132);
-        uint256 n = word(f.data, 136);
+        f.root = hashAt(f.data, 64);
+        f.leaves = word(f.data, 96);
+        f.x.weights = hashAt(f.data, 100);
+        f.x.penalty = word(f.data, 132);
+        f.x.lastN = word(f.data, 136);
+        f.x.ropeBase = word(f.data, 140);
+        f.x.localBase = word(f.data, 144);
+        (f.x.temperature, f.x.topP, f.x.minP) = (word(f.data, 148), word(f.data, 152), word(f.data, 156));
+        f.x.seed = (uint64(word(f.data, 160)) << 32) | word(f.data, 164);
+        uint256 n = word(f.data, 168);
         f.tokens = new uint32[](n);
         for (uint256 i = 0; i < n; i++) {
-            f.tokens[i] = word(f.data, 140 + 4 * i);
+            f.tokens[i] = word(f.data, 172 + 4 * i);
         }
         f.x.tokens = exec.tokensHash(f.tokens);
-        f.cases = word(f.data, 140 + 4 * n);
-        f.at = 144 + 4 * n;
+        f.cases = word(f.data, 172 + 4 * n);
+        f.at = 176 + 4 * n;
     }
 
     /// Reads the case at `f.at` and advances past it: its element, value and witness.
@@ -122,7 +142,7 @@ contract SwornExecutorTest is TraceVectors {
 
     /// The kind of step a region holds, as a name for the gas table.
     function kindName(SwornLayout.Region memory r) internal pure returns (string memory) {
-        string[22] memory names = [
+        string[30] memory names = [
             "",
             "rope table",
             "embedding",
@@ -144,7 +164,15 @@ contract SwornExecutorTest is TraceVectors {
             "residual add",
             "gated activation",
             "penalty",
-            "greedy argmax"
+            "greedy argmax",
+            "temperature",
+            "merge sort",
+            "sampling weight",
+            "running weight sum",
+            "top-p cut",
+            "min-p cut",
+            "draw",
+            "sampled token"
         ];
         return string.concat(names[r.kind], " (", vm.toString(r.sub), ")");
     }
@@ -189,6 +217,16 @@ contract SwornExecutorTest is TraceVectors {
         real("trace_gemma3_270m");
     }
 
+    /// The sampled steps on the real vocabularies (49,152 and 262,144 candidates: 16 and 18
+    /// merge levels), temperature 0.7, top-p 0.9, min-p 0.02 and the penalty.
+    function test_smollm2_sampled_steps_match_and_fit_in_a_block() public {
+        real("trace_smollm2_sampled");
+    }
+
+    function test_gemma3_270m_sampled_steps_match_and_fit_in_a_block() public {
+        real("trace_gemma3_270m_sampled");
+    }
+
     // --- bind ---
 
     struct BindCase {
@@ -221,7 +259,7 @@ contract SwornExecutorTest is TraceVectors {
     /// trace size, the disputed token's word and the token), and refuses a tampered body.
     function checkBind(string memory name) internal view {
         BindCase memory c = bindCase(name);
-        require(c.takes, "a greedy transcript");
+        require(c.takes, "a transcript the game takes");
         (bytes32 context, uint256 leaves, uint256 element, uint32 token) =
             exec.bind(c.model, c.request, c.output, c.step, c.data);
         assertEq(context, c.context, "context");
@@ -247,14 +285,13 @@ contract SwornExecutorTest is TraceVectors {
         checkBind("bind_gemma3-greedy-chat");
     }
 
-    /// A sampled transcript stays with the committee.
-    function test_bind_refuses_sampled_transcripts() public {
-        for (uint256 i = 0; i < 2; i++) {
-            BindCase memory c = bindCase(i == 0 ? "bind_sampled-text" : "bind_gemma3-sampled-text");
-            assertTrue(!c.takes, "the engine refuses it too");
-            vm.expectRevert(bytes("executor: sampled steps go to the committee"));
-            exec.bind(c.model, c.request, c.output, c.step, c.data);
-        }
+    /// Sampled transcripts bind too (their steps are executable): the context carries the
+    /// temperature, top-p, min-p and seed, and the disputed token is the sampled region's.
+    function test_bind_sampled_smollm2_and_gemma3_transcripts() public view {
+        checkBind("bind_sampled-text");
+        checkBind("bind_sampled-chat");
+        checkBind("bind_gemma3-sampled-text");
+        checkBind("bind_gemma3-sampled-chat");
     }
 
     /// Each part of the executor fits the EVM's 24,576-byte code size limit (EIP-170).
@@ -263,6 +300,7 @@ contract SwornExecutorTest is TraceVectors {
         assertTrue(address(exec.attention()).code.length <= 24_576, "SwornAttentionSteps");
         assertTrue(address(exec.weightSteps()).code.length <= 24_576, "SwornWeightSteps");
         assertTrue(address(exec.tableSteps()).code.length <= 24_576, "SwornTableSteps");
+        assertTrue(address(exec.sampleSteps()).code.length <= 24_576, "SwornSampleSteps");
     }
 
     /// Llama 3's RoPE table 0 divides each frequency by the file's factor: a table step must
@@ -326,6 +364,14 @@ contract SwornExecutorTest is TraceVectors {
 
     function test_qwen2_steps_match_the_engine() public view {
         check("trace_qwen2");
+    }
+
+    /// Sampled steps: the temperature, the merge sort's levels, weights, running sums, top-p's
+    /// and min-p's cuts, the draw and the token (penalty 1.1, top-p 0.9, min-p 0.05), and top-k's
+    /// cut to 9 candidates at a hot temperature.
+    function test_sampled_steps_match_the_engine() public view {
+        check("trace_sampled");
+        check("trace_sampled_top_k");
     }
 
     function test_qwen3_steps_match_the_engine() public view {

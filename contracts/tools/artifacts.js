@@ -16,6 +16,7 @@ const CONTRACTS = [
   "SwornAttentionSteps",
   "SwornWeightSteps",
   "SwornTableSteps",
+  "SwornSampleSteps",
 ];
 const check = process.argv.includes("--check");
 let stale = 0;

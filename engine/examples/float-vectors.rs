@@ -99,7 +99,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let Some(model) = std::env::var_os(var) else {
             continue;
         };
-        let kinds = ["greedy-text", "greedy-chat", "sampled-text"];
+        let kinds = ["greedy-text", "greedy-chat", "sampled-text", "sampled-chat"];
         let names: Vec<String> = kinds.iter().map(|k| format!("{prefix}{k}")).collect();
         let paths: Vec<std::path::PathBuf> = names
             .iter()

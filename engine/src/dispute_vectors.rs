@@ -54,7 +54,14 @@ fn cases(
         if per_region > 1 {
             elements.push(r.start);
         }
-        for _ in 2..per_region {
+        // A sampled step's regions hold the running values the game is most subtle about:
+        // twelve more words each.
+        let extra = if is_sampled(r.kind) && per_region > 1 {
+            12
+        } else {
+            0
+        };
+        for _ in 2..per_region + extra {
             elements.push(r.start + rng.next_u64() % r.len);
         }
         if per_region == 1 && matches!(r.kind, Kind::Max | Kind::Sums | Kind::Weighted) {
@@ -100,6 +107,21 @@ fn greedy_params(penalty: f32) -> SamplingParams {
         repeat_last_n: 16,
         ..Default::default()
     }
+}
+
+/// Whether a region is a sampled step's.
+fn is_sampled(kind: Kind) -> bool {
+    matches!(
+        kind,
+        Kind::Scaled
+            | Kind::Merge { .. }
+            | Kind::Weights
+            | Kind::Cumsum
+            | Kind::TopP
+            | Kind::MinP
+            | Kind::Draw
+            | Kind::Sampled
+    )
 }
 
 /// One trace's vector file: the model at `path` replaying `prompt` and three output tokens
@@ -149,8 +171,9 @@ fn file(
     Ok(out)
 }
 
-/// Vector files of real models (`(file name, GGUF path)`): the last word of every region of
-/// the first layer and outside the layers, for the executor's gas on real shapes.
+/// Vector files of real models (`(file name, GGUF path)`, greedy, and `_sampled`): the last
+/// word of every region of the first layer and outside the layers, for the executor's gas on
+/// real shapes.
 pub fn generate_real(models: &[(&str, &Path)]) -> Result<Vec<(String, Vec<u8>)>> {
     let mut rng = Rng(0x8EA1);
     let mut files = Vec::new();
@@ -160,6 +183,18 @@ pub fn generate_real(models: &[(&str, &Path)]) -> Result<Vec<(String, Vec<u8>)>>
         files.push((
             name.to_string(),
             file(path, &prompt, &greedy_params(1.1), (1, false), &mut rng)?,
+        ));
+        // And sampled, with every filter: the sort's levels and the draw on the real vocabulary.
+        let sampled = SamplingParams {
+            temperature: 0.7,
+            top_p: 0.9,
+            min_p: 0.02,
+            seed: 42,
+            ..greedy_params(1.1)
+        };
+        files.push((
+            format!("{name}_sampled"),
+            file(path, &prompt, &sampled, (1, false), &mut rng)?,
         ));
     }
     Ok(files)

@@ -60,3 +60,13 @@ pub mod table_steps {
         "contracts/artifacts/SwornTableSteps.json"
     );
 }
+
+/// The executor's sampled steps (temperature, the merge sort, top-p, min-p, the draw).
+pub mod sample_steps {
+    alloy::sol!(
+        #[sol(rpc)]
+        #[allow(missing_docs)]
+        SwornSampleSteps,
+        "contracts/artifacts/SwornSampleSteps.json"
+    );
+}

@@ -235,9 +235,6 @@ fn check_coverage(t: &Transcript, cfg: &Config, weights: &Weights) -> Result<()>
             t.version
         );
     };
-    if !t.request.sampling.is_greedy() {
-        bail!("sampled completions go to the committee (`sworn challenge dispute`), so far");
-    }
     if t.request.grammar.is_some() {
         bail!("grammar-constrained completions go to the committee (`sworn challenge dispute`)");
     }

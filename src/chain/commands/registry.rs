@@ -246,7 +246,9 @@ async fn deploy(a: DeployArgs) -> Result<i32> {
 /// transaction will create (the game names its registry, and the registry checks the game
 /// names it back); returns the game's address.
 async fn deploy_game(chain: &Chain, a: &DeployArgs) -> Result<Address> {
-    use crate::chain::bindings::{attention_steps, executor, game, table_steps, weight_steps};
+    use crate::chain::bindings::{
+        attention_steps, executor, game, sample_steps, table_steps, weight_steps,
+    };
     let p = chain.provider.clone();
     let err = |what: &'static str| move |e| decode_error(what, e);
     let attention = attention_steps::SwornAttentionSteps::deploy(p.clone())
@@ -258,11 +260,15 @@ async fn deploy_game(chain: &Chain, a: &DeployArgs) -> Result<Address> {
     let tables = table_steps::SwornTableSteps::deploy(p.clone())
         .await
         .map_err(err("deploying the executor's table steps"))?;
+    let samples = sample_steps::SwornSampleSteps::deploy(p.clone())
+        .await
+        .map_err(err("deploying the executor's sampled steps"))?;
     let exec = executor::SwornExecutor::deploy(
         p.clone(),
         *attention.address(),
         *weights.address(),
         *tables.address(),
+        *samples.address(),
     )
     .await
     .map_err(err("deploying the executor"))?;
