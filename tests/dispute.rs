@@ -22,7 +22,7 @@ use sworn::chain::dispute::{self, Player, Side};
 use sworn::chain::Chain;
 use sworn_attest::{OperatorBinding, OperatorKey, Transcript};
 use sworn_engine::arch::LayerMat;
-use sworn_engine::dispute_vectors::{effective_corruption, greedy, greedy_transcript, Point};
+use sworn_engine::dispute_vectors::{completion, effective_corruption, transcript_of, Point};
 use sworn_engine::kernels::{Isa, Runner};
 use sworn_engine::model::Model;
 use sworn_engine::sampling::SamplingParams;
@@ -240,8 +240,8 @@ impl Engine {
 
     /// The completion (greedy or sampled, as `params` says) of an operator whose computation
     /// `c` changes.
-    fn greedy(&self, c: Option<Corruption>) -> Vec<u32> {
-        greedy(&self.model, &self.rt, &self.prompt, STEPS, &self.params, c).unwrap()
+    fn complete(&self, c: Option<Corruption>) -> Vec<u32> {
+        completion(&self.model, &self.rt, &self.prompt, STEPS, &self.params, c).unwrap()
     }
 
     fn weights(&self) -> Weights {
@@ -269,7 +269,7 @@ impl Engine {
             registry: address_bytes(&w.registry),
             address: address_bytes(&operator),
         };
-        let mut t = greedy_transcript(&self.commitment, &self.prompt, &self.params, out, binding);
+        let mut t = transcript_of(&self.commitment, &self.prompt, &self.params, out, binding);
         key.sign(&mut t);
         let bundle = raw_bundle(&w.url, &operator, &w.registry, &t, batch, &w.work);
         (t, bundle)
@@ -321,9 +321,9 @@ fn address_bytes(a: &str) -> [u8; 20] {
 /// corrupted word.
 fn cheater_loses(w: &World, e: &Engine, i: usize, point: &Point, game_id: u64) {
     let key = w.register(i);
-    let honest = e.greedy(None);
+    let honest = e.complete(None);
     let c = corruption(e, point, &honest);
-    let out = e.greedy(Some(c));
+    let out = e.complete(Some(c));
     assert_ne!(
         out, honest,
         "{}: the corruption changes the output",
@@ -454,7 +454,7 @@ fn liar_loses(
 /// the challenger disputes).
 fn corruption(e: &Engine, point: &Point, honest: &[u32]) -> Corruption {
     let c = effective_corruption(&e.model, &e.rt, &e.prompt, &e.params, point, honest[0]);
-    if e.greedy(Some(c)) != honest {
+    if e.complete(Some(c)) != honest {
         return c;
     }
     Corruption {
@@ -622,7 +622,7 @@ fn smollm2_dispute_games_on_a_real_chain() {
     // An honest operator (wallet 2) against a challenger (wallet 1) that lies about the last
     // step's token: the operator defends with `sworn dispute respond` and wins the liar's bond.
     let key = w.register(2);
-    let honest = e.greedy(None);
+    let honest = e.complete(None);
     let (t, bundle) = e.anchored(&w, 2, &key, &honest, 0);
     let lie = {
         let mut tr = e.trace(&honest, None);
@@ -709,7 +709,7 @@ fn smollm2_dispute_games_on_a_real_chain() {
         registry: address_bytes(&w.registry),
         address: address_bytes(&address_of(&w.keys[2])),
     };
-    let mut t = greedy_transcript(&e.commitment, &e.prompt, &params(), &honest, binding);
+    let mut t = transcript_of(&e.commitment, &e.prompt, &params(), &honest, binding);
     t.request.grammar = Some(r#"start: "yes" | "no""#.into());
     key.sign(&mut t);
     let bundle = raw_bundle(&w.url, &address_of(&w.keys[2]), &w.registry, &t, 1, &w.work);
@@ -768,7 +768,7 @@ fn smollm2_dispute_games_on_a_real_chain() {
         cheater_loses(&w, &s, 13 + k, point, game);
         game += 1;
     }
-    let honest = s.greedy(None);
+    let honest = s.complete(None);
     let (t, bundle) = s.anchored(&w, 2, &key, &honest, 3);
     let mut lie = s.trace(&honest, None);
     let sorted = lie.layout.region(Kind::Merge { level: 16 }, None).unwrap();
@@ -853,7 +853,7 @@ fn gemma3_dispute_games_on_a_real_chain() {
     // position 4, pair 100's cosine): the honest operator executes it on chain and wins.
     let op = 3 + points.len();
     let key = w.register(op);
-    let honest = e.greedy(None);
+    let honest = e.complete(None);
     let (t, bundle) = e.anchored(&w, op, &key, &honest, 0);
     let mut lie = e.trace(&honest, None);
     let table = lie

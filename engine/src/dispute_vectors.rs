@@ -481,9 +481,10 @@ fn put_witness(
     Ok(())
 }
 
-/// The greedy completion of `steps` tokens after `prompt` by an operator whose computation is
-/// changed by `corruption` (none: an honest one), one token at a time as a server decodes.
-pub fn greedy(
+/// The completion of `steps` tokens after `prompt`, sampled with `params` (greedy or not), by an
+/// operator whose computation is changed by `corruption` (none: an honest one), one token at a
+/// time as a server decodes.
+pub fn completion(
     model: &crate::model::Model,
     rt: &crate::kernels::Runner,
     prompt: &[u32],
@@ -536,9 +537,9 @@ pub fn effective_corruption(
     c
 }
 
-/// An unsigned format-4 transcript of the greedy completion `out` of `prompt` on the model
+/// An unsigned format-4 transcript of the completion `out` of `prompt` (sampled with `params`) on the model
 /// `commitment` commits to, naming `operator` (chain id, registry, address) in its meta.
-pub fn greedy_transcript(
+pub fn transcript_of(
     commitment: &sworn_attest::ModelCommitment,
     prompt: &[u32],
     params: &crate::sampling::SamplingParams,
@@ -605,10 +606,10 @@ pub fn generate_games(
     let steps = 4;
     let params = crate::sampling::SamplingParams::default(); // greedy
     let greedy_from = |corruption: Option<Corruption>| -> Result<Vec<u32>> {
-        greedy(&model, &rt, &prompt, steps, &params, corruption)
+        completion(&model, &rt, &prompt, steps, &params, corruption)
     };
     let transcript_of = |out: &[u32]| {
-        greedy_transcript(
+        transcript_of(
             &manifest.commitment,
             &prompt,
             &params,

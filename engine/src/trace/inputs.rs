@@ -415,8 +415,8 @@ fn sampled_reads(layout: &Layout, kind: Kind, i: u64, trace: &[u32]) -> Result<V
             out.push(logits + i);
         }
         Kind::Merge { level } => {
-            let (n, kk, half) = (i / (2 * v), (i / 2) % v, i % 2);
-            let _ = half;
+            // Both words of a pair (the id and the count) read the same.
+            let (n, kk) = (i / (2 * v), (i / 2) % v);
             let m = super::sample::merge_at(level, v as usize, kk as usize);
             let here = step(kind, n)?;
             let a = if m.q > 0 {
