@@ -168,7 +168,7 @@ impl Shape {
     /// `params`.
     pub fn new(cfg: Config, positions: usize, steps: usize, params: &SamplingParams) -> Shape {
         let v = cfg.vocab;
-        let sampled = (!params.is_greedy()).then(|| Sampled {
+        let sampled = (!params.is_greedy()).then_some(Sampled {
             candidates: match params.top_k as usize {
                 k if k > 0 && k < v => k,
                 _ => v,
