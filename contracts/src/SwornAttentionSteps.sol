@@ -30,7 +30,39 @@ contract SwornAttentionSteps is SwornStepBase {
         if (k == L.NORM_SCALE) return normScale(c);
         if (k == L.ROPE) return rope(c);
         if (k == L.ARGMAX) return argmax(c);
+        if (k == L.MAT_PARTIAL || k == L.MAT_OUT) return floatProduct(c);
         revert("executor: not an attention step");
+    }
+
+    /// A float (F32, F16, BF16) matrix's product, spec §1.3's eight-lane dot product like the
+    /// scores': lane `l` after segment `sg` folds its 16 elements of the segment (128 columns)
+    /// into the lane's value after the segment before (+0 first); the output is `tree8` of the
+    /// last segment's lanes. The activations are not quantized.
+    function floatProduct(Ctx memory c) private pure returns (uint32) {
+        (uint256 rows, uint256 cols, uint256 q) = matShape(c.s, c.r.sub);
+        uint256 segs = L.segments(cols, L.FLOAT_SEGMENT);
+        if (c.r.kind == L.MAT_OUT) {
+            uint256 lanes = region(c, L.MAT_PARTIAL, c.r.sub, c.r.layer) + (c.i * segs + segs - 1) * 8;
+            uint32[8] memory a;
+            for (uint256 l = 0; l < 8; l++) {
+                a[l] = word(c, lanes + l);
+            }
+            return SwornMath.tree8(a);
+        }
+        uint256 row = (c.i / (segs * 8)) % rows;
+        Weight memory w = weightRow(c, matSlot(c.r.sub, c.r.layer), row);
+        require(w.rows == rows && w.cols == cols, "executor: matrix shape");
+        (uint256 x,, uint256 row0) = activations(c, q, c.r.layer);
+        return lane(c, w, x + (row0 + c.i / (rows * segs * 8)) * cols, (c.i / 8) % segs);
+    }
+
+    /// Lane `c.i % 8` of segment `sg` of the product of the row `w` with the activations at `x`.
+    function lane(Ctx memory c, Weight memory w, uint256 x, uint256 sg) private pure returns (uint32 acc) {
+        if (sg > 0) acc = word(c, c.r.start + c.i - 8);
+        uint256 end = (sg + 1) * L.FLOAT_SEGMENT < w.cols ? (sg + 1) * L.FLOAT_SEGMENT : w.cols;
+        for (uint256 e = sg * L.FLOAT_SEGMENT + c.i % 8; e < end; e += 8) {
+            acc = acc.add(word(c, x + e).mul(valueAt(w, e)));
+        }
     }
 
     /// Where a (position, head) row of attention lies.

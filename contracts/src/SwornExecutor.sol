@@ -89,13 +89,16 @@ contract SwornExecutor is ISwornExecutor, SwornStepBase {
         ExecModel exec;
     }
 
-    /// `bind`'s data: the model commitment's preimage, the request's body, the output tokens and
-    /// the rest of the output's body (docs/dispute.md §6.1).
+    /// `bind`'s data: the model commitment's preimage, the request's body, the output tokens,
+    /// the rest of the output's body, and every weight slot's leaf preimage (44 bytes each:
+    /// `u32 type, u32 rows, u32 cols, bytes32 row root`), which must make the execution
+    /// model's weights root and tell the float matrices (docs/dispute.md §6.1).
     struct Binding {
         ModelPreimage model;
         bytes request;
         uint32[] output;
         bytes outputRest;
+        bytes slots;
     }
 
     /// The canonical arithmetic the executor implements.
@@ -119,6 +122,7 @@ contract SwornExecutor is ISwornExecutor, SwornStepBase {
         require(keccak256(r.specVersion) == SPEC, "executor: another canonical arithmetic");
         require(!r.grammar, "executor: grammar-constrained steps go to the committee");
         require(b.model.exec.arch <= L.GEMMA3, "executor: architecture");
+        require(slotsRoot(b.slots) == b.model.exec.weights, "executor: the slots are not the weights root");
         uint256 n = b.output.length;
         require(step < n && r.promptTokens.length > 0, "executor: no such step");
         Context memory x = contextFor(b, r);
@@ -176,6 +180,62 @@ contract SwornExecutor is ISwornExecutor, SwornStepBase {
         return sha256(abi.encodePacked("sworn.output.v2\x00", packed, rest));
     }
 
+    /// The weights root over the slots' leaves (`keccak256(0x00 || 44 bytes)` each), in the
+    /// trace tree's shape (`SwornTrace`): pairs hashed level by level, an odd last node carried
+    /// up, which is RFC 6962's largest-power-of-two split.
+    function slotsRoot(bytes memory slots) private pure returns (bytes32) {
+        require(slots.length % 44 == 0 && slots.length > 0, "executor: slots");
+        uint256 n = slots.length / 44;
+        bytes32[] memory level = new bytes32[](n);
+        for (uint256 i = 0; i < n; i++) {
+            bytes32 h;
+            assembly {
+                let p := add(add(slots, 32), mul(i, 44))
+                // 0x00 || the 44 bytes, hashed from scratch memory past the free pointer.
+                let m := mload(0x40)
+                mstore8(m, 0)
+                mcopy(add(m, 1), p, 44)
+                h := keccak256(m, 45)
+            }
+            level[i] = h;
+        }
+        while (n > 1) {
+            uint256 m = 0;
+            for (uint256 i = 0; i + 1 < n; i += 2) {
+                level[m++] = SwornTrace.nodeHash(level[i], level[i + 1]);
+            }
+            if (n % 2 == 1) level[m++] = level[n - 1];
+            n = m;
+        }
+        return level[0];
+    }
+
+    /// The float matrices (`SwornLayout.Shape.floatMats`) by the slots' types (F32 0, F16 1,
+    /// BF16 30): bit `m` for the layers' matrices `m`, which must be float on every layer or
+    /// on none, and bit 7 for the head (slot 2).
+    function floatMats(bytes memory slots, uint256 nLayer) private pure returns (uint256 bits) {
+        if (isFloat(slots, 2)) bits = 1 << L.M_HEAD;
+        for (uint256 m = 0; m < 7; m++) {
+            bool first = isFloat(slots, GLOBAL_SLOTS + m);
+            for (uint256 l = 1; l < nLayer; l++) {
+                require(
+                    isFloat(slots, GLOBAL_SLOTS + LAYER_SLOTS * l + m) == first,
+                    "executor: a matrix role mixes float and quantized layers (the committee's)"
+                );
+            }
+            if (first) bits |= 1 << m;
+        }
+    }
+
+    function isFloat(bytes memory slots, uint256 slot) private pure returns (bool) {
+        require(slots.length >= (slot + 1) * 44, "executor: slots");
+        uint256 code;
+        assembly {
+            code := shr(224, mload(add(add(slots, 32), mul(slot, 44))))
+        }
+        return code == 0 || code == 1 || code == 30;
+    }
+
     /// The execution context of a bound transcript: its shape, weights root, the
     /// teacher-forced tokens (the prompt, then every output token but the last) and its penalty.
     function contextFor(Binding memory b, SwornTranscript.Request memory r) private pure returns (Context memory x) {
@@ -198,7 +258,8 @@ contract SwornExecutor is ISwornExecutor, SwornStepBase {
             uint32(e.eps),
             0,
             false,
-            false
+            false,
+            floatMats(b.slots, e.nLayer)
         );
         // A temperature's sign bit aside, 0 is greedy decoding (`SamplingParams::is_greedy`).
         if (r.temperature & 0x7FFFFFFF != 0) {
@@ -250,8 +311,10 @@ contract SwornExecutor is ISwornExecutor, SwornStepBase {
         uint256 k = c.r.kind;
         if (k == L.ROPE_TABLE) return tableSteps.step(c);
         if (k >= L.SCALED) return sampleSteps.step(c);
-        bool w = k == L.QUANT || k == L.EMBED || k == L.NORM_OUT || k == L.MAT_PARTIAL || k == L.MAT_OUT || k == L.BIAS
-            || k == L.PENALIZED;
+        // A float matrix's product is an eight-lane dot product, as attention's scores are.
+        bool product = k == L.MAT_PARTIAL || k == L.MAT_OUT;
+        if (product && L.floatMat(c.s, c.r.sub)) return attention.step(c);
+        bool w = k == L.QUANT || k == L.EMBED || k == L.NORM_OUT || product || k == L.BIAS || k == L.PENALIZED;
         return w ? weightSteps.step(c) : attention.step(c);
     }
 }

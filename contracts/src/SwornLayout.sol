@@ -14,6 +14,8 @@ library SwornLayout {
     uint256 internal constant NORM_SEGMENT = 128;
     uint256 internal constant KEYS_PER_SEGMENT = 64;
     uint256 internal constant ARGMAX_SEGMENT = 256;
+    /// Elements of a float matrix row one product step folds into its eight lanes.
+    uint256 internal constant FLOAT_SEGMENT = 128;
     uint256 internal constant QBLOCK_WORDS = 16;
     /// `layer` of the regions outside the layers.
     uint256 internal constant NONE = type(uint256).max;
@@ -83,7 +85,8 @@ library SwornLayout {
     /// What a trace is laid out for. `window` is Gemma 3's sliding window (0: none);
     /// `positions` the teacher-forced pass's length (prompt plus output tokens but the last);
     /// `candidates` a sampled step's candidates after top-k (0: greedy decoding), `topP` and
-    /// `minP` whether those apply.
+    /// `minP` whether those apply; `floatMats` the float (F32, F16, BF16) matrices, bit `sub`
+    /// of each product (`M_Q` .. `M_HEAD`).
     struct Shape {
         uint256 arch;
         uint256 nLayer;
@@ -101,6 +104,7 @@ library SwornLayout {
         uint256 candidates;
         bool topP;
         bool minP;
+        uint256 floatMats;
     }
 
     /// A region: what it holds and where.
@@ -161,6 +165,11 @@ library SwornLayout {
     /// The window of layer `l`: its key count cap, or 0 for none.
     function windowOf(Shape memory s, uint256 l) internal pure returns (uint256) {
         return sliding(s, l) ? s.window : 0;
+    }
+
+    /// Whether the product `sub` (`M_Q` .. `M_HEAD`) is a float matrix's (eight-lane partials).
+    function floatMat(Shape memory s, uint256 sub) internal pure returns (bool) {
+        return (s.floatMats >> sub) & 1 == 1;
     }
 
     function qd(Shape memory s) internal pure returns (uint256) {
@@ -276,9 +285,13 @@ library SwornLayout {
         push(w, QUANT, sub, layer, rows * (cols / 32) * QBLOCK_WORDS);
     }
 
-    function mat(Walk memory w, uint256 sub, uint256 layer, uint256 rows, uint256 out, uint256 cols) private pure {
-        uint256 g = segments(cols / 32, PIECES_PER_SEGMENT);
-        push(w, MAT_PARTIAL, sub, layer, rows * out * (g - 1));
+    function mat(Walk memory w, Shape memory s, uint256 sub, uint256 layer, uint256 rows, uint256 out, uint256 cols)
+        private
+        pure
+    {
+        uint256 partials =
+            floatMat(s, sub) ? segments(cols, FLOAT_SEGMENT) * 8 : segments(cols / 32, PIECES_PER_SEGMENT) - 1;
+        push(w, MAT_PARTIAL, sub, layer, rows * out * partials);
         push(w, MAT_OUT, sub, layer, rows * out);
     }
 
@@ -304,7 +317,7 @@ library SwornLayout {
         }
         norm(w, OUT_NORM, NONE, t, s.d);
         quant(w, Q_HEAD, NONE, s.steps, s.d);
-        mat(w, M_HEAD, NONE, s.steps, s.vocab, s.d);
+        mat(w, s, M_HEAD, NONE, s.steps, s.vocab, s.d);
         if (s.penalty) push(w, PENALIZED, 0, NONE, s.steps * s.vocab);
         if (s.candidates == 0) {
             push(w, ARGMAX, 0, NONE, s.steps * segments(s.vocab, ARGMAX_SEGMENT) * 2);
@@ -344,9 +357,9 @@ library SwornLayout {
         (uint256 q, uint256 kv) = (qd(s), kvd(s));
         norm(w, ATTN_NORM, l, t, s.d);
         quant(w, Q_ATTN_IN, l, t, s.d);
-        mat(w, M_Q, l, t, q, s.d);
-        mat(w, M_K, l, t, kv, s.d);
-        mat(w, M_V, l, t, kv, s.d);
+        mat(w, s, M_Q, l, t, q, s.d);
+        mat(w, s, M_K, l, t, kv, s.d);
+        mat(w, s, M_V, l, t, kv, s.d);
         if (qkvBias(s)) {
             push(w, BIAS, M_Q, l, t * q);
             push(w, BIAS, M_K, l, t * kv);
@@ -369,16 +382,16 @@ library SwornLayout {
         push(w, WEIGHTED, 0, l, nSegs * s.hd);
         push(w, ATTN_OUT, 0, l, t * q);
         quant(w, Q_ATTN_OUT, l, t, q);
-        mat(w, M_O, l, t, s.d, q);
+        mat(w, s, M_O, l, t, s.d, q);
         if (postNorms(s)) norm(w, POST_ATTN_NORM, l, t, s.d);
         push(w, RESIDUAL, 0, l, t * s.d);
         norm(w, FFN_NORM, l, t, s.d);
         quant(w, Q_FFN_IN, l, t, s.d);
-        mat(w, M_GATE, l, t, s.ff, s.d);
-        mat(w, M_UP, l, t, s.ff, s.d);
+        mat(w, s, M_GATE, l, t, s.ff, s.d);
+        mat(w, s, M_UP, l, t, s.ff, s.d);
         push(w, GATED, 0, l, t * s.ff);
         quant(w, Q_DOWN_IN, l, t, s.ff);
-        mat(w, M_DOWN, l, t, s.d, s.ff);
+        mat(w, s, M_DOWN, l, t, s.d, s.ff);
         if (postNorms(s)) norm(w, POST_FFN_NORM, l, t, s.d);
         push(w, RESIDUAL, 1, l, t * s.d);
     }

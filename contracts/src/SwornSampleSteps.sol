@@ -32,7 +32,7 @@ contract SwornSampleSteps is SwornStepBase {
     }
 
     /// Where output step `n`'s part of region (`kind`, `sub`) starts.
-    function at(Ctx memory c, uint256 kind, uint256 sub, uint256 n) private pure returns (uint256) {
+    function stepAt(Ctx memory c, uint256 kind, uint256 sub, uint256 n) private pure returns (uint256) {
         uint256 start = region(c, kind, sub, L.NONE);
         if (kind == L.SCALED) return start + n * c.s.vocab;
         if (kind == L.MERGE) return start + n * c.s.vocab * 2;
@@ -60,7 +60,7 @@ contract SwornSampleSteps is SwornStepBase {
 
     /// The id at `j` of merge level `level` of step `n` (level 0: the ids in order).
     function idAt(Ctx memory c, uint256 level, uint256 n, uint256 j) private pure returns (uint32) {
-        return level == 0 ? uint32(j) : word(c, at(c, L.MERGE, level, n) + 2 * j);
+        return level == 0 ? uint32(j) : word(c, stepAt(c, L.MERGE, level, n) + 2 * j);
     }
 
     /// Where a merge output takes its inputs from: step `n`, output `k`, `q` its index in its
@@ -91,7 +91,7 @@ contract SwornSampleSteps is SwornStepBase {
     function merge(Ctx memory c) private pure returns (uint32) {
         MergeAt memory m = mergeAt(c);
         uint256 below = c.r.sub - 1;
-        uint256 a = m.q == 0 ? 0 : word(c, at(c, L.MERGE, c.r.sub, m.n) + 2 * m.k - 1);
+        uint256 a = m.q == 0 ? 0 : word(c, stepAt(c, L.MERGE, c.r.sub, m.n) + 2 * m.k - 1);
         require(a <= m.q && a <= m.alen && m.q - a <= m.blen, "executor: a merge count out of range");
         uint256 b = m.q - a;
         bool takeA = b >= m.blen;
@@ -102,7 +102,7 @@ contract SwornSampleSteps is SwornStepBase {
             id = idAt(c, below, m.n, m.b0 + b);
             if (a < m.alen) {
                 uint32 x = idAt(c, below, m.n, m.a0 + a);
-                takeA = before(c, at(c, L.SCALED, 0, m.n), x, id);
+                takeA = before(c, stepAt(c, L.SCALED, 0, m.n), x, id);
                 if (takeA) id = x;
             }
         }
@@ -118,7 +118,7 @@ contract SwornSampleSteps is SwornStepBase {
     /// `w_j = exp(l_j - l_0)` over the sorted candidates.
     function weights(Ctx memory c) private pure returns (uint32) {
         (uint256 n, uint256 j) = (c.i / c.s.candidates, c.i % c.s.candidates);
-        uint256 sc = at(c, L.SCALED, 0, n);
+        uint256 sc = stepAt(c, L.SCALED, 0, n);
         uint32 top = word(c, sc + sortedId(c, n, 0));
         return SwornMath.exp(word(c, sc + sortedId(c, n, j)).sub(top));
     }
@@ -126,8 +126,8 @@ contract SwornSampleSteps is SwornStepBase {
     /// The running sum of the weights, from +0.
     function cumsum(Ctx memory c) private pure returns (uint32) {
         (uint256 n, uint256 j) = (c.i / c.s.candidates, c.i % c.s.candidates);
-        uint32 prev = j == 0 ? 0 : word(c, at(c, L.CUMSUM, 0, n) + j - 1);
-        return prev.add(word(c, at(c, L.WEIGHTS, 0, n) + j));
+        uint32 prev = j == 0 ? 0 : word(c, stepAt(c, L.CUMSUM, 0, n) + j - 1);
+        return prev.add(word(c, stepAt(c, L.WEIGHTS, 0, n) + j));
     }
 
     /// `a >= b`, false when either is NaN.
@@ -139,9 +139,9 @@ contract SwornSampleSteps is SwornStepBase {
     function topP(Ctx memory c) private pure returns (uint32) {
         uint256 kk = c.s.candidates;
         (uint256 n, uint256 j) = (c.i / kk, c.i % kk);
-        uint32 prev = j == 0 ? 0 : word(c, at(c, L.TOP_P, 0, n) + j - 1);
+        uint32 prev = j == 0 ? 0 : word(c, stepAt(c, L.TOP_P, 0, n) + j - 1);
         if (prev != 0) return prev;
-        uint256 cum = at(c, L.CUMSUM, 0, n);
+        uint256 cum = stepAt(c, L.CUMSUM, 0, n);
         uint32 target = c.x.topP.mul(word(c, cum + kk - 1));
         return ge(word(c, cum + j), target) ? uint32(j + 1) : 0;
     }
@@ -150,7 +150,7 @@ contract SwornSampleSteps is SwornStepBase {
     function topPKeep(Ctx memory c, uint256 n) private pure returns (uint256) {
         uint256 kk = c.s.candidates;
         if (!c.s.topP) return kk;
-        uint32 last = word(c, at(c, L.TOP_P, 0, n) + kk - 1);
+        uint32 last = word(c, stepAt(c, L.TOP_P, 0, n) + kk - 1);
         return last == 0 ? kk : last;
     }
 
@@ -158,8 +158,8 @@ contract SwornSampleSteps is SwornStepBase {
     function minP(Ctx memory c) private pure returns (uint32) {
         uint256 kk = c.s.candidates;
         (uint256 n, uint256 j) = (c.i / kk, c.i % kk);
-        uint32 prev = j == 0 ? 0 : word(c, at(c, L.MIN_P, 0, n) + j - 1);
-        if (prev == j && j < topPKeep(c, n) && ge(word(c, at(c, L.WEIGHTS, 0, n) + j), c.x.minP)) {
+        uint32 prev = j == 0 ? 0 : word(c, stepAt(c, L.MIN_P, 0, n) + j - 1);
+        if (prev == j && j < topPKeep(c, n) && ge(word(c, stepAt(c, L.WEIGHTS, 0, n) + j), c.x.minP)) {
             return uint32(j + 1);
         }
         return prev;
@@ -168,7 +168,7 @@ contract SwornSampleSteps is SwornStepBase {
     /// The count kept for the draw: min-p's (at least 1), else top-p's, else all.
     function keepOf(Ctx memory c, uint256 n) private pure returns (uint256 keep) {
         if (c.s.minP) {
-            keep = word(c, at(c, L.MIN_P, 0, n) + c.s.candidates - 1);
+            keep = word(c, stepAt(c, L.MIN_P, 0, n) + c.s.candidates - 1);
             if (keep == 0) keep = 1;
         } else {
             keep = topPKeep(c, n);
@@ -180,10 +180,10 @@ contract SwornSampleSteps is SwornStepBase {
     function draw(Ctx memory c) private pure returns (uint32) {
         uint256 kk = c.s.candidates;
         (uint256 n, uint256 j) = (c.i / kk, c.i % kk);
-        uint32 prev = j == 0 ? 0 : word(c, at(c, L.DRAW, 0, n) + j - 1);
+        uint32 prev = j == 0 ? 0 : word(c, stepAt(c, L.DRAW, 0, n) + j - 1);
         if (prev != 0) return prev;
         uint256 keep = keepOf(c, n);
-        uint256 cum = at(c, L.CUMSUM, 0, n);
+        uint256 cum = stepAt(c, L.CUMSUM, 0, n);
         uint32 target = SwornPhilox.uniform(c.x.seed, uint64(n)).mul(word(c, cum + keep - 1));
         uint32 x = word(c, cum + j);
         bool passes = !x.isNaN() && !target.isNaN() && SwornMath.lt(target, x);
@@ -194,7 +194,7 @@ contract SwornSampleSteps is SwornStepBase {
     function sampled(Ctx memory c) private pure returns (uint32) {
         uint256 n = c.i;
         uint256 keep = keepOf(c, n);
-        uint32 pick = word(c, at(c, L.DRAW, 0, n) + c.s.candidates - 1);
+        uint32 pick = word(c, stepAt(c, L.DRAW, 0, n) + c.s.candidates - 1);
         uint256 index = pick == 0 ? keep - 1 : pick - 1;
         require(index < c.s.candidates, "executor: a drawn index out of range");
         return sortedId(c, n, index);

@@ -173,6 +173,37 @@ abstract contract SwornStepBase {
         return (region(c, L.RESIDUAL, 1, c.s.nLayer - 1), c.s.d);
     }
 
+    /// Product `m`'s rows, columns and input quantization (`SwornLayout`'s sub codes).
+    function matShape(L.Shape memory s, uint256 m) internal pure returns (uint256 rows, uint256 cols, uint256 q) {
+        (uint256 d, uint256 qdim, uint256 kv) = (s.d, L.qd(s), L.kvd(s));
+        if (m == L.M_Q) return (qdim, d, L.Q_ATTN_IN);
+        if (m == L.M_K || m == L.M_V) return (kv, d, L.Q_ATTN_IN);
+        if (m == L.M_O) return (d, qdim, L.Q_ATTN_OUT);
+        if (m == L.M_GATE || m == L.M_UP) return (s.ff, d, L.Q_FFN_IN);
+        if (m == L.M_DOWN) return (d, s.ff, L.Q_DOWN_IN);
+        return (s.vocab, d, L.Q_HEAD);
+    }
+
+    /// The activations quantization `q` of layer `l` quantizes (and a float matrix multiplies):
+    /// their region, width, and first row (the head's are the output positions' only: the
+    /// prompt's last position onwards).
+    function activations(Ctx memory c, uint256 q, uint256 l)
+        internal
+        pure
+        returns (uint256 x, uint256 cols, uint256 row0)
+    {
+        if (q == L.Q_ATTN_IN) return (region(c, L.NORM_OUT, L.ATTN_NORM, l), c.s.d, 0);
+        if (q == L.Q_ATTN_OUT) return (region(c, L.ATTN_OUT, 0, l), L.qd(c.s), 0);
+        if (q == L.Q_FFN_IN) return (region(c, L.NORM_OUT, L.FFN_NORM, l), c.s.d, 0);
+        if (q == L.Q_DOWN_IN) return (region(c, L.GATED, 0, l), c.s.ff, 0);
+        return (region(c, L.NORM_OUT, L.OUT_NORM, L.NONE), c.s.d, c.s.positions - c.s.steps);
+    }
+
+    /// The weight slot of product `m` on layer `l`.
+    function matSlot(uint256 m, uint256 l) internal pure returns (uint256) {
+        return m == L.M_HEAD ? 2 : GLOBAL_SLOTS + LAYER_SLOTS * l + m;
+    }
+
     /// An integer as binary32 (exact below 2**24).
     function fromInt(uint256 v) internal pure returns (uint32) {
         return uint32(SwornF32.round(0, 0, v, 23, 8));

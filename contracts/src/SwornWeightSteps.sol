@@ -44,7 +44,7 @@ contract SwornWeightSteps is SwornStepBase {
     function quantize(Ctx memory c) private pure returns (uint32) {
         (uint256 rec, uint256 k) = (c.i / L.QBLOCK_WORDS, c.i % L.QBLOCK_WORDS);
         if (k >= 10) return 0;
-        (uint256 x, uint256 cols, uint256 row0) = quantInput(c);
+        (uint256 x, uint256 cols, uint256 row0) = activations(c, c.r.sub, c.r.layer);
         uint256 per = cols / 32;
         uint256 from = x + (row0 + rec / per) * cols + (rec % per) * 32;
         uint32[32] memory v;
@@ -59,18 +59,6 @@ contract SwornWeightSteps is SwornStepBase {
             w = (w << 8) | uint32(uint8(int8(q[4 * k + j])));
         }
         return w;
-    }
-
-    /// A quantization's input region, its width, and its first row (the head quantizes the
-    /// output positions only: the prompt's last position onwards).
-    function quantInput(Ctx memory c) private pure returns (uint256 x, uint256 cols, uint256 row0) {
-        uint256 l = c.r.layer;
-        uint256 sub = c.r.sub;
-        if (sub == L.Q_ATTN_IN) return (region(c, L.NORM_OUT, L.ATTN_NORM, l), c.s.d, 0);
-        if (sub == L.Q_ATTN_OUT) return (region(c, L.ATTN_OUT, 0, l), L.qd(c.s), 0);
-        if (sub == L.Q_FFN_IN) return (region(c, L.NORM_OUT, L.FFN_NORM, l), c.s.d, 0);
-        if (sub == L.Q_DOWN_IN) return (region(c, L.GATED, 0, l), c.s.ff, 0);
-        return (region(c, L.NORM_OUT, L.OUT_NORM, L.NONE), c.s.d, c.s.positions - c.s.steps);
     }
 
     /// The embedding row of the position's token, element by element (Gemma 3: times
@@ -93,21 +81,9 @@ contract SwornWeightSteps is SwornStepBase {
         return word(c, x + c.i).mul(r).mul(valueAt(w, c.i % n));
     }
 
-    /// A product's rows, columns and input quantization (`SwornLayout`'s sub codes).
-    function matShape(Ctx memory c) private pure returns (uint256 rows, uint256 cols, uint256 q) {
-        uint256 m = c.r.sub;
-        (uint256 d, uint256 qdim, uint256 kv) = (c.s.d, L.qd(c.s), L.kvd(c.s));
-        if (m == L.M_Q) return (qdim, d, L.Q_ATTN_IN);
-        if (m == L.M_K || m == L.M_V) return (kv, d, L.Q_ATTN_IN);
-        if (m == L.M_O) return (d, qdim, L.Q_ATTN_OUT);
-        if (m == L.M_GATE || m == L.M_UP) return (c.s.ff, d, L.Q_FFN_IN);
-        if (m == L.M_DOWN) return (d, c.s.ff, L.Q_DOWN_IN);
-        return (c.s.vocab, d, L.Q_HEAD);
-    }
-
     function segOf(Ctx memory c) private pure returns (Seg memory g) {
         uint256 cols;
-        (g.rows, cols, g.q) = matShape(c);
+        (g.rows, cols, g.q) = matShape(c.s, c.r.sub);
         g.pieces = cols / 32;
         g.segs = L.segments(g.pieces, L.PIECES_PER_SEGMENT);
         if (c.r.kind == L.MAT_PARTIAL) {
@@ -127,8 +103,7 @@ contract SwornWeightSteps is SwornStepBase {
             uint256 prev = (g.t * g.rows + g.row) * (g.segs - 1) + g.seg - 1;
             acc = word(c, region(c, L.MAT_PARTIAL, c.r.sub, c.r.layer) + prev);
         }
-        uint256 slot = c.r.sub == L.M_HEAD ? 2 : GLOBAL_SLOTS + LAYER_SLOTS * c.r.layer + c.r.sub;
-        Weight memory w = weightRow(c, slot, g.row);
+        Weight memory w = weightRow(c, matSlot(c.r.sub, c.r.layer), g.row);
         require(w.rows == g.rows && w.cols == g.pieces * 32, "executor: matrix shape");
         uint256 from = g.seg * L.PIECES_PER_SEGMENT;
         uint256 to = from + L.PIECES_PER_SEGMENT < g.pieces ? from + L.PIECES_PER_SEGMENT : g.pieces;

@@ -36,8 +36,8 @@ contract SwornExecutorTest is TraceVectors {
 
     function open(string memory name) internal view returns (File memory f) {
         f.data = vectors(name);
-        uint256[16] memory w;
-        for (uint256 i = 0; i < 16; i++) {
+        uint256[17] memory w;
+        for (uint256 i = 0; i < 17; i++) {
             w[i] = word(f.data, 4 * i);
         }
         f.x.shape = SwornLayout.Shape(
@@ -56,25 +56,26 @@ contract SwornExecutorTest is TraceVectors {
             uint32(w[12]),
             w[13],
             w[14] == 1,
-            w[15] == 1
+            w[15] == 1,
+            w[16]
         );
-        f.root = hashAt(f.data, 64);
-        f.leaves = word(f.data, 96);
-        f.x.weights = hashAt(f.data, 100);
-        f.x.penalty = word(f.data, 132);
-        f.x.lastN = word(f.data, 136);
-        f.x.ropeBase = word(f.data, 140);
-        f.x.localBase = word(f.data, 144);
-        (f.x.temperature, f.x.topP, f.x.minP) = (word(f.data, 148), word(f.data, 152), word(f.data, 156));
-        f.x.seed = (uint64(word(f.data, 160)) << 32) | word(f.data, 164);
-        uint256 n = word(f.data, 168);
+        f.root = hashAt(f.data, 68);
+        f.leaves = word(f.data, 100);
+        f.x.weights = hashAt(f.data, 104);
+        f.x.penalty = word(f.data, 136);
+        f.x.lastN = word(f.data, 140);
+        f.x.ropeBase = word(f.data, 144);
+        f.x.localBase = word(f.data, 148);
+        (f.x.temperature, f.x.topP, f.x.minP) = (word(f.data, 152), word(f.data, 156), word(f.data, 160));
+        f.x.seed = (uint64(word(f.data, 164)) << 32) | word(f.data, 168);
+        uint256 n = word(f.data, 172);
         f.tokens = new uint32[](n);
         for (uint256 i = 0; i < n; i++) {
-            f.tokens[i] = word(f.data, 172 + 4 * i);
+            f.tokens[i] = word(f.data, 176 + 4 * i);
         }
         f.x.tokens = exec.tokensHash(f.tokens);
-        f.cases = word(f.data, 172 + 4 * n);
-        f.at = 176 + 4 * n;
+        f.cases = word(f.data, 176 + 4 * n);
+        f.at = 180 + 4 * n;
     }
 
     /// Reads the case at `f.at` and advances past it: its element, value and witness.
@@ -257,11 +258,14 @@ contract SwornExecutorTest is TraceVectors {
 
     /// `bind` on a real format-4 transcript gives what the engine's binding gives (context,
     /// trace size, the disputed token's word and the token), and refuses a tampered body.
-    function checkBind(string memory name) internal view {
+    function checkBind(string memory name) internal {
         BindCase memory c = bindCase(name);
         require(c.takes, "a transcript the game takes");
+        uint256 before = gasleft();
         (bytes32 context, uint256 leaves, uint256 element, uint32 token) =
             exec.bind(c.model, c.request, c.output, c.step, c.data);
+        emit log_named_uint(string.concat(name, " bind gas"), before - gasleft());
+        emit log_named_uint(string.concat(name, " bind calldata bytes"), c.data.length);
         assertEq(context, c.context, "context");
         assertEq(leaves, c.leaves, "leaves");
         assertEq(element, c.element, "element");
@@ -273,21 +277,30 @@ contract SwornExecutorTest is TraceVectors {
         try exec.bind(c.model, c.request, c.output, c.step + 1, c.data) {
             revert("a step past the output is refused");
         } catch {}
+        // Slots that are not the weights root's (one type byte changed: a quantized matrix
+        // passed off as float, or the reverse) are refused.
+        SwornExecutor.Binding memory b = abi.decode(c.data, (SwornExecutor.Binding));
+        b.slots[4 * 44 + 3] = b.slots[4 * 44 + 3] ^ 0x01;
+        try exec.bind(c.model, c.request, c.output, c.step, abi.encode(b)) {
+            revert("slots that are not the weights root's are refused");
+        } catch Error(string memory why) {
+            assertTrue(keccak256(bytes(why)) == keccak256("executor: the slots are not the weights root"), why);
+        }
     }
 
-    function test_bind_greedy_smollm2_transcripts() public view {
+    function test_bind_greedy_smollm2_transcripts() public {
         checkBind("bind_greedy-text");
         checkBind("bind_greedy-chat");
     }
 
-    function test_bind_greedy_gemma3_transcripts() public view {
+    function test_bind_greedy_gemma3_transcripts() public {
         checkBind("bind_gemma3-greedy-text");
         checkBind("bind_gemma3-greedy-chat");
     }
 
     /// Sampled transcripts bind too (their steps are executable): the context carries the
     /// temperature, top-p, min-p and seed, and the disputed token is the sampled region's.
-    function test_bind_sampled_smollm2_and_gemma3_transcripts() public view {
+    function test_bind_sampled_smollm2_and_gemma3_transcripts() public {
         checkBind("bind_sampled-text");
         checkBind("bind_sampled-chat");
         checkBind("bind_gemma3-sampled-text");
@@ -372,6 +385,12 @@ contract SwornExecutorTest is TraceVectors {
     function test_sampled_steps_match_the_engine() public view {
         check("trace_sampled");
         check("trace_sampled_top_k");
+    }
+
+    /// Float matrices: F32, F16 and BF16 products (eight lanes per 128 columns, then their
+    /// tree) and the tied F16 embedding as the head.
+    function test_float_matrix_steps_match_the_engine() public {
+        real("trace_float");
     }
 
     function test_qwen3_steps_match_the_engine() public view {

@@ -95,5 +95,6 @@ abstract contract TraceVectors is VectorTest {
             b.output[i] = word(d, o + 4 + 4 * i);
         }
         (b.outputRest, o) = bytesAt(d, o + 4 + 4 * n);
+        (b.slots, o) = bytesAt(d, o);
     }
 }

@@ -8,7 +8,7 @@
 //! their proofs, and the word.
 //!
 //! File layout (big-endian 32-bit words): the shape (`arch n_layer d n_head n_kv hd ff vocab
-//! window positions steps penalty eps candidates top_p min_p`), the root (8 words), the leaf
+//! window positions steps penalty eps candidates top_p min_p float_mats`), the root (8 words), the leaf
 //! count, the weights root (8 words), the penalty's bits, its window, the RoPE base's and local
 //! base's bits, the temperature's, top-p's and min-p's bits, the seed (high word first), the
 //! token count and the tokens, the case count, then
@@ -27,7 +27,7 @@ use crate::trace::weights::Weights;
 use sworn_attest::trace_tree::TraceTree;
 
 /// The shape's words, as the executor's `SwornLayout.Shape` takes them.
-pub fn shape_words(t: &Trace) -> [u32; 16] {
+pub fn shape_words(t: &Trace) -> [u32; 17] {
     crate::trace::bind::shape_words(&t.layout.shape)
 }
 
@@ -202,7 +202,8 @@ pub fn generate_real(models: &[(&str, &Path)]) -> Result<Vec<(String, Vec<u8>)>>
 
 /// Vector files of `bind` (`bind_*`) for transcripts of the model at `model`: per transcript,
 /// the model commitment's preimage (its fields, the execution model's 12 words and the weights
-/// root), the request's body, the output tokens and the rest of the output's body, the three
+/// root), the request's body, the output tokens, the rest of the output's body and the packed
+/// weight slots (`pack_slots`), the three
 /// commitments, the disputed step (the last), then what `bind` must give (context, leaves,
 /// element, token), or nothing but a zero flag for a transcript the game does not take.
 pub fn generate_bind(
@@ -212,7 +213,8 @@ pub fn generate_bind(
     use sworn_attest::{Limits, Transcript};
     let m = crate::model::Model::load(model, None)?;
     let mut f = crate::gguf::GgufFile::open(model)?;
-    let weights = crate::trace::weights::weights_root(&mut f, &m.cfg)?;
+    let slots = crate::trace::weights::slot_preimages(&mut f, &m.cfg)?;
+    let weights = crate::trace::weights::slots_root(&slots);
     let mut files = Vec::new();
     for (name, path) in transcripts {
         let bytes = std::fs::read(path).map_err(|source| EngineError::Io {
@@ -247,6 +249,7 @@ pub fn generate_bind(
             put(&mut out, tok);
         }
         put_bytes(&mut out, &body[4 + 4 * n..]);
+        put_bytes(&mut out, &crate::trace::weights::pack_slots(&slots));
         let cs = t.commitments();
         for h in [cs.model, cs.request, cs.output] {
             out.extend_from_slice(&h);
@@ -255,7 +258,7 @@ pub fn generate_bind(
         put(&mut out, step as u32);
         match crate::trace::bind::bind(
             &m.cfg,
-            weights,
+            &slots,
             &t.request.prompt_tokens,
             &t.output.tokens,
             &t.request.sampling,
@@ -335,6 +338,20 @@ pub fn generate(dir: &Path) -> Result<Vec<(String, Vec<u8>)>> {
                 arch: Arch::Qwen3,
                 kinds: vec![T::Q4_0, T::Q8_0],
                 n_layer: 1,
+                ..Default::default()
+            },
+            6,
+            greedy_params(1.0),
+        ),
+        (
+            // Float matrices (spec §1.3's eight lanes): F32, F16 and BF16 products, and the
+            // tied F16 embedding as a float head.
+            "trace_float",
+            SyntheticSpec {
+                kinds: vec![T::F32, T::F16, T::BF16, T::Q8_0],
+                embd_kind: T::F16,
+                n_layer: 1,
+                d_ff: 288,
                 ..Default::default()
             },
             6,
@@ -423,7 +440,7 @@ fn put_binding(
     out: &mut Vec<u8>,
     t: &sworn_attest::Transcript,
     cfg: &crate::model::Config,
-    weights: [u8; 32],
+    weights: &Weights,
 ) {
     let c = &t.model;
     out.extend_from_slice(&c.file_blake3);
@@ -432,13 +449,17 @@ fn put_binding(
     out.extend_from_slice(&c.tokenizer_blake3);
     out.extend_from_slice(&c.chat_template_blake3);
     put_words(out, &crate::trace::weights::exec_words(cfg));
-    out.extend_from_slice(&weights);
+    out.extend_from_slice(&weights.root());
     put_bytes(out, &t.request.body(t.version));
     let body = t.output.body(t.version);
     let n = t.output.tokens.len();
     put_words(out, &[n as u32]);
     put_words(out, &t.output.tokens);
     put_bytes(out, &body[4 + 4 * n..]);
+    put_bytes(
+        out,
+        &crate::trace::weights::pack_slots(&weights.preimages()),
+    );
     let cs = t.commitments();
     for h in [cs.model, cs.request, cs.output, cs.meta] {
         out.extend_from_slice(&h);
@@ -692,7 +713,7 @@ pub fn generate_games(
         {
             let (op_tree, ch_tree) = (TraceTree::new(&op.words), TraceTree::new(&ch.words));
             let mut f = Vec::new();
-            put_binding(&mut f, transcript, &model.cfg, weights.root());
+            put_binding(&mut f, transcript, &model.cfg, &weights);
             let element = op.layout.token_element(step);
             let leaf = element / LEAF as u64;
             put_words(

@@ -74,7 +74,8 @@ fn generate(e: &Engine, prompt: &[u32], n: usize, params: &SamplingParams) -> Ve
     out
 }
 
-/// The quantized-only specs (f32 and 16-bit float matrices are not laid out yet).
+/// Synthetic models of every architecture and tensor type a trace lays out: quantized,
+/// K-quants with BF16, Gemma 3, and float matrices (F32, F16, BF16; the head the F16 embedding).
 fn specs() -> Vec<(&'static str, SyntheticSpec)> {
     use candle_core::quantized::GgmlDType as T;
     let llama = SyntheticSpec {
@@ -82,11 +83,30 @@ fn specs() -> Vec<(&'static str, SyntheticSpec)> {
         ..Default::default()
     };
     let mut k = SyntheticSpec::k_quants();
-    k.kinds.retain(|t| *t != T::BF16);
     k.n_layer = 1;
     let mut gemma = SyntheticSpec::gemma3();
     gemma.kinds.retain(|t| *t != T::F32);
-    vec![("llama", llama), ("k-quants", k), ("gemma3", gemma)]
+    let float = SyntheticSpec {
+        kinds: vec![T::F32, T::F16, T::BF16, T::Q8_0],
+        embd_kind: T::F16,
+        n_layer: 1,
+        ..Default::default()
+    };
+    vec![
+        ("llama", llama),
+        ("k-quants", k),
+        ("gemma3", gemma),
+        ("float", float),
+    ]
+}
+
+/// A model whose matrices of one role are float on some layers and quantized on others has
+/// no trace layout: tracing it is refused with the reason (its disputes go to the committee).
+#[test]
+fn a_role_mixing_float_and_quantized_layers_is_refused() {
+    let e = engine(&synthetic("mixed.gguf", &SyntheticSpec::gemma3()));
+    let err = trace(&e.model, &e.runner, &[1, 2], &[3], &greedy(1.0), None).unwrap_err();
+    assert!(err.to_string().contains("float on some layers"), "{err}");
 }
 
 fn check_layout(t: &Trace) {

@@ -20,7 +20,7 @@ use sworn_attest::trace_tree::{split, TraceTree};
 use sworn_attest::Transcript;
 use sworn_engine::model::{Config, Model};
 use sworn_engine::trace::bind::{bind, Binding};
-use sworn_engine::trace::weights::{exec_root, exec_words, Weights};
+use sworn_engine::trace::weights::{exec_root, exec_words, pack_slots, Weights};
 use sworn_engine::trace::witness::witness;
 use sworn_engine::trace::{Trace, LEAF};
 
@@ -61,6 +61,7 @@ alloy::sol! {
         bytes request;
         uint32[] output;
         bytes outputRest;
+        bytes slots;
     }
     struct Leaf {
         uint256 index;
@@ -148,7 +149,7 @@ impl Side {
         // known from the layout before anything runs, and refused past the bound.
         let leaves = bind(
             &model.cfg,
-            weights.root(),
+            &weights.preimages(),
             &t.request.prompt_tokens,
             &t.output.tokens,
             &t.request.sampling,
@@ -184,7 +185,7 @@ impl Side {
         check_coverage(t, cfg, &weights)?;
         let binding = bind(
             cfg,
-            weights.root(),
+            &weights.preimages(),
             &t.request.prompt_tokens,
             &t.output.tokens,
             &t.request.sampling,
@@ -194,7 +195,7 @@ impl Side {
         {
             bail!("the trace is not laid out for this transcript");
         }
-        let bind_data = Bytes::from(bind_data(t, cfg, weights.root()).abi_encode());
+        let bind_data = Bytes::from(bind_data(t, cfg, &weights).abi_encode());
         Ok(Side {
             transcript: t.clone(),
             tree: TraceTree::new(&trace.words),
@@ -247,8 +248,9 @@ fn check_coverage(t: &Transcript, cfg: &Config, weights: &Weights) -> Result<()>
 }
 
 /// `bind`'s data for `t`: its model commitment's preimage, the request's body, the output's
-/// tokens and the rest of the output's body (`docs/dispute.md` §6.1).
-fn bind_data(t: &Transcript, cfg: &Config, weights: [u8; 32]) -> BindData {
+/// tokens, the rest of the output's body and the weight slots' leaf preimages, from which
+/// `bind` recomputes the weights root and reads the float matrices (`docs/dispute.md` §6.1).
+fn bind_data(t: &Transcript, cfg: &Config, weights: &Weights) -> BindData {
     let c = &t.model;
     let w = exec_words(cfg);
     let n = |i: usize| U256::from(w[i]);
@@ -274,12 +276,13 @@ fn bind_data(t: &Transcript, cfg: &Config, weights: [u8; 32]) -> BindData {
                 eps: n(9),
                 ropeBase: n(10),
                 localBase: n(11),
-                weights: FixedBytes(weights),
+                weights: FixedBytes(weights.root()),
             },
         },
         request: Bytes::from(t.request.body(t.version)),
         output: t.output.tokens.clone(),
         outputRest: Bytes::from(body[4 + 4 * tokens..].to_vec()),
+        slots: Bytes::from(pack_slots(&weights.preimages())),
     }
 }
 

@@ -5,6 +5,7 @@
 
 use super::layout::arch_code;
 use super::layout::{Layout, Shape};
+use super::weights::{slots_float_mats, slots_root, Slot};
 use crate::error::{EngineError, Result};
 use crate::model::Config;
 use crate::sampling::SamplingParams;
@@ -42,9 +43,10 @@ pub fn tokens_hash(tokens: &[u32]) -> [u8; 32] {
     words_hash(&words)
 }
 
-/// The shape's 16 words as the executor's `SwornLayout.Shape` holds them: the model's, the
-/// sequence's, then the sampled steps' (candidates, top-p, min-p; all 0 when greedy).
-pub fn shape_words(s: &Shape) -> [u32; 16] {
+/// The shape's 17 words as the executor's `SwornLayout.Shape` holds them: the model's, the
+/// sequence's, the sampled steps' (candidates, top-p, min-p; all 0 when greedy), then the
+/// float matrices' bits.
+pub fn shape_words(s: &Shape) -> [u32; 17] {
     let c = &s.cfg;
     let sm = s.sampled;
     [
@@ -64,6 +66,7 @@ pub fn shape_words(s: &Shape) -> [u32; 16] {
         sm.map_or(0, |m| m.candidates as u32),
         u32::from(sm.is_some_and(|m| m.top_p)),
         u32::from(sm.is_some_and(|m| m.min_p)),
+        u32::from(s.float_mats),
     ]
 }
 
@@ -99,11 +102,12 @@ pub fn context_hash(
 }
 
 /// The binding of a completion of `output` after `prompt` on the model `cfg` describes, whose
-/// weights root is `weights`, sampled with `sampling` (greedy or not; a grammar's transcripts
-/// are refused before this, by the players and by the executor's `bind`).
+/// weight slots are `slots`, sampled with `sampling` (greedy or not; a grammar's transcripts
+/// are refused before this, by the players and by the executor's `bind`). Refuses a model whose
+/// matrices of one role are float on some layers only (no layout has them).
 pub fn bind(
     cfg: &Config,
-    weights: [u8; 32],
+    slots: &[Slot],
     prompt: &[u32],
     output: &[u32],
     sampling: &SamplingParams,
@@ -123,7 +127,9 @@ pub fn bind(
         tokens.len(),
         output.len(),
         sampling,
+        slots_float_mats(slots, cfg.n_layer)?,
     ));
+    let weights = slots_root(slots);
     let context = context_hash(&layout.shape, weights, tokens_hash(&tokens), sampling);
     Ok(Binding {
         leaves: layout.leaves(),

@@ -3,8 +3,8 @@
 //! step. The word lists mirror the executor's reads, step for step.
 
 use super::layout::{
-    Kind, Layout, Mat, Norm, QuantOf, Shape, ARGMAX_SEGMENT, KEYS_PER_SEGMENT, NORM_SEGMENT,
-    PIECES_PER_SEGMENT, QBLOCK_WORDS,
+    Kind, Layout, Mat, Norm, QuantOf, Shape, ARGMAX_SEGMENT, FLOAT_SEGMENT, KEYS_PER_SEGMENT,
+    NORM_SEGMENT, PIECES_PER_SEGMENT, QBLOCK_WORDS,
 };
 use super::weights::{mat_slot, vec_slot, ROPE_FREQS_SLOT};
 use crate::arch::{LayerMat, LayerVec};
@@ -233,19 +233,14 @@ pub fn reads(layout: &Layout, element: u64, tokens: &[u32], trace: &[u32]) -> Re
         Kind::Quant { of } => {
             let (rec, k) = (i / QBLOCK_WORDS as u64, i % QBLOCK_WORDS as u64);
             if k < 10 {
-                let (x, cols, row0) = match of {
-                    QuantOf::AttnIn => (norm_out(LayerVec::AttnNorm, r.layer)?, c.d_model, 0),
-                    QuantOf::AttnOut => (start(Kind::AttnOut, r.layer)?, qd, 0),
-                    QuantOf::FfnIn => (norm_out(LayerVec::FfnNorm, r.layer)?, c.d_model, 0),
-                    QuantOf::DownIn => (start(Kind::Gated, r.layer)?, c.d_ff, 0),
-                    QuantOf::Head => (
-                        norm_out(LayerVec::AttnNorm, None)?,
-                        c.d_model,
-                        s.positions - s.steps,
-                    ),
+                let (x, row0) = float_source(layout, of, r.layer)?;
+                let cols = match of {
+                    QuantOf::AttnOut => qd,
+                    QuantOf::DownIn => c.d_ff,
+                    _ => c.d_model,
                 };
                 let per = (cols / 32) as u64;
-                let at = x + (row0 as u64 + rec / per) * cols as u64 + (rec % per) * 32;
+                let at = x + (row0 + rec / per) * cols as u64 + (rec % per) * 32;
                 out.extend(at..at + 32);
             }
         }
@@ -278,6 +273,33 @@ pub fn reads(layout: &Layout, element: u64, tokens: &[u32], trace: &[u32]) -> Re
             out.push(x + i);
             out.push(start(Kind::NormScale { norm }, r.layer)? + i / n as u64);
             weights.push((slot, 0));
+        }
+        Kind::MatPartial { mat } | Kind::MatOut { mat } if s.is_float(mat) => {
+            // Eight lanes per segment (spec §1.3): a lane folds its 16 elements of the segment
+            // into its previous value; the output is the tree of the last segment's lanes.
+            let (rows, cols, of, slot) = mat_shape(s, mat, layer);
+            let segs = Shape::float_segments(cols) as u64;
+            let partial = start(Kind::MatPartial { mat }, r.layer)?;
+            if let Kind::MatOut { .. } = r.kind {
+                let lanes = partial + (i * segs + segs - 1) * 8;
+                out.extend(lanes..lanes + 8);
+            } else {
+                let (t, row, sg, lane) = (
+                    i / (rows * segs * 8),
+                    (i / (segs * 8)) % rows,
+                    (i / 8) % segs,
+                    i % 8,
+                );
+                if sg > 0 {
+                    out.push(element - 8);
+                }
+                let (x, row0) = float_source(layout, of, r.layer)?;
+                let at = x + (row0 + t) * cols as u64;
+                let seg = sg * FLOAT_SEGMENT as u64 + lane
+                    ..((sg + 1) * FLOAT_SEGMENT as u64).min(cols as u64);
+                out.extend(seg.step_by(8).map(|e| at + e));
+                weights.push((slot, row as usize));
+            }
         }
         Kind::MatPartial { mat } | Kind::MatOut { mat } => {
             let (rows, cols, of, slot) = mat_shape(s, mat, layer);
@@ -507,6 +529,32 @@ fn sampled_reads(layout: &Layout, kind: Kind, i: u64, trace: &[u32]) -> Result<V
         _ => unreachable!("only sampled kinds come here"),
     }
     Ok(out)
+}
+
+/// Where a product's activations lie before quantization (what a float matrix multiplies, and
+/// what a quantization reads): the region's start, and the row the first position reads (the
+/// head reads the output steps' positions only).
+pub fn float_source(layout: &Layout, of: QuantOf, layer: Option<usize>) -> Result<(u64, u64)> {
+    let s = &layout.shape;
+    let start = |kind: Kind, layer: Option<usize>| -> Result<u64> {
+        layout
+            .region(kind, layer)
+            .map(|r| r.start)
+            .ok_or_else(|| EngineError::Trace(format!("no region {kind:?} on {layer:?}")))
+    };
+    let norm = |v: LayerVec| Kind::NormOut {
+        norm: Norm::Layer(v),
+    };
+    Ok(match of {
+        QuantOf::AttnIn => (start(norm(LayerVec::AttnNorm), layer)?, 0),
+        QuantOf::AttnOut => (start(Kind::AttnOut, layer)?, 0),
+        QuantOf::FfnIn => (start(norm(LayerVec::FfnNorm), layer)?, 0),
+        QuantOf::DownIn => (start(Kind::Gated, layer)?, 0),
+        QuantOf::Head => (
+            start(Kind::NormOut { norm: Norm::Out }, None)?,
+            (s.positions - s.steps) as u64,
+        ),
+    })
 }
 
 /// A product's rows, columns, input quantization and weight slot.

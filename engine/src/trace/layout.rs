@@ -22,6 +22,9 @@ pub const PIECES_PER_SEGMENT: usize = 8;
 pub const NORM_SEGMENT: usize = 128;
 /// Keys one attention step folds into a maximum, a sum or a weighted sum.
 pub const KEYS_PER_SEGMENT: usize = 64;
+/// Elements of a float (F32, F16, BF16) matrix row one product step folds into its eight lanes
+/// (16 chunks of 8, canonical-arithmetic §1.3).
+pub const FLOAT_SEGMENT: usize = 128;
 /// Logits one greedy-sampling step scans.
 pub const ARGMAX_SEGMENT: usize = 256;
 /// Words of one quantized activation block: 32 signed bytes in 8 big-endian words, `d`, `s`,
@@ -76,7 +79,8 @@ pub enum Kind {
     NormOut { norm: Norm },
     /// `[rows][blocks][16]`: activation blocks.
     Quant { of: QuantOf },
-    /// `[rows][R][segments - 1]`: a row's accumulator after each segment but the last.
+    /// `[rows][R][segments - 1]`: a row's accumulator after each segment but the last; for a
+    /// float matrix `[rows][R][float segments][8]`, the eight lanes after every segment.
     MatPartial { mat: Mat },
     /// `[rows][R]`: the products.
     MatOut { mat: Mat },
@@ -161,12 +165,22 @@ pub struct Shape {
     pub penalty: bool,
     /// The sampled steps' shape; `None` for greedy decoding.
     pub sampled: Option<Sampled>,
+    /// Which matrices are float (F32, F16 or BF16: §1.3's eight-lane products, unquantized
+    /// activations): bit `r` for the layers' matrices of role `r` ([`LayerMat`] order), bit 7
+    /// for the head. A role is float on every layer or on none ([`float_mats`]).
+    pub float_mats: u8,
 }
 
 impl Shape {
     /// The shape of the replay of `steps` output tokens over `positions` positions sampled with
-    /// `params`.
-    pub fn new(cfg: Config, positions: usize, steps: usize, params: &SamplingParams) -> Shape {
+    /// `params`, on a model whose float matrices are `float_mats` ([`float_mats`]).
+    pub fn new(
+        cfg: Config,
+        positions: usize,
+        steps: usize,
+        params: &SamplingParams,
+        float_mats: u8,
+    ) -> Shape {
         let v = cfg.vocab;
         let sampled = (!params.is_greedy()).then_some(Sampled {
             candidates: match params.top_k as usize {
@@ -182,7 +196,18 @@ impl Shape {
             steps,
             penalty: params.repeat_penalty != 1.0,
             sampled,
+            float_mats,
         }
+    }
+
+    /// Whether `mat` is a float matrix.
+    pub fn is_float(&self, mat: Mat) -> bool {
+        self.float_mats >> mat_bit(mat) & 1 == 1
+    }
+
+    /// Segments of a float matrix row of `cols` elements.
+    pub fn float_segments(cols: usize) -> usize {
+        cols.div_ceil(FLOAT_SEGMENT)
     }
 
     /// Levels of the merge sort of the vocabulary: `ceil(log2 V)`.
@@ -240,6 +265,7 @@ impl Layout {
         let mut b = Builder {
             regions: Vec::new(),
             at: 0,
+            float_mats: shape.float_mats,
         };
         let s = &shape;
         let c = &s.cfg;
@@ -383,6 +409,7 @@ impl Layout {
 struct Builder {
     regions: Vec<Region>,
     at: u64,
+    float_mats: u8,
 }
 
 impl Builder {
@@ -416,11 +443,56 @@ impl Builder {
     }
 
     fn mat(&mut self, mat: Mat, layer: Option<usize>, rows: usize, out: usize, cols: usize) {
-        let g = Shape::row_segments(cols);
-        self.push(Kind::MatPartial { mat }, layer, rows * out * (g - 1));
+        let partials = if self.float_mats >> mat_bit(mat) & 1 == 1 {
+            Shape::float_segments(cols) * 8
+        } else {
+            Shape::row_segments(cols) - 1
+        };
+        self.push(Kind::MatPartial { mat }, layer, rows * out * partials);
         self.push(Kind::MatOut { mat }, layer, rows * out);
     }
 }
+
+/// The bit of `mat` in [`Shape::float_mats`].
+pub fn mat_bit(mat: Mat) -> u32 {
+    match mat {
+        Mat::Layer(m) => m as u32,
+        Mat::Head => 7,
+    }
+}
+
+/// The float matrices of a model whose matrix of role `role` on layer `l` (`None`: the head)
+/// is float when `is_float(l, role)` says so, as [`Shape::float_mats`] holds them. A role that
+/// is float on some layers and quantized on others has no layout: such a model's transcripts
+/// stay with the committee.
+pub fn float_mats(
+    n_layer: usize,
+    mut is_float: impl FnMut(Option<(usize, LayerMat)>) -> bool,
+) -> crate::error::Result<u8> {
+    let mut bits = u8::from(is_float(None)) << 7;
+    for (r, &role) in LAYER_MAT_ROLES.iter().enumerate() {
+        let layers: Vec<bool> = (0..n_layer).map(|l| is_float(Some((l, role)))).collect();
+        if layers.iter().any(|&f| f != layers[0]) {
+            return Err(crate::error::EngineError::Unsupported(format!(
+                "the {role:?} matrices are float on some layers and quantized on others: a \
+                 dispute trace has no layout for that (its disputes go to the committee)"
+            )));
+        }
+        bits |= u8::from(layers.first().copied().unwrap_or(false)) << r;
+    }
+    Ok(bits)
+}
+
+/// The layers' matrix roles, in [`LayerMat`] order.
+pub const LAYER_MAT_ROLES: [LayerMat; 7] = [
+    LayerMat::Q,
+    LayerMat::K,
+    LayerMat::V,
+    LayerMat::O,
+    LayerMat::Gate,
+    LayerMat::Up,
+    LayerMat::Down,
+];
 
 /// Levels of a merge sort of `n` elements: `ceil(log2 n)` (0 for one).
 pub fn merge_levels(n: usize) -> usize {

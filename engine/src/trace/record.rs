@@ -12,6 +12,7 @@
 
 use std::cell::RefCell;
 
+use super::layout::FLOAT_SEGMENT;
 use super::layout::{Kind, Layout, Mat, Norm, QuantOf, Shape, LEAF, QBLOCK_WORDS};
 use super::layout::{ARGMAX_SEGMENT, KEYS_PER_SEGMENT, NORM_SEGMENT, PIECES_PER_SEGMENT};
 use super::sample::{sample_step, StepWords};
@@ -96,6 +97,7 @@ pub fn trace(
         tokens.len(),
         output.len(),
         params,
+        model_float_mats(model)?,
     ));
     let tracer = Tracer::new(model, rt, &layout, corruption);
     let mut seq = model.new_sequence();
@@ -113,6 +115,17 @@ pub fn trace(
     let logits = crate::forward::logits(&model.cfg, &tracer, &at_steps, output.len())?;
     tracer.sample(&logits, prompt, output, params)?;
     tracer.finish()
+}
+
+/// The model's float matrices ([`super::layout::float_mats`]).
+pub fn model_float_mats(model: &Model) -> Result<u8> {
+    super::layout::float_mats(model.cfg.n_layer, |at| {
+        let id = match at {
+            None => MatId::LmHead,
+            Some((l, role)) => MatId::Layer(l, role),
+        };
+        model.mat(id).kind == WeightKind::F32
+    })
 }
 
 /// Which region the next `quantize` or `add` fills.
@@ -437,6 +450,88 @@ impl<'a> Tracer<'a> {
         }
         id
     }
+
+    /// A quantized product by the reference (spec §1.2, §1.4): the partial accumulators after
+    /// each segment but the last, and the outputs.
+    fn quantized_product(
+        &self,
+        m: &QMatrix,
+        mat: Mat,
+        layer: Option<usize>,
+        xq: &QActs,
+        tokens: usize,
+    ) -> (Vec<u32>, Vec<f32>) {
+        let (rows, nb) = (m.rows, m.blocks());
+        let segs = Shape::row_segments(m.cols);
+        let partial_kind = Kind::MatPartial { mat };
+        let mut partials = Vec::with_capacity(tokens * rows * (segs - 1));
+        let mut y = vec![0f32; tokens * rows];
+        for r in 0..rows {
+            let pieces = Self::pieces(m, r);
+            for t in 0..tokens {
+                let mut acc = 0f32;
+                for (b, p) in pieces.iter().enumerate() {
+                    let xb = t * nb + b;
+                    acc += p.term(ActBlock {
+                        q: &xq.q[xb * QK..][..QK],
+                        d: xq.d[xb],
+                        s: xq.s[xb],
+                    });
+                    let seg = b / PIECES_PER_SEGMENT;
+                    if (b + 1) % PIECES_PER_SEGMENT == 0 && seg + 1 < segs {
+                        let at = (t * rows + r) * (segs - 1) + seg;
+                        acc = self.corrupt(partial_kind, layer, at, acc);
+                        partials.push((at, word(acc)));
+                    }
+                }
+                y[t * rows + r] = acc;
+            }
+        }
+        partials.sort_unstable_by_key(|&(at, _)| at);
+        (partials.into_iter().map(|(_, w)| w).collect(), y)
+    }
+
+    /// A float matrix's product by the reference (spec §1.3, unquantized activations `xf`):
+    /// the eight lanes after every segment of [`FLOAT_SEGMENT`] elements, and `tree8` of the
+    /// last ones.
+    fn float_product(
+        &self,
+        m: &QMatrix,
+        mat: Mat,
+        layer: Option<usize>,
+        xf: &[f32],
+        tokens: usize,
+    ) -> (Vec<u32>, Vec<f32>) {
+        let (rows, cols) = (m.rows, m.cols);
+        let segs = Shape::float_segments(cols);
+        let partial_kind = Kind::MatPartial { mat };
+        let mut lanes = vec![0u32; tokens * rows * segs * 8];
+        let mut y = vec![0f32; tokens * rows];
+        let mut w = vec![0f32; cols];
+        for r in 0..rows {
+            m.row_f32(r, &mut w);
+            for t in 0..tokens {
+                let x = &xf[t * cols..][..cols];
+                let mut a = [0f32; 8];
+                for seg in 0..segs {
+                    let chunks =
+                        seg * FLOAT_SEGMENT / 8..((seg + 1) * FLOAT_SEGMENT / 8).min(cols / 8);
+                    for c in chunks {
+                        for (l, acc) in a.iter_mut().enumerate() {
+                            *acc += x[8 * c + l] * w[8 * c + l];
+                        }
+                    }
+                    for (l, acc) in a.iter_mut().enumerate() {
+                        let at = ((t * rows + r) * segs + seg) * 8 + l;
+                        *acc = self.corrupt(partial_kind, layer, at, *acc);
+                        lanes[at] = word(*acc);
+                    }
+                }
+                y[t * rows + r] = tree8(a);
+            }
+        }
+        (lanes, y)
+    }
 }
 
 impl Backend for Tracer<'_> {
@@ -553,41 +648,13 @@ impl Backend for Tracer<'_> {
                 }
             };
             let m = self.model().mat(id);
-            if m.kind == WeightKind::F32 {
-                return Err(EngineError::Unsupported(
-                    "dispute traces of f32 matrices are not laid out yet".into(),
-                ));
-            }
-            let (rows, nb) = (m.rows, m.blocks());
-            let segs = Shape::row_segments(m.cols);
-            let partial_kind = Kind::MatPartial { mat };
-            let mut partials = Vec::with_capacity(tokens * rows * (segs - 1));
-            let mut y = vec![0f32; tokens * rows];
-            for r in 0..rows {
-                let pieces = Self::pieces(m, r);
-                for t in 0..tokens {
-                    let mut acc = 0f32;
-                    for (b, p) in pieces.iter().enumerate() {
-                        let xb = t * nb + b;
-                        acc += p.term(ActBlock {
-                            q: &xq.q[xb * QK..][..QK],
-                            d: xq.d[xb],
-                            s: xq.s[xb],
-                        });
-                        let seg = b / PIECES_PER_SEGMENT;
-                        if (b + 1) % PIECES_PER_SEGMENT == 0 && seg + 1 < segs {
-                            let at = (t * rows + r) * (segs - 1) + seg;
-                            acc = self.corrupt(partial_kind, layer, at, acc);
-                            partials.push((at, word(acc)));
-                        }
-                    }
-                    y[t * rows + r] = acc;
-                }
-            }
-            partials.sort_unstable_by_key(|&(at, _)| at);
-            let partials: Vec<u32> = partials.into_iter().map(|(_, w)| w).collect();
+            let (partials, mut y) = if m.kind == WeightKind::F32 {
+                self.float_product(m, mat, layer, xf, tokens)
+            } else {
+                self.quantized_product(m, mat, layer, xq, tokens)
+            };
             self.agree(&format!("product {id:?}"), out, &y)?;
-            self.fill(partial_kind, layer, &partials)?;
+            self.fill(Kind::MatPartial { mat }, layer, &partials)?;
             self.fill_values(Kind::MatOut { mat }, layer, &mut y)?;
             out.copy_from_slice(&y);
             let mut st = self.state.borrow_mut();

@@ -117,15 +117,88 @@ fn row_shape(desc: &crate::gguf::TensorDesc) -> Result<(usize, usize, usize)> {
     Ok((rows, cols, row_bytes))
 }
 
-/// The weights root of an opened GGUF, streamed row by row (no tensor is held whole).
-pub fn weights_root<R: std::io::Read + std::io::Seek>(
+/// A slot's leaf preimage: its tensor's ggml type, shape and row root ([`ABSENT`], zeros and a
+/// zero root for an absent tensor).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slot {
+    pub code: u32,
+    pub rows: u32,
+    pub cols: u32,
+    pub root: [u8; 32],
+}
+
+impl Slot {
+    const ABSENT: Slot = Slot {
+        code: ABSENT,
+        rows: 0,
+        cols: 0,
+        root: [0; 32],
+    };
+
+    /// The slot's leaf in the weights tree.
+    pub fn leaf(&self) -> [u8; 32] {
+        slot_leaf(self.code, self.rows, self.cols, self.root)
+    }
+
+    /// Whether the tensor is float (F32, F16 or BF16: ggml types 0, 1 and 30), whose products
+    /// are §1.3's eight-lane dot products.
+    pub fn is_float(&self) -> bool {
+        matches!(self.code, 0 | 1 | 30)
+    }
+}
+
+/// The weights root over the slots' leaves.
+pub fn slots_root(slots: &[Slot]) -> [u8; 32] {
+    TraceTree::from_leaf_hashes(slots.iter().map(Slot::leaf).collect()).root()
+}
+
+/// The slots as `SwornExecutor.bind` reads them: 44 bytes each, `u32 code, u32 rows, u32 cols`
+/// (big-endian) and the row root: each a leaf's preimage after its `0x00`.
+pub fn pack_slots(slots: &[Slot]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(slots.len() * 44);
+    for s in slots {
+        for n in [s.code, s.rows, s.cols] {
+            out.extend_from_slice(&n.to_be_bytes());
+        }
+        out.extend_from_slice(&s.root);
+    }
+    out
+}
+
+/// The float matrices of a model with these slots (`layout::float_mats`).
+pub fn slots_float_mats(slots: &[Slot], n_layer: usize) -> Result<u8> {
+    let float = |slot: usize| slots.get(slot).is_some_and(Slot::is_float);
+    super::layout::float_mats(n_layer, |at| match at {
+        None => float(2),
+        Some((l, role)) => float(mat_slot(l, role)),
+    })
+}
+
+/// The leaf preimages of loaded slots.
+fn preimages(slots: &[Option<Tensor>]) -> Vec<Slot> {
+    slots
+        .iter()
+        .map(|s| match s {
+            Some(t) => Slot {
+                code: t.code,
+                rows: t.rows as u32,
+                cols: t.cols as u32,
+                root: t.tree.root(),
+            },
+            None => Slot::ABSENT,
+        })
+        .collect()
+}
+
+/// The slots of an opened GGUF, streamed row by row (no tensor is held whole).
+pub fn slot_preimages<R: std::io::Read + std::io::Seek>(
     f: &mut GgufFile<R>,
     cfg: &Config,
-) -> Result<[u8; 32]> {
-    let mut leaves = Vec::new();
+) -> Result<Vec<Slot>> {
+    let mut slots = Vec::new();
     for name in slot_names(f, cfg)? {
         let Some(desc) = f.describe(&name)? else {
-            leaves.push(slot_leaf(ABSENT, 0, 0, [0; 32]));
+            slots.push(Slot::ABSENT);
             continue;
         };
         let (rows, cols, row_bytes) = row_shape(&desc)?;
@@ -139,15 +212,22 @@ pub fn weights_root<R: std::io::Read + std::io::Seek>(
             rd.read(&mut buf)?;
             hashes.push(bytes_leaf_hash(&buf));
         }
-        let root = TraceTree::from_leaf_hashes(hashes).root();
-        leaves.push(slot_leaf(
-            desc.kind.ggml_code(),
-            rows as u32,
-            cols as u32,
-            root,
-        ));
+        slots.push(Slot {
+            code: desc.kind.ggml_code(),
+            rows: rows as u32,
+            cols: cols as u32,
+            root: TraceTree::from_leaf_hashes(hashes).root(),
+        });
     }
-    Ok(TraceTree::from_leaf_hashes(leaves).root())
+    Ok(slots)
+}
+
+/// The weights root of an opened GGUF, streamed row by row (no tensor is held whole).
+pub fn weights_root<R: std::io::Read + std::io::Seek>(
+    f: &mut GgufFile<R>,
+    cfg: &Config,
+) -> Result<[u8; 32]> {
+    Ok(slots_root(&slot_preimages(f, cfg)?))
 }
 
 /// The model's execution commitment (`docs/dispute.md` §5.5): `keccak256` of 13 words, each
@@ -216,17 +296,16 @@ impl Weights {
                 tree,
             }));
         }
-        let leaves = slots
-            .iter()
-            .map(|s| match s {
-                Some(t) => slot_leaf(t.code, t.rows as u32, t.cols as u32, t.tree.root()),
-                None => slot_leaf(ABSENT, 0, 0, [0; 32]),
-            })
-            .collect();
+        let leaves = preimages(&slots).iter().map(Slot::leaf).collect();
         Ok(Weights {
             slots,
             tree: TraceTree::from_leaf_hashes(leaves),
         })
+    }
+
+    /// The slots' leaf preimages.
+    pub fn preimages(&self) -> Vec<Slot> {
+        preimages(&self.slots)
     }
 
     /// The weights root.
