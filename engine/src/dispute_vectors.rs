@@ -56,7 +56,7 @@ fn cases(
         }
         // A sampled step's regions hold the running values the game is most subtle about:
         // twelve more words each.
-        let extra = if is_sampled(r.kind) && per_region > 1 {
+        let extra = if r.kind.is_sampled() && per_region > 1 {
             12
         } else {
             0
@@ -107,21 +107,6 @@ fn greedy_params(penalty: f32) -> SamplingParams {
         repeat_last_n: 16,
         ..Default::default()
     }
-}
-
-/// Whether a region is a sampled step's.
-fn is_sampled(kind: Kind) -> bool {
-    matches!(
-        kind,
-        Kind::Scaled
-            | Kind::Merge { .. }
-            | Kind::Weights
-            | Kind::Cumsum
-            | Kind::TopP
-            | Kind::MinP
-            | Kind::Draw
-            | Kind::Sampled
-    )
 }
 
 /// One trace's vector file: the model at `path` replaying `prompt` and three output tokens

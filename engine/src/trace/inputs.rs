@@ -342,20 +342,14 @@ pub fn reads(layout: &Layout, element: u64, tokens: &[u32], trace: &[u32]) -> Re
             out.push(start(Kind::MatOut { mat: Mat::Head }, None)? + i);
             reads_tokens = true;
         }
-        Kind::Scaled
-        | Kind::Merge { .. }
-        | Kind::Weights
-        | Kind::Cumsum
-        | Kind::TopP
-        | Kind::MinP
-        | Kind::Draw
-        | Kind::Sampled => out = sampled_reads(layout, r.kind, i, trace)?,
+        k if k.is_sampled() => out = sampled_reads(layout, k, i, trace)?,
         Kind::RopeTable { table } => {
             // Table 0 reads Llama 3's frequency factors, or the proof that the file has none.
             if table == 0 {
                 weights.push((ROPE_FREQS_SLOT, 0));
             }
         }
+        k => return Err(EngineError::Trace(format!("no step computes a {k:?} word"))),
     }
     out.sort_unstable();
     out.dedup();

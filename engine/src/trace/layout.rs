@@ -133,6 +133,23 @@ pub enum Kind {
     Sampled,
 }
 
+impl Kind {
+    /// Whether the region is a sampled step's (§5.6 of `docs/dispute.md`).
+    pub fn is_sampled(self) -> bool {
+        matches!(
+            self,
+            Kind::Scaled
+                | Kind::Merge { .. }
+                | Kind::Weights
+                | Kind::Cumsum
+                | Kind::TopP
+                | Kind::MinP
+                | Kind::Draw
+                | Kind::Sampled
+        )
+    }
+}
+
 /// What a sampled (temperature > 0) step's regions depend on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Sampled {
