@@ -39,6 +39,34 @@ library SwornMath {
         return ordered(a) < ordered(b);
     }
 
+    /// @notice Whether `a >= b` (IEEE: false when either is NaN; -0 == +0).
+    function ge(uint32 a, uint32 b) internal pure returns (bool) {
+        return !isNaN(a) && !isNaN(b) && !lt(a, b);
+    }
+
+    /// @notice Whether `a > b` (IEEE: false when either is NaN).
+    function gt(uint32 a, uint32 b) internal pure returns (bool) {
+        return !isNaN(a) && !isNaN(b) && lt(b, a);
+    }
+
+    /// @notice Whether candidate `ida` with scaled logit `a` comes before `idb` with `b` in the
+    /// sampler's total order (canonical-arithmetic §4.4): `a` above `b` by IEEE's totalOrder
+    /// (Rust's `f32::total_cmp`: the bits as a sign-magnitude integer, so -NaN < -inf < ... <
+    /// -0 < +0 < ... < +inf < +NaN), then the lower id first.
+    function before(uint32 a, uint32 ida, uint32 b, uint32 idb) internal pure returns (bool) {
+        (uint32 ka, uint32 kb) = (totalKey(a), totalKey(b));
+        return ka > kb || (ka == kb && ida < idb);
+    }
+
+    /// A float's place in IEEE's totalOrder as an unsigned integer.
+    function totalKey(uint32 x) private pure returns (uint32) {
+        return x >> 31 == 1 ? ~x : x | 0x80000000;
+    }
+
+    function isNaN(uint32 x) private pure returns (bool) {
+        return (x & 0x7FFFFFFF) > 0x7F800000;
+    }
+
     /// @dev An integer in the order of the floats (zeros equal).
     function ordered(uint32 x) private pure returns (int256) {
         int256 m = int256(uint256(x & 0x7FFFFFFF));

@@ -46,16 +46,10 @@ contract SwornSampleSteps is SwornStepBase {
         return word(c, logits + c.i).div(c.x.temperature);
     }
 
-    /// A float's place in the total order (`f32::total_cmp`): larger keys are larger floats.
-    function key(uint32 x) private pure returns (uint32) {
-        return x >> 31 == 1 ? ~x : x | 0x80000000;
-    }
-
     /// Whether candidate `x` comes before `y`: scaled logit descending, then id ascending.
     function before(Ctx memory c, uint256 scaledAt, uint32 x, uint32 y) private pure returns (bool) {
         require(x < c.s.vocab && y < c.s.vocab, "executor: a candidate past the vocabulary");
-        (uint32 kx, uint32 ky) = (key(word(c, scaledAt + x)), key(word(c, scaledAt + y)));
-        return kx > ky || (kx == ky && x < y);
+        return SwornMath.before(word(c, scaledAt + x), x, word(c, scaledAt + y), y);
     }
 
     /// The id at `j` of merge level `level` of step `n` (level 0: the ids in order).
@@ -130,11 +124,6 @@ contract SwornSampleSteps is SwornStepBase {
         return prev.add(word(c, stepAt(c, L.WEIGHTS, 0, n) + j));
     }
 
-    /// `a >= b`, false when either is NaN.
-    function ge(uint32 a, uint32 b) private pure returns (bool) {
-        return !a.isNaN() && !b.isNaN() && !SwornMath.lt(a, b);
-    }
-
     /// top-p's running cut: once the running sum reaches `P * W`, the count kept.
     function topP(Ctx memory c) private pure returns (uint32) {
         uint256 kk = c.s.candidates;
@@ -143,7 +132,7 @@ contract SwornSampleSteps is SwornStepBase {
         if (prev != 0) return prev;
         uint256 cum = stepAt(c, L.CUMSUM, 0, n);
         uint32 target = c.x.topP.mul(word(c, cum + kk - 1));
-        return ge(word(c, cum + j), target) ? uint32(j + 1) : 0;
+        return SwornMath.ge(word(c, cum + j), target) ? uint32(j + 1) : 0;
     }
 
     /// The count top-p keeps (all candidates without top-p).
@@ -159,7 +148,7 @@ contract SwornSampleSteps is SwornStepBase {
         uint256 kk = c.s.candidates;
         (uint256 n, uint256 j) = (c.i / kk, c.i % kk);
         uint32 prev = j == 0 ? 0 : word(c, stepAt(c, L.MIN_P, 0, n) + j - 1);
-        if (prev == j && j < topPKeep(c, n) && ge(word(c, stepAt(c, L.WEIGHTS, 0, n) + j), c.x.minP)) {
+        if (prev == j && j < topPKeep(c, n) && SwornMath.ge(word(c, stepAt(c, L.WEIGHTS, 0, n) + j), c.x.minP)) {
             return uint32(j + 1);
         }
         return prev;
@@ -185,9 +174,7 @@ contract SwornSampleSteps is SwornStepBase {
         uint256 keep = keepOf(c, n);
         uint256 cum = stepAt(c, L.CUMSUM, 0, n);
         uint32 target = SwornPhilox.uniform(c.x.seed, uint64(n)).mul(word(c, cum + keep - 1));
-        uint32 x = word(c, cum + j);
-        bool passes = !x.isNaN() && !target.isNaN() && SwornMath.lt(target, x);
-        return j < keep && passes ? uint32(j + 1) : 0;
+        return j < keep && SwornMath.gt(word(c, cum + j), target) ? uint32(j + 1) : 0;
     }
 
     /// The sampled token: the drawn candidate, or the last kept one when none was drawn.

@@ -11,6 +11,7 @@
 //!
 //! Each file is records of big-endian 32-bit words: `a b result` for the two-operand
 //! operations, `n a[n] b[n] result` for `dot8`, `seed step philox[4] uniform` for `philox`,
+//! `a b ida idb before ge gt` for `order` (the sampled steps' comparisons),
 //! `x[32] q[32] d qsum s` for `quant`, `type row-bytes (q[32] d qsum s)[2] result` for
 //! `products`, `k acc q[8] d s block result` for `pieces_*` (one file per quantized type; `q`
 //! is 32 signed bytes), `type from to acc row-bytes (q[8] d s)[8] result` for `folds`, `type n
@@ -186,6 +187,50 @@ fn dots(rng: &mut Rng) -> Vec<u8> {
         put(
             &mut out,
             std::iter::once(n as u32).chain(a).chain(b).chain([r]),
+        );
+    }
+    out
+}
+
+/// The sampled steps' comparisons (`docs/dispute.md` §5.6): records `a b ida idb before ge
+/// gt`, `before` whether candidate `ida` (scaled logit `a`) comes before `idb` (`b`) in the
+/// total order (logit descending by `total_cmp`, then id ascending), `ge` and `gt` IEEE's
+/// `a >= b` and `a > b` (false with a NaN). Every pair of specials both ways round, equal
+/// values (the id decides), neighbours one ulp apart, and random bits.
+fn orders(rng: &mut Rng) -> Vec<u8> {
+    let s = specials();
+    let mut pairs: Vec<(u32, u32, bool)> = Vec::with_capacity(CASES);
+    for (i, &a) in s.iter().enumerate() {
+        pairs.extend(s.iter().map(|&b| (a, b, i % 2 == 1)));
+    }
+    while pairs.len() < CASES {
+        let (a, n) = (rng.next_u64() as u32, pairs.len());
+        let b = match n % 4 {
+            0 => a,
+            1 => a.wrapping_add(1),
+            2 => a ^ 0x8000_0000,
+            _ => rng.next_u64() as u32,
+        };
+        pairs.push((a, b, n % 8 < 4));
+    }
+    let mut out = Vec::with_capacity(CASES * 28);
+    for (a, b, swap) in pairs.into_iter().take(CASES) {
+        let (ida, idb) = if swap { (1u32, 0u32) } else { (0, 1) };
+        let mut scaled = [0u32; 2];
+        (scaled[ida as usize], scaled[idb as usize]) = (a, b);
+        let before = crate::trace::sample::before(&scaled, ida, idb).expect("ids in range");
+        let (x, y) = (f32::from_bits(a), f32::from_bits(b));
+        put(
+            &mut out,
+            [
+                a,
+                b,
+                ida,
+                idb,
+                u32::from(before),
+                u32::from(x >= y),
+                u32::from(x > y),
+            ],
         );
     }
     out
@@ -447,6 +492,7 @@ pub fn generate() -> Vec<(&'static str, Vec<u8>)> {
     files.push(("gelu", unary(near.iter().copied(), f(gelu_tanh_f32))));
     files.push(("dot8", dots(&mut rng)));
     files.push(("philox", draws(&mut rng)));
+    files.push(("order", orders(&mut rng)));
     files.push(("quant", blocks(&mut rng)));
     files.push(("products", products(&mut rng)));
     files.push(("rmsnorm", norms(&mut rng)));

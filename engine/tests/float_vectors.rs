@@ -7,12 +7,39 @@ use sworn_engine::quant::QuantType;
 #[test]
 fn every_file_has_its_cases() {
     let files = generate();
-    assert_eq!(files.len(), 42);
+    assert_eq!(files.len(), 43);
     for (name, bytes) in &files {
         assert!(bytes.len() >= CASES * 8, "{name}: {} bytes", bytes.len());
     }
     // Deterministic: the same bytes every time.
     assert!(files == generate());
+}
+
+/// The sampling order's pairs reach what they are for: equal values (the id decides, both
+/// ways round), NaNs, and signed zeros.
+#[test]
+fn the_order_vectors_cover_ties_and_nans() {
+    let files = generate();
+    let order = &files.iter().find(|(n, _)| *n == "order").unwrap().1;
+    let (mut ties, mut by_higher_id, mut nan, mut zeros) = (0, 0, 0, 0);
+    for rec in order.chunks_exact(28) {
+        let w = |i: usize| u32::from_be_bytes(rec[i * 4..i * 4 + 4].try_into().unwrap());
+        let (a, b) = (w(0), w(1));
+        if a == b {
+            ties += 1;
+            by_higher_id += usize::from(w(2) > w(3));
+        }
+        nan += usize::from(f32::from_bits(a).is_nan() || f32::from_bits(b).is_nan());
+        zeros += usize::from(a & 0x7FFF_FFFF == 0 && b & 0x7FFF_FFFF == 0 && a != b);
+    }
+    assert!(
+        ties > 2000 && by_higher_id > 500,
+        "{ties} ties, {by_higher_id} by the higher id"
+    );
+    assert!(
+        nan > 300 && zeros >= 2,
+        "{nan} with NaN, {zeros} of opposite zeros"
+    );
 }
 
 /// The drawn cases reach what they are for: ties, subnormal results, overflow, NaN.
