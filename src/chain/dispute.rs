@@ -137,8 +137,8 @@ pub struct Side {
 
 impl Side {
     /// The honest side: the model at `model_path` replays `t` with the tracing backend. Refuses
-    /// a transcript the game does not cover (before format 4, sampled, grammar-constrained) and
-    /// a model that is not the one `t` commits to.
+    /// a transcript the game does not cover (before format 4, grammar-constrained, a model with
+    /// a matrix role float on some layers only) and a model that is not the one `t` commits to.
     pub fn honest(t: &Transcript, model_path: &Path, threads: usize) -> Result<Side> {
         let model = Model::load(model_path, None)
             .with_context(|| format!("loading {}", model_path.display()))?;
