@@ -194,7 +194,7 @@ fn dots(rng: &mut Rng) -> Vec<u8> {
 
 /// The sampled steps' comparisons (`docs/dispute.md` §5.6): records `a b ida idb before ge
 /// gt`, `before` whether candidate `ida` (scaled logit `a`) comes before `idb` (`b`) in the
-/// total order (logit descending by `total_cmp`, then id ascending), `ge` and `gt` IEEE's
+/// total order (`sampling::candidate_order`, which the sampler and the trace's sort share), `ge` and `gt` IEEE's
 /// `a >= b` and `a > b` (false with a NaN). Every pair of specials both ways round, equal
 /// values (the id decides), neighbours one ulp apart, and random bits.
 fn orders(rng: &mut Rng) -> Vec<u8> {
@@ -216,10 +216,8 @@ fn orders(rng: &mut Rng) -> Vec<u8> {
     let mut out = Vec::with_capacity(CASES * 28);
     for (a, b, swap) in pairs.into_iter().take(CASES) {
         let (ida, idb) = if swap { (1u32, 0u32) } else { (0, 1) };
-        let mut scaled = [0u32; 2];
-        (scaled[ida as usize], scaled[idb as usize]) = (a, b);
-        let before = crate::trace::sample::before(&scaled, ida, idb).expect("ids in range");
         let (x, y) = (f32::from_bits(a), f32::from_bits(b));
+        let before = crate::sampling::candidate_order(x, ida, y, idb).is_lt();
         put(
             &mut out,
             [

@@ -134,8 +134,7 @@ pub fn sample_masked(
     for v in l.iter_mut() {
         *v /= params.temperature;
     }
-    // Candidates in the total order (logit descending, id ascending).
-    let order = |a: &u32, b: &u32| l[*b as usize].total_cmp(&l[*a as usize]).then(a.cmp(b));
+    let order = |a: &u32, b: &u32| candidate_order(l[*a as usize], *a, l[*b as usize], *b);
     let mut cand: Vec<u32> = match mask {
         None => (0..l.len() as u32).collect(),
         Some(m) => m.ids(l.len()),
@@ -182,6 +181,13 @@ pub fn sample_masked(
         }
     }
     Ok(cand[p.len() - 1])
+}
+
+/// The candidates' total order (spec §4.4) of candidate `a` with logit `la` against `b` with
+/// `lb`: `Less` when `a` comes first, the larger logit by IEEE totalOrder (`total_cmp`), then
+/// the lower id. The dispute trace's merge sort compares by it too.
+pub fn candidate_order(la: f32, a: u32, lb: f32, b: u32) -> std::cmp::Ordering {
+    lb.total_cmp(&la).then(a.cmp(&b))
 }
 
 /// Index of the largest value, the lowest index among equals.

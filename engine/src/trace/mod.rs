@@ -8,6 +8,7 @@
 pub mod bind;
 pub mod inputs;
 pub mod layout;
+pub mod products;
 pub mod record;
 pub mod sample;
 pub mod weights;

@@ -12,9 +12,9 @@
 
 use std::cell::RefCell;
 
-use super::layout::FLOAT_SEGMENT;
 use super::layout::{Kind, Layout, Mat, Norm, QuantOf, Shape, LEAF, QBLOCK_WORDS};
-use super::layout::{ARGMAX_SEGMENT, KEYS_PER_SEGMENT, NORM_SEGMENT, PIECES_PER_SEGMENT};
+use super::layout::{ARGMAX_SEGMENT, KEYS_PER_SEGMENT, NORM_SEGMENT};
+use super::products;
 use super::sample::{sample_step, StepWords};
 use crate::arch::LayerVec;
 use crate::backend::{Backend, Cpu, Gate, MatId, Positions, Qkv, VecId};
@@ -23,8 +23,7 @@ use crate::canon::quant::{QActs, QK};
 use crate::error::{EngineError, Result};
 use crate::kernels::Runner;
 use crate::model::{Feed, Model};
-use crate::qmatrix::{QMatrix, WeightKind};
-use crate::quant::{ActBlock, Form, Piece};
+use crate::qmatrix::WeightKind;
 use crate::sampling::SamplingParams;
 
 /// A value's word in the trace: its bits, any NaN canonical (`docs/dispute.md` §1), as in the
@@ -313,33 +312,6 @@ impl<'a> Tracer<'a> {
         Ok(())
     }
 
-    /// The pieces of row `r` of `m` (spec §1.4), whatever its storage.
-    fn pieces(m: &QMatrix, r: usize) -> Vec<Piece> {
-        (0..m.blocks())
-            .map(|b| match m.kind {
-                WeightKind::Blocks(_) => m.piece(r, b),
-                _ => {
-                    let blk = m.block(r, b);
-                    let (form, minus) = match m.kind {
-                        WeightKind::Q4_1 => (
-                            Form::Affine {
-                                dw: blk.d,
-                                mw: blk.m,
-                            },
-                            0,
-                        ),
-                        WeightKind::Q4_0 => (Form::Scaled { dw: blk.d }, 8),
-                        _ => (Form::Scaled { dw: blk.d }, 0),
-                    };
-                    Piece {
-                        form,
-                        q: blk.q.map(|q| (q - minus) as i8),
-                    }
-                }
-            })
-            .collect()
-    }
-
     /// Applies sampling (and its repetition penalty) to each step's logits.
     fn sample(
         &self,
@@ -449,88 +421,6 @@ impl<'a> Tracer<'a> {
             argmax.extend([word(best), id]);
         }
         id
-    }
-
-    /// A quantized product by the reference (spec §1.2, §1.4): the partial accumulators after
-    /// each segment but the last, and the outputs.
-    fn quantized_product(
-        &self,
-        m: &QMatrix,
-        mat: Mat,
-        layer: Option<usize>,
-        xq: &QActs,
-        tokens: usize,
-    ) -> (Vec<u32>, Vec<f32>) {
-        let (rows, nb) = (m.rows, m.blocks());
-        let segs = Shape::row_segments(m.cols);
-        let partial_kind = Kind::MatPartial { mat };
-        let mut partials = Vec::with_capacity(tokens * rows * (segs - 1));
-        let mut y = vec![0f32; tokens * rows];
-        for r in 0..rows {
-            let pieces = Self::pieces(m, r);
-            for t in 0..tokens {
-                let mut acc = 0f32;
-                for (b, p) in pieces.iter().enumerate() {
-                    let xb = t * nb + b;
-                    acc += p.term(ActBlock {
-                        q: &xq.q[xb * QK..][..QK],
-                        d: xq.d[xb],
-                        s: xq.s[xb],
-                    });
-                    let seg = b / PIECES_PER_SEGMENT;
-                    if (b + 1) % PIECES_PER_SEGMENT == 0 && seg + 1 < segs {
-                        let at = (t * rows + r) * (segs - 1) + seg;
-                        acc = self.corrupt(partial_kind, layer, at, acc);
-                        partials.push((at, word(acc)));
-                    }
-                }
-                y[t * rows + r] = acc;
-            }
-        }
-        partials.sort_unstable_by_key(|&(at, _)| at);
-        (partials.into_iter().map(|(_, w)| w).collect(), y)
-    }
-
-    /// A float matrix's product by the reference (spec §1.3, unquantized activations `xf`):
-    /// the eight lanes after every segment of [`FLOAT_SEGMENT`] elements, and `tree8` of the
-    /// last ones.
-    fn float_product(
-        &self,
-        m: &QMatrix,
-        mat: Mat,
-        layer: Option<usize>,
-        xf: &[f32],
-        tokens: usize,
-    ) -> (Vec<u32>, Vec<f32>) {
-        let (rows, cols) = (m.rows, m.cols);
-        let segs = Shape::float_segments(cols);
-        let partial_kind = Kind::MatPartial { mat };
-        let mut lanes = vec![0u32; tokens * rows * segs * 8];
-        let mut y = vec![0f32; tokens * rows];
-        let mut w = vec![0f32; cols];
-        for r in 0..rows {
-            m.row_f32(r, &mut w);
-            for t in 0..tokens {
-                let x = &xf[t * cols..][..cols];
-                let mut a = [0f32; 8];
-                for seg in 0..segs {
-                    let chunks =
-                        seg * FLOAT_SEGMENT / 8..((seg + 1) * FLOAT_SEGMENT / 8).min(cols / 8);
-                    for c in chunks {
-                        for (l, acc) in a.iter_mut().enumerate() {
-                            *acc += x[8 * c + l] * w[8 * c + l];
-                        }
-                    }
-                    for (l, acc) in a.iter_mut().enumerate() {
-                        let at = ((t * rows + r) * segs + seg) * 8 + l;
-                        *acc = self.corrupt(partial_kind, layer, at, *acc);
-                        lanes[at] = word(*acc);
-                    }
-                }
-                y[t * rows + r] = tree8(a);
-            }
-        }
-        (lanes, y)
     }
 }
 
@@ -648,10 +538,12 @@ impl Backend for Tracer<'_> {
                 }
             };
             let m = self.model().mat(id);
+            let kind = Kind::MatPartial { mat };
+            let corrupt = |at: usize, x: f32| self.corrupt(kind, layer, at, x);
             let (partials, mut y) = if m.kind == WeightKind::F32 {
-                self.float_product(m, mat, layer, xf, tokens)
+                products::float_product(m, xf, tokens, corrupt)
             } else {
-                self.quantized_product(m, mat, layer, xq, tokens)
+                products::quantized_product(m, xq, tokens, corrupt)
             };
             self.agree(&format!("product {id:?}"), out, &y)?;
             self.fill(Kind::MatPartial { mat }, layer, &partials)?;

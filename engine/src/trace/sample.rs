@@ -11,7 +11,7 @@
 use super::layout::{merge_levels, Kind, Sampled};
 use crate::canon::math::exp_f32;
 use crate::error::{EngineError, Result};
-use crate::sampling::{uniform, SamplingParams};
+use crate::sampling::{candidate_order, uniform, SamplingParams};
 
 /// Whether candidate `a` comes before `b` in the total order (canonical-arithmetic §4.4):
 /// scaled logit descending (`total_cmp` of the trace's words), then id ascending.
@@ -22,11 +22,7 @@ pub fn before(scaled: &[u32], a: u32, b: u32) -> Result<bool> {
             .map(|&w| f32::from_bits(w))
             .ok_or_else(|| EngineError::Trace(format!("candidate id {id} is past the vocabulary")))
     };
-    Ok(match value(a)?.total_cmp(&value(b)?) {
-        std::cmp::Ordering::Greater => true,
-        std::cmp::Ordering::Less => false,
-        std::cmp::Ordering::Equal => a < b,
-    })
+    Ok(candidate_order(value(a)?, a, value(b)?, b).is_lt())
 }
 
 /// Where output `k` of a merge level of `v` candidates takes its inputs from: `q` its index in
