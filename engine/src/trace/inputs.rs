@@ -386,15 +386,8 @@ fn sampled_reads(layout: &Layout, kind: Kind, i: u64, trace: &[u32]) -> Result<V
     };
     let levels = s.merge_levels();
     // Step n's scaled logits, sorted ids and running regions.
-    let step = |kind: Kind, n: u64| -> Result<u64> {
-        Ok(start(kind)?
-            + match kind {
-                Kind::Scaled => n * v,
-                Kind::Merge { .. } => n * v * 2,
-                Kind::Sampled => n,
-                _ => n * k,
-            })
-    };
+    let step =
+        |kind: Kind, n: u64| -> Result<u64> { Ok(start(kind)? + n * s.sampled_width(kind) as u64) };
     let sorted = |n: u64, j: u64| -> Result<(Option<u64>, u32)> {
         if levels == 0 {
             return Ok((None, j as u32));

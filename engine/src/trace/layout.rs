@@ -227,6 +227,17 @@ impl Shape {
         cols.div_ceil(FLOAT_SEGMENT)
     }
 
+    /// Words of one output step in a sampled region `kind` (regions are `[steps][width]`):
+    /// `V` for the scaled logits, `2V` for a merge level, 1 for the token, `K` for the rest.
+    pub fn sampled_width(&self, kind: Kind) -> usize {
+        match kind {
+            Kind::Scaled => self.cfg.vocab,
+            Kind::Merge { .. } => 2 * self.cfg.vocab,
+            Kind::Sampled => 1,
+            _ => self.sampled.map_or(0, |s| s.candidates),
+        }
+    }
+
     /// Levels of the merge sort of the vocabulary: `ceil(log2 V)`.
     pub fn merge_levels(&self) -> usize {
         merge_levels(self.cfg.vocab)

@@ -352,13 +352,9 @@ impl<'a> Tracer<'a> {
             let id = match self.layout.shape.sampled {
                 None => self.argmax(&l, n, &mut argmax),
                 Some(shape) => {
+                    let layout = &self.layout.shape;
                     let step = sample_step(&words(&l), params, shape, n as u64, |kind, i, w| {
-                        let at = match kind {
-                            Kind::Scaled => n * v + i,
-                            Kind::Merge { .. } => n * v * 2 + i,
-                            Kind::Sampled => n,
-                            _ => n * shape.candidates + i,
-                        };
+                        let at = n * layout.sampled_width(kind) + i;
                         self.corrupt(kind, None, at, f32::from_bits(w)).to_bits()
                     })?;
                     sampled.push(step);
